@@ -1,0 +1,1 @@
+"""odum-live: a live order execution service (OMS/EMS)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OdumLiveConfig(AppConfig):
+    name = "odum_live"
+    verbose_name = "odum-live"

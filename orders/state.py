@@ -1,0 +1,95 @@
+"""The order state machine (DESIGN.md, "Order state machine"; FIX / NautilusTrader terms).
+
+::
+
+    PENDING ─▶ DENIED (pre-trade risk)          terminal: DENIED REJECTED CANCELED EXPIRED FILLED
+       └─▶ ROUTED ─▶ SUBMITTED ─▶ ACCEPTED ─▶ PARTIALLY_FILLED ─▶ FILLED
+                         │            │  └──────────┴─▶ PENDING_CANCEL ─▶ CANCELED
+                         └─▶ REJECTED └─▶ EXPIRED
+
+Facts that widen the drawing (NAUTILUS_NOTES.md): sandbox MARKET orders go SUBMITTED → FILLED with
+no ACCEPTED, so SUBMITTED may move straight to PARTIALLY_FILLED / FILLED; a cancel may be
+requested while SUBMITTED; fills can arrive while PENDING_CANCEL; a rejected cancel returns the
+order to ACCEPTED (nothing filled) or PARTIALLY_FILLED. A ROUTED order not yet handed to a venue
+can be canceled at once. This table is the only place transitions are decided.
+"""
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    DENIED = "DENIED"
+    ROUTED = "ROUTED"
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    FILLED = "FILLED"
+
+
+S = OrderStatus
+
+TERMINAL_STATUSES = frozenset({S.DENIED, S.REJECTED, S.CANCELED, S.EXPIRED, S.FILLED})
+#: Statuses in which an order may still trade (counts as open exposure).
+OPEN_STATUSES = frozenset({S.PENDING, S.ROUTED, S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+#: Statuses in which a cancel may be requested.
+CANCELABLE_STATUSES = frozenset({S.ROUTED, S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED})
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING: frozenset({S.DENIED, S.ROUTED, S.REJECTED}),
+    S.ROUTED: frozenset({S.SUBMITTED, S.CANCELED, S.REJECTED}),
+    S.SUBMITTED: frozenset(
+        {S.ACCEPTED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
+    ),
+    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.ACCEPTED}),
+    **{status: frozenset() for status in TERMINAL_STATUSES},
+}
+
+#: Progress rank: a legal transition never lowers it. The working statuses share one rank because
+#: a rejected cancel returns PENDING_CANCEL to where it came from.
+PROGRESS_RANK: dict[OrderStatus, int] = {
+    S.PENDING: 0,
+    S.ROUTED: 1,
+    S.SUBMITTED: 2,
+    S.ACCEPTED: 3,
+    S.PARTIALLY_FILLED: 3,
+    S.PENDING_CANCEL: 3,
+    **{status: 4 for status in TERMINAL_STATUSES},
+}
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow.
+
+    Attributes
+    ----------
+    source, target : OrderStatus
+    """
+
+    def __init__(self, source: str, target: str):
+        self.source = OrderStatus(source)
+        self.target = OrderStatus(target)
+        super().__init__(f"order status cannot move from {self.source} to {self.target}")
+
+
+def can_transition(source: str, target: str) -> bool:
+    """Return whether ``source`` → ``target`` is a legal status change."""
+    return OrderStatus(target) in TRANSITIONS[OrderStatus(source)]
+
+
+def check_transition(source: str, target: str, *, filled_quantity_positive: bool = False) -> None:
+    """Raise :class:`IllegalTransition` unless ``source`` → ``target`` is legal.
+
+    A rejected cancel (PENDING_CANCEL → ACCEPTED) is legal only while nothing has filled; with a
+    fill the order returns to PARTIALLY_FILLED instead.
+    """
+    if not can_transition(source, target):
+        raise IllegalTransition(source, target)
+    if source == S.PENDING_CANCEL and target == S.ACCEPTED and filled_quantity_positive:
+        raise IllegalTransition(source, target)

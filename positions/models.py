@@ -1,0 +1,39 @@
+"""Positions per (strategy, venue, instrument listing).
+
+``quantity`` is signed in base units (positive long, negative short); prices are in quote
+currency; PnL in quote currency. Only ``positions.services`` writes these rows.
+"""
+
+from decimal import Decimal
+
+from django.db import models
+
+from odum_live.fields import DecimalField
+
+
+class Position(models.Model):
+    """A net position of one strategy in one instrument listing on one venue."""
+
+    strategy = models.ForeignKey("orders.Strategy", on_delete=models.PROTECT, related_name="positions")
+    venue = models.CharField(max_length=32)
+    instrument_key = models.CharField(max_length=128, help_text="Canonical key of the listing.")
+    equivalence_key = models.CharField(max_length=128, help_text="Key without venue, for cross-venue aggregation.")
+    quantity = DecimalField(default=Decimal("0"), help_text="Signed quantity in base units.")
+    avg_entry_price = DecimalField(null=True, blank=True, help_text="Average entry price in quote currency.")
+    realized_pnl = DecimalField(default=Decimal("0"), help_text="Realized PnL in quote currency, net of fees.")
+    unrealized_pnl = DecimalField(default=Decimal("0"), help_text="Unrealized PnL at mark, in quote currency.")
+    mark_price = DecimalField(null=True, blank=True)
+    fees = DecimalField(default=Decimal("0"), help_text="Fees paid, in quote currency.")
+    marked_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["instrument_key", "venue", "strategy"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument_key", "venue", "strategy"], name="position_unique_listing_strategy"),
+        ]
+        indexes = [models.Index(fields=["equivalence_key"], name="position_equivalence_idx"),
+                   models.Index(fields=["strategy", "equivalence_key"], name="position_strategy_equiv_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id} {self.instrument_key} {self.quantity}"

@@ -1,0 +1,15 @@
+"""Settings for the test suite: the real settings with test-only defaults.
+
+DATABASE_URL / REDIS_URL choose the transports exactly as in production; only what a test run
+cannot sensibly take from the environment gets a default here.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+
+from odum_live.settings import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user factories
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100000/min"}}  # noqa: F405
