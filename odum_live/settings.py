@@ -208,6 +208,8 @@ ODUM = {
     "ROUTER_LATENCY_PENALTY_BPS_PER_MS": env.str("ROUTER_LATENCY_PENALTY_BPS_PER_MS", default="0.01"),
     # Seconds the trading node heartbeat may age before health reports it down.
     "NODE_HEARTBEAT_MAX_AGE_SECS": env.int("NODE_HEARTBEAT_MAX_AGE_SECS", default=15),
+    # Redis hash holding the latest market snapshot per instrument (venues/marketdata.py).
+    "MARKET_DATA_PREFIX": env.str("MARKET_DATA_PREFIX", default="odum:md"),
     # Register the benchmark-only floor endpoint (bench/api_submit.py); never in production.
     "BENCH_ENDPOINTS": env.bool("ODUM_BENCH_ENDPOINTS", default=False),
 }

@@ -1,0 +1,200 @@
+"""Market-data snapshot service: the latest quote and book per instrument listing.
+
+The venue layer (TradingNode, adapters) publishes; pre-trade risk (price collar, notional), the
+router (book walk) and position marks read. Backends: Redis in production (``REDIS_URL`` set, so
+every web and worker process sees the same figures) and process memory in the embedded default
+(where the node runs inside the web process).
+
+Prices are in quote currency, sizes in base units, times UTC-aware. Values cross Redis as decimal
+strings in JSON, never floats.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Protocol
+
+from django.conf import settings
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    """One price level: ``price`` in quote currency, ``size`` in base units."""
+
+    price: Decimal
+    size: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Top of book plus optional depth for one listing (canonical instrument key).
+
+    ``bids`` are best (highest) first, ``asks`` best (lowest) first. When only a quote is known
+    the depth tuples hold the single touch level.
+    """
+
+    instrument_key: str
+    ts: datetime
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+    last: Decimal | None = None
+    bids: tuple[BookLevel, ...] = field(default_factory=tuple)
+    asks: tuple[BookLevel, ...] = field(default_factory=tuple)
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Mid price in quote currency, or the last trade when one side is missing."""
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.last
+
+    def age_secs(self, now: datetime | None = None) -> float:
+        """Seconds since ``ts`` (UTC)."""
+        now = now or datetime.now(timezone.utc)
+        return (now - self.ts).total_seconds()
+
+    def is_fresh(self, max_age_secs: float, now: datetime | None = None) -> bool:
+        """True when the snapshot is at most ``max_age_secs`` old."""
+        return self.age_secs(now) <= max_age_secs
+
+    def depth(self, side: str) -> tuple[BookLevel, ...]:
+        """Levels a taker on ``side`` walks: asks for buy-like sides, bids otherwise."""
+        from odum_live.intent import BUY_LIKE_SIDES
+
+        if side in BUY_LIKE_SIDES:
+            levels = self.asks or ((BookLevel(self.ask, self.ask_size),) if self.ask is not None and self.ask_size else ())
+        else:
+            levels = self.bids or ((BookLevel(self.bid, self.bid_size),) if self.bid is not None and self.bid_size else ())
+        return levels
+
+    def to_json(self) -> str:
+        """Serialise with decimal strings and an ISO-8601 UTC timestamp."""
+
+        def dec(value):
+            return None if value is None else str(value)
+
+        return json.dumps(
+            {
+                "instrument_key": self.instrument_key,
+                "ts": self.ts.isoformat(),
+                "bid": dec(self.bid),
+                "ask": dec(self.ask),
+                "bid_size": dec(self.bid_size),
+                "ask_size": dec(self.ask_size),
+                "last": dec(self.last),
+                "bids": [[str(lv.price), str(lv.size)] for lv in self.bids],
+                "asks": [[str(lv.price), str(lv.size)] for lv in self.asks],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MarketSnapshot:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+
+        def dec(value):
+            return None if value is None else Decimal(value)
+
+        return cls(
+            instrument_key=data["instrument_key"],
+            ts=datetime.fromisoformat(data["ts"]),
+            bid=dec(data["bid"]),
+            ask=dec(data["ask"]),
+            bid_size=dec(data["bid_size"]),
+            ask_size=dec(data["ask_size"]),
+            last=dec(data.get("last")),
+            bids=tuple(BookLevel(Decimal(p), Decimal(s)) for p, s in data["bids"]),
+            asks=tuple(BookLevel(Decimal(p), Decimal(s)) for p, s in data["asks"]),
+        )
+
+
+class MarketDataStore(Protocol):
+    """What publishers and readers of snapshots rely on."""
+
+    def publish(self, snapshot: MarketSnapshot) -> None:
+        """Store ``snapshot`` as the latest for its instrument key."""
+
+    def get(self, instrument_key: str) -> MarketSnapshot | None:
+        """Return the latest snapshot, or None when none was ever published."""
+
+    def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
+        """Return the latest snapshot of each key that has one."""
+
+    def clear(self) -> None:
+        """Forget every snapshot (tests, replay restarts)."""
+
+
+class MemoryMarketDataStore:
+    """Process-local store for the embedded default."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, MarketSnapshot] = {}
+
+    def publish(self, snapshot: MarketSnapshot) -> None:
+        with self._lock:
+            self._data[snapshot.instrument_key] = snapshot
+
+    def get(self, instrument_key: str) -> MarketSnapshot | None:
+        return self._data.get(instrument_key)
+
+    def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
+        return {k: self._data[k] for k in instrument_keys if k in self._data}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class RedisMarketDataStore:
+    """Redis-backed store: one hash ``<prefix>`` mapping instrument key → snapshot JSON.
+
+    Raises
+    ------
+    redis.exceptions.ConnectionError
+        When Redis is unreachable; callers treat that as "no market data" with that reason.
+    """
+
+    def __init__(self, url: str, prefix: str = "odum:md") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._key = prefix
+
+    def publish(self, snapshot: MarketSnapshot) -> None:
+        self._redis.hset(self._key, snapshot.instrument_key, snapshot.to_json())
+
+    def get(self, instrument_key: str) -> MarketSnapshot | None:
+        raw = self._redis.hget(self._key, instrument_key)
+        return MarketSnapshot.from_json(raw) if raw else None
+
+    def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
+        if not instrument_keys:
+            return {}
+        raws = self._redis.hmget(self._key, instrument_keys)
+        return {k: MarketSnapshot.from_json(r) for k, r in zip(instrument_keys, raws) if r}
+
+    def clear(self) -> None:
+        self._redis.delete(self._key)
+
+
+_store: MarketDataStore | None = None
+_store_lock = threading.Lock()
+
+
+def market_data() -> MarketDataStore:
+    """Return the process's market-data store (Redis when ``REDIS_URL`` is set, else memory)."""
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                url = settings.REDIS_URL
+                prefix = settings.ODUM.get("MARKET_DATA_PREFIX", "odum:md")
+                _store = RedisMarketDataStore(url, prefix) if url else MemoryMarketDataStore()
+    return _store
