@@ -23,6 +23,10 @@ EQUITY             SYMBOL (e.g. AAPL, BRK.B)            none
 other types        TOKEN[-TOKEN...] (DeFi, sports)      none
 =================  ===================================  ========================
 
+Currencies are 2-16 upper-case letters or digits; the strike is a positive decimal written
+canonically (``50000``, ``2.5``; never ``050000`` or ``2.50``), in quote currency; the expiry is a
+calendar date in 2000-2099 (venue symbols carry two-digit years).
+
 ``LIN`` (linear) contracts are margined and settled in the quote currency, ``INV`` (inverse)
 in the base currency. Parsing is strict: every error is an :class:`InstrumentKeyError` naming the
 offending part. This module has no NautilusTrader import: it produces the id *strings*, and
@@ -54,12 +58,18 @@ SETTLEMENTS = ("LIN", "INV")
 OPTION_KINDS = ("C", "P")
 _PAIR_TYPES = ("SPOT_PAIR", "PERPETUAL", "FUTURE", "OPTION")
 
-_VENUE_RE = re.compile(r"^[A-Z0-9]+(?:[-_][A-Z0-9]+)*$")
-_CURRENCY_RE = re.compile(r"^[A-Z0-9]{2,16}$")
-_EQUITY_RE = re.compile(r"^[A-Z0-9]{1,12}(?:\.[A-Z0-9]{1,4})?$")
-_TOKEN_PAYLOAD_RE = re.compile(r"^[A-Z0-9]+(?:[-_.][A-Z0-9]+)*$")
-_STRIKE_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+# Patterns are applied with ``fullmatch``: ``re.match`` with ``$`` would accept a trailing newline.
+_VENUE_RE = re.compile(r"[A-Z0-9]+(?:[-_][A-Z0-9]+)*")
+_CURRENCY_RE = re.compile(r"[A-Z0-9]{2,16}")
+_EQUITY_RE = re.compile(r"[A-Z0-9]{1,12}(?:\.[A-Z0-9]{1,4})?")
+_TOKEN_PAYLOAD_RE = re.compile(r"[A-Z0-9]+(?:[-_.][A-Z0-9]+)*")
+_STRIKE_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DATE_RE = re.compile(r"[0-9]{8}")
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+#: CME month codes, used by Bybit's inverse delivery futures (``BTCUSDZ24``).
+_MONTH_CODES = "FGHJKMNQUVXZ"
+#: Venue symbols write expiries with two-digit years, so keys are limited to one century.
+EXPIRY_YEARS = (2000, 2099)
 
 
 class InstrumentKeyError(ValueError):
@@ -72,6 +82,8 @@ class InstrumentKeyError(ValueError):
         ``payload``, ``base``, ``quote``, ``expiry``, ``strike``, ``option_kind`` or ``suffix``.
     value : str
         The offending text.
+    reason : str
+        What is wrong with it, in words fit for an API error message.
     """
 
     def __init__(self, part: str, value: str, reason: str):
@@ -79,6 +91,10 @@ class InstrumentKeyError(ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{part} {value!r}: {reason}")
+
+    def __reduce__(self):
+        # Keep the three fields across pickling (Celery's prefork pool pickles task exceptions).
+        return (type(self), (self.part, self.value, self.reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +139,23 @@ class InstrumentKey:
     def parse(cls, text: str) -> InstrumentKey:
         """Parse a canonical key.
 
+        Parameters
+        ----------
+        text : str
+            ``[ASSET_CLASS:]VENUE:INSTRUMENT_TYPE:PAYLOAD[@SUFFIX]`` (DESIGN.md), e.g.
+            ``BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN``.
+
+        Returns
+        -------
+        InstrumentKey
+            ``str()`` of it gives ``text`` back exactly.
+
         Raises
         ------
         InstrumentKeyError
-            Naming the first offending part.
+            Naming the first offending part (``key``, ``asset_class``, ``venue``,
+            ``instrument_type``, ``payload``, ``base``, ``quote``, ``strike``, ``expiry``,
+            ``option_kind`` or ``suffix``).
         """
         if not isinstance(text, str) or not text:
             raise InstrumentKeyError("key", str(text), "must be a non-empty string")
@@ -151,7 +180,7 @@ class InstrumentKey:
             raise InstrumentKeyError(
                 "key", text, "expected [ASSET_CLASS:]VENUE:INSTRUMENT_TYPE:PAYLOAD[@SUFFIX]"
             )
-        if not _VENUE_RE.match(venue):
+        if not _VENUE_RE.fullmatch(venue):
             raise InstrumentKeyError("venue", venue, "must be upper-case letters/digits joined by '-' or '_'")
         if instrument_type not in INSTRUMENT_TYPES:
             raise InstrumentKeyError(
@@ -168,6 +197,7 @@ class InstrumentKey:
         )
 
     def __str__(self) -> str:
+        """Format the canonical key (the inverse of :meth:`parse`)."""
         head = f"{self.asset_class}:" if self.asset_class else ""
         tail = f"@{self.settlement}" if self.settlement else ""
         return f"{head}{self.venue}:{self.instrument_type}:{self.payload}{tail}"
@@ -179,9 +209,9 @@ class InstrumentKey:
         if t in ("SPOT_PAIR", "PERPETUAL"):
             return f"{self.base}-{self.quote}"
         if t == "FUTURE":
-            return f"{self.base}-{self.quote}-{self.expiry:%Y%m%d}"
+            return f"{self.base}-{self.quote}-{_fmt_date(self.expiry)}"
         if t == "OPTION":
-            return f"{self.base}-{self.quote}-{_fmt_strike(self.strike)}-{self.expiry:%Y%m%d}-{self.option_kind}"
+            return f"{self.base}-{self.quote}-{_fmt_strike(self.strike)}-{_fmt_date(self.expiry)}-{self.option_kind}"
         return str(self.symbol)
 
     # -- derived keys -----------------------------------------------------------------------------
@@ -201,51 +231,88 @@ class InstrumentKey:
         return f"{self.instrument_type}:{self.payload}{tail}"
 
     def with_venue(self, venue: str) -> InstrumentKey:
-        """Return the same instrument listed on ``venue``."""
-        if not _VENUE_RE.match(venue):
+        """Return the same instrument listed on ``venue`` (a venue code or ``ANY``).
+
+        Raises
+        ------
+        InstrumentKeyError
+            Part ``venue`` when ``venue`` is not a valid venue code.
+        """
+        if not _VENUE_RE.fullmatch(venue):
             raise InstrumentKeyError("venue", venue, "must be upper-case letters/digits joined by '-' or '_'")
         return replace(self, venue=venue)
 
     # -- venue mappings ---------------------------------------------------------------------------
     def nautilus_instrument_id(self) -> str:
-        """Return the NautilusTrader ``InstrumentId`` string for this listing.
+        """Return the NautilusTrader ``InstrumentId`` string (``SYMBOL.VENUE``) for this listing.
 
-        Conventions follow nautilus_trader 1.221 adapters: Binance ``BTCUSDT.BINANCE`` (spot),
-        ``BTCUSDT-PERP.BINANCE`` (USD-M perpetual), ``BTCUSD-PERP.BINANCE`` (COIN-M perpetual),
-        ``BTCUSDT_241227.BINANCE`` (delivery); Bybit ``BTCUSDT-SPOT|-LINEAR|-INVERSE.BYBIT``; OKX
-        ``BTC-USDT.OKX``, ``BTC-USDT-SWAP.OKX``, ``BTC-USD-241227.OKX``; other venues use the venue
-        symbol with the venue's name (``BTC-PERPETUAL.DERIBIT``).
+        Conventions of the nautilus_trader 1.221 adapters, verified against their symbol code
+        (``adapters/binance/common/symbol.py``: ``BinanceSymbol.parse_as_nautilus``;
+        ``adapters/bybit/common/symbol.py``: ``BybitSymbol``, raw symbol + product-type suffix) and
+        checked in ``tests/odum_live/test_instruments.py``:
+
+        - Binance (``BINANCE-SPOT``, ``BINANCE-FUTURES``, venue ``BINANCE``): ``BTCUSDT.BINANCE``
+          (spot), ``BTCUSDT-PERP.BINANCE`` (USD-M perpetual), ``BTCUSD-PERP.BINANCE`` (COIN-M
+          perpetual), ``BTCUSDT_241227.BINANCE`` (delivery).
+        - Bybit: raw symbol + ``-SPOT`` / ``-LINEAR`` / ``-INVERSE`` / ``-OPTION``, e.g.
+          ``BTCUSDT-LINEAR.BYBIT``, ``BTCUSD-INVERSE.BYBIT``, ``BTCPERP-LINEAR.BYBIT`` (USDC perp).
+        - OKX: the instId, e.g. ``BTC-USDT.OKX``, ``BTC-USDT-SWAP.OKX``, ``BTC-USD-241227.OKX``.
+        - Venues without a NautilusTrader adapter here (Deribit, Interactive Brokers: external SDK
+          venues) get the venue symbol with the venue code (``BTC-PERPETUAL.DERIBIT``,
+          ``AAPL.INTERACTIVE_BROKERS``, the value of the IB adapter's ``IB_VENUE``): a stable label,
+          not an id any NautilusTrader adapter loads.
+
+        Returns
+        -------
+        str
+            A string ``InstrumentId.from_str`` accepts.
 
         Raises
         ------
         InstrumentKeyError
-            For ``ANY`` keys, or a type the venue does not map.
+            For ``ANY`` keys (part ``venue``), or options on Binance, which NautilusTrader's Binance
+            adapter does not trade (part ``instrument_type``).
         """
         family = _venue_family(self)
         symbol = self.venue_symbol()
         if family == "BINANCE":
+            if self.instrument_type == "OPTION":
+                raise InstrumentKeyError(
+                    "instrument_type", self.instrument_type, "NautilusTrader's Binance adapter has no options"
+                )
             if self.instrument_type == "PERPETUAL":
-                return f"{symbol.replace('_PERP', '')}-PERP.BINANCE"
+                # BinanceSymbol.parse_as_nautilus: BTCUSDT -> BTCUSDT-PERP, BTCUSD_PERP -> BTCUSD-PERP.
+                return f"{symbol.removesuffix('_PERP')}-PERP.BINANCE"
             return f"{symbol}.BINANCE"
         if family == "BYBIT":
             kind = {"SPOT_PAIR": "SPOT", "OPTION": "OPTION"}.get(self.instrument_type)
             if kind is None:
                 kind = "INVERSE" if self.settlement == "INV" else "LINEAR"
             return f"{symbol}-{kind}.BYBIT"
-        return f"{symbol}.{family}"
+        return f"{symbol}.{self.venue if family == 'INTERACTIVE_BROKERS' else family}"
 
     def venue_symbol(self) -> str:
         """Return the symbol the venue's own API uses for this listing.
 
-        Sources: Binance spot/USD-M/COIN-M symbol rules (``BTCUSDT``, ``BTCUSD_PERP``,
-        ``BTCUSDT_241227``), Bybit v5 (``BTCUSDT``, ``BTC-27DEC24-50000-C``), OKX v5 instId
-        (``BTC-USDT``, ``BTC-USDT-SWAP``, ``BTC-USD-241227``, ``BTC-USD-241227-50000-C``),
-        Deribit (``BTC-PERPETUAL``, ``BTC_USDC-PERPETUAL``, ``BTC-27DEC24``, ``BTC-31DEC24-50000-C``).
+        Sources (venue API docs and the payloads under ``../shared/data/venue_payloads/``):
+
+        - Binance spot / USD-M / COIN-M: ``BTCUSDT``, ``BTCUSD_PERP``, ``BTCUSDT_241227``; European
+          options ``BTC-241227-50000-C``.
+        - Bybit v5: ``BTCUSDT`` (USDT perp), ``BTCPERP`` (USDC perp), ``BTCUSD`` (inverse perp),
+          ``BTCUSDT-27DEC24`` (USDT future), ``BTC-27DEC24`` (USDC future), ``BTCUSDZ24`` (inverse
+          future: CME month code + two-digit year), ``BTC-27DEC24-50000-C`` (option).
+        - OKX v5 instId: ``BTC-USDT``, ``BTC-USDT-SWAP``, ``BTC-USD-241227``,
+          ``BTC-USD-241227-50000-C``.
+        - Deribit: ``BTC-PERPETUAL``, ``BTC_USDC-PERPETUAL``, ``BTC-27DEC24``,
+          ``BTC-31DEC24-50000-C``; day without leading zero (``BTC-5JUL24``) and a fractional
+          strike written with ``d`` for the decimal point (``XRP_USDC-30MAY25-2d5-C``).
+        - Other venues: ``BASE/QUOTE`` for spot pairs, ``BASEQUOTE`` otherwise; the symbol for
+          non-pair types (``AAPL``).
 
         Raises
         ------
         InstrumentKeyError
-            For ``ANY`` keys, or a type the venue does not list.
+            For ``ANY`` keys (part ``venue``).
         """
         family = _venue_family(self)
         t = self.instrument_type
@@ -264,7 +331,13 @@ class InstrumentKey:
             if t == "OPTION":
                 return f"{base}-{_deribit_date(self.expiry)}-{_fmt_strike(self.strike)}-{self.option_kind}"
             if t == "FUTURE":
+                if self.settlement == "INV":
+                    return f"{base}{quote}{_MONTH_CODES[self.expiry.month - 1]}{self.expiry:%y}"
+                if quote == "USDC":
+                    return f"{base}-{_deribit_date(self.expiry)}"
                 return f"{base}{quote}-{_deribit_date(self.expiry)}"
+            if t == "PERPETUAL" and self.settlement == "LIN" and quote == "USDC":
+                return f"{base}PERP"
             return f"{base}{quote}"
         if family == "OKX":
             if t == "SPOT_PAIR":
@@ -283,7 +356,8 @@ class InstrumentKey:
                 return f"{root}-PERPETUAL"
             if t == "FUTURE":
                 return f"{root}-{_deribit_date(self.expiry)}"
-            return f"{root}-{_deribit_date(self.expiry)}-{_fmt_strike(self.strike)}-{self.option_kind}"
+            strike = _fmt_strike(self.strike).replace(".", "d")
+            return f"{root}-{_deribit_date(self.expiry)}-{strike}-{self.option_kind}"
         if t == "SPOT_PAIR":
             return f"{base}/{quote}"
         return f"{base}{quote}"
@@ -295,10 +369,10 @@ def parse_instrument_key(text: str) -> InstrumentKey:
 
 
 def _venue_family(key: InstrumentKey) -> str:
+    # BINANCE-SPOT and BINANCE-FUTURES share Binance's symbology; INTERACTIVE_BROKERS has no '-'.
     if key.is_any_venue:
         raise InstrumentKeyError("venue", key.venue, "ANY has no venue mapping; route the order first")
-    family = key.venue.split("-")[0]
-    return "IB" if family == "INTERACTIVE_BROKERS" else family
+    return key.venue.split("-")[0]
 
 
 def _parse_payload(instrument_type: str, payload: str) -> dict:
@@ -306,7 +380,7 @@ def _parse_payload(instrument_type: str, payload: str) -> dict:
         raise InstrumentKeyError("payload", payload, "must not be empty")
     if instrument_type not in _PAIR_TYPES:
         pattern = _EQUITY_RE if instrument_type == "EQUITY" else _TOKEN_PAYLOAD_RE
-        if not pattern.match(payload):
+        if not pattern.fullmatch(payload):
             raise InstrumentKeyError("payload", payload, f"is not a valid {instrument_type} symbol")
         return {"symbol": payload}
     expected = {
@@ -320,7 +394,7 @@ def _parse_payload(instrument_type: str, payload: str) -> dict:
         raise InstrumentKeyError("payload", payload, f"expected {expected} for {instrument_type}")
     base, quote = pieces[0], pieces[1]
     for name, code in (("base", base), ("quote", quote)):
-        if not _CURRENCY_RE.match(code):
+        if not _CURRENCY_RE.fullmatch(code):
             raise InstrumentKeyError(name, code, "must be 2-16 upper-case letters or digits")
     if base == quote:
         raise InstrumentKeyError("quote", quote, "must differ from the base currency")
@@ -348,16 +422,26 @@ def _check_suffix(instrument_type: str, suffix: str | None) -> None:
 
 
 def _parse_date(text: str) -> date:
-    if not re.fullmatch(r"[0-9]{8}", text):
+    if not _DATE_RE.fullmatch(text):
         raise InstrumentKeyError("expiry", text, "must be YYYYMMDD")
     try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        value = date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError as exc:
         raise InstrumentKeyError("expiry", text, f"is not a calendar date ({exc})") from None
+    if not EXPIRY_YEARS[0] <= value.year <= EXPIRY_YEARS[1]:
+        raise InstrumentKeyError(
+            "expiry", text, f"year must be {EXPIRY_YEARS[0]}-{EXPIRY_YEARS[1]} (venues write two-digit years)"
+        )
+    return value
+
+
+def _fmt_date(value: date | None) -> str:
+    # Not strftime("%Y"): glibc does not zero-pad years below 1000, which breaks the round trip.
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
 
 
 def _parse_strike(text: str) -> Decimal:
-    if not _STRIKE_RE.match(text):
+    if not _STRIKE_RE.fullmatch(text):
         raise InstrumentKeyError("strike", text, "must be a positive decimal number")
     try:
         value = Decimal(text)

@@ -18,6 +18,8 @@ from enum import StrEnum
 
 
 class OrderStatus(StrEnum):
+    """Order statuses in NautilusTrader's terms (DENIED: pre-trade risk; REJECTED: the venue)."""
+
     PENDING = "PENDING"
     DENIED = "DENIED"
     ROUTED = "ROUTED"
@@ -77,9 +79,25 @@ class IllegalTransition(Exception):
         self.target = OrderStatus(target)
         super().__init__(f"order status cannot move from {self.source} to {self.target}")
 
+    def __reduce__(self):
+        # Pickle with both statuses: the default (the message alone) cannot be unpickled, and
+        # Celery's prefork pool pickles the exceptions its tasks raise.
+        return (type(self), (str(self.source), str(self.target)))
+
 
 def can_transition(source: str, target: str) -> bool:
-    """Return whether ``source`` → ``target`` is a legal status change."""
+    """Return whether ``source`` → ``target`` is in the transition table.
+
+    Parameters
+    ----------
+    source, target : str
+        ``OrderStatus`` values.
+
+    Raises
+    ------
+    ValueError
+        When either is not an ``OrderStatus`` value (a programming error).
+    """
     return OrderStatus(target) in TRANSITIONS[OrderStatus(source)]
 
 
@@ -88,6 +106,20 @@ def check_transition(source: str, target: str, *, filled_quantity_positive: bool
 
     A rejected cancel (PENDING_CANCEL → ACCEPTED) is legal only while nothing has filled; with a
     fill the order returns to PARTIALLY_FILLED instead.
+
+    Parameters
+    ----------
+    source, target : str
+        ``OrderStatus`` values.
+    filled_quantity_positive : bool
+        Whether the order has any fill (filled quantity > 0 base units).
+
+    Raises
+    ------
+    IllegalTransition
+        When the change is not allowed.
+    ValueError
+        When either status is not an ``OrderStatus`` value.
     """
     if not can_transition(source, target):
         raise IllegalTransition(source, target)
