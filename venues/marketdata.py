@@ -7,6 +7,10 @@ every web and worker process sees the same figures) and process memory in the em
 
 Prices are in quote currency, sizes in base units, times UTC-aware. Values cross Redis as decimal
 strings in JSON, never floats.
+
+Failure is explicit: a store that cannot answer (Redis unreachable, a malformed payload) raises
+:class:`MarketDataUnavailable`, never returns a made-up snapshot, so a reader can deny with that
+reason instead of crashing or silently passing (pre-trade risk does exactly that).
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from decimal import Decimal
 from typing import Protocol
 
 from django.conf import settings
+
+
+class MarketDataError(Exception):
+    """Base class of market-data failures."""
+
+
+class MarketDataUnavailable(MarketDataError):
+    """The store could not answer: backend unreachable, timed out, or a stored payload is malformed.
+
+    The message names the backend and the cause, fit for a denial reason.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +83,11 @@ class MarketSnapshot:
         from odum_live.intent import BUY_LIKE_SIDES
 
         if side in BUY_LIKE_SIDES:
-            levels = self.asks or ((BookLevel(self.ask, self.ask_size),) if self.ask is not None and self.ask_size else ())
+            touch = (BookLevel(self.ask, self.ask_size),) if self.ask is not None and self.ask_size else ()
+            levels = self.asks or touch
         else:
-            levels = self.bids or ((BookLevel(self.bid, self.bid_size),) if self.bid is not None and self.bid_size else ())
+            touch = (BookLevel(self.bid, self.bid_size),) if self.bid is not None and self.bid_size else ()
+            levels = self.bids or touch
         return levels
 
     def to_json(self) -> str:
@@ -95,15 +112,30 @@ class MarketSnapshot:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> MarketSnapshot:
-        """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
+        """Inverse of :meth:`to_json`.
 
+        Raises
+        ------
+        MarketDataUnavailable
+            When ``text`` is not a snapshot written by :meth:`to_json` (bad JSON, a missing field,
+            a number that is not a decimal string, a timestamp without a time zone).
+        """
+        try:
+            return cls._from_dict(json.loads(text))
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            raise MarketDataUnavailable(f"malformed market-data snapshot: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> MarketSnapshot:
         def dec(value):
             return None if value is None else Decimal(value)
 
+        ts = datetime.fromisoformat(data["ts"])
+        if ts.tzinfo is None:
+            raise ValueError(f"timestamp {data['ts']!r} has no time zone")
         return cls(
             instrument_key=data["instrument_key"],
-            ts=datetime.fromisoformat(data["ts"]),
+            ts=ts,
             bid=dec(data["bid"]),
             ask=dec(data["ask"]),
             bid_size=dec(data["bid_size"]),
@@ -115,16 +147,21 @@ class MarketSnapshot:
 
 
 class MarketDataStore(Protocol):
-    """What publishers and readers of snapshots rely on."""
+    """What publishers and readers of snapshots rely on.
+
+    ``get`` / ``get_many`` return the latest snapshot as published, stale or not: freshness is the
+    reader's decision (``snapshot.is_fresh(settings.ODUM["MARKET_DATA_MAX_AGE_SECS"])``). Every
+    method raises :class:`MarketDataUnavailable` when the backend cannot answer.
+    """
 
     def publish(self, snapshot: MarketSnapshot) -> None:
-        """Store ``snapshot`` as the latest for its instrument key."""
+        """Store ``snapshot`` as the latest for its instrument key (canonical listing key)."""
 
     def get(self, instrument_key: str) -> MarketSnapshot | None:
         """Return the latest snapshot, or None when none was ever published."""
 
     def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
-        """Return the latest snapshot of each key that has one."""
+        """Return the latest snapshot of each key that has one (keys without one are absent)."""
 
     def clear(self) -> None:
         """Forget every snapshot (tests, replay restarts)."""
@@ -155,33 +192,55 @@ class MemoryMarketDataStore:
 class RedisMarketDataStore:
     """Redis-backed store: one hash ``<prefix>`` mapping instrument key → snapshot JSON.
 
+    Parameters
+    ----------
+    url : str
+        ``redis://host:port/db``.
+    prefix : str
+        Name of the Redis hash (``settings.ODUM["MARKET_DATA_PREFIX"]``).
+    timeout_secs : float
+        Socket connect and read timeout in seconds: an unreachable Redis fails fast instead of
+        stalling an order submission.
+
     Raises
     ------
-    redis.exceptions.ConnectionError
-        When Redis is unreachable; callers treat that as "no market data" with that reason.
+    MarketDataUnavailable
+        From every method when Redis is unreachable, times out or answers with an error, or a
+        stored payload is malformed; the message names the URL's host and the cause.
     """
 
-    def __init__(self, url: str, prefix: str = "odum:md") -> None:
+    def __init__(self, url: str, prefix: str = "odum:md", *, timeout_secs: float = 1.0) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_secs, socket_connect_timeout=timeout_secs)
+        self._errors = (redis.exceptions.RedisError, OSError)
         self._key = prefix
+        kwargs = self._redis.connection_pool.connection_kwargs
+        self._where = f"redis {kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+    def _call(self, method: str, *args):
+        try:
+            return getattr(self._redis, method)(*args)
+        except self._errors as exc:
+            raise MarketDataUnavailable(
+                f"market data unavailable ({self._where}): {type(exc).__name__}: {exc}"
+            ) from exc
 
     def publish(self, snapshot: MarketSnapshot) -> None:
-        self._redis.hset(self._key, snapshot.instrument_key, snapshot.to_json())
+        self._call("hset", self._key, snapshot.instrument_key, snapshot.to_json())
 
     def get(self, instrument_key: str) -> MarketSnapshot | None:
-        raw = self._redis.hget(self._key, instrument_key)
+        raw = self._call("hget", self._key, instrument_key)
         return MarketSnapshot.from_json(raw) if raw else None
 
     def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
         if not instrument_keys:
             return {}
-        raws = self._redis.hmget(self._key, instrument_keys)
+        raws = self._call("hmget", self._key, list(instrument_keys))
         return {k: MarketSnapshot.from_json(r) for k, r in zip(instrument_keys, raws) if r}
 
     def clear(self) -> None:
-        self._redis.delete(self._key)
+        self._call("delete", self._key)
 
 
 _store: MarketDataStore | None = None
@@ -189,7 +248,11 @@ _store_lock = threading.Lock()
 
 
 def market_data() -> MarketDataStore:
-    """Return the process's market-data store (Redis when ``REDIS_URL`` is set, else memory)."""
+    """Return the process's market-data store (Redis when ``REDIS_URL`` is set, else memory).
+
+    Built once per process from ``settings.REDIS_URL`` and ``settings.ODUM["MARKET_DATA_PREFIX"]``;
+    :func:`set_market_data_store` replaces it.
+    """
     global _store
     if _store is None:
         with _store_lock:
@@ -198,3 +261,14 @@ def market_data() -> MarketDataStore:
                 prefix = settings.ODUM.get("MARKET_DATA_PREFIX", "odum:md")
                 _store = RedisMarketDataStore(url, prefix) if url else MemoryMarketDataStore()
     return _store
+
+
+def set_market_data_store(store: MarketDataStore | None) -> MarketDataStore | None:
+    """Replace the process's store (None: rebuild from settings on next use); return the previous one.
+
+    For tests and for hosts that feed a store of their own (the replay data client).
+    """
+    global _store
+    with _store_lock:
+        previous, _store = _store, store
+    return previous

@@ -1,0 +1,735 @@
+"""The pre-trade risk engine: every check an order must pass before it is routed.
+
+:meth:`PreTradeRiskEngine.evaluate` runs every check (it never stops at the first failure, so a
+what-if shows the whole picture) and returns a :class:`RiskResult` of :class:`CheckResult` s, each
+naming the check, the limit, what was observed and the scope. The result is stored verbatim on the
+order (``Order.risk_result``); a denied order is recorded as DENIED with :attr:`RiskResult.reason`.
+
+Checks, in the order results are listed (the first failure gives the reason):
+
+==================== ======================================================================
+``kill_switch``      Trading state of every matching scope (GLOBAL, VENUE, STRATEGY,
+                     INSTRUMENT). HALTED denies everything. REDUCING admits only an order
+                     that reduces the strategy's absolute position in the instrument
+                     (aggregated across venues) without flipping it, counting the
+                     strategy's open orders on the same side: position ≠ 0, the order is
+                     on the opposite side, and open same-side quantity + this quantity ≤
+                     |position| (venues' reduce-only flag, made conservative by counting
+                     the working orders).
+``instrument_listed`` A listing was routed, on the chosen venue, matching the requested
+                     instrument, with listing and venue enabled.
+``lot_size``,        The listing's trading rules (Binance ``LOT_SIZE`` / ``PRICE_FILTER`` /
+``tick_size``,       ``NOTIONAL`` filters): quantity a multiple of the lot size, limit price
+``min_quantity``,    a multiple of the tick size, min/max quantity, min notional.
+``max_quantity``,
+``min_notional``
+``reference_price``  A MARKET order, or a LIMIT order under a price collar, needs a fresh
+                     mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
+                     ``venues.marketdata``; missing, stale, or unreachable market data denies.
+``price_collar``     |limit price − mid| / mid × 10,000 ≤ PRICE_COLLAR_BPS (LIMIT orders).
+``max_order_quantity`` / ``max_order_notional``   per order.
+``repeated_order``   No order of the same strategy, routed listing, side and quantity within
+                     REPEATED_ORDER_WINDOW_SECS (the longest applicable window).
+``velocity``         Orders per fixed 1 s / 60 s window per scope (``risk.velocity``).
+``position_limit``   Projected position = current position + open orders on the order's
+                     side + this order, in the instrument aggregated across venues: the
+                     strategy's (STRATEGY limits), the firm's (GLOBAL, INSTRUMENT), the
+                     firm's on the venue (VENUE). Quantity or notional.
+``gross_exposure``   Σ |position| notional + Σ open-order notional + this order's notional:
+                     the strategy's (STRATEGY), the firm's (GLOBAL), on the venue (VENUE), in
+                     the instrument (INSTRUMENT).
+==================== ======================================================================
+
+Position and gross-exposure limits never block de-risking: an order that strictly reduces the
+absolute projected position (the strategy's, for gross exposure) passes even above the limit.
+
+Notional (quote currency) = quantity × price × contract multiplier, the price being the limit
+price, or the reference mid for a MARKET order; for an inverse contract (``Instrument.is_inverse``)
+= quantity × contract multiplier, contracts being quote-denominated (Deribit, Binance COIN-M:
+one contract = multiplier USD). Positions are valued at mark price, else average entry price.
+Limits at INSTRUMENT scope are in the instrument's quote currency; every other scope's notional
+limits are in USD, where USD and the USD stablecoins (:data:`risk.valuation.USD_EQUIVALENTS`) count 1:1; an
+amount in any other currency cannot be converted and fails the check closed, saying so.
+
+A check that cannot be evaluated (no price, no listing, market data unavailable) fails closed
+with the reason. Limits and kill switches are read fresh at every evaluation, so an admin edit
+applies to the next order. Concurrency: see :meth:`PreTradeRiskEngine.evaluate` and ``risk.locks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation, localcontext
+
+from django.conf import settings
+from django.utils import timezone
+
+from odum_live.instruments import InstrumentKey, parse_instrument_key
+from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
+from risk import locks
+from risk.exposure import OpenOrderSource, default_open_order_source
+from risk.models import RiskLimit, Scope, TradingState
+from risk.selectors import ExposureNeeds, RiskControls, StateRow, exposure_rows, risk_controls_for_order
+from risk.services import open_exposure_adjust
+from risk.valuation import ExposureBook, ReferencePrice, in_limit_currency, reference_price
+from risk.valuation import decimal_text as _dec
+from risk.velocity import velocity_counts, velocity_record, velocity_windows
+from venues.marketdata import MarketDataStore, market_data
+from venues.models import Instrument, Venue
+
+K = RiskLimit.Kind
+
+CHECK_KILL_SWITCH = "kill_switch"
+CHECK_INSTRUMENT_LISTED = "instrument_listed"
+CHECK_LOT_SIZE = "lot_size"
+CHECK_TICK_SIZE = "tick_size"
+CHECK_MIN_QUANTITY = "min_quantity"
+CHECK_MAX_QUANTITY = "max_quantity"
+CHECK_MIN_NOTIONAL = "min_notional"
+CHECK_REFERENCE_PRICE = "reference_price"
+CHECK_PRICE_COLLAR = "price_collar"
+CHECK_MAX_ORDER_QUANTITY = "max_order_quantity"
+CHECK_MAX_ORDER_NOTIONAL = "max_order_notional"
+CHECK_REPEATED_ORDER = "repeated_order"
+CHECK_VELOCITY = "velocity"
+CHECK_POSITION_LIMIT = "position_limit"
+CHECK_GROSS_EXPOSURE = "gross_exposure"
+
+#: Result order; the first failure in this order is the denial reason.
+CHECK_ORDER = (
+    CHECK_KILL_SWITCH, CHECK_INSTRUMENT_LISTED, CHECK_LOT_SIZE, CHECK_TICK_SIZE, CHECK_MIN_QUANTITY,
+    CHECK_MAX_QUANTITY, CHECK_MIN_NOTIONAL, CHECK_REFERENCE_PRICE, CHECK_PRICE_COLLAR, CHECK_MAX_ORDER_QUANTITY,
+    CHECK_MAX_ORDER_NOTIONAL, CHECK_REPEATED_ORDER, CHECK_VELOCITY, CHECK_POSITION_LIMIT, CHECK_GROSS_EXPOSURE,
+)
+
+_DERIVATIVE_TYPES = frozenset({"PERPETUAL", "FUTURE", "OPTION"})
+_BPS = Decimal("10000")
+_STATEFUL_KINDS = (
+    K.MAX_ORDERS_PER_SECOND, K.MAX_ORDERS_PER_MINUTE, K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL,
+    K.MAX_GROSS_EXPOSURE, K.REPEATED_ORDER_WINDOW_SECS,
+)
+
+
+# --- results ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check against one limit.
+
+    Parameters
+    ----------
+    check : str
+        Check name (``CHECK_*``): ``"velocity"``, ``"position_limit"``, …
+    passed : bool
+        Whether the order passed this check.
+    limit : str | None
+        The limit with its unit and scope, e.g. ``"10 orders/s (STRATEGY:demo)"``.
+    observed : str | None
+        What was observed, as a decimal string (None when it could not be determined).
+    scope : str
+        ``GLOBAL``, ``STRATEGY:demo``, ``INSTRUMENT:ANY:SPOT_PAIR:BTC-USDT``, ``LISTING:<key>``, …
+    detail : str
+        How the observed value was made up, or why the check could not be evaluated.
+    """
+
+    check: str
+    passed: bool
+    limit: str | None
+    observed: str | None
+    scope: str = ""
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        """Return a JSON-ready dict (decimals stay strings)."""
+        return {
+            "check": self.check,
+            "passed": self.passed,
+            "limit": self.limit,
+            "observed": self.observed,
+            "scope": self.scope,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class RiskResult:
+    """The outcome of a pre-trade risk evaluation.
+
+    Parameters
+    ----------
+    passed : bool
+        True when every check passed.
+    checks : tuple of CheckResult
+        Every check evaluated, in :data:`CHECK_ORDER`.
+    evaluated_at : datetime
+        Evaluation time, UTC.
+    recorded : bool
+        True when the order's velocity usage and open exposure were recorded (``dry_run=False``
+        and passed). ``orders.exposure`` releases the exposure of recorded orders only.
+    """
+
+    passed: bool
+    checks: tuple[CheckResult, ...]
+    evaluated_at: datetime
+    recorded: bool = False
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        """The failed checks, in result order."""
+        return tuple(c for c in self.checks if not c.passed)
+
+    @property
+    def reason(self) -> str:
+        """The denial reason: the first failed check with its limit and observed value; ``""`` if passed.
+
+        E.g. ``"velocity: observed 11, limit 10 orders/s (STRATEGY:demo) — 11 orders including
+        this one in the 1 s window from 2026-01-05T12:00:01+00:00 (+1 more failed check)"``.
+        """
+        failures = self.failures
+        if not failures:
+            return ""
+        first = failures[0]
+        text = f"{first.check}: observed {first.observed if first.observed is not None else 'n/a'}"
+        if first.limit:
+            text += f", limit {first.limit}"
+        if first.detail:
+            text += f" — {first.detail}"
+        if len(failures) > 1:
+            more = len(failures) - 1
+            text += f" (+{more} more failed check{'s' if more > 1 else ''})"
+        return text
+
+    def to_json(self) -> dict:
+        """Return the dict stored in ``Order.risk_result`` and returned by ``POST /api/risk/check``."""
+        return {
+            "passed": self.passed,
+            "reason": self.reason,
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "recorded": self.recorded,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+# --- the order as the checks see it ---------------------------------------------------------------
+@dataclass(frozen=True)
+class _Order:
+    intent: OrderIntent
+    listing: Instrument | None
+    venue: Venue | None
+    listing_key: str  # routed listing, "" when none
+    key: InstrumentKey  # parsed listing key, else the requested key
+    venue_code: str
+    equivalence_key: str
+    quote: str
+    unit: str
+    multiplier: Decimal | None  # None without a listing
+    inverse: bool
+    buy_like: bool
+    signed_quantity: Decimal
+
+    @classmethod
+    def build(cls, intent: OrderIntent, listing: Instrument | None, venue: Venue | None) -> _Order:
+        # Instrument.save() parses its key, so a stored listing's key always parses.
+        key = parse_instrument_key(listing.instrument_key) if listing is not None else intent.instrument
+        quote = (listing.quote_currency if listing is not None else "") or key.quote or ""
+        if key.instrument_type in _DERIVATIVE_TYPES:
+            unit = "contracts"
+        else:
+            unit = (listing.base_currency if listing is not None else "") or key.base or key.symbol or "units"
+        return cls(
+            intent=intent,
+            listing=listing,
+            venue=venue,
+            listing_key=listing.instrument_key if listing is not None else "",
+            key=key,
+            venue_code=venue.code if venue is not None else "",
+            equivalence_key=key.equivalence_key,
+            quote=quote,
+            unit=unit,
+            multiplier=listing.contract_multiplier if listing is not None else None,
+            inverse=bool(listing.is_inverse) if listing is not None else False,
+            buy_like=intent.side in BUY_LIKE_SIDES,
+            signed_quantity=intent.signed_quantity,
+        )
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.buy_like else -1
+
+    def notional(self, quantity: Decimal, price: Decimal | None) -> Decimal | None:
+        """Quote-currency notional of ``quantity`` (base units, ≥ 0) at ``price``; None if unknown."""
+        if self.multiplier is None:
+            return None
+        if self.inverse:
+            return quantity * self.multiplier
+        if price is None:
+            return None
+        return quantity * price * self.multiplier
+
+
+@dataclass
+class _Plan:
+    """What the stateful checks need: lock resources and exposure rows."""
+
+    resources: set[str] = field(default_factory=set)
+    strategy: bool = False
+    instrument: bool = False
+    venue: bool = False
+    everything: bool = False
+
+    @property
+    def needs(self) -> ExposureNeeds:
+        return ExposureNeeds(strategy=self.strategy, instrument=self.instrument, venue=self.venue,
+                             everything=self.everything)
+
+
+def _all_passed(results: dict[str, list[CheckResult]]) -> bool:
+    return all(c.passed for group in results.values() for c in group)
+
+
+def _is_multiple(value: Decimal, step: Decimal) -> bool:
+    with localcontext() as ctx:
+        ctx.prec = 100  # quantity / lot can exceed the default 28 digits (1e18 / 1e-18)
+        try:
+            return value % step == 0
+        except InvalidOperation:
+            return False
+
+
+# --- the engine ------------------------------------------------------------------------------------
+class PreTradeRiskEngine:
+    """Evaluate orders against pre-trade risk limits, kill switches and listing rules.
+
+    Stateless between calls (every evaluation reads limits, states and exposure fresh), so one
+    instance per process serves every thread.
+
+    Parameters
+    ----------
+    open_orders : OpenOrderSource, optional
+        Order-table reads (repeated-order throttle). Default:
+        :func:`risk.exposure.default_open_order_source` (``orders.exposure``), resolved on first use.
+    market_data_store : MarketDataStore, optional
+        Reference prices. Default: :func:`venues.marketdata.market_data` at each evaluation.
+    clock : callable, optional
+        Returns the evaluation time, UTC-aware. Default :func:`django.utils.timezone.now`.
+    """
+
+    def __init__(
+        self,
+        *,
+        open_orders: OpenOrderSource | None = None,
+        market_data_store: MarketDataStore | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._open_orders = open_orders
+        self._market_data = market_data_store
+        self._clock = clock or timezone.now
+
+    # -- public ------------------------------------------------------------------------------------
+    def evaluate(
+        self, *, intent: OrderIntent, listing: Instrument | None, venue: Venue | None, dry_run: bool = False
+    ) -> RiskResult:
+        """Run every pre-trade check on ``intent`` as routed to ``listing`` on ``venue``.
+
+        Parameters
+        ----------
+        intent : OrderIntent
+            The validated order; quantity in base units (contracts), price in quote currency.
+        listing : venues.models.Instrument or None
+            The listing the router chose; None when nothing could be routed (``instrument_listed``
+            then fails).
+        venue : venues.models.Venue or None
+            The venue of ``listing``.
+        dry_run : bool
+            True for a what-if: no locks, no writes, the full result.
+
+        Returns
+        -------
+        RiskResult
+            ``passed`` is True when every check passed. With ``dry_run=False`` and a pass, the
+            order's velocity usage and open exposure are recorded in the caller's transaction
+            (``recorded=True``).
+
+        Raises
+        ------
+        risk.locks.TransactionRequired
+            ``dry_run=False`` outside ``transaction.atomic()``.
+
+        Notes
+        -----
+        With ``dry_run=False`` the caller holds ``transaction.atomic()`` and inserts the order in
+        it right after (ROUTED if passed, DENIED if not, ``risk_result=result.to_json()``). The
+        stateless checks run first, without a lock. If they all pass, the engine takes the
+        serialization locks of every velocity, position, exposure, repeated-order and reduce-only
+        scope that applies (``risk.locks``: PostgreSQL advisory locks held until the caller
+        commits; SQLite's IMMEDIATE transactions already serialize writers), then reads exposure,
+        so two orders can never jointly breach a limit. An order already denied by a stateless
+        check takes no lock and records nothing.
+        """
+        now = self._clock()
+        if not dry_run:
+            locks.require_transaction()
+        order = _Order.build(intent, listing, venue)
+        controls = risk_controls_for_order(
+            strategy_id=intent.strategy_id, venue_code=order.venue_code, instrument=order.key
+        )
+        store = self._market_data or market_data()
+        reference = self._reference(order, controls, store, now)
+        price = intent.price if intent.price is not None else reference.mid
+        price_problem = "" if price is not None else (reference.problem or "no price")
+        notional = order.notional(intent.quantity, price)
+        notional_problem = "" if notional is not None else (
+            "no listing to take the contract multiplier from" if listing is None else f"no price: {price_problem}"
+        )
+
+        results: dict[str, list[CheckResult]] = {name: [] for name in CHECK_ORDER}
+        reducing_states = self._kill_switch(order, controls, results)
+        self._listing(order, notional, notional_problem, results)
+        self._reference_check(reference, order, results)
+        self._collar(order, controls, reference, results)
+        self._max_order(order, controls, notional, notional_problem, results)
+        stateless_ok = _all_passed(results)
+
+        plan = self._plan(order, controls, reducing_states)
+        if not dry_run and stateless_ok and plan.resources:
+            locks.acquire(resources=plan.resources)
+        rows = exposure_rows(
+            strategy_id=intent.strategy_id, venue_code=order.venue_code,
+            equivalence_key=order.equivalence_key, needs=plan.needs,
+        )
+        book = ExposureBook(rows=rows, buy_like=order.buy_like, listing_key=order.listing_key, store=store,
+                            now=now, reference=reference)
+        self._reducing(order, reducing_states, book, results)
+        self._repeated(order, controls, now, results)
+        self._position(order, controls, book, price, price_problem, results)
+        self._gross(order, controls, book, notional, notional_problem, results)
+
+        recording = not dry_run and _all_passed(results)
+        self._velocity(controls, now, recording, results)
+        checks = tuple(c for name in CHECK_ORDER for c in results[name])
+        passed = all(c.passed for c in checks)
+        recorded = False
+        if recording and passed:
+            open_exposure_adjust(
+                strategy_id=intent.strategy_id, instrument_key=order.listing_key, side=intent.side,
+                leaves_delta=intent.quantity,
+                priced_delta=intent.quantity if intent.price is not None else Decimal("0"),
+                value_delta=intent.quantity * intent.price if intent.price is not None else Decimal("0"),
+            )
+            recorded = True
+        return RiskResult(passed=passed, checks=checks, evaluated_at=now, recorded=recorded)
+
+    # -- stateless checks ----------------------------------------------------------------------------
+    @staticmethod
+    def _kill_switch(order: _Order, controls: RiskControls, results) -> list[StateRow]:
+        reducing = []
+        out = results[CHECK_KILL_SWITCH]
+        for st in controls.states:
+            if st.state == TradingState.State.HALTED:
+                out.append(CheckResult(
+                    check=CHECK_KILL_SWITCH, passed=False, limit=f"HALTED ({st.scope_label})", observed="HALTED",
+                    scope=st.scope_label, detail=f"trading halted at {st.scope_label}: {st.reason}",
+                ))
+            elif st.state == TradingState.State.REDUCING:
+                reducing.append(st)
+        if not controls.states:
+            out.append(CheckResult(check=CHECK_KILL_SWITCH, passed=True, limit="ACTIVE", observed="ACTIVE",
+                                   scope="ALL", detail="every matching scope is ACTIVE"))
+        return reducing
+
+    @staticmethod
+    def _listing(order: _Order, notional, notional_problem: str, results) -> None:
+        intent, listing, venue = order.intent, order.listing, order.venue
+        requested = str(intent.instrument)
+        problem = ""
+        if listing is None:
+            problem = f"no listing could be routed for {requested}"
+        elif venue is None or listing.venue_id != venue.code:
+            problem = f"listing {listing.instrument_key} is not on the chosen venue {order.venue_code or '(none)'}"
+        elif order.key.equivalence_key != intent.instrument.equivalence_key or (
+            not intent.instrument.is_any_venue and order.key.venue != intent.instrument.venue
+        ):
+            problem = f"listing {listing.instrument_key} is not the requested instrument {requested}"
+        elif not listing.enabled:
+            problem = f"listing {listing.instrument_key} is disabled"
+        elif not venue.enabled:
+            problem = f"venue {venue.code} is disabled"
+        results[CHECK_INSTRUMENT_LISTED].append(CheckResult(
+            check=CHECK_INSTRUMENT_LISTED, passed=not problem, limit="listed and enabled",
+            observed=listing.instrument_key if listing is not None else None,
+            scope=f"LISTING:{listing.instrument_key}" if listing is not None else f"INSTRUMENT:{requested}",
+            detail=problem or f"routed to {listing.instrument_key} on {venue.code}",
+        ))
+        if listing is None:
+            return  # no listing, no listing rules: instrument_listed already denies
+        scope = f"LISTING:{listing.instrument_key}"
+        qty = intent.quantity
+        unit = order.unit
+        results[CHECK_LOT_SIZE].append(CheckResult(
+            check=CHECK_LOT_SIZE, passed=_is_multiple(qty, listing.lot_size),
+            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(qty), scope=scope,
+            detail="quantity must be a whole number of lots",
+        ))
+        if intent.order_type == "LIMIT" or intent.price is not None:
+            price = intent.price
+            results[CHECK_TICK_SIZE].append(CheckResult(
+                check=CHECK_TICK_SIZE,
+                passed=price is not None and price > 0 and _is_multiple(price, listing.tick_size),
+                limit=f"multiple of {_dec(listing.tick_size)} {order.quote}", observed=_dec(price), scope=scope,
+                detail="limit price must be a positive whole number of ticks" if price is not None
+                else "a LIMIT order needs a price",
+            ))
+        if listing.min_quantity is not None:
+            results[CHECK_MIN_QUANTITY].append(CheckResult(
+                check=CHECK_MIN_QUANTITY, passed=qty >= listing.min_quantity,
+                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(qty), scope=scope,
+                detail="quantity below the listing's minimum" if qty < listing.min_quantity else "",
+            ))
+        if listing.max_quantity is not None:
+            results[CHECK_MAX_QUANTITY].append(CheckResult(
+                check=CHECK_MAX_QUANTITY, passed=qty <= listing.max_quantity,
+                limit=f"{_dec(listing.max_quantity)} {unit}", observed=_dec(qty), scope=scope,
+                detail="quantity above the listing's maximum" if qty > listing.max_quantity else "",
+            ))
+        if listing.min_notional is not None:
+            results[CHECK_MIN_NOTIONAL].append(CheckResult(
+                check=CHECK_MIN_NOTIONAL,
+                passed=notional is not None and notional >= listing.min_notional,
+                limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(notional), scope=scope,
+                detail=f"notional unknown: {notional_problem}" if notional is None
+                else ("notional below the listing's minimum" if notional < listing.min_notional else ""),
+            ))
+
+    def _reference(
+        self, order: _Order, controls: RiskControls, store: MarketDataStore, now: datetime
+    ) -> ReferencePrice:
+        intent = order.intent
+        needed = intent.price is None or intent.order_type == "MARKET" or bool(controls.of_kind(K.PRICE_COLLAR_BPS))
+        if not needed:
+            return ReferencePrice(needed=False)
+        if order.listing is None:
+            return ReferencePrice(needed=True, problem="no listing to take a reference price for")
+        return reference_price(store=store, listing_key=order.listing_key, now=now)
+
+    @staticmethod
+    def _reference_check(reference: ReferencePrice, order: _Order, results) -> None:
+        if not reference.needed:
+            return
+        max_age = settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]
+        scope = f"LISTING:{order.listing_key}" if order.listing_key else f"INSTRUMENT:{order.intent.instrument}"
+        results[CHECK_REFERENCE_PRICE].append(CheckResult(
+            check=CHECK_REFERENCE_PRICE, passed=reference.mid is not None,
+            limit=f"fresh mid within {max_age} s", observed=_dec(reference.mid), scope=scope,
+            detail=reference.problem or f"mid {_dec(reference.mid)} {order.quote}, {reference.age_secs:.3f} s old",
+        ))
+
+    @staticmethod
+    def _collar(order: _Order, controls: RiskControls, reference: ReferencePrice, results) -> None:
+        price = order.intent.price
+        if order.intent.order_type != "LIMIT" or price is None:
+            return  # a MARKET order has no price to collar; it needs a fresh reference instead
+        for limit in controls.of_kind(K.PRICE_COLLAR_BPS):
+            label = f"{_dec(limit.value)} bps from mid ({limit.scope_label})"
+            if reference.mid is None:
+                results[CHECK_PRICE_COLLAR].append(CheckResult(
+                    check=CHECK_PRICE_COLLAR, passed=False, limit=label, observed=None, scope=limit.scope_label,
+                    detail=f"no reference mid: {reference.problem}",
+                ))
+                continue
+            deviation = abs(price - reference.mid) / reference.mid * _BPS
+            results[CHECK_PRICE_COLLAR].append(CheckResult(
+                check=CHECK_PRICE_COLLAR, passed=deviation <= limit.value, limit=label,
+                observed=_dec(deviation.quantize(Decimal("0.0001"))), scope=limit.scope_label,
+                detail=f"limit price {_dec(price)} vs mid {_dec(reference.mid)} {order.quote}",
+            ))
+
+    @staticmethod
+    def _max_order(order: _Order, controls: RiskControls, notional, notional_problem: str, results) -> None:
+        qty = order.intent.quantity
+        for limit in controls.of_kind(K.MAX_ORDER_QUANTITY):
+            results[CHECK_MAX_ORDER_QUANTITY].append(CheckResult(
+                check=CHECK_MAX_ORDER_QUANTITY, passed=qty <= limit.value,
+                limit=f"{_dec(limit.value)} {order.unit} ({limit.scope_label})", observed=_dec(qty),
+                scope=limit.scope_label,
+            ))
+        for limit in controls.of_kind(K.MAX_ORDER_NOTIONAL):
+            amount, ccy, problem = in_limit_currency(amount=notional, quote=order.quote, limit=limit,
+                                                     unknown=notional_problem)
+            results[CHECK_MAX_ORDER_NOTIONAL].append(CheckResult(
+                check=CHECK_MAX_ORDER_NOTIONAL, passed=amount is not None and amount <= limit.value,
+                limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(amount),
+                scope=limit.scope_label, detail=problem,
+            ))
+
+    # -- stateful checks ------------------------------------------------------------------------------
+    @staticmethod
+    def _velocity(controls: RiskControls, now: datetime, recording: bool, results) -> None:
+        # Last check: when every other check passed (and not a dry run) the order is counted here,
+        # all windows or none; otherwise the windows are only read.
+        windows = velocity_windows(limits=controls.of_kind(K.MAX_ORDERS_PER_SECOND, K.MAX_ORDERS_PER_MINUTE), now=now)
+        if not windows:
+            return
+        if recording:
+            admitted, counts = velocity_record(windows=windows)
+        else:
+            counts = {key: count + 1 for key, count in velocity_counts(windows=windows).items()}
+            admitted = True
+        out = results[CHECK_VELOCITY]
+        for w in windows:
+            observed = counts[w.bucket_key]
+            out.append(CheckResult(
+                check=CHECK_VELOCITY,
+                passed=observed <= w.max_orders,
+                limit=f"{_dec(w.limit.value)} {'orders/s' if w.seconds == 1 else 'orders/min'} ({w.limit.scope_label})",
+                observed=str(observed),
+                scope=w.limit.scope_label,
+                detail=f"{observed} orders including this one in the {w.seconds} s window from "
+                       f"{w.window_start.isoformat()}",
+            ))
+        if not admitted and all(c.passed for c in out):
+            # Refused by the guarded upsert although the re-read shows room: a window filled and
+            # emptied concurrently. Deny rather than route an order that was not counted.
+            out.append(CheckResult(check=CHECK_VELOCITY, passed=False, limit=None, observed=None,
+                                   detail="velocity window was full when this order was counted"))
+
+    @staticmethod
+    def _plan(order: _Order, controls: RiskControls, reducing_states) -> _Plan:
+        plan = _Plan()
+        strategy = f"STRATEGY:{order.intent.strategy_id}"
+        equivalence = f"EQUIVALENCE:{order.equivalence_key}"
+        for limit in controls.of_kind(*_STATEFUL_KINDS):
+            if limit.kind in (K.MAX_ORDERS_PER_SECOND, K.MAX_ORDERS_PER_MINUTE):
+                plan.resources.add(limit.scope_label)
+            elif limit.kind == K.REPEATED_ORDER_WINDOW_SECS:
+                plan.resources.add(strategy)
+            elif limit.kind in (K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL):
+                if limit.scope == Scope.STRATEGY:
+                    plan.resources.add(strategy)
+                    plan.strategy = True
+                else:
+                    plan.resources.add(equivalence)
+                    plan.instrument = True
+            elif limit.kind == K.MAX_GROSS_EXPOSURE:
+                # The de-risking exemption reads the strategy's position: lock and read it too.
+                plan.resources.add(strategy)
+                plan.strategy = True
+                if limit.scope == Scope.GLOBAL:
+                    plan.resources.add(Scope.GLOBAL)
+                    plan.everything = True
+                elif limit.scope == Scope.VENUE:
+                    plan.resources.add(limit.scope_label)
+                    plan.venue = True
+                elif limit.scope == Scope.INSTRUMENT:
+                    plan.resources.add(equivalence)
+                    plan.instrument = True
+        if reducing_states:
+            plan.resources.add(strategy)
+            plan.strategy = True
+        return plan
+
+    @staticmethod
+    def _reducing(order: _Order, reducing_states, book: ExposureBook, results) -> None:
+        if not reducing_states:
+            return
+        position = book.position("strategy")
+        open_same = book.open_same_side("strategy")
+        qty = order.intent.quantity
+        reduces = position != 0 and (position > 0) != order.buy_like and open_same + qty <= abs(position)
+        projected = position + order.sign * (open_same + qty)
+        for st in reducing_states:
+            results[CHECK_KILL_SWITCH].append(CheckResult(
+                check=CHECK_KILL_SWITCH, passed=reduces, limit=f"REDUCING ({st.scope_label}): reduce-only",
+                observed=_dec(projected), scope=st.scope_label,
+                detail=(f"position {_dec(position)} {order.unit}, open {order.intent.side} orders {_dec(open_same)}, "
+                        f"this order {_dec(order.signed_quantity)}: "
+                        + ("reduces the position without flipping it" if reduces
+                           else "does not reduce the position, or would flip it")
+                        + f"; reduce-only because: {st.reason}"),
+            ))
+
+    def _repeated(self, order: _Order, controls: RiskControls, now: datetime, results) -> None:
+        limits = controls.of_kind(K.REPEATED_ORDER_WINDOW_SECS)
+        if not limits or order.listing is None:
+            return  # without a routed listing there is nothing to compare (instrument_listed denies)
+        limit = max(limits, key=lambda lim: (lim.value, lim.scope_label))  # the longest window decides
+        label = f"no identical order within {_dec(limit.value)} s ({limit.scope_label})"
+        if limit.value <= 0:
+            results[CHECK_REPEATED_ORDER].append(CheckResult(
+                check=CHECK_REPEATED_ORDER, passed=True, limit=label, observed="0", scope=limit.scope_label,
+                detail="window is 0 s: throttle off",
+            ))
+            return
+        since = now - timedelta(seconds=float(limit.value))
+        source = self._open_orders or default_open_order_source()
+        count = source.repeat_count(
+            strategy_id=order.intent.strategy_id, instrument_key=order.listing_key, side=order.intent.side,
+            quantity=order.intent.quantity, since=since,
+        )
+        results[CHECK_REPEATED_ORDER].append(CheckResult(
+            check=CHECK_REPEATED_ORDER, passed=count == 0, limit=label, observed=str(count), scope=limit.scope_label,
+            detail=f"{count} order(s) with the same strategy, listing, side {order.intent.side} and quantity "
+                   f"{_dec(order.intent.quantity)} since {since.isoformat()}",
+        ))
+
+    @staticmethod
+    def _position(
+        order: _Order, controls: RiskControls, book: ExposureBook, price, price_problem: str, results
+    ) -> None:
+        for limit in controls.of_kind(K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL):
+            population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue"}.get(limit.scope, "firm")
+            position = book.position(population)
+            open_same = book.open_same_side(population)
+            base = position + order.sign * open_same
+            projected = base + order.signed_quantity
+            reduces = abs(projected) < abs(base)
+            made_of = (f"{population} position {_dec(position)} "
+                       f"+ open {order.intent.side} orders {_dec(order.sign * open_same)} "
+                       f"+ this order {_dec(order.signed_quantity)} = {_dec(projected)} {order.unit}")
+            if limit.kind == K.MAX_POSITION_QUANTITY:
+                observed, ccy, problem = abs(projected), order.unit, ""
+            else:
+                native = order.notional(abs(projected), price)
+                unknown = (f"no price: {price_problem}" if order.multiplier is not None
+                           else "no listing to take the contract multiplier from")
+                observed, ccy, problem = in_limit_currency(amount=native, quote=order.quote, limit=limit,
+                                                           unknown=unknown)
+            within = observed is not None and observed <= limit.value
+            detail = made_of + (f"; {problem}" if problem else "")
+            if not within and reduces:
+                detail += "; reduces the absolute position: allowed above the limit"
+            results[CHECK_POSITION_LIMIT].append(CheckResult(
+                check=CHECK_POSITION_LIMIT, passed=within or reduces,
+                limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),
+                scope=limit.scope_label, detail=detail,
+            ))
+
+    @staticmethod
+    def _gross(
+        order: _Order, controls: RiskControls, book: ExposureBook, notional, notional_problem: str, results
+    ) -> None:
+        limits = controls.of_kind(K.MAX_GROSS_EXPOSURE)
+        if not limits:
+            return
+        base = book.position("strategy") + order.sign * book.open_same_side("strategy")
+        reduces = abs(base + order.signed_quantity) < abs(base)
+        for limit in limits:
+            population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue", Scope.INSTRUMENT: "instrument"}.get(
+                limit.scope, "firm")
+            native_ok = limit.scope == Scope.INSTRUMENT
+            existing, problem = book.gross(population, native_ok=native_ok)
+            mine, _, mine_problem = in_limit_currency(amount=notional, quote=order.quote, limit=limit,
+                                                      unknown=notional_problem)
+            ccy = order.quote if native_ok else "USD"
+            problems = [p for p in (problem, mine_problem) if p]
+            observed = existing + mine if existing is not None and mine is not None else None
+            within = observed is not None and observed <= limit.value
+            detail = (f"{population} positions and open orders {_dec(existing)} + this order {_dec(mine)} {ccy}"
+                      + (f"; {'; '.join(problems)}" if problems else ""))
+            if not within and reduces:
+                detail += "; reduces the strategy's position: allowed above the limit"
+            results[CHECK_GROSS_EXPOSURE].append(CheckResult(
+                check=CHECK_GROSS_EXPOSURE, passed=within or reduces,
+                limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),
+                scope=limit.scope_label, detail=detail,
+            ))

@@ -1,0 +1,282 @@
+"""Writes of pre-trade risk: kill switches and the open-order exposure totals.
+
+- :func:`trading_state_set` — the one way a kill switch changes (admin actions, UI, CLI).
+- :func:`open_exposure_adjust` — add or subtract an order's open quantity in
+  :class:`~risk.models.OpenOrderExposure` (the engine adds, ``orders.exposure`` subtracts).
+- :func:`open_exposure_rebuild` — recompute those totals from the order table (reconciliation).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.utils import timezone
+
+from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from risk.exposure import OpenOrderSource, OpenOrderTotal, default_open_order_source
+from risk.models import OpenOrderExposure, Scope, TradingState, _clean_scope_key
+from venues.models import Venue
+
+logger = logging.getLogger(__name__)
+
+_ZERO = Decimal("0")
+
+
+# --- kill switches -------------------------------------------------------------------------------
+def scope_key_validate(*, scope: str, scope_key: str) -> str:
+    """Return ``scope_key`` stripped, after checking it names something that exists.
+
+    A kill switch or limit keyed by a typo would silently cover nothing, so beyond the model's own
+    checks (empty for GLOBAL, a parseable key for INSTRUMENT) the venue or strategy must exist and
+    an instrument key must be written canonically (that is how orders are matched).
+
+    Parameters
+    ----------
+    scope : str
+        ``risk.models.Scope`` value.
+    scope_key : str
+        Venue code, strategy id or canonical instrument key; empty for GLOBAL.
+
+    Raises
+    ------
+    django.core.exceptions.ValidationError
+        With a ``scope`` or ``scope_key`` entry saying what is wrong.
+    """
+    if scope not in Scope.values:
+        raise ValidationError({"scope": f"must be one of {', '.join(Scope.values)}, not {scope!r}"})
+    scope_key = (scope_key or "").strip()
+    scope_key = _clean_scope_key(scope, scope_key)
+    if scope == Scope.VENUE and not Venue.objects.filter(code=scope_key).exists():
+        raise ValidationError({"scope_key": f"no venue with code {scope_key!r}"})
+    if scope == Scope.STRATEGY:
+        # Looked up by name: risk must not import orders (orders imports risk).
+        strategy_model = apps.get_model("orders", "Strategy")
+        if not strategy_model.objects.filter(pk=scope_key).exists():
+            raise ValidationError({"scope_key": f"no strategy with id {scope_key!r}"})
+    if scope == Scope.INSTRUMENT:
+        canonical = str(parse_instrument_key(scope_key))
+        if canonical != scope_key:
+            raise ValidationError({"scope_key": f"write the instrument key canonically: {canonical!r}"})
+    return scope_key
+
+
+def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, actor: str) -> TradingState:
+    """Set the kill switch of one scope: ACTIVE, REDUCING (reduce-only) or HALTED.
+
+    The change applies to the very next order evaluated (the engine reads states fresh). The row
+    is created on first use; django-simple-history records every change with ``reason`` as the
+    history change reason (first 100 characters; the full text stays on the row).
+
+    Parameters
+    ----------
+    scope : str
+        ``GLOBAL``, ``VENUE``, ``STRATEGY`` or ``INSTRUMENT``.
+    scope_key : str
+        Empty for GLOBAL; an existing venue code or strategy id; a canonical instrument key (an
+        ``ANY:`` key covers every venue's listing of the instrument).
+    state : str
+        ``ACTIVE``, ``REDUCING`` or ``HALTED`` (``TradingState.State``).
+    reason : str
+        Why; required, not blank (FIA "Best Practices for Automated Trading Risk Controls": kill
+        switch use is logged with its reason).
+    actor : str
+        Who sets it (user name or component); required.
+
+    Returns
+    -------
+    TradingState
+        The saved row.
+
+    Raises
+    ------
+    django.core.exceptions.ValidationError
+        Blank reason or actor, unknown state, or an invalid scope / scope key (see
+        :func:`scope_key_validate`).
+    """
+    errors: dict[str, str] = {}
+    reason = (reason or "").strip()
+    actor = (actor or "").strip()
+    if not reason:
+        errors["reason"] = "a reason is required for every trading-state change"
+    if not actor:
+        errors["actor"] = "the actor (who sets the state) is required"
+    if state not in TradingState.State.values:
+        errors["state"] = f"must be one of {', '.join(TradingState.State.values)}, not {state!r}"
+    if errors:
+        raise ValidationError(errors)
+    scope_key = scope_key_validate(scope=scope, scope_key=scope_key)
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                row = TradingState.objects.select_for_update().filter(scope=scope, scope_key=scope_key).first()
+                if row is None:
+                    row = TradingState(scope=scope, scope_key=scope_key)
+                row.state, row.reason, row.changed_by = state, reason, actor
+                row._change_reason = reason[:100]  # simple-history's change-reason column is 100 chars
+                row.save()
+            break
+        except IntegrityError:
+            # Another request created the row first: the second attempt updates it.
+            if attempt == 2:
+                raise
+    logger.warning("trading state %s set to %s by %s: %s", row, state, actor, reason)
+    return row
+
+
+# --- open-order exposure totals ------------------------------------------------------------------
+def open_exposure_adjust(
+    *,
+    strategy_id: str,
+    instrument_key: str,
+    side: str,
+    leaves_delta: Decimal,
+    priced_delta: Decimal,
+    value_delta: Decimal,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """Add to (all deltas ≥ 0) or subtract from (all ≤ 0) one open-order total, in one statement.
+
+    Call inside the transaction that creates or changes the order, so the totals commit or roll
+    back with it. A subtraction never takes a total below zero; one that finds no row, or would
+    go below zero, is logged as drift (the totals were missing that order) and
+    :func:`open_exposure_rebuild` repairs it.
+
+    Parameters
+    ----------
+    strategy_id : str
+        Owning strategy.
+    instrument_key : str
+        Routed listing (canonical key, not ``ANY``).
+    side : str
+        ``Order.Side`` value.
+    leaves_delta : Decimal
+        Change of open quantity, base units.
+    priced_delta : Decimal
+        Change of the open quantity of orders with a limit price, base units.
+    value_delta : Decimal
+        Change of Σ open quantity × limit price, quote currency.
+    using : str
+        Database alias.
+
+    Raises
+    ------
+    ValueError
+        Mixed signs, or an instrument key that does not parse (or is ``ANY``).
+    """
+    deltas = (leaves_delta, priced_delta, value_delta)
+    if all(d == 0 for d in deltas):
+        return
+    connection = connections[using]
+    table = OpenOrderExposure._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    if all(d >= 0 for d in deltas):
+        try:
+            key = parse_instrument_key(instrument_key)
+        except InstrumentKeyError as exc:
+            raise ValueError(f"open exposure needs a routed listing key: {exc}") from exc
+        if key.is_any_venue:
+            raise ValueError(f"open exposure needs a routed listing key, not {instrument_key!r}")
+        sql = (
+            f"INSERT INTO {table} (strategy_id, instrument_key, side, venue, equivalence_key,"
+            " leaves_quantity, priced_quantity, priced_value, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (strategy_id, instrument_key, side) DO UPDATE SET"
+            f" leaves_quantity = {table}.leaves_quantity + excluded.leaves_quantity,"
+            f" priced_quantity = {table}.priced_quantity + excluded.priced_quantity,"
+            f" priced_value = {table}.priced_value + excluded.priced_value,"
+            " updated_at = excluded.updated_at"
+        )
+        params = [strategy_id, instrument_key, side, key.venue, key.equivalence_key, *deltas, now]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    if not all(d <= 0 for d in deltas):
+        raise ValueError(f"open exposure deltas must share one sign, got {deltas}")
+    sets = ", ".join(
+        f"{col} = CASE WHEN {col} + %s < 0 THEN 0 ELSE {col} + %s END"
+        for col in ("leaves_quantity", "priced_quantity", "priced_value")
+    )
+    sql = f"UPDATE {table} SET {sets}, updated_at = %s WHERE strategy_id = %s AND instrument_key = %s AND side = %s"
+    params = [d for d in deltas for _ in (0, 1)] + [now, strategy_id, instrument_key, side]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        missing = cursor.rowcount == 0
+    if missing:
+        logger.error(
+            "open exposure drift: no total for %s %s %s to subtract %s from; run open_exposure_rebuild",
+            strategy_id, side, instrument_key, leaves_delta,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureDrift:
+    """One open-order total that differed from the order table when rebuilt.
+
+    ``recorded`` and ``actual`` are (leaves_quantity, priced_quantity, priced_value): base units,
+    base units, quote currency.
+    """
+
+    strategy_id: str
+    instrument_key: str
+    side: str
+    recorded: tuple[Decimal, Decimal, Decimal]
+    actual: tuple[Decimal, Decimal, Decimal]
+
+
+def open_exposure_rebuild(
+    *, source: OpenOrderSource | None = None, using: str = DEFAULT_DB_ALIAS
+) -> tuple[ExposureDrift, ...]:
+    """Recompute every open-order total from the order table; return what differed.
+
+    Meant for a periodic reconciliation (Celery beat) and after an incident; it scans every open
+    order, so never per order. On PostgreSQL the totals table is locked against writers (SHARE ROW
+    EXCLUSIVE) for the duration: evaluations and order updates wait, then apply on top of the
+    rebuilt rows, so nothing is lost or counted twice. On SQLite the transaction already runs alone.
+
+    Parameters
+    ----------
+    source : OpenOrderSource, optional
+        Default: :func:`risk.exposure.default_open_order_source`.
+    using : str
+        Database alias.
+
+    Returns
+    -------
+    tuple of ExposureDrift
+        Empty when the totals were exact.
+    """
+    source = source or default_open_order_source()
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {OpenOrderExposure._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        actual: dict[tuple[str, str, str], OpenOrderTotal] = {
+            (t.strategy_id, t.instrument_key, t.side): t for t in source.open_order_totals()
+        }
+        rows = {(r.strategy_id, r.instrument_key, r.side): r for r in OpenOrderExposure.objects.using(using)}
+        drift = []
+        for key in sorted(set(actual) | set(rows)):
+            total, row = actual.get(key), rows.get(key)
+            want = (total.leaves_quantity, total.priced_quantity, total.priced_value) if total else (_ZERO,) * 3
+            have = (row.leaves_quantity, row.priced_quantity, row.priced_value) if row else (_ZERO,) * 3
+            if want == have:
+                continue
+            drift.append(
+                ExposureDrift(strategy_id=key[0], instrument_key=key[1], side=key[2], recorded=have, actual=want)
+            )
+            if row is None:
+                parsed = parse_instrument_key(key[1])
+                row = OpenOrderExposure(
+                    strategy_id=key[0], instrument_key=key[1], side=key[2],
+                    venue=parsed.venue, equivalence_key=parsed.equivalence_key,
+                )
+            row.leaves_quantity, row.priced_quantity, row.priced_value = want
+            row.save(using=using)
+    for d in drift:
+        logger.error("open exposure drift repaired: %s", d)
+    return tuple(drift)

@@ -1,0 +1,219 @@
+"""Prices and notionals for pre-trade risk: reference mids, currency rules, the exposure book.
+
+- :func:`reference_price` — the fresh mid of a listing from ``venues.marketdata``, or why there is
+  none (missing, stale, unreachable), never an exception.
+- :func:`in_limit_currency` — express a quote-currency amount in a limit's currency: the
+  instrument's quote currency for INSTRUMENT-scope limits, USD otherwise, with USD and the USD
+  stablecoins (:data:`USD_EQUIVALENTS`) counted 1:1 and any other currency refused (no FX source
+  exists in the service, so converting would be guessing).
+- :class:`ExposureBook` — positions and open-order totals of one evaluation, summed per population.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+
+from risk.models import Scope
+from risk.selectors import ExposureRow, LimitRow
+from venues.marketdata import MarketDataError, MarketDataStore, MarketSnapshot
+
+#: Quote currencies counted 1:1 as USD when notionals of different instruments are added up.
+USD_EQUIVALENTS = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USDP", "DAI", "PYUSD"})
+
+_NO_USD = "has no USD conversion (only USD and USD stablecoins count 1:1)"
+
+
+def decimal_text(value: Decimal | int | None) -> str | None:
+    """Return ``value`` as plain decimal text without exponent or trailing zeros (``"0.001"``)."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class ReferencePrice:
+    """A listing's reference mid, or why there is none.
+
+    Parameters
+    ----------
+    needed : bool
+        Whether the order needed one (False: not looked up).
+    mid : Decimal | None
+        Fresh mid in quote currency; None when missing, stale or unavailable.
+    problem : str
+        Why ``mid`` is None (``"missing: …"``, ``"stale: …"``, ``"market data unavailable …"``).
+    age_secs : float | None
+        Age of the snapshot, seconds, when there was one.
+    """
+
+    needed: bool
+    mid: Decimal | None = None
+    problem: str = ""
+    age_secs: float | None = None
+
+
+def reference_price(*, store: MarketDataStore, listing_key: str, now: datetime) -> ReferencePrice:
+    """Return the fresh mid of ``listing_key``, judged at ``now`` (UTC), or the reason there is none.
+
+    Fresh means at most ``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]`` seconds old. A store that
+    cannot answer (``MarketDataError``: Redis down, malformed payload) gives a problem, not an
+    exception: pre-trade risk denies with it.
+    """
+    try:
+        snapshot = store.get(listing_key)
+    except MarketDataError as exc:
+        return ReferencePrice(needed=True, problem=f"market data unavailable for {listing_key}: {exc}")
+    return judge_snapshot(snapshot, listing_key=listing_key, now=now)
+
+
+def judge_snapshot(snapshot: MarketSnapshot | None, *, listing_key: str, now: datetime) -> ReferencePrice:
+    """Return the usable mid of ``snapshot`` at ``now``, or why it is not usable."""
+    max_age = settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]
+    if snapshot is None:
+        return ReferencePrice(needed=True, problem=f"missing: no market data for {listing_key}")
+    age = snapshot.age_secs(now)
+    mid = snapshot.mid
+    if mid is None or mid <= 0:
+        return ReferencePrice(needed=True, problem=f"no bid/ask or last price in the {listing_key} snapshot",
+                              age_secs=age)
+    if not snapshot.is_fresh(max_age, now):
+        return ReferencePrice(needed=True, age_secs=age,
+                              problem=f"stale: {listing_key} snapshot is {age:.3f} s old, max {max_age} s")
+    return ReferencePrice(needed=True, mid=mid, age_secs=age)
+
+
+def in_limit_currency(
+    *, amount: Decimal | None, quote: str, limit: LimitRow, unknown: str
+) -> tuple[Decimal | None, str, str]:
+    """Express a quote-currency ``amount`` in the currency of ``limit``.
+
+    Parameters
+    ----------
+    amount : Decimal | None
+        Notional in ``quote``; None when it could not be computed.
+    quote : str
+        Quote currency of the instrument (``USDT``).
+    limit : LimitRow
+        INSTRUMENT-scope limits are in the instrument's quote currency; others in USD.
+    unknown : str
+        Why ``amount`` is None, for the problem text.
+
+    Returns
+    -------
+    (Decimal | None, str, str)
+        The amount in the limit's currency (None when unknown or not convertible), the
+        currency's name, and the problem ("" when none).
+    """
+    if limit.scope == Scope.INSTRUMENT:
+        return amount, quote or "quote currency", "" if amount is not None else f"notional unknown: {unknown}"
+    if amount is None:
+        return None, "USD", f"notional unknown: {unknown}"
+    if quote.upper() not in USD_EQUIVALENTS:
+        return None, "USD", f"quote currency {quote or '(unknown)'} {_NO_USD}"
+    return amount, "USD", ""
+
+
+class ExposureBook:
+    """Positions and open-order totals of one evaluation, summed per population.
+
+    Populations: ``"strategy"`` (the order's strategy), ``"firm"`` (every strategy), ``"venue"``
+    (every strategy on the chosen venue), ``"instrument"`` (every strategy in the order's
+    equivalence key). Only populations whose rows were read (``risk.selectors.ExposureNeeds``)
+    give true sums.
+
+    Parameters
+    ----------
+    rows : iterable of ExposureRow
+        From :func:`risk.selectors.exposure_rows`.
+    buy_like : bool
+        Side group of the order being checked.
+    listing_key : str
+        The order's routed listing ("" when none).
+    store : MarketDataStore
+        Prices unpriced quantity (MARKET orders) of other listings.
+    now : datetime
+        Evaluation time, UTC.
+    reference : ReferencePrice
+        The order's own reference mid, reused for its listing.
+    """
+
+    def __init__(self, *, rows: Iterable[ExposureRow], buy_like: bool, listing_key: str, store: MarketDataStore,
+                 now: datetime, reference: ReferencePrice) -> None:
+        self._rows = tuple(rows)
+        self._buy_like = buy_like
+        self._listing_key = listing_key
+        self._store = store
+        self._now = now
+        self._reference = reference
+        self._marks: dict[str, ReferencePrice] | None = None
+
+    @staticmethod
+    def _in(row: ExposureRow, population: str) -> bool:
+        if population == "strategy":
+            return row.mine
+        if population == "venue":
+            return row.same_venue
+        if population == "instrument":
+            return row.same_instrument
+        return True
+
+    def position(self, population: str) -> Decimal:
+        """Return the signed position of ``population`` in the order's instrument, all venues, base units."""
+        return sum((r.quantity for r in self._rows
+                    if r.source == "position" and r.same_instrument and self._in(r, population)), Decimal("0"))
+
+    def open_same_side(self, population: str) -> Decimal:
+        """Return the open quantity of ``population`` on the order's side in its instrument, base units."""
+        return sum((r.quantity for r in self._rows if r.source == "open_orders" and r.same_instrument
+                    and r.buy_like == self._buy_like and self._in(r, population)), Decimal("0"))
+
+    def gross(self, population: str, *, native_ok: bool) -> tuple[Decimal | None, str]:
+        """Return Σ position and open-order notional of ``population`` and the problem, if any.
+
+        In USD (stablecoins 1:1) unless ``native_ok`` (one instrument: its quote currency).
+        Unpriced quantity is valued at its listing's fresh mid × contract multiplier. The amount is
+        None when any part cannot be valued or converted; the problem then says which.
+        """
+        total = Decimal("0")
+        problems: list[str] = []
+        for row in self._rows:
+            if not self._in(row, population):
+                continue
+            amount = row.notional
+            if row.unpriced_quantity:
+                mark = self._mark(row.unpriced_listing)
+                if mark.mid is None:
+                    problems.append(f"open {row.unpriced_listing} quantity {decimal_text(row.unpriced_quantity)} "
+                                    f"has no price: {mark.problem}")
+                    continue
+                amount += row.unpriced_quantity * mark.mid * row.contract_multiplier
+            if not native_ok and row.quote_currency.upper() not in USD_EQUIVALENTS:
+                what = row.unpriced_listing or f"a {row.source} group"
+                problems.append(f"{what} in quote currency {row.quote_currency or '(unlisted)'} {_NO_USD}")
+                continue
+            total += amount
+        if problems:
+            return None, "; ".join(problems)
+        return total, ""
+
+    def _mark(self, listing_key: str) -> ReferencePrice:
+        if listing_key == self._listing_key and self._reference.mid is not None:
+            return self._reference
+        if self._marks is None:
+            # One get_many for every unpriced listing of the evaluation.
+            keys = sorted({r.unpriced_listing for r in self._rows if r.unpriced_quantity and r.unpriced_listing})
+            try:
+                snapshots = self._store.get_many(keys)
+            except MarketDataError as exc:
+                self._marks = {k: ReferencePrice(needed=True, problem=f"market data unavailable: {exc}") for k in keys}
+            else:
+                self._marks = {k: judge_snapshot(snapshots.get(k), listing_key=k, now=self._now) for k in keys}
+        return self._marks.get(listing_key) or ReferencePrice(needed=True, problem=f"no market data for {listing_key}")

@@ -1,0 +1,477 @@
+"""The admin as a risk manager uses it: pages render, kill switches need a reason, history records who."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+from knox.auth import TokenAuthentication
+from knox.models import AuthToken
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.test import APIRequestFactory
+
+from orders.models import Fill, Order, OrderEvent
+from risk.models import OpenOrderExposure, RiskLimit, Scope, TradingState
+from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory
+from tests.positions.factories import PositionFactory
+from tests.risk.factories import RiskLimitFactory, TradingStateFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
+from venues.models import Instrument, Venue
+
+
+def staff_user(username: str, group: str):
+    """A staff user (admin access) in role ``group``."""
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def risk_manager(db):
+    return staff_user("rm", "risk manager")
+
+
+@pytest.fixture
+def rm_client(client, risk_manager):
+    client.force_login(risk_manager)
+    return client
+
+
+@pytest.fixture
+def data(db):
+    """One row of every admin-registered model (plus a fill and events on the order)."""
+    venue = VenueFactory()
+    instrument = InstrumentFactory(venue=venue)
+    strategy = StrategyFactory(id="demo")
+    order = OrderFactory(strategy=strategy)
+    fill = Fill.objects.create(
+        order=order,
+        venue="BINANCE-SPOT",
+        venue_trade_id="T-1",
+        price=Decimal("40000.01"),
+        quantity=Decimal("0.004"),
+        fee=Decimal("0.16"),
+        fee_currency="USDT",
+        ts_event=timezone.now(),
+    )
+    event = OrderEvent.objects.create(
+        order=order, type=OrderEvent.Type.ROUTED, status_before="PENDING", status_after="ROUTED",
+        payload={"venue": "BINANCE-SPOT"}, actor="router", ts=timezone.now(),
+    )
+    position = PositionFactory(strategy=strategy, quantity=Decimal("0.004"), avg_entry_price=Decimal("40000.01"))
+    limit = RiskLimitFactory(kind=RiskLimit.Kind.MAX_ORDER_QUANTITY, value=Decimal("10"))
+    switch = TradingStateFactory(scope=Scope.STRATEGY, scope_key="demo", reason="seeded")
+    token, _ = AuthToken.objects.create(user=strategy.service_account)
+    exposure = OpenOrderExposure.objects.create(
+        strategy_id="demo", instrument_key=instrument.instrument_key, side="BUY", venue=venue.code,
+        equivalence_key=instrument.equivalence_key, leaves_quantity=Decimal("0.01"),
+    )
+    return {
+        "venues.venue": venue,
+        "venues.instrument": instrument,
+        "orders.strategy": strategy,
+        "orders.order": order,
+        "orders.fill": fill,
+        "orders.orderevent": event,
+        "positions.position": position,
+        "risk.risklimit": limit,
+        "risk.tradingstate": switch,
+        "knox.authtoken": token,
+        "risk.openorderexposure": exposure,
+    }
+
+
+def admin_url(label: str, view: str, *args) -> str:
+    app, model = label.split(".")
+    return reverse(f"admin:{app}_{model}_{view}", args=args)
+
+
+# --- pages render -----------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "label",
+    [
+        "venues.venue",
+        "venues.instrument",
+        "orders.strategy",
+        "orders.order",
+        "orders.fill",
+        "orders.orderevent",
+        "positions.position",
+        "risk.risklimit",
+        "risk.tradingstate",
+        "risk.openorderexposure",
+        "knox.authtoken",
+    ],
+)
+def test_admin_pages_render_for_risk_manager(rm_client, data, label):
+    obj = data[label]
+
+    changelist = rm_client.get(admin_url(label, "changelist"))
+    change = rm_client.get(admin_url(label, "change", obj.pk))
+    history = rm_client.get(admin_url(label, "history", obj.pk))
+
+    assert changelist.status_code == 200, label
+    assert change.status_code == 200, label
+    assert history.status_code == 200, label
+
+
+@pytest.mark.django_db
+def test_admin_index_lists_every_app_for_risk_manager(rm_client, data):
+    response = rm_client.get(reverse("admin:index"))
+
+    assert response.status_code == 200
+    for name in ("Risk limits", "Trading states", "Orders", "Positions", "Venues", "Instruments", "Strategies"):
+        assert name in response.content.decode(), name
+
+
+@pytest.mark.django_db
+def test_admin_non_staff_trader_is_sent_to_login(client, db):
+    trader = UserFactory(username="t1")
+    trader.groups.add(Group.objects.get(name="trader"))
+    client.force_login(trader)
+
+    response = client.get(admin_url("orders.order", "changelist"))
+
+    assert response.status_code == 302 and reverse("admin:login") in response["Location"]
+
+
+# --- risk limits: list editing and history ----------------------------------------------------
+@pytest.mark.django_db
+def test_risk_limit_change_is_recorded_with_user_and_before_after(rm_client, risk_manager, data):
+    limit = data["risk.risklimit"]
+    form = {
+        "scope": limit.scope, "scope_key": "", "kind": limit.kind, "value": "2.5", "enabled": "on",
+        "description": "tightened", "change_reason": "TICKET-7",
+    }
+
+    response = rm_client.post(admin_url("risk.risklimit", "change", limit.pk), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    latest = limit.history.first()
+    assert latest.value == Decimal("2.5") and latest.history_user == risk_manager
+    assert latest.history_change_reason == "TICKET-7"
+    page = rm_client.get(admin_url("risk.risklimit", "history", limit.pk)).content.decode()
+    assert "rm" in page and "TICKET-7" in page
+    assert "10.000000000000000000" in page and "2.500000000000000000" in page  # before → after
+
+
+@pytest.mark.django_db
+def test_risk_limit_changelist_edits_value_and_enabled_in_place(rm_client, risk_manager, data):
+    limit = data["risk.risklimit"]
+    formset = {
+        "form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-MIN_NUM_FORMS": "0", "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": str(limit.pk), "form-0-value": "3", "_save": "Save",
+    }  # "enabled" left out: the checkbox is cleared
+
+    response = rm_client.post(admin_url("risk.risklimit", "changelist"), formset)
+
+    assert response.status_code == 302
+    limit.refresh_from_db()
+    assert (limit.value, limit.enabled) == (Decimal("3"), False)
+    assert limit.history.first().history_user == risk_manager
+
+
+@pytest.mark.django_db
+def test_risk_limit_changelist_filters_and_searches(rm_client, data):
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=RiskLimit.Kind.PRICE_COLLAR_BPS, value=200)
+    url = admin_url("risk.risklimit", "changelist")
+
+    by_scope = rm_client.get(url, {"scope__exact": "STRATEGY"})
+    by_kind = rm_client.get(url, {"kind__exact": "PRICE_COLLAR_BPS"})
+    by_key = rm_client.get(url, {"q": "demo"})
+
+    for response in (by_scope, by_kind, by_key):
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list.values_list("scope_key", flat=True)) == ["demo"]
+
+
+# --- kill switches ----------------------------------------------------------------------------
+def _action(client, action: str, switch: TradingState, **extra):
+    return client.post(
+        admin_url("risk.tradingstate", "changelist"),
+        {"action": action, "_selected_action": [str(switch.pk)], **extra},
+    )
+
+
+@pytest.mark.django_db
+def test_kill_switch_halt_first_asks_for_a_reason(rm_client, data):
+    switch = data["risk.tradingstate"]
+
+    response = _action(rm_client, "halt", switch)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'name="reason"' in page and "STRATEGY" in page and "Halted" in page
+    switch.refresh_from_db()
+    assert switch.state == TradingState.State.ACTIVE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_kill_switch_halt_without_reason_is_refused(rm_client, data, reason):
+    switch = data["risk.tradingstate"]
+
+    response = _action(rm_client, "halt", switch, apply="Set Halted", reason=reason)
+
+    assert response.status_code == 200
+    assert "a reason is required to change a kill switch" in response.content.decode()
+    switch.refresh_from_db()
+    assert (switch.state, switch.reason) == (TradingState.State.ACTIVE, "seeded")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "action,state",
+    [("halt", TradingState.State.HALTED), ("reduce_only", TradingState.State.REDUCING)],
+)
+def test_kill_switch_action_with_reason_sets_state_through_service(rm_client, risk_manager, data, action, state):
+    switch = data["risk.tradingstate"]
+
+    response = _action(rm_client, action, switch, apply="Set", reason="  venue incident #12  ")
+
+    assert response.status_code == 302
+    switch.refresh_from_db()
+    assert (switch.state, switch.reason, switch.changed_by) == (state, "venue incident #12", "rm")
+    latest = switch.history.first()
+    assert latest.state == state and latest.history_user == risk_manager
+    page = rm_client.get(admin_url("risk.tradingstate", "history", switch.pk)).content.decode()
+    assert "venue incident #12" in page
+
+
+@pytest.mark.django_db
+def test_kill_switch_resume_sets_active(rm_client, data):
+    switch = data["risk.tradingstate"]
+    _action(rm_client, "halt", switch, apply="Set", reason="drill")
+
+    response = _action(rm_client, "resume", switch, apply="Set", reason="drill over")
+
+    assert response.status_code == 302
+    switch.refresh_from_db()
+    assert (switch.state, switch.reason) == (TradingState.State.ACTIVE, "drill over")
+
+
+@pytest.mark.django_db
+def test_kill_switch_viewer_cannot_use_actions(client, data):
+    client.force_login(staff_user("v", "viewer"))
+    switch = data["risk.tradingstate"]
+
+    changelist = client.get(admin_url("risk.tradingstate", "changelist"))
+    _action(client, "halt", switch, apply="Set", reason="not allowed")
+
+    assert changelist.status_code == 200 and 'value="halt"' not in changelist.content.decode()
+    switch.refresh_from_db()
+    assert switch.state == TradingState.State.ACTIVE
+
+
+@pytest.mark.django_db
+def test_trading_state_add_form_requires_reason(rm_client, risk_manager, db):
+    VenueFactory(code="BINANCE-SPOT")
+    url = admin_url("risk.tradingstate", "add")
+    form = {"scope": Scope.VENUE, "scope_key": "BINANCE-SPOT", "state": TradingState.State.HALTED}
+
+    refused = rm_client.post(url, {**form, "reason": " "})
+    accepted = rm_client.post(url, {**form, "reason": "maintenance window"})
+
+    assert refused.status_code == 200
+    assert "a reason is required for every trading-state change" in refused.content.decode()
+    assert accepted.status_code == 302
+    created = TradingState.objects.get(scope=Scope.VENUE, scope_key="BINANCE-SPOT")
+    assert (created.state, created.reason, created.changed_by) == ("HALTED", "maintenance window", "rm")
+    assert created.history.first().history_user == risk_manager
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "label,kind",
+    [("risk.tradingstate", None), ("risk.risklimit", RiskLimit.Kind.MAX_ORDER_NOTIONAL)],
+)
+def test_scope_key_must_name_an_existing_venue(rm_client, db, label, kind):
+    form = {"scope": Scope.VENUE, "scope_key": "BINANSE-SPOT", "state": "HALTED", "reason": "typo test",
+            "kind": kind or "", "value": "1000", "enabled": "on"}
+
+    response = rm_client.post(admin_url(label, "add"), form)
+
+    assert response.status_code == 200
+    assert "no venue with code &#x27;BINANSE-SPOT&#x27;" in response.content.decode()
+    assert not TradingState.objects.exists() and not RiskLimit.objects.exists()
+
+
+@pytest.mark.django_db
+def test_trading_state_change_form_asks_for_a_fresh_reason(rm_client, data):
+    switch = data["risk.tradingstate"]
+    url = admin_url("risk.tradingstate", "change", switch.pk)
+
+    page = rm_client.get(url).content.decode()
+    refused = rm_client.post(url, {"state": TradingState.State.REDUCING, "reason": ""})
+    accepted = rm_client.post(url, {"state": TradingState.State.REDUCING, "reason": "exposure review"})
+
+    assert "seeded" in page  # the current reason is shown as help, not pre-filled
+    assert refused.status_code == 200
+    assert accepted.status_code == 302
+    switch.refresh_from_db()
+    assert (switch.state, switch.reason, switch.scope_key) == ("REDUCING", "exposure review", "demo")
+
+
+@pytest.mark.django_db
+def test_trading_state_cannot_be_deleted_or_reverted(rm_client, data):
+    switch = data["risk.tradingstate"]
+    version = switch.history.first()
+
+    delete = rm_client.post(admin_url("risk.tradingstate", "delete", switch.pk), {"post": "yes"})
+    revert = rm_client.post(
+        reverse("admin:risk_tradingstate_simple_history", args=[switch.pk, version.history_id]),
+        {"state": "HALTED", "reason": "sneaky"},
+    )
+    version_url = reverse("admin:risk_tradingstate_simple_history", args=[switch.pk, version.history_id])
+    view_version = rm_client.get(version_url)
+
+    assert delete.status_code == 403
+    assert revert.status_code == 403
+    assert view_version.status_code == 200
+    assert TradingState.objects.filter(pk=switch.pk, state="ACTIVE").exists()
+
+
+# --- orders: inspection only ------------------------------------------------------------------
+@pytest.mark.django_db
+def test_order_admin_is_read_only_with_fills_and_events_inline(rm_client, data):
+    order = data["orders.order"]
+    url = admin_url("orders.order", "change", order.pk)
+
+    page = rm_client.get(url).content.decode()
+    post = rm_client.post(url, {"status": "FILLED", "filled_quantity": "1"})
+    add = rm_client.get(admin_url("orders.order", "add"))
+
+    assert "T-1" in page and "ROUTED" in page and "router" in page  # fill and event inline
+    for field in ("status", "filled_quantity", "venue_order_id", "risk_result", "routing_decision", "quantity"):
+        assert f'name="{field}"' not in page, field
+    assert 'name="_save"' not in page
+    assert post.status_code == 403 and add.status_code == 403
+    order.refresh_from_db()
+    assert order.status == Order.Status.ROUTED and order.filled_quantity == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["id", "operation_id", "client_order_id"])
+def test_order_admin_search_by_identifier(rm_client, data, field):
+    order = data["orders.order"]
+    OrderFactory(strategy=order.strategy)  # another order that must not match
+
+    response = rm_client.get(admin_url("orders.order", "changelist"), {"q": str(getattr(order, field))})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [order]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [{"status__exact": "ROUTED"}, {"venue": "BINANCE-SPOT"}, {"strategy__id__exact": "demo"},
+     {"side__exact": "BUY"}, {"exec_algorithm__exact": "NORMAL"}],
+)
+def test_order_admin_filters(rm_client, data, params):
+    other = OrderFactory(strategy=StrategyFactory(id="other"), side="SELL", venue="BINANCE-FUTURES",
+                         status=Order.Status.PENDING, exec_algorithm="TWAP")
+
+    response = rm_client.get(admin_url("orders.order", "changelist"), params)
+
+    assert response.status_code == 200
+    results = list(response.context["cl"].result_list)
+    assert data["orders.order"] in results and other not in results
+
+
+# --- venues, strategies, tokens ---------------------------------------------------------------
+@pytest.mark.django_db
+def test_venue_admin_shows_env_var_names_never_values(rm_client, data, monkeypatch):
+    monkeypatch.setenv("BINANCE_API_KEY", "value-that-must-not-appear")
+    Venue.objects.filter(pk="BINANCE-SPOT").update(
+        config={"api_key_env": "BINANCE_API_KEY", "api_secret_env": "BINANCE_API_SECRET"}
+    )
+    monkeypatch.delenv("BINANCE_API_SECRET", raising=False)
+
+    page = rm_client.get(admin_url("venues.venue", "change", "BINANCE-SPOT")).content.decode()
+
+    assert "<code>api_key_env</code> → <code>BINANCE_API_KEY</code> (set)" in page
+    assert "<code>api_secret_env</code> → <code>BINANCE_API_SECRET</code> (not set)" in page
+    assert "value-that-must-not-appear" not in page
+
+
+@pytest.mark.django_db
+def test_venue_admin_risk_manager_may_only_switch_enabled(rm_client, data):
+    url = admin_url("venues.venue", "change", "BINANCE-SPOT")
+
+    page = rm_client.get(url).content.decode()
+    response = rm_client.post(
+        url,
+        {"enabled": "", "adapter": "hacked", "maker_fee_bps": "0",
+         "instruments-TOTAL_FORMS": "0", "instruments-INITIAL_FORMS": "0"},
+    )
+
+    assert 'name="enabled"' in page and 'name="adapter"' not in page and 'name="config"' not in page
+    assert response.status_code == 302
+    venue = Venue.objects.get(pk="BINANCE-SPOT")
+    assert venue.enabled is False and venue.adapter == "binance_spot" and venue.maker_fee_bps == Decimal("10")
+
+
+@pytest.mark.django_db
+def test_venue_admin_superuser_config_with_a_secret_is_refused(client, data):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    venue = data["venues.venue"]
+    form = {
+        "name": venue.name, "kind": venue.kind, "adapter": venue.adapter, "mode": venue.mode, "enabled": "on",
+        "maker_fee_bps": "10", "taker_fee_bps": "10", "latency_ms": "5",
+        "config": '{"api_key": "abc123"}', "instruments-TOTAL_FORMS": "0", "instruments-INITIAL_FORMS": "0",
+    }
+
+    response = client.post(admin_url("venues.venue", "change", venue.pk), form)
+
+    assert response.status_code == 200
+    assert "looks like a credential" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_strategy_admin_shows_service_account_traders_and_tokens(rm_client, data):
+    strategy = data["orders.strategy"]
+    trader = UserFactory(username="alice")
+    strategy.traders.add(trader)
+
+    changelist = rm_client.get(admin_url("orders.strategy", "changelist")).content.decode()
+    change = rm_client.get(admin_url("orders.strategy", "change", strategy.pk)).content.decode()
+
+    assert "svc-demo" in changelist and "alice" in changelist
+    assert "1 token(s)" in change and "issue_api_token demo" in change
+
+
+@pytest.mark.django_db
+def test_knox_admin_delete_revokes_the_token(rm_client, data):
+    strategy = data["orders.strategy"]
+    instance, token = AuthToken.objects.create(user=strategy.service_account, expiry=timedelta(days=1))
+    request = APIRequestFactory().get("/api/orders", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert TokenAuthentication().authenticate(request)[0] == strategy.service_account
+
+    response = rm_client.post(admin_url("knox.authtoken", "delete", instance.pk), {"post": "yes"})
+
+    assert response.status_code == 302
+    with pytest.raises(AuthenticationFailed):
+        TokenAuthentication().authenticate(APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}"))
+
+
+@pytest.mark.django_db
+def test_instrument_admin_derives_symbol_and_nautilus_id_from_key(client, db):
+    client.force_login(UserFactory(username="root2", is_staff=True, is_superuser=True))
+    VenueFactory(code="BINANCE-FUTURES", adapter="binance_futures")
+    form = {
+        "venue": "BINANCE-FUTURES", "instrument_key": "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN",
+        "venue_symbol": "", "nautilus_instrument_id": "", "base_currency": "BTC", "quote_currency": "USDT",
+        "settlement_currency": "USDT", "tick_size": "0.1", "lot_size": "0.001", "min_notional": "100",
+        "contract_multiplier": "1", "enabled": "on",
+    }
+
+    response = client.post(admin_url("venues.instrument", "add"), form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    instrument = Instrument.objects.get(instrument_key="BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN")
+    assert (instrument.venue_symbol, instrument.nautilus_instrument_id) == ("BTCUSDT", "BTCUSDT-PERP.BINANCE")
+    assert instrument.equivalence_key == "PERPETUAL:BTC-USDT@LIN"

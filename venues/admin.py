@@ -1,0 +1,160 @@
+"""Admin for venues and their instrument listings.
+
+A venue's ``config`` names the environment variables that hold its credentials, never the
+secrets (``Venue.clean`` refuses credential-looking keys that do not end in ``_env``); the admin
+shows those names and whether each is set in this process, never a value. Superusers edit venue
+configuration; anyone else holding ``venues.change_venue`` (the risk manager) may only switch a
+venue on or off.
+"""
+
+import os
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.utils.html import format_html, format_html_join
+
+from odum_live.admin import COMPACT_DECIMALS, ReadOnlyAdminMixin, decimal_column
+from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from venues.models import Instrument, Venue
+
+
+def credential_env_vars(config: dict) -> list[tuple[str, str]]:
+    """Return ``(config key, environment variable name)`` for every ``*_env`` entry of ``config``.
+
+    Nested dicts (e.g. a ``testnet`` section) are searched too; keys are given dotted.
+    """
+    found: list[tuple[str, str]] = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif key.lower().endswith("_env") and isinstance(value, str):
+                found.append((f"{prefix}{key}", value))
+
+    walk(config or {}, "")
+    return found
+
+
+class InstrumentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The venue's listings (edit them on the instrument's own page)."""
+
+    model = Instrument
+    extra = 0
+    fields = [
+        "instrument_key", "venue_symbol", "nautilus_instrument_id", "tick_size", "lot_size", "min_notional", "enabled",
+    ]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Venue)
+class VenueAdmin(admin.ModelAdmin):
+    """Venues: mode, fees, latency estimate, adapter config (env var names only), enabled switch."""
+
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "adapter",
+        "mode",
+        "enabled",
+        decimal_column("maker_fee_bps", "maker fee (bps)"),
+        decimal_column("taker_fee_bps", "taker fee (bps)"),
+        decimal_column("latency_ms", "latency (ms)"),
+    ]
+    list_editable = ["enabled"]
+    formfield_overrides = {models.DecimalField: COMPACT_DECIMALS}
+    list_filter = ["kind", "mode", "enabled"]
+    search_fields = ["code", "name", "adapter"]
+    inlines = [InstrumentInline]
+    fields = [
+        "code",
+        "name",
+        "kind",
+        "adapter",
+        "mode",
+        "enabled",
+        "maker_fee_bps",
+        "taker_fee_bps",
+        "latency_ms",
+        "config",
+        "credentials",
+        "updated_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        """Superusers edit everything but the code of an existing venue; others only ``enabled``."""
+        if request.user.is_superuser:
+            fixed = ["code"] if obj is not None else []
+            return [*fixed, "credentials", "updated_at"]
+        return [f for f in self.fields if f != "enabled"]
+
+    @admin.display(description="credentials (environment variables)")
+    def credentials(self, obj: Venue | None) -> str:
+        """List the env var names the config refers to and whether each is set; never the values."""
+        pairs = credential_env_vars(obj.config if obj else {})
+        if not pairs:
+            return "none configured"
+        return format_html(
+            "<ul style='margin:0'>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> → <code>{}</code> ({})</li>",
+                ((key, name, "set" if os.environ.get(name) else "not set") for key, name in pairs),
+            ),
+        )
+
+
+class InstrumentForm(forms.ModelForm):
+    """Instrument form that derives the venue symbol and NautilusTrader id from the key when left blank."""
+
+    class Meta:
+        model = Instrument
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("venue_symbol", "nautilus_instrument_id"):
+            if name in self.fields:
+                self.fields[name].required = False
+                self.fields[name].help_text = "Leave blank to derive it from the instrument key."
+
+    def clean(self):
+        """Fill blank venue symbol / NautilusTrader id from the canonical key (odum_live.instruments)."""
+        data = super().clean()
+        text = data.get("instrument_key")
+        if not text:
+            return data
+        try:
+            key = parse_instrument_key(text)
+            if not data.get("venue_symbol"):
+                data["venue_symbol"] = key.venue_symbol()
+            if not data.get("nautilus_instrument_id"):
+                data["nautilus_instrument_id"] = key.nautilus_instrument_id()
+        except InstrumentKeyError as exc:
+            self.add_error("instrument_key", str(exc))
+        return data
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    """Listings with the venue's trading rules (tick, lot, min notional) and their id mappings."""
+
+    form = InstrumentForm
+    formfield_overrides = {models.DecimalField: COMPACT_DECIMALS}
+    list_display = [
+        "instrument_key",
+        "venue",
+        "venue_symbol",
+        "nautilus_instrument_id",
+        decimal_column("tick_size", "tick"),
+        decimal_column("lot_size", "lot"),
+        decimal_column("min_notional", "min notional"),
+        "enabled",
+    ]
+    list_filter = ["venue", "enabled", "is_inverse", "quote_currency"]
+    search_fields = ["instrument_key", "equivalence_key", "venue_symbol", "nautilus_instrument_id"]
+    readonly_fields = ["equivalence_key", "updated_at"]
+    list_select_related = ["venue"]
