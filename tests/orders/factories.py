@@ -12,7 +12,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+    password = factory.django.Password("pw-for-tests-1")  # hashed at build: no second save
 
 
 class StrategyFactory(factory.django.DjangoModelFactory):
@@ -43,3 +43,63 @@ class OrderFactory(factory.django.DjangoModelFactory):
     quantity = Decimal("0.01")
     price = Decimal("40000")
     status = Order.Status.ROUTED
+
+
+# --- order API / services (owned by the order-services engineer) --------------------------------
+import uuid as _uuid  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
+
+from orders.models import Fill, OrderEvent  # noqa: E402
+
+
+def make_token(user) -> str:
+    """Issue a knox API token for ``user`` and return its plain text (for ``Authorization: Bearer``)."""
+    _, token = AuthToken.objects.create(user=user)
+    return token
+
+
+class FillFactory(factory.django.DjangoModelFactory):
+    """A stored fill row (read-side tests only: the journal writer owns fills)."""
+
+    class Meta:
+        model = Fill
+
+    order = factory.SubFactory(OrderFactory)
+    venue = factory.LazyAttribute(lambda o: o.order.venue or "BINANCE-SPOT")
+    venue_trade_id = factory.Sequence(lambda n: f"T{n}")
+    price = Decimal("40000")
+    quantity = Decimal("0.005")
+    fee = Decimal("0.2")
+    fee_currency = "USDT"
+    liquidity = Fill.Liquidity.TAKER
+    ts_event = factory.LazyFunction(timezone.now)
+
+
+class OrderEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrderEvent
+
+    order = factory.SubFactory(OrderFactory)
+    type = OrderEvent.Type.RECEIVED
+    actor = "test"
+    ts = factory.LazyFunction(timezone.now)
+
+
+def order_body(**overrides) -> dict:
+    """A valid JSON order message (LIMIT BUY 0.01 BTC-USDT on Binance spot at 40000), with overrides.
+
+    An override of ``None`` removes the key.
+    """
+    body = {
+        "operation_id": f"op-{_uuid.uuid4().hex}",
+        "instrument_key": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT",
+        "side": "BUY",
+        "quantity": "0.01",
+        "price": "40000",
+        "order_type": "LIMIT",
+        "time_in_force": "GTC",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}

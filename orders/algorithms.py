@@ -1,0 +1,183 @@
+"""Execution-algorithm parameters: validation shared by the API, the order ticket and the venue layer.
+
+An order's ``exec_algorithm`` picks how the trading node works it (DESIGN.md, "Order flow" step 3):
+
+=========  ==================================================================================
+NORMAL     sent as one order; takes no parameters.
+TWAP       ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval ≤ horizon: the
+           quantity is sliced evenly, one slice every ``interval_secs`` over ``horizon_secs``
+           (NautilusTrader's ``TWAPExecAlgorithm`` takes exactly these two; NAUTILUS_NOTES.md).
+VWAP       ``horizon_secs``, ``interval_secs`` as TWAP, plus ``max_participation``: the largest
+           fraction of the market volume traded per interval, a decimal in (0, 1].
+ICEBERG    ``display_qty``: the visible quantity in base units, 0 < display_qty < quantity;
+           LIMIT orders only (an iceberg rests on the book).
+=========  ==================================================================================
+
+Numbers follow the API's rule (no JSON floats): integers as JSON integers, decimals as strings.
+Validated params come back *normalised* (ints as ``int``, decimals as canonical strings) so the
+stored JSON and the request fingerprint do not depend on how the client spelled them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+#: Longest accepted algorithm horizon, seconds (7 days): longer schedules are a config mistake.
+MAX_HORIZON_SECS = 7 * 24 * 3600
+#: Most slices one order may be cut into (horizon / interval): bounds the node's timer load.
+MAX_SLICES = 10_000
+
+ALGORITHMS = ("NORMAL", "TWAP", "VWAP", "ICEBERG")
+
+
+class AlgorithmParamsError(ValueError):
+    """Invalid ``exec_algorithm_params`` (or an order shape the algorithm cannot work).
+
+    Attributes
+    ----------
+    errors : dict[str, list[str]]
+        Messages keyed by the offending parameter name; the key ``order_type`` when the
+        algorithm does not accept the order type.
+    """
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+
+
+def format_decimal(value: Decimal) -> str:
+    """Return ``value`` as a canonical plain decimal string (``Decimal("1.50")`` → ``"1.5"``)."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _positive_int(params: dict, name: str, errors: dict, *, maximum: int) -> int | None:
+    if name not in params:
+        errors.setdefault(name, []).append("is required")
+        return None
+    value = params[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors.setdefault(name, []).append(f"must be a JSON integer number of seconds, got {value!r}")
+        return None
+    if value <= 0:
+        errors.setdefault(name, []).append(f"must be a positive number of seconds, got {value}")
+        return None
+    if value > maximum:
+        errors.setdefault(name, []).append(f"must be at most {maximum} seconds, got {value}")
+        return None
+    return value
+
+
+def _decimal(params: dict, name: str, errors: dict) -> Decimal | None:
+    if name not in params:
+        errors.setdefault(name, []).append("is required")
+        return None
+    value = params[name]
+    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int)):
+        errors.setdefault(name, []).append(
+            f"must be a decimal string such as \"0.1\" (JSON floats lose precision), got {value!r}"
+        )
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        errors.setdefault(name, []).append(f"is not a decimal number: {value!r}")
+        return None
+    if not number.is_finite():
+        errors.setdefault(name, []).append(f"must be a finite number, got {value!r}")
+        return None
+    return number
+
+
+def _schedule(params: dict, errors: dict) -> dict[str, Any]:
+    horizon = _positive_int(params, "horizon_secs", errors, maximum=MAX_HORIZON_SECS)
+    interval = _positive_int(params, "interval_secs", errors, maximum=MAX_HORIZON_SECS)
+    if horizon is not None and interval is not None:
+        if interval > horizon:
+            errors.setdefault("interval_secs", []).append(
+                f"must be at most horizon_secs ({horizon}), got {interval}"
+            )
+        elif horizon // interval > MAX_SLICES:
+            errors.setdefault("interval_secs", []).append(
+                f"gives {horizon // interval} slices over horizon_secs {horizon}; at most {MAX_SLICES} allowed"
+            )
+    return {"horizon_secs": horizon, "interval_secs": interval}
+
+
+_ALLOWED = {
+    "NORMAL": frozenset(),
+    "TWAP": frozenset({"horizon_secs", "interval_secs"}),
+    "VWAP": frozenset({"horizon_secs", "interval_secs", "max_participation"}),
+    "ICEBERG": frozenset({"display_qty"}),
+}
+
+
+def validate_exec_algorithm_params(
+    *, algorithm: str, params: dict | None, quantity: Decimal | None, order_type: str
+) -> dict[str, Any]:
+    """Check ``params`` for ``algorithm`` and return them normalised.
+
+    Parameters
+    ----------
+    algorithm : str
+        ``NORMAL``, ``TWAP``, ``VWAP`` or ``ICEBERG``.
+    params : dict | None
+        The client's ``exec_algorithm_params`` (None is treated as ``{}``).
+    quantity : Decimal | None
+        Order quantity in base units (checked against ``display_qty``); None skips that check
+        (the quantity itself failed validation).
+    order_type : str
+        ``MARKET`` or ``LIMIT``.
+
+    Returns
+    -------
+    dict
+        ``{}`` for NORMAL; ints for seconds, canonical decimal strings for fractions and quantities.
+
+    Raises
+    ------
+    AlgorithmParamsError
+        Naming each bad or unknown parameter (or ``order_type`` for a MARKET iceberg).
+    """
+    if algorithm not in _ALLOWED:
+        raise AlgorithmParamsError({"exec_algorithm": [f"must be one of {', '.join(ALGORITHMS)}"]})
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise AlgorithmParamsError({"exec_algorithm_params": ["must be a JSON object"]})
+    errors: dict[str, list[str]] = {}
+    for name in sorted(set(params) - _ALLOWED[algorithm]):
+        allowed = ", ".join(sorted(_ALLOWED[algorithm])) or "none"
+        errors[name] = [f"is not a parameter of {algorithm} (allowed: {allowed})"]
+    out: dict[str, Any] = {}
+    if algorithm in ("TWAP", "VWAP"):
+        out.update(_schedule(params, errors))
+    if algorithm == "VWAP":
+        participation = _decimal(params, "max_participation", errors)
+        if participation is not None:
+            if not (Decimal("0") < participation <= Decimal("1")):
+                errors.setdefault("max_participation", []).append(
+                    f"must be a fraction in (0, 1], got {format_decimal(participation)}"
+                )
+            else:
+                out["max_participation"] = format_decimal(participation)
+    if algorithm == "ICEBERG":
+        if order_type != "LIMIT":
+            errors.setdefault("order_type", []).append("ICEBERG works LIMIT orders only (the order rests on the book)")
+        display = _decimal(params, "display_qty", errors)
+        if display is not None:
+            if display <= 0:
+                errors.setdefault("display_qty", []).append(
+                    f"must be greater than zero (base units), got {format_decimal(display)}"
+                )
+            elif quantity is not None and display >= quantity:
+                errors.setdefault("display_qty", []).append(
+                    f"must be less than the order quantity {format_decimal(quantity)}, got {format_decimal(display)}"
+                )
+            else:
+                out["display_qty"] = format_decimal(display)
+    if errors:
+        raise AlgorithmParamsError(errors)
+    return out

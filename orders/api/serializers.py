@@ -1,0 +1,519 @@
+"""Serializers of the order API: JSON ⇄ Python types. Business rules live in the services.
+
+Numbers
+-------
+Prices, quantities and amounts are decimals end to end. In requests they are accepted as JSON
+**strings** (``"0.01"``) or JSON **integers** (``5``); JSON numbers with a fraction or exponent
+(``0.01``, ``1e3``) are refused with a 400, because a JSON parser turns them into binary floats
+and ``0.1`` is not ``0.1`` in binary — an order API must not round a client's price. Responses give
+every decimal as a canonical string (``"0.01"``, never ``"0.010000000000000000"``).
+
+Times are ISO-8601; a time without an offset is taken as UTC. Responses use UTC with ``Z``.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
+from orders.algorithms import format_decimal
+from orders.models import Order, OrderEvent
+from orders.services.request import OPERATION_ID_MAX_LENGTH, OrderRequestInvalid, order_request_build
+
+#: Fields only the server sets: a request naming one is refused (mass-assignment guard).
+SERVER_OWNED_FIELDS = frozenset({
+    "id", "order_id", "client_order_id", "status", "filled_quantity", "leaves_quantity", "avg_fill_price", "fees",
+    "venue", "venue_type", "venue_order_id", "routed_instrument_key", "fills", "events", "children", "risk_result",
+    "routing_decision", "rejection_reason", "error_message", "request_fingerprint", "created_by", "created_at",
+    "updated_at", "submitted_at", "accepted_at", "closed_at", "dispatched_at", "parent", "parent_id",
+    "parent_order_id", "strategy",
+})
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A decimal given as a JSON string or integer (NUMERIC(36,18)); JSON floats are refused."""
+
+    default_error_messages = {
+        "float": "must be a decimal string such as \"0.01\" or a JSON integer: JSON numbers with a fraction "
+                 "or exponent are binary floats and lose precision.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", MAX_DIGITS)
+        kwargs.setdefault("decimal_places", DECIMAL_PLACES)
+        kwargs.setdefault("coerce_to_string", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, float)):
+            self.fail("float")
+        return super().to_internal_value(data)
+
+    def to_representation(self, value):
+        return None if value is None else format_decimal(Decimal(value))
+
+
+@extend_schema_field({
+    "oneOf": [
+        {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,18}(?:\.\d{0,18})?$", "example": "0.01"},
+        {"type": "integer"},
+    ]
+})
+class DecimalInputField(StrictDecimalField):
+    """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer."""
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer given as a JSON integer (or a string of digits); floats and booleans are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, (bool, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    """A JSON object (``{}``); other JSON values are refused."""
+
+    default_error_messages = {"not_object": "must be a JSON object."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        return value
+
+
+def _dec(value):
+    return None if value is None else format_decimal(value)
+
+
+def _dt(value):
+    if value is None:
+        return None
+    return value.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------------
+class OrderCreateInputSerializer(serializers.Serializer):
+    """The seeds' JSON order message (client-supplied fields only)."""
+
+    strategy_id = serializers.CharField(
+        required=False, allow_blank=False, max_length=64,
+        help_text="Strategy the order belongs to. Required for people (session / personal token); optional for a "
+                  "strategy service token, which implies its own strategy (naming another one is a 403).",
+    )
+    operation_id = serializers.CharField(
+        max_length=OPERATION_ID_MAX_LENGTH,
+        help_text="The client's idempotency key, unique per strategy: resending the same operation_id with the "
+                  "same body returns the stored order (200, nothing re-sent); with a different body it is a 409.",
+    )
+    instrument_key = serializers.CharField(
+        max_length=128,
+        help_text="Canonical instrument key [ASSET_CLASS:]VENUE:INSTRUMENT_TYPE:PAYLOAD[@SUFFIX], e.g. "
+                  "BINANCE-SPOT:SPOT_PAIR:BTC-USDT; venue ANY lets the router choose (ANY:PERPETUAL:BTC-USDT@LIN).",
+    )
+    side = serializers.ChoiceField(choices=Order.Side.choices, help_text="BUY/SELL for trades and swaps; "
+                                   "SUPPLY/BORROW/STAKE/WITHDRAW for those operations; BACK/LAY for bets.")
+    quantity = DecimalInputField(help_text="Order quantity in base units (contracts for derivatives), > 0. "
+                                  "Decimal string or JSON integer.")
+    price = DecimalInputField(required=False, allow_null=True,
+                               help_text="Limit price in quote currency, > 0: required for LIMIT, omitted for MARKET.")
+    order_type = serializers.ChoiceField(choices=Order.OrderType.choices, help_text="MARKET or LIMIT.")
+    time_in_force = serializers.ChoiceField(choices=Order.TimeInForce.choices, required=False,
+                                            help_text="GTC (default), IOC, FOK or GTD (then expire_time is required).")
+    expire_time = serializers.DateTimeField(required=False, allow_null=True,
+                                            help_text="Expiry (ISO-8601, UTC if no offset) for GTD orders only; "
+                                                      "must be in the future.")
+    exec_algorithm = serializers.ChoiceField(choices=Order.ExecAlgorithm.choices, required=False,
+                                             help_text="NORMAL (default), TWAP, VWAP or ICEBERG.")
+    exec_algorithm_params = JsonObjectField(
+        required=False,
+        help_text="Per algorithm: TWAP {horizon_secs, interval_secs} (positive integer seconds, interval ≤ horizon); "
+                  "VWAP the same plus max_participation (decimal string in (0, 1]); ICEBERG {display_qty} "
+                  "(decimal string, base units, 0 < display_qty < quantity; LIMIT only); NORMAL takes none.",
+    )
+    operation = serializers.ChoiceField(choices=Order.Operation.choices, required=False,
+                                        help_text="trade (default), supply, borrow, stake, withdraw, swap, transfer, bet.")
+    tx_hash = serializers.CharField(required=False, allow_blank=True, max_length=80,
+                                    help_text="DeFi: transaction hash, when the client already broadcast it.")
+    gas_used = DecimalInputField(required=False, allow_null=True, help_text="DeFi: gas used, in gas units, ≥ 0.")
+    gas_price_gwei = DecimalInputField(required=False, allow_null=True, help_text="DeFi: gas price in gwei, ≥ 0.")
+    contract_address = serializers.CharField(required=False, allow_blank=True, max_length=80,
+                                             help_text="DeFi: contract address (hex).")
+    source_token = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                         help_text="DeFi swap: token sold (symbol).")
+    target_token = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                         help_text="DeFi swap: token bought (symbol).")
+    max_slippage = DecimalInputField(required=False, allow_null=True,
+                                      help_text="Maximum slippage as a fraction in [0, 1] (0.005 = 50 bps).")
+    atomic_group_id = serializers.CharField(required=False, allow_blank=True, max_length=128,
+                                            help_text="Orders sharing it form one atomic group.")
+    sequence_in_group = StrictIntegerField(required=False, allow_null=True, min_value=0,
+                                           help_text="Position in the atomic group (integer ≥ 0); needs atomic_group_id.")
+    odds = DecimalInputField(required=False, allow_null=True,
+                              help_text="Sports bets: decimal (European) odds, > 1; required for operation bet.")
+    selection = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                      help_text="Sports bets: the selection backed or laid.")
+    potential_payout = DecimalInputField(required=False, allow_null=True,
+                                          help_text="Sports bets: potential payout in the stake currency, ≥ 0.")
+    source_venue = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                         help_text="Transfers: venue the funds leave (operation transfer only).")
+    target_venue = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                         help_text="Transfers: venue the funds go to (operation transfer only).")
+    expected_deltas = JsonObjectField(required=False,
+                                      help_text="Expected balance changes: asset → signed decimal string, e.g. "
+                                                "{\"BTC\": \"0.01\", \"USDT\": \"-400\"}.")
+    metadata = JsonObjectField(required=False, help_text="Free client data stored with the order (≤ 16 KiB of JSON).")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for name in sorted(set(data) - set(self.fields)):
+                if name == "strategy":
+                    errors[name] = ["is not accepted: name the strategy with strategy_id"]
+                elif name in SERVER_OWNED_FIELDS:
+                    errors[name] = ["is set by the server and cannot be supplied by a client"]
+                else:
+                    errors[name] = ["is not a field of the order message"]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        attrs = dict(attrs)
+        strategy_id = attrs.pop("strategy_id", None)
+        try:
+            request = order_request_build(**attrs)
+        except OrderRequestInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        return {"strategy_id": strategy_id, "request": request}
+
+
+class RiskCheckInputSerializer(OrderCreateInputSerializer):
+    """The order message for a what-if check: ``operation_id`` is optional (nothing is stored)."""
+
+    operation_id = serializers.CharField(required=False, max_length=OPERATION_ID_MAX_LENGTH,
+                                         help_text="Optional; ignored (a what-if creates no order).")
+
+    def validate(self, attrs):
+        attrs = dict(attrs)
+        attrs.setdefault("operation_id", "what-if")
+        return super().validate(attrs)
+
+
+class OrderCancelInputSerializer(serializers.Serializer):
+    """Optional body of a cancel request."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                   help_text="Why the order is canceled (recorded on the order's timeline).")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({n: ["is not a field of a cancel request"] for n in unknown})
+        return super().to_internal_value(data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+class FillOutputSerializer(serializers.Serializer):
+    """An execution (fill)."""
+
+    venue = serializers.CharField(help_text="Venue code.")
+    venue_trade_id = serializers.CharField(help_text="The venue's trade id (unique per venue).")
+    price = StrictDecimalField(help_text="Execution price in quote currency.")
+    quantity = StrictDecimalField(help_text="Executed quantity in base units.")
+    fee = StrictDecimalField(help_text="Fee, in fee_currency.")
+    fee_currency = serializers.CharField(help_text="Currency of the fee.")
+    liquidity = serializers.ChoiceField(choices=["MAKER", "TAKER", "UNKNOWN"], help_text="MAKER, TAKER or UNKNOWN.")
+    ts_event = serializers.DateTimeField(help_text="Venue execution time (UTC).")
+
+    def to_representation(self, fill):
+        return {
+            "venue": fill.venue,
+            "venue_trade_id": fill.venue_trade_id,
+            "price": _dec(fill.price),
+            "quantity": _dec(fill.quantity),
+            "fee": _dec(fill.fee),
+            "fee_currency": fill.fee_currency,
+            "liquidity": fill.liquidity,
+            "ts_event": _dt(fill.ts_event),
+        }
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    """An order as the API returns it (the seeds' order response)."""
+
+    order_id = serializers.UUIDField(help_text="Our order id (UUIDv7, time-ordered).")
+    client_order_id = serializers.CharField(help_text="Id sent to venues, derived from order_id (24 characters).")
+    operation_id = serializers.CharField(help_text="The client's idempotency key.")
+    strategy_id = serializers.CharField(help_text="Owning strategy.")
+    status = serializers.ChoiceField(choices=Order.Status.choices, help_text="Order status (DESIGN.md state machine).")
+    rejection_reason = serializers.CharField(help_text="Why the order was DENIED (check, limit, observed value) "
+                                             "or REJECTED by the venue; empty otherwise.")
+    error_message = serializers.CharField(help_text="Last error reported for the order; empty if none.")
+    operation = serializers.CharField(help_text="trade, supply, borrow, stake, withdraw, swap, transfer or bet.")
+    instrument_key = serializers.CharField(help_text="Instrument key as requested (may be ANY:…).")
+    routed_instrument_key = serializers.CharField(help_text="Listing the router chose; empty if none.")
+    venue = serializers.CharField(help_text="Venue code the router chose; empty if none.")
+    venue_type = serializers.CharField(help_text="NAUTILUS or EXTERNAL_SDK; empty if not routed.")
+    venue_order_id = serializers.CharField(help_text="The venue's order id once known; empty before.")
+    side = serializers.CharField(help_text="BUY, SELL, SUPPLY, BORROW, STAKE, WITHDRAW, BACK or LAY.")
+    order_type = serializers.CharField(help_text="MARKET or LIMIT.")
+    quantity = StrictDecimalField(help_text="Order quantity in base units.")
+    price = StrictDecimalField(allow_null=True, help_text="Limit price in quote currency; null for MARKET.")
+    time_in_force = serializers.CharField(help_text="GTC, IOC, FOK or GTD.")
+    expire_time = serializers.DateTimeField(allow_null=True, help_text="GTD expiry (UTC); null otherwise.")
+    exec_algorithm = serializers.CharField(help_text="NORMAL, TWAP, VWAP or ICEBERG.")
+    exec_algorithm_params = JsonObjectField(help_text="Normalised algorithm parameters (seconds as integers, "
+                                            "fractions and quantities as decimal strings).")
+    filled_quantity = StrictDecimalField(help_text="Executed quantity in base units.")
+    leaves_quantity = StrictDecimalField(help_text="Quantity still open in base units; 0 once terminal.")
+    avg_fill_price = StrictDecimalField(allow_null=True, help_text="Average execution price in quote currency.")
+    fees = StrictDecimalField(help_text="Fees paid, in quote currency.")
+    fills = serializers.SerializerMethodField(help_text="Executions, oldest first.")
+    risk_result = JsonObjectField(help_text="Pre-trade risk result: passed, every check with limit and observed value.")
+    routing_decision = JsonObjectField(help_text="Router decision: candidates with their costs, chosen venue, reason.")
+    parent_order_id = serializers.UUIDField(allow_null=True, help_text="Parent order of an algorithm slice; null.")
+    tx_hash = serializers.CharField(help_text="DeFi transaction hash.")
+    gas_used = StrictDecimalField(allow_null=True, help_text="DeFi gas used (gas units).")
+    gas_price_gwei = StrictDecimalField(allow_null=True, help_text="DeFi gas price (gwei).")
+    contract_address = serializers.CharField(help_text="DeFi contract address.")
+    source_token = serializers.CharField(help_text="DeFi token sold.")
+    target_token = serializers.CharField(help_text="DeFi token bought.")
+    max_slippage = StrictDecimalField(allow_null=True, help_text="Maximum slippage fraction (0.005 = 50 bps).")
+    atomic_group_id = serializers.CharField(help_text="Atomic group id; empty if none.")
+    sequence_in_group = serializers.IntegerField(allow_null=True, help_text="Position in the atomic group.")
+    odds = StrictDecimalField(allow_null=True, help_text="Decimal odds (bets).")
+    selection = serializers.CharField(help_text="Selection (bets).")
+    potential_payout = StrictDecimalField(allow_null=True, help_text="Potential payout (bets).")
+    source_venue = serializers.CharField(help_text="Transfer source venue.")
+    target_venue = serializers.CharField(help_text="Transfer target venue.")
+    expected_deltas = JsonObjectField(help_text="Expected balance changes: asset → signed decimal string.")
+    metadata = JsonObjectField(help_text="Client metadata as submitted.")
+    created_by = serializers.CharField(help_text="User or strategy service account that submitted the order.")
+    created_at = serializers.DateTimeField(help_text="When the order was recorded (UTC).")
+    updated_at = serializers.DateTimeField(help_text="Last change (UTC).")
+    dispatched_at = serializers.DateTimeField(allow_null=True, help_text="Last hand-off to the trading worker (UTC).")
+    submitted_at = serializers.DateTimeField(allow_null=True, help_text="Sent to the venue (UTC).")
+    accepted_at = serializers.DateTimeField(allow_null=True, help_text="Acknowledged by the venue (UTC).")
+    closed_at = serializers.DateTimeField(allow_null=True, help_text="Reached a terminal status (UTC).")
+
+    @extend_schema_field(FillOutputSerializer(many=True))
+    def get_fills(self, order):
+        if self.context.get("new_order"):
+            return []  # just inserted in this request: no fill can exist yet (spares a query)
+        return [FillOutputSerializer().to_representation(f) for f in order.fills.all()]
+
+    def to_representation(self, order):
+        # Explicit and flat on purpose: this runs on the submit hot path (declared fields above are
+        # the documented contract; a test keeps both in step).
+        return {
+            "order_id": str(order.id),
+            "client_order_id": order.client_order_id,
+            "operation_id": order.operation_id,
+            "strategy_id": order.strategy_id,
+            "status": order.status,
+            "rejection_reason": order.rejection_reason,
+            "error_message": order.error_message,
+            "operation": order.operation,
+            "instrument_key": order.instrument_key,
+            "routed_instrument_key": order.routed_instrument_key,
+            "venue": order.venue,
+            "venue_type": order.venue_type,
+            "venue_order_id": order.venue_order_id,
+            "side": order.side,
+            "order_type": order.order_type,
+            "quantity": _dec(order.quantity),
+            "price": _dec(order.price),
+            "time_in_force": order.time_in_force,
+            "expire_time": _dt(order.expire_time),
+            "exec_algorithm": order.exec_algorithm,
+            "exec_algorithm_params": order.exec_algorithm_params,
+            "filled_quantity": _dec(order.filled_quantity),
+            "leaves_quantity": _dec(order.leaves_quantity),
+            "avg_fill_price": _dec(order.avg_fill_price),
+            "fees": _dec(order.fees),
+            "fills": self.get_fills(order),
+            "risk_result": order.risk_result,
+            "routing_decision": order.routing_decision,
+            "parent_order_id": None if order.parent_id is None else str(order.parent_id),
+            "tx_hash": order.tx_hash,
+            "gas_used": _dec(order.gas_used),
+            "gas_price_gwei": _dec(order.gas_price_gwei),
+            "contract_address": order.contract_address,
+            "source_token": order.source_token,
+            "target_token": order.target_token,
+            "max_slippage": _dec(order.max_slippage),
+            "atomic_group_id": order.atomic_group_id,
+            "sequence_in_group": order.sequence_in_group,
+            "odds": _dec(order.odds),
+            "selection": order.selection,
+            "potential_payout": _dec(order.potential_payout),
+            "source_venue": order.source_venue,
+            "target_venue": order.target_venue,
+            "expected_deltas": order.expected_deltas,
+            "metadata": order.metadata,
+            "created_by": order.created_by,
+            "created_at": _dt(order.created_at),
+            "updated_at": _dt(order.updated_at),
+            "dispatched_at": _dt(order.dispatched_at),
+            "submitted_at": _dt(order.submitted_at),
+            "accepted_at": _dt(order.accepted_at),
+            "closed_at": _dt(order.closed_at),
+        }
+
+
+class OrderEventOutputSerializer(serializers.Serializer):
+    """One entry of the order's timeline."""
+
+    type = serializers.ChoiceField(choices=OrderEvent.Type.choices, help_text="What happened.")
+    status_before = serializers.CharField(help_text="Order status before (empty for RECEIVED).")
+    status_after = serializers.CharField(help_text="Order status after.")
+    actor = serializers.CharField(help_text="User, strategy service or component (risk, router, dispatcher, worker:<host>).")
+    payload = JsonObjectField(help_text="Figures of the event (reason, venue, command, error …).")
+    ts = serializers.DateTimeField(help_text="When it happened (UTC).")
+
+    def to_representation(self, event):
+        return {"type": event.type, "status_before": event.status_before, "status_after": event.status_after,
+                "actor": event.actor, "payload": event.payload, "ts": _dt(event.ts)}
+
+
+class ChildOrderOutputSerializer(serializers.Serializer):
+    """A child order (algorithm slice) in short."""
+
+    order_id = serializers.UUIDField(help_text="Child order id.")
+    client_order_id = serializers.CharField(help_text="Id sent to the venue.")
+    status = serializers.CharField(help_text="Child order status.")
+    order_type = serializers.CharField(help_text="MARKET or LIMIT.")
+    quantity = StrictDecimalField(help_text="Slice quantity in base units.")
+    price = StrictDecimalField(allow_null=True, help_text="Limit price in quote currency; null for MARKET.")
+    filled_quantity = StrictDecimalField(help_text="Executed quantity in base units.")
+    avg_fill_price = StrictDecimalField(allow_null=True, help_text="Average execution price in quote currency.")
+    venue = serializers.CharField(help_text="Venue code.")
+    created_at = serializers.DateTimeField(help_text="When the slice was created (UTC).")
+
+    def to_representation(self, child):
+        return {"order_id": str(child.id), "client_order_id": child.client_order_id, "status": child.status,
+                "order_type": child.order_type, "quantity": _dec(child.quantity), "price": _dec(child.price),
+                "filled_quantity": _dec(child.filled_quantity), "avg_fill_price": _dec(child.avg_fill_price),
+                "venue": child.venue, "created_at": _dt(child.created_at)}
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    """An order with its child orders and its timeline."""
+
+    children = ChildOrderOutputSerializer(many=True, help_text="Child orders (algorithm slices), oldest first.")
+    events = OrderEventOutputSerializer(many=True, help_text="Timeline, oldest first.")
+
+    def to_representation(self, order):
+        data = super().to_representation(order)
+        data["children"] = [ChildOrderOutputSerializer().to_representation(c) for c in order.children.all()]
+        data["events"] = [OrderEventOutputSerializer().to_representation(e) for e in order.events.all()]
+        return data
+
+
+class RiskCheckOutputSerializer(serializers.Serializer):
+    """What an order would get now (nothing recorded)."""
+
+    passed = serializers.BooleanField(help_text="True when the order would be ROUTED.")
+    status = serializers.ChoiceField(choices=["ROUTED", "DENIED"], help_text="The status the order would get.")
+    rejection_reason = serializers.CharField(help_text="Why it would be DENIED; empty when it would pass.")
+    risk_result = JsonObjectField(help_text="Full pre-trade risk result: every check with its limit and observed value.")
+    routing_decision = JsonObjectField(help_text="Full routing decision: candidates, costs, chosen venue, reason.")
+
+
+class VenuePositionOutputSerializer(serializers.Serializer):
+    """The position on one venue listing."""
+
+    venue = serializers.CharField(help_text="Venue code.")
+    instrument_key = serializers.CharField(help_text="Canonical key of the listing.")
+    quantity = StrictDecimalField(help_text="Signed quantity in base units (positive long, negative short).")
+    avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
+                                         "when flat or when strategies hold opposite sides.")
+    mark_price = StrictDecimalField(allow_null=True, help_text="Latest mark price in quote currency.")
+    realized_pnl = StrictDecimalField(help_text="Realized PnL in quote currency, net of fees.")
+    unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL at mark, in quote currency.")
+    fees = StrictDecimalField(help_text="Fees paid, in quote currency.")
+    strategies = serializers.ListField(child=serializers.CharField(), help_text="Strategies holding it.")
+    marked_at = serializers.DateTimeField(allow_null=True, help_text="Time of the mark (UTC).")
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change (UTC).")
+
+    def to_representation(self, vp):
+        return {"venue": vp.venue, "instrument_key": vp.instrument_key, "quantity": _dec(vp.quantity),
+                "avg_entry_price": _dec(vp.avg_entry_price), "mark_price": _dec(vp.mark_price),
+                "realized_pnl": _dec(vp.realized_pnl), "unrealized_pnl": _dec(vp.unrealized_pnl),
+                "fees": _dec(vp.fees), "strategies": list(vp.strategies), "marked_at": _dt(vp.marked_at),
+                "updated_at": _dt(vp.updated_at)}
+
+
+class InstrumentPositionOutputSerializer(serializers.Serializer):
+    """The position in one canonical instrument, across venues."""
+
+    instrument_key = serializers.CharField(help_text="ANY:<equivalence key>: the instrument on every venue.")
+    equivalence_key = serializers.CharField(help_text="Key without venue, e.g. PERPETUAL:BTC-USDT@LIN.")
+    quantity = StrictDecimalField(help_text="Net signed quantity in base units across venues.")
+    gross_quantity = StrictDecimalField(help_text="Sum of absolute venue quantities, base units.")
+    avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
+                                         "when flat or when venues hold opposite sides.")
+    realized_pnl = StrictDecimalField(help_text="Realized PnL in quote currency.")
+    unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL in quote currency.")
+    fees = StrictDecimalField(help_text="Fees in quote currency.")
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change (UTC).")
+    venues = VenuePositionOutputSerializer(many=True, help_text="Per-venue breakdown, by venue code.")
+
+    def to_representation(self, agg):
+        return {"instrument_key": agg.instrument_key, "equivalence_key": agg.equivalence_key,
+                "quantity": _dec(agg.quantity), "gross_quantity": _dec(agg.gross_quantity),
+                "avg_entry_price": _dec(agg.avg_entry_price), "realized_pnl": _dec(agg.realized_pnl),
+                "unrealized_pnl": _dec(agg.unrealized_pnl), "fees": _dec(agg.fees),
+                "updated_at": _dt(agg.updated_at),
+                "venues": [VenuePositionOutputSerializer().to_representation(v) for v in agg.venues]}
+
+
+class PositionListOutputSerializer(serializers.Serializer):
+    """All visible positions, one entry per canonical instrument."""
+
+    count = serializers.IntegerField(help_text="Number of instruments.")
+    results = InstrumentPositionOutputSerializer(many=True, help_text="Ordered by equivalence key.")
+
+
+class HealthCheckOutputSerializer(serializers.Serializer):
+    """One part's health."""
+
+    status = serializers.ChoiceField(choices=["ok", "down", "unknown"], help_text="ok, down or unknown.")
+    detail = serializers.CharField(help_text="One line on the state.")
+    critical = serializers.BooleanField(help_text="Whether a failure makes the endpoint answer 503.")
+    latency_ms = serializers.FloatField(allow_null=True, help_text="Time the probe took, in milliseconds.")
+    error = serializers.CharField(required=False, help_text="Exception text (authenticated callers only).")
+
+
+class HealthOutputSerializer(serializers.Serializer):
+    """Health of the web process's dependencies."""
+
+    status = serializers.ChoiceField(choices=["ok", "degraded", "down"],
+                                     help_text="ok: all parts ok; degraded: a non-critical part is not ok; down: a "
+                                               "critical part is not ok (HTTP 503).")
+    ts = serializers.DateTimeField(help_text="Time of the checks (UTC).")
+    checks = serializers.DictField(child=HealthCheckOutputSerializer(),
+                                   help_text="database, broker, channel_layer, trading_node.")
+
+
+class ErrorOutputSerializer(serializers.Serializer):
+    """Every error body."""
+
+    error = serializers.CharField(help_text="Machine-readable code: invalid, not_found, idempotency_conflict, "
+                                  "order_not_cancelable, strategy_disabled, strategy_forbidden, throttled …")
+    detail = serializers.CharField(help_text="One sentence for people.")
+    fields = serializers.DictField(required=False, help_text="Input errors: field → list of reasons "
+                                   "(exec_algorithm_params: parameter → list of reasons).")

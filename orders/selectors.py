@@ -1,0 +1,181 @@
+"""Reads of orders, and who may see and trade what (object-level scoping, BOLA).
+
+Access rules
+------------
+- A **strategy service** (a user that is some ``Strategy.service_account``) sees and trades only
+  its own strategy — whatever permissions the account has.
+- A **person** holding ``orders.view_order`` (traders' desk, risk managers) sees every order;
+  otherwise they see the orders of the strategies they are listed on (``Strategy.traders``).
+- A person may trade (submit, cancel) a strategy when listed in its ``traders`` or holding
+  ``orders.trade_any_strategy``.
+
+An order outside the caller's scope is reported as not found (404), never as forbidden, so ids of
+other strategies' orders cannot be probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+
+from orders.models import Fill, Order, OrderEvent, Strategy
+
+
+class StrategyNotFound(Exception):
+    """``strategy_id`` names no strategy."""
+
+    def __init__(self, *, strategy_id: str):
+        self.strategy_id = strategy_id
+        super().__init__(f"unknown strategy {strategy_id!r}")
+
+
+class StrategyRequired(Exception):
+    """A person submitted without naming ``strategy_id``."""
+
+    def __init__(self):
+        super().__init__("required: name the strategy to trade (strategy_id) — only strategy service tokens imply it")
+
+
+class StrategyForbidden(Exception):
+    """The caller may not trade the named strategy."""
+
+    def __init__(self, *, strategy_id: str, detail: str = ""):
+        self.strategy_id = strategy_id
+        super().__init__(detail or f"you may not trade strategy {strategy_id!r}: you are not one of its traders "
+                                   "and lack the permission orders.trade_any_strategy")
+
+
+@dataclass
+class OrderAccess:
+    """What one authenticated user may see and trade; built once per request.
+
+    Attributes
+    ----------
+    user : User
+    service_strategy : Strategy | None
+        The strategy this user is the service account of.
+    visible_strategy_ids : frozenset[str] | None
+        Strategies whose orders and positions the user sees; None = all.
+    """
+
+    user: object
+    service_strategy: Strategy | None
+    visible_strategy_ids: frozenset[str] | None
+    _trade_any: bool | None = field(default=None, repr=False)
+    _tradable_ids: frozenset[str] | None = field(default=None, repr=False)
+
+    def can_trade(self, strategy_id: str) -> bool:
+        """Return whether the user may submit / cancel orders of ``strategy_id``."""
+        if self.service_strategy is not None:
+            return strategy_id == self.service_strategy.id
+        if self._trade_any is None:
+            self._trade_any = self.user.has_perm("orders.trade_any_strategy")
+        if self._trade_any:
+            return True
+        if self._tradable_ids is None:
+            self._tradable_ids = frozenset(self.user.tradable_strategies.values_list("id", flat=True))
+        return strategy_id in self._tradable_ids
+
+
+def order_access_for(*, user) -> OrderAccess:
+    """Return the :class:`OrderAccess` of an authenticated ``user`` (one query; two more for a person
+    without ``orders.view_order`` — the permission cache and their strategy list)."""
+    service_strategy = Strategy.objects.filter(service_account_id=user.pk).first()
+    if service_strategy is not None:
+        return OrderAccess(user=user, service_strategy=service_strategy,
+                           visible_strategy_ids=frozenset({service_strategy.id}))
+    if user.has_perm("orders.view_order"):
+        return OrderAccess(user=user, service_strategy=None, visible_strategy_ids=None)
+    tradable = frozenset(user.tradable_strategies.values_list("id", flat=True))
+    return OrderAccess(user=user, service_strategy=None, visible_strategy_ids=tradable, _tradable_ids=tradable)
+
+
+def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
+    """Resolve the strategy an order of ``user`` belongs to, checking the right to trade it.
+
+    One query for a strategy service and for a listed trader; a person who is not listed costs the
+    permission look-up too.
+
+    Parameters
+    ----------
+    user : User
+        The authenticated caller.
+    strategy_id : str | None
+        The ``strategy_id`` of the request; optional for a strategy service token (which implies
+        its strategy), required for a person.
+
+    Returns
+    -------
+    Strategy
+        Possibly disabled: the submit service decides what a disabled strategy may do.
+
+    Raises
+    ------
+    StrategyRequired
+        A person gave no ``strategy_id``.
+    StrategyNotFound
+        ``strategy_id`` names no strategy.
+    StrategyForbidden
+        A service token naming another strategy, or a person who may not trade it.
+    """
+    condition = Q(service_account_id=user.pk)
+    if strategy_id:
+        condition |= Q(pk=strategy_id)
+    rows = Strategy.objects.filter(condition)
+    if strategy_id:
+        rows = rows.annotate(
+            is_trader=Exists(Strategy.traders.through.objects.filter(strategy_id=OuterRef("pk"), user_id=user.pk))
+        )
+    rows = list(rows[:2])
+    own = next((s for s in rows if s.service_account_id == user.pk), None)
+    if own is not None:
+        if strategy_id and strategy_id != own.id:
+            raise StrategyForbidden(strategy_id=strategy_id,
+                                    detail=f"this token is bound to strategy {own.id!r}; it cannot trade "
+                                           f"strategy {strategy_id!r}")
+        return own
+    if not strategy_id:
+        raise StrategyRequired()
+    named = next((s for s in rows if s.pk == strategy_id), None)
+    if named is None:
+        raise StrategyNotFound(strategy_id=strategy_id)
+    if named.is_trader or user.has_perm("orders.trade_any_strategy"):
+        return named
+    raise StrategyForbidden(strategy_id=strategy_id)
+
+
+def order_visible_queryset(*, access: OrderAccess) -> QuerySet[Order]:
+    """Return the orders ``access`` may see, newest first (``-created_at, -id``)."""
+    qs = Order.objects.all()
+    if access.visible_strategy_ids is not None:
+        qs = qs.filter(strategy_id__in=access.visible_strategy_ids)
+    return qs.order_by("-created_at", "-id")
+
+
+def order_list(*, access: OrderAccess) -> QuerySet[Order]:
+    """Return the visible orders with their fills prefetched (for list pages; filter on top)."""
+    return order_visible_queryset(access=access).prefetch_related(
+        Prefetch("fills", queryset=Fill.objects.order_by("ts_event", "id"))
+    )
+
+
+def order_get(*, access: OrderAccess, order_id) -> Order | None:
+    """Return the order ``order_id`` with fills, child orders and timeline, or None when it does not
+    exist *or* is outside the caller's scope (both are a 404 to the caller)."""
+    return (
+        order_visible_queryset(access=access)
+        .prefetch_related(
+            Prefetch("fills", queryset=Fill.objects.order_by("ts_event", "id")),
+            Prefetch("children", queryset=Order.objects.order_by("created_at", "id")),
+            Prefetch("events", queryset=OrderEvent.objects.order_by("ts", "id")),
+        )
+        .filter(pk=order_id)
+        .first()
+    )
+
+
+def order_get_visible(*, access: OrderAccess, order_id) -> Order | None:
+    """Return the visible order ``order_id`` without related rows (the cancel service re-reads it
+    under a row lock), or None when it does not exist or is outside the caller's scope."""
+    return order_visible_queryset(access=access).filter(pk=order_id).first()

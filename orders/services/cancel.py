@@ -1,0 +1,100 @@
+"""Order cancellation: cancel at once before the venue hand-off, else request it from the venue."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.exposure import order_exposure_changed
+from orders.models import Order, OrderEvent
+from orders.state import OrderStatus
+
+logger = logging.getLogger(__name__)
+
+#: Statuses in which the order is at a venue: the cancel must go through the venue.
+_AT_VENUE = frozenset({OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+
+
+class OrderNotCancelable(Exception):
+    """The order's current status admits no cancel (terminal, or a cancel already pending).
+
+    Attributes
+    ----------
+    order_id : uuid.UUID
+    status : str
+        The status found under the row lock.
+    """
+
+    def __init__(self, *, order_id, status: str):
+        self.order_id = order_id
+        self.status = status
+        why = "a cancel is already pending" if status == OrderStatus.PENDING_CANCEL else "the order is terminal"
+        if status == OrderStatus.PENDING:
+            why = "the order is still being accepted"
+        super().__init__(f"order {order_id} cannot be canceled in status {status}: {why}")
+
+
+def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
+    """Cancel ``order``: at once when not yet handed to a venue, else via the venue.
+
+    Under ``select_for_update`` on the order row:
+
+    - ROUTED (the trading worker has not submitted it) → CANCELED now, ``closed_at`` set, CANCELED
+      event, its open quantity released from pre-trade risk's totals (``orders.exposure``). The trading worker moves ROUTED → SUBMITTED under the same row lock *before* it sends
+      anything to a venue, and drops a submit command for a CANCELED order, so nothing reaches the
+      venue.
+    - SUBMITTED / ACCEPTED / PARTIALLY_FILLED → PENDING_CANCEL, CANCEL_REQUESTED event, and after
+      commit ``venues.tasks.cancel_order(order_id)`` on queue ``venues`` (the sweeper re-sends it if
+      the broker is down). The venue's answer moves it on (CANCELED, or back on a rejected cancel).
+
+    Parameters
+    ----------
+    order : Order
+        The order to cancel (only its id is used; the row is re-read under the lock).
+    actor : str
+        Who asks (username or strategy service).
+    reason : str
+        Optional free text recorded on the event.
+
+    Returns
+    -------
+    Order
+        The locked, updated row.
+
+    Raises
+    ------
+    OrderNotCancelable
+        Terminal, PENDING or already PENDING_CANCEL: never a silent success.
+    """
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        before = locked.status
+        now = timezone.now()
+        payload = {"reason": reason} if reason else {}
+        if before == OrderStatus.ROUTED:
+            locked.transition_to(OrderStatus.CANCELED)
+            locked.closed_at = now
+            event_type = OrderEvent.Type.CANCELED
+            payload["detail"] = "canceled before hand-off to the venue"
+        elif before in _AT_VENUE:
+            locked.transition_to(OrderStatus.PENDING_CANCEL)
+            event_type = OrderEvent.Type.CANCEL_REQUESTED
+        else:
+            raise OrderNotCancelable(order_id=locked.id, status=before)
+        locked.updated_at = now
+        locked.save(update_fields=["status", "closed_at", "updated_at"])
+        # Same transaction: the risk engine's open-order totals shrink with the order (no-op while
+        # PENDING_CANCEL, which still counts as open).
+        order_exposure_changed(order=locked, previous_status=before,
+                               previous_filled_quantity=locked.filled_quantity)
+        OrderEvent.objects.create(order=locked, type=event_type, status_before=before, status_after=locked.status,
+                                  actor=actor, ts=now, payload=payload)
+        if locked.status == OrderStatus.PENDING_CANCEL:
+            from orders.services.dispatch import order_dispatch_cancel
+
+            order_id = locked.id
+            transaction.on_commit(lambda: order_dispatch_cancel(order_id=order_id, attempt="initial"))
+    logger.info("order %s: %s -> %s by %s", locked.id, before, locked.status, actor)
+    return locked

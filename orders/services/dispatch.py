@@ -1,0 +1,204 @@
+"""Hand-off of venue commands to the trading worker (Celery queue ``venues``); the order row is the outbox.
+
+After the order's transaction commits, :func:`order_dispatch_submit` publishes
+``venues.tasks.submit_order(order_id)`` (and :func:`order_dispatch_cancel` ``cancel_order``). A
+publish that fails — the broker unreachable, fails within ``CELERY_BROKER_CONNECTION_TIMEOUT``
+seconds because publish retries are off — leaves the order as it is (ROUTED / PENDING_CANCEL) with a
+DISPATCH_FAILED event; :func:`orders_redispatch_stale` (beat task
+``orders.tasks.redispatch_stale_orders``, every 10 s) sends it again. Delivery is therefore *at
+least once*: the trading worker must treat a command for an order that has moved on as a no-op
+(:mod:`orders.services.venue_commands`).
+
+Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery is Celery's job
+(``acks_late`` + ``task_reject_on_worker_lost``) and the sweeper leaves the order alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent
+from orders.state import OrderStatus
+
+logger = logging.getLogger(__name__)
+
+VENUES_QUEUE = "venues"
+DISPATCHER = "dispatcher"
+SUBMIT = "submit"
+CANCEL = "cancel"
+#: Cache key of the sweeper's run lock: one sweep at a time across beat / workers.
+SWEEPER_LOCK_KEY = "odum:orders:redispatch-lock"
+SWEEPER_LOCK_SECS = 120
+
+
+def _task_for(command: str):
+    from venues import tasks
+
+    return tasks.submit_order if command == SUBMIT else tasks.cancel_order
+
+
+def _dispatch(*, order_id, command: str, attempt: str, status: str) -> bool:
+    started_at = timezone.now()
+    try:
+        result = _task_for(command).apply_async(args=[str(order_id)], queue=VENUES_QUEUE)
+    except Exception as exc:  # noqa: BLE001 - any publish failure is recoverable by the sweeper
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("dispatch of %s command for order %s failed (%s attempt): %s; the sweeper retries",
+                       command, order_id, attempt, error)
+        _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCH_FAILED, ts=timezone.now(),
+                payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt,
+                         "error": error[:500], "detail": "broker unreachable; order left as is for the sweeper"})
+        return False
+    # ts = start of the hand-off: an eager (embedded) task records its own events during the publish.
+    _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCHED, ts=started_at,
+            payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt, "task_id": result.id},
+            set_dispatched_at=command == SUBMIT)
+    return True
+
+
+def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, set_dispatched_at: bool = False) -> None:
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # This record need not survive a database crash: without it the order merely looks
+                # undispatched, the sweeper sends the command again and the worker drops the
+                # duplicate. Not waiting for the WAL flush saves one durable commit per order on the
+                # submit hot path; the order row itself was committed durably before dispatch.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            if set_dispatched_at:
+                Order.objects.filter(pk=order_id).update(dispatched_at=ts, updated_at=timezone.now())
+            OrderEvent.objects.create(order_id=order_id, type=type_, status_before=status, status_after=status,
+                                      actor=DISPATCHER, ts=ts, payload=payload)
+    except Exception:  # noqa: BLE001 - the hand-off already happened (or failed); never raise after commit
+        logger.exception("could not record %s for order %s", type_, order_id)
+
+
+def order_dispatch_submit(*, order_id, attempt: str = "initial") -> bool:
+    """Publish ``venues.tasks.submit_order(order_id)`` to queue ``venues``; record the outcome.
+
+    Call it after the order's transaction committed (``transaction.on_commit``). It never raises:
+    a failure is logged and recorded for the sweeper.
+
+    Parameters
+    ----------
+    order_id : uuid.UUID | str
+        A ROUTED order.
+    attempt : str
+        ``initial`` or ``sweeper`` (recorded on the event).
+
+    Returns
+    -------
+    bool
+        True when the broker took the message (DISPATCHED event, ``dispatched_at`` set), False when
+        it did not (DISPATCH_FAILED event, order still ROUTED).
+    """
+    return _dispatch(order_id=order_id, command=SUBMIT, attempt=attempt, status=OrderStatus.ROUTED)
+
+
+def order_dispatch_cancel(*, order_id, attempt: str = "initial") -> bool:
+    """Publish ``venues.tasks.cancel_order(order_id)`` to queue ``venues``; record the outcome.
+
+    As :func:`order_dispatch_submit`, for an order in PENDING_CANCEL (``dispatched_at`` is left
+    alone: it records the submit hand-off).
+    """
+    return _dispatch(order_id=order_id, command=CANCEL, attempt=attempt, status=OrderStatus.PENDING_CANCEL)
+
+
+@dataclass
+class RedispatchReport:
+    """Outcome of one sweep: order ids re-sent per command, and whether it stopped early."""
+
+    submits: list = field(default_factory=list)
+    cancels: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    stopped_early: bool = False
+    skipped_locked: bool = False
+
+
+def stale_dispatch_queryset(*, now: datetime | None = None):
+    """Return the orders whose last hand-off is older than ``ODUM['DISPATCH_RETRY_AFTER_SECS']``.
+
+    ROUTED orders: no ROUTED / DISPATCHED / DISPATCH_FAILED event since the cutoff and no receipt
+    of a submit command by the trading worker. PENDING_CANCEL orders: no CANCEL_REQUESTED /
+    DISPATCHED / DISPATCH_FAILED event since the cutoff and no receipt of a cancel command since
+    the latest cancel request. Oldest first.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ODUM["DISPATCH_RETRY_AFTER_SECS"])
+    events = OrderEvent.objects.filter(order=OuterRef("pk"))
+    recent_submit_attempt = events.filter(
+        ts__gte=cutoff,
+        type__in=[OrderEvent.Type.ROUTED, OrderEvent.Type.DISPATCHED, OrderEvent.Type.DISPATCH_FAILED],
+    )
+    submit_received = events.filter(type=OrderEvent.Type.VENUE_RECEIVED, payload__command=SUBMIT)
+    recent_cancel_attempt = events.filter(
+        ts__gte=cutoff,
+        type__in=[OrderEvent.Type.CANCEL_REQUESTED, OrderEvent.Type.DISPATCHED, OrderEvent.Type.DISPATCH_FAILED],
+    )
+    latest_cancel_request = Subquery(
+        OrderEvent.objects.filter(order=OuterRef("order_id"), type=OrderEvent.Type.CANCEL_REQUESTED)
+        .order_by("-ts").values("ts")[:1]
+    )
+    cancel_received = events.filter(
+        type=OrderEvent.Type.VENUE_RECEIVED, payload__command=CANCEL, ts__gte=latest_cancel_request
+    )
+    return (
+        Order.objects.filter(
+            Q(status=OrderStatus.ROUTED, created_at__lt=cutoff)
+            & ~Q(Exists(recent_submit_attempt))
+            & ~Q(Exists(submit_received))
+            | Q(status=OrderStatus.PENDING_CANCEL)
+            & ~Q(Exists(recent_cancel_attempt))
+            & ~Q(Exists(cancel_received))
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) -> RedispatchReport:
+    """Send again the venue commands of orders whose hand-off is stale (the outbox sweeper).
+
+    Parameters
+    ----------
+    now : datetime | None
+        Reference time (UTC); default now.
+    limit : int
+        Most orders handled per sweep (oldest first); the next sweep takes the rest.
+
+    Returns
+    -------
+    RedispatchReport
+        The sweep stops at the first failed publish: with the broker down every further publish
+        would wait out the connection timeout too.
+    """
+    report = RedispatchReport()
+    if not cache.add(SWEEPER_LOCK_KEY, "1", timeout=SWEEPER_LOCK_SECS):
+        report.skipped_locked = True
+        return report
+    try:
+        rows = list(stale_dispatch_queryset(now=now).values_list("id", "status")[:limit])
+        for order_id, status in rows:
+            if status == OrderStatus.ROUTED:
+                ok = order_dispatch_submit(order_id=order_id, attempt="sweeper")
+                (report.submits if ok else report.failed).append(order_id)
+            else:
+                ok = order_dispatch_cancel(order_id=order_id, attempt="sweeper")
+                (report.cancels if ok else report.failed).append(order_id)
+            if not ok:
+                report.stopped_early = len(report.submits) + len(report.cancels) + len(report.failed) < len(rows)
+                break
+    finally:
+        cache.delete(SWEEPER_LOCK_KEY)
+    if report.submits or report.cancels or report.failed:
+        logger.info("redispatch sweep: %d submits, %d cancels re-sent, %d failed%s", len(report.submits),
+                    len(report.cancels), len(report.failed), " (stopped early)" if report.stopped_early else "")
+    return report

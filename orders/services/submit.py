@@ -1,0 +1,218 @@
+"""Order submission: idempotency, routing, pre-trade risk and the order row, in one transaction.
+
+DESIGN.md, "Order flow" steps 1–2. The hot path of the service: a new order costs one idempotency
+SELECT, the router's and the risk engine's reads, one INSERT of the order and one bulk INSERT of
+its events; dispatch to the trading worker follows after commit (:mod:`orders.services.dispatch`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent, Strategy
+from orders.services.request import OrderRequest
+from orders.state import OrderStatus
+from risk.engine import PreTradeRiskEngine
+from routing.router import SmartOrderRouter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What :func:`order_submit` did: ``created`` is False when a stored order was returned."""
+
+    order: Order
+    created: bool
+
+
+class IdempotencyConflict(Exception):
+    """The operation_id was already used by this strategy for a different request body.
+
+    Attributes
+    ----------
+    operation_id : str
+    order_id : uuid.UUID
+        The order stored under that operation_id.
+    """
+
+    def __init__(self, *, operation_id: str, order_id):
+        self.operation_id = operation_id
+        self.order_id = order_id
+        super().__init__(
+            f"operation_id {operation_id!r} was already used for order {order_id} with a different "
+            "request body; use a new operation_id for a new order"
+        )
+
+
+class StrategyDisabled(Exception):
+    """The strategy is disabled (``Strategy.enabled`` off): it may not submit new orders."""
+
+    def __init__(self, *, strategy_id: str):
+        self.strategy_id = strategy_id
+        super().__init__(f"strategy {strategy_id!r} is disabled: new orders are refused")
+
+
+_components_lock = threading.Lock()
+_router: SmartOrderRouter | None = None
+_engine: PreTradeRiskEngine | None = None
+
+
+def order_router() -> SmartOrderRouter:
+    """Return the process's router (built once; it is stateless between calls)."""
+    global _router
+    if _router is None:
+        with _components_lock:
+            if _router is None:
+                _router = SmartOrderRouter()
+    return _router
+
+
+def risk_engine() -> PreTradeRiskEngine:
+    """Return the process's pre-trade risk engine (built once)."""
+    global _engine
+    if _engine is None:
+        with _components_lock:
+            if _engine is None:
+                _engine = PreTradeRiskEngine()
+    return _engine
+
+
+def _stored_order(strategy: Strategy, operation_id: str) -> Order | None:
+    return Order.objects.filter(strategy=strategy, operation_id=operation_id).order_by().first()
+
+
+def _replay(order: Order, *, strategy: Strategy, fingerprint: str) -> SubmitResult:
+    if order.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(operation_id=order.operation_id, order_id=order.id)
+    order.strategy = strategy  # same row: spare the caller a query when it reads order.strategy
+    return SubmitResult(order=order, created=False)
+
+
+def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> SubmitResult:
+    """Accept an order: look up its operation_id, route it, check pre-trade risk, record it.
+
+    In one transaction: the idempotency look-up on (strategy, operation_id); ``route()``;
+    ``evaluate()`` (which holds the risk engine's serialization lock until commit and records
+    velocity usage); the INSERT of the order — ROUTED, or DENIED with ``rejection_reason`` naming
+    the check, limit and observed value — and of its events (RECEIVED, then RISK_PASSED + ROUTED,
+    or DENIED). After commit a ROUTED order is dispatched to the trading worker; a DENIED order is
+    recorded and goes nowhere. Never a venue submission without a committed order row.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The owning strategy (already authorised by the caller).
+    actor : str
+        Who submits (username or strategy service), recorded on the order and its events.
+    data : OrderRequest
+        The validated request (:func:`orders.services.request.order_request_build`).
+
+    Returns
+    -------
+    SubmitResult
+        ``created=True`` for a new order (ROUTED or DENIED); ``created=False`` when the same
+        operation_id came again with the same body — the stored order, nothing re-sent.
+
+    Raises
+    ------
+    IdempotencyConflict
+        The operation_id is stored with a different body (fingerprint).
+    StrategyDisabled
+        The strategy is disabled and the operation_id is new.
+
+    Notes
+    -----
+    Concurrent duplicates: the unique constraint (strategy, operation_id) decides. A loser's INSERT
+    fails with IntegrityError, its whole transaction (or savepoint, when the caller holds one) rolls
+    back — including the velocity usage its risk check recorded — and the stored order is read
+    and returned as for any replay.
+    """
+    fingerprint = data.fingerprint()
+    try:
+        with transaction.atomic():
+            stored = _stored_order(strategy, data.operation_id)
+            if stored is not None:
+                return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+            if not strategy.enabled:
+                raise StrategyDisabled(strategy_id=strategy.id)
+            order = _create(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
+    except IntegrityError:
+        stored = _stored_order(strategy, data.operation_id)
+        if stored is None:
+            raise
+        logger.info("concurrent duplicate of operation_id %s (strategy %s) resolved to order %s",
+                    data.operation_id, strategy.id, stored.id)
+        return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+    return SubmitResult(order=order, created=True)
+
+
+def denial_reason(*, risk, decision) -> str:
+    """Return the ``rejection_reason`` of an order that cannot be routed: the risk engine's reason
+    (check, limit, observed value), with the router's reason added when routing found no venue."""
+    parts = [] if risk.passed else [risk.reason]
+    if not (decision.routed and decision.venue) and decision.reason:
+        routing = f"routing: {decision.reason}"
+        if not any(decision.reason in p for p in parts if p):
+            parts.append(routing)
+    return "; ".join(p for p in parts if p) or "routing: no eligible venue"
+
+
+def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str) -> Order:
+    received_at = timezone.now()
+    intent = data.to_intent(strategy_id=strategy.id)
+    decision = order_router().route(intent=intent)
+    risk = risk_engine().evaluate(intent=intent, listing=decision.listing, venue=decision.venue_obj)
+    decided_at = timezone.now()
+
+    order = Order(
+        strategy=strategy,
+        created_by=actor,
+        request_fingerprint=fingerprint,
+        risk_result=risk.to_json(),
+        routing_decision=decision.to_json(),
+        **data.model_fields(),
+    )
+    if decision.venue:
+        order.venue = decision.venue
+        order.routed_instrument_key = decision.instrument_key or ""
+        order.venue_type = decision.venue_type or ""
+    events = [
+        OrderEvent(order=order, type=OrderEvent.Type.RECEIVED, status_before="", status_after=OrderStatus.PENDING,
+                   actor=actor, ts=received_at, payload={"operation_id": data.operation_id})
+    ]
+    routable = bool(decision.routed and decision.venue)
+    if risk.passed and routable:
+        order.transition_to(OrderStatus.ROUTED)
+        events.append(OrderEvent(order=order, type=OrderEvent.Type.RISK_PASSED, status_before=OrderStatus.PENDING,
+                                 status_after=OrderStatus.PENDING, actor="risk", ts=decided_at,
+                                 payload={"checks": len(risk.checks)}))
+        events.append(OrderEvent(order=order, type=OrderEvent.Type.ROUTED, status_before=OrderStatus.PENDING,
+                                 status_after=OrderStatus.ROUTED, actor="router", ts=decided_at,
+                                 payload={"venue": order.venue, "instrument_key": order.routed_instrument_key,
+                                          "reason": decision.reason}))
+    else:
+        if risk.passed:
+            # The engine should fail instrument_listed when nothing is routable; never send an order
+            # without a venue even if it does not.
+            logger.warning("risk passed but routing found no venue for %s: %s", data.instrument_key, decision.reason)
+        reason = denial_reason(risk=risk, decision=decision)
+        order.transition_to(OrderStatus.DENIED)
+        order.rejection_reason = reason
+        order.closed_at = decided_at
+        events.append(OrderEvent(order=order, type=OrderEvent.Type.DENIED, status_before=OrderStatus.PENDING,
+                                 status_after=OrderStatus.DENIED, actor="risk", ts=decided_at,
+                                 payload={"reason": reason}))
+    order.save(force_insert=True)
+    OrderEvent.objects.bulk_create(events)
+    if order.status == OrderStatus.ROUTED:
+        from orders.services.dispatch import order_dispatch_submit
+
+        order_id = order.id
+        transaction.on_commit(lambda: order_dispatch_submit(order_id=order_id, attempt="initial"))
+    return order

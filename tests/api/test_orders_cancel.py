@@ -1,0 +1,67 @@
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from orders.models import Order, OrderEvent
+from tests.orders.conftest import client_for
+from tests.orders.factories import OrderFactory, UserFactory, order_body
+
+pytestmark = pytest.mark.django_db
+
+
+def _cancel(client, order, **body):
+    return client.post(f"/api/orders/{order.pk}/cancel", body, format="json")
+
+
+def test_cancel_routed_order_is_200_canceled(svc_client, strategy):
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    response = _cancel(svc_client, order, reason="flat")
+    assert response.status_code == 200
+    assert response.json()["status"] == "CANCELED" and response.json()["closed_at"]
+    assert OrderEvent.objects.get(order=order).payload["reason"] == "flat"
+
+
+def test_cancel_submitted_order_via_api_after_submit_flow(tradable, svc_client, django_capture_on_commit_callbacks):
+    # Arrange: a real order, moved to the venue as the trading worker would
+    order_id = svc_client.post("/api/orders", order_body(), format="json").json()["order_id"]
+    Order.objects.filter(pk=order_id).update(status="ACCEPTED")
+    # Act
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = svc_client.post(f"/api/orders/{order_id}/cancel", {}, format="json")
+    # Assert
+    assert response.status_code == 202
+    assert response.json()["status"] == "PENDING_CANCEL"
+    assert len(callbacks) == 1
+    assert OrderEvent.objects.filter(order_id=order_id, type="DISPATCHED", payload__command="cancel").exists()
+
+
+@pytest.mark.parametrize("status", ["FILLED", "CANCELED", "DENIED", "PENDING_CANCEL"])
+def test_cancel_not_cancelable_is_409_with_current_status(svc_client, strategy, status):
+    order = OrderFactory(strategy=strategy, status=status, filled_quantity=Decimal("0"))
+    response = _cancel(svc_client, order)
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "order_not_cancelable" and body["status"] == status and status in body["detail"]
+
+
+def test_cancel_twice_second_is_409(svc_client, strategy):
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    assert _cancel(svc_client, order).status_code == 200
+    second = _cancel(svc_client, order)
+    assert second.status_code == 409 and second.json()["status"] == "CANCELED"
+
+
+def test_cancel_by_viewer_who_may_not_trade_is_403(strategy):
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    viewer = UserFactory(username="auditor")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    response = _cancel(client_for(viewer), order)
+    assert response.status_code == 403 and response.json()["strategy_id"] == "alpha"
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+
+
+def test_cancel_unknown_field_is_400(svc_client, strategy):
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    response = _cancel(svc_client, order, status="CANCELED")
+    assert response.status_code == 400 and "status" in response.json()["fields"]

@@ -1,0 +1,241 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from orders.api.serializers import SERVER_OWNED_FIELDS, OrderOutputSerializer
+from orders.models import Order, OrderEvent
+from risk.models import RiskLimit, Scope
+from tests.orders.conftest import client_for
+from tests.orders.factories import StrategyFactory, UserFactory, order_body
+from tests.risk.factories import RiskLimitFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/orders"
+
+
+def test_post_order_new_order_is_201_with_the_order(tradable, svc_client):
+    # Act
+    response = svc_client.post(URL, order_body(operation_id="op-1"), format="json")
+    # Assert
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    order = Order.objects.get()
+    assert body["order_id"] == str(order.pk) and body["operation_id"] == "op-1"
+    assert body["client_order_id"] == order.client_order_id
+    assert body["status"] == "ROUTED" and body["venue"] == "BINANCE-SPOT"
+    assert body["quantity"] == "0.01" and body["price"] == "40000" and body["filled_quantity"] == "0"
+    assert body["fills"] == [] and body["avg_fill_price"] is None
+    assert body["risk_result"]["passed"] is True and body["routing_decision"]["routed"] is True
+    assert body["strategy_id"] == "alpha" and body["created_by"] == "svc-alpha"
+    assert response["Location"] == f"/api/orders/{order.pk}"
+    assert set(body) == set(OrderOutputSerializer().fields)
+
+
+def test_post_order_idempotency_matrix(tradable, svc_client, django_capture_on_commit_callbacks):
+    # Arrange
+    body = order_body(operation_id="op-idem")
+    # Act 1: new
+    with django_capture_on_commit_callbacks(execute=True) as first_callbacks:
+        first = svc_client.post(URL, body, format="json")
+    events_after_first = OrderEvent.objects.count()
+    # Act 2: same body (decimals spelled differently: same meaning)
+    with django_capture_on_commit_callbacks(execute=True) as second_callbacks:
+        second = svc_client.post(URL, {**body, "quantity": "0.0100"}, format="json")
+    # Act 3: different body
+    third = svc_client.post(URL, {**body, "quantity": "0.02"}, format="json")
+    # Assert
+    assert first.status_code == 201 and len(first_callbacks) == 1
+    assert second.status_code == 200 and second_callbacks == []
+    assert second.json()["order_id"] == first.json()["order_id"]
+    assert OrderEvent.objects.count() == events_after_first  # nothing re-sent, nothing recorded
+    assert third.status_code == 409
+    error = third.json()
+    assert error["error"] == "idempotency_conflict" and error["operation_id"] == "op-idem"
+    assert error["order_id"] == first.json()["order_id"]
+    assert "different request body" in error["detail"]
+    assert Order.objects.count() == 1
+
+
+def test_post_order_denied_by_risk_is_201_with_the_reason(tradable, svc_client, strategy):
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key=strategy.id, kind=RiskLimit.Kind.MAX_ORDER_QUANTITY,
+                     value=Decimal("0.001"))
+    response = svc_client.post(URL, order_body(), format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "DENIED" and body["risk_result"]["passed"] is False
+    assert "0.001" in body["rejection_reason"]
+    assert Order.objects.get().status == "DENIED"
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"instrument_key": "binance:SPOT_PAIR:BTC-USDT"}, "instrument_key"),
+        ({"instrument_key": "BINANCE-SPOT:PERPETUAL:BTC-USDT"}, "instrument_key"),
+        ({"quantity": "0"}, "quantity"),
+        ({"quantity": "-1"}, "quantity"),
+        ({"quantity": 0.01}, "quantity"),
+        ({"price": 40000.5}, "price"),
+        ({"quantity": "abc"}, "quantity"),
+        ({"quantity": "NaN"}, "quantity"),
+        ({"quantity": "0.0000000000000000001"}, "quantity"),
+        ({"price": None}, "price"),
+        ({"order_type": "MARKET"}, "price"),
+        ({"time_in_force": "GTD"}, "expire_time"),
+        ({"time_in_force": "GTD", "expire_time": "2000-01-01T00:00:00Z"}, "expire_time"),
+        ({"expire_time": "2099-01-01T00:00:00Z"}, "expire_time"),
+        ({"side": "HOLD"}, "side"),
+        ({"order_type": "STOP"}, "order_type"),
+        ({"exec_algorithm": "SNIPER"}, "exec_algorithm"),
+        ({"operation_id": None}, "operation_id"),
+        ({"operation_id": "has space"}, "operation_id"),
+        ({"metadata": ["not", "an", "object"]}, "metadata"),
+        ({"max_slippage": "2"}, "max_slippage"),
+        ({"exec_algorithm": "ICEBERG", "exec_algorithm_params": {"display_qty": "0.01"}}, "exec_algorithm_params"),
+        ({"exec_algorithm": "ICEBERG", "order_type": "MARKET", "price": None,
+          "exec_algorithm_params": {"display_qty": "0.001"}}, "order_type"),
+        ({"exec_algorithm": "TWAP", "exec_algorithm_params": {"horizon_secs": 60}}, "exec_algorithm_params"),
+        ({"exec_algorithm": "VWAP", "exec_algorithm_params": {"horizon_secs": 60, "interval_secs": 10,
+                                                              "max_participation": "1.5"}}, "exec_algorithm_params"),
+    ],
+)
+def test_post_order_bad_field_is_400_naming_the_field(tradable, svc_client, changes, field):
+    # Act
+    response = svc_client.post(URL, order_body(**changes), format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["error"] == "invalid"
+    assert field in body["fields"], body
+    assert Order.objects.count() == 0
+
+
+def test_post_order_malformed_key_message_names_the_part(tradable, svc_client):
+    response = svc_client.post(URL, order_body(instrument_key="x:SPOT_PAIR:BTC-USDT"), format="json")
+    assert response.json()["fields"]["instrument_key"][0].startswith("venue 'x': ")
+
+
+def test_post_order_bad_algorithm_param_is_named(tradable, svc_client):
+    response = svc_client.post(URL, order_body(exec_algorithm="TWAP",
+                                               exec_algorithm_params={"horizon_secs": 60, "interval_secs": 120}),
+                               format="json")
+    assert "interval_secs" in response.json()["fields"]["exec_algorithm_params"]
+
+
+def test_post_order_float_message_explains_why(tradable, svc_client):
+    response = svc_client.post(URL, order_body(quantity=0.1), format="json")
+    assert "binary floats" in response.json()["fields"]["quantity"][0]
+
+
+def test_post_order_integer_quantity_is_accepted(tradable, svc_client):
+    response = svc_client.post(URL, order_body(quantity=1, price=40000), format="json")
+    assert response.status_code == 201 and response.json()["quantity"] == "1"
+
+
+def test_post_order_valid_gtd_twap_is_accepted(tradable, svc_client):
+    expire = (timezone.now() + timedelta(hours=1)).isoformat()
+    response = svc_client.post(URL, order_body(time_in_force="GTD", expire_time=expire, exec_algorithm="TWAP",
+                                               exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),
+                               format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["exec_algorithm_params"] == {"horizon_secs": 60, "interval_secs": 20}
+
+
+@pytest.mark.parametrize("field", sorted(SERVER_OWNED_FIELDS))
+def test_post_order_server_owned_field_is_400_naming_it(tradable, svc_client, field):
+    # Act
+    response = svc_client.post(URL, {**order_body(), field: "x"}, format="json")
+    # Assert
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["status", "filled_quantity", "venue_order_id", "fills", "risk_result",
+                                   "client_order_id"])
+def test_post_order_mass_assignment_probe_is_refused_with_reason(tradable, svc_client, field):
+    response = svc_client.post(URL, {**order_body(), field: "FILLED"}, format="json")
+    assert response.json()["fields"][field] == ["is set by the server and cannot be supplied by a client"]
+
+
+def test_post_order_unknown_field_is_400_naming_it(tradable, svc_client):
+    response = svc_client.post(URL, {**order_body(), "leverage": "100"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"leverage": ["is not a field of the order message"]}
+
+
+def test_post_order_body_not_an_object_is_400(svc_client):
+    response = svc_client.post(URL, ["not", "an", "object"], format="json")
+    assert response.status_code == 400
+
+
+def test_post_order_unauthenticated_is_401(client, tradable):
+    response = client.post(URL, order_body(), content_type="application/json")
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+
+
+def test_post_order_bad_token_is_401(tradable):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert client.post(URL, order_body(), format="json").status_code == 401
+
+
+def test_post_order_service_token_naming_another_strategy_is_403(tradable, svc_client, other_strategy):
+    response = svc_client.post(URL, order_body(strategy_id="beta"), format="json")
+    assert response.status_code == 403
+    assert response.json()["strategy_id"] == "beta"
+
+
+def test_post_order_person_without_strategy_id_is_400(tradable, person):
+    response = client_for(person).post(URL, order_body(), format="json")
+    assert response.status_code == 400 and "strategy_id" in response.json()["fields"]
+
+
+def test_post_order_person_unknown_strategy_is_400_on_strategy_id(tradable, person):
+    response = client_for(person).post(URL, order_body(strategy_id="ghost"), format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"]["strategy_id"] == ["unknown strategy 'ghost'"]
+
+
+def test_post_order_person_not_a_trader_is_403_naming_the_strategy(tradable, strategy, person):
+    response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
+    assert response.status_code == 403
+    body = response.json()
+    assert body["error"] == "strategy_forbidden" and body["strategy_id"] == "alpha" and "'alpha'" in body["detail"]
+
+
+def test_post_order_listed_trader_submits(tradable, strategy, person):
+    strategy.traders.add(person)
+    response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
+    assert response.status_code == 201
+    assert response.json()["created_by"] == person.username
+
+
+def test_post_order_trade_any_permission_submits_for_any_strategy(tradable, strategy):
+    user = UserFactory(username="desk")
+    user.user_permissions.add(Permission.objects.get(codename="trade_any_strategy"))
+    response = client_for(user).post(URL, order_body(strategy_id="alpha"), format="json")
+    assert response.status_code == 201
+
+
+def test_post_order_session_user_submits(tradable, strategy, person):
+    from rest_framework.test import APIClient
+
+    strategy.traders.add(person)
+    client = APIClient()
+    client.force_login(person)
+    assert client.post(URL, order_body(strategy_id="alpha"), format="json").status_code == 201
+
+
+def test_post_order_disabled_strategy_is_422_with_reason(tradable):
+    strategy = StrategyFactory(id="off", enabled=False)
+    response = client_for(strategy.service_account).post(URL, order_body(), format="json")
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "strategy_disabled" and body["strategy_id"] == "off" and "disabled" in body["detail"]

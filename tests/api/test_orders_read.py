@@ -1,0 +1,149 @@
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from orders.models import Order
+from tests.orders.conftest import client_for
+from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _ids(response):
+    return [o["order_id"] for o in response.json()["results"]]
+
+
+# --- BOLA -----------------------------------------------------------------------------------------
+def test_get_order_of_another_strategy_is_404(svc_client, other_strategy):
+    theirs = OrderFactory(strategy=other_strategy)
+    response = svc_client.get(f"/api/orders/{theirs.pk}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_list_orders_shows_only_own_strategy(svc_client, strategy, other_strategy):
+    mine = OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    assert _ids(svc_client.get("/api/orders")) == [str(mine.pk)]
+
+
+def test_list_orders_filter_by_other_strategy_shows_nothing(svc_client, strategy, other_strategy):
+    OrderFactory(strategy=other_strategy)
+    assert _ids(svc_client.get("/api/orders", {"strategy": "beta"})) == []
+
+
+def test_cancel_order_of_another_strategy_is_404_and_changes_nothing(svc_client, other_strategy):
+    theirs = OrderFactory(strategy=other_strategy, status="ROUTED")
+    response = svc_client.post(f"/api/orders/{theirs.pk}/cancel", {}, format="json")
+    assert response.status_code == 404
+    assert Order.objects.get(pk=theirs.pk).status == "ROUTED"
+
+
+def test_list_orders_person_with_view_permission_sees_all(strategy, other_strategy):
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    user = UserFactory(username="risk-manager")
+    user.user_permissions.add(Permission.objects.get(codename="view_order"))
+    assert len(_ids(client_for(user).get("/api/orders"))) == 2
+
+
+def test_list_orders_trader_sees_their_strategies(strategy, other_strategy, person):
+    strategy.traders.add(person)
+    mine = OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    assert _ids(client_for(person).get("/api/orders")) == [str(mine.pk)]
+
+
+def test_list_orders_unauthenticated_is_401(client):
+    assert client.get("/api/orders").status_code == 401
+
+
+# --- detail ---------------------------------------------------------------------------------------
+def test_get_order_has_fills_children_and_timeline(svc_client, strategy):
+    # Arrange
+    parent = OrderFactory(strategy=strategy, status="PARTIALLY_FILLED", filled_quantity=Decimal("0.005"),
+                          avg_fill_price=Decimal("40000.5"), exec_algorithm="TWAP")
+    child = OrderFactory(strategy=strategy, parent=parent, status="FILLED", quantity=Decimal("0.005"))
+    FillFactory(order=parent, price=Decimal("40000.50"), quantity=Decimal("0.005"))
+    OrderEventFactory(order=parent, type="RECEIVED", ts=timezone.now() - timedelta(seconds=2))
+    OrderEventFactory(order=parent, type="ROUTED", ts=timezone.now() - timedelta(seconds=1))
+    # Act
+    body = svc_client.get(f"/api/orders/{parent.pk}").json()
+    # Assert
+    assert body["order_id"] == str(parent.pk)
+    assert body["fills"][0]["price"] == "40000.5" and body["fills"][0]["quantity"] == "0.005"
+    assert body["leaves_quantity"] == "0.005" and body["avg_fill_price"] == "40000.5"
+    assert [c["order_id"] for c in body["children"]] == [str(child.pk)]
+    assert [e["type"] for e in body["events"]] == ["RECEIVED", "ROUTED"]
+
+
+def test_get_order_costs_a_fixed_number_of_queries(svc_client, strategy, django_assert_max_num_queries):
+    order = OrderFactory(strategy=strategy)
+    for _ in range(3):
+        FillFactory(order=order)
+        OrderEventFactory(order=order)
+    # knox (2) + access (1) + order + fills + children + events (4)
+    with django_assert_max_num_queries(7):
+        assert svc_client.get(f"/api/orders/{order.pk}").status_code == 200
+
+
+# --- filters --------------------------------------------------------------------------------------
+def test_list_orders_filters(svc_client, strategy):
+    # Arrange
+    routed = OrderFactory(strategy=strategy, status="ROUTED", side="BUY")
+    filled = OrderFactory(strategy=strategy, status="FILLED", side="SELL", venue="BYBIT",
+                          instrument_key="ANY:PERPETUAL:BTC-USDT@LIN",
+                          routed_instrument_key="BYBIT:PERPETUAL:BTC-USDT@LIN")
+    denied = OrderFactory(strategy=strategy, status="DENIED", operation_id="find-me")
+    Order.objects.filter(pk=denied.pk).update(created_at=timezone.now() - timedelta(days=2))
+
+    def ids(**params):
+        response = svc_client.get("/api/orders", params)
+        assert response.status_code == 200, response.json()
+        return set(_ids(response))
+
+    # Act / Assert
+    assert ids(status="FILLED") == {str(filled.pk)}
+    assert ids(status=["FILLED", "ROUTED"]) == {str(filled.pk), str(routed.pk)}
+    assert ids(venue="BYBIT") == {str(filled.pk)}
+    assert ids(side="SELL") == {str(filled.pk)}
+    assert ids(instrument="BYBIT:PERPETUAL:BTC-USDT@LIN") == {str(filled.pk)}
+    assert ids(instrument="ANY:PERPETUAL:BTC-USDT@LIN") == {str(filled.pk)}
+    assert ids(strategy="alpha") == {str(routed.pk), str(filled.pk), str(denied.pk)}
+    assert ids(created_before=(timezone.now() - timedelta(days=1)).isoformat()) == {str(denied.pk)}
+    assert ids(created_after=(timezone.now() - timedelta(days=1)).isoformat()) == {str(routed.pk), str(filled.pk)}
+    assert ids(q="find-me") == {str(denied.pk)}
+    assert ids(q=str(routed.pk)) == {str(routed.pk)}
+    assert ids(q=filled.client_order_id) == {str(filled.pk)}
+
+
+@pytest.mark.parametrize("params, field", [({"status": "BOGUS"}, "status"), ({"instrument": "nope"}, "instrument"),
+                                           ({"created_after": "yesterday"}, "created_after")])
+def test_list_orders_bad_filter_is_400_naming_it(svc_client, params, field):
+    response = svc_client.get("/api/orders", params)
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+
+
+def test_list_orders_cursor_pages_newest_first_without_overlap(svc_client, strategy):
+    # Arrange: 5 orders, two sharing a timestamp (ties broken by id)
+    now = timezone.now()
+    orders = [OrderFactory(strategy=strategy) for _ in range(5)]
+    for i, order in enumerate(orders):
+        Order.objects.filter(pk=order.pk).update(created_at=now - timedelta(seconds=min(i, 3)))
+    expected = [str(o.pk) for o in Order.objects.order_by("-created_at", "-id")]
+    # Act
+    seen, url, params = [], "/api/orders", {"page_size": 2}
+    while url:
+        body = svc_client.get(url, params).json()
+        seen.extend(o["order_id"] for o in body["results"])
+        url, params = body["next"], None
+        if url:
+            parsed = urlparse(url)
+            url, params = parsed.path, {k: v[0] for k, v in parse_qs(parsed.query).items()}
+    # Assert
+    assert seen == expected

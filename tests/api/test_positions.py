@@ -1,0 +1,85 @@
+from decimal import Decimal
+
+import pytest
+
+from tests.positions.factories import PositionFactory
+
+pytestmark = pytest.mark.django_db
+
+PERP = "PERPETUAL:BTC-USDT@LIN"
+
+
+@pytest.fixture
+def book(strategy, other_strategy):
+    """alpha: long 2 on Binance futures, long 1 on Bybit; beta: short 5 on Bybit; alpha spot flat."""
+    PositionFactory(strategy=strategy, venue="BINANCE-FUTURES", instrument_key=f"BINANCE-FUTURES:{PERP}",
+                    equivalence_key=PERP, quantity=Decimal("2"), avg_entry_price=Decimal("40000"),
+                    realized_pnl=Decimal("10.5"), unrealized_pnl=Decimal("100"), fees=Decimal("1.2"),
+                    mark_price=Decimal("40050"))
+    PositionFactory(strategy=strategy, venue="BYBIT", instrument_key=f"BYBIT:{PERP}", equivalence_key=PERP,
+                    quantity=Decimal("1"), avg_entry_price=Decimal("41000"), realized_pnl=Decimal("-0.5"))
+    PositionFactory(strategy=other_strategy, venue="BYBIT", instrument_key=f"BYBIT:{PERP}", equivalence_key=PERP,
+                    quantity=Decimal("-5"), avg_entry_price=Decimal("42000"))
+    PositionFactory(strategy=strategy)  # spot, flat
+
+
+def test_list_positions_strategy_token_aggregates_own_across_venues(svc_client, book):
+    # Act
+    body = svc_client.get("/api/positions").json()
+    # Assert
+    assert body["count"] == 2
+    perp = next(p for p in body["results"] if p["equivalence_key"] == PERP)
+    assert perp["instrument_key"] == f"ANY:{PERP}"
+    assert perp["quantity"] == "3" and perp["gross_quantity"] == "3"
+    assert Decimal(perp["avg_entry_price"]) == (2 * Decimal("40000") + Decimal("41000")) / 3
+    assert perp["realized_pnl"] == "10" and perp["unrealized_pnl"] == "100" and perp["fees"] == "1.2"
+    assert [v["venue"] for v in perp["venues"]] == ["BINANCE-FUTURES", "BYBIT"]
+    bybit = perp["venues"][1]
+    assert bybit == {**bybit, "quantity": "1", "avg_entry_price": "41000", "strategies": ["alpha"]}
+    assert perp["venues"][0]["mark_price"] == "40050"
+
+
+def test_list_positions_risk_manager_sees_all_strategies(book):
+    from django.contrib.auth.models import Permission
+
+    from tests.orders.conftest import client_for
+    from tests.orders.factories import UserFactory
+
+    user = UserFactory(username="rm")
+    user.user_permissions.add(Permission.objects.get(codename="view_order"))
+    perp = next(p for p in client_for(user).get("/api/positions").json()["results"] if p["equivalence_key"] == PERP)
+    assert perp["quantity"] == "-2" and perp["gross_quantity"] == "6"
+    assert perp["avg_entry_price"] is None  # long and short legs: no common entry price
+    bybit = next(v for v in perp["venues"] if v["venue"] == "BYBIT")
+    assert bybit["quantity"] == "-4" and sorted(bybit["strategies"]) == ["alpha", "beta"]
+
+
+def test_get_position_any_key_with_colon_and_at_aggregates(svc_client, book):
+    response = svc_client.get(f"/api/positions/ANY:{PERP}")
+    assert response.status_code == 200
+    assert response.json()["quantity"] == "3"
+
+
+def test_get_position_percent_encoded_key_is_accepted(svc_client, book):
+    response = svc_client.get("/api/positions/ANY%3APERPETUAL%3ABTC-USDT%40LIN")
+    assert response.status_code == 200 and response.json()["quantity"] == "3"
+
+
+def test_get_position_listing_key_gives_that_listing(svc_client, book):
+    body = svc_client.get(f"/api/positions/BYBIT:{PERP}").json()
+    assert body["quantity"] == "1" and [v["venue"] for v in body["venues"]] == ["BYBIT"]
+
+
+def test_get_position_malformed_key_is_400_naming_the_part(svc_client, book):
+    response = svc_client.get("/api/positions/BYBIT:PERPETUAL:BTC-USDT")
+    assert response.status_code == 400
+    assert response.json()["fields"]["instrument_key"][0].startswith("suffix")
+
+
+def test_get_position_without_position_is_404(svc_client, book):
+    assert svc_client.get("/api/positions/ANY:PERPETUAL:ETH-USDT@LIN").status_code == 404
+
+
+def test_get_position_of_other_strategy_only_is_404(other_svc_client, book):
+    # beta holds nothing on Binance futures
+    assert other_svc_client.get(f"/api/positions/BINANCE-FUTURES:{PERP}").status_code == 404

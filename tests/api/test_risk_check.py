@@ -1,0 +1,57 @@
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from orders.models import Order, OrderEvent
+from risk.models import RiskLimit, Scope, VelocityBucket
+from tests.orders.factories import order_body
+from tests.risk.factories import RiskLimitFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/risk/check"
+
+
+def _writes(queries):
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def test_risk_check_passing_order_returns_result_and_writes_nothing(tradable, svc_client, strategy):
+    # Arrange
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key=strategy.id, kind=RiskLimit.Kind.MAX_ORDERS_PER_MINUTE,
+                     value=Decimal("1"))
+    body = order_body()
+    body.pop("operation_id")
+    # Act
+    with CaptureQueriesContext(connection) as ctx:
+        responses = [svc_client.post(URL, body, format="json") for _ in range(3)]
+    # Assert
+    for response in responses:
+        assert response.status_code == 200, response.json()
+        data = response.json()
+        assert data["passed"] is True and data["status"] == "ROUTED" and data["rejection_reason"] == ""
+        assert data["risk_result"]["passed"] is True and data["routing_decision"]["venue"] == "BINANCE-SPOT"
+    assert _writes(ctx.captured_queries) == []
+    assert Order.objects.count() == OrderEvent.objects.count() == VelocityBucket.objects.count() == 0
+    # the velocity budget (1 per minute) is untouched: a real order still passes
+    assert svc_client.post("/api/orders", order_body(), format="json").json()["status"] == "ROUTED"
+
+
+def test_risk_check_failing_order_names_check_and_limit(tradable, svc_client, strategy):
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key=strategy.id, kind=RiskLimit.Kind.MAX_ORDER_QUANTITY,
+                     value=Decimal("0.001"))
+    data = svc_client.post(URL, order_body(), format="json").json()
+    assert data["passed"] is False and data["status"] == "DENIED"
+    assert "0.001" in data["rejection_reason"]
+    assert Order.objects.count() == 0
+
+
+def test_risk_check_unroutable_order_reports_the_routers_reason(tradable, svc_client):
+    data = svc_client.post(URL, order_body(instrument_key="BINANCE-SPOT:SPOT_PAIR:ETH-USDT"), format="json").json()
+    assert data["passed"] is False and "not listed" in data["rejection_reason"]
+
+
+def test_risk_check_bad_input_is_400(tradable, svc_client):
+    response = svc_client.post(URL, order_body(quantity="-1"), format="json")
+    assert response.status_code == 400 and "quantity" in response.json()["fields"]

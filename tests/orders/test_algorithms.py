@@ -1,0 +1,83 @@
+from decimal import Decimal
+
+import pytest
+
+from orders.algorithms import AlgorithmParamsError, validate_exec_algorithm_params
+
+
+def _validate(algorithm, params, *, quantity=Decimal("1"), order_type="LIMIT"):
+    return validate_exec_algorithm_params(algorithm=algorithm, params=params, quantity=quantity, order_type=order_type)
+
+
+def test_normal_without_params_returns_empty_dict():
+    assert _validate("NORMAL", None) == {}
+
+
+def test_normal_with_params_names_the_param():
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("NORMAL", {"horizon_secs": 60})
+    assert set(exc.value.errors) == {"horizon_secs"}
+
+
+def test_twap_valid_params_are_returned_as_ints():
+    assert _validate("TWAP", {"horizon_secs": 600, "interval_secs": 60}) == {"horizon_secs": 600, "interval_secs": 60}
+
+
+@pytest.mark.parametrize(
+    "params, bad",
+    [
+        ({"interval_secs": 60}, "horizon_secs"),
+        ({"horizon_secs": 600}, "interval_secs"),
+        ({"horizon_secs": 0, "interval_secs": 60}, "horizon_secs"),
+        ({"horizon_secs": -5, "interval_secs": 1}, "horizon_secs"),
+        ({"horizon_secs": 600, "interval_secs": 60.0}, "interval_secs"),
+        ({"horizon_secs": "600", "interval_secs": 60}, "horizon_secs"),
+        ({"horizon_secs": True, "interval_secs": 60}, "horizon_secs"),
+        ({"horizon_secs": 60, "interval_secs": 120}, "interval_secs"),
+        ({"horizon_secs": 600, "interval_secs": 60, "slices": 3}, "slices"),
+        ({"horizon_secs": 10**7, "interval_secs": 60}, "horizon_secs"),
+    ],
+)
+def test_twap_bad_params_name_the_param(params, bad):
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("TWAP", params)
+    assert bad in exc.value.errors
+
+
+def test_vwap_participation_is_normalised_to_a_decimal_string():
+    out = _validate("VWAP", {"horizon_secs": 600, "interval_secs": 60, "max_participation": "0.100"})
+    assert out == {"horizon_secs": 600, "interval_secs": 60, "max_participation": "0.1"}
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "1.01", 0.1, "abc", "NaN", None])
+def test_vwap_participation_outside_zero_one_is_refused(value):
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("VWAP", {"horizon_secs": 600, "interval_secs": 60, "max_participation": value})
+    assert "max_participation" in exc.value.errors
+
+
+def test_vwap_participation_of_one_is_accepted():
+    assert _validate("VWAP", {"horizon_secs": 60, "interval_secs": 60, "max_participation": 1})["max_participation"] == "1"
+
+
+def test_iceberg_display_below_quantity_is_accepted():
+    assert _validate("ICEBERG", {"display_qty": "0.10"}, quantity=Decimal("1")) == {"display_qty": "0.1"}
+
+
+@pytest.mark.parametrize("display", ["0", "-1", "1", "2"])
+def test_iceberg_display_not_between_zero_and_quantity_is_refused(display):
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("ICEBERG", {"display_qty": display}, quantity=Decimal("1"))
+    assert "display_qty" in exc.value.errors
+
+
+def test_iceberg_market_order_is_refused_on_order_type():
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("ICEBERG", {"display_qty": "0.1"}, order_type="MARKET")
+    assert "order_type" in exc.value.errors
+
+
+def test_params_not_an_object_is_refused():
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("TWAP", ["horizon_secs", 60])
+    assert "exec_algorithm_params" in exc.value.errors

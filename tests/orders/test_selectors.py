@@ -1,0 +1,87 @@
+import pytest
+from django.contrib.auth.models import Permission
+
+from orders.selectors import (
+    StrategyForbidden,
+    StrategyNotFound,
+    StrategyRequired,
+    order_access_for,
+    order_visible_queryset,
+    strategy_for_submit,
+)
+from tests.orders.factories import OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _grant(user, codename):
+    user.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label="orders"))
+    return type(user).objects.get(pk=user.pk)  # fresh instance: permission cache
+
+
+def test_access_strategy_service_sees_only_its_strategy_even_with_view_permission(strategy, other_strategy):
+    svc = _grant(strategy.service_account, "view_order")
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    access = order_access_for(user=svc)
+    assert {o.strategy_id for o in order_visible_queryset(access=access)} == {"alpha"}
+    assert access.can_trade("alpha") and not access.can_trade("beta")
+
+
+def test_access_person_with_view_permission_sees_all(strategy, other_strategy, person):
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    access = order_access_for(user=_grant(person, "view_order"))
+    assert order_visible_queryset(access=access).count() == 2
+    assert not access.can_trade("alpha")  # seeing is not trading
+
+
+def test_access_trader_sees_and_trades_their_strategies_only(strategy, other_strategy, person):
+    strategy.traders.add(person)
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    access = order_access_for(user=person)
+    assert {o.strategy_id for o in order_visible_queryset(access=access)} == {"alpha"}
+    assert access.can_trade("alpha") and not access.can_trade("beta")
+
+
+def test_access_person_without_anything_sees_nothing(strategy, person):
+    OrderFactory(strategy=strategy)
+    assert order_visible_queryset(access=order_access_for(user=person)).count() == 0
+
+
+def test_strategy_for_submit_service_token_implies_its_strategy(strategy, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert strategy_for_submit(user=strategy.service_account, strategy_id=None) == strategy
+
+
+def test_strategy_for_submit_service_token_naming_another_strategy_is_forbidden(strategy, other_strategy):
+    with pytest.raises(StrategyForbidden) as exc:
+        strategy_for_submit(user=strategy.service_account, strategy_id="beta")
+    assert "bound to strategy 'alpha'" in str(exc.value)
+
+
+def test_strategy_for_submit_person_needs_a_strategy_id(person):
+    with pytest.raises(StrategyRequired):
+        strategy_for_submit(user=person, strategy_id=None)
+
+
+def test_strategy_for_submit_unknown_strategy_is_not_found(person):
+    with pytest.raises(StrategyNotFound):
+        strategy_for_submit(user=person, strategy_id="nope")
+
+
+def test_strategy_for_submit_listed_trader_costs_one_query(strategy, person, django_assert_num_queries):
+    strategy.traders.add(person)
+    with django_assert_num_queries(1):
+        assert strategy_for_submit(user=person, strategy_id="alpha") == strategy
+
+
+def test_strategy_for_submit_trade_any_permission_allows_any_strategy(strategy, person):
+    assert strategy_for_submit(user=_grant(person, "trade_any_strategy"), strategy_id="alpha") == strategy
+
+
+def test_strategy_for_submit_unlisted_person_is_forbidden_naming_the_strategy(strategy):
+    with pytest.raises(StrategyForbidden) as exc:
+        strategy_for_submit(user=UserFactory(username="mallory"), strategy_id="alpha")
+    assert exc.value.strategy_id == "alpha" and "'alpha'" in str(exc.value)

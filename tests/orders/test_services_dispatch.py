@@ -1,0 +1,226 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent
+from orders.services import order_dispatch_submit, order_submit, orders_redispatch_stale
+from orders.services.dispatch import stale_dispatch_queryset
+from orders.tasks import redispatch_stale_orders
+from tests.orders.conftest import redis_configured, typed_request
+from tests.orders.factories import OrderEventFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class _Broker:
+    """Switch the Celery app between a closed port (real publishing, no eager run) and its settings."""
+
+    def __init__(self):
+        from celery_app import app
+
+        self.app = app
+        self.saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
+
+    def _reset_pools(self):
+        self.app._pool = None
+        self.app.amqp._producer_pool = None
+
+    def down(self):
+        self.app.conf.broker_url = "redis://127.0.0.1:1/0"
+        self.app.conf.task_always_eager = False
+        self._reset_pools()
+
+    def up(self):
+        self.app.conf.broker_url = self.saved["broker_url"]
+        self.app.conf.task_always_eager = self.saved["task_always_eager"]
+        self._reset_pools()
+
+
+@pytest.fixture
+def broker():
+    controller = _Broker()
+    yield controller
+    controller.up()
+
+
+@pytest.fixture
+def broker_down(broker):
+    broker.down()
+    return broker
+
+
+def _types(order):
+    return list(OrderEvent.objects.filter(order=order).order_by("ts", "id").values_list("type", flat=True))
+
+
+@pytest.mark.timeout(60)
+def test_dispatch_broker_down_leaves_order_routed_with_dispatch_failed(
+    tradable, strategy, broker_down, django_capture_on_commit_callbacks
+):
+    # Act
+    with django_capture_on_commit_callbacks(execute=True):
+        result = order_submit(strategy=strategy, actor="alice", data=typed_request())
+    # Assert
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "ROUTED" and order.dispatched_at is None
+    failed = OrderEvent.objects.get(order=order, type="DISPATCH_FAILED")
+    assert failed.payload["command"] == "submit"
+    assert "OperationalError" in failed.payload["error"] and "broker unreachable" in failed.payload["detail"]
+    assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
+
+
+def test_dispatch_success_sets_dispatched_at_and_records_the_event(django_capture_on_commit_callbacks):
+    # Arrange
+    order = OrderFactory(status="ROUTED")
+    # Act
+    ok = order_dispatch_submit(order_id=order.pk)
+    # Assert
+    assert ok is True
+    order.refresh_from_db()
+    assert order.dispatched_at is not None
+    event = OrderEvent.objects.get(order=order, type="DISPATCHED")
+    assert event.payload["queue"] == "venues" and event.payload["task_id"]
+    assert event.ts == order.dispatched_at
+
+
+@pytest.mark.redis
+def test_dispatch_with_redis_broker_puts_the_command_on_queue_venues(venue_queue):
+    # Arrange
+    order = OrderFactory(status="ROUTED")
+    # Act
+    assert order_dispatch_submit(order_id=order.pk) is True
+    # Assert: the message is in Redis list "venues", for the task, with the order id
+    messages = venue_queue()
+    assert len(messages) == 1
+    assert messages[0]["headers"]["task"] == "venues.tasks.submit_order"
+    assert str(order.pk) in messages[0]["headers"]["argsrepr"]
+
+
+def _age_events(order, secs):
+    OrderEvent.objects.filter(order=order).update(ts=timezone.now() - timedelta(seconds=secs))
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=secs))
+
+
+@pytest.mark.timeout(60)
+def test_sweeper_redispatches_a_routed_order_whose_dispatch_failed(
+    tradable, strategy, broker, django_capture_on_commit_callbacks
+):
+    # Arrange: dispatch failed while the broker was down; 20 s pass; the broker is back
+    broker.down()
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_submit(strategy=strategy, actor="alice", data=typed_request()).order
+    assert _types(order)[-1] == "DISPATCH_FAILED"
+    _age_events(order, 20)
+    broker.up()
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    assert report.submits == [order.pk]
+    order.refresh_from_db()
+    assert order.status == "ROUTED" and order.dispatched_at is not None
+    sweep = OrderEvent.objects.get(order=order, type="DISPATCHED")
+    assert sweep.payload["attempt"] == "sweeper"
+
+
+def test_sweeper_leaves_recent_orders_alone():
+    # Arrange: routed 5 s ago (retry after 15 s)
+    order = OrderFactory(status="ROUTED")
+    OrderEventFactory(order=order, type="ROUTED", ts=timezone.now() - timedelta(seconds=5))
+    # Act / Assert
+    assert order not in stale_dispatch_queryset()
+    assert orders_redispatch_stale().submits == []
+
+
+def test_sweeper_leaves_orders_the_worker_received_alone():
+    # Arrange: routed 60 s ago, dispatched, and received by the trading worker
+    order = OrderFactory(status="ROUTED")
+    old = timezone.now() - timedelta(seconds=60)
+    OrderEventFactory(order=order, type="ROUTED", ts=old)
+    OrderEventFactory(order=order, type="DISPATCHED", ts=old, payload={"command": "submit"})
+    OrderEventFactory(order=order, type="VENUE_RECEIVED", ts=old, payload={"command": "submit", "worker": "w1"})
+    Order.objects.filter(pk=order.pk).update(created_at=old)
+    # Act / Assert
+    assert orders_redispatch_stale().submits == []
+
+
+def test_sweeper_redispatches_a_stale_dispatched_order_without_receipt():
+    # Arrange: dispatched 60 s ago, never received (message lost / no worker)
+    order = OrderFactory(status="ROUTED")
+    old = timezone.now() - timedelta(seconds=60)
+    OrderEventFactory(order=order, type="ROUTED", ts=old)
+    OrderEventFactory(order=order, type="DISPATCHED", ts=old, payload={"command": "submit"})
+    Order.objects.filter(pk=order.pk).update(created_at=old)
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    assert report.submits == [order.pk]
+
+
+def test_sweeper_resends_a_stale_cancel():
+    # Arrange: cancel requested 60 s ago, never received by the worker
+    order = OrderFactory(status="PENDING_CANCEL")
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", ts=timezone.now() - timedelta(seconds=60))
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    assert report.cancels == [order.pk]
+    assert OrderEvent.objects.get(order=order, type="DISPATCHED").payload["command"] == "cancel"
+
+
+def test_sweeper_leaves_a_received_cancel_alone():
+    order = OrderFactory(status="PENDING_CANCEL")
+    old = timezone.now() - timedelta(seconds=60)
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", ts=old)
+    OrderEventFactory(order=order, type="VENUE_RECEIVED", ts=old + timedelta(seconds=1),
+                      payload={"command": "cancel", "worker": "w1"})
+    assert orders_redispatch_stale().cancels == []
+
+
+def test_sweeper_ignores_terminal_and_working_orders():
+    old = timezone.now() - timedelta(seconds=60)
+    for status in ("FILLED", "CANCELED", "DENIED", "SUBMITTED", "ACCEPTED"):
+        order = OrderFactory(status=status)
+        OrderEventFactory(order=order, type="ROUTED", ts=old)
+    assert list(stale_dispatch_queryset()) == []
+
+
+@pytest.mark.timeout(60)
+def test_sweeper_broker_down_stops_at_the_first_failure(broker_down):
+    # Arrange: three stale routed orders
+    old = timezone.now() - timedelta(seconds=60)
+    orders = []
+    for _ in range(3):
+        order = OrderFactory(status="ROUTED")
+        OrderEventFactory(order=order, type="ROUTED", ts=old)
+        Order.objects.filter(pk=order.pk).update(created_at=old)
+        orders.append(order)
+    # Act
+    report = orders_redispatch_stale()
+    # Assert: one attempt recorded, the rest left for the next sweep
+    assert len(report.failed) == 1 and report.stopped_early is True
+    assert OrderEvent.objects.filter(type="DISPATCH_FAILED").count() == 1
+
+
+def test_sweeper_task_returns_counts():
+    order = OrderFactory(status="ROUTED")
+    OrderEventFactory(order=order, type="ROUTED", ts=timezone.now() - timedelta(seconds=60))
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+    assert redispatch_stale_orders.apply().get() == {
+        "submits": 1, "cancels": 0, "failed": 0, "stopped_early": False, "skipped_locked": False}
+
+
+def test_sweeper_second_concurrent_run_is_skipped():
+    from django.core.cache import cache
+
+    from orders.services.dispatch import SWEEPER_LOCK_KEY
+
+    cache.add(SWEEPER_LOCK_KEY, "1", 60)
+    assert orders_redispatch_stale().skipped_locked is True
+
+
+def test_redis_configured_helper_matches_environment():
+    # The dispatch tests above are honest on both transports: eager (no REDIS_URL) and Redis.
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_ALWAYS_EAGER is (not redis_configured())

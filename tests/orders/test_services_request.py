@@ -1,0 +1,111 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from orders.services.request import OrderRequestInvalid, order_request_build
+
+BASE = {
+    "operation_id": "op-1",
+    "instrument_key": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT",
+    "side": "BUY",
+    "order_type": "LIMIT",
+    "quantity": Decimal("0.01"),
+    "price": Decimal("40000"),
+}
+
+
+def _errors(**overrides):
+    with pytest.raises(OrderRequestInvalid) as exc:
+        order_request_build(**{**BASE, **overrides})
+    return exc.value.errors
+
+
+def test_build_valid_limit_order_applies_defaults_and_parses_the_key():
+    request = order_request_build(**BASE)
+    assert (request.time_in_force, request.exec_algorithm, request.operation) == ("GTC", "NORMAL", "trade")
+    assert request.instrument.venue == "BINANCE-SPOT"
+
+
+def test_build_malformed_instrument_key_names_the_part():
+    errors = _errors(instrument_key="binance:SPOT_PAIR:BTC-USDT")
+    assert errors["instrument_key"][0].startswith("venue 'binance':")
+
+
+@pytest.mark.parametrize("quantity", [Decimal("0"), Decimal("-1")])
+def test_build_non_positive_quantity_is_refused(quantity):
+    assert "quantity" in _errors(quantity=quantity)
+
+
+def test_build_limit_without_price_is_refused():
+    assert "price" in _errors(price=None)
+
+
+def test_build_market_with_price_is_refused():
+    assert "price" in _errors(order_type="MARKET")
+
+
+def test_build_gtd_without_expire_time_is_refused():
+    assert "expire_time" in _errors(time_in_force="GTD")
+
+
+def test_build_gtd_in_the_past_is_refused():
+    assert "expire_time" in _errors(time_in_force="GTD", expire_time=timezone.now() - timedelta(seconds=1))
+
+
+def test_build_expire_time_without_gtd_is_refused():
+    assert "expire_time" in _errors(expire_time=timezone.now() + timedelta(hours=1))
+
+
+def test_build_market_gtd_is_refused_on_time_in_force():
+    errors = _errors(order_type="MARKET", price=None, time_in_force="GTD", expire_time=timezone.now() + timedelta(hours=1))
+    assert "time_in_force" in errors
+
+
+def test_build_bad_algorithm_param_is_nested_under_exec_algorithm_params():
+    errors = _errors(exec_algorithm="TWAP", exec_algorithm_params={"horizon_secs": 60, "interval_secs": 600})
+    assert "interval_secs" in errors["exec_algorithm_params"]
+
+
+def test_build_trade_with_bet_side_is_refused():
+    assert "side" in _errors(side="BACK")
+
+
+def test_build_bet_without_odds_is_refused():
+    assert "odds" in _errors(operation="bet", side="BACK")
+
+
+def test_build_transfer_needs_distinct_venues():
+    errors = _errors(operation="transfer", source_venue="BINANCE-SPOT", target_venue="BINANCE-SPOT")
+    assert "target_venue" in errors
+
+
+def test_build_sequence_without_group_is_refused():
+    assert "sequence_in_group" in _errors(sequence_in_group=1)
+
+
+def test_build_expected_deltas_float_is_refused():
+    assert "expected_deltas" in _errors(expected_deltas={"BTC": 0.01})
+
+
+def test_build_unknown_field_is_refused():
+    with pytest.raises(OrderRequestInvalid) as exc:
+        order_request_build(**BASE, status="FILLED")
+    assert "status" in exc.value.errors
+
+
+def test_fingerprint_same_meaning_different_spelling_is_equal():
+    a = order_request_build(**BASE)
+    b = order_request_build(**{**BASE, "quantity": Decimal("0.0100"), "price": Decimal("4E+4"), "time_in_force": "GTC",
+                               "operation_id": "another-op"})
+    assert a.fingerprint() == b.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"quantity": Decimal("0.02")}, {"price": Decimal("40000.01")}, {"side": "SELL"}, {"metadata": {"k": "v"}},
+     {"time_in_force": "IOC"}, {"instrument_key": "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"}],
+)
+def test_fingerprint_any_change_of_meaning_differs(change):
+    assert order_request_build(**BASE).fingerprint() != order_request_build(**{**BASE, **change}).fingerprint()
