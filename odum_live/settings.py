@@ -95,6 +95,12 @@ if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # psycopg 3 server-side binding: statements are prepared after a few executions per
+        # connection, so PostgreSQL reuses their plans on the order-submission hot path.
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
+            "DB_SERVER_SIDE_BINDING", default=True
+        )
 else:
     DATABASES = {
         "default": {
@@ -152,7 +158,7 @@ STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]
 # --- DRF, API docs ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "orders.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

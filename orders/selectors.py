@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from orders.models import Fill, Order, OrderEvent, Strategy
 
@@ -78,10 +78,22 @@ class OrderAccess:
         return strategy_id in self._tradable_ids
 
 
+def service_strategy_of(user) -> Strategy | None:
+    """Return the strategy ``user`` is the service account of, or None for a person.
+
+    No query when the user came from :class:`orders.api.authentication.BearerTokenAuthentication`
+    (it loads the strategy with the token); one query otherwise.
+    """
+    try:
+        return user.service_strategy
+    except Strategy.DoesNotExist:
+        return None
+
+
 def order_access_for(*, user) -> OrderAccess:
     """Return the :class:`OrderAccess` of an authenticated ``user`` (one query; two more for a person
     without ``orders.view_order`` — the permission cache and their strategy list)."""
-    service_strategy = Strategy.objects.filter(service_account_id=user.pk).first()
+    service_strategy = service_strategy_of(user)
     if service_strategy is not None:
         return OrderAccess(user=user, service_strategy=service_strategy,
                            visible_strategy_ids=frozenset({service_strategy.id}))
@@ -94,8 +106,9 @@ def order_access_for(*, user) -> OrderAccess:
 def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
     """Resolve the strategy an order of ``user`` belongs to, checking the right to trade it.
 
-    One query for a strategy service and for a listed trader; a person who is not listed costs the
-    permission look-up too.
+    No query for a strategy service token (its strategy comes with the token); two for a person
+    naming a strategy (not a service account; the strategy with their trader flag), plus the
+    permission look-up when they are not one of its traders.
 
     Parameters
     ----------
@@ -119,16 +132,7 @@ def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
     StrategyForbidden
         A service token naming another strategy, or a person who may not trade it.
     """
-    condition = Q(service_account_id=user.pk)
-    if strategy_id:
-        condition |= Q(pk=strategy_id)
-    rows = Strategy.objects.filter(condition)
-    if strategy_id:
-        rows = rows.annotate(
-            is_trader=Exists(Strategy.traders.through.objects.filter(strategy_id=OuterRef("pk"), user_id=user.pk))
-        )
-    rows = list(rows[:2])
-    own = next((s for s in rows if s.service_account_id == user.pk), None)
+    own = service_strategy_of(user)
     if own is not None:
         if strategy_id and strategy_id != own.id:
             raise StrategyForbidden(strategy_id=strategy_id,
@@ -137,7 +141,12 @@ def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
         return own
     if not strategy_id:
         raise StrategyRequired()
-    named = next((s for s in rows if s.pk == strategy_id), None)
+    named = (
+        Strategy.objects.filter(pk=strategy_id)
+        .annotate(is_trader=Exists(Strategy.traders.through.objects.filter(strategy_id=OuterRef("pk"),
+                                                                            user_id=user.pk)))
+        .first()
+    )
     if named is None:
         raise StrategyNotFound(strategy_id=strategy_id)
     if named.is_trader or user.has_perm("orders.trade_any_strategy"):

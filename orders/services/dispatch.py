@@ -34,6 +34,7 @@ VENUES_QUEUE = "venues"
 DISPATCHER = "dispatcher"
 SUBMIT = "submit"
 CANCEL = "cancel"
+INITIAL = "initial"
 #: Cache key of the sweeper's run lock: one sweep at a time across beat / workers.
 SWEEPER_LOCK_KEY = "odum:orders:redispatch-lock"
 SWEEPER_LOCK_SECS = 120
@@ -53,18 +54,30 @@ def _dispatch(*, order_id, command: str, attempt: str, status: str) -> bool:
         error = f"{type(exc).__name__}: {exc}"
         logger.warning("dispatch of %s command for order %s failed (%s attempt): %s; the sweeper retries",
                        command, order_id, attempt, error)
+        # A failed submit hand-off clears ``dispatched_at`` (set optimistically by the submit
+        # transaction): the row then says plainly that no command is on its way.
         _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCH_FAILED, ts=timezone.now(),
                 payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt,
-                         "error": error[:500], "detail": "broker unreachable; order left as is for the sweeper"})
+                         "error": error[:500], "detail": "broker unreachable; order left as is for the sweeper"},
+                dispatched_at=None if command == SUBMIT else _KEEP)
         return False
+    if attempt == INITIAL and command == SUBMIT:
+        # The first hand-off of a new order is already on record: the order row carries
+        # ``dispatched_at`` and its ROUTED event says the command goes to the venues queue on
+        # commit; the worker records receipt. Writing a DISPATCHED row here would cost a second
+        # transaction on the submission hot path and say nothing the timeline does not.
+        return True
     # ts = start of the hand-off: an eager (embedded) task records its own events during the publish.
     _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCHED, ts=started_at,
             payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt, "task_id": result.id},
-            set_dispatched_at=command == SUBMIT)
+            dispatched_at=started_at if command == SUBMIT else _KEEP)
     return True
 
 
-def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, set_dispatched_at: bool = False) -> None:
+_KEEP = object()  # _record: leave Order.dispatched_at as it is
+
+
+def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, dispatched_at=_KEEP) -> None:
     try:
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -74,15 +87,15 @@ def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, s
                 # submit hot path; the order row itself was committed durably before dispatch.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            if set_dispatched_at:
-                Order.objects.filter(pk=order_id).update(dispatched_at=ts, updated_at=timezone.now())
+            if dispatched_at is not _KEEP:
+                Order.objects.filter(pk=order_id).update(dispatched_at=dispatched_at, updated_at=timezone.now())
             OrderEvent.objects.create(order_id=order_id, type=type_, status_before=status, status_after=status,
                                       actor=DISPATCHER, ts=ts, payload=payload)
     except Exception:  # noqa: BLE001 - the hand-off already happened (or failed); never raise after commit
         logger.exception("could not record %s for order %s", type_, order_id)
 
 
-def order_dispatch_submit(*, order_id, attempt: str = "initial") -> bool:
+def order_dispatch_submit(*, order_id, attempt: str = INITIAL) -> bool:
     """Publish ``venues.tasks.submit_order(order_id)`` to queue ``venues``; record the outcome.
 
     Call it after the order's transaction committed (``transaction.on_commit``). It never raises:
@@ -98,13 +111,14 @@ def order_dispatch_submit(*, order_id, attempt: str = "initial") -> bool:
     Returns
     -------
     bool
-        True when the broker took the message (DISPATCHED event, ``dispatched_at`` set), False when
-        it did not (DISPATCH_FAILED event, order still ROUTED).
+        True when the broker took the message (a sweeper re-send also records a DISPATCHED event
+        and moves ``dispatched_at``; the initial hand-off is recorded by the submit transaction),
+        False when it did not (DISPATCH_FAILED event, order still ROUTED).
     """
     return _dispatch(order_id=order_id, command=SUBMIT, attempt=attempt, status=OrderStatus.ROUTED)
 
 
-def order_dispatch_cancel(*, order_id, attempt: str = "initial") -> bool:
+def order_dispatch_cancel(*, order_id, attempt: str = INITIAL) -> bool:
     """Publish ``venues.tasks.cancel_order(order_id)`` to queue ``venues``; record the outcome.
 
     As :func:`order_dispatch_submit`, for an order in PENDING_CANCEL (``dispatched_at`` is left

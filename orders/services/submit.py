@@ -1,8 +1,9 @@
 """Order submission: idempotency, routing, pre-trade risk and the order row, in one transaction.
 
-DESIGN.md, "Order flow" steps 1–2. The hot path of the service: a new order costs one idempotency
-SELECT, the router's and the risk engine's reads, one INSERT of the order and one bulk INSERT of
-its events; dispatch to the trading worker follows after commit (:mod:`orders.services.dispatch`).
+DESIGN.md, "Order flow" steps 1–2. The hot path of the service: a new order costs the router's and
+the risk engine's reads, one INSERT of the order (whose unique index is the idempotency check) and
+one bulk INSERT of its events; dispatch to the trading worker follows after commit
+(:mod:`orders.services.dispatch`).
 """
 
 from __future__ import annotations
@@ -97,11 +98,12 @@ def _replay(order: Order, *, strategy: Strategy, fingerprint: str) -> SubmitResu
 def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> SubmitResult:
     """Accept an order: look up its operation_id, route it, check pre-trade risk, record it.
 
-    In one transaction: the idempotency look-up on (strategy, operation_id); ``route()``;
-    ``evaluate()`` (which holds the risk engine's serialization lock until commit and records
+    In one transaction: ``route()``; ``evaluate()`` (which holds the risk engine's serialization lock until commit and records
     velocity usage); the INSERT of the order — ROUTED, or DENIED with ``rejection_reason`` naming
     the check, limit and observed value — and of its events (RECEIVED, then RISK_PASSED + ROUTED,
-    or DENIED). After commit a ROUTED order is dispatched to the trading worker; a DENIED order is
+    or DENIED). The unique index on (strategy, operation_id) is the idempotency check: a replayed
+    operation_id fails the INSERT, the transaction rolls back and the stored order is returned (or
+    :class:`IdempotencyConflict` raised when its body differs). After commit a ROUTED order is dispatched to the trading worker; a DENIED order is
     recorded and goes nowhere. Never a venue submission without a committed order row.
 
     Parameters
@@ -134,20 +136,24 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
     and returned as for any replay.
     """
     fingerprint = data.fingerprint()
+    if not strategy.enabled:
+        # A disabled strategy may still read back what it submitted before.
+        stored = _stored_order(strategy, data.operation_id)
+        if stored is not None:
+            return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+        raise StrategyDisabled(strategy_id=strategy.id)
     try:
+        # No look-up first: the unique index on (strategy, operation_id) is the idempotency check.
+        # A replayed operation_id fails the INSERT, the whole transaction (risk usage included)
+        # rolls back, and the stored order is read below — one index probe fewer per new order.
         with transaction.atomic():
-            stored = _stored_order(strategy, data.operation_id)
-            if stored is not None:
-                return _replay(stored, strategy=strategy, fingerprint=fingerprint)
-            if not strategy.enabled:
-                raise StrategyDisabled(strategy_id=strategy.id)
             order = _create(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
     except IntegrityError:
         stored = _stored_order(strategy, data.operation_id)
         if stored is None:
             raise
-        logger.info("concurrent duplicate of operation_id %s (strategy %s) resolved to order %s",
-                    data.operation_id, strategy.id, stored.id)
+        logger.debug("operation_id %s (strategy %s) is stored as order %s: replay",
+                     data.operation_id, strategy.id, stored.id)
         return _replay(stored, strategy=strategy, fingerprint=fingerprint)
     return SubmitResult(order=order, created=True)
 
@@ -189,13 +195,17 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
     routable = bool(decision.routed and decision.venue)
     if risk.passed and routable:
         order.transition_to(OrderStatus.ROUTED)
+        # The hand-off to the venues queue follows the commit at once; a failed publish is recorded
+        # as DISPATCH_FAILED and the sweeper sends again (orders.services.dispatch).
+        order.dispatched_at = decided_at
         events.append(OrderEvent(order=order, type=OrderEvent.Type.RISK_PASSED, status_before=OrderStatus.PENDING,
                                  status_after=OrderStatus.PENDING, actor="risk", ts=decided_at,
                                  payload={"checks": len(risk.checks)}))
         events.append(OrderEvent(order=order, type=OrderEvent.Type.ROUTED, status_before=OrderStatus.PENDING,
                                  status_after=OrderStatus.ROUTED, actor="router", ts=decided_at,
                                  payload={"venue": order.venue, "instrument_key": order.routed_instrument_key,
-                                          "reason": decision.reason}))
+                                          "reason": decision.reason,
+                                          "dispatch": "venues.tasks.submit_order on queue venues, after commit"}))
     else:
         if risk.passed:
             # The engine should fail instrument_listed when nothing is routable; never send an order

@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from orders.selectors import (
@@ -50,9 +51,23 @@ def test_access_person_without_anything_sees_nothing(strategy, person):
     assert order_visible_queryset(access=order_access_for(user=person)).count() == 0
 
 
-def test_strategy_for_submit_service_token_implies_its_strategy(strategy, django_assert_num_queries):
+def test_strategy_for_submit_service_account_implies_its_strategy(strategy, django_assert_num_queries):
+    user = get_user_model().objects.get(pk=strategy.service_account_id)  # a session: nothing preloaded
     with django_assert_num_queries(1):
-        assert strategy_for_submit(user=strategy.service_account, strategy_id=None) == strategy
+        assert strategy_for_submit(user=user, strategy_id=None) == strategy
+
+
+def test_strategy_for_submit_bearer_token_user_needs_no_query(strategy, django_assert_num_queries):
+    from rest_framework.test import APIRequestFactory
+
+    from orders.api.authentication import BearerTokenAuthentication
+    from tests.orders.factories import make_token
+
+    token = make_token(strategy.service_account)
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    user, _ = BearerTokenAuthentication().authenticate(request)
+    with django_assert_num_queries(0):
+        assert strategy_for_submit(user=user, strategy_id=None) == strategy
 
 
 def test_strategy_for_submit_service_token_naming_another_strategy_is_forbidden(strategy, other_strategy):
@@ -71,9 +86,9 @@ def test_strategy_for_submit_unknown_strategy_is_not_found(person):
         strategy_for_submit(user=person, strategy_id="nope")
 
 
-def test_strategy_for_submit_listed_trader_costs_one_query(strategy, person, django_assert_num_queries):
+def test_strategy_for_submit_listed_trader_costs_two_queries(strategy, person, django_assert_num_queries):
     strategy.traders.add(person)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # not a service account; the named strategy with is_trader
         assert strategy_for_submit(user=person, strategy_id="alpha") == strategy
 
 

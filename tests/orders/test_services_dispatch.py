@@ -70,11 +70,23 @@ def test_dispatch_broker_down_leaves_order_routed_with_dispatch_failed(
     assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
 
 
-def test_dispatch_success_sets_dispatched_at_and_records_the_event(django_capture_on_commit_callbacks):
+def test_dispatch_initial_success_writes_nothing_more(tradable, strategy, django_capture_on_commit_callbacks):
+    # Arrange / Act: the submit transaction already recorded the hand-off (dispatched_at, ROUTED event)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = order_submit(strategy=strategy, actor="alice", data=typed_request())
+    # Assert
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "ROUTED" and order.dispatched_at is not None
+    routed = OrderEvent.objects.get(order=order, type="ROUTED")
+    assert "queue venues" in routed.payload["dispatch"]
+    assert not OrderEvent.objects.filter(order=order, type__in=["DISPATCHED", "DISPATCH_FAILED"]).exists()
+
+
+def test_dispatch_sweeper_success_sets_dispatched_at_and_records_the_event(django_capture_on_commit_callbacks):
     # Arrange
     order = OrderFactory(status="ROUTED")
     # Act
-    ok = order_dispatch_submit(order_id=order.pk)
+    ok = order_dispatch_submit(order_id=order.pk, attempt="sweeper")
     # Assert
     assert ok is True
     order.refresh_from_db()
