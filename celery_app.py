@@ -20,5 +20,9 @@ app.conf.beat_schedule = {
         "task": "orders.tasks.redispatch_stale_orders",
         "schedule": 10.0,
     },
+    "rebuild-open-order-exposure": {
+        "task": "risk.tasks.rebuild_open_exposure",
+        "schedule": 300.0,
+    },
 }
-app.autodiscover_tasks(["orders", "venues"])
+app.autodiscover_tasks(["orders", "risk", "venues"])

@@ -136,9 +136,13 @@ def running_server(layout: str, *, port: int, workers: int, env: dict[str, str])
         When the server does not answer within 30 s (its output is included).
     """
     _desc, argv = SERVER_LAYOUTS[layout]
+    # The server's output goes to a file: a pipe nobody drains fills up and blocks the server
+    # (daphne writes an access-log line per request).
+    log_path = ROOT / "bench" / "out" / f"{layout}-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        argv(port, workers), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
+        argv(port, workers), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -151,8 +155,8 @@ def running_server(layout: str, *, port: int, workers: int, env: dict[str, str])
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                    raise RuntimeError(f"{layout} did not start on port {port}:\n{out[-4000:]}") from None
+                    out = log_path.read_text(errors="replace")
+                    raise RuntimeError(f"{layout} did not start on port {port} (log {log_path}):\n{out[-4000:]}") from None
                 time.sleep(0.1)
         yield Server(layout, proc, port)
     finally:
@@ -163,6 +167,7 @@ def running_server(layout: str, *, port: int, workers: int, env: dict[str, str])
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        log.close()
 
 
 # --- load generation -----------------------------------------------------------------------------

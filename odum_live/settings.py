@@ -136,6 +136,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Seconds a publish may wait for the broker before dispatch is recorded as failed (the sweeper retries).
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = False
+# No reconnect loop inside a publish: with the broker down the hand-off fails at once (the order
+# stays ROUTED with a DISPATCH_FAILED event and the sweeper retries) instead of holding the request.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": env.int("CELERY_BROKER_MAX_RETRIES", default=0)}
 
 # --- Auth, passwords, i18n ------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -193,6 +196,8 @@ SPECTACULAR_SETTINGS = {
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Probes from inside the deployment speak plain HTTP: container health checks and Prometheus.
+    SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -217,6 +222,9 @@ ODUM = {
     "MARKET_DATA_MAX_AGE_SECS": env.int("MARKET_DATA_MAX_AGE_SECS", default=10),
     # Seconds an order may stay ROUTED before the sweeper dispatches it again.
     "DISPATCH_RETRY_AFTER_SECS": env.int("DISPATCH_RETRY_AFTER_SECS", default=15),
+    # Seconds after acceptance past which an order never received by the trading worker is
+    # REJECTED instead of sent (it would reach the market late, at a price chosen for another time).
+    "DISPATCH_MAX_AGE_SECS": env.int("DISPATCH_MAX_AGE_SECS", default=120),
     # Basis points added to a venue's cost per millisecond of estimated latency (router).
     "ROUTER_LATENCY_PENALTY_BPS_PER_MS": env.str("ROUTER_LATENCY_PENALTY_BPS_PER_MS", default="0.01"),
     # Seconds the trading node heartbeat may age before health reports it down.

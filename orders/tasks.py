@@ -12,7 +12,8 @@ def redispatch_stale_orders() -> dict:
     Returns
     -------
     dict
-        Counts ``{"submits": n, "cancels": n, "failed": n, "stopped_early": bool, "skipped_locked": bool}``
+        Counts ``{"submits": n, "cancels": n, "failed": n, "rejected": n, "stopped_early": bool,
+        "skipped_locked": bool}``
         (logged by Celery; results are not stored).
     """
     from orders.services.dispatch import orders_redispatch_stale
@@ -22,6 +23,7 @@ def redispatch_stale_orders() -> dict:
         "submits": len(report.submits),
         "cancels": len(report.cancels),
         "failed": len(report.failed),
+        "rejected": len(report.rejected),
         "stopped_early": report.stopped_early,
         "skipped_locked": report.skipped_locked,
     }

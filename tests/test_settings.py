@@ -81,3 +81,19 @@ def test_readme_configuration_table_lists_every_variable_settings_reads():
     # Assert
     assert "DATABASE_URL" in names and len(names) > 10  # the scan itself works
     assert undocumented == [], f"add these to README.md, section Configuration: {undocumented}"
+
+
+def test_production_settings_exempt_internal_probes_from_the_https_redirect():
+    # Arrange: production settings evaluated fresh (DEBUG off, SSL redirect on)
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 60,
+           "DJANGO_SETTINGS_MODULE": "odum_live.settings"}
+    env.pop("DJANGO_SECURE_SSL_REDIRECT", None)
+    code = ("import django; django.setup(); from django.test import Client; c = Client(HTTP_HOST='127.0.0.1');"
+            "print(c.get('/metrics').status_code, c.get('/api/orders').status_code)")
+    # Act
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # Assert: /metrics answers over plain HTTP, the API still redirects to https
+    assert out.stdout.split()[-2:] == ["200", "301"]

@@ -134,6 +134,7 @@ class RedispatchReport:
     submits: list = field(default_factory=list)
     cancels: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    rejected: list = field(default_factory=list)
     stopped_early: bool = False
     skipped_locked: bool = False
 
@@ -178,6 +179,64 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
     )
 
 
+def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500) -> list:
+    """Reject ROUTED orders the trading worker never received within ``DISPATCH_MAX_AGE_SECS``.
+
+    An order accepted while the broker was down must not reach the market minutes later at a price
+    nobody chose for that moment. Past ``settings.ODUM["DISPATCH_MAX_AGE_SECS"]`` seconds after
+    acceptance with no receipt of its submit command (VENUE_RECEIVED), the order moves ROUTED →
+    REJECTED under its row lock, with a REJECTED event and a ``rejection_reason`` saying it was
+    never sent; its open quantity is released from pre-trade risk's totals. A command for it still
+    in the queue is dropped by the worker (terminal order: a recorded no-op).
+
+    Parameters
+    ----------
+    now : datetime | None
+        Reference time (UTC); default now.
+    limit : int
+        Most orders handled per call (oldest first).
+
+    Returns
+    -------
+    list
+        Ids of the orders rejected.
+    """
+    from orders.exposure import order_exposure_changed
+
+    now = now or timezone.now()
+    max_age = settings.ODUM["DISPATCH_MAX_AGE_SECS"]
+    received = OrderEvent.objects.filter(order=OuterRef("pk"), type=OrderEvent.Type.VENUE_RECEIVED,
+                                         payload__command=SUBMIT)
+    candidates = list(
+        Order.objects.filter(status=OrderStatus.ROUTED, created_at__lt=now - timedelta(seconds=max_age))
+        .filter(~Q(Exists(received)))
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    rejected = []
+    for order_id in candidates:
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if order.status != OrderStatus.ROUTED or OrderEvent.objects.filter(
+                order_id=order_id, type=OrderEvent.Type.VENUE_RECEIVED, payload__command=SUBMIT
+            ).exists():
+                continue  # moved on, or received, since the candidate query
+            reason = (f"not handed to a venue within {max_age} s of acceptance (broker unreachable): "
+                      "never sent, so it cannot reach the market late")
+            order.transition_to(OrderStatus.REJECTED)
+            order.rejection_reason = reason
+            order.closed_at = order.updated_at = now
+            order.save(update_fields=["status", "rejection_reason", "closed_at", "updated_at"])
+            order_exposure_changed(order=order, previous_status=OrderStatus.ROUTED,
+                                   previous_filled_quantity=order.filled_quantity)
+            OrderEvent.objects.create(order=order, type=OrderEvent.Type.REJECTED, status_before=OrderStatus.ROUTED,
+                                      status_after=OrderStatus.REJECTED, actor=DISPATCHER, ts=now,
+                                      payload={"reason": reason, "max_age_secs": max_age})
+        rejected.append(order_id)
+        logger.warning("order %s rejected: %s", order_id, reason)
+    return rejected
+
+
 def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) -> RedispatchReport:
     """Send again the venue commands of orders whose hand-off is stale (the outbox sweeper).
 
@@ -199,6 +258,8 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
         report.skipped_locked = True
         return report
     try:
+        # Too old to send: rejected rather than re-sent (orders_reject_undispatched).
+        report.rejected = orders_reject_undispatched(now=now, limit=limit)
         rows = list(stale_dispatch_queryset(now=now).values_list("id", "status")[:limit])
         for order_id, status in rows:
             if status == OrderStatus.ROUTED:
@@ -212,7 +273,7 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
                 break
     finally:
         cache.delete(SWEEPER_LOCK_KEY)
-    if report.submits or report.cancels or report.failed:
+    if report.submits or report.cancels or report.failed or report.rejected:
         logger.info("redispatch sweep: %d submits, %d cancels re-sent, %d failed%s", len(report.submits),
                     len(report.cancels), len(report.failed), " (stopped early)" if report.stopped_early else "")
     return report

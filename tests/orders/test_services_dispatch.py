@@ -219,7 +219,7 @@ def test_sweeper_task_returns_counts():
     OrderEventFactory(order=order, type="ROUTED", ts=timezone.now() - timedelta(seconds=60))
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=60))
     assert redispatch_stale_orders.apply().get() == {
-        "submits": 1, "cancels": 0, "failed": 0, "stopped_early": False, "skipped_locked": False}
+        "submits": 1, "cancels": 0, "failed": 0, "rejected": 0, "stopped_early": False, "skipped_locked": False}
 
 
 def test_sweeper_second_concurrent_run_is_skipped():
@@ -236,3 +236,44 @@ def test_redis_configured_helper_matches_environment():
     from django.conf import settings
 
     assert settings.CELERY_TASK_ALWAYS_EAGER is (not redis_configured())
+
+
+@pytest.mark.timeout(60)
+def test_sweeper_rejects_a_routed_order_never_received_past_the_max_age(
+    tradable, strategy, broker, django_capture_on_commit_callbacks, settings
+):
+    # Arrange: accepted while the broker was down, then left unsent past DISPATCH_MAX_AGE_SECS
+    from risk.models import OpenOrderExposure, RiskLimit, Scope
+    from tests.risk.factories import RiskLimitFactory
+
+    settings.ODUM = {**settings.ODUM, "DISPATCH_MAX_AGE_SECS": 60}
+    # an exposure limit makes the risk engine record the order's open quantity
+    RiskLimitFactory(scope=Scope.GLOBAL, scope_key="", kind=RiskLimit.Kind.MAX_GROSS_EXPOSURE, value=10**9)
+    broker.down()
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_submit(strategy=strategy, actor="alice", data=typed_request()).order
+    _age_events(order, 61)
+    broker.up()
+    open_before = sum(OpenOrderExposure.objects.values_list("leaves_quantity", flat=True))
+    # Act
+    report = orders_redispatch_stale()
+    # Assert: rejected, not re-sent, and its open quantity released from pre-trade risk
+    order.refresh_from_db()
+    assert report.rejected == [order.pk] and report.submits == []
+    assert order.status == "REJECTED" and "never sent" in order.rejection_reason and order.closed_at
+    assert _types(order)[-1] == "REJECTED"
+    assert open_before == order.quantity
+    assert sum(OpenOrderExposure.objects.values_list("leaves_quantity", flat=True)) == 0
+
+
+def test_sweeper_keeps_a_routed_order_the_worker_received(tradable, strategy, settings):
+    # Arrange: old, but the trading worker recorded receipt of its submit command
+    settings.ODUM = {**settings.ODUM, "DISPATCH_MAX_AGE_SECS": 60}
+    order = OrderFactory(status="ROUTED")
+    OrderEventFactory(order=order, type="VENUE_RECEIVED", payload={"command": "submit"})
+    _age_events(order, 600)
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    order.refresh_from_db()
+    assert report.rejected == [] and order.status == "ROUTED"
