@@ -34,3 +34,14 @@ def test_schema_documents_every_order_field(schema):
 def test_schema_documents_order_create_status_codes(schema):
     responses = schema["paths"]["/api/orders"]["post"]["responses"]
     assert set(responses) >= {"200", "201", "400", "401", "403", "409", "422", "429"}
+
+
+@pytest.mark.django_db
+def test_swagger_ui_is_served_without_any_cdn(client):
+    # Act
+    response = client.get("/api/docs/", HTTP_HOST="127.0.0.1")
+    # Assert: the page loads its assets from our static files only
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "swagger-ui-dist" in html and "/static/drf_spectacular_sidecar/" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
