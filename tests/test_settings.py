@@ -85,10 +85,7 @@ def test_readme_configuration_table_lists_every_variable_settings_reads():
 
 def test_production_settings_exempt_internal_probes_from_the_https_redirect():
     # Arrange: production settings evaluated fresh (DEBUG off, SSL redirect on)
-    import subprocess
-    import sys
-
-    env = {**__import__("os").environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 60,
+    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 60,
            "DJANGO_SETTINGS_MODULE": "odum_live.settings"}
     env.pop("DJANGO_SECURE_SSL_REDIRECT", None)
     code = ("import django; django.setup(); from django.test import Client; c = Client(HTTP_HOST='127.0.0.1');"

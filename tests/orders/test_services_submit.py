@@ -1,19 +1,13 @@
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
-from django.utils import timezone
 
 from orders.models import Order, OrderEvent
 from orders.services import IdempotencyConflict, StrategyDisabled, order_submit
-from orders.services import submit as submit_module
 from risk.models import RiskLimit, Scope
-from tests.helpers import eventually
-from tests.orders.conftest import publish_book, typed_request
+from tests.orders.conftest import typed_request
 from tests.orders.factories import StrategyFactory
 from tests.risk.factories import RiskLimitFactory
-from tests.venues.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db
 
