@@ -13,3 +13,7 @@ from odum_live.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user factories
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100000/min"}}  # noqa: F405
+# Serve static files from the finders, as in development: a fresh clone has no collected
+# STATIC_ROOT, and whitenoise would warn on every request of every test.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
