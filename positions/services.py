@@ -1,0 +1,243 @@
+"""Writes of positions: the only code that saves ``Position`` rows (CONVENTIONS.md).
+
+``position_apply_fill`` is called by the journal writer inside the transaction that also stores
+the fill and the order status, so the three commit or roll back together. ``position_mark`` is
+called with the node's quotes (marks) and may run on its own.
+
+The maths lives in :mod:`positions.maths`; see it for the rules (netting with average cost,
+linear and inverse PnL, fee currency, 18-decimal quantization).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from odum_live.instruments import InstrumentKey, parse_instrument_key
+from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
+from positions.models import Position
+from venues.models import Instrument
+
+logger = logging.getLogger(__name__)
+
+ONE = Decimal(1)
+
+
+def position_apply_fill(
+    *,
+    strategy_id: str,
+    venue: str,
+    instrument_key: str,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    multiplier: Decimal = ONE,
+    inverse: bool = False,
+    ts: datetime,
+) -> Position:
+    """Apply one fill to the strategy's position in a listing; return the saved row.
+
+    Locks the row (``SELECT … FOR UPDATE``) or creates it, applies
+    :func:`positions.maths.apply_fill`, keeps ``equivalence_key`` derived from the key, re-computes
+    ``unrealized_pnl`` from the stored ``mark_price`` (0 when the position has never been
+    marked) and saves. Two concurrent first fills of a new position are safe: the loser of the
+    insert race gets the unique-constraint violation inside a savepoint and then locks the
+    winner's committed row (``QuerySet.get_or_create`` on a ``select_for_update`` queryset).
+
+    Parameters
+    ----------
+    strategy_id : str
+        Owning strategy (``orders.Strategy`` primary key); must exist.
+    venue : str
+        Venue code; must equal the venue part of ``instrument_key``.
+    instrument_key : str
+        Canonical key of the listing (``BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN``), not ``ANY``.
+    side : str
+        Fill side (``BUY``, ``SELL``, …; see ``positions.maths.KNOWN_SIDES``).
+    quantity : Decimal
+        Filled quantity, base units (contracts), > 0, ≤ 18 decimal places.
+    price : Decimal
+        Fill price, quote currency, > 0, ≤ 18 decimal places.
+    fee : Decimal
+        Fee in the PnL currency (quote for linear, base/settlement for inverse), ≥ 0.
+    multiplier : Decimal
+        ``venues.Instrument.contract_multiplier`` of the listing, > 0.
+    inverse : bool
+        ``venues.Instrument.is_inverse``; must agree with the key's ``@LIN``/``@INV`` suffix when
+        the key has one.
+    ts : datetime
+        Event time of the fill, timezone-aware. Logged with the change; ``Position`` has no
+        event-time column (``updated_at`` is the write time).
+
+    Returns
+    -------
+    Position
+        The saved row, holding the new values.
+
+    Raises
+    ------
+    django.db.transaction.TransactionManagementError
+        When called outside ``transaction.atomic()``: the position change must commit with the
+        fill that caused it.
+    PositionMathsError (a ValueError)
+        For invalid fill inputs, naming the field (see :func:`positions.maths.validate_fill`).
+    ValueError
+        For a malformed or ``ANY`` key (``InstrumentKeyError``), a ``venue`` that differs from the
+        key's, ``inverse`` contradicting the key's settlement suffix, an unknown strategy, or a
+        naive ``ts``.
+    """
+    _require_atomic("position_apply_fill")
+    key = _listing_key(instrument_key=instrument_key, venue=venue)
+    _require_aware("ts", ts)
+    validate_fill(side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier)
+    _check_settlement(key=key, inverse=inverse)
+
+    position, created = Position.objects.select_for_update().get_or_create(
+        strategy_id=strategy_id, venue=venue, instrument_key=instrument_key,
+        defaults={"equivalence_key": key.equivalence_key},
+    )
+    if created and not _strategy_exists(strategy_id):
+        # FKs are checked at commit on PostgreSQL; fail here, naming the field, instead.
+        raise ValueError(f"strategy_id: unknown strategy {strategy_id!r}")
+
+    before = _state(position)
+    after = apply_fill(before, side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier,
+                       inverse=inverse)
+    position.quantity = after.quantity
+    position.avg_entry_price = after.avg_entry_price
+    position.realized_pnl = after.realized_pnl
+    position.fees = after.fees
+    position.equivalence_key = key.equivalence_key
+    position.unrealized_pnl = (
+        unrealized_pnl(after, mark=position.mark_price, multiplier=multiplier, inverse=inverse)
+        if position.mark_price is not None else Decimal(0)
+    )
+    position.save(update_fields=["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
+                                 "unrealized_pnl", "updated_at"])
+    logger.info(
+        "position fill applied",
+        extra={"strategy_id": strategy_id, "instrument_key": instrument_key, "side": side,
+               "quantity": str(quantity), "price": str(price), "fee": str(fee), "ts": ts.isoformat(),
+               "position_quantity": str(after.quantity), "realized_pnl": str(after.realized_pnl)},
+    )
+    return position
+
+
+def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: datetime) -> int:
+    """Mark every strategy's position in one listing to ``mark_price``; return the rows updated.
+
+    Sets ``mark_price``, ``marked_at = ts`` and ``unrealized_pnl`` (see
+    :func:`positions.maths.unrealized_pnl`) under a row lock, in its own transaction (a savepoint
+    when the caller has one). A mark older than a row's ``marked_at`` is stale and leaves that row
+    alone (quotes may arrive out of order), so it is not counted.
+
+    The contract multiplier and inverse flag come from the ``venues.Instrument`` listing of
+    ``instrument_key``. Without a listing the position is treated as linear with multiplier 1 —
+    except for ``@INV`` keys, which have no safe default (the face value of an inverse contract
+    varies: 10 USD on Deribit BTC, 1 USD on BitMEX XBTUSD), so they raise.
+
+    Parameters
+    ----------
+    instrument_key : str
+        Canonical key of the listing (not ``ANY``).
+    venue : str
+        Venue code; must equal the venue part of ``instrument_key``.
+    mark_price : Decimal
+        Mark price, quote currency, > 0, ≤ 18 decimal places.
+    ts : datetime
+        Time of the mark, timezone-aware.
+
+    Returns
+    -------
+    int
+        Number of positions updated (0 when none exist or the mark is stale for all).
+
+    Raises
+    ------
+    PositionMathsError (a ValueError)
+        Field ``mark`` for an invalid ``mark_price``.
+    ValueError
+        For a malformed or ``ANY`` key, a mismatched venue, a naive ``ts``, an ``@INV`` key with
+        no ``venues.Instrument`` listing, or a listing whose ``is_inverse`` contradicts the key.
+    """
+    key = _listing_key(instrument_key=instrument_key, venue=venue)
+    _require_aware("ts", ts)
+    multiplier, inverse = _listing_terms(key=key, instrument_key=instrument_key)
+    unrealized_pnl(PositionState(), mark=mark_price, multiplier=multiplier, inverse=inverse)  # validates the mark
+    updated = 0
+    with transaction.atomic():
+        rows = (Position.objects.select_for_update()
+                .filter(instrument_key=instrument_key, venue=venue).order_by("pk"))
+        for position in rows:
+            if position.marked_at is not None and ts < position.marked_at:
+                continue
+            position.mark_price = mark_price
+            position.marked_at = ts
+            position.unrealized_pnl = unrealized_pnl(_state(position), mark=mark_price, multiplier=multiplier,
+                                                     inverse=inverse)
+            position.save(update_fields=["mark_price", "marked_at", "unrealized_pnl", "updated_at"])
+            updated += 1
+    return updated
+
+
+def _require_atomic(name: str) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError(
+            f"{name} must run inside the caller's transaction.atomic(): the position change commits "
+            f"with the fill that caused it"
+        )
+
+
+def _require_aware(field: str, value: object) -> None:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field}: must be a datetime, got {type(value).__name__}")
+    if timezone.is_naive(value):
+        raise ValueError(f"{field}: must be timezone-aware (UTC), got naive {value.isoformat()}")
+
+
+def _listing_key(*, instrument_key: str, venue: str) -> InstrumentKey:
+    key = parse_instrument_key(instrument_key)  # InstrumentKeyError (a ValueError) names the part
+    if key.is_any_venue:
+        raise ValueError(f"instrument_key: {instrument_key!r} is an ANY key; positions are per venue listing")
+    if key.venue != venue:
+        raise ValueError(f"venue: {venue!r} differs from the venue of instrument_key {instrument_key!r}")
+    return key
+
+
+def _check_settlement(*, key: InstrumentKey, inverse: bool) -> None:
+    # Only a stated suffix can contradict the flag (an OPTION key may omit it).
+    if key.settlement is not None and inverse != (key.settlement == "INV"):
+        raise ValueError(f"inverse: {inverse} contradicts instrument_key {str(key)!r} (settlement @{key.settlement})")
+
+
+def _listing_terms(*, key: InstrumentKey, instrument_key: str) -> tuple[Decimal, bool]:
+    listing = (Instrument.objects.filter(instrument_key=instrument_key)
+               .values_list("contract_multiplier", "is_inverse").first())
+    if listing is None:
+        if key.settlement == "INV":
+            raise ValueError(
+                f"instrument_key: {instrument_key!r} is inverse but has no venues.Instrument listing; "
+                f"its contract multiplier (face value) is unknown"
+            )
+        return ONE, False
+    multiplier, inverse = listing
+    _check_settlement(key=key, inverse=inverse)
+    return multiplier, inverse
+
+
+def _state(position: Position) -> PositionState:
+    try:
+        return PositionState(quantity=position.quantity, avg_entry_price=position.avg_entry_price,
+                             realized_pnl=position.realized_pnl, fees=position.fees)
+    except PositionMathsError as exc:
+        raise PositionMathsError(exc.field, f"stored position {position.pk} is inconsistent: {exc.message}") from exc
+
+
+def _strategy_exists(strategy_id: str) -> bool:
+    strategy_model = Position._meta.get_field("strategy").related_model
+    return strategy_model.objects.filter(pk=strategy_id).exists()

@@ -1,0 +1,334 @@
+"""positions.services: the only writer of Position rows (apply a fill, mark to market)."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
+
+from positions.maths import PositionMathsError, PositionState, apply_fill
+from positions.models import Position
+from positions.services import position_apply_fill, position_mark
+from tests.orders.factories import StrategyFactory
+from tests.positions.factories import PositionFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
+
+D = Decimal
+SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+INV = "DERIBIT:PERPETUAL:BTC-USD@INV"
+T0 = timezone.now().replace(microsecond=0)
+
+
+def apply(strategy_id, side, quantity, price, fee="0", *, key=SPOT, venue="BINANCE-SPOT", ts=T0, **kwargs):
+    return position_apply_fill(strategy_id=strategy_id, venue=venue, instrument_key=key, side=side,
+                               quantity=D(quantity), price=D(price), fee=D(fee), ts=ts, **kwargs)
+
+
+@pytest.fixture
+def strategy(db):
+    return StrategyFactory(id="s-pos")
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_new_listing_creates_row(strategy):
+    # Act
+    with transaction.atomic():
+        position = apply(strategy.id, "BUY", "0.5", "40000", "2")
+
+    # Assert
+    row = Position.objects.get()
+    assert row.pk == position.pk
+    assert (row.strategy_id, row.venue, row.instrument_key, row.equivalence_key) == (
+        "s-pos", "BINANCE-SPOT", SPOT, "SPOT_PAIR:BTC-USDT")
+    assert (row.quantity, row.avg_entry_price, row.realized_pnl, row.fees) == (D("0.5"), D(40000), D(-2), D(2))
+    assert (row.mark_price, row.unrealized_pnl, row.marked_at) == (None, D(0), None)
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_existing_row_nets_and_realizes(strategy):
+    # Arrange
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100", "0.1")
+        apply(strategy.id, "BUY", "1", "120", "0.1")
+
+    # Act: avg 110; sell 1.5 @ 130 -> (130 - 110) · 1.5 = 30
+    with transaction.atomic():
+        apply(strategy.id, "SELL", "1.5", "130", "0.3")
+
+    # Assert
+    row = Position.objects.get()
+    assert (row.quantity, row.avg_entry_price, row.realized_pnl, row.fees) == (D("0.5"), D(110), D("29.5"), D("0.5"))
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_strategies_and_venues_get_separate_rows(strategy):
+    # Arrange
+    other = StrategyFactory(id="s-other")
+
+    # Act
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100")
+        apply(other.id, "SELL", "2", "100")
+        apply(strategy.id, "BUY", "3", "100", key="OKX:SPOT_PAIR:BTC-USDT", venue="OKX")
+
+    # Assert
+    assert sorted(Position.objects.values_list("strategy_id", "venue", "quantity")) == [
+        ("s-other", "BINANCE-SPOT", D(-2)), ("s-pos", "BINANCE-SPOT", D(1)), ("s-pos", "OKX", D(3))]
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_marked_position_recomputes_unrealized_from_stored_mark(strategy):
+    # Arrange
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100")
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(150), ts=T0)
+
+    # Act: long 3 @ 110 (re-averaged), mark still 150 -> 3 · 40 = 120
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "2", "115")
+
+    # Assert
+    row = Position.objects.get()
+    assert (row.quantity, row.avg_entry_price, row.mark_price, row.unrealized_pnl) == (D(3), D(110), D(150), D(120))
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_inverse_listing_realizes_in_base_currency(strategy):
+    # Arrange: Deribit BTC-PERPETUAL, 10 USD per contract
+    with transaction.atomic():
+        apply(strategy.id, "SELL", "100", "50000", key=INV, venue="DERIBIT", multiplier=D(10), inverse=True)
+
+    # Act: -100 · 10 · (1/50000 - 1/40000) = 0.005 BTC, fee 0.0001 BTC
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "100", "40000", "0.0001", key=INV, venue="DERIBIT", multiplier=D(10), inverse=True)
+
+    # Assert
+    row = Position.objects.get()
+    assert (row.quantity, row.avg_entry_price, row.realized_pnl, row.equivalence_key) == (
+        D(0), None, D("0.0049"), "PERPETUAL:BTC-USD@INV")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_position_apply_fill_outside_transaction_raises_and_writes_nothing():
+    # Arrange
+    strategy = StrategyFactory(id="s-autocommit")
+
+    # Act / Assert
+    with pytest.raises(transaction.TransactionManagementError, match="inside the caller's transaction"):
+        apply(strategy.id, "BUY", "1", "100")
+    assert not Position.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "error", "match"),
+    [
+        ({"quantity": "0"}, PositionMathsError, "^quantity: must be > 0"),
+        ({"fee": "-1"}, PositionMathsError, "^fee: must be >= 0"),
+        ({"side": "HOLD"}, PositionMathsError, "^side: unknown side"),
+        ({"venue": "OKX"}, ValueError, "^venue: 'OKX' differs"),
+        ({"key": "ANY:SPOT_PAIR:BTC-USDT", "venue": "ANY"}, ValueError, "is an ANY key"),
+        ({"key": "BINANCE-SPOT:SPOT_PAIR:BTCUSDT"}, ValueError, "^payload"),
+        ({"key": INV, "venue": "DERIBIT"}, ValueError, "^inverse: False contradicts"),
+        ({"key": "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN", "venue": "BINANCE-FUTURES", "inverse": True},
+         ValueError, "^inverse: True contradicts"),
+        ({"ts": T0.replace(tzinfo=None)}, ValueError, "^ts: must be timezone-aware"),
+    ],
+)
+def test_position_apply_fill_invalid_input_raises_naming_field_and_writes_nothing(strategy, overrides, error, match):
+    # Arrange
+    kwargs = {"side": "BUY", "quantity": "1", "price": "100", "fee": "0", **overrides}
+
+    # Act / Assert
+    with pytest.raises(error, match=match), transaction.atomic():
+        apply(strategy.id, kwargs.pop("side"), kwargs.pop("quantity"), kwargs.pop("price"), kwargs.pop("fee"),
+              **kwargs)
+    assert not Position.objects.exists()
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_unknown_strategy_raises_naming_strategy(db):
+    # Act / Assert
+    with pytest.raises(ValueError, match="^strategy_id: unknown strategy 'nope'"), transaction.atomic():
+        apply("nope", "BUY", "1", "100")
+    assert not Position.objects.exists()
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_inconsistent_stored_row_raises_instead_of_guessing(strategy):
+    # Arrange: a flat row that still carries an entry price (never written by the service)
+    PositionFactory(strategy=strategy, quantity=D(0), avg_entry_price=D(100))
+
+    # Act / Assert
+    with pytest.raises(PositionMathsError, match="^state: stored position .* inconsistent"), transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100")
+
+
+# --- marks ---------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_position_mark_every_strategy_in_listing_updates_mark_and_unrealized(strategy):
+    # Arrange
+    other = StrategyFactory(id="s-other")
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "2", "100")
+        apply(other.id, "SELL", "3", "120")
+        apply(strategy.id, "BUY", "1", "100", key="OKX:SPOT_PAIR:BTC-USDT", venue="OKX")
+
+    # Act
+    updated = position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=T0)
+
+    # Assert
+    assert updated == 2
+    rows = {p.strategy_id: p for p in Position.objects.filter(venue="BINANCE-SPOT")}
+    assert (rows["s-pos"].mark_price, rows["s-pos"].unrealized_pnl, rows["s-pos"].marked_at) == (D(110), D(20), T0)
+    assert (rows["s-other"].mark_price, rows["s-other"].unrealized_pnl) == (D(110), D(30))
+    okx = Position.objects.get(venue="OKX")
+    assert (okx.mark_price, okx.unrealized_pnl, okx.marked_at) == (None, D(0), None)
+
+
+@pytest.mark.django_db
+def test_position_mark_older_than_stored_mark_is_ignored(strategy):
+    # Arrange
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100")
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=T0)
+
+    # Act
+    updated = position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(90), ts=T0 - timedelta(seconds=1))
+
+    # Assert
+    assert updated == 0
+    row = Position.objects.get()
+    assert (row.mark_price, row.unrealized_pnl, row.marked_at) == (D(110), D(10), T0)
+
+
+@pytest.mark.django_db
+def test_position_mark_inverse_listing_uses_instrument_multiplier(strategy):
+    # Arrange: the listing says 10 USD per contract, inverse
+    InstrumentFactory(venue=VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit"),
+                      instrument_key=INV, venue_symbol="BTC-PERPETUAL", contract_multiplier=D(10), is_inverse=True,
+                      tick_size=D("0.5"), lot_size=D(1))
+    with transaction.atomic():
+        apply(strategy.id, "SELL", "100", "50000", key=INV, venue="DERIBIT", multiplier=D(10), inverse=True)
+
+    # Act: -100 · 10 · (1/50000 - 1/40000) = 0.005 BTC
+    updated = position_mark(instrument_key=INV, venue="DERIBIT", mark_price=D(40000), ts=T0)
+
+    # Assert
+    assert updated == 1
+    assert Position.objects.get().unrealized_pnl == D("0.005")
+
+
+@pytest.mark.django_db
+def test_position_mark_inverse_key_without_listing_raises(strategy):
+    # Act / Assert
+    with pytest.raises(ValueError, match="^instrument_key: .* no venues.Instrument listing"):
+        position_mark(instrument_key=INV, venue="DERIBIT", mark_price=D(40000), ts=T0)
+
+
+@pytest.mark.django_db
+def test_position_mark_linear_key_without_listing_uses_multiplier_one(strategy):
+    # Arrange
+    key = "BYBIT:PERPETUAL:ETH-USDT@LIN"
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "4", "2000", key=key, venue="BYBIT")
+
+    # Act
+    updated = position_mark(instrument_key=key, venue="BYBIT", mark_price=D("2000.5"), ts=T0)
+
+    # Assert
+    assert updated == 1
+    assert Position.objects.get().unrealized_pnl == D(2)
+
+
+@pytest.mark.django_db
+def test_position_mark_no_positions_returns_zero(db):
+    # Act / Assert
+    assert position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(1), ts=T0) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mark_price": D(0)}, "^mark: must be > 0"),
+        ({"mark_price": 100.0}, "^mark: must be a Decimal"),
+        ({"ts": T0.replace(tzinfo=None)}, "^ts: must be timezone-aware"),
+        ({"venue": "OKX"}, "^venue: 'OKX' differs"),
+    ],
+)
+def test_position_mark_invalid_input_raises_naming_field(strategy, kwargs, match):
+    # Arrange
+    arguments = {"instrument_key": SPOT, "venue": "BINANCE-SPOT", "mark_price": D(100), "ts": T0, **kwargs}
+
+    # Act / Assert
+    with pytest.raises(ValueError, match=match):
+        position_mark(**arguments)
+
+
+# --- concurrency (PostgreSQL, real commits) ------------------------------------------------------
+
+THREADS = 16
+ROUNDS = 4
+
+
+def run_concurrently(count, work):
+    """Run ``work(i)`` in ``count`` threads released together; return the exceptions raised."""
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def worker(i):
+        try:
+            barrier.wait(timeout=30)
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion in the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
+    return errors
+
+
+def thread_fills(i, r):
+    # Each transaction adds 3 @ 100 then sells 1 @ 100 + i + r: the entry price stays 100 whatever
+    # the interleaving, so the sequential result does not depend on the order of transactions.
+    return [("BUY", D(3), D(100), D("0.03")), ("SELL", D(1), D(100 + i + r), D("0.01"))]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_position_apply_fill_concurrent_fills_on_new_position_equal_sequential_result():
+    # Arrange
+    StrategyFactory(id="s-race")
+    expected = PositionState()
+    for i in range(THREADS):
+        for r in range(ROUNDS):
+            for side, quantity, price, fee in thread_fills(i, r):
+                expected = apply_fill(expected, side=side, quantity=quantity, price=price, fee=fee)
+
+    def work(i):
+        for r in range(ROUNDS):
+            with transaction.atomic():
+                for side, quantity, price, fee in thread_fills(i, r):
+                    position_apply_fill(strategy_id="s-race", venue="BINANCE-SPOT", instrument_key=SPOT, side=side,
+                                        quantity=quantity, price=price, fee=fee, ts=timezone.now())
+
+    # Act
+    errors = run_concurrently(THREADS, work)
+
+    # Assert
+    assert not [e for e in errors if isinstance(e, IntegrityError)], errors
+    assert not errors, errors
+    row = Position.objects.get()
+    assert (row.quantity, row.avg_entry_price, row.realized_pnl, row.fees) == (
+        expected.quantity, expected.avg_entry_price, expected.realized_pnl, expected.fees)
+    assert row.quantity == THREADS * ROUNDS * 2
