@@ -1,7 +1,8 @@
 """Positions per (strategy, venue, instrument listing).
 
-``quantity`` is signed in base units (positive long, negative short); prices are in quote
-currency; PnL in quote currency. Only ``positions.services`` writes these rows.
+``quantity`` is signed (positive long, negative short) in base units, contracts for derivatives;
+prices are in quote currency; PnL and fees are in quote currency for linear instruments and in the
+settlement (base) currency for inverse ones. Only ``positions.services`` writes these rows.
 """
 
 from decimal import Decimal
@@ -18,12 +19,12 @@ class Position(models.Model):
     venue = models.CharField(max_length=32)
     instrument_key = models.CharField(max_length=128, help_text="Canonical key of the listing.")
     equivalence_key = models.CharField(max_length=128, help_text="Key without venue, for cross-venue aggregation.")
-    quantity = DecimalField(default=Decimal("0"), help_text="Signed quantity in base units.")
+    quantity = DecimalField(default=Decimal("0"), help_text="Signed quantity: base units (contracts for derivatives).")
     avg_entry_price = DecimalField(null=True, blank=True, help_text="Average entry price in quote currency.")
-    realized_pnl = DecimalField(default=Decimal("0"), help_text="Realized PnL in quote currency, net of fees.")
-    unrealized_pnl = DecimalField(default=Decimal("0"), help_text="Unrealized PnL at mark, in quote currency.")
+    realized_pnl = DecimalField(default=Decimal("0"), help_text="Realized PnL net of fees: quote currency (settlement currency for inverse contracts).")
+    unrealized_pnl = DecimalField(default=Decimal("0"), help_text="Unrealized PnL at mark: quote currency (settlement currency for inverse contracts).")
     mark_price = DecimalField(null=True, blank=True)
-    fees = DecimalField(default=Decimal("0"), help_text="Fees paid, in quote currency.")
+    fees = DecimalField(default=Decimal("0"), help_text="Fees paid, in the PnL currency.")
     marked_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

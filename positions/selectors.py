@@ -96,13 +96,17 @@ def position_visible_queryset(*, strategy_ids: Iterable[str] | None) -> QuerySet
     return qs
 
 
-def _avg_entry(rows: list[tuple[Decimal, Decimal | None]]) -> Decimal | None:
+def _avg_entry(rows: list[tuple[Decimal, Decimal | None]], *, inverse: bool) -> Decimal | None:
+    # Quantity-weighted mean of same-direction legs; for inverse contracts the harmonic mean, the
+    # rule positions.maths applies within one position (BitMEX, "average entry price").
     legs = [(q, p) for q, p in rows if q != 0]
     if not legs or any(p is None for _, p in legs):
         return None
     if len({q > 0 for q, _ in legs}) != 1:
         return None
     weight = sum(abs(q) for q, _ in legs)
+    if inverse:
+        return weight / sum(abs(q) / p for q, p in legs)
     return sum(abs(q) * p for q, p in legs) / weight
 
 
@@ -174,8 +178,9 @@ def position_aggregates(
         vp.updated_at = _latest(vp.updated_at, updated)
     for eq, agg in instruments.items():
         legs = []
+        inverse = eq.endswith("@INV")  # the settlement suffix of the equivalence key
         for vp in agg.venues:
-            vp.avg_entry_price = _avg_entry(venue_rows[(eq, vp.venue, vp.instrument_key)])
+            vp.avg_entry_price = _avg_entry(venue_rows[(eq, vp.venue, vp.instrument_key)], inverse=inverse)
             legs.extend(venue_rows[(eq, vp.venue, vp.instrument_key)])
             agg.quantity += vp.quantity
             agg.gross_quantity += abs(vp.quantity)
@@ -183,5 +188,5 @@ def position_aggregates(
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
-        agg.avg_entry_price = _avg_entry(legs)
+        agg.avg_entry_price = _avg_entry(legs, inverse=inverse)
     return list(instruments.values())

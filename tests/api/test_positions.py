@@ -83,3 +83,16 @@ def test_get_position_without_position_is_404(svc_client, book):
 def test_get_position_of_other_strategy_only_is_404(other_svc_client, book):
     # beta holds nothing on Binance futures
     assert other_svc_client.get(f"/api/positions/BINANCE-FUTURES:{PERP}").status_code == 404
+
+
+def test_list_positions_inverse_contracts_average_entry_is_harmonic_across_venues(svc_client, strategy):
+    # Arrange: 1000 contracts at 40000 on one venue, 1000 at 50000 on another (inverse, USD-margined)
+    inv = "PERPETUAL:BTC-USD@INV"
+    for venue, price in (("DERIBIT", "40000"), ("BYBIT", "50000")):
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{inv}", equivalence_key=inv,
+                        quantity=Decimal("1000"), avg_entry_price=Decimal(price))
+    # Act
+    body = svc_client.get("/api/positions").json()
+    # Assert: 2000 / (1000/40000 + 1000/50000) = 44444.44…, not the arithmetic 45000
+    (position,) = [p for p in body["results"] if p["instrument_key"] == f"ANY:{inv}"]
+    assert Decimal(position["avg_entry_price"]).quantize(Decimal("0.01")) == Decimal("44444.44")
