@@ -23,3 +23,40 @@ def eventually(predicate: Callable[[], T], *, timeout: float = 10.0, interval: f
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {message or predicate!r} (last={last!r})")
+
+
+def run_concurrently(count: int, work: Callable[[int], T]) -> tuple[list[T | None], list[BaseException]]:
+    """Run ``work(i)`` for i in ``range(count)`` in threads released together by a barrier.
+
+    Each thread closes its database connections when done. Returns the results in index order
+    and the exceptions raised (the caller asserts on them).
+
+    Raises
+    ------
+    AssertionError
+        When a thread is still running after 120 s (a deadlock).
+    """
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(count)
+    results: list[T | None] = [None] * count
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # noqa: BLE001 - returned to the caller
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
+    return results, errors

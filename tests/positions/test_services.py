@@ -1,16 +1,16 @@
 """positions.services: the only writer of Position rows (apply a fill, mark to market)."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from positions.maths import PositionMathsError, PositionState, apply_fill
 from positions.models import Position
 from positions.services import position_apply_fill, position_mark
+from tests.helpers import run_concurrently
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
@@ -275,29 +275,6 @@ THREADS = 16
 ROUNDS = 4
 
 
-def run_concurrently(count, work):
-    """Run ``work(i)`` in ``count`` threads released together; return the exceptions raised."""
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def worker(i):
-        try:
-            barrier.wait(timeout=30)
-            work(i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion in the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
-    return errors
-
-
 def thread_fills(i, r):
     # Each transaction adds 3 @ 100 then sells 1 @ 100 + i + r: the entry price stays 100 whatever
     # the interleaving, so the sequential result does not depend on the order of transactions.
@@ -323,7 +300,7 @@ def test_position_apply_fill_concurrent_fills_on_new_position_equal_sequential_r
                                         quantity=quantity, price=price, fee=fee, ts=timezone.now())
 
     # Act
-    errors = run_concurrently(THREADS, work)
+    _, errors = run_concurrently(THREADS, work)
 
     # Assert
     assert not [e for e in errors if isinstance(e, IntegrityError)], errors

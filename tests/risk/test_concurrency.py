@@ -6,15 +6,14 @@ would on its own fit the limit, and each fills it by 1/limit, so exactly ``limit
 Without the engine's locks these tests fail (checked by disabling ``risk.locks.acquire``).
 """
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections
 
 from orders.models import Order
 from risk.models import OpenOrderExposure, RiskLimit, Scope, VelocityBucket
 from risk.services import open_exposure_rebuild
+from tests.helpers import run_concurrently as run_all_threads
 from tests.orders.factories import StrategyFactory
 from tests.risk.conftest import BTC_USDT, MID, publish_quote, submit
 from tests.risk.factories import RiskLimitFactory, order_intent
@@ -27,25 +26,8 @@ ETH_USDT = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
 
 
 def run_concurrently(count, work):
-    """Run ``work(i)`` in ``count`` threads released together; return the results in index order."""
-    barrier = threading.Barrier(count)
-    results, errors = [None] * count, []
-
-    def worker(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
+    """Run ``work(i)`` in ``count`` threads released together; assert none raised; return the results."""
+    results, errors = run_all_threads(count, work)
     assert not errors, errors
     return results
 
