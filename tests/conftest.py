@@ -9,6 +9,11 @@ import os
 
 import pytest
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
+
+# Tests assert behaviour, never time: no per-example deadline (a loaded CI machine is slow, not wrong).
+hypothesis_settings.register_profile("odum", deadline=None)
+hypothesis_settings.load_profile("odum")
 
 
 def pytest_collection_modifyitems(config, items):
