@@ -5,6 +5,7 @@
 - :mod:`.cancel` — :func:`order_cancel`.
 - :mod:`.dispatch` — hand-off to the trading worker and the outbox sweeper.
 - :mod:`.venue_commands` — the trading worker's receipt of commands.
+- :mod:`.venue_events` — :func:`order_apply_venue_event` (the journal writer's one transaction per venue event).
 - :mod:`.risk_check` — what-if pre-trade risk (writes nothing).
 """
 
@@ -19,8 +20,10 @@ from orders.services.request import OrderRequest, OrderRequestInvalid, order_req
 from orders.services.risk_check import RiskCheckResult, order_risk_check
 from orders.services.submit import IdempotencyConflict, StrategyDisabled, SubmitResult, order_submit
 from orders.services.venue_commands import order_venue_command_received
+from orders.services.venue_events import AppliedEvent, VenueEventError, order_apply_venue_event
 
 __all__ = [
+    "AppliedEvent",
     "IdempotencyConflict",
     "OrderNotCancelable",
     "OrderRequest",
@@ -29,6 +32,8 @@ __all__ = [
     "RiskCheckResult",
     "StrategyDisabled",
     "SubmitResult",
+    "VenueEventError",
+    "order_apply_venue_event",
     "order_cancel",
     "order_dispatch_cancel",
     "order_dispatch_submit",

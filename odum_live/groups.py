@@ -1,0 +1,37 @@
+"""Channel-layer group names: the one place they are spelled (CONVENTIONS.md, "Where code goes").
+
+Publishers (the journal writer's on-commit hook) and consumers (WebSocket / HTMX pushes) both take
+the names from here, so a rename can never leave one side listening to a group nobody sends to.
+Group names must be ASCII letters, digits, ``-``, ``_`` or ``.``, shorter than 100 characters
+(Channels' rule); a strategy id is a slug of at most 64 characters, so every name below fits.
+"""
+
+#: Every order change, for viewers allowed to see all strategies.
+ORDERS_GROUP = "orders"
+
+#: Message type of an order change: ``{"type": ORDERS_UPDATED, "order_id": "<uuid>"}``. Consumers
+#: re-read the order through a selector; the message carries nothing else.
+ORDERS_UPDATED = "orders.updated"
+
+
+def strategy_group(strategy_id: str) -> str:
+    """Return the group that receives the order changes of one strategy.
+
+    Parameters
+    ----------
+    strategy_id : str
+        ``orders.Strategy`` primary key (a slug, ≤ 64 characters).
+
+    Returns
+    -------
+    str
+        ``"strategy.<strategy_id>"``.
+
+    Raises
+    ------
+    ValueError
+        When ``strategy_id`` is empty.
+    """
+    if not strategy_id:
+        raise ValueError("strategy_id: must not be empty")
+    return f"strategy.{strategy_id}"

@@ -1,0 +1,548 @@
+"""Apply one venue event to the books: the journal writer's service (DESIGN.md, order flow step 4).
+
+:func:`order_apply_venue_event` is the one place venue facts reach the database. In one
+transaction it locks the order, moves its status through the state machine (``Order.transition_to``
+— a late or duplicate event never moves an order backwards: it is recorded as an IGNORED
+``OrderEvent``), inserts a fill once (unique on venue + trade id), applies the position change
+(``positions.services.position_apply_fill``), re-computes the parent of an algorithm's child from
+its children, keeps pre-trade risk's open-order totals true (``orders.exposure``), appends the
+``OrderEvent`` and, on commit, publishes ``{"type": "orders.updated", "order_id": …}`` to the
+groups of :mod:`odum_live.groups`.
+
+Units: quantities in base units (contracts for derivatives), prices in quote currency, fees in the
+fill's fee currency (``Order.fees`` is their plain sum). Times are the venue's event times (UTC).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from odum_live.fields import DECIMAL_PLACES
+from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
+from odum_live.instruments import parse_instrument_key
+from orders.exposure import order_exposure_changed
+from orders.models import Fill, Order, OrderEvent
+from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
+from positions.services import position_apply_fill
+from venues.events import VenueEvent, VenueEventKind
+from venues.models import Instrument
+
+logger = logging.getLogger(__name__)
+
+S = OrderStatus
+K = VenueEventKind
+_ZERO = Decimal("0")
+_QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)  # NUMERIC(36,18)
+
+#: Status a non-fill event asks for (CANCEL_REJECTED depends on the fills, see below).
+_TARGET = {K.SUBMITTED: S.SUBMITTED, K.ACCEPTED: S.ACCEPTED, K.REJECTED: S.REJECTED, K.CANCELED: S.CANCELED,
+           K.EXPIRED: S.EXPIRED}
+_EVENT_TYPE = {K.SUBMITTED: OrderEvent.Type.SUBMITTED, K.ACCEPTED: OrderEvent.Type.ACCEPTED,
+               K.REJECTED: OrderEvent.Type.REJECTED, K.CANCELED: OrderEvent.Type.CANCELED,
+               K.EXPIRED: OrderEvent.Type.EXPIRED, K.CANCEL_REJECTED: OrderEvent.Type.CANCEL_REJECTED}
+
+
+class VenueEventError(Exception):
+    """A venue event that cannot be applied because our own data is wrong (configuration error).
+
+    Raised inside the transaction, so nothing of the event is kept; the journal writer logs it and
+    counts it as failed. A replay of the event after the data is fixed applies it (fills are
+    idempotent on venue + trade id).
+    """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedEvent:
+    """What :func:`order_apply_venue_event` did with one event.
+
+    Attributes
+    ----------
+    applied : bool
+        True when the event changed the books; False for a recorded or logged no-op (unknown
+        order, late / duplicate / illegal transition, replayed fill, over-fill).
+    reason : str
+        Why it was not applied, or a note on how it was ("" when plain).
+    kind : str
+        The event's kind.
+    client_order_id : str
+        The event's client_order_id.
+    order_id : uuid.UUID | None
+        The order concerned (the child for CHILD_CREATED); None when unknown.
+    status_before, status_after : str
+        The order's status around the event ("" when no order).
+    fill_id : int | None
+        The new ``Fill`` row's id (FILLED, applied).
+    parent_order_id : uuid.UUID | None
+        The parent order re-computed from its children, if any.
+    """
+
+    applied: bool
+    kind: str
+    client_order_id: str
+    reason: str = ""
+    order_id: uuid.UUID | None = None
+    status_before: str = ""
+    status_after: str = ""
+    fill_id: int | None = None
+    parent_order_id: uuid.UUID | None = None
+
+
+@dataclass
+class _Touched:
+    # Orders whose rows or timeline changed in this transaction: published after commit.
+    orders: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    def add(self, order: Order) -> None:
+        self.orders[order.pk] = order.strategy_id
+
+
+def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
+    """Apply one venue event in one transaction; publish the changed orders after commit.
+
+    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing is written; a
+      log line, ``applied=False``.
+    - **SUBMITTED / ACCEPTED / REJECTED / CANCELED / EXPIRED**: the status moves through
+      ``Order.transition_to``; ``submitted_at`` / ``accepted_at`` / ``closed_at`` take the event
+      time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. An ACCEPTED that
+      arrives while a cancel is pending keeps PENDING_CANCEL (only a CANCEL_REJECTED returns
+      the order to ACCEPTED / PARTIALLY_FILLED); a CANCEL_REJECTED for an order not pending a
+      cancel is recorded with its status unchanged.
+    - **Illegal, late or duplicate transitions** are not applied: an IGNORED ``OrderEvent`` names
+      the refusal; the order never moves backwards.
+    - **FILLED**: a fill whose (venue, trade id) is already stored is a silent no-op. Otherwise
+      the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
+      (quantity-weighted) / ``fees`` are re-computed from its fills (and its children's), the
+      status becomes PARTIALLY_FILLED or FILLED by the leaves (SUBMITTED → FILLED without ACCEPTED
+      is legal; a ROUTED order passes through SUBMITTED; a partial fill while PENDING_CANCEL keeps
+      the pending cancel; a fill on a CANCELED / EXPIRED / REJECTED order is kept — the trade
+      happened — with the status unchanged), and the position takes the fill with the listing's
+      multiplier and inverse flag. A fill that would take the order (or its parent) beyond its
+      quantity is an over-fill: logged as an error, recorded as IGNORED, not applied.
+    - **Children of algorithms** (CHILD_CREATED): a child ``Order`` (status ROUTED) with
+      ``parent`` set, the parent's strategy / listing / venue / side, and the event's
+      client_order_id. Each child fill re-computes the parent: filled quantity = Σ fills of the
+      parent and its children, weighted average price, status PARTIALLY_FILLED / FILLED.
+
+    Every changed order gets ``order_exposure_changed`` and one ``OrderEvent`` (actor
+    ``venue:<code>``, ``ts`` = event time, figures as strings in the payload).
+
+    Parameters
+    ----------
+    event : VenueEvent
+        The venue's report (validated at construction).
+
+    Returns
+    -------
+    AppliedEvent
+        What was done.
+
+    Raises
+    ------
+    VenueEventError
+        The order's listing (``venues.Instrument`` of ``routed_instrument_key``) is missing when a
+        fill needs its multiplier / inverse flag; nothing is written.
+    ValueError
+        From ``position_apply_fill`` for fill figures the position maths refuses (e.g. more than
+        18 decimal places); nothing is written.
+    orders.state.IllegalTransition
+        A fill for an order the state machine cannot fill (PENDING: not yet routed); nothing is
+        written.
+    django.db.OperationalError
+        Database unavailable or a lock / serialization failure; nothing is written (the caller
+        may retry: the event is idempotent).
+    """
+    touched = _Touched()
+    with transaction.atomic():
+        if event.kind == K.CHILD_CREATED:
+            result = _apply_child_created(event, touched)
+        else:
+            order = Order.objects.select_for_update().filter(client_order_id=event.client_order_id).first()
+            if order is None:
+                result = _unknown(event, event.client_order_id)
+            elif order.venue != event.venue:
+                result = _ignore(order, event, touched,
+                                 reason=f"event from venue {event.venue} for an order routed to {order.venue}")
+            elif event.kind == K.FILLED:
+                result = _apply_fill(order, event, touched)
+            else:
+                result = _apply_status(order, event, touched)
+        if touched.orders:
+            published = dict(touched.orders)
+            transaction.on_commit(lambda: publish_orders_updated(published))
+    return result
+
+
+def publish_orders_updated(orders: dict[uuid.UUID, str]) -> None:
+    """Send ``{"type": "orders.updated", "order_id": "<uuid>"}`` per order to its groups.
+
+    Groups: :data:`odum_live.groups.ORDERS_GROUP` and ``strategy_group(strategy_id)``. Call after
+    commit. Never raises: a channel layer that is down loses the push, not the data (viewers
+    re-read on reconnect), so failures are logged.
+
+    Parameters
+    ----------
+    orders : dict[uuid.UUID, str]
+        Order id → strategy id.
+    """
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+
+        async def send_all() -> None:
+            for order_id, strategy_id in orders.items():
+                message = {"type": ORDERS_UPDATED, "order_id": str(order_id)}
+                for group in (ORDERS_GROUP, strategy_group(strategy_id)):
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception:  # noqa: BLE001 - one failed group must not starve the others
+                        logger.exception("publish of order %s to group %s failed", order_id, group)
+
+        async_to_sync(send_all)()
+    except Exception:  # noqa: BLE001 - after commit: log, never raise
+        logger.exception("publish of orders.updated for %s failed", [str(pk) for pk in orders])
+
+
+# --- event kinds ------------------------------------------------------------------------------
+
+def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEvent:
+    before = order.status
+    fields = {"status", "updated_at"}
+    detail = ""
+    if event.kind == K.CANCEL_REJECTED:
+        if before != S.PENDING_CANCEL:
+            detail = f"cancel rejected while {before}: status unchanged"
+            target = before
+        else:
+            target = S.PARTIALLY_FILLED if order.filled_quantity > 0 else S.ACCEPTED
+    elif event.kind == K.ACCEPTED and before == S.PENDING_CANCEL:
+        # The venue acknowledged the order after we asked to cancel it: the cancel is still pending.
+        detail = "accepted while a cancel is pending: status unchanged"
+        target = before
+    elif event.kind == K.SUBMITTED and before == S.SUBMITTED and order.submitted_at is None:
+        # The trading worker marks SUBMITTED before it hands the order over; this is the venue
+        # side's confirmation (a second one, with submitted_at set, is a duplicate).
+        detail = "submission confirmed"
+        target = before
+    else:
+        target = _TARGET[event.kind]
+        refusal = _refuse(order, target)
+        if refusal:
+            return _ignore(order, event, touched, reason=refusal)
+    if target != before:
+        order.transition_to(target)
+    ts = event.ts_event
+    if event.kind == K.SUBMITTED and order.submitted_at is None:
+        order.submitted_at = ts
+        fields.add("submitted_at")
+    if event.kind == K.ACCEPTED and order.accepted_at is None:
+        order.accepted_at = ts
+        fields.add("accepted_at")
+    if order.status in TERMINAL_STATUSES and before not in TERMINAL_STATUSES:
+        order.closed_at = ts
+        fields.add("closed_at")
+    if event.kind == K.REJECTED:
+        order.rejection_reason = event.reason
+        fields.add("rejection_reason")
+    if event.venue_order_id and order.venue_order_id != event.venue_order_id:
+        order.venue_order_id = event.venue_order_id
+        fields.add("venue_order_id")
+    order.save(update_fields=sorted(fields))
+    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=order.filled_quantity)
+    payload = _base_payload(event)
+    if detail:
+        payload["detail"] = detail
+    _record(order, event, _EVENT_TYPE[event.kind], before, payload)
+    touched.add(order)
+    logger.info("order %s: %s %s -> %s", order.client_order_id, event.kind, before, order.status)
+    return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id, reason=detail,
+                        order_id=order.pk, status_before=before, status_after=order.status)
+
+
+def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEvent:
+    existing = Fill.objects.filter(venue=event.venue, venue_trade_id=event.trade_id).values_list("order_id",
+                                                                                                 flat=True).first()
+    if existing is not None:
+        return _duplicate_fill(order, event, existing)
+    parent = Order.objects.select_for_update().get(pk=order.parent_id) if order.parent_id else None
+    qty = event.last_qty
+    if order.filled_quantity + qty > order.quantity:
+        return _over_fill(order, event, touched, order)
+    if parent is not None and parent.filled_quantity + qty > parent.quantity:
+        return _over_fill(order, event, touched, parent)
+    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event)
+
+    before, before_filled = order.status, order.filled_quantity
+    fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
+    notes = [fee_note] if fee_note else []
+    if order.status == S.ROUTED:
+        # The SUBMITTED report is late or lost: the fill proves the venue has the order.
+        order.transition_to(S.SUBMITTED)
+        notes.append("implied SUBMITTED from ROUTED")
+    if order.submitted_at is None:
+        order.submitted_at = event.ts_event
+        fields.add("submitted_at")
+    try:
+        with transaction.atomic():  # savepoint: a concurrent insert of the same trade is a replay
+            fill = Fill.objects.create(
+                order=order, venue=event.venue, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
+                fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
+            )
+    except IntegrityError:
+        existing = Fill.objects.filter(venue=event.venue, venue_trade_id=event.trade_id).values_list(
+            "order_id", flat=True).first()
+        if existing is None:
+            raise
+        return _duplicate_fill(order, event, existing)
+
+    order.filled_quantity, order.avg_fill_price, order.fees = _figures(order)
+    _advance_on_fill(order, notes)
+    if order.status in TERMINAL_STATUSES and order.closed_at is None:
+        order.closed_at = event.ts_event
+        fields.add("closed_at")
+    if event.venue_order_id and order.venue_order_id != event.venue_order_id:
+        order.venue_order_id = event.venue_order_id
+        fields.add("venue_order_id")
+    order.save(update_fields=sorted(fields))
+    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=before_filled)
+    position = position_apply_fill(
+        strategy_id=order.strategy_id, venue=order.venue, instrument_key=order.routed_instrument_key,
+        side=order.side, quantity=qty, price=event.last_px, fee=fee_for_position, multiplier=multiplier,
+        inverse=inverse, ts=event.ts_event,
+    )
+    payload = _base_payload(event) | _trade_payload(event) | _fill_payload(order) | {
+        "fill_id": fill.pk, "position_quantity": str(position.quantity),
+        "position_realized_pnl": str(position.realized_pnl), "position_fee": str(fee_for_position),
+    }
+    if notes:
+        payload["detail"] = "; ".join(notes)
+    _record(order, event, _fill_event_type(order), before, payload)
+    touched.add(order)
+    if parent is not None:
+        _recompute_parent(parent, child=order, event=event, touched=touched)
+    logger.info("order %s: fill %s %s@%s -> %s filled %s", order.client_order_id, event.trade_id, qty,
+                event.last_px, order.status, order.filled_quantity)
+    return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id,
+                        reason="; ".join(notes), order_id=order.pk, status_before=before,
+                        status_after=order.status, fill_id=fill.pk,
+                        parent_order_id=parent.pk if parent is not None else None)
+
+
+def _apply_child_created(event: VenueEvent, touched: _Touched) -> AppliedEvent:
+    parent = Order.objects.select_for_update().filter(client_order_id=event.parent_client_order_id).first()
+    if parent is None:
+        return _unknown(event, event.parent_client_order_id)
+    existing = Order.objects.filter(client_order_id=event.client_order_id).first()
+    reason = ""
+    if existing is not None:
+        reason = ("duplicate CHILD_CREATED: child already recorded" if existing.parent_id == parent.pk
+                  else f"client_order_id {event.client_order_id} already belongs to order {existing.pk}")
+    elif parent.venue != event.venue:
+        reason = f"child created on venue {event.venue} for a parent routed to {parent.venue}"
+    elif event.side != parent.side:
+        reason = f"child side {event.side} differs from the parent's {parent.side}"
+    elif len(event.client_order_id) > Order._meta.get_field("client_order_id").max_length:
+        reason = f"child client_order_id {event.client_order_id!r} is longer than 36 characters"
+    if reason:
+        return _ignore(existing if existing is not None and existing.parent_id == parent.pk else parent, event,
+                       touched, reason=reason)
+
+    child = Order(
+        strategy_id=parent.strategy_id, operation_id=f"child:{event.client_order_id}",
+        client_order_id=event.client_order_id, operation=parent.operation, instrument_key=parent.instrument_key,
+        venue=parent.venue, routed_instrument_key=parent.routed_instrument_key, venue_type=parent.venue_type,
+        status=S.ROUTED, side=event.side, order_type=event.order_type, time_in_force=parent.time_in_force,
+        quantity=event.quantity, price=event.price, parent=parent, created_by=_actor(event),
+        metadata={"exec_spawn_id": parent.client_order_id},
+    )
+    child.save()
+    payload = _base_payload(event) | {
+        "parent_client_order_id": parent.client_order_id, "side": event.side, "quantity": str(event.quantity),
+        "order_type": event.order_type, "price": _str(event.price),
+    }
+    OrderEvent.objects.create(order=child, type=OrderEvent.Type.RECEIVED, status_before="", status_after=child.status,
+                              actor=_actor(event), ts=event.ts_event, payload=payload)
+    touched.add(child)
+    touched.add(parent)
+    logger.info("order %s: child %s created (%s %s)", parent.client_order_id, child.client_order_id, event.side,
+                event.quantity)
+    return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id, order_id=child.pk,
+                        status_after=child.status, parent_order_id=parent.pk)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _refuse(order: Order, target: str) -> str:
+    # The reason a status change is refused ("" when allowed); the state machine decides.
+    before = order.status
+    try:
+        if PROGRESS_RANK[S(target)] < PROGRESS_RANK[S(before)]:
+            raise IllegalTransition(before, target)
+        check_transition(before, target, filled_quantity_positive=order.filled_quantity > 0)
+    except IllegalTransition as exc:
+        return f"late or duplicate event: {exc}"
+    return ""
+
+
+def _advance_on_fill(order: Order, notes: list[str]) -> None:
+    # Status after a fill, by the leaves; a terminal order keeps its status (the fill is still a fact).
+    if order.status in TERMINAL_STATUSES:
+        notes.append(f"fill on a {order.status} order: status unchanged")
+        return
+    if order.filled_quantity == order.quantity:
+        order.transition_to(S.FILLED)
+    elif order.status != S.PENDING_CANCEL:
+        order.transition_to(S.PARTIALLY_FILLED)
+
+
+def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched: _Touched) -> None:
+    before, before_filled = parent.status, parent.filled_quantity
+    parent.filled_quantity, parent.avg_fill_price, parent.fees = _figures(parent)
+    fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
+    notes: list[str] = []
+    if parent.status == S.ROUTED:
+        parent.transition_to(S.SUBMITTED)
+        notes.append("implied SUBMITTED from ROUTED")
+    if parent.submitted_at is None:
+        parent.submitted_at = event.ts_event
+        fields.add("submitted_at")
+    _advance_on_fill(parent, notes)
+    if parent.status in TERMINAL_STATUSES and parent.closed_at is None:
+        parent.closed_at = event.ts_event
+        fields.add("closed_at")
+    parent.save(update_fields=sorted(fields))
+    order_exposure_changed(order=parent, previous_status=before, previous_filled_quantity=before_filled)
+    payload = _base_payload(event) | _fill_payload(parent) | {
+        "source": "children", "child_client_order_id": child.client_order_id,
+    }
+    if notes:
+        payload["detail"] = "; ".join(notes)
+    _record(parent, event, _fill_event_type(parent), before, payload)
+    touched.add(parent)
+
+
+def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
+    # Σ quantity, quantity-weighted average price, Σ fee over the fills of the order and its children.
+    rows = Fill.objects.filter(Q(order_id=order.pk) | Q(order__parent_id=order.pk)).values_list(
+        "quantity", "price", "fee")
+    with localcontext() as ctx:
+        ctx.prec = 80  # exact sums of NUMERIC(36,18) products
+        filled = sum((q for q, _, _ in rows), _ZERO)
+        notional = sum((q * p for q, p, _ in rows), _ZERO)
+        fees = sum((f for _, _, f in rows), _ZERO)
+        avg = (notional / filled).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) if filled else None
+    return filled, avg, fees
+
+
+def _position_terms(order: Order, event: VenueEvent) -> tuple[Decimal, bool, Decimal, str]:
+    # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
+    # settlement/base for inverse), plus a note when the fee could not be converted.
+    listing = Instrument.objects.filter(instrument_key=order.routed_instrument_key).values(
+        "contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency").first()
+    if listing is None:
+        raise VenueEventError(
+            f"order {order.client_order_id}: no venues.Instrument listing {order.routed_instrument_key!r}; "
+            f"its contract multiplier and inverse flag are unknown, so the fill {event.trade_id} cannot be applied"
+        )
+    inverse = listing["is_inverse"]
+    key = parse_instrument_key(order.routed_instrument_key)
+    if key.settlement is not None and inverse != (key.settlement == "INV"):
+        raise VenueEventError(f"listing {order.routed_instrument_key!r}: is_inverse={inverse} contradicts the key")
+    base, quote = listing["base_currency"], listing["quote_currency"]
+    pnl_currency = (listing["settlement_currency"] or base) if inverse else quote
+    fee, ccy, px = event.fee, event.fee_currency, event.last_px
+    note = ""
+    if fee == 0 or not ccy or ccy == pnl_currency:
+        converted = fee
+    elif not inverse and ccy == base:
+        converted = (fee * px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    elif inverse and ccy == quote:
+        converted = (fee / px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    else:
+        converted = _ZERO
+        note = f"fee {fee} {ccy} not convertible to the PnL currency {pnl_currency}: not in realized PnL"
+        logger.warning("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
+    return listing["contract_multiplier"], inverse, converted, note
+
+
+def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:
+    if owner_id != order.pk:
+        logger.error("fill %s:%s replayed for order %s but stored for order %s", event.venue, event.trade_id,
+                     order.client_order_id, owner_id)
+    else:
+        logger.info("fill %s:%s already stored: replay ignored", event.venue, event.trade_id)
+    return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id,
+                        reason=f"duplicate fill {event.venue}:{event.trade_id}", order_id=order.pk,
+                        status_before=order.status, status_after=order.status)
+
+
+def _over_fill(order: Order, event: VenueEvent, touched: _Touched, limit: Order) -> AppliedEvent:
+    reason = (f"over-fill: {event.last_qty} more on {limit.filled_quantity} filled would exceed the quantity "
+              f"{limit.quantity} of order {limit.client_order_id}")
+    logger.error("order %s fill %s:%s not applied: %s", order.client_order_id, event.venue, event.trade_id, reason)
+    return _ignore(order, event, touched, reason=reason, error=True)
+
+
+def _ignore(order: Order, event: VenueEvent, touched: _Touched, *, reason: str, error: bool = False) -> AppliedEvent:
+    payload = _base_payload(event) | {"ignored_kind": str(event.kind), "reason": reason}
+    if event.kind == K.FILLED:
+        payload |= _trade_payload(event)
+    if error:
+        payload["error"] = True
+    _record(order, event, OrderEvent.Type.IGNORED, order.status, payload)
+    touched.add(order)
+    if not error:
+        logger.info("order %s: %s ignored: %s", order.client_order_id, event.kind, reason)
+    return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id, reason=reason,
+                        order_id=order.pk, status_before=order.status, status_after=order.status)
+
+
+def _unknown(event: VenueEvent, client_order_id: str) -> AppliedEvent:
+    reason = f"unknown client_order_id {client_order_id!r}"
+    logger.warning("venue event %s from %s ignored: %s", event.kind, event.venue, reason)
+    return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id, reason=reason)
+
+
+def _record(order: Order, event: VenueEvent, event_type: str, before: str, payload: dict) -> OrderEvent:
+    return OrderEvent.objects.create(order=order, type=event_type, status_before=before, status_after=order.status,
+                                     actor=_actor(event), ts=event.ts_event, payload=payload)
+
+
+def _fill_event_type(order: Order) -> str:
+    return OrderEvent.Type.FILLED if order.filled_quantity == order.quantity else OrderEvent.Type.PARTIALLY_FILLED
+
+
+def _base_payload(event: VenueEvent) -> dict:
+    payload = {"kind": str(event.kind), "ts_event": event.ts_event.isoformat()}
+    if event.venue_order_id:
+        payload["venue_order_id"] = event.venue_order_id
+    if event.reason:
+        payload["reason"] = event.reason
+    return payload
+
+
+def _trade_payload(event: VenueEvent) -> dict:
+    return {"trade_id": event.trade_id, "last_qty": str(event.last_qty), "last_px": str(event.last_px),
+            "fee": str(event.fee), "fee_currency": event.fee_currency, "liquidity": str(event.liquidity)}
+
+
+def _fill_payload(order: Order) -> dict:
+    leaves = _ZERO if order.status in TERMINAL_STATUSES else order.quantity - order.filled_quantity
+    return {"filled_quantity": str(order.filled_quantity), "avg_fill_price": _str(order.avg_fill_price),
+            "fees": str(order.fees), "leaves_quantity": str(leaves)}
+
+
+def _actor(event: VenueEvent) -> str:
+    return f"venue:{event.venue}"
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

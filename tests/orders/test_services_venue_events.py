@@ -1,0 +1,456 @@
+"""order_apply_venue_event: venue facts → order status, fills, positions, timeline, publish on commit."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from odum_live.groups import ORDERS_GROUP, strategy_group
+from orders.models import Fill, Order, OrderEvent
+from orders.services import order_apply_venue_event
+from orders.services.venue_events import VenueEventError
+from positions.models import Position
+from risk.models import OpenOrderExposure
+from risk.services import open_exposure_adjust
+from tests.orders.factories import OrderFactory
+from venues.events import VenueEvent, VenueEventKind
+
+K = VenueEventKind
+S = Order.Status
+SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+T0 = timezone.now().replace(microsecond=0)
+
+pytestmark = pytest.mark.django_db
+
+
+def ev(kind, order_or_coid, *, seconds=0, **fields):
+    """A VenueEvent for ``order_or_coid`` on BINANCE-SPOT at T0 + ``seconds``."""
+    coid = order_or_coid if isinstance(order_or_coid, str) else order_or_coid.client_order_id
+    return VenueEvent(kind=kind, client_order_id=coid, venue="BINANCE-SPOT", ts_event=T0 + timedelta(seconds=seconds),
+                      **fields)
+
+
+def fill(order, trade_id, qty, px, *, fee="0", fee_currency="USDT", seconds=1, **fields):
+    return ev(K.FILLED, order, seconds=seconds, trade_id=trade_id, last_qty=Decimal(qty), last_px=Decimal(px),
+              fee=Decimal(fee), fee_currency=fee_currency, liquidity="TAKER", **fields)
+
+
+def types(order):
+    return list(order.events.order_by("ts", "id").values_list("type", flat=True))
+
+
+@pytest.fixture
+def order(listing, strategy):
+    """LIMIT BUY 0.01 BTC-USDT @ 40000, already SUBMITTED by the trading worker."""
+    return OrderFactory(strategy=strategy, status=S.SUBMITTED)
+
+
+def test_apply_market_submitted_then_filled_without_accepted_is_filled(listing, strategy):
+    # Arrange: sandbox MARKET orders go SUBMITTED → FILLED with no ACCEPTED (NAUTILUS_NOTES.md).
+    order = OrderFactory(strategy=strategy, status=S.ROUTED, order_type="MARKET", price=None)
+
+    # Act
+    submitted = order_apply_venue_event(event=ev(K.SUBMITTED, order, venue_order_id="V1"))
+    filled = order_apply_venue_event(event=fill(order, "T1", "0.01", "40001.5", fee="0.4"))
+
+    # Assert
+    order.refresh_from_db()
+    assert submitted.applied and filled.applied
+    assert (filled.status_before, filled.status_after) == (S.SUBMITTED, S.FILLED)
+    assert order.status == S.FILLED and order.filled_quantity == Decimal("0.01")
+    assert order.avg_fill_price == Decimal("40001.5") and order.fees == Decimal("0.4")
+    assert order.venue_order_id == "V1"
+    assert order.submitted_at == T0 and order.closed_at == T0 + timedelta(seconds=1) and order.accepted_at is None
+    assert order.leaves_quantity == 0
+    assert types(order) == [OrderEvent.Type.SUBMITTED, OrderEvent.Type.FILLED]
+    assert Fill.objects.get(order=order).venue_trade_id == "T1"
+
+
+def test_apply_limit_accepted_partial_fills_then_filled_exact_avg_and_fees(order):
+    # Act
+    order_apply_venue_event(event=ev(K.ACCEPTED, order, venue_order_id="V9"))
+    first = order_apply_venue_event(event=fill(order, "T1", "0.004", "40000", fee="0.16", seconds=1))
+    order.refresh_from_db()
+    after_first = (order.status, order.filled_quantity, order.leaves_quantity)
+    order_apply_venue_event(event=fill(order, "T2", "0.006", "40010", fee="0.24006", seconds=2))
+
+    # Assert: avg = (0.004·40000 + 0.006·40010) / 0.01 = 40006 exactly; fees summed.
+    order.refresh_from_db()
+    assert first.status_after == S.PARTIALLY_FILLED
+    assert after_first == (S.PARTIALLY_FILLED, Decimal("0.004"), Decimal("0.006"))
+    assert order.status == S.FILLED
+    assert order.filled_quantity == Decimal("0.01")
+    assert order.avg_fill_price == Decimal("40006")
+    assert order.fees == Decimal("0.40006")
+    assert order.accepted_at == T0 and order.closed_at == T0 + timedelta(seconds=2)
+    assert types(order) == [OrderEvent.Type.ACCEPTED, OrderEvent.Type.PARTIALLY_FILLED, OrderEvent.Type.FILLED]
+    last = order.events.get(type=OrderEvent.Type.FILLED)
+    assert last.status_before == S.PARTIALLY_FILLED and last.actor == "venue:BINANCE-SPOT"
+    assert last.payload["trade_id"] == "T2" and last.payload["avg_fill_price"] == "40006.000000000000000000"
+
+
+def test_apply_same_trade_id_twice_is_one_fill_and_nothing_changes(order):
+    # Arrange
+    order_apply_venue_event(event=fill(order, "T1", "0.004", "40000", fee="0.16"))
+    order.refresh_from_db()
+    position = Position.objects.get()
+    before = (order.status, order.filled_quantity, order.avg_fill_price, order.fees, order.events.count(),
+              position.quantity, position.realized_pnl)
+
+    # Act
+    replay = order_apply_venue_event(event=fill(order, "T1", "0.004", "40000", fee="0.16"))
+
+    # Assert
+    order.refresh_from_db()
+    position.refresh_from_db()
+    assert not replay.applied and "duplicate fill" in replay.reason
+    assert Fill.objects.filter(order=order).count() == 1
+    assert (order.status, order.filled_quantity, order.avg_fill_price, order.fees, order.events.count(),
+            position.quantity, position.realized_pnl) == before
+
+
+def test_apply_late_accepted_after_filled_is_ignored_and_status_unchanged(order):
+    # Arrange
+    order_apply_venue_event(event=fill(order, "T1", "0.01", "40000"))
+
+    # Act
+    late = order_apply_venue_event(event=ev(K.ACCEPTED, order, seconds=-1))
+
+    # Assert
+    order.refresh_from_db()
+    assert not late.applied and "FILLED" in late.reason
+    assert order.status == S.FILLED and order.accepted_at is None
+    ignored = order.events.get(type=OrderEvent.Type.IGNORED)
+    assert (ignored.status_before, ignored.status_after) == (S.FILLED, S.FILLED)
+    assert ignored.payload["ignored_kind"] == "ACCEPTED" and ignored.payload["reason"] == late.reason
+
+
+def test_apply_submitted_confirms_once_then_duplicate_is_ignored(order):
+    # Arrange: the trading worker set SUBMITTED (no submitted_at yet) before handing the order over.
+
+    # Act
+    confirmed = order_apply_venue_event(event=ev(K.SUBMITTED, order, venue_order_id="V1"))
+    duplicate = order_apply_venue_event(event=ev(K.SUBMITTED, order, seconds=1))
+
+    # Assert
+    order.refresh_from_db()
+    assert confirmed.applied and not duplicate.applied
+    assert order.status == S.SUBMITTED and order.submitted_at == T0 and order.venue_order_id == "V1"
+    assert types(order) == [OrderEvent.Type.SUBMITTED, OrderEvent.Type.IGNORED]
+
+
+def test_apply_duplicate_accepted_is_ignored(order):
+    order_apply_venue_event(event=ev(K.ACCEPTED, order))
+
+    duplicate = order_apply_venue_event(event=ev(K.ACCEPTED, order, seconds=1))
+
+    order.refresh_from_db()
+    assert not duplicate.applied and order.status == S.ACCEPTED and order.accepted_at == T0
+    assert types(order) == [OrderEvent.Type.ACCEPTED, OrderEvent.Type.IGNORED]
+
+
+def test_apply_canceled_from_pending_cancel_is_canceled_and_closed(order):
+    # Arrange
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    # Act
+    result = order_apply_venue_event(event=ev(K.CANCELED, order, seconds=3))
+
+    # Assert
+    order.refresh_from_db()
+    assert result.applied and (result.status_before, result.status_after) == (S.PENDING_CANCEL, S.CANCELED)
+    assert order.status == S.CANCELED and order.closed_at == T0 + timedelta(seconds=3)
+    assert types(order) == [OrderEvent.Type.CANCELED]
+
+
+def test_apply_accepted_while_pending_cancel_keeps_the_cancel_pending(order):
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    result = order_apply_venue_event(event=ev(K.ACCEPTED, order))
+
+    order.refresh_from_db()
+    assert result.applied and order.status == S.PENDING_CANCEL and order.accepted_at == T0
+
+
+def test_apply_partial_fill_then_cancel_rejected_returns_to_partially_filled(order):
+    # Arrange: a cancel is pending when a partial fill arrives.
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+    order_apply_venue_event(event=fill(order, "T1", "0.004", "40000"))
+    order.refresh_from_db()
+    during = order.status
+
+    # Act
+    result = order_apply_venue_event(event=ev(K.CANCEL_REJECTED, order, seconds=2, reason="too late"))
+
+    # Assert
+    order.refresh_from_db()
+    assert during == S.PENDING_CANCEL
+    assert result.applied and order.status == S.PARTIALLY_FILLED
+    assert order.events.last().type == OrderEvent.Type.CANCEL_REJECTED
+
+
+def test_apply_fill_after_canceled_is_kept_and_status_stays_canceled(order):
+    # Arrange: the cancel was confirmed, but a trade executed at the venue just before it.
+    order_apply_venue_event(event=ev(K.CANCELED, order, seconds=1))
+
+    # Act
+    late = order_apply_venue_event(event=fill(order, "T1", "0.004", "40000", seconds=2))
+
+    # Assert: the trade happened, so it is in the books; the order does not reopen.
+    order.refresh_from_db()
+    assert late.applied and "status unchanged" in late.reason
+    assert order.status == S.CANCELED and order.filled_quantity == Decimal("0.004")
+    assert order.closed_at == T0 + timedelta(seconds=1)
+    assert Position.objects.get().quantity == Decimal("0.004")
+
+
+def test_apply_rejected_records_the_reason_and_closes(order):
+    result = order_apply_venue_event(event=ev(K.REJECTED, order, reason="insufficient balance"))
+
+    order.refresh_from_db()
+    assert result.applied
+    assert order.status == S.REJECTED and order.rejection_reason == "insufficient balance"
+    assert order.closed_at == T0
+    assert order.events.get().payload["reason"] == "insufficient balance"
+
+
+def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
+    # Arrange
+    counts = (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(), Position.objects.count())
+
+    # Act
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        results = [order_apply_venue_event(event=ev(K.ACCEPTED, "OLnope")),
+                   order_apply_venue_event(event=fill("OLnope", "T1", "0.01", "40000")),
+                   order_apply_venue_event(event=ev(K.CHILD_CREATED, "OLnope-E1", parent_client_order_id="OLnope",
+                                                    side="BUY", quantity=Decimal("0.01"), order_type="MARKET"))]
+
+    # Assert
+    assert [r.applied for r in results] == [False, False, False]
+    assert all("unknown client_order_id" in r.reason for r in results)
+    assert counts == (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(),
+                      Position.objects.count())
+    assert callbacks == []
+
+
+def test_apply_fills_update_the_position_with_realized_pnl_net_of_fees(listing, strategy):
+    # Arrange: buy 0.01 @ 40000 (fee 0.4 USDT), then sell 0.004 @ 41000 (fee 0.164 USDT).
+    buy = OrderFactory(strategy=strategy, status=S.SUBMITTED)
+    sell = OrderFactory(strategy=strategy, status=S.SUBMITTED, side="SELL", price=Decimal("41000"),
+                        quantity=Decimal("0.004"))
+
+    # Act
+    order_apply_venue_event(event=fill(buy, "T1", "0.01", "40000", fee="0.4"))
+    order_apply_venue_event(event=fill(sell, "T2", "0.004", "41000", fee="0.164", seconds=2))
+
+    # Assert: realized = 0.004 × (41000 − 40000) − 0.4 − 0.164 = 3.436 USDT.
+    position = Position.objects.get(strategy_id=strategy.id, instrument_key=SPOT)
+    assert position.venue == "BINANCE-SPOT"
+    assert position.quantity == Decimal("0.006")
+    assert position.avg_entry_price == Decimal("40000")
+    assert position.realized_pnl == Decimal("3.436")
+    assert position.fees == Decimal("0.564")
+
+
+def test_apply_fill_fee_in_base_currency_is_converted_for_the_position(order):
+    # Binance spot charges a buyer's fee in the base asset: 0.00001 BTC at 40000 = 0.4 USDT.
+    order_apply_venue_event(event=fill(order, "T1", "0.01", "40000", fee="0.00001", fee_currency="BTC"))
+
+    order.refresh_from_db()
+    assert order.fees == Decimal("0.00001")
+    assert Fill.objects.get().fee_currency == "BTC"
+    assert Position.objects.get().fees == Decimal("0.4")
+
+
+def test_apply_over_fill_is_recorded_as_error_and_not_applied(order, caplog):
+    # Arrange
+    order_apply_venue_event(event=fill(order, "T1", "0.008", "40000"))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(order, "T2", "0.003", "40000", seconds=2))
+
+    # Assert
+    order.refresh_from_db()
+    assert not result.applied and "over-fill" in result.reason
+    assert order.filled_quantity == Decimal("0.008") and order.status == S.PARTIALLY_FILLED
+    assert not Fill.objects.filter(venue_trade_id="T2").exists()
+    assert Position.objects.get().quantity == Decimal("0.008")
+    ignored = order.events.get(type=OrderEvent.Type.IGNORED)
+    assert ignored.payload["error"] is True and ignored.payload["trade_id"] == "T2"
+    assert any("over-fill" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_apply_fill_without_listing_fails_and_writes_nothing(strategy):
+    # No venues.Instrument for the routed listing: the multiplier is unknown.
+    order = OrderFactory(strategy=strategy, status=S.SUBMITTED)
+
+    with pytest.raises(VenueEventError, match="no venues.Instrument listing"):
+        order_apply_venue_event(event=fill(order, "T1", "0.01", "40000"))
+
+    order.refresh_from_db()
+    assert order.filled_quantity == 0 and not Fill.objects.exists() and not order.events.exists()
+
+
+def test_apply_fill_releases_open_order_exposure(listing, strategy):
+    # Arrange: an order the risk engine counted (0.01 at 40000 open).
+    order = OrderFactory(strategy=strategy, status=S.ACCEPTED, risk_result={"recorded": True})
+    open_exposure_adjust(strategy_id=strategy.id, instrument_key=SPOT, side="BUY", leaves_delta=Decimal("0.01"),
+                         priced_delta=Decimal("0.01"), value_delta=Decimal("400"))
+
+    # Act
+    order_apply_venue_event(event=fill(order, "T1", "0.004", "40000"))
+
+    # Assert
+    total = OpenOrderExposure.objects.get(strategy_id=strategy.id, instrument_key=SPOT, side="BUY")
+    assert total.leaves_quantity == Decimal("0.006") and total.priced_value == Decimal("240")
+
+
+def _child_created(parent, n, qty="0.01"):
+    return ev(K.CHILD_CREATED, f"{parent.client_order_id}-E{n}", parent_client_order_id=parent.client_order_id,
+              side=parent.side, quantity=Decimal(qty), order_type="MARKET")
+
+
+def test_apply_twap_children_fill_the_parent_from_children(listing, strategy):
+    # Arrange: TWAP 0.03 in three slices: children E1, E2, then the primary itself (NAUTILUS_NOTES.md).
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, order_type="MARKET", price=None,
+                          quantity=Decimal("0.03"), exec_algorithm="TWAP")
+    created = [order_apply_venue_event(event=_child_created(parent, n)) for n in (1, 2)]
+    e1, e2 = (Order.objects.get(pk=c.order_id) for c in created)
+
+    # Act / Assert: first slice.
+    order_apply_venue_event(event=ev(K.SUBMITTED, e1))
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000", fee="0.4"))
+    parent.refresh_from_db()
+    assert (parent.status, parent.filled_quantity, parent.leaves_quantity) == (
+        S.PARTIALLY_FILLED, Decimal("0.01"), Decimal("0.02"))
+
+    # second slice, then the primary's own last slice
+    order_apply_venue_event(event=ev(K.SUBMITTED, e2, seconds=2))
+    order_apply_venue_event(event=fill(e2, "T2", "0.01", "40030", fee="0.4", seconds=2))
+    order_apply_venue_event(event=fill(parent, "T3", "0.01", "40060", fee="0.4", seconds=4))
+
+    # Assert
+    parent.refresh_from_db()
+    e1.refresh_from_db()
+    assert [c.applied for c in created] == [True, True]
+    assert e1.parent_id == parent.pk and e1.strategy_id == strategy.id and e1.status == S.FILLED
+    assert e1.client_order_id == f"{parent.client_order_id}-E1" and e1.routed_instrument_key == SPOT
+    assert parent.status == S.FILLED and parent.filled_quantity == Decimal("0.03")
+    assert parent.avg_fill_price == Decimal("40030") and parent.fees == Decimal("1.2")
+    assert parent.closed_at == T0 + timedelta(seconds=4)
+    assert Position.objects.get().quantity == Decimal("0.03")
+    assert types(parent) == [OrderEvent.Type.PARTIALLY_FILLED, OrderEvent.Type.PARTIALLY_FILLED,
+                             OrderEvent.Type.FILLED]
+    assert types(e1) == [OrderEvent.Type.RECEIVED, OrderEvent.Type.SUBMITTED, OrderEvent.Type.FILLED]
+
+
+def test_apply_child_fill_beyond_parent_quantity_is_an_over_fill(listing, strategy):
+    # Arrange: children of 0.02 + 0.02 under a 0.03 parent (a buggy algorithm).
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, quantity=Decimal("0.03"), exec_algorithm="TWAP")
+    e1, e2 = (Order.objects.get(pk=order_apply_venue_event(event=_child_created(parent, n, "0.02")).order_id)
+              for n in (1, 2))
+    order_apply_venue_event(event=fill(e1, "T1", "0.02", "40000"))
+
+    # Act
+    result = order_apply_venue_event(event=fill(e2, "T2", "0.02", "40000"))
+
+    # Assert
+    parent.refresh_from_db()
+    assert not result.applied and parent.client_order_id in result.reason
+    assert parent.filled_quantity == Decimal("0.02")
+
+
+def test_apply_duplicate_child_created_is_ignored(listing, strategy):
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, quantity=Decimal("0.03"))
+    order_apply_venue_event(event=_child_created(parent, 1))
+
+    again = order_apply_venue_event(event=_child_created(parent, 1))
+
+    assert not again.applied and "duplicate" in again.reason
+    assert parent.children.count() == 1
+
+
+async def _drain(layer, channel):
+    # Every message waiting on ``channel`` (a quiet second ends the wait).
+    messages = []
+    while True:
+        try:
+            messages.append(await asyncio.wait_for(layer.receive(channel), 1.0))
+        except asyncio.TimeoutError:
+            return messages
+
+
+def test_apply_publishes_orders_updated_on_commit(order, django_capture_on_commit_callbacks):
+    # One event loop for the whole exchange: channels_redis binds a channel's receive buffer to the
+    # loop that first waited on it. The database work runs back on this thread (thread_sensitive).
+    layer = get_channel_layer()
+    captured = []
+
+    def apply_accepted():
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            order_apply_venue_event(event=ev(K.ACCEPTED, order))
+        captured.extend(callbacks)
+
+    def commit():
+        for callback in captured:
+            callback()
+
+    async def exchange():
+        # Arrange: a test channel subscribed to both groups.
+        channel = await layer.new_channel("test.")
+        await layer.group_add(ORDERS_GROUP, channel)
+        await layer.group_add(strategy_group(order.strategy_id), channel)
+        # Act: nothing is sent before commit.
+        await sync_to_async(apply_accepted)()
+        before_commit = await _drain(layer, channel)
+        await sync_to_async(commit)()
+        return before_commit, await _drain(layer, channel)
+
+    before_commit, after_commit = async_to_sync(exchange)()
+
+    # Assert
+    message = {"type": "orders.updated", "order_id": str(order.pk)}
+    assert before_commit == []
+    assert len(captured) == 1
+    assert after_commit == [message, message]  # one per group
+
+
+def test_apply_publish_failure_is_logged_not_raised(order, django_capture_on_commit_callbacks, monkeypatch, caplog):
+    # Arrange: a channel layer that is down.
+    class DownLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("channel layer down")
+
+    monkeypatch.setattr("orders.services.venue_events.get_channel_layer", lambda: DownLayer())
+
+    # Act
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
+        result = order_apply_venue_event(event=ev(K.ACCEPTED, order))
+
+    # Assert
+    order.refresh_from_db()
+    assert result.applied and order.status == S.ACCEPTED
+    assert any("publish" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_venue_event_refuses_bad_fields():
+    with pytest.raises(ValueError, match="ts_event"):
+        VenueEvent(kind=K.ACCEPTED, client_order_id="X", venue="V", ts_event=T0.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="last_qty"):
+        VenueEvent(kind=K.FILLED, client_order_id="X", venue="V", ts_event=T0, trade_id="T", last_qty=0.1,
+                   last_px=Decimal("1"))
+    with pytest.raises(ValueError, match="fee"):
+        VenueEvent(kind=K.FILLED, client_order_id="X", venue="V", ts_event=T0, trade_id="T",
+                   last_qty=Decimal("1"), last_px=Decimal("1"), fee=Decimal("-0.1"))
+    with pytest.raises(ValueError, match="trade_id"):
+        VenueEvent(kind=K.FILLED, client_order_id="X", venue="V", ts_event=T0, last_qty=Decimal("1"),
+                   last_px=Decimal("1"))
+    with pytest.raises(ValueError, match="price"):
+        VenueEvent(kind=K.CHILD_CREATED, client_order_id="X-E1", venue="V", ts_event=T0, parent_client_order_id="X",
+                   side="BUY", quantity=Decimal("1"), order_type="LIMIT")

@@ -1,0 +1,227 @@
+"""JournalWriter: one thread applying venue events in order, one transaction each, surviving failures.
+
+These tests need real commits seen across threads: ``transaction=True``.
+"""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from orders.models import Fill, Order, OrderEvent
+from orders.services import order_apply_venue_event
+from tests.helpers import eventually
+from tests.orders.factories import OrderFactory, StrategyFactory
+from tests.venues.factories import InstrumentFactory
+from venues.events import VenueEvent, VenueEventKind
+from venues.journal import JournalWriter, JournalWriterClosed
+
+K = VenueEventKind
+S = Order.Status
+T0 = timezone.now().replace(microsecond=0)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def order():
+    """LIMIT BUY 0.01 BTC-USDT @ 40000 on BINANCE-SPOT, SUBMITTED, with its listing."""
+    InstrumentFactory()
+    return OrderFactory(strategy=StrategyFactory(id="alpha"), status=S.SUBMITTED)
+
+
+@pytest.fixture
+def writers():
+    """Writers started by a test; any still running at the end are stopped (drained)."""
+    started = []
+
+    def make(**kwargs):
+        writer = JournalWriter(**kwargs).start()
+        started.append(writer)
+        return writer
+
+    yield make
+    for writer in started:
+        writer.stop(drain=False, timeout=10)
+
+
+def accepted(order, seconds=0):
+    return VenueEvent(kind=K.ACCEPTED, client_order_id=order.client_order_id, venue=order.venue,
+                      ts_event=T0 + timedelta(seconds=seconds))
+
+
+def filled(order, trade_id, qty, px="40000", seconds=1):
+    return VenueEvent(kind=K.FILLED, client_order_id=order.client_order_id, venue=order.venue,
+                      ts_event=T0 + timedelta(seconds=seconds), trade_id=trade_id, last_qty=Decimal(qty),
+                      last_px=Decimal(px), fee=Decimal("0.1"), fee_currency="USDT", liquidity="MAKER")
+
+
+def timeline(order):
+    return list(OrderEvent.objects.filter(order=order).order_by("id").values_list("type", "payload__trade_id"))
+
+
+def test_journal_applies_events_in_arrival_order(order, writers):
+    # Arrange
+    writer = writers(batch_size=2)
+    events = [accepted(order)] + [filled(order, f"T{n}", "0.002", seconds=n) for n in range(1, 6)]
+
+    # Act
+    for event in events:
+        writer.submit(event)
+
+    # Assert
+    eventually(lambda: writer.stats().applied == 6, message="six events applied")
+    order.refresh_from_db()
+    assert order.status == S.FILLED and order.filled_quantity == Decimal("0.01")
+    assert timeline(order) == [("ACCEPTED", None)] + [("PARTIALLY_FILLED", f"T{n}") for n in range(1, 5)] + [
+        ("FILLED", "T5")]
+    stats = writer.stats()
+    assert (stats.ignored, stats.failed, stats.queue_depth) == (0, 0, 0) and stats.last_applied_at is not None
+
+
+def test_journal_stop_with_drain_applies_everything_queued(order, writers):
+    # Arrange: the writer is held on its first event while the rest queue up.
+    gate = threading.Event()
+
+    def held(*, event):
+        gate.wait(10)
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=held)
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    queued = eventually(lambda: writer.stats().queue_depth == 3 or None, message="three queued behind the first")
+
+    # Act
+    gate.set()
+    stopped = writer.stop(drain=True, timeout=30)
+
+    # Assert
+    order.refresh_from_db()
+    assert queued and stopped and not writer.is_running
+    assert writer.stats().applied == 4
+    assert order.filled_quantity == Decimal("0.009") and order.status == S.PARTIALLY_FILLED
+    with pytest.raises(JournalWriterClosed):
+        writer.submit(filled(order, "T9", "0.001"))
+
+
+def test_journal_stop_without_drain_leaves_the_queue(order, writers):
+    # Arrange
+    gate = threading.Event()
+
+    def held(*, event):
+        gate.wait(10)
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=held)
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+
+    # Act
+    writer.stop(drain=False, timeout=0)
+    gate.set()
+    eventually(lambda: not writer.is_running, message="writer thread ended")
+
+    # Assert: the event in hand finished; the queued fills were not written.
+    order.refresh_from_db()
+    assert writer.stats().applied == 1 and writer.stats().queue_depth == 0
+    assert order.status == S.ACCEPTED and not Fill.objects.exists()
+
+
+def test_journal_failing_event_does_not_stop_the_writer(order, writers):
+    # Arrange: the second event hits a bug in the applying code.
+    def buggy(*, event):
+        if event.trade_id == "T-bad":
+            raise RuntimeError("boom")
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=buggy)
+
+    # Act
+    writer.submit(accepted(order))
+    writer.submit(filled(order, "T-bad", "0.004"))
+    writer.submit(filled(order, "T2", "0.004", seconds=2))
+
+    # Assert
+    eventually(lambda: writer.stats().applied == 2, message="events after the failure applied")
+    stats = writer.stats()
+    assert stats.failed == 1 and stats.last_error == "RuntimeError: boom" and writer.is_running
+    assert list(Fill.objects.values_list("venue_trade_id", flat=True)) == ["T2"]
+
+
+def test_journal_event_failing_inside_the_service_is_rolled_back_and_counted(order, writers):
+    # Arrange: a fill for an order whose listing is missing fails in the service's transaction.
+    eth = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
+    orphan = OrderFactory(strategy=order.strategy, status=S.SUBMITTED, routed_instrument_key=eth, instrument_key=eth)
+    writer = writers()
+
+    # Act
+    writer.submit(filled(orphan, "T1", "0.01"))
+    writer.submit(filled(order, "T2", "0.01"))
+
+    # Assert
+    eventually(lambda: writer.stats().applied == 1, message="the good fill applied")
+    orphan.refresh_from_db()
+    assert writer.stats().failed == 1 and "VenueEventError" in writer.stats().last_error
+    assert orphan.filled_quantity == 0 and not OrderEvent.objects.filter(order=orphan).exists()
+
+
+def test_journal_transient_database_error_is_retried(order, writers):
+    # Arrange: the database drops the first two attempts.
+    failures = iter([OperationalError("server closed the connection"), OperationalError("still down")])
+
+    def flaky(*, event):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=flaky, retry_backoff=0.001)
+
+    # Act
+    writer.submit(accepted(order))
+
+    # Assert
+    eventually(lambda: writer.stats().applied == 1, message="applied after retries")
+    stats = writer.stats()
+    assert (stats.retries, stats.failed) == (2, 0)
+    assert Order.objects.get(pk=order.pk).status == S.ACCEPTED
+
+
+def test_journal_transient_errors_exhausted_count_as_failed(order, writers):
+    def down(*, event):
+        raise OperationalError("database is down")
+
+    writer = writers(apply=down, max_attempts=3, retry_backoff=0.001)
+
+    writer.submit(accepted(order))
+
+    eventually(lambda: writer.stats().failed == 1, message="given up after three tries")
+    assert writer.stats().retries == 2 and writer.is_running
+
+
+def test_journal_unknown_and_duplicate_events_count_as_ignored(order, writers):
+    writer = writers()
+
+    writer.submit(filled(order, "T1", "0.01"))
+    writer.submit(filled(order, "T1", "0.01"))  # replay
+    writer.submit(VenueEvent(kind=K.ACCEPTED, client_order_id="OLunknown", venue="BINANCE-SPOT", ts_event=T0))
+
+    eventually(lambda: writer.stats().ignored == 2, message="replay and unknown ignored")
+    assert writer.stats().applied == 1 and Fill.objects.count() == 1
+
+
+def test_journal_submit_refuses_non_events_and_unstarted_writer():
+    writer = JournalWriter()
+
+    with pytest.raises(JournalWriterClosed):
+        writer.submit(VenueEvent(kind=K.ACCEPTED, client_order_id="X", venue="V", ts_event=T0))
+    with pytest.raises(TypeError):
+        writer.submit({"kind": "ACCEPTED"})
+    assert writer.stop() is True

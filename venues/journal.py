@@ -1,0 +1,304 @@
+"""The journal writer: the single writer of venue facts (DESIGN.md, order flow step 4).
+
+Venue event sources (the TradingNode bridge on the node's loop thread, external adapters, the
+reconciliation) call :meth:`JournalWriter.submit`, which only enqueues. One daemon thread takes the
+events in arrival order and applies each with
+:func:`orders.services.venue_events.order_apply_venue_event` — one transaction per event, so a
+failure loses one event's writes, never half of them. When several events are queued the thread
+takes up to ``batch_size`` at once and applies them one after another (order kept), checking the
+database connection between batches.
+
+Failure policy:
+
+- a transient database error (``django.db.OperationalError`` / ``InterfaceError``: connection lost,
+  lock timeout, serialization failure) is retried with exponential backoff, up to
+  ``max_attempts`` tries; the event is idempotent (fills are unique on venue + trade id, a
+  repeated status event is a recorded no-op), so a retry after an unknown outcome is safe;
+- any other error (or retries exhausted) is logged with its traceback, counted in
+  ``stats().failed`` and kept as ``last_error``; the writer goes on with the next event. The
+  venue's fill / order reports at reconciliation re-deliver what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
+
+from venues.events import VenueEvent
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()  # queue sentinel: everything queued before it is applied first
+
+
+class JournalWriterClosed(RuntimeError):
+    """:meth:`JournalWriter.submit` after :meth:`JournalWriter.stop` (or before ``start``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalStats:
+    """A snapshot of the writer's counters.
+
+    Attributes
+    ----------
+    applied : int
+        Events that changed the books (``AppliedEvent.applied``).
+    ignored : int
+        Events applied as recorded or logged no-ops (unknown order, late / duplicate event,
+        replayed fill, over-fill).
+    failed : int
+        Events given up on (non-transient error, or transient retries exhausted).
+    retries : int
+        Transient database errors retried.
+    queue_depth : int
+        Events received and not yet started (queued, or taken in the current batch).
+    last_applied_at : datetime | None
+        Wall-clock time (UTC) the last event was applied or ignored.
+    last_error : str
+        ``"<ExceptionType>: <message>"`` of the last failed event ("" when none).
+    running : bool
+        Whether the thread is alive.
+    """
+
+    applied: int
+    ignored: int
+    failed: int
+    retries: int
+    queue_depth: int
+    last_applied_at: datetime | None
+    last_error: str
+    running: bool
+
+
+class JournalWriter:
+    """One daemon thread applying venue events in arrival order, one transaction per event.
+
+    Parameters
+    ----------
+    apply : Callable[..., AppliedEvent] | None
+        The service applying one event (keyword ``event``); default
+        :func:`orders.services.venue_events.order_apply_venue_event`. Tests may wrap it.
+    batch_size : int
+        Most events taken off the queue at once (≥ 1); the connection is checked between batches.
+    max_attempts : int
+        Tries per event on transient database errors (≥ 1).
+    retry_backoff : float
+        First wait before a retry, seconds; doubled per retry up to ``retry_backoff_max``.
+    retry_backoff_max : float
+        Longest wait between retries, seconds.
+    name : str
+        Thread name.
+
+    Raises
+    ------
+    ValueError
+        For a ``batch_size`` or ``max_attempts`` below 1, or a negative backoff.
+    """
+
+    def __init__(
+        self,
+        *,
+        apply: Callable | None = None,
+        batch_size: int = 100,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.05,
+        retry_backoff_max: float = 2.0,
+        name: str = "journal-writer",
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be ≥ 1, got {batch_size}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts: must be ≥ 1, got {max_attempts}")
+        if retry_backoff < 0 or retry_backoff_max < 0:
+            raise ValueError("retry_backoff, retry_backoff_max: must be ≥ 0 seconds")
+        if apply is None:
+            from orders.services.venue_events import order_apply_venue_event
+
+            apply = order_apply_venue_event
+        self._apply = apply
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._backoff = retry_backoff
+        self._backoff_max = retry_backoff_max
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._accepting = False
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._applied = self._ignored = self._failed = self._retries = 0
+        self._last_applied_at: datetime | None = None
+        self._last_error = ""
+        self._in_hand = 0  # events taken off the queue in the current batch, not yet started
+
+    # --- control ------------------------------------------------------------------------------
+
+    def start(self) -> JournalWriter:
+        """Start the thread; return ``self``.
+
+        Raises
+        ------
+        RuntimeError
+            When started twice.
+        """
+        with self._lock:
+            self._thread.start()
+            self._accepting = True
+        return self
+
+    def submit(self, event: VenueEvent) -> None:
+        """Enqueue ``event`` for the writer thread; never blocks (the queue is unbounded).
+
+        Thread-safe: call it from any thread (the node's loop thread, adapters).
+
+        Raises
+        ------
+        TypeError
+            When ``event`` is not a :class:`venues.events.VenueEvent`.
+        JournalWriterClosed
+            Before :meth:`start` or after :meth:`stop`: the event would never be written.
+        """
+        if not isinstance(event, VenueEvent):
+            raise TypeError(f"event: expected VenueEvent, got {type(event).__name__}")
+        with self._lock:  # no event may slip in behind the stop sentinel
+            if not self._accepting:
+                raise JournalWriterClosed(f"journal writer is not running: event {event.kind} "
+                                          f"{event.client_order_id} not queued")
+            self._queue.put_nowait(event)
+
+    def stop(self, *, drain: bool = True, timeout: float | None = 30.0) -> bool:
+        """Stop taking events and end the thread.
+
+        Parameters
+        ----------
+        drain : bool
+            True: apply every event queued so far first. False: finish the event in hand and
+            leave the rest (logged with their count; reconciliation re-delivers them).
+        timeout : float | None
+            Longest wait for the thread, seconds (None: wait as long as it takes).
+
+        Returns
+        -------
+        bool
+            True when the thread has ended; False when ``timeout`` passed first (it keeps
+            draining in the background and ends when done).
+        """
+        with self._lock:
+            self._accepting = False
+            if not drain:
+                self._abort.set()
+            self._queue.put_nowait(_STOP)
+        if self._thread.ident is None:  # never started: nothing to wait for
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stats(self) -> JournalStats:
+        """Return a snapshot of the counters (see :class:`JournalStats`)."""
+        with self._lock:
+            return JournalStats(
+                applied=self._applied, ignored=self._ignored, failed=self._failed, retries=self._retries,
+                queue_depth=self._in_hand + sum(1 for item in list(self._queue.queue) if item is not _STOP),
+                last_applied_at=self._last_applied_at, last_error=self._last_error,
+                running=self._thread.is_alive(),
+            )
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the writer thread is alive."""
+        return self._thread.is_alive()
+
+    # --- thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        logger.info("journal writer started")
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self._batch_size:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                with self._lock:
+                    self._in_hand = sum(1 for item in batch if item is not _STOP)
+                _refresh_connection()
+                for index, item in enumerate(batch):
+                    if item is _STOP or self._abort.is_set():
+                        self._finish(batch[index:])
+                        return
+                    with self._lock:
+                        self._in_hand -= 1
+                    self._apply_one(item)
+        finally:
+            try:
+                connection.close()  # the thread's own connection (Django connections are per thread)
+            except Exception:  # noqa: BLE001 - closing a dead connection must not hide the stop
+                logger.exception("journal writer: closing its database connection failed")
+            logger.info("journal writer stopped: %s", self.stats())
+
+    def _finish(self, rest: list) -> None:
+        left = [item for item in rest if item is not _STOP]
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                left.append(item)
+        with self._lock:
+            self._in_hand = 0
+        if left:
+            logger.error("journal writer stopped without draining: %d venue events not written", len(left))
+
+    def _apply_one(self, event: VenueEvent) -> None:
+        delay = self._backoff
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                result = self._apply(event=event)
+            except (OperationalError, InterfaceError) as exc:
+                if attempt == self._max_attempts:
+                    self._fail(event, exc)
+                    return
+                with self._lock:
+                    self._retries += 1
+                logger.warning("journal: transient database error on %s %s (try %d of %d), retrying in %.3fs: %s",
+                               event.kind, event.client_order_id, attempt, self._max_attempts, delay, exc)
+                _refresh_connection()
+                if self._abort.wait(delay):
+                    self._fail(event, exc)
+                    return
+                delay = min(delay * 2, self._backoff_max)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the writer
+                self._fail(event, exc)
+                return
+            else:
+                with self._lock:
+                    if result.applied:
+                        self._applied += 1
+                    else:
+                        self._ignored += 1
+                    self._last_applied_at = timezone.now()
+                return
+
+    def _fail(self, event: VenueEvent, exc: BaseException) -> None:
+        logger.exception("journal: venue event %s %s (venue %s, trade %s) not written",
+                         event.kind, event.client_order_id, event.venue, event.trade_id or "-", exc_info=exc)
+        with self._lock:
+            self._failed += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"
+
+
+def _refresh_connection() -> None:
+    # Drop a connection the server closed or that outlived CONN_MAX_AGE; a database that is down
+    # must not end the thread (the next transaction fails, and is retried or counted instead).
+    try:
+        close_old_connections()
+    except Exception:  # noqa: BLE001
+        logger.exception("journal writer: closing a stale database connection failed")
