@@ -2,9 +2,20 @@
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 T = TypeVar("T")
+
+#: ``../shared/data`` beside the project root: recorded market data and venue payloads. CI has it
+#: beside its clone; a clone elsewhere may not, so tests that read it skip with this reason.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MARKET_DATA = SHARED_DATA / "market"
+needs_market_data = pytest.mark.skipif(
+    not MARKET_DATA.is_dir(), reason=f"shared market data not found at {MARKET_DATA} (CI provides ../shared/data)"
+)
 
 
 def eventually(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, message: str = "") -> T:

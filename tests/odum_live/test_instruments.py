@@ -23,12 +23,13 @@ from odum_live.instruments import (
     InstrumentKeyError,
     parse_instrument_key,
 )
+from tests.helpers import SHARED_DATA
 
 PARTS = {
     "key", "asset_class", "venue", "instrument_type", "payload", "base", "quote",
     "expiry", "strike", "option_kind", "suffix",
 }
-PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "venue_payloads"
+PAYLOADS = SHARED_DATA / "venue_payloads"
 
 
 # -- examples ------------------------------------------------------------------------------------

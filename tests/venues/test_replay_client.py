@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
-from pathlib import Path
 
 import pytest
 from nautilus_trader.config import LoggingConfig, StrategyConfig, TradingNodeConfig
@@ -18,7 +17,9 @@ from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.system.kernel import NautilusKernel
 from nautilus_trader.trading.strategy import Strategy
 
+from tests.helpers import SHARED_DATA as DATA
 from tests.helpers import eventually
+from tests.helpers import needs_market_data as needs_data
 from venues.replay.client import (
     ReplayDataClient,
     ReplayDataClientConfig,
@@ -35,8 +36,6 @@ from venues.replay.errors import ReplayDataError
 from venues.replay.records import QuoteRecord, TradeRecord
 from venues.replay.sources import load_source
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-MARKET = DATA / "market"
 QUOTES = {"kind": "quotes", "format": "binance_quotes_parquet",
           "path": "market/binance_spot_btcusdt_quotes_2021-01-08.parquet"}
 TRADES = {"kind": "trades", "format": "binance_trades_parquet",
@@ -47,7 +46,6 @@ BTCUSDT = ReplayInstrumentConfig(
 )
 IID = InstrumentId.from_str("BTCUSDT.BINANCE")
 T0 = datetime(2021, 1, 8, 12, 0, tzinfo=UTC)
-needs_data = pytest.mark.skipif(not MARKET.is_dir(), reason=f"shared market data not found at {MARKET}")
 
 
 # -- pure conversion ----------------------------------------------------------------------------

@@ -3,22 +3,19 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import SHARED_DATA as DATA
+from tests.helpers import needs_market_data as needs_data
 from venues.replay.clock import ReplaySchedule
 from venues.replay.errors import ReplayDataError
 from venues.replay.records import QuoteRecord, TradeRecord
 from venues.replay.sources import parse_source
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0 = datetime(2021, 1, 8, 0, 0, 0, tzinfo=UTC)
 
-needs_data = pytest.mark.skipif(
-    not (DATA / "market").is_dir(), reason=f"shared market data not found at {DATA} (CI provides ../shared/data)"
-)
 
 
 def trade(ms: int, trade_id: str = "t") -> TradeRecord:

@@ -2,12 +2,13 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import SHARED_DATA as DATA
+from tests.helpers import needs_market_data as needs_data
 from venues.marketdata import BookLevel
 from venues.replay.fill_model import (
     DEFAULT_ASSUMED_TOUCH_SIZE,
@@ -19,7 +20,6 @@ from venues.replay.fill_model import (
 from venues.replay.records import BookRecord, QuoteRecord
 from venues.replay.sources import parse_source, read_tardis_book_snapshot_csv
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TS = datetime(2026, 1, 1, tzinfo=UTC)
 BOOK = BookRecord(
     ts=TS,
@@ -29,9 +29,6 @@ BOOK = BookRecord(
 )
 QUOTE = QuoteRecord(ts=TS, bid=Decimal("99"), ask=Decimal("101"), bid_size=Decimal("0.01"), ask_size=Decimal("0.02"))
 
-needs_data = pytest.mark.skipif(
-    not (DATA / "market").is_dir(), reason=f"shared market data not found at {DATA} (CI provides ../shared/data)"
-)
 sizes = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1000000"), places=6)
 
 

@@ -8,6 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import MARKET_DATA as MARKET
+from tests.helpers import SHARED_DATA as DATA
+from tests.helpers import needs_market_data as needs_data
 from venues.replay.errors import ReplayDataError
 from venues.replay.records import BarRecord, BookDeltaRecord, BookRecord, QuoteRecord, TradeRecord
 from venues.replay.sources import (
@@ -23,15 +26,10 @@ from venues.replay.sources import (
     read_tardis_trades_csv,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-MARKET = DATA / "market"
 QUOTES = "market/binance_spot_btcusdt_quotes_2021-01-08.parquet"
 TRADES = "market/binance_spot_btcusdt_trades_2021-01-08.parquet"
 DEPTH_HEADER = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu\n"
 
-needs_data = pytest.mark.skipif(
-    not MARKET.is_dir(), reason=f"shared market data not found at {MARKET} (CI provides ../shared/data)"
-)
 
 
 def utc(*args) -> datetime:
