@@ -283,13 +283,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
     before, before_filled = order.status, order.filled_quantity
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes = [fee_note] if fee_note else []
-    if order.status == S.ROUTED:
-        # The SUBMITTED report is late or lost: the fill proves the venue has the order.
-        order.transition_to(S.SUBMITTED)
-        notes.append("implied SUBMITTED from ROUTED")
-    if order.submitted_at is None:
-        order.submitted_at = event.ts_event
-        fields.add("submitted_at")
+    _imply_submitted(order, event=event, fields=fields, notes=notes)
     try:
         with transaction.atomic():  # savepoint: a concurrent insert of the same trade is a replay
             fill = Fill.objects.create(
@@ -403,17 +397,22 @@ def _advance_on_fill(order: Order, notes: list[str]) -> None:
         order.transition_to(S.PARTIALLY_FILLED)
 
 
+def _imply_submitted(order: Order, *, event: VenueEvent, fields: set[str], notes: list[str]) -> None:
+    # A fill proves the venue has the order: a late or lost SUBMITTED report is implied.
+    if order.status == S.ROUTED:
+        order.transition_to(S.SUBMITTED)
+        notes.append("implied SUBMITTED from ROUTED")
+    if order.submitted_at is None:
+        order.submitted_at = event.ts_event
+        fields.add("submitted_at")
+
+
 def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched: _Touched) -> None:
     before, before_filled = parent.status, parent.filled_quantity
     parent.filled_quantity, parent.avg_fill_price, parent.fees = _figures(parent)
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes: list[str] = []
-    if parent.status == S.ROUTED:
-        parent.transition_to(S.SUBMITTED)
-        notes.append("implied SUBMITTED from ROUTED")
-    if parent.submitted_at is None:
-        parent.submitted_at = event.ts_event
-        fields.add("submitted_at")
+    _imply_submitted(parent, event=event, fields=fields, notes=notes)
     _advance_on_fill(parent, notes)
     if parent.status in TERMINAL_STATUSES and parent.closed_at is None:
         parent.closed_at = event.ts_event
