@@ -5,7 +5,9 @@ After the order's transaction commits, :func:`order_dispatch_submit` publishes
 publish that fails — the broker unreachable, fails within ``CELERY_BROKER_CONNECTION_TIMEOUT``
 seconds because publish retries are off — leaves the order as it is (ROUTED / PENDING_CANCEL) with a
 DISPATCH_FAILED event; :func:`orders_redispatch_stale` (beat task
-``orders.tasks.redispatch_stale_orders``, every 10 s) sends it again. Delivery is therefore *at
+``orders.tasks.redispatch_stale_orders``, every 10 s) sends it again — unless the worker has not
+received it ``DISPATCH_MAX_AGE_SECS`` after acceptance, when it is REJECTED as never sent
+(:func:`orders_reject_undispatched`). Delivery is therefore *at
 least once*: the trading worker must treat a command for an order that has moved on as a no-op
 (:mod:`orders.services.venue_commands`).
 
