@@ -5,9 +5,11 @@ Queues: ``venues`` is consumed only by the dedicated trading worker
 everything else (sweepers, exports). Settings come from Django settings with the ``CELERY_`` prefix.
 """
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "odum_live.settings")
 
@@ -26,3 +28,41 @@ app.conf.beat_schedule = {
     },
 }
 app.autodiscover_tasks(["orders", "risk", "venues"])
+
+
+logger = logging.getLogger(__name__)
+#: Pools that run tasks in the worker's own process, where the TradingNode lives.
+_IN_PROCESS_POOLS = {"solo", "threads", "thread"}
+
+
+def _consumes_venues(consumer) -> bool:
+    return "venues" in consumer.app.amqp.queues.consume_from
+
+
+@worker_ready.connect
+def start_trading_node_in_worker(sender=None, **kwargs):
+    """Start the TradingNode in a worker consuming queue ``venues`` (``ODUM['TRADING_NODE']``: worker)."""
+    from django.conf import settings
+
+    if sender is None or not _consumes_venues(sender) or settings.ODUM["TRADING_NODE"] != "worker":
+        return
+    pool = getattr(getattr(sender, "controller", None), "pool_cls", None) or sender.app.conf.worker_pool
+    pool = pool if isinstance(pool, str) else pool.__module__.rsplit(".", 1)[-1]
+    if pool not in _IN_PROCESS_POOLS:
+        logger.critical("trading node NOT started: pool %r runs tasks in child processes; start the trading "
+                        "worker with -P solo (one node per process); venue commands will be rejected", pool)
+        return
+    from venues.node.host import NodeStartError, start_trading_node
+
+    try:
+        start_trading_node(hostname=sender.hostname)
+    except NodeStartError as exc:
+        logger.critical("trading node failed to start: %s; venue commands will be rejected", exc)
+
+
+@worker_shutdown.connect
+def stop_trading_node_in_worker(sender=None, **kwargs):
+    """Stop the node (drain the journal) on worker shutdown (SIGTERM: warm shutdown)."""
+    from venues.node.host import stop_trading_node
+
+    stop_trading_node()

@@ -48,7 +48,8 @@ class CheckResult:
     error: str = ""
 
 
-def record_trading_node_heartbeat(*, hostname: str, detail: str = "running", ts: datetime | None = None) -> None:
+def record_trading_node_heartbeat(*, hostname: str, detail: str = "running", ts: datetime | None = None,
+                                  status: dict | None = None) -> None:
     """Publish the trading node's heartbeat (called by the node host every few seconds).
 
     Parameters
@@ -59,11 +60,24 @@ def record_trading_node_heartbeat(*, hostname: str, detail: str = "running", ts:
         A short state line (``running``, ``reconciling`` …).
     ts : datetime | None
         Time of the beat (UTC); default now.
+    status : dict | None
+        The host's JSON-ready status (:meth:`venues.node.host.TradingNodeHost.status`: ready,
+        clients connected, last market data per listing, venue problems, journal counters).
     """
     ts = ts or datetime.now(timezone.utc)
     max_age = settings.ODUM["NODE_HEARTBEAT_MAX_AGE_SECS"]
-    cache.set(TRADING_NODE_HEARTBEAT_KEY, {"ts": ts.isoformat(), "hostname": hostname, "detail": detail},
+    cache.set(TRADING_NODE_HEARTBEAT_KEY,
+              {"ts": ts.isoformat(), "hostname": hostname, "detail": detail, "status": status or {}},
               timeout=max(60, max_age * 4))
+
+
+def trading_node_status() -> dict:
+    """Return the last heartbeat's status dict (``{}`` when there is none or the cache is down)."""
+    try:
+        beat = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
+    except Exception:  # noqa: BLE001 - unknown is shown as unknown by check_trading_node
+        return {}
+    return beat.get("status") or {}
 
 
 def _timed(fn):
@@ -155,8 +169,15 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
     if age > max_age:
         return CheckResult("trading_node", DOWN, f"last heartbeat {age:.0f} s ago from {host} (max {max_age} s)",
                            False)
-    return CheckResult("trading_node", OK, f"{beat.get('detail', 'running')} on {host}, heartbeat {age:.1f} s ago",
-                       False)
+    status = beat.get("status") or {}
+    problems = [f"{code}: {'; '.join(venue['problems'])}"
+                for code, venue in sorted((status.get("venues") or {}).items()) if venue.get("problems")]
+    suffix = f"; venue problems: {' | '.join(problems)}" if problems else ""
+    if status and not status.get("ready", True):
+        return CheckResult("trading_node", DOWN, f"not ready on {host}: {status.get('error') or 'starting'}{suffix}",
+                           False)
+    return CheckResult("trading_node", OK,
+                       f"{beat.get('detail', 'running')} on {host}, heartbeat {age:.1f} s ago{suffix}", False)
 
 
 @dataclass(frozen=True, slots=True)

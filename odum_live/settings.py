@@ -134,6 +134,8 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The trading worker hosts one TradingNode in its own process: tasks must run there (solo pool).
+CELERY_WORKER_POOL = "solo"
 # Seconds a publish may wait for the broker before dispatch is recorded as failed (the sweeper retries).
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = False
@@ -244,6 +246,26 @@ ODUM = {
     "CIRCUIT_REDIS_TIMEOUT_SECS": env.float("CIRCUIT_REDIS_TIMEOUT_SECS", default=0.25),
     # Redis hash holding the latest market snapshot per instrument (venues/marketdata.py).
     "MARKET_DATA_PREFIX": env.str("MARKET_DATA_PREFIX", default="odum:md"),
+    # Entries kept per order stream (orders.services.publish) for WebSocket resumes (?since=<seq>);
+    # a subscriber further behind is told to take a fresh snapshot.
+    "ORDER_STREAM_MAXLEN": env.int("ORDER_STREAM_MAXLEN", default=10000),
     # Register the benchmark-only floor endpoint (bench/api_submit.py); never in production.
     "BENCH_ENDPOINTS": env.bool("ODUM_BENCH_ENDPOINTS", default=False),
+    # Where the TradingNode runs (venues/node/host.py): "embedded" = inside this web process (the
+    # embedded default: eager Celery, no broker), "worker" = only in `celery -A celery_app worker
+    # -Q venues`, "off" = nowhere in this process (orders stay ROUTED; tests of other parts).
+    "TRADING_NODE": env.str("TRADING_NODE", default="worker" if REDIS_URL else "embedded"),
+    # NautilusTrader trader id of the node; a restart with the same id resumes its Redis cache.
+    "NODE_TRADER_ID": env.str("NODE_TRADER_ID", default="ODUM-001"),
+    # NautilusTrader log level of the node (process-global: the first node's wins).
+    "NODE_LOG_LEVEL": env.str("NODE_LOG_LEVEL", default="INFO"),
+    # Seconds the node may take to become ready (bridge strategy running) before start fails.
+    "NODE_START_TIMEOUT_SECS": env.float("NODE_START_TIMEOUT_SECS", default=30.0),
+    # Persist the node's own cache (orders, positions) in REDIS_URL so a restart resumes.
+    "NODE_CACHE_REDIS": env.bool("NODE_CACHE_REDIS", default=bool(REDIS_URL)),
+    # Seconds a venue command waits for the node to become ready before the order is rejected.
+    "NODE_READY_WAIT_SECS": env.float("NODE_READY_WAIT_SECS", default=15.0),
+    # Seconds between market-data snapshot rounds from the node, and between position marks.
+    "MARKET_DATA_PUBLISH_SECS": env.float("MARKET_DATA_PUBLISH_SECS", default=0.25),
+    "POSITION_MARK_SECS": env.float("POSITION_MARK_SECS", default=1.0),
 }

@@ -17,3 +17,16 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100000/
 # STATIC_ROOT, and whitenoise would warn on every request of every test.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# No TradingNode unless a test installs one (tests/venues/test_node_*.py build their own): the rest
+# of the suite tests the order pipeline up to the hand-off, where orders stay ROUTED.
+ODUM = {**ODUM, "TRADING_NODE": os.environ.get("TRADING_NODE", "off")}  # noqa: F405
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not the shared-cache in-memory database: threads of the trading node (journal writer,
+    # market-data publisher) then wait on SQLite's busy timeout instead of failing with "table is
+    # locked". One file per test process, so concurrent runs do not share it.
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"odum-test-{os.getpid()}.sqlite3"),
+    }

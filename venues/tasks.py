@@ -2,37 +2,99 @@
 
 Routing: ``celery_app.task_routes`` sends ``venues.tasks.*`` to queue ``venues``, and
 :mod:`orders.services.dispatch` names the queue on every publish as well. Tasks take the order id,
-load the row and call a service (CONVENTIONS.md). ``acks_late``: a
-command is acknowledged only after it ran, so a worker lost mid-command gets it redelivered
-(``task_reject_on_worker_lost``). Delivery is at least once; the services treat a repeated or
-outdated command as a recorded no-op.
+claim the order through a service (:mod:`orders.services.venue_commands`: a submit moves it
+ROUTED → SUBMITTED under its row lock, so a redelivered task is a recorded no-op) and hand the
+command to this process's TradingNode host (:mod:`venues.node.host`). ``acks_late``: a command is
+acknowledged only after it ran, so a worker lost mid-command gets it redelivered.
 
-For now the bodies only record receipt (:func:`orders.services.venue_commands.order_venue_command_received`);
-the venue layer (TradingNode hand-off, external adapters) arrives with the next issue.
+Where no node runs in this process (``ODUM['TRADING_NODE'] == "off"``, e.g. tests of other parts)
+the task leaves the order ROUTED and says so in the log: the sweeper and the max-age rejection of
+:mod:`orders.services.dispatch` then apply as for an unreachable worker. Where a node should run but
+is not ready within ``NODE_READY_WAIT_SECS``, the order is rejected with that reason — a clear
+failure, never a silent hang.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
+
+from django.conf import settings
 
 from celery_app import app
+from venues.commands import VenueCommandError
+
+logger = logging.getLogger(__name__)
 
 
 def _hostname(task) -> str:
     return getattr(task.request, "hostname", None) or socket.gethostname()
 
 
+def _ready_host():
+    """Return this process's ready host, waiting up to NODE_READY_WAIT_SECS; raise VenueCommandError."""
+    from venues.node.host import start_trading_node, trading_node_host
+
+    host = trading_node_host()
+    if host is None and settings.ODUM["TRADING_NODE"] == "embedded":
+        host = _start_embedded(start_trading_node)
+    if host is None:
+        raise VenueCommandError("no trading node runs in this process")
+    deadline = time.monotonic() + settings.ODUM["NODE_READY_WAIT_SECS"]
+    while not host.is_ready():
+        if host.stopped or host.error or time.monotonic() > deadline:
+            raise VenueCommandError(f"trading node is not ready: {host.error or 'still starting'}")
+        time.sleep(0.05)
+    return host
+
+
+def _start_embedded(start):
+    from venues.node.host import NodeStartError, trading_node_host
+
+    try:
+        return start()
+    except NodeStartError:
+        return trading_node_host()
+
+
+def _node_off() -> bool:
+    from venues.node.host import trading_node_host
+
+    return settings.ODUM["TRADING_NODE"] == "off" and trading_node_host() is None
+
+
 @app.task(bind=True, name="venues.tasks.submit_order", acks_late=True, ignore_result=True)
 def submit_order(self, order_id: str) -> None:
-    """Submit the order ``order_id`` (UUID text) to its venue: for now, record its receipt."""
-    from orders.services.venue_commands import order_venue_command_received
+    """Submit the order ``order_id`` (UUID text) to its venue through the TradingNode."""
+    from orders.services.venue_commands import order_venue_submit_claim, order_venue_submit_failed
 
-    order_venue_command_received(order_id=order_id, command="submit", worker=_hostname(self))
+    if _node_off():
+        logger.warning("submit of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
+                       order_id)
+        return
+    command = order_venue_submit_claim(order_id=order_id, worker=_hostname(self))
+    if command is None:
+        return
+    try:
+        _ready_host().submit(command)
+    except VenueCommandError as exc:
+        order_venue_submit_failed(command=command, reason=str(exc))
 
 
 @app.task(bind=True, name="venues.tasks.cancel_order", acks_late=True, ignore_result=True)
 def cancel_order(self, order_id: str) -> None:
-    """Cancel the order ``order_id`` (UUID text) at its venue: for now, record its receipt."""
-    from orders.services.venue_commands import order_venue_command_received
+    """Cancel the order ``order_id`` (UUID text) at its venue through the TradingNode."""
+    from orders.services.venue_commands import order_venue_cancel_claim, order_venue_cancel_failed
 
-    order_venue_command_received(order_id=order_id, command="cancel", worker=_hostname(self))
+    if _node_off():
+        logger.warning("cancel of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
+                       order_id)
+        return
+    command = order_venue_cancel_claim(order_id=order_id, worker=_hostname(self))
+    if command is None:
+        return
+    try:
+        _ready_host().cancel(command)
+    except VenueCommandError as exc:
+        order_venue_cancel_failed(command=command, reason=str(exc))

@@ -4,7 +4,7 @@
 - :mod:`.submit` — :func:`order_submit` (idempotency, routing, pre-trade risk, the order row).
 - :mod:`.cancel` — :func:`order_cancel`.
 - :mod:`.dispatch` — hand-off to the trading worker and the outbox sweeper.
-- :mod:`.venue_commands` — the trading worker's receipt of commands.
+- :mod:`.venue_commands` — the trading worker's claim of commands (ROUTED → SUBMITTED) and hand-off failures.
 - :mod:`.venue_events` — :func:`order_apply_venue_event` (the journal writer's one transaction per venue event).
 - :mod:`.risk_check` — what-if pre-trade risk (writes nothing).
 """
@@ -19,7 +19,12 @@ from orders.services.dispatch import (
 from orders.services.request import OrderRequest, OrderRequestInvalid, order_request_build
 from orders.services.risk_check import RiskCheckResult, order_risk_check
 from orders.services.submit import IdempotencyConflict, StrategyDisabled, SubmitResult, order_submit
-from orders.services.venue_commands import order_venue_command_received
+from orders.services.venue_commands import (
+    order_venue_cancel_claim,
+    order_venue_cancel_failed,
+    order_venue_submit_claim,
+    order_venue_submit_failed,
+)
 from orders.services.venue_events import AppliedEvent, VenueEventError, order_apply_venue_event
 
 __all__ = [
@@ -40,6 +45,9 @@ __all__ = [
     "order_request_build",
     "order_risk_check",
     "order_submit",
-    "order_venue_command_received",
+    "order_venue_cancel_claim",
+    "order_venue_cancel_failed",
+    "order_venue_submit_claim",
+    "order_venue_submit_failed",
     "orders_redispatch_stale",
 ]

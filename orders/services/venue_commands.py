@@ -1,8 +1,17 @@
-"""Receipt of venue commands by the trading worker (``venues.tasks``).
+"""The trading worker's side of venue commands (``venues.tasks``): claim the order, build the command.
 
-For now the trading worker only records that a command arrived (VENUE_RECEIVED, with its host
-name); the venue layer that submits and cancels at the venue arrives with the next issue and
-replaces the body of :func:`order_venue_command_received` behind the same tasks.
+A submit is **at most once** at the venue: under the order's row lock the worker moves it
+ROUTED → SUBMITTED (``submitted_at`` = now, a SUBMITTED event naming the worker) and only *after*
+that commits hands the command to the venue layer. A redelivered task (Celery's ``acks_late``
+redelivery, or the sweeper) then finds SUBMITTED and is a recorded no-op, so an order is never sent
+twice. If the process dies between the commit and the hand-off, the order is SUBMITTED but unknown
+to the venue: start-up reconciliation resolves it (:mod:`venues.node.reconcile`).
+
+A cancel is at least once: the worker records receipt (VENUE_RECEIVED, which stops the sweeper)
+and sends the cancel; the venue answers CANCELED or CANCEL_REJECTED.
+
+A command for an unknown order, or for one that has moved on (terminal, canceled meanwhile,
+already submitted), is a recorded no-op (IGNORED) or, for an unknown id, a log line.
 """
 
 from __future__ import annotations
@@ -14,58 +23,163 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent
-from orders.state import TERMINAL_STATUSES, OrderStatus
+from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
+from orders.state import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
+from venues.commands import CancelOrderCommand, SubmitOrderCommand
+from venues.events import VenueEvent, VenueEventKind
+from venues.models import Instrument
 
 logger = logging.getLogger(__name__)
 
+SUBMIT = "submit"
+CANCEL = "cancel"
 #: The status a command expects to find; anything else makes it a recorded no-op (IGNORED).
-_EXPECTED = {"submit": OrderStatus.ROUTED, "cancel": OrderStatus.PENDING_CANCEL}
+_EXPECTED = {SUBMIT: OrderStatus.ROUTED, CANCEL: OrderStatus.PENDING_CANCEL}
 
 
-def order_venue_command_received(*, order_id: str, command: str, worker: str) -> OrderEvent | None:
-    """Record that the trading worker received ``command`` for ``order_id``.
-
-    Parameters
-    ----------
-    order_id : str
-        The order's id as sent in the task (UUID text).
-    command : str
-        ``submit`` or ``cancel``.
-    worker : str
-        The worker's host name (Celery ``request.hostname``).
-
-    Returns
-    -------
-    OrderEvent | None
-        VENUE_RECEIVED when the order is in the status the command expects (ROUTED for submit,
-        PENDING_CANCEL for cancel); IGNORED (a recorded no-op: duplicate delivery, or the order was
-        canceled / moved on meanwhile) otherwise; None, with a log line, for an unknown order id.
-
-    Raises
-    ------
-    ValueError
-        For a command other than ``submit`` / ``cancel`` (a programming error).
-    """
-    if command not in _EXPECTED:
-        raise ValueError(f"unknown venue command {command!r}")
+def _locked_order(order_id: str, command: str, worker: str) -> Order | None:
     try:
         pk = uuid.UUID(str(order_id))
     except ValueError:
         logger.error("venue %s command for malformed order id %r ignored", command, order_id)
         return None
+    order = Order.objects.select_for_update().filter(pk=pk).first()
+    if order is None:
+        logger.error("venue %s command for unknown order %s ignored (worker %s)", command, pk, worker)
+    return order
+
+
+def _ignore(order: Order, command: str, worker: str) -> None:
+    state = "terminal" if order.status in TERMINAL_STATUSES else "no longer awaiting it"
+    logger.info("venue %s command for order %s ignored: status %s", command, order.pk, order.status)
+    OrderEvent.objects.create(order=order, type=OrderEvent.Type.IGNORED, status_before=order.status,
+                              status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
+                              payload={"command": command, "worker": worker,
+                                       "detail": f"{command} command ignored: order is {order.status} ({state})"})
+
+
+def order_venue_submit_claim(*, order_id: str, worker: str) -> SubmitOrderCommand | None:
+    """Claim a ROUTED order for submission (→ SUBMITTED) and return the command to send.
+
+    Parameters
+    ----------
+    order_id : str
+        The order's id as sent in the task (UUID text).
+    worker : str
+        The worker's host name (Celery ``request.hostname``), recorded as the actor.
+
+    Returns
+    -------
+    SubmitOrderCommand | None
+        The command, once the SUBMITTED status has committed; None when the order is unknown (a
+        log line), or not ROUTED (an IGNORED event: duplicate delivery, canceled meanwhile).
+
+    Raises
+    ------
+    django.db.OperationalError
+        Database unavailable; nothing is written and the task is redelivered.
+    """
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=pk).only("id", "status").first()
+        order = _locked_order(order_id, SUBMIT, worker)
         if order is None:
-            logger.error("venue %s command for unknown order %s ignored (worker %s)", command, pk, worker)
             return None
-        payload = {"command": command, "worker": worker}
-        if order.status == _EXPECTED[command]:
-            event_type = OrderEvent.Type.VENUE_RECEIVED
-        else:
-            event_type = OrderEvent.Type.IGNORED
-            state = "terminal" if order.status in TERMINAL_STATUSES else "no longer awaiting it"
-            payload["detail"] = f"{command} command ignored: order is {order.status} ({state})"
-            logger.info("venue %s command for order %s ignored: status %s", command, pk, order.status)
-        return OrderEvent.objects.create(order_id=pk, type=event_type, status_before=order.status,
-                                         status_after=order.status, actor=f"worker:{worker}",
-                                         ts=timezone.now(), payload=payload)
+        if order.status != _EXPECTED[SUBMIT]:
+            _ignore(order, SUBMIT, worker)
+            return None
+        listing = (Instrument.objects.filter(instrument_key=order.routed_instrument_key)
+                   .values_list("nautilus_instrument_id", flat=True).first())
+        now = timezone.now()
+        before = order.status
+        order.transition_to(OrderStatus.SUBMITTED)
+        order.submitted_at = now
+        order.save(update_fields=["status", "submitted_at", "updated_at"])
+        OrderEvent.objects.create(order=order, type=OrderEvent.Type.SUBMITTED, status_before=before,
+                                  status_after=order.status, actor=f"worker:{worker}", ts=now,
+                                  payload={"command": SUBMIT, "worker": worker,
+                                           "detail": "claimed by the trading worker; handed to the venue layer"})
+        published = {order.pk: order.strategy_id}
+        transaction.on_commit(lambda: publish_orders_updated(published))
+    return SubmitOrderCommand(
+        order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
+        instrument_key=order.routed_instrument_key, nautilus_instrument_id=listing or "",
+        side=order.side, order_type=order.order_type, quantity=order.quantity, price=order.price,
+        time_in_force=order.time_in_force, expire_time=order.expire_time,
+        exec_algorithm=order.exec_algorithm, exec_algorithm_params=dict(order.exec_algorithm_params or {}),
+    )
+
+
+def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderCommand | None:
+    """Record receipt of a cancel for a PENDING_CANCEL order and return the command to send.
+
+    Parameters
+    ----------
+    order_id : str
+        The order's id (UUID text).
+    worker : str
+        The worker's host name.
+
+    Returns
+    -------
+    CancelOrderCommand | None
+        With the client_order_ids of the order's open children (an algorithm's parent cancels
+        them too); None when the order is unknown (log line) or not PENDING_CANCEL (IGNORED).
+
+    Raises
+    ------
+    django.db.OperationalError
+        Database unavailable; nothing is written and the task is redelivered.
+    """
+    with transaction.atomic():
+        order = _locked_order(order_id, CANCEL, worker)
+        if order is None:
+            return None
+        if order.status != _EXPECTED[CANCEL]:
+            _ignore(order, CANCEL, worker)
+            return None
+        children = tuple(order.children.filter(status__in=OPEN_STATUSES).order_by("created_at")
+                         .values_list("client_order_id", flat=True))
+        OrderEvent.objects.create(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,
+                                  status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
+                                  payload={"command": CANCEL, "worker": worker,
+                                           "children": list(children)})
+    return CancelOrderCommand(order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
+                              child_client_order_ids=children)
+
+
+def order_venue_submit_failed(*, command: SubmitOrderCommand, reason: str) -> None:
+    """Reject a claimed order that the venue layer could not take (never sent, so never at the venue).
+
+    Applied as a REJECTED venue event through the journal's service, so exposure is released and
+    the timeline says why.
+
+    Parameters
+    ----------
+    command : SubmitOrderCommand
+        The command that failed.
+    reason : str
+        Why, e.g. ``"trading node not ready: …"``; becomes ``rejection_reason``.
+    """
+    logger.error("order %s (%s) not sent to %s: %s", command.order_id, command.client_order_id,
+                 command.venue, reason)
+    order_apply_venue_event(event=VenueEvent(
+        kind=VenueEventKind.REJECTED, client_order_id=command.client_order_id, venue=command.venue,
+        ts_event=timezone.now(), reason=f"not sent to the venue: {reason}",
+    ))
+
+
+def order_venue_cancel_failed(*, command: CancelOrderCommand, reason: str) -> None:
+    """Record that a cancel could not be sent: the cancel is rejected, the order keeps working.
+
+    Parameters
+    ----------
+    command : CancelOrderCommand
+        The command that failed.
+    reason : str
+        Why; recorded on the CANCEL_REJECTED event.
+    """
+    logger.error("cancel of order %s (%s) not sent to %s: %s", command.order_id, command.client_order_id,
+                 command.venue, reason)
+    order_apply_venue_event(event=VenueEvent(
+        kind=VenueEventKind.CANCEL_REJECTED, client_order_id=command.client_order_id, venue=command.venue,
+        ts_event=timezone.now(), reason=f"cancel not sent to the venue: {reason}",
+    ))

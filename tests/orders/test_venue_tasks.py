@@ -1,11 +1,23 @@
+"""venues.tasks and orders.services.venue_commands: claiming orders for the venue (no node needed).
+
+The hand-off to a real TradingNode is tested in tests/venues/test_node_host.py.
+"""
+
 import socket
 import uuid
+from decimal import Decimal
 
 import pytest
 
 from celery_app import app
-from orders.models import OrderEvent
+from orders.models import Order, OrderEvent
+from orders.services.venue_commands import (
+    order_venue_cancel_claim,
+    order_venue_submit_claim,
+    order_venue_submit_failed,
+)
 from tests.orders.factories import OrderFactory
+from tests.venues.factories import InstrumentFactory
 from venues.tasks import cancel_order, submit_order
 
 pytestmark = pytest.mark.django_db
@@ -18,56 +30,106 @@ def test_venue_tasks_are_routed_to_queue_venues_and_ack_late():
         assert task.acks_late is True
 
 
-def test_submit_order_task_for_routed_order_records_receipt_with_hostname():
+def test_submit_claim_moves_routed_to_submitted_and_returns_the_command():
     # Arrange
-    order = OrderFactory(status="ROUTED")
+    listing = InstrumentFactory()
+    order = OrderFactory(status="ROUTED", exec_algorithm="TWAP",
+                         exec_algorithm_params={"horizon_secs": 60, "interval_secs": 10})
     # Act
-    submit_order.apply(args=[str(order.pk)])
+    command = order_venue_submit_claim(order_id=str(order.pk), worker="w1")
     # Assert
-    event = OrderEvent.objects.get(order=order)
-    assert event.type == "VENUE_RECEIVED"
-    host = socket.gethostname()  # Task.apply runs with the local host name, as a worker would
-    assert event.payload == {"command": "submit", "worker": host}
-    assert event.actor == f"worker:{host}"
-
-
-def test_submit_order_task_for_terminal_order_is_a_recorded_no_op():
-    order = OrderFactory(status="CANCELED")
-    submit_order.apply(args=[str(order.pk)])
-    event = OrderEvent.objects.get(order=order)
-    assert event.type == "IGNORED"
-    assert "CANCELED" in event.payload["detail"] and "terminal" in event.payload["detail"]
     order.refresh_from_db()
-    assert order.status == "CANCELED"
-
-
-def test_submit_order_task_duplicate_for_submitted_order_is_a_recorded_no_op():
-    order = OrderFactory(status="SUBMITTED")
-    submit_order.apply(args=[str(order.pk)])
-    assert OrderEvent.objects.get(order=order).type == "IGNORED"
-
-
-def test_submit_order_task_for_unknown_order_logs_and_records_nothing(caplog):
-    missing = uuid.uuid4()
-    submit_order.apply(args=[str(missing)])
-    assert OrderEvent.objects.count() == 0
-    assert f"unknown order {missing}" in caplog.text
-
-
-def test_submit_order_task_for_malformed_id_logs_and_records_nothing(caplog):
-    submit_order.apply(args=["not-a-uuid"])
-    assert OrderEvent.objects.count() == 0
-    assert "malformed order id" in caplog.text
-
-
-def test_cancel_order_task_for_pending_cancel_records_receipt():
-    order = OrderFactory(status="PENDING_CANCEL")
-    cancel_order.apply(args=[str(order.pk)])
+    assert order.status == "SUBMITTED" and order.submitted_at is not None
     event = OrderEvent.objects.get(order=order)
+    assert (event.type, event.status_before, event.status_after, event.actor) == ("SUBMITTED", "ROUTED", "SUBMITTED",
+                                                                                 "worker:w1")
+    assert event.payload["command"] == "submit"
+    assert command.client_order_id == order.client_order_id
+    assert command.nautilus_instrument_id == listing.nautilus_instrument_id
+    assert (command.side, command.order_type, command.quantity, command.price) == ("BUY", "LIMIT", Decimal("0.01"),
+                                                                                 Decimal("40000"))
+    assert (command.exec_algorithm, command.exec_algorithm_params) == ("TWAP", {"horizon_secs": 60, "interval_secs": 10})
+
+
+@pytest.mark.parametrize("status", ["SUBMITTED", "CANCELED", "FILLED"])
+def test_submit_claim_for_an_order_that_moved_on_is_a_recorded_no_op(status):
+    order = OrderFactory(status=status)
+
+    assert order_venue_submit_claim(order_id=str(order.pk), worker="w1") is None
+
+    event = OrderEvent.objects.get(order=order)
+    assert event.type == "IGNORED" and status in event.payload["detail"]
+    assert Order.objects.get(pk=order.pk).status == status
+
+
+def test_submit_claim_for_unknown_or_malformed_id_logs_and_records_nothing(caplog):
+    missing = uuid.uuid4()
+    assert order_venue_submit_claim(order_id=str(missing), worker="w1") is None
+    assert order_venue_submit_claim(order_id="not-a-uuid", worker="w1") is None
+    assert OrderEvent.objects.count() == 0
+    assert f"unknown order {missing}" in caplog.text and "malformed order id" in caplog.text
+
+
+def test_submit_failed_rejects_the_claimed_order_with_the_reason():
+    InstrumentFactory()
+    order = OrderFactory(status="ROUTED")
+    command = order_venue_submit_claim(order_id=str(order.pk), worker="w1")
+
+    order_venue_submit_failed(command=command, reason="trading node is not ready: still starting")
+
+    order.refresh_from_db()
+    assert order.status == "REJECTED"
+    assert order.rejection_reason == "not sent to the venue: trading node is not ready: still starting"
+
+
+def test_cancel_claim_records_receipt_and_lists_open_children():
+    parent = OrderFactory(status="PENDING_CANCEL", exec_algorithm="TWAP")
+    open_child = OrderFactory(status="ACCEPTED", parent=parent, strategy=parent.strategy)
+    OrderFactory(status="FILLED", parent=parent, strategy=parent.strategy)
+
+    command = order_venue_cancel_claim(order_id=str(parent.pk), worker="w1")
+
+    assert command.client_order_id == parent.client_order_id
+    assert command.child_client_order_ids == (open_child.client_order_id,)
+    event = OrderEvent.objects.get(order=parent)
     assert (event.type, event.payload["command"]) == ("VENUE_RECEIVED", "cancel")
 
 
-def test_cancel_order_task_for_filled_order_is_a_recorded_no_op():
+def test_cancel_claim_for_a_filled_order_is_a_recorded_no_op():
     order = OrderFactory(status="FILLED")
-    cancel_order.apply(args=[str(order.pk)])
+    assert order_venue_cancel_claim(order_id=str(order.pk), worker="w1") is None
     assert OrderEvent.objects.get(order=order).type == "IGNORED"
+
+
+def test_submit_task_without_a_trading_node_in_the_process_leaves_the_order_routed(caplog):
+    # tests/settings.py: TRADING_NODE=off and no host installed
+    order = OrderFactory(status="ROUTED")
+
+    submit_order.apply(args=[str(order.pk)])
+
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+    assert not OrderEvent.objects.filter(order=order).exists()
+    assert "no trading node in this process" in caplog.text
+
+
+def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(settings):
+    from venues.node.host import set_trading_node_host
+
+    class _Stopped:
+        stopped, error = True, "bridge strategy not running after 30 s"
+
+        def is_ready(self):
+            return False
+
+    InstrumentFactory()
+    order = OrderFactory(status="ROUTED")
+    previous = set_trading_node_host(_Stopped())
+    try:
+        submit_order.apply(args=[str(order.pk)])
+    finally:
+        set_trading_node_host(previous)
+
+    order.refresh_from_db()
+    assert order.status == "REJECTED"
+    assert "trading node is not ready: bridge strategy not running after 30 s" in order.rejection_reason
+    assert OrderEvent.objects.filter(order=order, type="SUBMITTED", actor=f"worker:{socket.gethostname()}").exists()

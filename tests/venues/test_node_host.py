@@ -1,0 +1,223 @@
+"""venues.node: a real TradingNode on the recorded Binance BTCUSDT data, driven through the venue tasks.
+
+One node per test (a build costs a few ms, and the replay's first quote plays at the first
+subscription). Tests use real commits (``transaction=True``): the journal writer and the market-data
+publisher work on their own threads and connections.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Fill, Order, OrderEvent
+from orders.services.cancel import order_cancel
+from positions.models import Position
+from tests.helpers import SHARED_DATA, eventually, needs_market_data
+from tests.orders.factories import OrderFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
+from venues.events import VenueEvent, VenueEventKind
+from venues.journal import JournalWriter
+from venues.marketdata import market_data
+from venues.node.config import node_plan
+from venues.node.host import TradingNodeHost, set_trading_node_host
+from venues.replay.client import resolve_sources
+from venues.tasks import cancel_order, submit_order
+
+pytestmark = [needs_market_data, pytest.mark.django_db(transaction=True)]
+
+KEY = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+QUOTES = {"kind": "quotes", "format": "binance_quotes_parquet",
+          "path": "market/binance_spot_btcusdt_quotes_2021-01-08.parquet"}
+TRADES = {"kind": "trades", "format": "binance_trades_parquet",
+          "path": "market/binance_spot_btcusdt_trades_2021-01-08.parquet"}
+REPLAY = {"data_dir": str(SHARED_DATA), "speed": 5.0, "loop": True, "instruments": {KEY: [QUOTES, TRADES]}}
+
+
+def _listing():
+    venue = VenueFactory(code="BINANCE-SPOT", config={"replay": REPLAY})
+    return InstrumentFactory(venue=venue, instrument_key=KEY)
+
+
+class _Recording:
+    """The journal's apply, recording every event it was given (to replay one)."""
+
+    def __init__(self):
+        from orders.services.venue_events import order_apply_venue_event
+
+        self.apply_one = order_apply_venue_event
+        self.events: list[VenueEvent] = []
+
+    def __call__(self, *, event):
+        self.events.append(event)
+        return self.apply_one(event=event)
+
+
+@pytest.fixture(scope="module")
+def recorded_quotes():
+    plan_config = {"venue": "BINANCE"}
+    from venues.replay.client import ReplayDataClientConfig, ReplayInstrumentConfig
+
+    config = ReplayDataClientConfig(
+        **plan_config, sources=(QUOTES,), data_dir=str(SHARED_DATA),
+        instrument=ReplayInstrumentConfig(symbol="BTCUSDT", base_currency="BTC", quote_currency="USDT",
+                                          price_precision=2, size_precision=6, price_increment="0.01",
+                                          size_increment="0.000001"))
+    return list(resolve_sources(config)[0])
+
+
+@pytest.fixture
+def node(transactional_db):
+    _listing()
+    plan = node_plan()
+    recording = _Recording()
+    host = TradingNodeHost(plan=plan, trader_id="TESTNODE-001", journal=JournalWriter(apply=recording),
+                           heartbeat_secs=0, log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05)
+    host.recording = recording
+    host.start(timeout=30)
+    previous = set_trading_node_host(host)
+    eventually(lambda: KEY in host.publisher.last_market_data(), timeout=20, message="first replayed quote")
+    yield host
+    set_trading_node_host(previous)
+    assert host.stop(timeout=20)
+
+
+@pytest.fixture
+def listing(node):
+    return _listing()  # the row the node was planned from
+
+
+def _order(**values) -> Order:
+    values.setdefault("client_order_id", "OL" + uuid.uuid4().hex[:22])
+    return OrderFactory(**values)
+
+
+def _status(order: Order, *statuses: str) -> str | None:
+    status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+    return status if status in statuses else None
+
+
+def test_node_plan_paper_venue_has_replay_and_sandbox_clients(listing):
+    plan = node_plan()
+
+    assert [v.code for v in plan.venues] == ["BINANCE-SPOT"] and plan.venues[0].problems == ()
+    (lp,) = plan.listings
+    assert (lp.instrument_key, lp.nautilus_instrument_id, lp.exec_client_id) == (KEY, "BTCUSDT.BINANCE", "BINANCE")
+    assert lp.feeds == ("quotes", "trades") and lp.data_client_id in plan.data_clients
+    assert set(plan.exec_clients) == {"SANDBOX_BINANCE"}
+    assert str(plan.instruments[0].id) == "BTCUSDT.BINANCE"
+
+
+def test_node_plan_reports_a_paper_venue_without_replay_data(listing):
+    listing.venue.config = {"replay": {**REPLAY, "data_dir": "/nonexistent/data"}}
+    listing.venue.save()
+
+    plan = node_plan()
+
+    (venue,) = plan.venues
+    assert "replay data unavailable" in venue.problems[0] and "not found" in venue.problems[0]
+    assert plan.listings[0].data_client_id == "" and plan.data_clients == {}
+
+
+def test_node_market_order_larger_than_the_recorded_touch_fills_completely_at_recorded_asks(
+        node, listing, recorded_quotes):
+    order = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("20"))
+
+    submit_order.apply(args=[str(order.pk)])
+
+    eventually(lambda: _status(order, "FILLED", "REJECTED"), timeout=15, message="order filled")
+    order.refresh_from_db()
+    assert order.status == "FILLED", order.rejection_reason
+    fills = list(Fill.objects.filter(order=order))
+    assert sum(f.quantity for f in fills) == Decimal("20") == order.filled_quantity
+    asks = {q.ask for q in recorded_quotes}
+    assert all(f.price in asks for f in fills), [f.price for f in fills]
+    assert max(q.ask_size for q in recorded_quotes) < Decimal("20")  # larger than any recorded touch
+    assert all(f.fee_currency == "USDT" and f.fee == (f.price * f.quantity * Decimal("0.001")) for f in fills)
+    position = Position.objects.get(instrument_key=KEY, venue="BINANCE-SPOT", strategy=order.strategy)
+    assert position.quantity == Decimal("20")
+    types = list(OrderEvent.objects.filter(order=order).values_list("type", flat=True))
+    assert types[:1] == ["SUBMITTED"] and types[-1] == "FILLED" and "ACCEPTED" not in types
+
+
+def test_node_limit_order_rests_then_cancels(node, listing, recorded_quotes):
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    order.refresh_from_db()
+    assert order.venue_order_id
+    order_cancel(order=order, actor="test", reason="test cancel")
+    cancel_order.apply(args=[str(order.pk)])
+
+    eventually(lambda: _status(order, "CANCELED"), message="limit order canceled")
+    assert not Fill.objects.filter(order=order).exists()
+
+
+def test_node_submit_delivered_twice_reaches_the_venue_once(node, listing):
+    order = _order(order_type="MARKET", price=None, side="SELL", quantity=Decimal("0.01"))
+
+    submit_order.apply(args=[str(order.pk)])
+    submit_order.apply(args=[str(order.pk)])
+
+    eventually(lambda: _status(order, "FILLED"), message="order filled")
+    assert Fill.objects.filter(order=order).count() == 1
+    assert OrderEvent.objects.filter(order=order, type="IGNORED", payload__command="submit").count() == 1
+
+
+def test_node_fill_event_replayed_changes_nothing(node, listing):
+    order = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.02"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "FILLED"), message="order filled")
+    (fill_event,) = [e for e in node.recording.events
+                     if e.client_order_id == order.client_order_id and e.kind == VenueEventKind.FILLED]
+    position = Position.objects.get(instrument_key=KEY, strategy=order.strategy)
+    events_before = OrderEvent.objects.filter(order=order).count()
+
+    node.journal.submit(fill_event)
+    marker = _order(status="CANCELED")  # a later event on the same queue: when it is applied, the replay was too
+    node.journal.submit(VenueEvent(kind=VenueEventKind.CANCELED, client_order_id=marker.client_order_id,
+                                   venue="BINANCE-SPOT", ts_event=timezone.now()))
+    eventually(lambda: OrderEvent.objects.filter(order=marker).exists(), message="marker applied")
+
+    assert Fill.objects.filter(order=order).count() == 1
+    assert OrderEvent.objects.filter(order=order).count() == events_before
+    position_after = Position.objects.get(pk=position.pk)
+    assert (position_after.quantity, position_after.realized_pnl) == (position.quantity, position.realized_pnl)
+
+
+def test_node_order_for_a_listing_it_does_not_trade_is_rejected_with_the_reason(node, listing):
+    order = _order(routed_instrument_key="BINANCE-SPOT:SPOT_PAIR:ETH-USDT", instrument_key="BINANCE-SPOT:SPOT_PAIR:ETH-USDT")
+
+    submit_order.apply(args=[str(order.pk)])
+
+    order.refresh_from_db()
+    assert order.status == "REJECTED"
+    assert "not sent to the venue" in order.rejection_reason and "not traded by this trading node" in order.rejection_reason
+
+
+def test_node_publishes_recorded_quotes_to_the_market_data_store_and_marks_positions(node, listing, recorded_quotes):
+    order = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "FILLED"), message="order filled")
+
+    snapshot = market_data().get(KEY)
+    assert snapshot is not None
+    assert (snapshot.bid, snapshot.ask) in {(q.bid, q.ask) for q in recorded_quotes}
+    marked = eventually(lambda: Position.objects.filter(instrument_key=KEY, strategy=order.strategy,
+                                                        mark_price__isnull=False).first(), message="position marked")
+    mids = {(q.bid + q.ask) / 2 for q in recorded_quotes}
+    assert marked.mark_price in mids
+
+
+def test_node_status_reports_clients_connected_and_market_data(node, listing):
+    status = node.status()
+
+    assert status["ready"] is True
+    assert status["clients"] and all(status["clients"].values()), status["clients"]
+    assert KEY in status["market_data"]
+    assert status["venues"]["BINANCE-SPOT"] == {"mode": "paper", "problems": []}

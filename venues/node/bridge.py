@@ -1,0 +1,291 @@
+"""The bridge strategy: our venue commands in, our ``VenueEvent`` out, on the node's own thread.
+
+One ``Strategy`` instance per node. Every method here runs on the node's event-loop thread (the
+host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches the database.
+
+- :meth:`BridgeStrategy.submit` turns a :class:`~venues.commands.SubmitOrderCommand` into a
+  NautilusTrader ``MarketOrder`` / ``LimitOrder`` carrying *our* client_order_id (and
+  ``exec_algorithm_id`` + params for TWAP / VWAP / ICEBERG) and submits it with the listing's
+  execution client id.
+- :meth:`BridgeStrategy.cancel` cancels the order and, for an algorithm's parent, every open child
+  (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``).
+- :meth:`BridgeStrategy.on_order_event` translates each order event with
+  :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit``.
+- Quotes (and bars) go to the market-data sink, which the host publishes at a bounded rate.
+
+Events translated (NautilusTrader → ``VenueEventKind``): OrderInitialized of an algorithm's child
+(``exec_spawn_id`` ≠ own id) → CHILD_CREATED; OrderSubmitted of a child → SUBMITTED (a parent was
+already moved to SUBMITTED by the trading worker before the hand-off); OrderAccepted → ACCEPTED;
+OrderRejected / OrderDenied → REJECTED; OrderFilled → FILLED; OrderCanceled → CANCELED;
+OrderExpired → EXPIRED; OrderCancelRejected → CANCEL_REJECTED. Other events (pending cancel /
+update, updated, triggered, emulated, released) change nothing the OMS tracks and are not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import Bar, QuoteTick
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderInitialized,
+    OrderRejected,
+    OrderSubmitted,
+)
+from nautilus_trader.model.identifiers import ClientId, ClientOrderId, ExecAlgorithmId, InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.trading.strategy import Strategy
+
+from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
+from venues.events import Liquidity, VenueEvent, VenueEventKind
+
+logger = logging.getLogger(__name__)
+
+_SIDES = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}
+_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "GTD": TimeInForce.GTD}
+_LIQUIDITY = {LiquiditySide.MAKER: Liquidity.MAKER, LiquiditySide.TAKER: Liquidity.TAKER}
+_ORDER_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT"}
+
+
+def nanos_to_datetime(ns: int) -> datetime:
+    """Return UNIX nanoseconds as an aware UTC datetime (microsecond resolution, no float rounding)."""
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+
+
+def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEvent | None:
+    """Translate one NautilusTrader order event into our :class:`VenueEvent` (None: not tracked).
+
+    Parameters
+    ----------
+    event : nautilus_trader.model.events.OrderEvent
+        The event.
+    venue : str
+        Our venue code of the order's listing.
+    is_child : bool
+        Whether the order is an execution algorithm's child (its OrderSubmitted is forwarded).
+
+    Returns
+    -------
+    VenueEvent | None
+
+    Raises
+    ------
+    ValueError
+        From :class:`VenueEvent` for figures it refuses (e.g. a negative commission: rebates).
+    """
+    cid = event.client_order_id.value
+    ts = nanos_to_datetime(event.ts_event)
+    common = dict(client_order_id=cid, venue=venue, ts_event=ts)
+    if isinstance(event, OrderInitialized):
+        spawn = event.exec_spawn_id
+        if spawn is None or spawn == event.client_order_id:
+            return None
+        price = event.options.get("price")
+        return VenueEvent(kind=VenueEventKind.CHILD_CREATED, **common, parent_client_order_id=spawn.value,
+                          side="BUY" if event.side == OrderSide.BUY else "SELL",
+                          quantity=event.quantity.as_decimal(),
+                          order_type=_ORDER_TYPES.get(event.order_type, str(event.order_type)),
+                          price=Decimal(str(price)) if price is not None else None)
+    venue_order_id = getattr(event, "venue_order_id", None)
+    common["venue_order_id"] = venue_order_id.value if venue_order_id is not None else ""
+    if isinstance(event, OrderSubmitted):
+        return VenueEvent(kind=VenueEventKind.SUBMITTED, **common) if is_child else None
+    if isinstance(event, OrderAccepted):
+        return VenueEvent(kind=VenueEventKind.ACCEPTED, **common)
+    if isinstance(event, OrderRejected):
+        return VenueEvent(kind=VenueEventKind.REJECTED, **common, reason=str(event.reason))
+    if isinstance(event, OrderDenied):
+        return VenueEvent(kind=VenueEventKind.REJECTED, **common,
+                          reason=f"denied by the trading node: {event.reason}")
+    if isinstance(event, OrderCanceled):
+        return VenueEvent(kind=VenueEventKind.CANCELED, **common)
+    if isinstance(event, OrderExpired):
+        return VenueEvent(kind=VenueEventKind.EXPIRED, **common)
+    if isinstance(event, OrderCancelRejected):
+        return VenueEvent(kind=VenueEventKind.CANCEL_REJECTED, **common, reason=str(event.reason))
+    if isinstance(event, OrderFilled):
+        commission = event.commission
+        return VenueEvent(
+            kind=VenueEventKind.FILLED, **common, trade_id=event.trade_id.value,
+            last_qty=event.last_qty.as_decimal(), last_px=event.last_px.as_decimal(),
+            fee=commission.as_decimal() if commission is not None else Decimal(0),
+            fee_currency=commission.currency.code if commission is not None else "",
+            liquidity=_LIQUIDITY.get(event.liquidity_side, Liquidity.UNKNOWN),
+        )
+    return None
+
+
+class BridgeConfig(StrategyConfig, frozen=True, kw_only=True):
+    """Bridge strategy configuration.
+
+    Parameters
+    ----------
+    listings : tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...]
+        Per listing: (NautilusTrader instrument id, venue code, instrument key, exec client id,
+        data client id or "", market data feeds such as ``("quotes", "trades")``).
+    """
+
+    listings: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = ()
+
+
+class BridgeStrategy(Strategy):
+    """Our orders in, our events out (see the module docstring). Runs on the node's loop thread."""
+
+    def __init__(self, config: BridgeConfig, *, event_sink: Callable[[VenueEvent], None],
+                 quote_sink: Callable[[str, QuoteTick], None] | None = None,
+                 bar_sink: Callable[[str, Bar], None] | None = None) -> None:
+        super().__init__(config)
+        self._event_sink = event_sink
+        self._quote_sink = quote_sink
+        self._bar_sink = bar_sink
+        self._listings = {iid: (venue, key, exec_id, data_id, tuple(feeds))
+                          for iid, venue, key, exec_id, data_id, feeds in config.listings}
+        self.events_forwarded = 0
+        self.events_untranslatable = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        for iid_text, (_venue, _key, _exec_id, data_id, feeds) in self._listings.items():
+            if not data_id:
+                continue
+            iid, client = InstrumentId.from_str(iid_text), ClientId(data_id)
+            if "quotes" in feeds:
+                self.subscribe_quote_ticks(iid, client_id=client)
+            if "trades" in feeds:
+                self.subscribe_trade_ticks(iid, client_id=client)
+
+    # -- commands (called on the loop thread by the host) -----------------------------------------
+
+    def submit(self, command: SubmitOrderCommand) -> None:
+        """Build and submit the NautilusTrader order of ``command``.
+
+        Raises
+        ------
+        VenueCommandError
+            The listing is not on this node, its instrument is not loaded, the order is already
+            known to the node (a duplicate hand-off), or a figure does not fit the instrument's
+            tick / lot.
+        """
+        listing = self._listings.get(command.nautilus_instrument_id)
+        if listing is None:
+            raise VenueCommandError(f"listing {command.instrument_key} ({command.nautilus_instrument_id or 'no id'}) "
+                                    f"is not traded by this trading node")
+        iid = InstrumentId.from_str(command.nautilus_instrument_id)
+        instrument = self.cache.instrument(iid)
+        if instrument is None:
+            raise VenueCommandError(f"instrument {iid} is not loaded on the trading node")
+        cid = ClientOrderId(command.client_order_id)
+        if self.cache.order(cid) is not None:
+            raise VenueCommandError(f"order {command.client_order_id} is already known to the trading node")
+        quantity = _exact(Quantity, command.quantity, instrument.size_precision, "quantity")
+        algo, params = _algorithm(command)
+        side = _SIDES[command.side]
+        tif = _TIF[command.time_in_force]
+        if command.order_type == "MARKET":
+            order = self.order_factory.market(iid, side, quantity, time_in_force=tif, exec_algorithm_id=algo,
+                                              exec_algorithm_params=params, client_order_id=cid)
+        elif command.order_type == "LIMIT":
+            price = _exact(Price, command.price, instrument.price_precision, "price")
+            order = self.order_factory.limit(iid, side, quantity, price, time_in_force=tif,
+                                             expire_time=command.expire_time if tif == TimeInForce.GTD else None,
+                                             exec_algorithm_id=algo, exec_algorithm_params=params,
+                                             client_order_id=cid)
+        else:
+            raise VenueCommandError(f"order type {command.order_type} is not supported by the trading node")
+        self.submit_order(order, client_id=ClientId(listing[2]))
+
+    def cancel(self, command: CancelOrderCommand) -> None:
+        """Cancel the order and its open children.
+
+        Raises
+        ------
+        VenueCommandError
+            The order is not known to the trading node (e.g. lost in a restart: reconciliation
+            resolves it).
+        """
+        cid = ClientOrderId(command.client_order_id)
+        order = self.cache.order(cid)
+        if order is None:
+            raise VenueCommandError(f"order {command.client_order_id} is not known to the trading node")
+        targets = [order]
+        seen = {cid}
+        for child in self.cache.orders_for_exec_spawn(cid):
+            if child.client_order_id not in seen:
+                targets.append(child)
+                seen.add(child.client_order_id)
+        for child_id in command.child_client_order_ids:
+            child = self.cache.order(ClientOrderId(child_id))
+            if child is not None and child.client_order_id not in seen:
+                targets.append(child)
+                seen.add(child.client_order_id)
+        for target in targets:
+            if target.is_closed or target.is_pending_cancel:
+                continue
+            listing = self._listings.get(target.instrument_id.value)
+            self.cancel_order(target, client_id=ClientId(listing[2]) if listing else None)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def on_order_event(self, event) -> None:
+        listing = self._listings.get(event.instrument_id.value)
+        if listing is None:
+            logger.error("order event for %s, a listing this node does not trade: %r", event.instrument_id, event)
+            self.events_untranslatable += 1
+            return
+        is_child = False
+        if isinstance(event, OrderSubmitted):
+            order = self.cache.order(event.client_order_id)
+            is_child = order is not None and order.exec_spawn_id is not None and \
+                order.exec_spawn_id != order.client_order_id
+        try:
+            translated = venue_event_from_nautilus(event, venue=listing[0], is_child=is_child)
+        except ValueError as exc:
+            # Never a silent drop: logged with the event; reconciliation re-reads the venue's fills.
+            logger.error("order event not journaled (%s): %r", exc, event)
+            self.events_untranslatable += 1
+            return
+        if translated is not None:
+            self._event_sink(translated)
+            self.events_forwarded += 1
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        if self._quote_sink is not None:
+            listing = self._listings.get(tick.instrument_id.value)
+            if listing is not None:
+                self._quote_sink(listing[1], tick)
+
+    def on_bar(self, bar: Bar) -> None:
+        if self._bar_sink is not None:
+            listing = self._listings.get(bar.bar_type.instrument_id.value)
+            if listing is not None:
+                self._bar_sink(listing[1], bar)
+
+
+def _exact(kind, value: Decimal | None, precision: int, name: str):
+    if value is None:
+        raise VenueCommandError(f"{name}: required")
+    rounded = value.quantize(Decimal(1).scaleb(-precision))
+    if rounded != value:
+        raise VenueCommandError(f"{name} {value} has more than the instrument's {precision} decimals")
+    return kind(rounded, precision)
+
+
+def _algorithm(command: SubmitOrderCommand) -> tuple[ExecAlgorithmId | None, dict | None]:
+    if command.exec_algorithm in ("", "NORMAL"):
+        return None, None
+    from venues.algorithms import nautilus_exec_algorithm_params
+
+    return (ExecAlgorithmId(command.exec_algorithm),
+            nautilus_exec_algorithm_params(command.exec_algorithm, command.exec_algorithm_params))

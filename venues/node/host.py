@@ -1,0 +1,360 @@
+"""The TradingNode host: the node's thread, command hand-off, readiness, heartbeat and clean stop.
+
+Pattern (NAUTILUS_NOTES.md, "Hosting a TradingNode beside other code"): the host creates an event
+loop, builds ``TradingNode(config, loop=loop)`` and runs ``node.run()`` on a background thread.
+Commands go in with ``loop.call_soon_threadsafe`` and a ``concurrent.futures.Future`` for the answer;
+order events come out through the bridge strategy into the journal writer's queue.
+
+- **Signals.** Building a node installs SIGTERM / SIGINT / SIGABRT handlers and resets SIGINT
+  (``NautilusKernel._setup_loop``), which would fight the Celery worker's own shutdown and fails
+  off the main thread. The host builds every node with that one step switched off
+  (:func:`_without_signal_handlers`); the process that hosts the node (the Celery worker, or daphne
+  in the embedded default) owns its signals and calls :meth:`TradingNodeHost.stop`.
+- **Readiness** is the bridge strategy running — not the node object existing: if a client fails
+  to connect or reconciliation times out, the trader never starts (NAUTILUS_NOTES.md).
+- **Stop**: ``node.stop_async()`` on the loop, wait for ``run()`` to return, ``dispose()``; then the
+  market-data publisher and the journal writer drain and stop.
+- **Heartbeat**: every ``heartbeat_secs`` the host writes :func:`odum_live.health.record_trading_node_heartbeat`
+  with its status (ready, clients connected, last market data per listing, venue problems,
+  journal counters).
+
+:func:`start_trading_node` / :func:`trading_node_host` / :func:`stop_trading_node` keep the one
+host of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.system.kernel import NautilusKernel
+
+from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
+from venues.journal import JournalWriter
+from venues.node.bridge import BridgeConfig, BridgeStrategy
+from venues.node.config import NodePlan, node_plan, trading_node_config
+from venues.node.publisher import MarketDataPublisher
+
+logger = logging.getLogger(__name__)
+
+_BUILD_LOCK = threading.Lock()
+
+
+class NodeStartError(RuntimeError):
+    """The node did not become ready (bridge strategy running) in time; the message says why."""
+
+
+@contextlib.contextmanager
+def _without_signal_handlers():
+    # NautilusKernel.__init__ calls _setup_loop() when given a loop; make it a no-op for this build.
+    with _BUILD_LOCK:
+        original = NautilusKernel._setup_loop
+        NautilusKernel._setup_loop = lambda self: None
+        try:
+            yield
+        finally:
+            NautilusKernel._setup_loop = original
+
+
+class TradingNodeHost:
+    """One TradingNode on its own thread (see the module docstring).
+
+    Parameters
+    ----------
+    plan : NodePlan
+        Venues, listings, instruments and client configs (:func:`venues.node.config.node_plan`).
+    trader_id : str
+        NautilusTrader trader id, e.g. ``ODUM-001``.
+    hostname : str
+        Reported in the heartbeat.
+    journal : JournalWriter | None
+        Receives every translated venue event; a new one is made when None.
+    log_level : str
+        NautilusTrader log level.
+    cache_redis_url : str | None
+        Persist the node's cache in this Redis (restart resumes); None = memory.
+    heartbeat_secs : float
+        Seconds between heartbeats (0 disables them: tests).
+    md_interval_secs, mark_interval_secs : float
+        Market-data publishing round and minimum seconds between marks
+        (:class:`~venues.node.publisher.MarketDataPublisher`).
+    """
+
+    def __init__(self, *, plan: NodePlan, trader_id: str, hostname: str | None = None,
+                 journal: JournalWriter | None = None, log_level: str = "WARNING",
+                 cache_redis_url: str | None = None, heartbeat_secs: float = 2.0,
+                 md_interval_secs: float = 0.25, mark_interval_secs: float = 1.0) -> None:
+        self.plan = plan
+        self.trader_id = trader_id
+        self.hostname = hostname or socket.gethostname()
+        self.journal = journal or JournalWriter()
+        self.publisher = MarketDataPublisher(interval_secs=md_interval_secs, mark_interval_secs=mark_interval_secs)
+        self._log_level = log_level
+        self._cache_redis_url = cache_redis_url
+        self._heartbeat_secs = heartbeat_secs
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.node: TradingNode | None = None
+        self.bridge: BridgeStrategy | None = None
+        self._thread: threading.Thread | None = None
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.started_at: float | None = None
+        self.error = ""
+        self.stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 30.0) -> TradingNodeHost:
+        """Build the node, start it on its thread and wait until the bridge strategy runs.
+
+        Raises
+        ------
+        NodeStartError
+            Not ready within ``timeout`` seconds, or the node thread died; the node is stopped.
+        """
+        self.loop = asyncio.new_event_loop()
+        config = trading_node_config(self.plan, trader_id=self.trader_id, log_level=self._log_level,
+                                     cache_redis_url=self._cache_redis_url)
+        with _without_signal_handlers():
+            self.node = TradingNode(config=config, loop=self.loop)
+        for name, factory in self.plan.data_factories.items():
+            self.node.add_data_client_factory(name, factory)
+        for name, factory in self.plan.exec_factories.items():
+            self.node.add_exec_client_factory(name, factory)
+        self.bridge = BridgeStrategy(
+            BridgeConfig(order_id_tag="BRIDGE", listings=tuple(
+                (lp.nautilus_instrument_id, lp.venue, lp.instrument_key, lp.exec_client_id, lp.data_client_id, lp.feeds)
+                for lp in self.plan.listings)),
+            event_sink=self.journal.submit, quote_sink=self.publisher.on_quote, bar_sink=self.publisher.on_bar,
+        )
+        self.node.trader.add_strategy(self.bridge)
+        self.node.build()
+        for instrument in self.plan.instruments:
+            self.node.kernel.cache.add_instrument(instrument)
+        if not self.journal.is_running:
+            self.journal.start()
+        self.publisher.start()
+        self._thread = threading.Thread(target=self._run, name="odum-trading-node", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if not self._thread.is_alive():
+                self.stop()
+                raise NodeStartError(f"trading node thread exited during start: {self.error or 'see the node log'}")
+            if time.monotonic() > deadline:
+                self.error = f"bridge strategy not running after {timeout:.0f} s (a client failed to connect " \
+                             f"or reconciliation timed out: see the node log)"
+                self.stop()
+                raise NodeStartError(self.error)
+            time.sleep(0.02)
+        self.started_at = time.time()
+        if self._heartbeat_secs > 0:
+            self._heartbeat = threading.Thread(target=self._beat, name="odum-node-heartbeat", daemon=True)
+            self._heartbeat.start()
+        logger.info("trading node %s ready: %d listing(s) on %s", self.trader_id, len(self.plan.listings),
+                    ", ".join(f"{v.code} ({v.mode})" for v in self.plan.venues) or "no venue")
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.node.run(raise_exception=True)
+        except BaseException as exc:  # noqa: BLE001 - reported through is_ready / status
+            self.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("trading node run failed")
+
+    def is_ready(self) -> bool:
+        """Whether the bridge strategy is running (the node can take orders)."""
+        return (self.bridge is not None and not self.stopped and self._thread is not None
+                and self._thread.is_alive() and self.bridge.is_running)
+
+    def stop(self, *, timeout: float = 30.0) -> bool:
+        """Stop the node, then drain the publisher and the journal writer; return True when clean.
+
+        Idempotent. Never raises: a stop that times out is logged and returns False.
+        """
+        if self.stopped:
+            return True
+        self.stopped = True
+        clean = True
+        self._heartbeat_stop.set()
+        if self.node is not None and self.loop is not None and self._thread is not None and self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(self.node.stop_async(), self.loop).result(timeout)
+            except Exception as exc:  # noqa: BLE001
+                clean = False
+                logger.error("trading node stop failed: %s", exc)
+            self._thread.join(timeout)
+            clean = clean and not self._thread.is_alive()
+        if self.node is not None:
+            try:
+                self.node.dispose()
+            except Exception as exc:  # noqa: BLE001
+                clean = False
+                logger.error("trading node dispose failed: %s", exc)
+        self.publisher.stop()
+        clean = self.journal.stop(drain=True, timeout=timeout) and clean
+        logger.info("trading node %s stopped (%s)", self.trader_id, "clean" if clean else "NOT clean")
+        return clean
+
+    # -- hand-off -----------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[], Any], *, timeout: float = 5.0) -> Any:
+        """Run ``fn()`` on the node's loop thread and return its result (or raise its exception).
+
+        Raises
+        ------
+        VenueCommandError
+            The node is not running, or ``fn`` did not finish within ``timeout`` seconds.
+        """
+        if self.loop is None or self._thread is None or not self._thread.is_alive() or self.stopped:
+            raise VenueCommandError(f"trading node is not running{': ' + self.error if self.error else ''}")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise VenueCommandError(f"trading node did not take the command within {timeout} s") from None
+
+    def submit(self, command: SubmitOrderCommand, *, timeout: float = 5.0) -> None:
+        """Hand a submit to the bridge strategy; return once the node has taken it.
+
+        Raises
+        ------
+        VenueCommandError
+            Node not ready, or the bridge refused the command (reason in the message).
+        """
+        self._hand_off(lambda: self.bridge.submit(command), timeout)
+
+    def cancel(self, command: CancelOrderCommand, *, timeout: float = 5.0) -> None:
+        """Hand a cancel to the bridge strategy (errors as :meth:`submit`)."""
+        self._hand_off(lambda: self.bridge.cancel(command), timeout)
+
+    def _hand_off(self, fn: Callable[[], None], timeout: float) -> None:
+        self._require_ready()
+        try:
+            self.call(fn, timeout=timeout)
+        except VenueCommandError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any refusal on the node becomes the order's stated reason
+            logger.exception("trading node refused a command")
+            raise VenueCommandError(f"trading node refused the command: {type(exc).__name__}: {exc}") from exc
+
+    def _require_ready(self) -> None:
+        if not self.is_ready():
+            raise VenueCommandError(f"trading node is not ready{': ' + self.error if self.error else ''}")
+
+    # -- status -------------------------------------------------------------------------------------
+
+    def _clients_connected(self) -> dict[str, bool]:
+        kernel = self.node.kernel
+        clients = {}
+        for engine in (kernel.data_engine, kernel.exec_engine):
+            for client_id in engine.registered_clients:
+                client = engine._clients.get(client_id) if hasattr(engine, "_clients") else None
+                clients[client_id.value] = bool(client is not None and client.is_connected)
+        return clients
+
+    def status(self) -> dict[str, Any]:
+        """Return the heartbeat status: JSON-ready dict (ready, clients, market data, venues, journal)."""
+        try:
+            clients = self.call(self._clients_connected, timeout=2.0) if self.is_ready() else {}
+        except VenueCommandError as exc:
+            clients = {"error": str(exc)}
+        journal = self.journal.stats()
+        return {
+            "trader_id": self.trader_id,
+            "ready": self.is_ready(),
+            "error": self.error,
+            "clients": clients,
+            "market_data": self.publisher.last_market_data(),
+            "venues": {v.code: {"mode": v.mode, "problems": list(v.problems)} for v in self.plan.venues},
+            "journal": {"applied": journal.applied, "ignored": journal.ignored, "failed": journal.failed,
+                        "queue_depth": journal.queue_depth, "last_error": journal.last_error},
+        }
+
+    def _beat(self) -> None:
+        from odum_live.health import record_trading_node_heartbeat
+
+        while True:
+            try:
+                status = self.status()
+                detail = "running" if status["ready"] else f"not ready {status['error']}".strip()
+                record_trading_node_heartbeat(hostname=self.hostname, detail=detail, status=status)
+            except Exception:  # noqa: BLE001 - a missed beat shows as an old heartbeat
+                logger.exception("trading node heartbeat failed")
+            if self._heartbeat_stop.wait(self._heartbeat_secs):
+                return
+
+
+# -- the process's one host -----------------------------------------------------------------------
+
+_host: TradingNodeHost | None = None
+_host_lock = threading.Lock()
+
+
+def trading_node_host() -> TradingNodeHost | None:
+    """Return this process's host (None when no node runs in this process)."""
+    return _host
+
+
+def set_trading_node_host(host: TradingNodeHost | None) -> TradingNodeHost | None:
+    """Install ``host`` as this process's host (tests); return the previous one."""
+    global _host
+    with _host_lock:
+        previous, _host = _host, host
+    return previous
+
+
+def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | None = None,
+                       timeout: float | None = None) -> TradingNodeHost:
+    """Build and start this process's node from the database and settings (idempotent).
+
+    Settings: ``ODUM['NODE_TRADER_ID']``, ``NODE_LOG_LEVEL``, ``NODE_START_TIMEOUT_SECS``,
+    ``NODE_CACHE_REDIS`` (persist the node's cache in ``REDIS_URL``), ``MARKET_DATA_PUBLISH_SECS``,
+    ``POSITION_MARK_SECS``.
+
+    Raises
+    ------
+    NodeStartError
+        Not ready in time; the failed host stays installed so tasks report its error.
+    """
+    global _host
+    with _host_lock:
+        if _host is not None and not _host.stopped:
+            return _host
+        odum = settings.ODUM
+        plan = node_plan(venue_codes=venue_codes, ts_ns=time.time_ns())
+        redis_url = settings.REDIS_URL if odum["NODE_CACHE_REDIS"] else None
+        _host = TradingNodeHost(plan=plan, trader_id=odum["NODE_TRADER_ID"], hostname=hostname,
+                                log_level=odum["NODE_LOG_LEVEL"], cache_redis_url=redis_url or None,
+                                md_interval_secs=odum["MARKET_DATA_PUBLISH_SECS"],
+                                mark_interval_secs=odum["POSITION_MARK_SECS"])
+        host = _host
+    host.start(timeout=timeout or odum["NODE_START_TIMEOUT_SECS"])
+    return host
+
+
+def stop_trading_node(*, timeout: float = 30.0) -> bool:
+    """Stop this process's node (if any); return True when the stop was clean."""
+    host = trading_node_host()
+    return host.stop(timeout=timeout) if host is not None else True

@@ -1,0 +1,157 @@
+"""Market data from the node to the OMS, at a bounded rate: snapshots for risk / router, marks for positions.
+
+The bridge strategy calls :meth:`MarketDataPublisher.on_quote` / :meth:`on_bar` on the node's loop
+thread for every tick; those only overwrite the latest value per listing (no I/O on the loop). A
+daemon thread publishes, every ``interval_secs`` (default 0.25 s), the latest
+:class:`~venues.marketdata.MarketSnapshot` of each listing that changed into the market-data store
+(Redis in production, memory in the embedded default: :func:`venues.marketdata.market_data`), and
+at most every ``mark_interval_secs`` (default 1 s) marks that listing's positions to the mid
+through :func:`positions.services.position_mark` (issue #3 §3 "marks at a bounded rate", §5).
+
+Failure policy: a store or database error is logged and counted (``errors``, ``last_error``),
+and the next round tries again with the then-latest value: marks and quotes are superseded by the
+next ones, so nothing needs replaying.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import close_old_connections, connections
+
+from odum_live.instruments import parse_instrument_key
+from venues.marketdata import BookLevel, MarketSnapshot, market_data
+from venues.node.bridge import nanos_to_datetime
+
+logger = logging.getLogger(__name__)
+
+
+class MarketDataPublisher:
+    """Coalesce ticks per listing and publish them on a thread (see the module docstring).
+
+    Parameters
+    ----------
+    interval_secs : float
+        Seconds between publishing rounds (> 0).
+    mark_interval_secs : float
+        Minimum seconds between two marks of one listing's positions (>= 0).
+    """
+
+    def __init__(self, *, interval_secs: float = 0.25, mark_interval_secs: float = 1.0) -> None:
+        if interval_secs <= 0:
+            raise ValueError(f"interval_secs must be > 0, got {interval_secs}")
+        self._interval = interval_secs
+        self._mark_interval = mark_interval_secs
+        self._lock = threading.Lock()
+        self._pending: dict[str, MarketSnapshot] = {}
+        self._last_ts: dict[str, datetime] = {}
+        self._last_mark: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+        self.marks = 0
+        self.errors = 0
+        self.last_error = ""
+
+    # -- loop thread --------------------------------------------------------------------------------
+
+    def on_quote(self, instrument_key: str, tick) -> None:
+        """Keep the latest quote of ``instrument_key`` (called on the node's loop thread)."""
+        bid, ask = tick.bid_price.as_decimal(), tick.ask_price.as_decimal()
+        bid_size, ask_size = tick.bid_size.as_decimal(), tick.ask_size.as_decimal()
+        snapshot = MarketSnapshot(
+            instrument_key=instrument_key, ts=nanos_to_datetime(tick.ts_event), bid=bid, ask=ask,
+            bid_size=bid_size, ask_size=ask_size, bids=(BookLevel(bid, bid_size),), asks=(BookLevel(ask, ask_size),),
+        )
+        with self._lock:
+            self._pending[instrument_key] = snapshot
+
+    def on_bar(self, instrument_key: str, bar) -> None:
+        """Keep a bar's close as the latest price when the listing has no quotes (bid = ask = close)."""
+        close = bar.close.as_decimal()
+        snapshot = MarketSnapshot(instrument_key=instrument_key, ts=nanos_to_datetime(bar.ts_event), bid=close,
+                                  ask=close, last=close)
+        with self._lock:
+            self._pending.setdefault(instrument_key, snapshot)
+
+    # -- publisher thread ---------------------------------------------------------------------------
+
+    def start(self) -> MarketDataPublisher:
+        """Start the publishing thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="odum-md-publisher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish what is pending once more, then stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def last_market_data(self) -> dict[str, str]:
+        """Return ``{instrument_key: ISO time of the last published tick}``."""
+        with self._lock:
+            return {key: ts.isoformat() for key, ts in self._last_ts.items()}
+
+    def publish_pending(self) -> int:
+        """Publish what is pending now (the thread's round; callable directly). Return snapshots published."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        store = market_data()
+        count = 0
+        for key, snapshot in pending.items():
+            try:
+                store.publish(snapshot)
+            except Exception as exc:  # noqa: BLE001 - superseded by the next tick: log, count, go on
+                self._fail(f"market data publish for {key}", exc)
+                continue
+            count += 1
+            with self._lock:
+                self._last_ts[key] = snapshot.ts
+            self._mark(key, snapshot)
+        self.published += count
+        return count
+
+    def _mark(self, key: str, snapshot: MarketSnapshot) -> None:
+        now = time.monotonic()
+        mid = snapshot.mid
+        if mid is None or now - self._last_mark.get(key, float("-inf")) < self._mark_interval:
+            return
+        from positions.services import position_mark
+
+        try:
+            position_mark(instrument_key=key, venue=parse_instrument_key(key).venue,
+                          mark_price=mid.quantize(Decimal(1).scaleb(-18)).normalize(), ts=snapshot.ts)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(f"position mark for {key}", exc)
+            return
+        self._last_mark[key] = now
+        self.marks += 1
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{what}: {type(exc).__name__}: {exc}"
+        logger.warning("%s failed: %s", what, exc)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self._interval):
+                self._round()
+            self._round()
+        finally:
+            connections.close_all()  # this thread's connections; nobody else closes them
+
+    def _round(self) -> None:
+        try:
+            close_old_connections()
+            self.publish_pending()
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed round
+            self._fail("market data round", exc)
