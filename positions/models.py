@@ -38,3 +38,30 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy_id} {self.instrument_key} {self.quantity}"
+
+
+class ReconciliationFinding(models.Model):
+    """A difference between the OMS and a venue found at reconciliation, recorded, never "fixed".
+
+    Written by :func:`positions.services.reconciliation_record`; shown in health and admin. A finding
+    is resolved when a later reconciliation finds the two sides agree again.
+    """
+
+    class Kind(models.TextChoices):
+        POSITION_MISMATCH = "POSITION_MISMATCH", "Position differs from the venue's"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    venue = models.CharField(max_length=32)
+    instrument_key = models.CharField(max_length=128)
+    oms_quantity = DecimalField(help_text="Net quantity the OMS holds over all strategies, base units.")
+    venue_quantity = DecimalField(help_text="Net quantity the venue (the node's view of it) reports, base units.")
+    detail = models.TextField(blank=True)
+    found_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-found_at", "id"]
+        indexes = [models.Index(fields=["venue", "instrument_key", "resolved_at"], name="finding_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.venue} {self.instrument_key}: OMS {self.oms_quantity} vs venue {self.venue_quantity}"

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
-from positions.models import Position
+from positions.models import Position, ReconciliationFinding
 from venues.models import Instrument
 
 logger = logging.getLogger(__name__)
@@ -183,6 +183,60 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
             position.save(update_fields=["mark_price", "marked_at", "unrealized_pnl", "updated_at"])
             updated += 1
     return updated
+
+
+def reconciliation_record(*, venues: list[str], venue_quantities: dict[tuple[str, str], Decimal],
+                          ts: datetime | None = None, detail: str = "") -> list[ReconciliationFinding]:
+    """Compare the OMS's net positions with a venue's and record each difference as a finding.
+
+    Never changes a position (issue #3 §6: differences are recorded, never "fixed" by invented
+    fills). An open finding of a listing that now agrees is resolved (``resolved_at`` = ``ts``); a
+    listing that still differs keeps its open finding (updated figures) rather than a new one per run.
+
+    Parameters
+    ----------
+    venues : list[str]
+        Venue codes compared: every OMS position on them is checked.
+    venue_quantities : dict[tuple[str, str], Decimal]
+        (venue code, instrument key) → net quantity the venue reports, base units; a listing
+        missing here counts as 0 at the venue.
+    ts : datetime | None
+        Time of the reconciliation (UTC); default now.
+    detail : str
+        Context recorded with new findings (e.g. "node start, paper venue restarted").
+
+    Returns
+    -------
+    list[ReconciliationFinding]
+        The open findings after this run, for the venues compared.
+    """
+    ts = ts or timezone.now()
+    venues = set(venues) | {venue for venue, _ in venue_quantities}
+    oms: dict[tuple[str, str], Decimal] = {}
+    for venue, key, quantity in Position.objects.filter(venue__in=venues).values_list("venue", "instrument_key",
+                                                                                   "quantity"):
+        oms[(venue, key)] = oms.get((venue, key), Decimal(0)) + quantity
+    open_findings = []
+    with transaction.atomic():
+        for venue, key in sorted(set(oms) | set(venue_quantities)):
+            ours, theirs = oms.get((venue, key), Decimal(0)), venue_quantities.get((venue, key), Decimal(0))
+            current = ReconciliationFinding.objects.select_for_update().filter(
+                kind=ReconciliationFinding.Kind.POSITION_MISMATCH, venue=venue, instrument_key=key,
+                resolved_at__isnull=True).first()
+            if ours == theirs:
+                if current is not None:
+                    current.resolved_at = ts
+                    current.save(update_fields=["resolved_at"])
+                continue
+            if current is None:
+                current = ReconciliationFinding(kind=ReconciliationFinding.Kind.POSITION_MISMATCH, venue=venue,
+                                                instrument_key=key, found_at=ts, detail=detail)
+            current.oms_quantity, current.venue_quantity = ours, theirs
+            current.save()
+            logger.warning("reconciliation: %s %s OMS position %s differs from the venue's %s", venue, key, ours,
+                           theirs)
+            open_findings.append(current)
+    return open_findings
 
 
 def _require_atomic(name: str) -> None:

@@ -279,8 +279,9 @@ class JournalWriter:
                 self._fail(event, exc)
                 return
             else:
+                applied = bool(getattr(result, "applied", False))  # nothing here may end the thread
                 with self._lock:
-                    if result.applied:
+                    if applied:
                         self._applied += 1
                     else:
                         self._ignored += 1

@@ -108,6 +108,7 @@ class TradingNodeHost:
         self._heartbeat_stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.started_at: float | None = None
+        self.reconciliation: dict[str, Any] = {}
         self.error = ""
         self.stopped = False
 
@@ -157,12 +158,43 @@ class TradingNodeHost:
                 raise NodeStartError(self.error)
             time.sleep(0.02)
         self.started_at = time.time()
+        self.reconciliation = self._reconcile()
         if self._heartbeat_secs > 0:
             self._heartbeat = threading.Thread(target=self._beat, name="odum-node-heartbeat", daemon=True)
             self._heartbeat.start()
         logger.info("trading node %s ready: %d listing(s) on %s", self.trader_id, len(self.plan.listings),
                     ", ".join(f"{v.code} ({v.mode})" for v in self.plan.venues) or "no venue")
         return self
+
+    def _reconcile(self) -> dict[str, Any]:
+        # venues/node/reconcile.py: orders through the journal, then positions compared and recorded.
+        from positions.services import reconciliation_record
+        from venues.node.reconcile import net_positions_on_node, open_orders, reconcile_orders_on_node
+
+        venues = {v.code: v.mode for v in self.plan.venues}
+        orders = open_orders(venues=venues)
+        cache = self.node.kernel.cache
+        events = self.call(lambda: reconcile_orders_on_node(cache, orders), timeout=30.0)
+        before = self.journal.stats()
+        for event in events:
+            self.journal.submit(event)
+        self._wait_journal(before.applied + before.ignored + before.failed + len(events), timeout=60.0)
+        listings = {lp.nautilus_instrument_id: (lp.venue, lp.instrument_key) for lp in self.plan.listings}
+        quantities = self.call(lambda: net_positions_on_node(cache, listings), timeout=30.0)
+        findings = reconciliation_record(venues=list(venues), venue_quantities=quantities,
+                                         detail=f"node {self.trader_id} start on {self.hostname}")
+        summary = {"orders_checked": len(orders), "events": len(events), "findings": [str(f) for f in findings]}
+        logger.info("reconciliation on start: %s", summary)
+        return summary
+
+    def _wait_journal(self, handled: int, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = self.journal.stats()
+            if stats.applied + stats.ignored + stats.failed >= handled and stats.queue_depth == 0:
+                return
+            time.sleep(0.02)
+        logger.error("reconciliation: journal writer still busy after %.0f s; positions compared anyway", timeout)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -288,6 +320,7 @@ class TradingNodeHost:
             "clients": clients,
             "market_data": self.publisher.last_market_data(),
             "venues": {v.code: {"mode": v.mode, "problems": list(v.problems)} for v in self.plan.venues},
+            "reconciliation": self.reconciliation,
             "journal": {"applied": journal.applied, "ignored": journal.ignored, "failed": journal.failed,
                         "queue_depth": journal.queue_depth, "last_error": journal.last_error},
         }

@@ -56,13 +56,20 @@ VENUES = [
             "account_type": "SPOT",
             "api_key_env": "BINANCE_API_KEY",
             "api_secret_env": "BINANCE_API_SECRET",
+            # Paper mode: the recorded Binance BTCUSDT quotes and trades of 2021-01-08 (46 s), looped
+            # in real time (venues/node/config.py describes the shape).
             "replay": {
                 "data_dir": "../shared/data",
-                "instrument": "market/binance_spot_btcusdt_instrument.txt",
-                "quotes": "market/binance_spot_btcusdt_quotes_2021-01-08.parquet",
-                "trades": "market/binance_spot_btcusdt_trades_2021-01-08.parquet",
-                "depth_snapshot": "market/binance_spot_btcusdt_depth_snapshot.csv",
-                "depth_updates": "market/binance_spot_btcusdt_depth_updates.csv",
+                "speed": 1.0,
+                "loop": True,
+                "instruments": {
+                    "BINANCE-SPOT:SPOT_PAIR:BTC-USDT": [
+                        {"kind": "quotes", "format": "binance_quotes_parquet",
+                         "path": "market/binance_spot_btcusdt_quotes_2021-01-08.parquet"},
+                        {"kind": "trades", "format": "binance_trades_parquet",
+                         "path": "market/binance_spot_btcusdt_trades_2021-01-08.parquet"},
+                    ],
+                },
             },
         },
     },
