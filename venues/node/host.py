@@ -391,3 +391,26 @@ def stop_trading_node(*, timeout: float = 30.0) -> bool:
     """Stop this process's node (if any); return True when the stop was clean."""
     host = trading_node_host()
     return host.stop(timeout=timeout) if host is not None else True
+
+
+def start_trading_node_in_background(*, hostname: str | None = None) -> threading.Thread:
+    """Start this process's node on a thread and stop it at exit (the embedded default's web process).
+
+    The web process keeps serving while the node starts; orders sent meanwhile wait up to
+    ``NODE_READY_WAIT_SECS`` for it (:mod:`venues.tasks`). A failed start is logged and reported in
+    health (the failed host stays installed with its error).
+    """
+    import atexit
+
+    def run() -> None:
+        try:
+            start_trading_node(hostname=hostname)
+        except NodeStartError as exc:
+            logger.critical("embedded trading node failed to start: %s", exc)
+        except Exception:  # noqa: BLE001 - e.g. the database not migrated yet: say so, keep serving
+            logger.exception("embedded trading node failed to start")
+
+    atexit.register(stop_trading_node)
+    thread = threading.Thread(target=run, name="odum-node-start", daemon=True)
+    thread.start()
+    return thread
