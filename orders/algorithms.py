@@ -4,11 +4,15 @@ An order's ``exec_algorithm`` picks how the trading node works it (DESIGN.md, "O
 
 =========  ==================================================================================
 NORMAL     sent as one order; takes no parameters.
-TWAP       ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval ≤ horizon: the
+TWAP       MARKET orders only. ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval ≤ horizon: the
            quantity is sliced evenly, one slice every ``interval_secs`` over ``horizon_secs``
            (NautilusTrader's ``TWAPExecAlgorithm`` takes exactly these two; NAUTILUS_NOTES.md).
 VWAP       ``horizon_secs``, ``interval_secs`` as TWAP, plus ``max_participation``: the largest
-           fraction of the market volume traded per interval, a decimal in (0, 1].
+           fraction of the market volume traded per interval, a decimal in (0, 1]; optional
+           ``volume_profile``: one non-negative decimal weight per interval (a JSON list of
+           ``horizon_secs // interval_secs`` decimal strings, not all zero) giving the slice sizes'
+           shape; without it the node derives the shape from recent market volume or slices
+           evenly (venues/algorithms/vwap.py).
 ICEBERG    ``display_qty``: the visible quantity in base units, 0 < display_qty < quantity;
            LIMIT orders only (an iceberg rests on the book).
 =========  ==================================================================================
@@ -92,6 +96,46 @@ def _decimal(params: dict, name: str, errors: dict) -> Decimal | None:
     return number
 
 
+def _volume_profile(params: dict, errors: dict, *, slices: int | None) -> list[str] | None:
+    # One weight per slice; the shape matters, not the scale, so all-zero is meaningless.
+    value = params["volume_profile"]
+    if not isinstance(value, list) or not value:
+        errors.setdefault("volume_profile", []).append(
+            f"must be a non-empty JSON list of decimal strings (one weight per interval), got {value!r}"
+        )
+        return None
+    if len(value) > MAX_SLICES:
+        errors.setdefault("volume_profile", []).append(f"has {len(value)} weights; at most {MAX_SLICES} allowed")
+        return None
+    weights: list[Decimal] = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or isinstance(item, float) or not isinstance(item, (str, int)):
+            errors.setdefault("volume_profile", []).append(
+                f"item {index} must be a decimal string such as \"1.5\" (JSON floats lose precision), got {item!r}"
+            )
+            return None
+        try:
+            weight = Decimal(str(item).strip())
+        except InvalidOperation:
+            errors.setdefault("volume_profile", []).append(f"item {index} is not a decimal number: {item!r}")
+            return None
+        if not weight.is_finite() or weight < 0:
+            errors.setdefault("volume_profile", []).append(
+                f"item {index} must be a finite non-negative weight, got {item!r}"
+            )
+            return None
+        weights.append(weight)
+    if slices is not None and len(weights) != slices:
+        errors.setdefault("volume_profile", []).append(
+            f"must have one weight per interval: horizon_secs // interval_secs = {slices}, got {len(weights)}"
+        )
+        return None
+    if not any(weights):
+        errors.setdefault("volume_profile", []).append("must have at least one positive weight, got all zero")
+        return None
+    return [format_decimal(weight) for weight in weights]
+
+
 def _schedule(params: dict, errors: dict) -> dict[str, Any]:
     horizon = _positive_int(params, "horizon_secs", errors, maximum=MAX_HORIZON_SECS)
     interval = _positive_int(params, "interval_secs", errors, maximum=MAX_HORIZON_SECS)
@@ -110,7 +154,7 @@ def _schedule(params: dict, errors: dict) -> dict[str, Any]:
 _ALLOWED = {
     "NORMAL": frozenset(),
     "TWAP": frozenset({"horizon_secs", "interval_secs"}),
-    "VWAP": frozenset({"horizon_secs", "interval_secs", "max_participation"}),
+    "VWAP": frozenset({"horizon_secs", "interval_secs", "max_participation", "volume_profile"}),
     "ICEBERG": frozenset({"display_qty"}),
 }
 
@@ -135,7 +179,8 @@ def validate_exec_algorithm_params(
     Returns
     -------
     dict
-        ``{}`` for NORMAL; ints for seconds, canonical decimal strings for fractions and quantities.
+        ``{}`` for NORMAL; ints for seconds, canonical decimal strings for fractions and quantities,
+        a list of canonical decimal strings for VWAP's ``volume_profile``.
 
     Raises
     ------
@@ -163,6 +208,16 @@ def validate_exec_algorithm_params(
                 )
             else:
                 out["max_participation"] = format_decimal(participation)
+        if "volume_profile" in params:
+            horizon, interval = out.get("horizon_secs"), out.get("interval_secs")
+            slices = horizon // interval if horizon and interval and interval <= horizon else None
+            profile = _volume_profile(params, errors, slices=slices)
+            if profile is not None:
+                out["volume_profile"] = profile
+    if algorithm == "TWAP" and order_type != "MARKET":
+        # NautilusTrader's TWAPExecAlgorithm slices MARKET primaries only; it leaves any other
+        # primary unsliced and open for ever (examples/algorithms/twap.py, on_order).
+        errors.setdefault("order_type", []).append("TWAP works MARKET orders only (it slices into market orders)")
     if algorithm == "ICEBERG":
         if order_type != "LIMIT":
             errors.setdefault("order_type", []).append("ICEBERG works LIMIT orders only (the order rests on the book)")

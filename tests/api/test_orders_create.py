@@ -47,7 +47,7 @@ def test_post_order_idempotency_matrix(tradable, svc_client, django_capture_on_c
     # Act 3: different body
     third = svc_client.post(URL, {**body, "quantity": "0.02"}, format="json")
     # Assert
-    assert first.status_code == 201 and len(first_callbacks) == 1
+    assert first.status_code == 201 and len(first_callbacks) == 2  # publication to the order stream, dispatch
     assert second.status_code == 200 and second_callbacks == []
     assert second.json()["order_id"] == first.json()["order_id"]
     assert OrderEvent.objects.count() == events_after_first  # nothing re-sent, nothing recorded
@@ -135,13 +135,22 @@ def test_post_order_integer_quantity_is_accepted(tradable, svc_client):
     assert response.status_code == 201 and response.json()["quantity"] == "1"
 
 
-def test_post_order_valid_gtd_twap_is_accepted(tradable, svc_client):
-    expire = (timezone.now() + timedelta(hours=1)).isoformat()
-    response = svc_client.post(URL, order_body(time_in_force="GTD", expire_time=expire, exec_algorithm="TWAP",
+def test_post_order_market_twap_is_accepted_with_normalised_params(tradable, svc_client):
+    response = svc_client.post(URL, order_body(order_type="MARKET", price=None, exec_algorithm="TWAP",
                                                exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),
                                format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["exec_algorithm_params"] == {"horizon_secs": 60, "interval_secs": 20}
+
+
+def test_post_order_limit_twap_is_400_naming_the_order_type(tradable, svc_client):
+    expire = (timezone.now() + timedelta(hours=1)).isoformat()
+    response = svc_client.post(URL, order_body(time_in_force="GTD", expire_time=expire, exec_algorithm="TWAP",
+                                               exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),
+                               format="json")
+    assert response.status_code == 400
+    assert "TWAP works MARKET orders only" in str(response.json()["fields"]["order_type"])
+    assert Order.objects.count() == 0
 
 
 @pytest.mark.parametrize("field", sorted(SERVER_OWNED_FIELDS))

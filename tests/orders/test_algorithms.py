@@ -20,7 +20,14 @@ def test_normal_with_params_names_the_param():
 
 
 def test_twap_valid_params_are_returned_as_ints():
-    assert _validate("TWAP", {"horizon_secs": 600, "interval_secs": 60}) == {"horizon_secs": 600, "interval_secs": 60}
+    assert _validate("TWAP", {"horizon_secs": 600, "interval_secs": 60}, order_type="MARKET") == {
+        "horizon_secs": 600, "interval_secs": 60}
+
+
+def test_twap_limit_order_is_refused_naming_the_order_type():
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("TWAP", {"horizon_secs": 600, "interval_secs": 60}, order_type="LIMIT")
+    assert exc.value.errors == {"order_type": ["TWAP works MARKET orders only (it slices into market orders)"]}
 
 
 @pytest.mark.parametrize(
@@ -81,3 +88,49 @@ def test_params_not_an_object_is_refused():
     with pytest.raises(AlgorithmParamsError) as exc:
         _validate("TWAP", ["horizon_secs", 60])
     assert "exec_algorithm_params" in exc.value.errors
+
+
+def test_vwap_volume_profile_is_normalised_to_decimal_strings():
+    params = {"horizon_secs": 180, "interval_secs": 60, "max_participation": "0.1", "volume_profile": ["1.50", 2, "0"]}
+    assert _validate("VWAP", params)["volume_profile"] == ["1.5", "2", "0"]
+
+
+def test_vwap_without_volume_profile_returns_no_profile_key():
+    out = _validate("VWAP", {"horizon_secs": 180, "interval_secs": 60, "max_participation": "0.1"})
+    assert "volume_profile" not in out
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        ["1", "2"],  # two weights for three intervals
+        ["1", "2", "3", "4"],
+        ["0", "0", "0"],
+        ["1", "-1", "1"],
+        ["1", 0.5, "1"],
+        ["1", "abc", "1"],
+        ["1", "NaN", "1"],
+        ["1", "Infinity", "1"],
+        ["1", True, "1"],
+        ["1", None, "1"],
+        "1,2,3",
+        [],
+        {"0": "1"},
+    ],
+)
+def test_vwap_bad_volume_profile_names_volume_profile(profile):
+    params = {"horizon_secs": 180, "interval_secs": 60, "max_participation": "0.1", "volume_profile": profile}
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("VWAP", params)
+    assert set(exc.value.errors) == {"volume_profile"}
+
+
+def test_vwap_volume_profile_length_uses_floor_of_horizon_over_interval():
+    params = {"horizon_secs": 200, "interval_secs": 60, "max_participation": "1", "volume_profile": ["1", "1", "1"]}
+    assert len(_validate("VWAP", params)["volume_profile"]) == 3
+
+
+def test_twap_volume_profile_is_refused():
+    with pytest.raises(AlgorithmParamsError) as exc:
+        _validate("TWAP", {"horizon_secs": 120, "interval_secs": 60, "volume_profile": ["1", "1"]}, order_type="MARKET")
+    assert set(exc.value.errors) == {"volume_profile"}

@@ -221,3 +221,22 @@ def test_node_status_reports_clients_connected_and_market_data(node, listing):
     assert status["clients"] and all(status["clients"].values()), status["clients"]
     assert KEY in status["market_data"]
     assert status["venues"]["BINANCE-SPOT"] == {"mode": "paper", "problems": []}
+
+
+def test_node_twap_slices_over_the_horizon_with_parent_child_attribution(node, listing):
+    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.03"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 3, "interval_secs": 1})
+
+    submit_order.apply(args=[str(parent.pk)])
+
+    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
+    parent.refresh_from_db()
+    children = list(Order.objects.filter(parent=parent).order_by("created_at"))
+    assert [c.client_order_id for c in children] == [f"{parent.client_order_id}-E{n}" for n in (1, 2)]
+    assert all(c.status == "FILLED" and c.strategy_id == parent.strategy_id for c in children)
+    own = list(Fill.objects.filter(order=parent))  # the last slice is the primary itself
+    child_fills = list(Fill.objects.filter(order__parent=parent))
+    assert sum(f.quantity for f in own + child_fills) == Decimal("0.03") == parent.filled_quantity
+    assert len(child_fills) == 2 and len(own) == 1
+    times = sorted(f.ts_event for f in own + child_fills)
+    assert (times[-1] - times[0]).total_seconds() >= 1.5  # spread over the horizon, not sent at once

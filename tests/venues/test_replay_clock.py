@@ -10,7 +10,7 @@ from tests.helpers import SHARED_DATA as DATA
 from tests.helpers import needs_market_data as needs_data
 from venues.replay.clock import ReplaySchedule
 from venues.replay.errors import ReplayDataError
-from venues.replay.records import QuoteRecord, TradeRecord
+from venues.replay.records import BarRecord, QuoteRecord, TradeRecord
 from venues.replay.sources import parse_source
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -158,3 +158,74 @@ def test_schedule_default_start_is_utc_now():
     # Assert
     assert before <= schedule.start <= datetime.now(UTC)
     assert next(iter(schedule))[0] == schedule.start
+
+
+def bar(minute: int, close: str = "100") -> BarRecord:
+    return BarRecord(ts=T0 + timedelta(days=400, minutes=minute), interval=timedelta(minutes=1),
+                     open=Decimal("100"), high=Decimal("101"), low=Decimal("99"), close=Decimal(close),
+                     volume=Decimal("5"), volume_unit="BASE")
+
+
+def test_schedule_merges_quotes_trades_and_bars_in_recorded_time_order():
+    # Arrange: bars recorded 400 days after the ticks play after them, on the recorded time line
+    schedule = ReplaySchedule([[quote(0), quote(2000)], [trade(1000)], [bar(0)]], start=START, speed=1000)
+
+    # Act
+    items = list(schedule)
+
+    # Assert
+    assert [type(r).__name__ for _, r in items] == ["QuoteRecord", "TradeRecord", "QuoteRecord", "BarRecord"]
+    assert items[-1][0] == START + timedelta(days=400) / 1000
+
+
+def test_schedule_align_starts_every_source_at_the_same_instant_and_keeps_spacing():
+    # Arrange: the bars (closing 400 days + 1, 2, 3 minutes after T0) against ticks at T0 + 0..90 s
+    ticks = [quote(0), quote(30_000), quote(90_000)]
+    bars = [bar(0), bar(1), bar(2)]
+    schedule = ReplaySchedule([ticks, bars], start=START, align=True)
+
+    # Act
+    items = [(type(r).__name__, due - START) for due, r in schedule]
+
+    # Assert: the first bar plays with the first quote; each source keeps its own spacing
+    assert items == [
+        ("QuoteRecord", timedelta(0)),
+        ("BarRecord", timedelta(0)),
+        ("QuoteRecord", timedelta(seconds=30)),
+        ("BarRecord", timedelta(minutes=1)),
+        ("QuoteRecord", timedelta(seconds=90)),
+        ("BarRecord", timedelta(minutes=2)),
+    ]
+
+
+def test_schedule_align_with_an_empty_source_and_loop_replays_the_others():
+    # Arrange
+    schedule = ReplaySchedule([[], [trade(0), trade(1000)]], start=START, align=True, loop=True,
+                              loop_gap=timedelta(seconds=1))
+
+    # Act
+    dues = [due - START for due, _ in islice(schedule, 4)]
+
+    # Assert
+    assert dues == [timedelta(0), timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3)]
+
+
+def test_schedule_streams_lazily_a_file_whose_end_is_malformed(tmp_path):
+    # Arrange: 3 good bars then a broken row; an eager loader would fail before the first bar
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n"
+                    "2022-01-01 00:00:00.000000,10,11,9,10,100\n"
+                    "2022-01-01 00:01:00.000000,10,11,9,10,100\n"
+                    "2022-01-01 00:02:00.000000,10,11,9,10,100\n"
+                    "2022-01-01 00:03:00.000000,10,11,9,ten,100\n")
+    source = parse_source({"kind": "bars", "format": "bars_csv", "path": str(path), "interval": "1m"}, tmp_path)
+    items = iter(ReplaySchedule([source], start=START, speed=600))
+
+    # Act
+    first_three = [next(items) for _ in range(3)]
+
+    # Assert
+    assert [due - START for due, _ in first_three] == [timedelta(0), timedelta(milliseconds=100),
+                                                       timedelta(milliseconds=200)]
+    with pytest.raises(ReplayDataError, match=r"bars\.csv: line 5: field 'close'"):
+        next(items)

@@ -474,3 +474,152 @@ def test_binance_depth_snapshot_bad_side_raises(tmp_path):
     # Act / Assert
     with pytest.raises(ReplayDataError, match=r"snap\.csv: line 2: field 'side'"):
         list(read_binance_depth_csv(snap))
+
+
+# --- precision: a recorded value finer than the instrument is refused, naming file/line/field ---
+
+
+TARDIS_SNAPSHOT_HEADER = ("exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount,"
+                          "bids[0].price,bids[0].amount\n")
+
+
+def test_tardis_book_snapshot_price_finer_than_precision_raises_naming_file_line_and_field(tmp_path):
+    # Arrange
+    path = write(tmp_path, "snap5.csv", TARDIS_SNAPSHOT_HEADER + "x,Y,1,2,101.25,1.5,101.20,2\n"
+                                                               "x,Y,3,4,101.255,1.5,101.20,2\n")
+    books = read_tardis_book_snapshot_csv(path, price_precision=2, size_precision=3)
+
+    # Act
+    first = next(books)
+
+    # Assert: the fine row is refused where it stands, the rows before it are served
+    assert first.best_ask.price == Decimal("101.25")
+    with pytest.raises(ReplayDataError, match=r"snap5\.csv: line 3: field 'asks\[0\]\.price': 101\.255 has 3 decimals, "
+                                              r"more than the configured precision 2"):
+        next(books)
+
+
+def test_tardis_book_snapshot_size_finer_than_precision_raises(tmp_path):
+    # Arrange
+    path = write(tmp_path, "snap5.csv", TARDIS_SNAPSHOT_HEADER + "x,Y,1,2,101.25,1.5,101.20,0.0001\n")
+
+    # Act / Assert
+    with pytest.raises(ReplayDataError, match=r"line 2: field 'bids\[0\]\.amount': 0\.0001 has 4 decimals"):
+        list(read_tardis_book_snapshot_csv(path, price_precision=2, size_precision=3))
+
+
+def test_csv_precision_ignores_trailing_zeros(tmp_path):
+    # Arrange: "46319.0" and "20377.00" are whole numbers, "1.500" has one significant decimal
+    path = write(tmp_path, "snap5.csv", TARDIS_SNAPSHOT_HEADER + "x,Y,1,2,46319.0,1.500,20377.00,2\n")
+
+    # Act
+    [book] = read_tardis_book_snapshot_csv(path, price_precision=0, size_precision=1)
+
+    # Assert
+    assert book.best_ask == book.asks[0] and book.best_ask.price == Decimal("46319.0")
+    assert book.best_ask.size == Decimal("1.500")
+
+
+def test_tardis_trades_size_finer_than_precision_raises(tmp_path):
+    # Arrange
+    path = write(tmp_path, "t.csv", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+                                    "x,Y,1000000,1000001,a1,buy,10.5,0.0000001\n")
+
+    # Act / Assert
+    with pytest.raises(ReplayDataError, match=r"t\.csv: line 2: field 'amount': 0\.0000001 has 7 decimals"):
+        list(read_tardis_trades_csv(path, price_precision=2, size_precision=6))
+
+
+def test_tardis_l2_price_finer_than_precision_raises(tmp_path):
+    # Arrange
+    path = write(tmp_path, "l2.csv", "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+                                     "d,P,1000,1001,true,ask,101.5,5\n")
+
+    # Act / Assert
+    with pytest.raises(ReplayDataError, match=r"l2\.csv: line 2: field 'price': 101\.5 has 1 decimals"):
+        list(read_tardis_incremental_book_l2_csv(path, price_precision=0))
+
+
+def test_binance_depth_qty_finer_than_precision_raises(tmp_path):
+    # Arrange
+    snap = write(tmp_path, "snap.csv", DEPTH_HEADER + "S,1000,100,100,b,snap,99.0,1.25,-1\n")
+
+    # Act / Assert
+    with pytest.raises(ReplayDataError, match=r"snap\.csv: line 2: field 'qty': 1\.25 has 2 decimals"):
+        list(read_binance_depth_csv(snap, price_precision=2, size_precision=1))
+
+
+def test_bars_csv_price_finer_than_precision_raises_and_quote_volume_is_not_on_the_size_grid(tmp_path):
+    # Arrange
+    path = write(tmp_path, "bars.csv", "timestamp,open,high,low,close,volume\n"
+                                       "2022-01-01 00:00:00.000000,10.0,11,9,10,100.123456789\n"
+                                       "2022-01-01 00:01:00.000000,10,11,9,10.05,100\n")
+    bars = read_bars_csv(path, price_precision=1, size_precision=3)  # QUOTE volume: 9 decimals allowed
+
+    # Act
+    first = next(bars)
+
+    # Assert
+    assert first.volume == Decimal("100.123456789")
+    with pytest.raises(ReplayDataError, match=r"bars\.csv: line 3: field 'close': 10\.05 has 2 decimals"):
+        next(bars)
+
+
+def test_bars_csv_base_volume_finer_than_size_precision_raises(tmp_path):
+    # Arrange
+    path = write(tmp_path, "bars.csv", "timestamp,open,high,low,close,volume\n"
+                                       "2022-01-01 00:00:00.000000,10,11,9,10,1.2345\n")
+
+    # Act / Assert
+    with pytest.raises(ReplayDataError, match=r"line 2: field 'volume': 1\.2345 has 4 decimals"):
+        list(read_bars_csv(path, volume_unit="BASE", size_precision=3))
+
+
+def test_parse_source_accepts_precision_options_for_every_format_and_checks_them(tmp_path):
+    # Arrange
+    (tmp_path / "x").write_text("")
+
+    # Act
+    source = parse_source({"kind": "bars", "format": "bars_csv", "path": "x", "price_precision": 1,
+                           "size_precision": 3}, tmp_path)
+
+    # Assert
+    assert dict(source.options) == {"price_precision": 1, "size_precision": 3}
+    with pytest.raises(ReplayDataError, match="price_precision must be an integer 0..18"):
+        parse_source({"kind": "book", "format": "tardis_book_snapshot_csv", "path": "x", "price_precision": "2"},
+                     tmp_path)
+
+
+@needs_data
+def test_real_book_files_fit_the_binance_btcusdt_precisions():
+    # Arrange: price 2 decimals, size 6 (binance_spot_btcusdt_instrument.txt)
+    specs = [
+        {"kind": "book", "format": "tardis_book_snapshot_csv",
+         "path": "market/tardis_binance_futures_btcusdt_book_snapshot_25.csv"},
+        {"kind": "book", "format": "binance_depth_csv", "path": "market/binance_spot_btcusdt_depth_snapshot.csv"},
+    ]
+
+    # Act
+    counts = [sum(1 for _ in load_source({**spec, "price_precision": 2, "size_precision": 6}, DATA))
+              for spec in specs]
+
+    # Assert
+    assert counts == [10, 1]
+    with pytest.raises(ReplayDataError, match=r"book_snapshot_25\.csv: line 2: field 'asks\[0\]\.price'"):
+        list(load_source({**specs[0], "price_precision": 1}, DATA))
+
+
+@needs_data
+def test_real_bars_file_holds_interpolated_rows_finer_than_a_cent():
+    # Arrange: the month of bars has a few gap-filled rows on a 0.125 / 0.25 / 0.5 grid
+    spec = {"kind": "bars", "format": "bars_csv", "path": "market/btc_perp_1m_bars_2022-01.csv", "interval": "1m"}
+
+    # Act
+    at_three = sum(1 for _ in load_source({**spec, "price_precision": 3, "size_precision": 3}, DATA))
+
+    # Assert
+    assert at_three == 45031
+    with pytest.raises(ReplayDataError, match=r"btc_perp_1m_bars_2022-01\.csv: line 17524: field 'close': 43613\.875"):
+        list(load_source({**spec, "price_precision": 2}, DATA))
+    with pytest.raises(ReplayDataError, match=r"btc_perp_1m_bars_2022-01\.csv: line 244: field 'open': 46821\.75"):
+        list(load_source({**spec, "price_precision": 1}, DATA))

@@ -177,6 +177,8 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
                 venue=nautilus_venue, instrument=_replay_instrument(listing, venue),
                 sources=tuple(sources), data_dir=str(_data_dir(replay.get("data_dir", "../shared/data"))),
                 speed=float(replay.get("speed", 1.0)), loop=bool(replay.get("loop", True)),
+                loop_gap_secs=float(replay.get("loop_gap_secs", 1.0)),
+                align_sources=bool(replay.get("align_sources", False)),
             )
             try:
                 resolve_sources(data_config)  # files present and readable: fail here, not on the node

@@ -3,11 +3,15 @@
 Pure and deterministic given ``start``: nothing here sleeps or reads the clock after
 construction. The replay data client iterates the schedule, sleeps until each ``due_at`` (or
 publishes at once when it is behind) and hands the re-stamped record to NautilusTrader.
+
+Lazy: the merge holds one pending record per source (``heapq.merge`` over the readers'
+generators), so a month of 1-minute bars streams without ever being loaded whole.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -50,6 +54,12 @@ class ReplaySchedule:
     starting at ``last_due_at + loop_gap``, so due times never decrease across passes (and strictly
     increase from one pass to the next when ``loop_gap > 0``).
 
+    With ``align=True`` each source is first shifted in time so that its first record coincides
+    with the earliest first record of all sources; the merge then orders records by that shifted
+    time. Use it for recordings of different dates replayed side by side (the shared book
+    snapshots are from 2020-09, the bars from 2022-01: merged on recorded time, the bars would
+    start some 16 months of recorded time after the book). Within one source spacing is kept.
+
     Parameters
     ----------
     sources : Sequence[Iterable[Record]]
@@ -64,6 +74,8 @@ class ReplaySchedule:
     loop_gap : timedelta
         Wall-clock pause between the last record of a pass and the first of the next (>= 0;
         default 1 s, long enough for a subscriber to see the restart as a gap rather than a jump).
+    align : bool
+        Start every source at the same instant (see above) instead of merging on recorded time.
 
     Raises
     ------
@@ -82,6 +94,7 @@ class ReplaySchedule:
         start: datetime | None = None,
         loop: bool = False,
         loop_gap: timedelta = timedelta(seconds=1),
+        align: bool = False,
     ) -> None:
         self.speed = _speed(speed)
         start = datetime.now(UTC) if start is None else start
@@ -97,16 +110,18 @@ class ReplaySchedule:
         self.start = start
         self.loop = loop
         self.loop_gap = loop_gap
+        self.align = align
 
     def due_at(self, ts: datetime, *, first_ts: datetime, start: datetime) -> datetime:
         """Return the wall-clock time a record recorded at ``ts`` plays in a pass that began at
         ``start`` with its first record recorded at ``first_ts``."""
         return start + scale(ts - first_ts, self.speed)
 
-    def _merged(self) -> Iterator[Record]:
-        def tagged(index: int, source: Iterable[Record]):
+    def _merged(self) -> Iterator[tuple[datetime, Record]]:
+        """Yield ``(merge_ts, record)`` in merge order; ``merge_ts`` is ``record.ts`` shifted when aligning."""
+        def tagged(index: int, source: Iterable[Record], records: Iterator[Record], shift: timedelta):
             prev = None
-            for seq, record in enumerate(source):
+            for seq, record in enumerate(records):
                 if prev is not None and record.ts < prev:
                     raise ReplayDataError(
                         f"source {index} ({source!r}) goes back in time at record {seq + 1}: "
@@ -114,10 +129,23 @@ class ReplaySchedule:
                         field="ts",
                     )
                 prev = record.ts
-                yield record.ts, index, seq, record
+                yield record.ts + shift, index, seq, record
 
-        for _, _, _, record in heapq.merge(*(tagged(i, s) for i, s in enumerate(self.sources))):
-            yield record
+        streams = [iter(source) for source in self.sources]
+        shifts = [timedelta(0)] * len(streams)
+        if self.align:
+            # peek each source's first record (one record each, not the whole file)
+            firsts = [next(stream, None) for stream in streams]
+            streams = [stream if first is None else itertools.chain((first,), stream)
+                       for first, stream in zip(firsts, streams)]
+            present = [first.ts for first in firsts if first is not None]
+            if present:
+                earliest = min(present)
+                shifts = [timedelta(0) if first is None else earliest - first.ts for first in firsts]
+        merged = heapq.merge(*(tagged(i, source, stream, shift)
+                               for i, (source, stream, shift) in enumerate(zip(self.sources, streams, shifts))))
+        for merge_ts, _, _, record in merged:
+            yield merge_ts, record
 
     def __iter__(self) -> Iterator[tuple[datetime, Record]]:
         """Yield ``(due_at, record)`` with ``record.ts`` replaced by ``due_at`` (UTC)."""
@@ -125,10 +153,10 @@ class ReplaySchedule:
         while True:
             first_ts = None
             due = start
-            for record in self._merged():
+            for merge_ts, record in self._merged():
                 if first_ts is None:
-                    first_ts = record.ts
-                due = self.due_at(record.ts, first_ts=first_ts, start=start)
+                    first_ts = merge_ts
+                due = self.due_at(merge_ts, first_ts=first_ts, start=start)
                 yield due, record.with_ts(due)
             if not self.loop:
                 return

@@ -27,12 +27,18 @@ are converted with ``Decimal(str(value))``; give ``price_precision`` / ``size_pr
 instrument's decimals, e.g. 2 and 6 for Binance BTCUSDT per ``binance_spot_btcusdt_instrument.txt``)
 to round them back to the instrument's grid. Rounding that would move a value by more than float
 noise (1e-9 relative) is refused as a :class:`ReplayDataError`, so a wrong precision cannot
-silently truncate real data. CSV sources hold decimal text and are parsed exactly.
+silently truncate real data. CSV sources hold decimal text and are parsed exactly; given
+``price_precision`` / ``size_precision``, a CSV value with more significant decimals than that
+(``20377.005`` at precision 2) is refused as a :class:`ReplayDataError` naming file, line and
+field, never rounded (trailing zeros do not count: ``46319.0`` fits precision 0). The replay data
+client passes its instrument's precisions to every source, so a recording finer than the
+instrument fails at the row that is too fine rather than deep inside NautilusTrader.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -87,7 +93,7 @@ class SkipReport:
 # value parsing helpers: each raises ReplayDataError naming path, location and field
 
 
-def _dec_text(text: str | None, *, path: Path, where: str, name: str) -> Decimal:
+def _dec_text(text: str | None, *, path: Path, where: str, name: str, places: int | None = None) -> Decimal:
     if text is None or text.strip() == "":
         raise ReplayDataError("empty value", path=path, location=where, field=name)
     try:
@@ -96,7 +102,19 @@ def _dec_text(text: str | None, *, path: Path, where: str, name: str) -> Decimal
         raise ReplayDataError(f"not a decimal number: {text!r}", path=path, location=where, field=name) from None
     if not value.is_finite():
         raise ReplayDataError(f"not a finite number: {text!r}", path=path, location=where, field=name)
+    if places is not None and decimals(value) > places:
+        raise ReplayDataError(
+            f"{text.strip()} has {decimals(value)} decimals, more than the configured precision {places}: "
+            "refusing to round recorded data (check the instrument's precision)",
+            path=path, location=where, field=name,
+        )
     return value
+
+
+def decimals(value: Decimal) -> int:
+    """Return the number of significant decimals of ``value`` (``Decimal("20377.50")`` → 1, ``Decimal("5E+1")`` → 0)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _dec_float(value: Any, *, path: Path, where: str, name: str, places: int | None) -> Decimal:
@@ -316,18 +334,25 @@ def read_binance_trades_parquet(
 # order books
 
 
-class _LocalBook:
-    """Price → size maps for both sides; size 0 removes a level."""
+class LocalBook:
+    """An L2 order book as price → size maps per side, maintained from snapshots and deltas.
+
+    Prices in quote currency, sizes in base units (contracts for derivatives); a size of 0 removes
+    the level. Used by the book readers and by the replay data client (which keeps the replayed
+    book so that a late subscriber can be sent a snapshot first).
+    """
 
     def __init__(self) -> None:
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
 
     def clear(self) -> None:
+        """Remove every level of both sides."""
         self.bids.clear()
         self.asks.clear()
 
     def apply(self, side: str, price: Decimal, size: Decimal) -> None:
+        """Set the level ``price`` of ``side`` (``"BID"`` / ``"ASK"``) to ``size``; 0 removes it."""
         levels = self.bids if side == "BID" else self.asks
         if size == 0:
             # Binance: "Receiving an event that removes a price level that is not in your local
@@ -336,11 +361,24 @@ class _LocalBook:
         else:
             levels[price] = size
 
-    def record(self, ts: datetime) -> BookRecord:
+    def load(self, record: BookRecord) -> None:
+        """Replace the whole book by the snapshot ``record``."""
+        self.clear()
+        for level in record.bids:
+            self.bids[level.price] = level.size
+        for level in record.asks:
+            self.asks[level.price] = level.size
+
+    def record(self, ts: datetime, depth: int | None = None) -> BookRecord:
+        """Return the book as a :class:`BookRecord` stamped ``ts``, best first, at most ``depth`` levels a side."""
+        if depth is None:
+            bids, asks = sorted(self.bids, reverse=True), sorted(self.asks)
+        else:
+            bids, asks = heapq.nlargest(depth, self.bids), heapq.nsmallest(depth, self.asks)
         return BookRecord(
             ts=ts,
-            bids=tuple(BookLevel(p, self.bids[p]) for p in sorted(self.bids, reverse=True)),
-            asks=tuple(BookLevel(p, self.asks[p]) for p in sorted(self.asks)),
+            bids=tuple(BookLevel(p, self.bids[p]) for p in bids),
+            asks=tuple(BookLevel(p, self.asks[p]) for p in asks),
         )
 
 
@@ -358,7 +396,7 @@ class _DepthEvent:
     rows: list[tuple[str, Decimal, Decimal, str]]  # side, price, size, location
 
 
-def _binance_depth_events(path: Path, update_type: str) -> Iterator[_DepthEvent]:
+def _binance_depth_events(path: Path, update_type: str, places: tuple[int | None, int | None]) -> Iterator[_DepthEvent]:
     event: _DepthEvent | None = None
     prev_ts = None
     for where, row in _csv_rows(path, _BINANCE_DEPTH_COLS):
@@ -371,8 +409,8 @@ def _binance_depth_events(path: Path, update_type: str) -> Iterator[_DepthEvent]
         if row["update_type"].strip() != update_type:
             raise ReplayDataError(f"expected {update_type!r}, got {row['update_type']!r}", path=path,
                                   location=where, field="update_type")
-        price = _dec_text(row["price"], path=path, where=where, name="price")
-        size = _dec_text(row["qty"], path=path, where=where, name="qty")
+        price = _dec_text(row["price"], path=path, where=where, name="price", places=places[0])
+        size = _dec_text(row["qty"], path=path, where=where, name="qty", places=places[1])
         if price <= 0:
             raise ReplayDataError(f"price must be > 0, got {price}", path=path, location=where, field="price")
         if size < 0:
@@ -400,6 +438,8 @@ def read_binance_depth_csv(
     emit: str = "books",
     on_gap: str = "raise",
     report: SkipReport | None = None,
+    price_precision: int | None = None,
+    size_precision: int | None = None,
 ) -> Iterator[BookRecord | BookDeltaRecord]:
     """Build a Binance order book from a depth snapshot plus diff-depth updates.
 
@@ -440,6 +480,9 @@ def read_binance_depth_csv(
     on_gap : {"raise", "skip"}
     report : SkipReport, optional
         Receives the counts of dropped events/rows.
+    price_precision, size_precision : int, optional
+        Most decimals a price (quote currency) / size (base units) may carry; a finer value raises
+        (see the module docstring). None: not checked.
 
     Yields
     ------
@@ -458,8 +501,9 @@ def read_binance_depth_csv(
     if on_gap not in ("raise", "skip"):
         raise ValueError(f"on_gap must be 'raise' or 'skip', got {on_gap!r}")
     report = report if report is not None else SkipReport()
-    book = _LocalBook()
-    snap_events = list(_binance_depth_events(snapshot_path, "snap"))
+    book = LocalBook()
+    places = (price_precision, size_precision)
+    snap_events = list(_binance_depth_events(snapshot_path, "snap", places))
     if not snap_events:
         raise ReplayDataError("snapshot file holds no rows", path=snapshot_path)
     if len(snap_events) > 1:
@@ -480,7 +524,7 @@ def read_binance_depth_csv(
     prev_u: int | None = None  # u of the last applied event
     prev_ts = snap.ts
     gapped = False
-    for event in _binance_depth_events(updates_path, "set"):
+    for event in _binance_depth_events(updates_path, "set", places):
         futures = event.prev_last_id != -1
         where = f"{event.where} (U={event.first_id} u={event.last_id} pu={event.prev_last_id})"
         if gapped:
@@ -530,7 +574,13 @@ def _tardis_ts(row: dict, name: str, *, path: Path, where: str) -> datetime:
     return _epoch(_int_text(row[name], path=path, where=where, name=name), 1_000_000)
 
 
-def read_tardis_book_snapshot_csv(path: Path, *, timestamp_field: str = "timestamp") -> Iterator[BookRecord]:
+def read_tardis_book_snapshot_csv(
+    path: Path,
+    *,
+    timestamp_field: str = "timestamp",
+    price_precision: int | None = None,
+    size_precision: int | None = None,
+) -> Iterator[BookRecord]:
     """Stream Tardis ``book_snapshot_N`` rows as full books.
 
     Schema (as found in ``tardis_binance_futures_btcusdt_book_snapshot_5.csv`` / ``_25.csv``):
@@ -545,6 +595,9 @@ def read_tardis_book_snapshot_csv(path: Path, *, timestamp_field: str = "timesta
     path : Path
     timestamp_field : {"timestamp", "local_timestamp"}
         ``timestamp`` = exchange time (default), ``local_timestamp`` = Tardis's arrival time.
+    price_precision, size_precision : int, optional
+        Most decimals a price (quote currency) / size (base units) may carry; a finer value raises
+        (see the module docstring). None: not checked.
 
     Yields
     ------
@@ -577,15 +630,20 @@ def read_tardis_book_snapshot_csv(path: Path, *, timestamp_field: str = "timesta
                 p_text, a_text = row[p_name].strip(), row[a_name].strip()
                 if not p_text and not a_text:
                     continue
-                price = _dec_text(p_text, path=path, where=where, name=p_name)
-                size = _dec_text(a_text, path=path, where=where, name=a_name)
+                price = _dec_text(p_text, path=path, where=where, name=p_name, places=price_precision)
+                size = _dec_text(a_text, path=path, where=where, name=a_name, places=size_precision)
                 levels.append(BookLevel(price, size))
         yield _record(lambda: BookRecord(ts=ts, bids=tuple(sides["bids"]), asks=tuple(sides["asks"])),
                       path=path, where=where)
 
 
 def read_tardis_incremental_book_l2_csv(
-    path: Path, *, emit: str = "books", timestamp_field: str = "timestamp"
+    path: Path,
+    *,
+    emit: str = "books",
+    timestamp_field: str = "timestamp",
+    price_precision: int | None = None,
+    size_precision: int | None = None,
 ) -> Iterator[BookRecord | BookDeltaRecord]:
     """Stream a Tardis ``incremental_book_L2`` file.
 
@@ -606,6 +664,9 @@ def read_tardis_incremental_book_l2_csv(
         for each snapshot, a :class:`BookDeltaRecord` per delta row (``is_last`` on the event's
         last row).
     timestamp_field : {"timestamp", "local_timestamp"}
+    price_precision, size_precision : int, optional
+        Most decimals a price (quote currency) / size (base units) may carry; a finer value raises
+        (see the module docstring). None: not checked.
 
     Raises
     ------
@@ -616,7 +677,7 @@ def read_tardis_incremental_book_l2_csv(
         raise ValueError(f"emit must be 'books' or 'deltas', got {emit!r}")
     sides = {"bid": "BID", "ask": "ASK"}
     flags = {"true": True, "false": False}
-    book = _LocalBook()
+    book = LocalBook()
     have_snapshot = False
     pending: list[tuple[str, Decimal, Decimal, str]] = []
     key: tuple[datetime, bool] | None = None
@@ -646,8 +707,8 @@ def read_tardis_incremental_book_l2_csv(
         side = sides.get(row["side"].strip().lower())
         if side is None:
             raise ReplayDataError(f"expected bid/ask, got {row['side']!r}", path=path, location=where, field="side")
-        price = _dec_text(row["price"], path=path, where=where, name="price")
-        size = _dec_text(row["amount"], path=path, where=where, name="amount")
+        price = _dec_text(row["price"], path=path, where=where, name="price", places=price_precision)
+        size = _dec_text(row["amount"], path=path, where=where, name="amount", places=size_precision)
         if price <= 0 or size < 0:
             name = "price" if price <= 0 else "amount"
             raise ReplayDataError(f"out of range: {row[name]!r}", path=path, location=where, field=name)
@@ -663,13 +724,27 @@ def read_tardis_incremental_book_l2_csv(
         yield from flush()
 
 
-def read_tardis_trades_csv(path: Path, *, timestamp_field: str = "timestamp") -> Iterator[TradeRecord]:
+def read_tardis_trades_csv(
+    path: Path,
+    *,
+    timestamp_field: str = "timestamp",
+    price_precision: int | None = None,
+    size_precision: int | None = None,
+) -> Iterator[TradeRecord]:
     """Stream Tardis ``trades`` rows.
 
     Schema (as found in ``tardis_bitmex_xbtusd_trades.csv``): ``exchange, symbol, timestamp,
     local_timestamp`` (epoch microseconds), ``id`` (venue trade id, a UUID on BitMEX), ``side``
     (``buy`` / ``sell`` = the liquidity taker's side, or ``unknown``), ``price``, ``amount``
     (base units; USD contracts for XBTUSD) (https://docs.tardis.dev/downloadable-csv-files#trades).
+
+    Parameters
+    ----------
+    path : Path
+    timestamp_field : {"timestamp", "local_timestamp"}
+    price_precision, size_precision : int, optional
+        Most decimals a price (quote currency) / size (base units) may carry; a finer value raises
+        (see the module docstring). None: not checked.
 
     Raises
     ------
@@ -688,8 +763,8 @@ def read_tardis_trades_csv(path: Path, *, timestamp_field: str = "timestamp") ->
         trade_id = row["id"].strip()
         if not trade_id:
             raise ReplayDataError("empty trade id", path=path, location=where, field="id")
-        price = _dec_text(row["price"], path=path, where=where, name="price")
-        size = _dec_text(row["amount"], path=path, where=where, name="amount")
+        price = _dec_text(row["price"], path=path, where=where, name="price", places=price_precision)
+        size = _dec_text(row["amount"], path=path, where=where, name="amount", places=size_precision)
         yield _record(lambda: TradeRecord(ts=ts, price=price, size=size, aggressor_side=sides[raw_side],
                                           trade_id=trade_id), path=path, where=where)
 
@@ -718,6 +793,8 @@ def read_bars_csv(
     interval: timedelta = timedelta(minutes=1),
     volume_unit: str = "QUOTE",
     bar_timestamp: str = "open",
+    price_precision: int | None = None,
+    size_precision: int | None = None,
 ) -> Iterator[BarRecord]:
     """Stream OHLCV bars from CSV.
 
@@ -736,6 +813,11 @@ def read_bars_csv(
         What the file's timestamp labels. The shared file does not say; ``"open"`` (the pandas
         resample / exchange kline convention) is the safe reading for replay, since the record is
         then stamped at open + interval and never published before its minute is over.
+    price_precision : int, optional
+        Most decimals an open/high/low/close may carry (a finer value raises; None: not checked).
+    size_precision : int, optional
+        Most decimals of ``volume`` when ``volume_unit == "BASE"``; a quote-currency volume is not
+        on the size grid and is not checked against it.
 
     Yields
     ------
@@ -745,7 +827,8 @@ def read_bars_csv(
     Raises
     ------
     ReplayDataError
-        Malformed timestamp or number, inconsistent OHLC, time going backwards.
+        Malformed timestamp or number, inconsistent OHLC, time going backwards, a value finer than
+        the configured precision.
     """
     if bar_timestamp not in ("open", "close"):
         raise ValueError(f"bar_timestamp must be 'open' or 'close', got {bar_timestamp!r}")
@@ -760,7 +843,10 @@ def read_bars_csv(
         stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
         ts = stamp + shift
         prev = _check_order(prev, ts, path=path, where=where, name="timestamp")
-        values = {n: _dec_text(row[n], path=path, where=where, name=n) for n in ("open", "high", "low", "close", "volume")}
+        values = {n: _dec_text(row[n], path=path, where=where, name=n, places=price_precision)
+                  for n in ("open", "high", "low", "close")}
+        values["volume"] = _dec_text(row["volume"], path=path, where=where, name="volume",
+                                     places=size_precision if volume_unit == "BASE" else None)
         yield _record(lambda: BarRecord(ts=ts, interval=interval, volume_unit=volume_unit, **values),
                       path=path, where=where)
 
@@ -777,18 +863,21 @@ class _Format:
     paths: frozenset[str] = frozenset()  # option keys that are extra file paths
 
 
+PRECISION_OPTIONS = frozenset({"price_precision", "size_precision"})
 FORMATS: dict[str, _Format] = {
-    "binance_quotes_parquet": _Format("quotes", read_binance_quotes_parquet,
-                                      frozenset({"price_precision", "size_precision"})),
-    "binance_trades_parquet": _Format("trades", read_binance_trades_parquet,
-                                      frozenset({"price_precision", "size_precision"})),
+    "binance_quotes_parquet": _Format("quotes", read_binance_quotes_parquet, PRECISION_OPTIONS),
+    "binance_trades_parquet": _Format("trades", read_binance_trades_parquet, PRECISION_OPTIONS),
     "binance_depth_csv": _Format("book", read_binance_depth_csv,
-                                 frozenset({"updates_path", "emit", "on_gap"}), frozenset({"updates_path"})),
-    "tardis_book_snapshot_csv": _Format("book", read_tardis_book_snapshot_csv, frozenset({"timestamp_field"})),
+                                 frozenset({"updates_path", "emit", "on_gap"}) | PRECISION_OPTIONS,
+                                 frozenset({"updates_path"})),
+    "tardis_book_snapshot_csv": _Format("book", read_tardis_book_snapshot_csv,
+                                        frozenset({"timestamp_field"}) | PRECISION_OPTIONS),
     "tardis_incremental_book_l2_csv": _Format("book", read_tardis_incremental_book_l2_csv,
-                                              frozenset({"emit", "timestamp_field"})),
-    "tardis_trades_csv": _Format("trades", read_tardis_trades_csv, frozenset({"timestamp_field"})),
-    "bars_csv": _Format("bars", read_bars_csv, frozenset({"interval", "volume_unit", "bar_timestamp"})),
+                                              frozenset({"emit", "timestamp_field"}) | PRECISION_OPTIONS),
+    "tardis_trades_csv": _Format("trades", read_tardis_trades_csv,
+                                 frozenset({"timestamp_field"}) | PRECISION_OPTIONS),
+    "bars_csv": _Format("bars", read_bars_csv,
+                        frozenset({"interval", "volume_unit", "bar_timestamp"}) | PRECISION_OPTIONS),
 }
 KINDS = frozenset(f.kind for f in FORMATS.values())
 

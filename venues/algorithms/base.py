@@ -1,0 +1,368 @@
+"""Shared machinery for our slicing execution algorithms (VWAP, ICEBERG).
+
+A slicing algorithm *holds* the primary (parent) order locally — status INITIALIZED, never sent —
+and releases its quantity as child orders spawned from it (``spawn_market`` / ``spawn_limit``
+shrink the primary by the child's quantity); the last slice is the primary itself, sent with what
+is left (NAUTILUS_NOTES.md, "Execution algorithms"). While the primary is held the algorithm keeps
+a *sequence* for it; the sequence ends when the primary is sent as the last slice, or when it is
+aborted.
+
+Lifecycle policy (both algorithms)
+----------------------------------
+* **Primary canceled** (the strategy's cancel of a held primary reaches the algorithm, which emits
+  ``OrderCanceled`` for it; or the venue cancels the primary after it was sent as the last slice):
+  stop the sequence's timer and cancel every open child. Safe to repeat: children already closed
+  or pending cancel are skipped, so the bridge may also cancel the children itself, in any order.
+* **Child rejected, denied, canceled or expired while the sequence runs** (anyone but this
+  algorithm ended it): abort — stop the timer, cancel the other open children, and cancel the
+  primary's unsent remainder so the parent reaches a terminal state (``OrderCanceled`` for the
+  primary, generated locally when it is still held). Retrying a rejected slice could repeat the
+  rejection forever; stopping loudly lets the OMS and the trader decide. The reason is logged at
+  ERROR; ``OrderCanceled`` carries no reason field, the child's own event does. So a bridge that
+  cancels the children *before* the primary ends in the same state as one that cancels the
+  primary first: its later cancel of the (already canceled) primary is a logged no-op.
+* **Invalid primary** (unsupported order type or time in force, bad ``exec_algorithm_params``,
+  unknown instrument, an order list, or a primary arriving while the algorithm is not running):
+  ``OrderDenied`` for the primary with a reason naming the parameter or rule — never silently
+  ignored (NautilusTrader's TWAP only logs, and ``ExecAlgorithm.execute`` silently drops commands
+  while not running; both leave the primary INITIALIZED for ever).
+
+Quantities are whole multiples of the instrument's size increment ("units") and are computed with
+integers / ``Fraction``; ``Quantity`` objects are built from exact decimal strings, because
+``Instrument.make_qty`` goes through ``float`` (nautilus_trader/model/instruments/base.pyx).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.algorithm import ExecAlgorithm
+from nautilus_trader.execution.messages import CancelOrder, SubmitOrder, SubmitOrderList
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.model.orders import Order
+
+
+class ParamError(ValueError):
+    """An ``exec_algorithm_params`` value the algorithm cannot work with.
+
+    Attributes
+    ----------
+    param : str
+        The offending parameter name (quoted in the primary's ``OrderDenied`` reason).
+    """
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(f"{param}: {message}")
+
+
+# -- Quantity arithmetic in size-increment units -----------------------------------------------------
+
+
+def size_increment(instrument: Instrument) -> Decimal:
+    """Return the instrument's size increment in base units (e.g. ``Decimal("0.000001")``)."""
+    return instrument.size_increment.as_decimal()
+
+
+def to_units(quantity: Quantity | Decimal, instrument: Instrument) -> int:
+    """Return ``quantity`` as a whole number of size increments.
+
+    Raises
+    ------
+    ValueError
+        If ``quantity`` is not on the instrument's size grid.
+    """
+    units, rest = divmod(Decimal(str(quantity)), size_increment(instrument))
+    if rest:
+        raise ValueError(f"{quantity} is not a multiple of the size increment {instrument.size_increment}")
+    return int(units)
+
+
+def floor_units(amount: Decimal | Fraction, instrument: Instrument) -> int:
+    """Return ``amount`` (base units) rounded DOWN to whole size increments (never negative)."""
+    units = math.floor(Fraction(amount) / Fraction(size_increment(instrument)))
+    return max(units, 0)
+
+
+def units_to_qty(units: int, instrument: Instrument) -> Quantity:
+    """Return ``units`` size increments as an exact ``Quantity`` at the instrument's size precision."""
+    value = Decimal(units) * size_increment(instrument)
+    return Quantity.from_str(f"{value:.{instrument.size_precision}f}")
+
+
+def min_units(instrument: Instrument) -> int:
+    """Return the smallest sendable child size in units: one increment or the venue's minimum quantity."""
+    if instrument.min_quantity is None:
+        return 1
+    return max(1, math.ceil(Fraction(instrument.min_quantity.as_decimal()) / Fraction(size_increment(instrument))))
+
+
+def apportion(total_units: int, weights: Sequence[Decimal | Fraction]) -> list[int]:
+    """Split ``total_units`` in proportion to ``weights``; the parts sum exactly to ``total_units``.
+
+    Each part is first rounded down; the units left over (fewer than ``len(weights)``) go one each
+    to the parts with the largest rounded-off remainders, earliest first on ties (the largest
+    remainder / Hamilton method), so every part is within one unit of its exact share.
+
+    Parameters
+    ----------
+    total_units : int
+        Quantity to split, in size increments (>= 0).
+    weights : sequence of Decimal or Fraction
+        Non-negative weights, at least one positive.
+
+    Returns
+    -------
+    list[int]
+        One part per weight, in units; a zero weight always gets zero.
+
+    Raises
+    ------
+    ValueError
+        If a weight is negative or all weights are zero.
+    """
+    fractions = [Fraction(w) for w in weights]
+    if any(w < 0 for w in fractions):
+        raise ValueError("weights must be non-negative")
+    total_weight = sum(fractions, Fraction(0))
+    if total_weight == 0:
+        raise ValueError("weights must not all be zero")
+    exact = [total_units * w / total_weight for w in fractions]
+    parts = [math.floor(x) for x in exact]
+    leftover = total_units - sum(parts)
+    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_remainder[:leftover]:
+        parts[i] += 1
+    return parts
+
+
+# -- Parameter parsing (values arrive as int or str; venues/algorithms/__init__.py) ------------------
+
+
+def param_seconds(params: dict[str, Any], name: str) -> int:
+    """Return a positive whole number of seconds from ``params[name]`` (int or digit string).
+
+    Raises
+    ------
+    ParamError
+        If missing, not a whole number, or not positive.
+    """
+    if name not in params or params[name] is None:
+        raise ParamError(name, "is required")
+    value = params[name]
+    if isinstance(value, bool):
+        raise ParamError(name, f"must be a whole number of seconds, got {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise ParamError(name, f"must be a whole number of seconds, got {value!r}") from None
+    if not number.is_finite() or number != number.to_integral_value() or number <= 0:
+        raise ParamError(name, f"must be a positive whole number of seconds, got {value!r}")
+    return int(number)
+
+
+def param_decimal(params: dict[str, Any], name: str) -> Decimal | None:
+    """Return ``params[name]`` as a finite ``Decimal`` (None when absent).
+
+    Raises
+    ------
+    ParamError
+        If present but not a finite decimal (floats are refused: they lose precision).
+    """
+    if name not in params or params[name] is None:
+        return None
+    value = params[name]
+    if isinstance(value, (bool, float)):
+        raise ParamError(name, f"must be a decimal string, got {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise ParamError(name, f"is not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise ParamError(name, f"must be finite, got {value!r}")
+    return number
+
+
+# -- The algorithm base ------------------------------------------------------------------------------
+
+
+class SlicingExecAlgorithm(ExecAlgorithm):
+    """Base for algorithms that hold a primary order and release it in child slices.
+
+    Subclasses implement :meth:`_on_primary` (instead of ``on_order``), keep per-primary state in
+    ``self._sequences`` and call :meth:`_finish` once the primary has been sent as the last slice.
+    This class implements the cancel / reject / deny policy described in the module docstring.
+
+    Why ``_on_primary`` runs after ``execute``: NautilusTrader's ``ExecAlgorithm.execute`` calls
+    ``on_order`` *before* subscribing to the submitting strategy's order events, so for the first
+    primary of a strategy an event raised synchronously by the first child — an ``OrderDenied``
+    from the RiskEngine — would never reach the algorithm and the primary would hang. ``on_order``
+    therefore only queues the primary; :meth:`execute` works it once the subscription exists.
+
+    Parameters
+    ----------
+    config : ExecAlgorithmConfig
+        The subclass's configuration (carries the ``exec_algorithm_id``).
+    """
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self._sequences: dict[ClientOrderId, Any] = {}
+        self._arrived: deque[Order] = deque()
+
+    # -- command entry --------------------------------------------------------------------------------
+
+    def execute(self, command) -> None:
+        """Handle a trading command, then work the primaries it brought (see the class docstring).
+
+        A primary submitted while the algorithm is not running (NautilusTrader drops those
+        silently, leaving them INITIALIZED for ever) is DENIED instead.
+
+        Parameters
+        ----------
+        command : TradingCommand
+            ``SubmitOrder``, ``SubmitOrderList`` or ``CancelOrder`` routed to this algorithm.
+        """
+        if not self.is_running and isinstance(command, (SubmitOrder, SubmitOrderList)):
+            orders = [command.order] if isinstance(command, SubmitOrder) else command.order_list.orders
+            for order in orders:
+                self._deny_primary(order, f"execution algorithm {self.id} is not running")
+            return
+        super().execute(command)
+        while self._arrived:
+            self._on_primary(self._arrived.popleft())
+
+    def on_order(self, order: Order) -> None:
+        """Queue a new primary; :meth:`execute` hands it to :meth:`_on_primary`."""
+        self._arrived.append(order)
+
+    def on_order_list(self, order_list) -> None:
+        """Deny every order of an order list: no slicing algorithm here works contingent lists."""
+        for order in order_list.orders:
+            self._deny_primary(order, "order lists are not supported")
+
+    def _on_primary(self, order: Order) -> None:
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------------------------------
+
+    def _timer_name(self, primary_id: ClientOrderId) -> str:
+        return f"{self.id}-{primary_id}"
+
+    def _finish(self, primary_id: ClientOrderId, note: str) -> None:
+        # The primary left local hold (sent as the last slice) or was aborted: stop driving it.
+        name = self._timer_name(primary_id)
+        if name in self.clock.timer_names:
+            self.clock.cancel_timer(name)
+        if self._sequences.pop(primary_id, None) is not None:
+            self.log.info(f"{self.id} sequence for {primary_id} finished: {note}")
+
+    def _deny_primary(self, primary: Order, reason: str) -> None:
+        """Deny a primary the algorithm cannot work (``OrderDenied`` with ``reason``)."""
+        self.log.error(f"{self.id} denied {primary.client_order_id}: {reason}")
+        denied = OrderDenied(
+            trader_id=primary.trader_id,
+            strategy_id=primary.strategy_id,
+            instrument_id=primary.instrument_id,
+            client_order_id=primary.client_order_id,
+            reason=f"{self.id}: {reason}",
+            event_id=UUID4(),
+            ts_init=self.clock.timestamp_ns(),
+        )
+        # Same route as the RiskEngine's denials: the ExecEngine applies, caches and publishes.
+        self.msgbus.send(endpoint="ExecEngine.process", msg=denied)
+
+    def _cancel_held_primary(self, primary: Order) -> None:
+        # A held (INITIALIZED) primary is unknown to the venue: cancel it locally through the
+        # same path as a strategy's cancel (ExecAlgorithm._handle_cancel_order applies and
+        # publishes OrderCanceled synchronously).
+        command = CancelOrder(
+            trader_id=primary.trader_id,
+            strategy_id=primary.strategy_id,
+            instrument_id=primary.instrument_id,
+            client_order_id=primary.client_order_id,
+            venue_order_id=primary.venue_order_id,
+            command_id=UUID4(),
+            ts_init=self.clock.timestamp_ns(),
+        )
+        ExecAlgorithm.execute(self, command)
+
+    def _cancel_open_children(self, primary_id: ClientOrderId) -> None:
+        """Cancel every child of ``primary_id`` still working; skip closed or pending-cancel ones."""
+        for order in self.cache.orders_for_exec_spawn(primary_id):
+            if order.client_order_id == primary_id:
+                continue
+            if order.is_closed or order.is_pending_cancel:
+                continue
+            self.log.info(f"{self.id} canceling child {order.client_order_id} of {primary_id}")
+            self.cancel_order(order)
+
+    def _abort(self, primary_id: ClientOrderId, reason: str) -> None:
+        """Stop the sequence, cancel open children and the primary's unsent remainder."""
+        self.log.error(f"{self.id} aborting {primary_id}: {reason}")
+        self._finish(primary_id, f"aborted ({reason})")
+        self._cancel_open_children(primary_id)
+        primary = self.cache.order(primary_id)
+        if primary is None or primary.is_closed or primary.is_pending_cancel:
+            return
+        if primary.is_active_local:
+            self._cancel_held_primary(primary)
+        else:
+            self.cancel_order(primary)
+
+    def _primary_of(self, client_order_id: ClientOrderId) -> tuple[Order | None, ClientOrderId | None]:
+        order = self.cache.order(client_order_id)
+        if order is None or order.exec_spawn_id is None:
+            return order, None
+        return order, order.exec_spawn_id
+
+    def _on_order_ended(self, client_order_id: ClientOrderId, what: str) -> None:
+        _, primary_id = self._primary_of(client_order_id)
+        if primary_id is None:
+            return
+        if client_order_id == primary_id:
+            self.log.warning(f"{self.id} primary {primary_id} {what}: stopping and canceling its open children")
+            self._finish(primary_id, f"primary {what}")
+            self._cancel_open_children(primary_id)
+        elif primary_id in self._sequences:
+            self._abort(primary_id, f"child {client_order_id} {what}")
+        # else: a child ended after the sequence finished (our own teardown, or the bridge's
+        # cancel of children after the primary's): nothing left to drive.
+
+    # -- event handlers (NautilusTrader calls these only for orders carrying our exec_algorithm_id) --
+
+    def on_order_canceled(self, event) -> None:
+        """Handle ``OrderCanceled``: primary → cancel open children; child → abort the sequence."""
+        self._on_order_ended(event.client_order_id, "canceled")
+
+    def on_order_expired(self, event) -> None:
+        """Handle ``OrderExpired`` as a cancel (a GTD child or primary ran out of time)."""
+        self._on_order_ended(event.client_order_id, "expired")
+
+    def on_order_rejected(self, event) -> None:
+        """Handle ``OrderRejected`` (venue): primary → cancel open children; child → abort."""
+        self._on_order_ended(event.client_order_id, f"rejected ({event.reason})")
+
+    def on_order_denied(self, event) -> None:
+        """Handle ``OrderDenied`` (pre-trade risk, or our own denial): as a rejection."""
+        self._on_order_ended(event.client_order_id, f"denied ({event.reason})")
+
+    def on_start(self) -> None:
+        """Nothing to prepare: state is per primary (subclasses may subscribe to data here)."""
+
+    def on_stop(self) -> None:
+        """Cancel all timers; held primaries stay INITIALIZED (see the package docstring)."""
+        self.clock.cancel_timers()
+
+    def on_reset(self) -> None:
+        """Forget all sequences."""
+        self._sequences.clear()
