@@ -8,13 +8,49 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.urls import path  # noqa: E402
 
-websocket_urlpatterns: list = []  # order channels arrive with the live UI issue
+from orders.consumers import OrderStreamConsumer  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Channels' ``AllowedHostsOriginValidator``, but letting programs without ``Origin`` through.
+
+    Browsers always send ``Origin`` on a WebSocket handshake: it must name an allowed host, which
+    stops another site from riding a logged-in session (cross-site WebSocket hijacking). Programs
+    (strategy services) send none; they are let through with their cookies removed, so they can
+    authenticate with an ``Authorization: Bearer`` token only, never with a session.
+    """
+
+    def __init__(self, application):
+        allowed = list(settings.ALLOWED_HOSTS)
+        if settings.DEBUG and not allowed:
+            allowed = ["localhost", "127.0.0.1", "[::1]"]
+        super().__init__(application, allowed)
+
+    async def __call__(self, scope, receive, send):
+        headers = scope.get("headers", [])
+        if scope["type"] == "websocket" and not any(name == b"origin" for name, _ in headers):
+            scope = dict(scope, headers=[(name, value) for name, value in headers if name != b"cookie"])
+            return await self.application(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
+
+websocket_urlpatterns: list = [
+    path("ws/orders/", OrderStreamConsumer.as_asgi()),  # JSON for programs (orders/consumers.py)
+]
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# The embedded default (no broker, eager Celery) runs the TradingNode inside this web process.
+if settings.ODUM["TRADING_NODE"] == "embedded":
+    from venues.node.host import start_trading_node_in_background  # noqa: E402
+
+    start_trading_node_in_background()

@@ -9,8 +9,10 @@ Group names must be ASCII letters, digits, ``-``, ``_`` or ``.``, shorter than 1
 #: Every order change, for viewers allowed to see all strategies.
 ORDERS_GROUP = "orders"
 
-#: Message type of an order change: ``{"type": ORDERS_UPDATED, "order_id": "<uuid>"}``. Consumers
-#: re-read the order through a selector; the message carries nothing else.
+#: Message type of an order change (``orders.services.publish``): ``{"type": ORDERS_UPDATED,
+#: "order_id": "<uuid>", "stream": <group>, "seq": <int>, "strategy_id": "<id>", "event_ids": [..],
+#: "fill_ids": [..]}`` — ids and the change's number in the group's stream, never data. Consumers
+#: re-read the order through a selector. Each group is one numbered stream.
 ORDERS_UPDATED = "orders.updated"
 
 

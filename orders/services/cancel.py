@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from orders.exposure import order_exposure_changed
 from orders.models import Order, OrderEvent
+from orders.services.publish import publish_orders_updated
 from orders.state import OrderStatus
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
     - SUBMITTED / ACCEPTED / PARTIALLY_FILLED → PENDING_CANCEL, CANCEL_REQUESTED event, and after
       commit ``venues.tasks.cancel_order(order_id)`` on queue ``venues`` (the sweeper re-sends it if
       the broker is down). The venue's answer moves it on (CANCELED, or back on a rejected cancel).
+
+    Either way the change is published to the order stream after commit
+    (:mod:`orders.services.publish`), before the venue command is dispatched.
 
     Parameters
     ----------
@@ -91,6 +95,8 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
                                previous_filled_quantity=locked.filled_quantity)
         OrderEvent.objects.create(order=locked, type=event_type, status_before=before, status_after=locked.status,
                                   actor=actor, ts=now, payload=payload)
+        published = {locked.pk: locked.strategy_id}
+        transaction.on_commit(lambda: publish_orders_updated(published))
         if locked.status == OrderStatus.PENDING_CANCEL:
             from orders.services.dispatch import order_dispatch_cancel
 

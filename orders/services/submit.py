@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, Strategy
+from orders.services.publish import publish_orders_updated
 from orders.services.request import OrderRequest
 from orders.state import OrderStatus
 from risk.engine import PreTradeRiskEngine
@@ -104,7 +105,8 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
     or DENIED). The unique index on (strategy, operation_id) is the idempotency check: a replayed
     operation_id fails the INSERT, the transaction rolls back and the stored order is returned (or
     :class:`IdempotencyConflict` raised when its body differs). After commit a ROUTED order is dispatched to the trading worker; a DENIED order is
-    recorded and goes nowhere. Never a venue submission without a committed order row.
+    recorded and goes nowhere. Never a venue submission without a committed order row. Either way the
+    new order is published to the order stream after commit (:mod:`orders.services.publish`).
 
     Parameters
     ----------
@@ -220,6 +222,11 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
                                  payload={"reason": reason}))
     order.save(force_insert=True)
     OrderEvent.objects.bulk_create(events)
+    # Subscribers see the new order (ROUTED or DENIED) after commit, before the hand-off's own
+    # changes. Its events are its only rows, so their ids spare the publisher a look-up.
+    published, event_ids = {order.id: strategy.id}, [event.pk for event in events]
+    new_rows = {order.id: (event_ids, [])} if None not in event_ids else None
+    transaction.on_commit(lambda: publish_orders_updated(published, new_rows=new_rows))
     if order.status == OrderStatus.ROUTED:
         from orders.services.dispatch import order_dispatch_submit
 

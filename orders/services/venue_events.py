@@ -6,8 +6,10 @@ transaction it locks the order, moves its status through the state machine (``Or
 ``OrderEvent``), inserts a fill once (unique on venue + trade id), applies the position change
 (``positions.services.position_apply_fill``), re-computes the parent of an algorithm's child from
 its children, keeps pre-trade risk's open-order totals true (``orders.exposure``), appends the
-``OrderEvent`` and, on commit, publishes ``{"type": "orders.updated", "order_id": …}`` to the
-groups of :mod:`odum_live.groups`.
+``OrderEvent`` and, on commit, publishes the changed orders to the order stream
+(:func:`orders.services.publish.publish_orders_updated`: numbered per stream, logged for resumes,
+sent as ``{"type": "orders.updated", "order_id": …, "seq": …}`` to the groups of
+:mod:`odum_live.groups`).
 
 Units: quantities in base units (contracts for derivatives), prices in quote currency, fees in the
 fill's fee currency (``Order.fees`` is their plain sum). Times are the venue's event times (UTC).
@@ -20,16 +22,14 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
-from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
 from odum_live.instruments import parse_instrument_key
 from orders.exposure import order_exposure_changed
 from orders.models import Fill, Order, OrderEvent
+from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
 from positions.services import position_apply_fill
 from venues.events import VenueEvent, VenueEventKind
@@ -178,37 +178,6 @@ def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
             published = dict(touched.orders)
             transaction.on_commit(lambda: publish_orders_updated(published))
     return result
-
-
-def publish_orders_updated(orders: dict[uuid.UUID, str]) -> None:
-    """Send ``{"type": "orders.updated", "order_id": "<uuid>"}`` per order to its groups.
-
-    Groups: :data:`odum_live.groups.ORDERS_GROUP` and ``strategy_group(strategy_id)``. Call after
-    commit. Never raises: a channel layer that is down loses the push, not the data (viewers
-    re-read on reconnect), so failures are logged.
-
-    Parameters
-    ----------
-    orders : dict[uuid.UUID, str]
-        Order id → strategy id.
-    """
-    try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-
-        async def send_all() -> None:
-            for order_id, strategy_id in orders.items():
-                message = {"type": ORDERS_UPDATED, "order_id": str(order_id)}
-                for group in (ORDERS_GROUP, strategy_group(strategy_id)):
-                    try:
-                        await layer.group_send(group, message)
-                    except Exception:  # noqa: BLE001 - one failed group must not starve the others
-                        logger.exception("publish of order %s to group %s failed", order_id, group)
-
-        async_to_sync(send_all)()
-    except Exception:  # noqa: BLE001 - after commit: log, never raise
-        logger.exception("publish of orders.updated for %s failed", [str(pk) for pk in orders])
 
 
 # --- event kinds ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_cancel_submitted_order_via_api_after_submit_flow(tradable, svc_client, 
     # Assert
     assert response.status_code == 202
     assert response.json()["status"] == "PENDING_CANCEL"
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the publication to the order stream, then the dispatch
     assert OrderEvent.objects.filter(order_id=order_id, type="DISPATCHED", payload__command="cancel").exists()
 
 

@@ -22,7 +22,9 @@ def test_order_cancel_routed_order_is_canceled_at_once(django_capture_on_commit_
     event = OrderEvent.objects.get(order=order)
     assert (event.type, event.status_before, event.status_after, event.actor) == ("CANCELED", "ROUTED", "CANCELED", "alice")
     assert event.payload["reason"] == "changed my mind"
-    assert callbacks == []  # nothing to tell a venue that never saw it
+    assert len(callbacks) == 1  # the publication to the order stream only
+    callbacks[0]()
+    assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()  # nothing to tell a venue
 
 
 @pytest.mark.parametrize("status, filled", [("SUBMITTED", "0"), ("ACCEPTED", "0"), ("PARTIALLY_FILLED", "0.004")])
@@ -37,10 +39,11 @@ def test_order_cancel_order_at_venue_goes_pending_cancel_and_dispatches_after_co
     # Assert: recorded, cancel not yet sent
     assert result.status == Order.objects.get(pk=order.pk).status == "PENDING_CANCEL"
     assert OrderEvent.objects.get(order=order).type == "CANCEL_REQUESTED"
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the publication to the order stream, then the dispatch
     assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
     # Act: commit
-    callbacks[0]()
+    for callback in callbacks:
+        callback()
     # Assert
     dispatched = OrderEvent.objects.get(order=order, type="DISPATCHED")
     assert dispatched.payload["command"] == "cancel"

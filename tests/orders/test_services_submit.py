@@ -47,9 +47,10 @@ def test_order_submit_dispatch_happens_only_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = order_submit(strategy=strategy, actor="alice", data=typed_request())
     # Assert: nothing published inside the transaction
-    assert len(callbacks) == 1 and published == []
+    assert len(callbacks) == 2 and published == []  # the publication to the order stream, then the dispatch
     # Act: commit
-    callbacks[0]()
+    for callback in callbacks:
+        callback()
     # Assert
     assert published == [([str(result.order.pk)], "venues")]
     order = Order.objects.get(pk=result.order.pk)
@@ -108,7 +109,8 @@ def test_order_submit_over_quantity_limit_is_denied_and_recorded(tradable, strat
     assert "0.001" in order.rejection_reason and "0.01" in order.rejection_reason
     assert order.risk_result["passed"] is False
     assert _event_types(order) == ["RECEIVED", "DENIED"]
-    assert callbacks == []  # a denied order goes nowhere
+    assert len(callbacks) == 1  # the publication to the order stream only: a denied order goes nowhere
+    assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
 
 
 def test_order_submit_unlisted_instrument_is_denied_with_the_routers_reason(tradable, strategy):

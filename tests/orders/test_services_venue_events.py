@@ -414,11 +414,15 @@ def test_apply_publishes_orders_updated_on_commit(order, django_capture_on_commi
 
     before_commit, after_commit = async_to_sync(exchange)()
 
-    # Assert
-    message = {"type": "orders.updated", "order_id": str(order.pk)}
+    # Assert: one numbered message per stream (= group), carrying ids only
     assert before_commit == []
     assert len(captured) == 1
-    assert after_commit == [message, message]  # one per group
+    assert sorted(m["stream"] for m in after_commit) == sorted([ORDERS_GROUP, strategy_group(order.strategy_id)])
+    event = order.events.get()
+    for message in after_commit:
+        assert message["type"] == "orders.updated" and message["order_id"] == str(order.pk)
+        assert message["strategy_id"] == order.strategy_id and isinstance(message["seq"], int)
+        assert message["event_ids"] == [event.pk] and message["fill_ids"] == []
 
 
 def test_apply_publish_failure_is_logged_not_raised(order, django_capture_on_commit_callbacks, monkeypatch, caplog):
@@ -427,7 +431,7 @@ def test_apply_publish_failure_is_logged_not_raised(order, django_capture_on_com
         async def group_send(self, group, message):
             raise ConnectionError("channel layer down")
 
-    monkeypatch.setattr("orders.services.venue_events.get_channel_layer", lambda: DownLayer())
+    monkeypatch.setattr("orders.services.publish.get_channel_layer", lambda: DownLayer())
 
     # Act
     with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):

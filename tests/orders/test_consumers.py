@@ -1,0 +1,773 @@
+"""``/ws/orders/`` (orders/consumers.py) and the order stream behind it (orders/services/publish.py).
+
+Driven through the whole ASGI application (origin check, session / bearer auth, routing) with
+Channels' ``WebsocketCommunicator``. Each scenario runs in one event loop (``async_to_sync``): the
+consumer's database work runs back on the test thread, and the services it reacts to are called
+from that loop too, so their on-commit publications reach the consumer through the configured
+channel layer (in-memory, or channels_redis with ``REDIS_URL``). The consumer reads the database
+in its own steps, so these tests commit for real (``transaction=True``).
+"""
+
+import threading
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.test import Client
+from django.utils import timezone
+
+from odum_live.asgi import application
+from orders import consumers
+from orders.models import Order, OrderEvent
+from orders.services import order_apply_venue_event, order_cancel, order_submit
+from orders.services import publish as stream
+from orders.services.publish import (
+    MemoryStreamLog,
+    RedisStreamLog,
+    order_stream_after,
+    order_streams,
+    publish_orders_updated,
+    stream_log,
+)
+from tests.orders.conftest import typed_request
+from risk.models import RiskLimit, Scope
+from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory, make_token
+from tests.risk.factories import RiskLimitFactory
+from venues.events import VenueEvent, VenueEventKind
+
+K = VenueEventKind
+S = Order.Status
+ETH_KEY = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
+TIMEOUT = 5
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# --- fixtures and helpers ------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _fresh_stream():
+    """A fresh stream log (memory, or this run's Redis database — emptied by the cache fixture),
+    frame cache and channel layer for every test."""
+    stream.set_stream_log(None)
+    consumers.frames.clear()
+    yield
+    stream.set_stream_log(None)
+    consumers.frames.clear()
+    layer = get_channel_layer()
+    if hasattr(layer, "flush"):
+        async_to_sync(layer.flush)()
+
+
+@pytest.fixture
+def alpha(listing):
+    return StrategyFactory(id="alpha")
+
+
+@pytest.fixture
+def beta(listing):
+    return StrategyFactory(id="beta")
+
+
+@pytest.fixture
+def viewer(db):
+    """A person holding orders.view_order (sees every strategy)."""
+    user = UserFactory(username=f"viewer-{uuid.uuid4().hex[:6]}")
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="orders", codename="view_order"))
+    return user
+
+
+def run(scenario):
+    """Run ``scenario()`` (returning an awaitable) in one event loop; return its result."""
+    async def main():
+        return await scenario()
+
+    return async_to_sync(main)()
+
+
+def ws(query: str = "", *, token: str | None = None, headers=()) -> WebsocketCommunicator:
+    """A communicator for ``/ws/orders/?<query>`` through the whole ASGI application."""
+    all_headers = list(headers)
+    if token is not None:
+        all_headers.append((b"authorization", f"Bearer {token}".encode()))
+    return WebsocketCommunicator(application, f"/ws/orders/{'?' + query if query else ''}", headers=all_headers)
+
+
+def session_headers(user, *, origin: str | None = "http://localhost") -> list:
+    """Cookie (and Origin) headers of a logged-in browser session of ``user``."""
+    client = Client()
+    client.force_login(user)
+    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return headers
+
+
+async def opened(communicator) -> dict:
+    """Connect and return the first message (snapshot, or what a resume sends first)."""
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def refused(communicator) -> tuple[dict, int]:
+    """Connect and return (the error message, the close code) of a refused subscription."""
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected  # accepted first, so the client sees the close code
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    closing = await communicator.receive_output(timeout=TIMEOUT)
+    assert closing["type"] == "websocket.close"
+    return error, closing["code"]
+
+
+def db(fn, *args, **kwargs):
+    """Await ``fn(*args, **kwargs)`` on the database thread (what a service call looks like from the loop)."""
+    return database_sync_to_async(fn)(*args, **kwargs)
+
+
+def venue_event(kind, order, *, seconds=0, **fields):
+    return VenueEvent(kind=kind, client_order_id=order.client_order_id, venue="BINANCE-SPOT",
+                      ts_event=timezone.now().replace(microsecond=0) + timedelta(seconds=seconds), **fields)
+
+
+def venue_fill(order, trade_id, qty, px="40000", *, fee="0.4"):
+    return venue_event(K.FILLED, order, seconds=1, trade_id=trade_id, last_qty=Decimal(qty), last_px=Decimal(px),
+                       fee=Decimal(fee), fee_currency="USDT", liquidity="TAKER")
+
+
+def apply(event):
+    return db(order_apply_venue_event, event=event)
+
+
+# --- authentication and scope ---------------------------------------------------------------------
+
+def test_bearer_strategy_token_gets_snapshot_of_its_own_open_orders_only(alpha, beta):
+    # Arrange
+    open_alpha = OrderFactory(strategy=alpha, status=S.ACCEPTED)
+    OrderFactory(strategy=alpha, status=S.FILLED, filled_quantity=Decimal("0.01"))
+    OrderFactory(strategy=beta, status=S.ACCEPTED)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        await communicator.disconnect()
+        return snapshot
+
+    # Act
+    snapshot = run(scenario)
+
+    # Assert
+    assert snapshot["type"] == "snapshot" and snapshot["stream"] == "strategy.alpha"
+    assert isinstance(snapshot["seq"], int) and snapshot["seq"] > 0
+    assert [o["order_id"] for o in snapshot["orders"]] == [str(open_alpha.pk)]
+    assert snapshot["orders"][0]["status"] == "ACCEPTED" and snapshot["orders"][0]["quantity"] == "0.01"
+    assert snapshot["positions"] == []
+    assert snapshot["filters"] == {"strategy": "alpha", "instrument": None, "venue": None}
+
+
+@pytest.mark.parametrize("authorization", [b"Bearer not-a-real-token", b"Bearer", b"Token abc", b"Bearer a b"])
+def test_bad_or_malformed_bearer_token_is_closed_4401(alpha, authorization):
+    async def scenario():
+        return await refused(WebsocketCommunicator(application, "/ws/orders/",
+                                                   headers=[(b"authorization", authorization)]))
+
+    error, code = run(scenario)
+
+    assert code == 4401 and error == {"type": "error", "error": "unauthenticated", "detail": error["detail"]}
+    assert "not-a-real-token" not in error["detail"]
+
+
+def test_no_credentials_is_closed_4401(alpha):
+    error, code = run(lambda: refused(ws()))
+
+    assert code == 4401 and error["error"] == "unauthenticated"
+
+
+def test_session_user_with_view_permission_sees_every_strategy(alpha, beta, viewer):
+    # Arrange
+    a = OrderFactory(strategy=alpha, status=S.ROUTED)
+    b = OrderFactory(strategy=beta, status=S.SUBMITTED)
+    headers = session_headers(viewer)
+
+    async def scenario():
+        communicator = ws(headers=headers)
+        snapshot = await opened(communicator)
+        await communicator.disconnect()
+        return snapshot
+
+    # Act
+    snapshot = run(scenario)
+
+    # Assert
+    assert snapshot["stream"] == "orders"
+    assert {o["order_id"] for o in snapshot["orders"]} == {str(a.pk), str(b.pk)}
+
+
+def test_session_cookie_without_origin_is_not_a_login(alpha, viewer):
+    # A program without Origin may use a bearer token only: cookies are dropped (no hijacked session).
+    headers = session_headers(viewer, origin=None)
+
+    error, code = run(lambda: refused(ws(headers=headers)))
+
+    assert code == 4401 and error["error"] == "unauthenticated"
+
+
+def test_session_from_another_site_is_rejected_at_the_handshake(alpha, viewer):
+    headers = session_headers(viewer, origin="https://evil.example.com")
+
+    async def scenario():
+        return await ws(headers=headers).connect(timeout=TIMEOUT)
+
+    connected, _code = run(scenario)
+
+    assert connected is False
+
+
+def test_person_without_permission_or_strategy_is_closed_4403(alpha):
+    # Arrange: a personal token of someone who trades nothing and may view nothing
+    token = make_token(UserFactory(username="nobody"))
+
+    error, code = run(lambda: refused(ws(token=token)))
+
+    assert code == 4403 and error["error"] == "forbidden"
+
+
+def test_strategy_token_asking_for_another_strategy_is_closed_4403(alpha, beta):
+    token = make_token(alpha.service_account)
+
+    error, code = run(lambda: refused(ws("strategy=beta", token=token)))
+
+    assert code == 4403 and "alpha" in error["detail"]
+
+
+def test_trader_sees_only_the_strategies_they_trade_and_is_forbidden_others(alpha, beta):
+    # Arrange
+    trader = UserFactory(username="trader-t")
+    alpha.traders.add(trader)
+    own = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    other = OrderFactory(strategy=beta, status=S.SUBMITTED)
+    token = make_token(trader)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        await apply(venue_event(K.ACCEPTED, other))
+        await apply(venue_event(K.ACCEPTED, own))
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        nothing = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return snapshot, delta, nothing, await refused(ws("strategy=beta", token=token))
+
+    # Act
+    snapshot, delta, nothing, (error, code) = run(scenario)
+
+    # Assert: the stream of every order, filtered to the trader's strategies
+    assert snapshot["stream"] == "orders" and [o["order_id"] for o in snapshot["orders"]] == [str(own.pk)]
+    assert delta["order"]["order_id"] == str(own.pk) and delta["seq"] == snapshot["seq"] + 2 and nothing
+    assert code == 4403 and error["error"] == "forbidden"
+
+
+def test_viewer_naming_an_unknown_strategy_is_closed_4404(alpha, viewer):
+    token = make_token(viewer)
+
+    error, code = run(lambda: refused(ws("strategy=nope", token=token)))
+
+    assert code == 4404 and error["error"] == "not_found"
+
+
+@pytest.mark.parametrize("query, field", [("since=abc", "since"), ("since=-1", "since"), ("token=x", "token"),
+                                          ("instrument=BTC", "instrument"), ("venue=binance", "venue"),
+                                          ("since=1&since=2", "since")])
+def test_malformed_query_is_closed_4400_naming_the_parameter(alpha, query, field):
+    token = make_token(alpha.service_account)
+
+    error, code = run(lambda: refused(ws(query, token=token)))
+
+    assert code == 4400 and error["error"] == "invalid" and field in error["fields"]
+
+
+# --- deltas ---------------------------------------------------------------------------------------
+
+def test_filled_venue_event_arrives_as_delta_with_order_fill_and_position(alpha):
+    # Arrange
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        # Act
+        await apply(venue_fill(order, "T1", "0.01", "40000.5"))
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return snapshot, delta
+
+    snapshot, delta = run(scenario)
+
+    # Assert
+    assert [o["order_id"] for o in snapshot["orders"]] == [str(order.pk)]
+    assert delta["type"] == "delta" and delta["stream"] == "strategy.alpha"
+    assert delta["seq"] == snapshot["seq"] + 1
+    assert delta["order"]["order_id"] == str(order.pk) and delta["order"]["status"] == "FILLED"
+    assert delta["order"]["filled_quantity"] == "0.01" and delta["order"]["avg_fill_price"] == "40000.5"
+    assert [e["type"] for e in delta["events"]] == ["FILLED"]
+    assert delta["fills"] == [{"venue": "BINANCE-SPOT", "venue_trade_id": "T1", "price": "40000.5",
+                               "quantity": "0.01", "fee": "0.4", "fee_currency": "USDT", "liquidity": "TAKER",
+                               "ts_event": delta["fills"][0]["ts_event"]}]
+    position = delta["position"]
+    assert position["instrument_key"] == "ANY:SPOT_PAIR:BTC-USDT" and position["quantity"] == "0.01"
+    assert [(v["venue"], v["quantity"], v["strategies"]) for v in position["venues"]] == [
+        ("BINANCE-SPOT", "0.01", ["alpha"])]
+
+
+def test_strategy_token_receives_no_delta_of_another_strategy(alpha, beta):
+    # Arrange
+    mine = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    theirs = OrderFactory(strategy=beta, status=S.SUBMITTED)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        # Act
+        await apply(venue_event(K.ACCEPTED, theirs))
+        nothing = await communicator.receive_nothing(timeout=0.5)
+        await apply(venue_event(K.ACCEPTED, mine))
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return snapshot, nothing, delta
+
+    snapshot, nothing, delta = run(scenario)
+
+    # Assert: nothing of beta's; alpha's stream numbers stay consecutive
+    assert nothing is True
+    assert delta["order"]["order_id"] == str(mine.pk) and delta["seq"] == snapshot["seq"] + 1
+
+
+def test_viewer_filters_by_instrument_and_pong_advances_past_hidden_changes(alpha, beta, viewer):
+    # Arrange
+    btc = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    eth = OrderFactory(strategy=beta, status=S.SUBMITTED, instrument_key=ETH_KEY, routed_instrument_key=ETH_KEY)
+    token = make_token(viewer)
+
+    async def scenario():
+        communicator = ws(f"instrument={ETH_KEY}&venue=BINANCE-SPOT", token=token)
+        snapshot = await opened(communicator)
+        # Act
+        await apply(venue_event(K.ACCEPTED, btc))
+        await apply(venue_event(K.ACCEPTED, eth))
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.send_json_to({"action": "ping"})
+        pong = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return snapshot, delta, pong
+
+    snapshot, delta, pong = run(scenario)
+
+    # Assert
+    assert [o["order_id"] for o in snapshot["orders"]] == [str(eth.pk)]
+    assert delta["order"]["order_id"] == str(eth.pk) and delta["seq"] == snapshot["seq"] + 2
+    assert pong == {"type": "pong", "stream": "orders", "seq": snapshot["seq"] + 2}
+
+
+def test_submit_and_cancel_arrive_as_deltas_with_their_timeline(tradable, alpha, monkeypatch):
+    # Arrange: no venue hand-off (its own publications are the trading worker's)
+    monkeypatch.setattr("orders.services.dispatch.order_dispatch_submit", lambda **kwargs: True)
+    monkeypatch.setattr("orders.services.dispatch.order_dispatch_cancel", lambda **kwargs: True)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        # Act
+        result = await db(order_submit, strategy=alpha, actor="svc-alpha", data=typed_request())
+        routed = await communicator.receive_json_from(timeout=TIMEOUT)
+        await db(order_cancel, order=result.order, actor="svc-alpha", reason="flat")
+        canceled = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return snapshot, routed, canceled
+
+    snapshot, routed, canceled = run(scenario)
+
+    # Assert
+    assert routed["seq"] == snapshot["seq"] + 1 and canceled["seq"] == snapshot["seq"] + 2
+    assert routed["order"]["status"] == "ROUTED"
+    assert [e["type"] for e in routed["events"]] == ["RECEIVED", "RISK_PASSED", "ROUTED"]
+    assert canceled["order"]["status"] == "CANCELED" and [e["type"] for e in canceled["events"]] == ["CANCELED"]
+    assert canceled["events"][0]["payload"]["reason"] == "flat"
+
+
+def test_denied_submit_arrives_as_delta(tradable, alpha):
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="alpha", kind=RiskLimit.Kind.MAX_ORDER_QUANTITY,
+                     value=Decimal("0.001"))
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        await opened(communicator)
+        await db(order_submit, strategy=alpha, actor="svc-alpha", data=typed_request())
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return delta
+
+    delta = run(scenario)
+
+    assert delta["order"]["status"] == "DENIED" and [e["type"] for e in delta["events"]] == ["RECEIVED", "DENIED"]
+
+
+# --- resume ---------------------------------------------------------------------------------------
+
+def test_resume_since_sends_the_missed_deltas_in_order_then_resumed_then_live(alpha):
+    # Arrange: a subscriber that saw the snapshot, then went away
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED, quantity=Decimal("0.02"))
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        first = ws(token=token)
+        snapshot = await opened(first)
+        await first.disconnect()
+        await apply(venue_event(K.ACCEPTED, order))
+        await apply(venue_fill(order, "T1", "0.01"))
+        # Act
+        second = ws(f"since={snapshot['seq']}&stream=strategy.alpha", token=token)
+        missed = [await opened(second), await second.receive_json_from(timeout=TIMEOUT)]
+        resumed = await second.receive_json_from(timeout=TIMEOUT)
+        await apply(venue_fill(order, "T2", "0.01"))
+        live = await second.receive_json_from(timeout=TIMEOUT)
+        await second.disconnect()
+        return snapshot["seq"], missed, resumed, live
+
+    since, missed, resumed, live = run(scenario)
+
+    # Assert
+    assert [(m["type"], m["seq"]) for m in missed] == [("delta", since + 1), ("delta", since + 2)]
+    assert [e["type"] for e in missed[0]["events"]] == ["ACCEPTED"] and missed[0]["fills"] == []
+    assert [f["venue_trade_id"] for f in missed[1]["fills"]] == ["T1"]
+    assert resumed == {"type": "resumed", "stream": "strategy.alpha", "since": since, "seq": since + 2}
+    assert live["seq"] == since + 3 and live["order"]["status"] == "FILLED"
+
+
+def test_resume_since_the_head_sends_nothing_missed(alpha):
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        first = ws(token=token)
+        snapshot = await opened(first)
+        await first.disconnect()
+        second = ws(f"since={snapshot['seq']}", token=token)
+        resumed = await opened(second)
+        await second.disconnect()
+        return snapshot["seq"], resumed
+
+    since, resumed = run(scenario)
+
+    assert resumed == {"type": "resumed", "stream": "strategy.alpha", "since": since, "seq": since}
+
+
+def test_resume_older_than_the_log_is_told_to_take_a_snapshot(alpha, settings):
+    # Arrange: a log of two entries per stream, and three changes while away
+    settings.ODUM = {**settings.ODUM, "ORDER_STREAM_MAXLEN": 2}
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED, quantity=Decimal("0.03"))
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        first = ws(token=token)
+        snapshot = await opened(first)
+        await first.disconnect()
+        await apply(venue_event(K.ACCEPTED, order))
+        await apply(venue_fill(order, "T1", "0.01"))
+        await apply(venue_fill(order, "T2", "0.01"))
+        # Act
+        second = ws(f"since={snapshot['seq']}", token=token)
+        told = await opened(second)
+        fresh = await second.receive_json_from(timeout=TIMEOUT)
+        await second.disconnect()
+        return snapshot["seq"], told, fresh
+
+    since, told, fresh = run(scenario)
+
+    # Assert
+    assert told["type"] == "snapshot_required" and told["since"] == since and told["stream"] == "strategy.alpha"
+    assert fresh["type"] == "snapshot" and fresh["seq"] == since + 3
+    assert fresh["orders"][0]["filled_quantity"] == "0.02"
+
+
+@pytest.mark.parametrize("query", ["since={ahead}", "since={since}&stream=orders"])
+def test_resume_from_the_future_or_another_stream_is_told_to_take_a_snapshot(alpha, query):
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        first = ws(token=token)
+        snapshot = await opened(first)
+        await first.disconnect()
+        second = ws(query.format(ahead=snapshot["seq"] + 100, since=snapshot["seq"]), token=token)
+        told = await opened(second)
+        fresh = await second.receive_json_from(timeout=TIMEOUT)
+        await second.disconnect()
+        return told, fresh
+
+    told, fresh = run(scenario)
+
+    assert told["type"] == "snapshot_required" and fresh["type"] == "snapshot"
+
+
+def test_lost_channel_message_is_filled_from_the_log(alpha):
+    # Arrange: a change numbered and logged whose channel-layer message never arrives (a full buffer)
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        accepted = await apply(venue_event(K.ACCEPTED, order))
+        await db(stream_log().append, streams=order_streams("alpha"), order_id=str(order.pk), strategy_id="alpha",
+                 event_ids=[], fill_ids=[], maxlen=100)  # numbered and logged, never sent
+        # Act: the next change's message shows the hole
+        await apply(venue_fill(order, "T1", "0.01"))
+        deltas = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
+        await communicator.disconnect()
+        return snapshot["seq"], accepted, deltas
+
+    since, accepted, deltas = run(scenario)
+
+    # Assert: every number once, in order — the lost one read from the log
+    assert accepted.applied
+    assert [d["seq"] for d in deltas] == [since + 1, since + 2, since + 3]
+    assert [[f["venue_trade_id"] for f in d["fills"]] for d in deltas] == [[], [], ["T1"]]
+
+
+def test_failed_publication_restarts_the_stream_so_a_resume_takes_a_snapshot(alpha, monkeypatch):
+    # Arrange: the log refuses one append (Redis down) while the subscriber is away
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    token = make_token(alpha.service_account)
+    log = stream_log()
+    real_append = log.append
+    failures = iter([RuntimeError("redis down")])
+
+    def flaky_append(**kwargs):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_append(**kwargs)
+
+    async def scenario():
+        first = ws(token=token)
+        snapshot = await opened(first)
+        await first.disconnect()
+        monkeypatch.setattr(log, "append", flaky_append)
+        await apply(venue_event(K.ACCEPTED, order))          # lost: never numbered
+        await apply(venue_fill(order, "T1", "0.01"))         # numbered after the restart
+        # Act
+        second = ws(f"since={snapshot['seq']}", token=token)
+        told = await opened(second)
+        fresh = await second.receive_json_from(timeout=TIMEOUT)
+        await second.disconnect()
+        return told, fresh
+
+    told, fresh = run(scenario)
+
+    # Assert: not the one delta after the hole, but a snapshot
+    assert told["type"] == "snapshot_required" and fresh["type"] == "snapshot"
+
+
+# --- client messages ------------------------------------------------------------------------------
+
+def test_malformed_messages_get_an_error_and_the_connection_stays_up(alpha, beta):
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        snapshot = await opened(communicator)
+        replies = []
+        for text in ["not json", "[1, 2]", '{"action": "dance"}', '{"action": "ping", "x": 1}',
+                     '{"action": "subscribe", "since": -1}', '{"action": "subscribe", "strategy": "beta"}',
+                     "x" * 5000]:
+            await communicator.send_to(text_data=text)
+            replies.append(await communicator.receive_json_from(timeout=TIMEOUT))
+        await communicator.send_to(bytes_data=b"\x00")
+        replies.append(await communicator.receive_json_from(timeout=TIMEOUT))
+        await communicator.send_json_to({"action": "ping"})
+        pong = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return snapshot, replies, pong
+
+    snapshot, replies, pong = run(scenario)
+
+    assert [r["type"] for r in replies] == ["error"] * 8
+    assert [r["error"] for r in replies] == ["invalid"] * 5 + ["forbidden"] + ["invalid"] * 2
+    assert "action" in replies[2]["fields"] and "since" in replies[4]["fields"]
+    assert pong == {"type": "pong", "stream": "strategy.alpha", "seq": snapshot["seq"]}  # still the old subscription
+
+
+def test_subscribe_message_switches_stream_and_sends_a_snapshot(alpha, beta, viewer):
+    a = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    b = OrderFactory(strategy=beta, status=S.SUBMITTED)
+    token = make_token(viewer)
+
+    async def scenario():
+        communicator = ws(token=token)
+        everything = await opened(communicator)
+        await communicator.send_json_to({"action": "subscribe", "strategy": "beta"})
+        only_beta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await apply(venue_event(K.ACCEPTED, a))
+        await apply(venue_event(K.ACCEPTED, b))
+        delta = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.send_json_to({"action": "snapshot"})
+        again = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return everything, only_beta, delta, again
+
+    everything, only_beta, delta, again = run(scenario)
+
+    assert everything["stream"] == "orders" and len(everything["orders"]) == 2
+    assert only_beta["type"] == "snapshot" and only_beta["stream"] == "strategy.beta"
+    assert [o["order_id"] for o in only_beta["orders"]] == [str(b.pk)]
+    assert delta["stream"] == "strategy.beta" and delta["order"]["order_id"] == str(b.pk)
+    assert again["type"] == "snapshot" and again["seq"] == delta["seq"]
+
+
+def test_cached_frame_older_than_what_a_subscriber_sent_is_rendered_afresh(alpha):
+    # Arrange: a frame of an ACCEPTED order in the cache; the order has filled since
+    order = OrderFactory(strategy=alpha, status=S.ACCEPTED)
+    entry = stream.StreamEntry(stream="strategy.alpha", seq=1, order_id=str(order.pk), strategy_id="alpha")
+
+    async def scenario():
+        cached = await consumers.frames.get(entry, horizon=0)
+        await db(lambda: Order.objects.filter(pk=order.pk).update(status=S.FILLED))
+        # Act: a subscriber that sent nothing newer takes the cached frame; one whose last sent
+        # reads finished after the cached frame's began must not go back to it
+        same = await consumers.frames.get(entry, horizon=cached.started)
+        fresh = await consumers.frames.get(entry, horizon=cached.finished)
+        return cached, same, fresh
+
+    cached, same, fresh = run(scenario)
+
+    # Assert
+    assert same is cached and '"status":"ACCEPTED"' in cached.text
+    assert fresh.started > cached.finished and '"status":"FILLED"' in fresh.text
+
+
+# --- the stream log ---------------------------------------------------------------------------------
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def any_log(request):
+    """Each stream-log backend: memory, and Redis at REDIS_URL (this run's database and prefix)."""
+    if request.param == "memory":
+        return MemoryStreamLog()
+    return RedisStreamLog(settings.REDIS_URL, f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:t")
+
+
+def test_stream_log_numbers_consecutively_and_claims_each_id_once(any_log, db):
+    # Arrange
+    head = any_log.head("s")
+
+    # Act
+    first = any_log.append(streams=["s", "t"], order_id="o1", strategy_id="x", event_ids=[1, 2], fill_ids=[7],
+                           maxlen=10)
+    second = any_log.append(streams=["s"], order_id="o1", strategy_id="x", event_ids=[1, 2, 3], fill_ids=[7, 8],
+                            maxlen=10)
+
+    # Assert
+    assert [e.seq for e in first][0] == head + 1 and second[0].seq == head + 2
+    assert (first[0].event_ids, first[0].fill_ids) == ((1, 2), (7,))
+    assert (second[0].event_ids, second[0].fill_ids) == ((3,), (8,))
+    assert any_log.read_after("s", head) == [first[0], second[0]]
+    assert any_log.head("s") == head + 2
+
+
+def test_stream_log_restart_leaves_a_hole_that_readers_see(any_log, db, monkeypatch):
+    # Arrange
+    monkeypatch.setattr(stream, "_log", any_log)
+    head = any_log.head("s")
+    any_log.append(streams=["s"], order_id="o1", strategy_id="x", event_ids=[], fill_ids=[], maxlen=10)
+
+    # Act
+    any_log.restart(["s"])
+    after = any_log.append(streams=["s"], order_id="o1", strategy_id="x", event_ids=[], fill_ids=[], maxlen=10)
+
+    # Assert
+    assert after[0].seq >= head + 3
+    assert order_stream_after(stream="s", after=head) is None
+    assert order_stream_after(stream="s", after=after[0].seq) == []
+
+
+def test_stream_log_trims_to_maxlen_and_readers_see_the_gap(any_log, db, monkeypatch):
+    monkeypatch.setattr(stream, "_log", any_log)
+    head = any_log.head("s")
+    for _ in range(4):
+        any_log.append(streams=["s"], order_id="o1", strategy_id="x", event_ids=[], fill_ids=[], maxlen=2)
+
+    assert [e.seq for e in any_log.read_after("s", head)] == [head + 3, head + 4]
+    assert order_stream_after(stream="s", after=head + 1) is None
+    assert [e.seq for e in order_stream_after(stream="s", after=head + 2)] == [head + 3, head + 4]
+
+
+@pytest.mark.redis
+def test_redis_log_numbers_are_shared_by_processes_and_survive_a_lost_counter(redis_client, db):
+    # Arrange: two processes' clients of the same Redis log
+    prefix = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:t"
+    one = RedisStreamLog(settings.REDIS_URL, prefix)
+    two = RedisStreamLog(settings.REDIS_URL, prefix)
+    head = one.head("s")
+
+    # Act: interleaved appends, then Redis loses the counter (eviction, restore from an old dump)
+    seqs = [log.append(streams=["s"], order_id="o", strategy_id="x", event_ids=[], fill_ids=[], maxlen=100)[0].seq
+            for log in (one, two, one, two)]
+    redis_client.delete(one.keys("s")[0])
+    after_loss = two.append(streams=["s"], order_id="o", strategy_id="x", event_ids=[], fill_ids=[], maxlen=100)
+
+    # Assert
+    assert seqs == [head + 1, head + 2, head + 3, head + 4]
+    assert after_loss[0].seq >= head + 6  # a hole after head + 4
+    assert len(str(after_loss[0].seq)) >= 16  # microseconds: printed exactly, not in exponent form
+
+
+# --- commit order is not id order --------------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_event_committed_after_a_larger_id_is_not_skipped_by_a_resume(alpha):
+    # Arrange: transaction A inserts an event (smaller id) and commits only after transaction B
+    # inserted, committed and published one with a larger id.
+    slow, fast = OrderFactory(strategy=alpha), OrderFactory(strategy=alpha)
+    inserted, release = threading.Event(), threading.Event()
+    head = stream_log().head("strategy.alpha")
+    ids = {}
+
+    def transaction_a():
+        from django.db import connection
+
+        try:
+            with transaction.atomic():
+                ids["a"] = OrderEvent.objects.create(order=slow, type="ACCEPTED", ts=timezone.now()).pk
+                transaction.on_commit(lambda: publish_orders_updated({slow.pk: "alpha"}))
+                inserted.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=transaction_a)
+    thread.start()
+    assert inserted.wait(timeout=30)
+    with transaction.atomic():
+        ids["b"] = OrderEvent.objects.create(order=fast, type="ACCEPTED", ts=timezone.now()).pk
+        transaction.on_commit(lambda: publish_orders_updated({fast.pk: "alpha"}))
+    seen = order_stream_after(stream="strategy.alpha", after=head)  # a reader now: B only
+
+    # Act: A commits
+    release.set()
+    thread.join(timeout=30)
+    missed = order_stream_after(stream="strategy.alpha", after=seen[-1].seq)
+
+    # Assert: A's smaller id comes after B's larger one in the stream, and a resume gets it
+    assert ids["a"] < ids["b"]
+    assert [e.event_ids for e in seen] == [(ids["b"],)]
+    assert [e.event_ids for e in missed] == [(ids["a"],)] and missed[0].seq == seen[-1].seq + 1
