@@ -255,6 +255,16 @@ class SlicingExecAlgorithm(ExecAlgorithm):
 
     # -- helpers for subclasses ---------------------------------------------------------------------
 
+    def _new_primary_instrument(self, order: Order):
+        # The checks every new primary starts with: not already worked, instrument cached (else DENIED).
+        if order.client_order_id in self._sequences:
+            self.log.error(f"{self.id} already working {order.client_order_id}; duplicate primary ignored")
+            return None
+        instrument = self.cache.instrument(order.instrument_id)
+        if instrument is None:
+            self._deny_primary(order, f"instrument {order.instrument_id} not found in the cache")
+        return instrument
+
     def _timer_name(self, primary_id: ClientOrderId) -> str:
         return f"{self.id}-{primary_id}"
 

@@ -236,12 +236,8 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
         A primary that cannot be worked is DENIED with a reason naming the parameter or rule.
         """
         primary_id = order.client_order_id
-        if primary_id in self._sequences:
-            self.log.error(f"VWAP already working {primary_id}; duplicate primary ignored")
-            return
-        instrument = self.cache.instrument(order.instrument_id)
+        instrument = self._new_primary_instrument(order)
         if instrument is None:
-            self._deny_primary(order, f"instrument {order.instrument_id} not found in the cache")
             return
         problem = _order_shape_problem(order)
         if problem:
