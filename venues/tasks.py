@@ -34,11 +34,14 @@ def _hostname(task) -> str:
 
 def _ready_host():
     """Return this process's ready host, waiting up to NODE_READY_WAIT_SECS; raise VenueCommandError."""
-    from venues.node.host import start_trading_node, trading_node_host
+    from venues.node.host import NodeStartError, start_trading_node, trading_node_host
 
     host = trading_node_host()
     if host is None and settings.ODUM["TRADING_NODE"] == "embedded":
-        host = _start_embedded(start_trading_node)
+        try:
+            host = start_trading_node()
+        except NodeStartError:
+            host = trading_node_host()  # the failed host, whose error the rejection states
     if host is None:
         raise VenueCommandError("no trading node runs in this process")
     deadline = time.monotonic() + settings.ODUM["NODE_READY_WAIT_SECS"]
@@ -49,52 +52,36 @@ def _ready_host():
     return host
 
 
-def _start_embedded(start):
-    from venues.node.host import NodeStartError, trading_node_host
-
-    try:
-        return start()
-    except NodeStartError:
-        return trading_node_host()
-
-
 def _node_off() -> bool:
     from venues.node.host import trading_node_host
 
     return settings.ODUM["TRADING_NODE"] == "off" and trading_node_host() is None
 
 
+def _run_command(task, order_id: str, command: str) -> None:
+    # claim → hand to the node (host.submit / host.cancel) → on refusal, record the failure.
+    from orders.services import venue_commands
+
+    if _node_off():
+        logger.warning("%s of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
+                       command, order_id)
+        return
+    claimed = getattr(venue_commands, f"order_venue_{command}_claim")(order_id=order_id, worker=_hostname(task))
+    if claimed is None:
+        return
+    try:
+        getattr(_ready_host(), command)(claimed)
+    except VenueCommandError as exc:
+        getattr(venue_commands, f"order_venue_{command}_failed")(command=claimed, reason=str(exc))
+
+
 @app.task(bind=True, name="venues.tasks.submit_order", acks_late=True, ignore_result=True)
 def submit_order(self, order_id: str) -> None:
     """Submit the order ``order_id`` (UUID text) to its venue through the TradingNode."""
-    from orders.services.venue_commands import order_venue_submit_claim, order_venue_submit_failed
-
-    if _node_off():
-        logger.warning("submit of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
-                       order_id)
-        return
-    command = order_venue_submit_claim(order_id=order_id, worker=_hostname(self))
-    if command is None:
-        return
-    try:
-        _ready_host().submit(command)
-    except VenueCommandError as exc:
-        order_venue_submit_failed(command=command, reason=str(exc))
+    _run_command(self, order_id, "submit")
 
 
 @app.task(bind=True, name="venues.tasks.cancel_order", acks_late=True, ignore_result=True)
 def cancel_order(self, order_id: str) -> None:
     """Cancel the order ``order_id`` (UUID text) at its venue through the TradingNode."""
-    from orders.services.venue_commands import order_venue_cancel_claim, order_venue_cancel_failed
-
-    if _node_off():
-        logger.warning("cancel of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
-                       order_id)
-        return
-    command = order_venue_cancel_claim(order_id=order_id, worker=_hostname(self))
-    if command is None:
-        return
-    try:
-        _ready_host().cancel(command)
-    except VenueCommandError as exc:
-        order_venue_cancel_failed(command=command, reason=str(exc))
+    _run_command(self, order_id, "cancel")

@@ -37,7 +37,8 @@ CANCEL = "cancel"
 _EXPECTED = {SUBMIT: OrderStatus.ROUTED, CANCEL: OrderStatus.PENDING_CANCEL}
 
 
-def _locked_order(order_id: str, command: str, worker: str) -> Order | None:
+def _claimable(order_id: str, command: str, worker: str) -> Order | None:
+    # The locked order when it awaits ``command``; else a log line (unknown id) or IGNORED, and None.
     try:
         pk = uuid.UUID(str(order_id))
     except ValueError:
@@ -46,6 +47,10 @@ def _locked_order(order_id: str, command: str, worker: str) -> Order | None:
     order = Order.objects.select_for_update().filter(pk=pk).first()
     if order is None:
         logger.error("venue %s command for unknown order %s ignored (worker %s)", command, pk, worker)
+        return None
+    if order.status != _EXPECTED[command]:
+        _ignore(order, command, worker)
+        return None
     return order
 
 
@@ -80,11 +85,8 @@ def order_venue_submit_claim(*, order_id: str, worker: str) -> SubmitOrderComman
         Database unavailable; nothing is written and the task is redelivered.
     """
     with transaction.atomic():
-        order = _locked_order(order_id, SUBMIT, worker)
+        order = _claimable(order_id, SUBMIT, worker)
         if order is None:
-            return None
-        if order.status != _EXPECTED[SUBMIT]:
-            _ignore(order, SUBMIT, worker)
             return None
         listing = (Instrument.objects.filter(instrument_key=order.routed_instrument_key)
                    .values_list("nautilus_instrument_id", flat=True).first())
@@ -130,11 +132,8 @@ def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderComman
         Database unavailable; nothing is written and the task is redelivered.
     """
     with transaction.atomic():
-        order = _locked_order(order_id, CANCEL, worker)
+        order = _claimable(order_id, CANCEL, worker)
         if order is None:
-            return None
-        if order.status != _EXPECTED[CANCEL]:
-            _ignore(order, CANCEL, worker)
             return None
         children = tuple(order.children.filter(status__in=OPEN_STATUSES).order_by("created_at")
                          .values_list("client_order_id", flat=True))

@@ -219,18 +219,11 @@ class BridgeStrategy(Strategy):
         order = self.cache.order(cid)
         if order is None:
             raise VenueCommandError(f"order {command.client_order_id} is not known to the trading node")
-        targets = [order]
-        seen = {cid}
-        for child in self.cache.orders_for_exec_spawn(cid):
-            if child.client_order_id not in seen:
-                targets.append(child)
-                seen.add(child.client_order_id)
-        for child_id in command.child_client_order_ids:
-            child = self.cache.order(ClientOrderId(child_id))
-            if child is not None and child.client_order_id not in seen:
-                targets.append(child)
-                seen.add(child.client_order_id)
-        for target in targets:
+        # The order, its children the node knows (spawned but maybe not yet in the OMS), and those the OMS named.
+        named = (self.cache.order(ClientOrderId(child_id)) for child_id in command.child_client_order_ids)
+        targets = {o.client_order_id: o for o in (order, *self.cache.orders_for_exec_spawn(cid), *named)
+                   if o is not None}
+        for target in targets.values():
             if target.is_closed or target.is_pending_cancel:
                 continue
             listing = self._listings.get(target.instrument_id.value)

@@ -56,8 +56,13 @@ from nautilus_trader.model.identifiers import TraderId
 
 from venues.algorithms import exec_algorithm_configs
 from venues.node.instruments import UnsupportedListing, decimals, nautilus_instrument
-from venues.node.paper import PaperExecutionClientConfig
-from venues.replay.client import ReplayDataClientConfig, ReplayInstrumentConfig, resolve_sources
+from venues.node.paper import PaperExecutionClientConfig, SandboxLiveExecClientFactory
+from venues.replay.client import (
+    ReplayDataClientConfig,
+    ReplayDataClientFactory,
+    ReplayInstrumentConfig,
+    resolve_sources,
+)
 from venues.replay.errors import ReplayDataError
 
 DEFAULT_STARTING_BALANCES = ("1000000 USDT", "100 BTC")
@@ -143,9 +148,6 @@ def _replay_instrument(listing, venue) -> ReplayInstrumentConfig:
 
 
 def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict[str, dict]) -> None:
-    from venues.node.paper import SandboxLiveExecClientFactory
-    from venues.replay.client import ReplayDataClientFactory
-
     problems: list[str] = []
     replay = venue.config.get("replay") or {}
     feeds_by_key = replay.get("instruments") or {}

@@ -84,12 +84,15 @@ def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]
     now = timezone.now()
     events: list[VenueEvent] = []
     for ours in orders:
+        def resolve(kind: VenueEventKind, why: str, ours: OpenOrder = ours) -> None:
+            events.append(VenueEvent(kind=kind, client_order_id=ours.client_order_id, venue=ours.venue,
+                                     ts_event=now, reason=f"reconciliation: {why}"))
+
         order = cache.order(ClientOrderId(ours.client_order_id))
         if order is None:
-            kind = VenueEventKind.REJECTED if ours.status == "SUBMITTED" else VenueEventKind.CANCELED
-            events.append(VenueEvent(kind=kind, client_order_id=ours.client_order_id, venue=ours.venue, ts_event=now,
-                                     reason="reconciliation: the venue does not know the order (it never reached "
-                                            "the venue, or the node's record of it was lost)"))
+            resolve(VenueEventKind.REJECTED if ours.status == "SUBMITTED" else VenueEventKind.CANCELED,
+                    "the venue does not know the order (it never reached the venue, or the node's record of "
+                    "it was lost)")
             continue
         for fill in (e for e in order.events if isinstance(e, OrderFilled)):
             try:
@@ -97,18 +100,12 @@ def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]
             except ValueError as exc:
                 logger.error("reconciliation: fill of %s not journaled (%s): %r", ours.client_order_id, exc, fill)
         if order.status in _CLOSED:
-            events.append(VenueEvent(kind=_CLOSED[order.status], client_order_id=ours.client_order_id,
-                                     venue=ours.venue, ts_event=now,
-                                     reason=f"reconciliation: the venue reports the order {order.status.name}"))
+            resolve(_CLOSED[order.status], f"the venue reports the order {order.status.name}")
         elif order.is_open and ours.paper:
-            events.append(VenueEvent(kind=VenueEventKind.CANCELED, client_order_id=ours.client_order_id,
-                                     venue=ours.venue, ts_event=now,
-                                     reason="reconciliation: the paper venue restarted and no longer holds the order"))
+            resolve(VenueEventKind.CANCELED, "the paper venue restarted and no longer holds the order")
         elif order.status == NtStatus.INITIALIZED and order.exec_algorithm_id is not None:
-            events.append(VenueEvent(kind=VenueEventKind.CANCELED, client_order_id=ours.client_order_id,
-                                     venue=ours.venue, ts_event=now,
-                                     reason="reconciliation: the execution algorithm's schedule was lost in the "
-                                            "restart; the rest of the parent is canceled"))
+            resolve(VenueEventKind.CANCELED, "the execution algorithm's schedule was lost in the restart; the rest "
+                                             "of the parent is canceled")
     return events
 
 
