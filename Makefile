@@ -14,7 +14,8 @@ PORT   ?= 8001
 
 # The second test run's transports (README.md, "Tests"); DATABASE_URL / REDIS_URL override them.
 TEST_DATABASE_URL := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/odum)
-TEST_REDIS_URL    := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+# The Redis DB is flushed by tests/integration: DB 1, so a development Redis's DB 0 is left alone.
+TEST_REDIS_URL    := $(or $(REDIS_URL),redis://127.0.0.1:6379/1)
 PYTEST_ARGS ?=
 
 .PHONY: help install run test bench check clean distclean

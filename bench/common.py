@@ -261,3 +261,101 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
 def print_json_line(figures: dict) -> None:
     """Print the benchmark's closing JSON line (rounded figures)."""
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}), flush=True)
+
+
+# --- the trading worker (bench/e2e_latency.py) ---------------------------------------------------
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, message: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value and return it.
+
+    Raises
+    ------
+    RuntimeError
+        When ``timeout`` seconds pass first (the message says what was awaited).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout:.0f} s: {message}")
+        time.sleep(interval)
+
+
+@dataclass
+class TradingWorker:
+    """A running ``celery -A celery_app worker -Q venues -P solo`` process (it hosts the TradingNode)."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
+                           timeout: float = 90.0) -> Iterator[TradingWorker]:
+    """Start the trading worker, wait for its node's ready heartbeat, and stop it (SIGTERM) on exit.
+
+    ``env`` is a production environment (:func:`production_env`) with ``TRADING_NODE=worker``; this
+    process must be set up with :func:`setup_django` on the same Redis (the heartbeat is read from
+    the Django cache). The worker's output goes to ``bench/out/<name>.log``.
+
+    Raises
+    ------
+    RuntimeError
+        When the worker exits or its node is not ready within ``timeout`` seconds (log tail included).
+    """
+    from django.core.cache import cache
+
+    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY
+
+    log_path = ROOT / "bench" / "out" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
+    argv = [PYTHON, "-m", "celery", "-A", "celery_app", "worker", "-Q", "venues", "-P", "solo", "-c", "1",
+            "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = TradingWorker(name, proc, log_path)
+    try:
+        def ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"trading worker exited ({proc.returncode}):\n{worker.tail()}")
+            beat = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
+            ok = str(beat.get("hostname", "")).startswith(name + "@") and beat.get("status", {}).get("ready")
+            return beat if ok else None
+
+        try:
+            wait_for(ready, timeout=timeout, message=f"trading worker {name}: node ready", interval=0.1)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{worker.tail()}") from None
+        yield worker
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def delete_node_cache(trader_id: str) -> None:
+    """Delete the keys of a TradingNode's persisted cache (NautilusTrader keeps them in Redis DB 0)."""
+    import redis
+
+    parsed = urllib.parse.urlparse(REDIS_URL)
+    client = redis.Redis(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379, db=0)
+    keys = list(client.scan_iter(match=f"trader-{trader_id}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the nearest-rank ``q`` percentile (0 < q ≤ 1) of ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered))) - 1))]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["api_submit.py"]
+BENCHES = ["api_submit.py", "e2e_latency.py"]
 
 
 def main() -> int:
