@@ -4,9 +4,11 @@ An order's ``exec_algorithm`` picks how the trading node works it (DESIGN.md, "O
 
 =========  ==================================================================================
 NORMAL     sent as one order; takes no parameters.
-TWAP       MARKET orders only. ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval ≤ horizon: the
+TWAP       ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval ≤ horizon: the
            quantity is sliced evenly, one slice every ``interval_secs`` over ``horizon_secs``
-           (NautilusTrader's ``TWAPExecAlgorithm`` takes exactly these two; NAUTILUS_NOTES.md).
+           (the params of NautilusTrader's ``TWAPExecAlgorithm``; ours is venues/algorithms/twap.py).
+           MARKET orders slice into MARKET children; LIMIT orders into LIMIT children at the
+           order's price, which must rest (GTC/GTD, not IOC/FOK). The same holds for VWAP.
 VWAP       ``horizon_secs``, ``interval_secs`` as TWAP, plus ``max_participation``: the largest
            fraction of the market volume traded per interval, a decimal in (0, 1]; optional
            ``volume_profile``: one non-negative decimal weight per interval (a JSON list of
@@ -160,7 +162,8 @@ _ALLOWED = {
 
 
 def validate_exec_algorithm_params(
-    *, algorithm: str, params: dict | None, quantity: Decimal | None, order_type: str
+    *, algorithm: str, params: dict | None, quantity: Decimal | None, order_type: str,
+    time_in_force: str | None = None,
 ) -> dict[str, Any]:
     """Check ``params`` for ``algorithm`` and return them normalised.
 
@@ -175,6 +178,9 @@ def validate_exec_algorithm_params(
         (the quantity itself failed validation).
     order_type : str
         ``MARKET`` or ``LIMIT``.
+    time_in_force : str | None
+        ``GTC``, ``IOC``, ``FOK`` or ``GTD``; a LIMIT TWAP / VWAP must rest (not IOC/FOK: an
+        unfilled slice would end the sequence, venues/algorithms/vwap.py). None skips the check.
 
     Returns
     -------
@@ -185,7 +191,8 @@ def validate_exec_algorithm_params(
     Raises
     ------
     AlgorithmParamsError
-        Naming each bad or unknown parameter (or ``order_type`` for a MARKET iceberg).
+        Naming each bad or unknown parameter (or ``order_type`` for a MARKET iceberg,
+        ``time_in_force`` for a LIMIT TWAP / VWAP that does not rest).
     """
     if algorithm not in _ALLOWED:
         raise AlgorithmParamsError({"exec_algorithm": [f"must be one of {', '.join(ALGORITHMS)}"]})
@@ -214,10 +221,9 @@ def validate_exec_algorithm_params(
             profile = _volume_profile(params, errors, slices=slices)
             if profile is not None:
                 out["volume_profile"] = profile
-    if algorithm == "TWAP" and order_type != "MARKET":
-        # NautilusTrader's TWAPExecAlgorithm slices MARKET primaries only; it leaves any other
-        # primary unsliced and open for ever (examples/algorithms/twap.py, on_order).
-        errors.setdefault("order_type", []).append("TWAP works MARKET orders only (it slices into market orders)")
+    if algorithm in ("TWAP", "VWAP") and order_type == "LIMIT" and time_in_force in ("IOC", "FOK"):
+        errors.setdefault("time_in_force", []).append(
+            f"a LIMIT {algorithm} must rest (GTC or GTD): an unfilled {time_in_force} slice would end the schedule")
     if algorithm == "ICEBERG":
         if order_type != "LIMIT":
             errors.setdefault("order_type", []).append("ICEBERG works LIMIT orders only (the order rests on the book)")

@@ -8,6 +8,13 @@ failure loses one event's writes, never half of them. When several events are qu
 takes up to ``batch_size`` at once and applies them one after another (order kept), checking the
 database connection between batches.
 
+Publishing: the service publishes the changed orders to the order stream after each commit
+(orders/services/publish.py). The writer hands that publication to a second thread, its
+*publisher*, so a slow channel layer never delays the next write; the publisher takes whatever has
+queued up and publishes it in one call, in commit order (a publication carries the new timeline
+entries and fills of each order by id, so merging two of them loses nothing). Stopping the writer
+drains the publisher after the last write.
+
 Failure policy:
 
 - a transient database error (``django.db.OperationalError`` / ``InterfaceError``: connection lost,
@@ -21,9 +28,11 @@ Failure policy:
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +74,8 @@ class JournalStats:
         ``"<ExceptionType>: <message>"`` of the last failed event ("" when none).
     running : bool
         Whether the thread is alive.
+    unpublished : int
+        Committed changes whose publication to the order stream is still queued.
     """
 
     applied: int
@@ -75,6 +86,65 @@ class JournalStats:
     last_applied_at: datetime | None
     last_error: str
     running: bool
+    unpublished: int = 0
+
+
+class _Publisher:
+    # The writer's publishing thread: publications in commit order, merged when several wait.
+    def __init__(self, name: str) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.published = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, orders: dict[uuid.UUID, str]) -> None:
+        self._queue.put_nowait(orders)
+
+    def depth(self) -> int:
+        return sum(1 for item in list(self._queue.queue) if item is not _STOP)
+
+    def stop(self, timeout: float | None) -> bool:
+        self._queue.put_nowait(_STOP)
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        from orders.services.publish import publish_orders_updated
+
+        try:
+            self._loop(publish_orders_updated)
+        finally:
+            try:
+                connection.close()  # publishing reads the new events and fills: its own connection
+            except Exception:  # noqa: BLE001
+                logger.exception("journal publisher: closing its database connection failed")
+
+    def _loop(self, publish_orders_updated) -> None:
+        stopping = False
+        while not stopping:
+            merged: dict[uuid.UUID, str] = {}
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    merged.update(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if not merged:
+                continue
+            _refresh_connection()
+            try:
+                publish_orders_updated(merged)
+                self.published += 1
+            except Exception:  # noqa: BLE001 - the books are committed; subscribers catch up by sequence
+                logger.exception("journal publisher: publishing %d order(s) failed", len(merged))
 
 
 class JournalWriter:
@@ -84,7 +154,8 @@ class JournalWriter:
     ----------
     apply : Callable[..., AppliedEvent] | None
         The service applying one event (keyword ``event``); default
-        :func:`orders.services.venue_events.order_apply_venue_event`. Tests may wrap it.
+        :func:`orders.services.venue_events.order_apply_venue_event` with its publications handed
+        to the writer's publisher thread. Tests may wrap it.
     batch_size : int
         Most events taken off the queue at once (≥ 1); the connection is checked between batches.
     max_attempts : int
@@ -118,10 +189,11 @@ class JournalWriter:
             raise ValueError(f"max_attempts: must be ≥ 1, got {max_attempts}")
         if retry_backoff < 0 or retry_backoff_max < 0:
             raise ValueError("retry_backoff, retry_backoff_max: must be ≥ 0 seconds")
+        self._publisher = _Publisher(f"{name}-publisher")
         if apply is None:
             from orders.services.venue_events import order_apply_venue_event
 
-            apply = order_apply_venue_event
+            apply = functools.partial(order_apply_venue_event, publish=self._publisher.submit)
         self._apply = apply
         self._batch_size = batch_size
         self._max_attempts = max_attempts
@@ -149,6 +221,7 @@ class JournalWriter:
         """
         with self._lock:
             self._thread.start()
+            self._publisher.start()
             self._accepting = True
         return self
 
@@ -197,7 +270,9 @@ class JournalWriter:
         if self._thread.ident is None:  # never started: nothing to wait for
             return True
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        return self._publisher.stop(timeout)  # after the last write: its publication goes out too
 
     def stats(self) -> JournalStats:
         """Return a snapshot of the counters (see :class:`JournalStats`)."""
@@ -206,7 +281,7 @@ class JournalWriter:
                 applied=self._applied, ignored=self._ignored, failed=self._failed, retries=self._retries,
                 queue_depth=self._in_hand + sum(1 for item in list(self._queue.queue) if item is not _STOP),
                 last_applied_at=self._last_applied_at, last_error=self._last_error,
-                running=self._thread.is_alive(),
+                running=self._thread.is_alive(), unpublished=self._publisher.depth(),
             )
 
     @property

@@ -144,8 +144,9 @@ class RedispatchReport:
 def stale_dispatch_queryset(*, now: datetime | None = None):
     """Return the orders whose last hand-off is older than ``ODUM['DISPATCH_RETRY_AFTER_SECS']``.
 
-    ROUTED orders: no ROUTED / DISPATCHED / DISPATCH_FAILED event since the cutoff and no receipt
-    of a submit command by the trading worker. PENDING_CANCEL orders: no CANCEL_REQUESTED /
+    ROUTED orders (not children of an algorithm: the node sends those): no ROUTED / DISPATCHED /
+    DISPATCH_FAILED event since the cutoff and no receipt of a submit command by the trading
+    worker. PENDING_CANCEL orders: no CANCEL_REQUESTED /
     DISPATCHED / DISPATCH_FAILED event since the cutoff and no receipt of a cancel command since
     the latest cancel request. Oldest first.
     """
@@ -170,7 +171,9 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
     )
     return (
         Order.objects.filter(
-            Q(status=OrderStatus.ROUTED, created_at__lt=cutoff)
+            # A ROUTED child was created by the node's execution algorithm, which sends it itself:
+            # the OMS never dispatches a child's submit.
+            Q(status=OrderStatus.ROUTED, created_at__lt=cutoff, parent__isnull=True)
             & ~Q(Exists(recent_submit_attempt))
             & ~Q(Exists(submit_received))
             | Q(status=OrderStatus.PENDING_CANCEL)
@@ -210,7 +213,8 @@ def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500)
     received = OrderEvent.objects.filter(order=OuterRef("pk"), type=OrderEvent.Type.VENUE_RECEIVED,
                                          payload__command=SUBMIT)
     candidates = list(
-        Order.objects.filter(status=OrderStatus.ROUTED, created_at__lt=now - timedelta(seconds=max_age))
+        Order.objects.filter(status=OrderStatus.ROUTED, created_at__lt=now - timedelta(seconds=max_age),
+                             parent__isnull=True)  # children: the node sends them (stale_dispatch_queryset)
         .filter(~Q(Exists(received)))
         .order_by("created_at", "id")
         .values_list("id", flat=True)[:limit]

@@ -242,10 +242,11 @@ def order_request_build(**data: Any) -> OrderRequest:
                 params=values["exec_algorithm_params"],
                 quantity=quantity,
                 order_type=order_type,
+                time_in_force=tif,
             )
         except AlgorithmParamsError as exc:
             for name, messages in exc.errors.items():
-                if name in ("order_type", "exec_algorithm", "exec_algorithm_params"):
+                if name in ("order_type", "time_in_force", "exec_algorithm", "exec_algorithm_params"):
                     errors.setdefault(name, []).extend(messages)
                 else:
                     errors.setdefault("exec_algorithm_params", {}).setdefault(name, []).extend(messages)

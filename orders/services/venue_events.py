@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -104,7 +105,8 @@ class _Touched:
         self.orders[order.pk] = order.strategy_id
 
 
-def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
+def order_apply_venue_event(*, event: VenueEvent,
+                            publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
 
     - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing is written; a
@@ -116,7 +118,11 @@ def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
       the order to ACCEPTED / PARTIALLY_FILLED); a CANCEL_REJECTED for an order not pending a
       cancel is recorded with its status unchanged.
     - **Illegal, late or duplicate transitions** are not applied: an IGNORED ``OrderEvent`` names
-      the refusal; the order never moves backwards.
+      the refusal (``reason``; the venue's reason, if any, in ``venue_reason``); the order never
+      moves backwards.
+    - **REJECTED after fills** (PARTIALLY_FILLED or PENDING_CANCEL with a filled quantity — e.g. an
+      algorithm's primary denied when sent as its last slice): the order becomes CANCELED with the
+      venue's reason in ``rejection_reason``; its fills stand.
     - **FILLED**: a fill whose (venue, trade id) is already stored is a silent no-op. Otherwise
       the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
       (quantity-weighted) / ``fees`` are re-computed from its fills (and its children's), the
@@ -138,6 +144,10 @@ def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
     ----------
     event : VenueEvent
         The venue's report (validated at construction).
+    publish : Callable[[dict[uuid.UUID, str]], None] | None
+        Called after commit with the changed orders (order id → strategy id); default
+        :func:`orders.services.publish.publish_orders_updated`, in this thread. The journal writer
+        passes its publisher thread's ``submit`` so that publishing never delays the next write.
 
     Returns
     -------
@@ -175,8 +185,8 @@ def order_apply_venue_event(*, event: VenueEvent) -> AppliedEvent:
             else:
                 result = _apply_status(order, event, touched)
         if touched.orders:
-            published = dict(touched.orders)
-            transaction.on_commit(lambda: publish_orders_updated(published))
+            published, publisher = dict(touched.orders), publish or publish_orders_updated
+            transaction.on_commit(lambda: publisher(published))
     return result
 
 
@@ -196,6 +206,13 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
         # The venue acknowledged the order after we asked to cancel it: the cancel is still pending.
         detail = "accepted while a cancel is pending: status unchanged"
         target = before
+    elif event.kind == K.REJECTED and order.filled_quantity > 0 and _refuse(order, S.REJECTED) \
+            and not _refuse(order, S.CANCELED):
+        # The rest of a partly filled order was refused — e.g. an algorithm's primary sent as its
+        # last slice and denied by the node: the fills stand, the order cannot become REJECTED,
+        # and leaving it PARTIALLY_FILLED would keep it open for ever. The rest is canceled.
+        detail = f"rejected with {order.filled_quantity} of {order.quantity} filled: the rest is canceled"
+        target = S.CANCELED
     elif event.kind == K.SUBMITTED and before == S.SUBMITTED and order.submitted_at is None:
         # The trading worker marks SUBMITTED before it hands the order over; this is the venue
         # side's confirmation (a second one, with submitted_at set, is a duplicate).
@@ -229,7 +246,7 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
     payload = _base_payload(event)
     if detail:
         payload["detail"] = detail
-    _record(order, event, _EVENT_TYPE[event.kind], before, payload)
+    _record(order, event, _EVENT_TYPE[K.CANCELED if target == S.CANCELED else event.kind], before, payload)
     touched.add(order)
     logger.info("order %s: %s %s -> %s", order.client_order_id, event.kind, before, order.status)
     return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id, reason=detail,
@@ -461,6 +478,8 @@ def _over_fill(order: Order, event: VenueEvent, touched: _Touched, limit: Order)
 
 def _ignore(order: Order, event: VenueEvent, touched: _Touched, *, reason: str, error: bool = False) -> AppliedEvent:
     payload = _base_payload(event) | {"ignored_kind": str(event.kind), "reason": reason}
+    if event.reason:
+        payload["venue_reason"] = event.reason  # the venue's own words, beside why we ignored it
     if event.kind == K.FILLED:
         payload |= _trade_payload(event)
     if error:

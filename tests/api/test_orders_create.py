@@ -143,13 +143,20 @@ def test_post_order_market_twap_is_accepted_with_normalised_params(tradable, svc
     assert response.json()["exec_algorithm_params"] == {"horizon_secs": 60, "interval_secs": 20}
 
 
-def test_post_order_limit_twap_is_400_naming_the_order_type(tradable, svc_client):
+def test_post_order_limit_gtd_twap_is_accepted(tradable, svc_client):
     expire = (timezone.now() + timedelta(hours=1)).isoformat()
     response = svc_client.post(URL, order_body(time_in_force="GTD", expire_time=expire, exec_algorithm="TWAP",
                                                exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),
                                format="json")
+    assert response.status_code == 201, response.json()
+
+
+def test_post_order_limit_ioc_twap_is_400_naming_time_in_force(tradable, svc_client):
+    response = svc_client.post(URL, order_body(time_in_force="IOC", exec_algorithm="TWAP",
+                                               exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),
+                               format="json")
     assert response.status_code == 400
-    assert "TWAP works MARKET orders only" in str(response.json()["fields"]["order_type"])
+    assert "must rest" in str(response.json()["fields"]["time_in_force"])
     assert Order.objects.count() == 0
 
 

@@ -422,13 +422,6 @@ def test_trading_worker_killed_mid_twap_restarts_without_lost_or_duplicated_fill
     assert status.get("journal", {}).get("failed", 0) == 0, status.get("journal")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: venues/node/reconcile.py walks only the orders the OMS holds open; a child the node created and "
-    "filled but the journal never recorded (CHILD_CREATED lost with the in-memory queue) is not in that list, "
-    "so its fill is never re-applied — only a POSITION_MISMATCH finding is recorded. Fix: for each open "
-    "algorithm primary also walk cache.orders_for_exec_spawn(primary) and journal CHILD_CREATED, SUBMITTED, "
-    "the fills and the closed status of children the OMS lacks (and reconcile ROUTED children). "
-    "Remove this marker with the fix."))
 def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from_the_node_cache(topology):
     # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
     # parent's row lock, which recording a new child needs) while the node goes on slicing and filling.

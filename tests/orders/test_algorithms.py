@@ -24,10 +24,23 @@ def test_twap_valid_params_are_returned_as_ints():
         "horizon_secs": 600, "interval_secs": 60}
 
 
-def test_twap_limit_order_is_refused_naming_the_order_type():
+def test_twap_resting_limit_order_is_accepted():
+    assert validate_exec_algorithm_params(algorithm="TWAP", params={"horizon_secs": 600, "interval_secs": 60},
+                                          quantity=Decimal("1"), order_type="LIMIT", time_in_force="GTC") == {
+        "horizon_secs": 600, "interval_secs": 60}
+
+
+@pytest.mark.parametrize("algorithm, params", [
+    ("TWAP", {"horizon_secs": 600, "interval_secs": 60}),
+    ("VWAP", {"horizon_secs": 600, "interval_secs": 60, "max_participation": "0.1"}),
+])
+@pytest.mark.parametrize("tif", ["IOC", "FOK"])
+def test_sliced_limit_order_that_does_not_rest_is_refused_naming_time_in_force(algorithm, params, tif):
     with pytest.raises(AlgorithmParamsError) as exc:
-        _validate("TWAP", {"horizon_secs": 600, "interval_secs": 60}, order_type="LIMIT")
-    assert exc.value.errors == {"order_type": ["TWAP works MARKET orders only (it slices into market orders)"]}
+        validate_exec_algorithm_params(algorithm=algorithm, params=params, quantity=Decimal("1"),
+                                       order_type="LIMIT", time_in_force=tif)
+    assert set(exc.value.errors) == {"time_in_force"}
+    assert f"unfilled {tif} slice" in exc.value.errors["time_in_force"][0]
 
 
 @pytest.mark.parametrize(

@@ -277,3 +277,18 @@ def test_sweeper_keeps_a_routed_order_the_worker_received(tradable, strategy, se
     # Assert
     order.refresh_from_db()
     assert report.rejected == [] and order.status == "ROUTED"
+
+
+def test_sweeper_never_resends_nor_rejects_an_algorithm_child(settings):
+    # Arrange: a child recorded ROUTED by the journal (CHILD_CREATED) long ago, its SUBMITTED never
+    # seen: the node's execution algorithm sends children, the OMS must not submit it a second time.
+    settings.ODUM = {**settings.ODUM, "DISPATCH_MAX_AGE_SECS": 60}
+    parent = OrderFactory(status="PARTIALLY_FILLED", exec_algorithm="TWAP")
+    child = OrderFactory(status="ROUTED", parent=parent, strategy=parent.strategy)
+    _age_events(child, 600)
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    child.refresh_from_db()
+    assert child not in stale_dispatch_queryset()
+    assert report.submits == [] and report.rejected == [] and child.status == "ROUTED"

@@ -219,6 +219,49 @@ def test_apply_rejected_records_the_reason_and_closes(order):
     assert order.events.get().payload["reason"] == "insufficient balance"
 
 
+@pytest.mark.parametrize("pending_cancel", [False, True])
+def test_apply_rejected_after_fills_cancels_the_rest_and_keeps_the_venue_reason(listing, strategy, pending_cancel):
+    # Arrange: a TWAP parent partly filled by its first child; its primary, sent as the last
+    # slice, is denied by the node (PARTIALLY_FILLED → REJECTED is illegal).
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, order_type="MARKET", price=None,
+                          quantity=Decimal("0.03"), exec_algorithm="TWAP")
+    e1 = Order.objects.get(pk=order_apply_venue_event(event=_child_created(parent, 1)).order_id)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+    if pending_cancel:
+        Order.objects.filter(pk=parent.pk).update(status=S.PENDING_CANCEL)
+    reason = "denied by the trading node: REJECTED_ORDER_SUBMIT_RATE"
+
+    # Act
+    result = order_apply_venue_event(event=ev(K.REJECTED, parent, seconds=3, reason=reason))
+
+    # Assert
+    parent.refresh_from_db()
+    assert result.applied and "the rest is canceled" in result.reason
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.01")
+    assert parent.rejection_reason == reason and parent.closed_at == T0 + timedelta(seconds=3)
+    last = parent.events.order_by("id").last()
+    assert last.type == OrderEvent.Type.CANCELED and last.payload["reason"] == reason
+
+
+def test_apply_ignored_event_keeps_the_venue_reason_beside_the_refusal(order):
+    # Arrange: the order is already FILLED; a late rejection arrives.
+    order_apply_venue_event(event=fill(order, "T1", "0.01", "40000"))
+
+    # Act
+    result = order_apply_venue_event(event=ev(K.REJECTED, order, seconds=2, reason="late venue reject"))
+
+    # Assert
+    ignored = order.events.order_by("id").last()
+    assert not result.applied and ignored.type == OrderEvent.Type.IGNORED
+    assert ignored.payload["venue_reason"] == "late venue reject"
+    assert "late or duplicate" in ignored.payload["reason"]
+
+
+def _child_created(parent, n, qty="0.01"):
+    return ev(K.CHILD_CREATED, f"{parent.client_order_id}-E{n}", parent_client_order_id=parent.client_order_id,
+              side=parent.side, quantity=Decimal(qty), order_type="MARKET")
+
+
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
     # Arrange
     counts = (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(), Position.objects.count())
@@ -309,11 +352,6 @@ def test_apply_fill_releases_open_order_exposure(listing, strategy):
     # Assert
     total = OpenOrderExposure.objects.get(strategy_id=strategy.id, instrument_key=SPOT, side="BUY")
     assert total.leaves_quantity == Decimal("0.006") and total.priced_value == Decimal("240")
-
-
-def _child_created(parent, n, qty="0.01"):
-    return ev(K.CHILD_CREATED, f"{parent.client_order_id}-E{n}", parent_client_order_id=parent.client_order_id,
-              side=parent.side, quantity=Decimal(qty), order_type="MARKET")
 
 
 def test_apply_twap_children_fill_the_parent_from_children(listing, strategy):

@@ -4,7 +4,6 @@ from decimal import Decimal
 
 import pytest
 from nautilus_trader.execution.config import ExecAlgorithmFactory
-from nautilus_trader.examples.algorithms.twap import TWAPExecAlgorithm
 from nautilus_trader.model.enums import OrderStatus
 
 from orders.algorithms import AlgorithmParamsError, validate_exec_algorithm_params
@@ -16,6 +15,7 @@ from venues.algorithms import (
 )
 from venues.algorithms.backtest import PrimaryOrder, btcusdt_binance_spot, quote, run_algorithm_backtest
 from venues.algorithms.iceberg import IcebergExecAlgorithm
+from venues.algorithms.twap import TWAPExecAlgorithm
 from venues.algorithms.vwap import VWAPExecAlgorithm
 
 S = 1_000_000_000
@@ -103,7 +103,7 @@ def test_nautilus_params_for_normal_raise_value_error():
 
 
 def test_twap_with_converted_params_slices_on_the_node():
-    # Arrange: NautilusTrader's own TWAP, loaded from our registry, fed our converted params.
+    # Arrange: our TWAP, loaded from our registry, fed our converted params.
     params = nautilus_exec_algorithm_params("TWAP", {"horizon_secs": 6, "interval_secs": 2})
     primary = PrimaryOrder("TWAP", params, Decimal("0.03"), submit_at_ns=T0 + S)
 

@@ -225,3 +225,33 @@ def test_journal_submit_refuses_non_events_and_unstarted_writer():
     with pytest.raises(TypeError):
         writer.submit({"kind": "ACCEPTED"})
     assert writer.stop() is True
+
+
+def test_journal_publishes_on_its_publisher_thread_in_commit_order_and_drains_on_stop(order, writers, monkeypatch):
+    # Arrange: the publisher is held on its first publication while the writer goes on writing.
+    import orders.services.publish as publish
+
+    gate, calls = threading.Event(), []
+
+    def held_publish(orders, **kwargs):
+        calls.append((threading.current_thread().name, list(orders), Order.objects.get(pk=order.pk).status))
+        gate.wait(10)
+
+    monkeypatch.setattr(publish, "publish_orders_updated", held_publish)
+    writer = writers()
+
+    # Act: three events; the first publication blocks, the writer does not.
+    writer.submit(accepted(order))
+    eventually(lambda: len(calls) == 1, message="first publication started")
+    writer.submit(filled(order, "T1", "0.004"))
+    writer.submit(filled(order, "T2", "0.006", seconds=2))
+    eventually(lambda: writer.stats().applied == 3, message="writes not held up by the publisher")
+    unpublished = writer.stats().unpublished
+    gate.set()
+    stopped = writer.stop(timeout=10)
+
+    # Assert: the two publications queued behind the first went out merged, after the writes.
+    assert stopped and unpublished == 2
+    assert [name for name, _, _ in calls] == ["journal-writer-publisher"] * 2
+    assert [ids for _, ids, _ in calls] == [[order.pk], [order.pk]]
+    assert calls[1][2] == S.FILLED

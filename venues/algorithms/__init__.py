@@ -7,7 +7,7 @@ classes run in a ``BacktestEngine`` (tests, venues/algorithms/backtest.py) and i
 =========  ===================  =====================================================================
 ours       ExecAlgorithmId      class
 =========  ===================  =====================================================================
-TWAP       ``TWAP``             ``nautilus_trader.examples.algorithms.twap:TWAPExecAlgorithm``
+TWAP       ``TWAP``             :class:`venues.algorithms.twap.TWAPExecAlgorithm`           
 VWAP       ``VWAP``             :class:`venues.algorithms.vwap.VWAPExecAlgorithm`
 ICEBERG    ``ICEBERG``          :class:`venues.algorithms.iceberg.IcebergExecAlgorithm`
 =========  ===================  =====================================================================
@@ -73,8 +73,8 @@ class ExecAlgorithmSpec:
 EXEC_ALGORITHMS: dict[str, ExecAlgorithmSpec] = {
     "TWAP": ExecAlgorithmSpec(
         exec_algorithm_id="TWAP",
-        exec_algorithm_path="nautilus_trader.examples.algorithms.twap:TWAPExecAlgorithm",
-        config_path="nautilus_trader.examples.algorithms.twap:TWAPExecAlgorithmConfig",
+        exec_algorithm_path="venues.algorithms.twap:TWAPExecAlgorithm",
+        config_path="venues.algorithms.twap:TWAPExecAlgorithmConfig",
         config={"exec_algorithm_id": "TWAP"},
     ),
     "VWAP": ExecAlgorithmSpec(
@@ -144,9 +144,8 @@ def nautilus_exec_algorithm_params(algorithm: str, params: dict) -> dict[str, ob
     ``params`` is what ``orders.algorithms.validate_exec_algorithm_params`` returned (ints for
     seconds, canonical decimal strings for fractions and quantities, a list of decimal strings for
     ``volume_profile``). The result holds scalars only — NautilusTrader's Rust core types these
-    params as ``dict[str, str]`` (``nautilus_pyo3.pyi``) — except that seconds stay ``int``,
-    because ``TWAPExecAlgorithm`` computes with them directly (``horizon_secs < interval_secs``,
-    ``timedelta(seconds=interval_secs)``); our VWAP reads both forms.
+    params as ``dict[str, str]`` (``nautilus_pyo3.pyi``) — except that seconds stay ``int``, the
+    shape NautilusTrader's own ``TWAPExecAlgorithm`` takes (our TWAP / VWAP read both forms).
 
     ==========  =========================================================================
     TWAP        ``{"horizon_secs": 600, "interval_secs": 60}``

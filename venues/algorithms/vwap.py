@@ -272,11 +272,12 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
         )
         self._sequences[primary_id] = sequence
         self.log.info(
-            f"VWAP {primary_id}: {n} slices every {interval}s, profile from {source}, "
+            f"{self.id} {primary_id}: {n} slices every {interval}s, profile from {source}, "
             f"planned {[str(units_to_qty(t, instrument)) for t in targets]}, "
             f"max_participation={participation}"
         )
-        self._ensure_trade_subscription(order.instrument_id)
+        if participation is not None:  # the market volume counter only feeds the cap
+            self._ensure_trade_subscription(order.instrument_id)
         previous = self._cached_volume_since(order.instrument_id, self.clock.timestamp_ns() - interval_ns)
         sequence.volume_mark = self._market_volume.get(order.instrument_id, Decimal(0))
         self._work_interval(order, instrument, sequence, previous)
@@ -315,7 +316,7 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
             send = 0  # below the venue minimum: carry it
         phase = "overtime " if seq.index >= n else ""
         self.log.info(
-            f"VWAP {primary_id} {phase}interval {seq.index}: planned {planned}, carry {seq.carry}, "
+            f"{self.id} {primary_id} {phase}interval {seq.index}: planned {planned}, carry {seq.carry}, "
             f"market volume {previous}, cap {cap}, sending {send} of {remaining} units"
         )
         if send == remaining:

@@ -108,7 +108,7 @@ class TradingNodeHost:
         self._heartbeat_stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.started_at: float | None = None
-        self.reconciliation: dict[str, Any] = {}
+        self.reconciliation: dict[str, Any] | None = None  # the start-up summary; None until it is done
         self.error = ""
         self.stopped = False
 
@@ -147,7 +147,7 @@ class TradingNodeHost:
         self._thread = threading.Thread(target=self._run, name="odum-trading-node", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self.is_ready():
+        while not self._bridge_running():
             if not self._thread.is_alive():
                 self.stop()
                 raise NodeStartError(f"trading node thread exited during start: {self.error or 'see the node log'}")
@@ -158,7 +158,13 @@ class TradingNodeHost:
                 raise NodeStartError(self.error)
             time.sleep(0.02)
         self.started_at = time.time()
-        self.reconciliation = self._reconcile()
+        try:
+            self.reconciliation = self._reconcile()
+        except Exception as exc:  # noqa: BLE001 - a node that could not reconcile must not take orders
+            self.error = f"reconciliation on start failed: {type(exc).__name__}: {exc}"
+            logger.exception("trading node %s: reconciliation on start failed", self.trader_id)
+            self.stop()
+            raise NodeStartError(self.error) from exc
         if self._heartbeat_secs > 0:
             self._heartbeat = threading.Thread(target=self._beat, name="odum-node-heartbeat", daemon=True)
             self._heartbeat.start()
@@ -204,10 +210,17 @@ class TradingNodeHost:
             self.error = f"{type(exc).__name__}: {exc}"
             logger.exception("trading node run failed")
 
-    def is_ready(self) -> bool:
-        """Whether the bridge strategy is running (the node can take orders)."""
+    def _bridge_running(self) -> bool:
         return (self.bridge is not None and not self.stopped and self._thread is not None
                 and self._thread.is_alive() and self.bridge.is_running)
+
+    def is_ready(self) -> bool:
+        """Whether the node can take orders: the bridge strategy running and start-up reconciliation done.
+
+        Commands wait for reconciliation (venues/tasks.py waits ``NODE_READY_WAIT_SECS``): a cancel
+        or submit racing the re-application of the fills the node holds would see a stale order.
+        """
+        return self.reconciliation is not None and self._bridge_running()
 
     def stop(self, *, timeout: float = 30.0) -> bool:
         """Stop the node, then drain the publisher and the journal writer; return True when clean.
@@ -309,7 +322,7 @@ class TradingNodeHost:
     def status(self) -> dict[str, Any]:
         """Return the heartbeat status: JSON-ready dict (ready, clients, market data, venues, journal)."""
         try:
-            clients = self.call(self._clients_connected, timeout=2.0) if self.is_ready() else {}
+            clients = self.call(self._clients_connected, timeout=2.0) if self._bridge_running() else {}
         except VenueCommandError as exc:
             clients = {"error": str(exc)}
         journal = self.journal.stats()

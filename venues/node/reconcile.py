@@ -17,7 +17,12 @@ node's cache is "the venue" here. Rules (issue #3 §6):
 4. An order the cache holds open on a **paper** venue is gone: the simulated exchange keeps nothing
    across a restart (NAUTILUS_NOTES.md), and an execution algorithm's schedule (a primary the
    algorithm still held) is lost with the process. Both are resolved CANCELED with the reason.
-5. Positions: the OMS's net quantity per listing is compared with the node's net position; each
+5. Children of an algorithm's parent are taken from the cache (``orders_for_exec_spawn``), not
+   only from the OMS: a child the node created and filled while the journal was behind (its
+   CHILD_CREATED lost with the process's in-memory queue) is recorded with its whole history, so
+   no fill the venue made is missing from the parent or the position. Open children whose parent
+   is already closed (ROUTED included) are reconciled on their own.
+6. Positions: the OMS's net quantity per listing is compared with the node's net position; each
    difference is a :class:`positions.models.ReconciliationFinding` — recorded and shown in health,
    never "fixed" with invented fills.
 
@@ -28,13 +33,14 @@ The cache is read on the node's loop thread (:func:`reconcile_orders_on_node`,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils import timezone
 from nautilus_trader.model.enums import OrderStatus as NtStatus
 from nautilus_trader.model.enums import PositionSide
-from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderFilled, OrderInitialized
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 
 from venues.events import VenueEvent, VenueEventKind
@@ -43,31 +49,126 @@ from venues.node.bridge import venue_event_from_nautilus
 logger = logging.getLogger(__name__)
 
 RECONCILED_STATUSES = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL")
+# A child is recorded ROUTED (CHILD_CREATED) before its SUBMITTED arrives: it is reconciled too.
+CHILD_STATUSES = ("ROUTED", *RECONCILED_STATUSES)
+_TERMINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "DENIED"})
 _CLOSED = {NtStatus.CANCELED: VenueEventKind.CANCELED, NtStatus.EXPIRED: VenueEventKind.EXPIRED,
            NtStatus.REJECTED: VenueEventKind.REJECTED, NtStatus.DENIED: VenueEventKind.REJECTED}
 
 
 @dataclass(frozen=True, slots=True)
 class OpenOrder:
-    """An order the OMS holds open: what reconciliation needs of it (read before going to the loop)."""
+    """An order the OMS holds open: what reconciliation needs of it (read before going to the loop).
+
+    Attributes
+    ----------
+    client_order_id, venue, status : str
+        The OMS's values.
+    paper : bool
+        Whether its venue runs in paper mode.
+    is_child : bool
+        An algorithm's child whose parent is not itself reconciled (its parent is closed).
+    children : dict[str, str]
+        For a parent: every child the OMS has recorded (client_order_id → status), open or not.
+    """
 
     client_order_id: str
     venue: str
     status: str
     paper: bool
+    is_child: bool = False
+    children: dict[str, str] = field(default_factory=dict)
 
 
 def open_orders(*, venues: dict[str, str]) -> list[OpenOrder]:
-    """Return the OMS's open orders on ``venues`` (code → mode), oldest first."""
+    """Return the OMS's open orders on ``venues`` (code → mode), oldest first.
+
+    Parents (orders without a parent) in :data:`RECONCILED_STATUSES` come with every child the OMS
+    has recorded for them; open children (:data:`CHILD_STATUSES`) of parents that are not in that
+    list follow on their own.
+    """
     from orders.models import Order
 
-    rows = (Order.objects.filter(venue__in=list(venues), status__in=RECONCILED_STATUSES)
-            .order_by("created_at").values_list("client_order_id", "venue", "status"))
-    return [OpenOrder(cid, venue, status, venues[venue] == "paper") for cid, venue, status in rows]
+    on_venues = Order.objects.filter(venue__in=list(venues))
+    parents = list(on_venues.filter(parent__isnull=True, status__in=RECONCILED_STATUSES)
+                   .order_by("created_at").values_list("pk", "client_order_id", "venue", "status"))
+    parent_pks = [pk for pk, *_ in parents]
+    children: dict = defaultdict(dict)
+    for parent_pk, cid, status in (Order.objects.filter(parent_id__in=parent_pks)
+                                   .values_list("parent_id", "client_order_id", "status")):
+        children[parent_pk][cid] = status
+    orphans = (on_venues.filter(parent__isnull=False, status__in=CHILD_STATUSES).exclude(parent_id__in=parent_pks)
+               .order_by("created_at").values_list("client_order_id", "venue", "status"))
+    return ([OpenOrder(cid, venue, status, venues[venue] == "paper", children=children.get(pk, {}))
+             for pk, cid, venue, status in parents]
+            + [OpenOrder(cid, venue, status, venues[venue] == "paper", is_child=True)
+               for cid, venue, status in orphans])
+
+
+def _translated(events, *, venue: str, client_order_id: str, is_child: bool) -> list[VenueEvent]:
+    # NautilusTrader events → ours; one that cannot be translated is logged, never dropped silently.
+    out = []
+    for event in events:
+        try:
+            translated = venue_event_from_nautilus(event, venue=venue, is_child=is_child)
+        except ValueError as exc:
+            logger.error("reconciliation: %s of %s not journaled (%s): %r", type(event).__name__, client_order_id,
+                         exc, event)
+            continue
+        if translated is not None:
+            out.append(translated)
+    return out
+
+
+def _fills(order) -> list:
+    return [e for e in order.events if isinstance(e, OrderFilled)]
+
+
+class _Resolver:
+    # Collects the events for one reconciliation pass; all resolutions carry the same time.
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self.events: list[VenueEvent] = []
+
+    def resolve(self, kind: VenueEventKind, client_order_id: str, venue: str, why: str) -> None:
+        self.events.append(VenueEvent(kind=kind, client_order_id=client_order_id, venue=venue, ts_event=self.now,
+                                      reason=f"reconciliation: {why}"))
+
+    def order(self, cached, *, client_order_id: str, venue: str, status: str, paper: bool, is_child: bool,
+              history: list | None = None) -> None:
+        # Fills (or ``history``: the events the OMS never recorded), then the status resolution.
+        if cached is None:
+            self.resolve(VenueEventKind.REJECTED if status in ("ROUTED", "SUBMITTED") else VenueEventKind.CANCELED,
+                         client_order_id, venue, "the venue does not know the order (it never reached the venue, "
+                                                 "or the node's record of it was lost)")
+            return
+        self.events += _translated(_fills(cached) if history is None else history, venue=venue,
+                                   client_order_id=client_order_id, is_child=is_child)
+        if status in _TERMINAL:
+            return  # the OMS already closed it: only fills it lacked
+        if cached.status in _CLOSED:
+            if history is None:  # a replayed history already carries the closing event
+                self.resolve(_CLOSED[cached.status], client_order_id, venue,
+                             f"the venue reports the order {cached.status.name}")
+        elif cached.is_open and paper:
+            self.resolve(VenueEventKind.CANCELED, client_order_id, venue,
+                         "the paper venue restarted and no longer holds the order")
+        elif cached.status == NtStatus.INITIALIZED and cached.exec_algorithm_id is not None and not is_child:
+            self.resolve(VenueEventKind.CANCELED, client_order_id, venue,
+                         "the execution algorithm's schedule was lost in the restart; the rest of the parent is "
+                         "canceled")
 
 
 def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]:
     """Return the events that bring ``orders`` in line with the node's cache (run on the loop thread).
+
+    For an algorithm's parent, its children in the cache (``cache.orders_for_exec_spawn``) come
+    first: a child the OMS never recorded (the process died with its CHILD_CREATED still queued for
+    the journal) gets its whole history — CHILD_CREATED, SUBMITTED, ACCEPTED, fills, the closing
+    event — so its fills reach the parent and the position; a child recorded only as created
+    (ROUTED) gets the rest of its history; any other recorded child gets its fills (no-ops when
+    stored) and its status resolution. Then the parent's own fills (the primary sent as the
+    last slice) and its resolution.
 
     Parameters
     ----------
@@ -79,34 +180,27 @@ def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]
     Returns
     -------
     list[VenueEvent]
-        Fills first (per order, in the cache's order), then the status resolution.
+        In journal order: per parent, its children's events, then its fills, then its resolution.
     """
-    now = timezone.now()
-    events: list[VenueEvent] = []
+    resolver = _Resolver()
     for ours in orders:
-        def resolve(kind: VenueEventKind, why: str, ours: OpenOrder = ours) -> None:
-            events.append(VenueEvent(kind=kind, client_order_id=ours.client_order_id, venue=ours.venue,
-                                     ts_event=now, reason=f"reconciliation: {why}"))
-
-        order = cache.order(ClientOrderId(ours.client_order_id))
-        if order is None:
-            resolve(VenueEventKind.REJECTED if ours.status == "SUBMITTED" else VenueEventKind.CANCELED,
-                    "the venue does not know the order (it never reached the venue, or the node's record of "
-                    "it was lost)")
-            continue
-        for fill in (e for e in order.events if isinstance(e, OrderFilled)):
-            try:
-                events.append(venue_event_from_nautilus(fill, venue=ours.venue, is_child=False))
-            except ValueError as exc:
-                logger.error("reconciliation: fill of %s not journaled (%s): %r", ours.client_order_id, exc, fill)
-        if order.status in _CLOSED:
-            resolve(_CLOSED[order.status], f"the venue reports the order {order.status.name}")
-        elif order.is_open and ours.paper:
-            resolve(VenueEventKind.CANCELED, "the paper venue restarted and no longer holds the order")
-        elif order.status == NtStatus.INITIALIZED and order.exec_algorithm_id is not None:
-            resolve(VenueEventKind.CANCELED, "the execution algorithm's schedule was lost in the restart; the rest "
-                                             "of the parent is canceled")
-    return events
+        cached = cache.order(ClientOrderId(ours.client_order_id))
+        if cached is not None and not ours.is_child and cached.exec_algorithm_id is not None:
+            for child in cache.orders_for_exec_spawn(cached.client_order_id):
+                cid = child.client_order_id.value
+                if cid == ours.client_order_id:
+                    continue
+                recorded = ours.children.get(cid)
+                history = None  # recorded past ROUTED: its fills and its resolution are enough
+                if recorded is None:
+                    history = list(child.events)
+                elif recorded == "ROUTED":  # CHILD_CREATED recorded, nothing after it
+                    history = [e for e in child.events if not isinstance(e, OrderInitialized)]
+                resolver.order(child, client_order_id=cid, venue=ours.venue, status=recorded or "ROUTED",
+                               paper=ours.paper, is_child=True, history=history)
+        resolver.order(cached, client_order_id=ours.client_order_id, venue=ours.venue, status=ours.status,
+                       paper=ours.paper, is_child=ours.is_child)
+    return resolver.events
 
 
 def net_positions_on_node(cache, listings: dict[str, tuple[str, str]]) -> dict[tuple[str, str], Decimal]:

@@ -1,0 +1,88 @@
+"""TWAPExecAlgorithm (ours, on the slicing base) on a NautilusTrader BacktestEngine (simulated time)."""
+
+from decimal import Decimal
+
+import pytest
+from nautilus_trader.model.enums import OrderStatus, OrderType
+
+from venues.algorithms import nautilus_exec_algorithm_params
+from venues.algorithms.backtest import PrimaryOrder, btcusdt_binance_spot, quote, run_algorithm_backtest
+
+S = 1_000_000_000
+T0 = 1_600_000_000 * S
+INSTRUMENT = btcusdt_binance_spot()
+
+
+def _quotes(until_s: int):
+    return [quote(INSTRUMENT, T0 + i * S // 2, "40000.00", "40000.01") for i in range(2 * until_s + 1)]
+
+
+def _twap(params: dict, quantity: str, **kwargs) -> PrimaryOrder:
+    return PrimaryOrder("TWAP", nautilus_exec_algorithm_params("TWAP", params), Decimal(quantity), **kwargs)
+
+
+def test_twap_uneven_quantity_slices_sum_exactly_with_the_extra_increment_first():
+    # Arrange: 0.031 BTC over 3 slices of 10 s: 31 000 units of 0.000001 → 10 334, 10 333, 10 333.
+    primary = _twap({"horizon_secs": 30, "interval_secs": 10}, "0.031", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(50), primaries=[primary])
+
+    # Assert
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.010334"), Decimal("0.010333"),
+                                                           Decimal("0.010333")]
+    assert [(t - T0) // S for t, _ in slices] == [1, 11, 21]
+    assert slices[-1][1].client_order_id.value == pid  # the last slice is the primary itself
+    assert run.orders[pid].status == OrderStatus.FILLED
+    assert run.timers_left == []
+
+
+def test_twap_limit_primary_slices_rest_at_the_limit_price():
+    # Arrange: a LIMIT buy below the market: every slice rests at the primary's price.
+    primary = _twap({"horizon_secs": 20, "interval_secs": 10}, "0.02", order_type="LIMIT",
+                    price=Decimal("39000.00"), submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(40), primaries=[primary])
+
+    # Assert
+    pid = run.primary_ids[0]
+    slices = [o for _, o in run.slices(pid)]
+    assert [o.order_type for o in slices] == [OrderType.LIMIT, OrderType.LIMIT]
+    assert {o.price.as_decimal() for o in slices} == {Decimal("39000.00")}
+    assert {o.status for o in slices} == {OrderStatus.ACCEPTED}
+
+
+def test_twap_child_denied_by_the_node_aborts_and_cancels_the_primary_remainder():
+    # Arrange: the node's per-order notional limit (15 000 USDT) denies every 0.5 BTC slice; the
+    # NautilusTrader example TWAP kept its timer and held the primary for ever in this case.
+    primary = _twap({"horizon_secs": 20, "interval_secs": 10}, "1", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(40), primaries=[primary],
+                                 max_notional_per_order={"BTCUSDT.BINANCE": 15_000})
+
+    # Assert
+    pid = run.primary_ids[0]
+    (child,) = run.children(pid)
+    assert child.status == OrderStatus.DENIED
+    assert run.orders[pid].status == OrderStatus.CANCELED
+    assert run.timers_left == []
+
+
+@pytest.mark.parametrize("param, value", [("max_participation", "0.1"), ("volume_profile", "1,1")])
+def test_twap_primary_with_a_vwap_parameter_is_denied_naming_it(param, value):
+    # Arrange: params given straight to the node (the API refuses them earlier).
+    primary = PrimaryOrder("TWAP", {"horizon_secs": 20, "interval_secs": 10, param: value}, Decimal("0.02"),
+                           submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(20), primaries=[primary])
+
+    # Assert
+    pid = run.primary_ids[0]
+    assert run.orders[pid].status == OrderStatus.DENIED
+    (denied,) = [e for _, e in run.events if type(e).__name__ == "OrderDenied"]
+    assert param in denied.reason and "TWAP" in denied.reason
