@@ -35,10 +35,9 @@ land together. The worker's heartbeat (every 2 s) carries the journal's counters
 ignored + failed) and queue depth; ``journal_events_per_s`` is Σ Δevents / Σ Δt over the heartbeat
 intervals during which the queue was non-empty at both ends (the writer busy throughout: its
 capacity). If the queue never stayed non-empty, it is the mean rate over the storm and
-``journal_saturated`` is false (the offered load was below capacity). 60 TWAPs at one slice per
-second stay under the node's own risk engine's default ``max_order_submit_rate`` (100 per second);
-above it the node denies children, and a TWAP with a denied slice never completes (a product bug the
-run then reports as a failure: the parent stays PARTIALLY_FILLED).
+``journal_saturated`` is false (the offered load was below capacity). Every TWAP must end FILLED:
+a slice the node denies (its own risk engine's order-rate limit) ends that TWAP CANCELED, which the
+run reports as a failure.
 
 Targets (issue #3 §7): p99 ≤ 15 ms to ACCEPTED (LIMIT) and to FILLED (MARKET).
 

@@ -12,6 +12,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from odum_live.live import LiveFragmentConsumer  # noqa: E402
 from orders.consumers import OrderStreamConsumer  # noqa: E402
 
 
@@ -40,6 +41,7 @@ class BrowserOriginValidator(OriginValidator):
 
 websocket_urlpatterns: list = [
     path("ws/orders/", OrderStreamConsumer.as_asgi()),  # JSON for programs (orders/consumers.py)
+    path("ws/live/", LiveFragmentConsumer.as_asgi()),  # HTML fragments for the pages (odum_live/live.py)
 ]
 
 application = ProtocolTypeRouter(

@@ -37,3 +37,11 @@ def strategy_group(strategy_id: str) -> str:
     if not strategy_id:
         raise ValueError("strategy_id: must not be empty")
     return f"strategy.{strategy_id}"
+
+
+#: Position marks changed (``positions.services.positions_publish_updated``, rate-bounded); fills
+#: reach position pages through ``orders.updated``.
+POSITIONS_GROUP = "positions"
+
+#: Message type sent to :data:`POSITIONS_GROUP`: ``{"type": POSITIONS_UPDATED}`` (no data; re-read).
+POSITIONS_UPDATED = "positions.updated"

@@ -119,7 +119,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="odum")},
+            "CONFIG": {
+                # channels_redis waits for messages with BZPOPMIN of 5 s (brpop_timeout) and redis-py 8
+                # times socket reads out after 5 s by default: an idle channel's wait then timed out
+                # first and killed its consumer (close 1011). The socket timeout must exceed the wait.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="odum"),
+            },
         }
     }
 else:
@@ -150,7 +156,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The traders' pages (templates/registration/login.html); after login they land on the order ticket.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "live-execute"
+LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -265,7 +274,16 @@ ODUM = {
     "NODE_CACHE_REDIS": env.bool("NODE_CACHE_REDIS", default=bool(REDIS_URL)),
     # Seconds a venue command waits for the node to become ready before the order is rejected.
     "NODE_READY_WAIT_SECS": env.float("NODE_READY_WAIT_SECS", default=15.0),
+    # The node's own risk engine rate limits ("N/HH:MM:SS"; NautilusTrader denies, not queues, beyond
+    # them): a safety net above our pre-trade velocity limits and the algorithms' slice rate
+    # (venues/node/config.py: node_risk_engine_config says how the figure is sized).
+    "NODE_MAX_ORDER_SUBMIT_RATE": env.str("NODE_MAX_ORDER_SUBMIT_RATE", default="1000/00:00:01"),
+    "NODE_MAX_ORDER_MODIFY_RATE": env.str("NODE_MAX_ORDER_MODIFY_RATE", default="1000/00:00:01"),
     # Seconds between market-data snapshot rounds from the node, and between position marks.
     "MARKET_DATA_PUBLISH_SECS": env.float("MARKET_DATA_PUBLISH_SECS", default=0.25),
     "POSITION_MARK_SECS": env.float("POSITION_MARK_SECS", default=1.0),
+    # Minimum seconds between two equity-curve snapshots of a position taken from marks (every fill
+    # is recorded); and between two "positions changed" pushes to the live pages per process.
+    "EQUITY_SNAPSHOT_SECS": env.float("EQUITY_SNAPSHOT_SECS", default=60.0),
+    "POSITIONS_PUBLISH_SECS": env.float("POSITIONS_PUBLISH_SECS", default=1.0),
 }

@@ -153,7 +153,8 @@ def _schedule(params: dict, errors: dict) -> dict[str, Any]:
     return {"horizon_secs": horizon, "interval_secs": interval}
 
 
-_ALLOWED = {
+#: Each algorithm's parameter names (the API, the order ticket and the CLI take exactly these).
+ALGORITHM_PARAMS: dict[str, frozenset[str]] = {
     "NORMAL": frozenset(),
     "TWAP": frozenset({"horizon_secs", "interval_secs"}),
     "VWAP": frozenset({"horizon_secs", "interval_secs", "max_participation", "volume_profile"}),
@@ -194,14 +195,14 @@ def validate_exec_algorithm_params(
         Naming each bad or unknown parameter (or ``order_type`` for a MARKET iceberg,
         ``time_in_force`` for a LIMIT TWAP / VWAP that does not rest).
     """
-    if algorithm not in _ALLOWED:
+    if algorithm not in ALGORITHM_PARAMS:
         raise AlgorithmParamsError({"exec_algorithm": [f"must be one of {', '.join(ALGORITHMS)}"]})
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise AlgorithmParamsError({"exec_algorithm_params": ["must be a JSON object"]})
     errors: dict[str, list[str]] = {}
-    for name in sorted(set(params) - _ALLOWED[algorithm]):
-        allowed = ", ".join(sorted(_ALLOWED[algorithm])) or "none"
+    for name in sorted(set(params) - ALGORITHM_PARAMS[algorithm]):
+        allowed = ", ".join(sorted(ALGORITHM_PARAMS[algorithm])) or "none"
         errors[name] = [f"is not a parameter of {algorithm} (allowed: {allowed})"]
     out: dict[str, Any] = {}
     if algorithm in ("TWAP", "VWAP"):

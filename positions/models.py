@@ -65,3 +65,29 @@ class ReconciliationFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.venue} {self.instrument_key}: OMS {self.oms_quantity} vs venue {self.venue_quantity}"
+
+
+class PositionSnapshot(models.Model):
+    """One position's figures at one time: the history behind the equity / PnL curve.
+
+    Written only by :func:`positions.services.position_snapshot_record`: with every applied fill
+    (in the fill's transaction) and from marks at most every ``ODUM['EQUITY_SNAPSHOT_SECS']`` per
+    listing. The curve at a time is the sum, over positions, of each one's latest snapshot up to
+    that time (:func:`positions.selectors.equity_curve`). PnL is in the position's PnL currency
+    (quote currency; settlement currency for inverse contracts).
+    """
+
+    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="snapshots")
+    ts = models.DateTimeField(help_text="Time of the fill or mark the figures are as of (UTC).")
+    quantity = DecimalField(help_text="Signed quantity: base units (contracts for derivatives).")
+    mark_price = DecimalField(null=True, blank=True, help_text="Mark price in quote currency, if marked.")
+    realized_pnl = DecimalField(help_text="Realized PnL net of fees, PnL currency.")
+    unrealized_pnl = DecimalField(help_text="Unrealized PnL at mark, PnL currency.")
+
+    class Meta:
+        ordering = ["ts", "id"]
+        indexes = [models.Index(fields=["position", "ts"], name="snapshot_position_ts_idx"),
+                   models.Index(fields=["ts"], name="snapshot_ts_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.position_id} @ {self.ts:%Y-%m-%d %H:%M:%S}: {self.realized_pnl} + {self.unrealized_pnl}"

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from positions.models import Position
+from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from positions.models import Position, PositionSnapshot
+from venues.models import Instrument
 
 ZERO = Decimal("0")
 
@@ -40,6 +42,12 @@ class VenuePosition:
         Quote currency.
     strategies : list[str]
     updated_at, marked_at : datetime | None
+    notional : Decimal | None
+        Filled by :func:`position_book` only: exposure ``|quantity| × mark × multiplier`` (entry
+        price when never marked) in quote currency; ``|quantity| × multiplier`` (the contracts'
+        face value, quote currency) for inverse contracts; None when no price is known.
+    pnl_currency : str
+        Filled by :func:`position_book`: currency of the PnL and fees (quote; settlement for inverse).
     """
 
     venue: str
@@ -53,6 +61,8 @@ class VenuePosition:
     strategies: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
     marked_at: datetime | None = None
+    notional: Decimal | None = None
+    pnl_currency: str = ""
 
 
 @dataclass
@@ -74,6 +84,11 @@ class InstrumentPosition:
         Quote currency.
     venues : list[VenuePosition]
         Ordered by venue code.
+    notional, pnl_currency : Decimal | None, str
+        Filled by :func:`position_book`: the sum of the venues' notionals (gross exposure; None
+        when one is unknown) and the PnL currency.
+    notional_currency : str
+        Filled by :func:`position_book`: the quote currency the notional is in.
     """
 
     instrument_key: str
@@ -86,6 +101,9 @@ class InstrumentPosition:
     fees: Decimal = ZERO
     venues: list[VenuePosition] = field(default_factory=list)
     updated_at: datetime | None = None
+    notional: Decimal | None = None
+    pnl_currency: str = ""
+    notional_currency: str = ""
 
 
 def position_visible_queryset(*, strategy_ids: Iterable[str] | None) -> QuerySet[Position]:
@@ -124,6 +142,7 @@ def position_aggregates(
     strategy_id: str | None = None,
     equivalence_key: str | None = None,
     instrument_key: str | None = None,
+    venue: str | None = None,
 ) -> list[InstrumentPosition]:
     """Return positions aggregated by canonical instrument, each with its per-venue breakdown.
 
@@ -137,6 +156,8 @@ def position_aggregates(
         Narrow to one instrument across venues (``PERPETUAL:BTC-USDT@LIN``).
     instrument_key : str | None
         Narrow to one venue listing (``BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN``).
+    venue : str | None
+        Narrow to one venue's listings (venue code).
 
     Returns
     -------
@@ -150,6 +171,8 @@ def position_aggregates(
         qs = qs.filter(equivalence_key=equivalence_key)
     if instrument_key:
         qs = qs.filter(instrument_key=instrument_key)
+    if venue:
+        qs = qs.filter(venue=venue)
     rows = qs.order_by("equivalence_key", "venue", "instrument_key", "strategy_id").values_list(
         "equivalence_key", "venue", "instrument_key", "strategy_id", "quantity", "avg_entry_price", "mark_price",
         "realized_pnl", "unrealized_pnl", "fees", "updated_at", "marked_at",
@@ -190,3 +213,245 @@ def position_aggregates(
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
         agg.avg_entry_price = _avg_entry(legs, inverse=inverse)
     return list(instruments.values())
+
+
+# --- the positions page and CLI: notional, totals, equity curve -----------------------------------
+
+@dataclass
+class CurrencyTotal:
+    """Totals of one currency over the visible positions.
+
+    Attributes
+    ----------
+    currency : str
+    realized_pnl, unrealized_pnl, fees : Decimal
+        PnL of the instruments whose PnL currency this is.
+    notional : Decimal
+        Gross exposure of the instruments quoted in this currency (Σ known notionals).
+    equity : Decimal
+        ``realized_pnl + unrealized_pnl``: the PnL line the equity curve draws.
+    """
+
+    currency: str
+    realized_pnl: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    notional: Decimal = ZERO
+
+    @property
+    def equity(self) -> Decimal:
+        return self.realized_pnl + self.unrealized_pnl
+
+
+@dataclass
+class PositionBook:
+    """What the positions page and ``manage.py positions`` show.
+
+    Attributes
+    ----------
+    instruments : list[InstrumentPosition]
+        :func:`position_aggregates` with ``notional`` and currencies filled in.
+    totals : list[CurrencyTotal]
+        One per currency, by currency code. Amounts of different currencies are never added: no
+        FX source exists in the service.
+    unpriced : list[str]
+        Listings whose notional is unknown (never marked, no entry price, or no listing for an
+        inverse contract's face value), left out of the notional totals.
+    """
+
+    instruments: list[InstrumentPosition]
+    totals: list[CurrencyTotal]
+    unpriced: list[str]
+
+
+@dataclass(frozen=True)
+class _Terms:
+    multiplier: Decimal
+    inverse: bool
+    pnl_currency: str
+    quote_currency: str
+
+
+def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
+    # Listing terms from venues.Instrument; a key without a listing falls back to its own currencies
+    # (linear, multiplier 1), the rule positions.services.position_mark applies.
+    listings = {key: (mult, inv, quote, settle, base) for key, mult, inv, quote, settle, base in
+                Instrument.objects.filter(instrument_key__in=instrument_keys).values_list(
+                    "instrument_key", "contract_multiplier", "is_inverse", "quote_currency", "settlement_currency",
+                    "base_currency")}
+    terms = {}
+    for key in instrument_keys:
+        try:
+            parsed = parse_instrument_key(key)
+            key_base, key_quote = parsed.base or "", parsed.quote or ""
+            key_inverse = parsed.settlement == "INV"
+        except InstrumentKeyError:
+            key_base = key_quote = ""
+            key_inverse = False
+        if key in listings:
+            mult, inverse, quote, settle, base = listings[key]
+            quote = quote or key_quote
+            pnl = (settle or base or key_base) if inverse else quote
+            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?")
+        else:
+            # An inverse key without listing has no known face value: notional stays unknown.
+            terms[key] = _Terms(ZERO if key_inverse else Decimal(1), key_inverse,
+                                (key_base if key_inverse else key_quote) or "?", key_quote or "?")
+    return terms
+
+
+def _notional(vp: VenuePosition, terms: _Terms) -> Decimal | None:
+    if vp.quantity == 0:
+        return ZERO
+    if terms.inverse:
+        return abs(vp.quantity) * terms.multiplier if terms.multiplier else None
+    price = vp.mark_price if vp.mark_price is not None else vp.avg_entry_price
+    return None if price is None else abs(vp.quantity) * price * terms.multiplier
+
+
+def position_book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None = None,
+                  venue: str | None = None) -> PositionBook:
+    """Return the visible positions with notional exposure and per-currency totals.
+
+    Parameters
+    ----------
+    strategy_ids : Iterable[str] | None
+        The caller's visible strategies (None: all) — the BOLA scope.
+    strategy_id : str | None
+        Narrow to one strategy (within the scope).
+    venue : str | None
+        Only this venue's listings (the instruments' figures are then that venue's).
+
+    Returns
+    -------
+    PositionBook
+        Quantities in base units; prices, notionals and linear PnL in quote currency; inverse PnL
+        in the settlement currency.
+    """
+    instruments = position_aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, venue=venue)
+    terms = _terms_of({vp.instrument_key for agg in instruments for vp in agg.venues})
+    totals: dict[str, CurrencyTotal] = {}
+    unpriced = []
+    for agg in instruments:
+        agg.notional = ZERO
+        for vp in agg.venues:
+            t = terms[vp.instrument_key]
+            vp.pnl_currency = t.pnl_currency
+            vp.notional = _notional(vp, t)
+            agg.pnl_currency, agg.notional_currency = t.pnl_currency, t.quote_currency
+            pnl = totals.setdefault(t.pnl_currency, CurrencyTotal(t.pnl_currency))
+            pnl.realized_pnl += vp.realized_pnl
+            pnl.unrealized_pnl += vp.unrealized_pnl
+            pnl.fees += vp.fees
+            if vp.notional is None:
+                unpriced.append(vp.instrument_key)
+                agg.notional = None
+                continue
+            totals.setdefault(t.quote_currency, CurrencyTotal(t.quote_currency)).notional += vp.notional
+            if agg.notional is not None:
+                agg.notional += vp.notional
+    return PositionBook(instruments=instruments, totals=[totals[c] for c in sorted(totals)], unpriced=unpriced)
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    """The visible positions' PnL at one time, in one currency.
+
+    Attributes
+    ----------
+    ts : datetime
+        UTC.
+    realized_pnl, unrealized_pnl : Decimal
+        Sums over positions of each one's latest snapshot at ``ts``.
+    """
+
+    ts: datetime
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+
+    @property
+    def equity(self) -> Decimal:
+        return self.realized_pnl + self.unrealized_pnl
+
+
+def equity_curve(*, strategy_ids: Iterable[str] | None, since: datetime, until: datetime | None = None,
+                 strategy_id: str | None = None, max_points: int = 240) -> dict[str, list[EquityPoint]]:
+    """Return the PnL over time of the visible positions, one series per PnL currency.
+
+    Built from :class:`~positions.models.PositionSnapshot` rows: the value at a time is the sum,
+    over positions, of each one's latest snapshot up to that time, so a position recorded before
+    ``since`` starts the series at its value then. One point per distinct snapshot time in
+    ``[since, until]``, thinned evenly to at most ``max_points`` (the first and last are kept).
+
+    Parameters
+    ----------
+    strategy_ids : Iterable[str] | None
+        The caller's visible strategies (None: all).
+    since, until : datetime
+        Window (UTC-aware); ``until`` default: no upper bound.
+    strategy_id : str | None
+        Narrow to one strategy.
+    max_points : int
+        Upper bound on points per series (≥ 2).
+
+    Returns
+    -------
+    dict[str, list[EquityPoint]]
+        Currency → points by time; empty when no snapshot exists.
+
+    Raises
+    ------
+    ValueError
+        ``max_points`` below 2.
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points: must be at least 2, got {max_points}")
+    positions = position_visible_queryset(strategy_ids=strategy_ids)
+    if strategy_id:
+        positions = positions.filter(strategy_id=strategy_id)
+    before = PositionSnapshot.objects.filter(position=OuterRef("pk"), ts__lt=since).order_by("-ts", "-id")
+    rows = list(positions.annotate(start=Subquery(before.values("id")[:1])).values_list("pk", "instrument_key",
+                                                                                          "start"))
+    if not rows:
+        return {}
+    currency_of = {key: t.pnl_currency for key, t in _terms_of({key for _, key, _ in rows}).items()}
+    position_currency = {pk: currency_of[key] for pk, key, _ in rows}
+    window = PositionSnapshot.objects.filter(position_id__in=list(position_currency), ts__gte=since)
+    if until is not None:
+        window = window.filter(ts__lte=until)
+    starts = [start for _, _, start in rows if start is not None]
+    fields = ("position_id", "ts", "realized_pnl", "unrealized_pnl")
+    initial = list(PositionSnapshot.objects.filter(pk__in=starts).values_list(*fields))
+    current: dict[int, tuple[Decimal, Decimal]] = {pk: (r, u) for pk, _, r, u in initial}
+    series: dict[str, list[EquityPoint]] = {}
+    if initial:
+        for currency in {position_currency[pk] for pk in current}:
+            series[currency] = [_point(since, current, position_currency, currency)]
+    snapshots = window.order_by("ts", "id").values_list(*fields)
+    pending: set[str] = set()
+    last_ts = None
+    for pk, ts, realized, unrealized in snapshots.iterator():
+        if last_ts is not None and ts != last_ts:
+            for currency in pending:
+                series.setdefault(currency, []).append(_point(last_ts, current, position_currency, currency))
+            pending = set()
+        current[pk] = (realized, unrealized)
+        pending.add(position_currency[pk])
+        last_ts = ts
+    for currency in pending:
+        series.setdefault(currency, []).append(_point(last_ts, current, position_currency, currency))
+    return {currency: _thin(points, max_points) for currency, points in sorted(series.items())}
+
+
+def _point(ts: datetime, current: dict[int, tuple[Decimal, Decimal]], position_currency: dict[int, str],
+           currency: str) -> EquityPoint:
+    realized = sum((r for pk, (r, _) in current.items() if position_currency[pk] == currency), ZERO)
+    unrealized = sum((u for pk, (_, u) in current.items() if position_currency[pk] == currency), ZERO)
+    return EquityPoint(ts=ts, realized_pnl=realized, unrealized_pnl=unrealized)
+
+
+def _thin(points: list[EquityPoint], max_points: int) -> list[EquityPoint]:
+    if len(points) <= max_points:
+        return points
+    step = (len(points) - 1) / (max_points - 1)
+    return [points[round(i * step)] for i in range(max_points)]

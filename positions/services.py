@@ -4,6 +4,12 @@
 the fill and the order status, so the three commit or roll back together. ``position_mark`` is
 called with the node's quotes (marks) and may run on its own.
 
+Both record the history of the equity / PnL curve through :func:`position_snapshot_record` (every
+fill; marks at most every ``ODUM['EQUITY_SNAPSHOT_SECS']`` per listing), and a mark that moved
+positions tells the live pages after commit (:func:`positions_publish_updated`, group
+:data:`odum_live.groups.POSITIONS_GROUP`, at most every ``ODUM['POSITIONS_PUBLISH_SECS']``);
+fills reach them through the order stream's ``orders.updated`` messages.
+
 The maths lives in :mod:`positions.maths`; see it for the rules (netting with average cost,
 linear and inverse PnL, fee currency, 18-decimal quantization).
 """
@@ -11,15 +17,22 @@ linear and inverse PnL, fee currency, 18-decimal quantization).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
-from positions.models import Position, ReconciliationFinding
+from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
+from positions.models import Position, PositionSnapshot, ReconciliationFinding
 from venues.models import Instrument
 
 logger = logging.getLogger(__name__)
@@ -119,6 +132,7 @@ def position_apply_fill(
     )
     position.save(update_fields=["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
                                  "unrealized_pnl", "updated_at"])
+    position_snapshot_record(positions=[position], ts=ts, source=SNAPSHOT_FILL)
     logger.info(
         "position fill applied",
         extra={"strategy_id": strategy_id, "instrument_key": instrument_key, "side": side,
@@ -169,7 +183,7 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
     _require_aware("ts", ts)
     multiplier, inverse = _listing_terms(key=key, instrument_key=instrument_key)
     unrealized_pnl(PositionState(), mark=mark_price, multiplier=multiplier, inverse=inverse)  # validates the mark
-    updated = 0
+    marked = []
     with transaction.atomic():
         rows = (Position.objects.select_for_update()
                 .filter(instrument_key=instrument_key, venue=venue).order_by("pk"))
@@ -181,8 +195,109 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
             position.unrealized_pnl = unrealized_pnl(_state(position), mark=mark_price, multiplier=multiplier,
                                                      inverse=inverse)
             position.save(update_fields=["mark_price", "marked_at", "unrealized_pnl", "updated_at"])
-            updated += 1
-    return updated
+            marked.append(position)
+        if marked:
+            position_snapshot_record(positions=marked, ts=ts, source=SNAPSHOT_MARK)
+            transaction.on_commit(positions_publish_updated)
+    return len(marked)
+
+
+# --- equity curve history and live pushes ---------------------------------------------------------
+SNAPSHOT_FILL, SNAPSHOT_MARK = "fill", "mark"
+
+
+def position_snapshot_record(*, positions: Sequence[Position], ts: datetime, source: str) -> int:
+    """Record the current figures of ``positions`` as of ``ts`` (the equity / PnL curve's history).
+
+    A fill is always recorded: it changes quantity and realized PnL, which the curve must show
+    where they happened. A mark only moves unrealized PnL, so it is recorded at most every
+    ``ODUM['EQUITY_SNAPSHOT_SECS']`` seconds (of ``ts``) per position: when any of ``positions``
+    has a snapshot newer than that, the mark records nothing — the positions of one listing are
+    marked together, so they share the bound. That bounds the table at one row per position per
+    interval from marks, plus one per fill.
+
+    Call in the transaction that changed the rows, so the snapshot commits with the change.
+
+    Parameters
+    ----------
+    positions : Sequence[Position]
+        Saved rows holding the new values.
+    ts : datetime
+        Time of the fill or mark (UTC-aware).
+    source : str
+        ``"fill"`` or ``"mark"`` (:data:`SNAPSHOT_FILL`, :data:`SNAPSHOT_MARK`).
+
+    Returns
+    -------
+    int
+        Snapshots written (0 when a mark fell inside the interval).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``source`` or a naive ``ts``.
+    """
+    if source not in (SNAPSHOT_FILL, SNAPSHOT_MARK):
+        raise ValueError(f"source: must be {SNAPSHOT_FILL!r} or {SNAPSHOT_MARK!r}, not {source!r}")
+    _require_aware("ts", ts)
+    if not positions:
+        return 0
+    if source == SNAPSHOT_MARK:
+        interval = timedelta(seconds=settings.ODUM["EQUITY_SNAPSHOT_SECS"])
+        recent = PositionSnapshot.objects.filter(position__in=[p.pk for p in positions], ts__gt=ts - interval)
+        if interval and recent.exists():
+            return 0
+    PositionSnapshot.objects.bulk_create([
+        PositionSnapshot(position=p, ts=ts, quantity=p.quantity, mark_price=p.mark_price,
+                         realized_pnl=p.realized_pnl, unrealized_pnl=p.unrealized_pnl)
+        for p in positions
+    ])
+    return len(positions)
+
+
+_publish_lock = threading.Lock()
+_publish_state = {"last": float("-inf"), "timer": None}
+
+
+def positions_publish_updated() -> None:
+    """Tell the live pages that marks changed: ``{"type": "positions.updated", "group": "positions"}``.
+
+    Called after commit by :func:`position_mark`. Marks of many listings arrive every
+    ``POSITION_MARK_SECS``, so sends are bounded to one per ``ODUM['POSITIONS_PUBLISH_SECS']``
+    seconds per process: a call inside the interval schedules one trailing send at its end
+    (never more than one pending), so the last mark is always pushed. The message carries no
+    data; consumers re-read positions through :mod:`positions.selectors`.
+
+    Never raises: the marks are committed, only the push can be lost (logged).
+    """
+    interval = float(settings.ODUM["POSITIONS_PUBLISH_SECS"])
+    with _publish_lock:
+        wait = _publish_state["last"] + interval - time.monotonic()
+        if wait > 0:
+            if _publish_state["timer"] is None:
+                timer = threading.Timer(wait, _publish_trailing)
+                timer.daemon = True
+                _publish_state["timer"] = timer
+                timer.start()
+            return
+        _publish_state["last"] = time.monotonic()
+    _group_send()
+
+
+def _publish_trailing() -> None:
+    with _publish_lock:
+        _publish_state["timer"] = None
+        _publish_state["last"] = time.monotonic()
+    _group_send()
+
+
+def _group_send() -> None:
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(POSITIONS_GROUP, {"type": POSITIONS_UPDATED, "group": POSITIONS_GROUP})
+    except Exception:  # noqa: BLE001 - after commit: log, never raise
+        logger.exception("publish of %s to group %s failed", POSITIONS_UPDATED, POSITIONS_GROUP)
 
 
 def reconciliation_record(*, venues: list[str], venue_quantities: dict[tuple[str, str], Decimal],

@@ -61,12 +61,20 @@ def _node_off() -> bool:
 def _run_command(task, order_id: str, command: str) -> None:
     # claim → hand to the node (host.submit / host.cancel) → on refusal, record the failure.
     from orders.services import venue_commands
+    from venues.node.host import trading_node_host
 
     if _node_off():
         logger.warning("%s of order %s not handed off: no trading node in this process (TRADING_NODE=off)",
                        command, order_id)
         return
-    claimed = getattr(venue_commands, f"order_venue_{command}_claim")(order_id=order_id, worker=_hostname(task))
+    if command == "submit":
+        # The claim's publication goes to the node's journal publisher: the order is handed to the
+        # venue without waiting for the channel layer, and its SUBMITTED still precedes the venue's events.
+        host = trading_node_host()
+        publish = host.journal.publish_later if host is not None else None
+        claimed = venue_commands.order_venue_submit_claim(order_id=order_id, worker=_hostname(task), publish=publish)
+    else:
+        claimed = venue_commands.order_venue_cancel_claim(order_id=order_id, worker=_hostname(task))
     if claimed is None:
         return
     try:

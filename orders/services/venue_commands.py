@@ -17,6 +17,7 @@ already submitted), is a recorded no-op (IGNORED) or, for an unknown id, a log l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 import uuid
 
 from django.db import transaction
@@ -63,7 +64,8 @@ def _ignore(order: Order, command: str, worker: str) -> None:
                                        "detail": f"{command} command ignored: order is {order.status} ({state})"})
 
 
-def order_venue_submit_claim(*, order_id: str, worker: str) -> SubmitOrderCommand | None:
+def order_venue_submit_claim(*, order_id: str, worker: str,
+                             publish: Callable[[dict], None] | None = None) -> SubmitOrderCommand | None:
     """Claim a ROUTED order for submission (→ SUBMITTED) and return the command to send.
 
     Parameters
@@ -72,6 +74,11 @@ def order_venue_submit_claim(*, order_id: str, worker: str) -> SubmitOrderComman
         The order's id as sent in the task (UUID text).
     worker : str
         The worker's host name (Celery ``request.hostname``), recorded as the actor.
+    publish : Callable[[dict], None] | None
+        Called after commit with the claimed order (order id → strategy id); default
+        :func:`orders.services.publish.publish_orders_updated` in this thread. The trading worker
+        passes its journal writer's publisher, so the order reaches the venue without waiting for
+        the channel layer (venues/tasks.py).
 
     Returns
     -------
@@ -99,8 +106,8 @@ def order_venue_submit_claim(*, order_id: str, worker: str) -> SubmitOrderComman
                                   status_after=order.status, actor=f"worker:{worker}", ts=now,
                                   payload={"command": SUBMIT, "worker": worker,
                                            "detail": "claimed by the trading worker; handed to the venue layer"})
-        published = {order.pk: order.strategy_id}
-        transaction.on_commit(lambda: publish_orders_updated(published))
+        published, publisher = {order.pk: order.strategy_id}, publish or publish_orders_updated
+        transaction.on_commit(lambda: publisher(published))
     return SubmitOrderCommand(
         order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
         instrument_key=order.routed_instrument_key, nautilus_instrument_id=listing or "",

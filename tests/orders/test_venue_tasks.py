@@ -112,11 +112,19 @@ def test_submit_task_without_a_trading_node_in_the_process_leaves_the_order_rout
     assert "no trading node in this process" in caplog.text
 
 
-def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(settings):
+def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(settings,
+                                                                         django_capture_on_commit_callbacks):
     from venues.node.host import set_trading_node_host
+
+    published = []
+
+    class _Journal:
+        def publish_later(self, orders):
+            published.append(dict(orders))
 
     class _Stopped:
         stopped, error = True, "bridge strategy not running after 30 s"
+        journal = _Journal()
 
         def is_ready(self):
             return False
@@ -125,7 +133,8 @@ def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(setti
     order = OrderFactory(status="ROUTED")
     previous = set_trading_node_host(_Stopped())
     try:
-        submit_order.apply(args=[str(order.pk)])
+        with django_capture_on_commit_callbacks(execute=True):
+            submit_order.apply(args=[str(order.pk)])
     finally:
         set_trading_node_host(previous)
 
@@ -133,3 +142,5 @@ def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(setti
     assert order.status == "REJECTED"
     assert "trading node is not ready: bridge strategy not running after 30 s" in order.rejection_reason
     assert OrderEvent.objects.filter(order=order, type="SUBMITTED", actor=f"worker:{socket.gethostname()}").exists()
+    # the claim's publication went to the node's journal publisher, not the task's own thread
+    assert published == [{order.pk: order.strategy_id}]

@@ -255,3 +255,73 @@ def test_journal_publishes_on_its_publisher_thread_in_commit_order_and_drains_on
     assert [name for name, _, _ in calls] == ["journal-writer-publisher"] * 2
     assert [ids for _, ids, _ in calls] == [[order.pk], [order.pk]]
     assert calls[1][2] == S.FILLED
+
+
+def _held_then(gate, behaviour):
+    # The first event waits for ``gate`` (so the rest queue up and form one batch), then ``behaviour``.
+    first = threading.Event()
+
+    def apply(*, event):
+        if not first.is_set():
+            first.set()
+            gate.wait(10)
+        return behaviour(event)
+
+    return apply
+
+
+def test_journal_batch_failing_event_loses_only_its_own_writes(order, writers):
+    # Arrange: fills T1..T3 queue behind a held ACCEPTED and are applied as one batch; T2's
+    # application writes, then fails.
+    gate = threading.Event()
+
+    def behaviour(event):
+        result = order_apply_venue_event(event=event)
+        if event.trade_id == "T2":
+            raise RuntimeError("bug after writing")
+        return result
+
+    writer = writers(apply=_held_then(gate, behaviour), batch_size=10)
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+
+    # Act
+    gate.set()
+    eventually(lambda: writer.stats().applied + writer.stats().failed == 4, message="batch handled")
+
+    # Assert: T1 and T3 committed together; T2's fill, timeline entry and position change rolled back.
+    order.refresh_from_db()
+    stats = writer.stats()
+    assert (stats.applied, stats.failed) == (3, 1) and "bug after writing" in stats.last_error
+    assert sorted(Fill.objects.values_list("venue_trade_id", flat=True)) == ["T1", "T3"]
+    assert order.filled_quantity == Decimal("0.006")
+    assert [t for _, t in timeline(order)] == [None, "T1", "T3"]
+
+
+def test_journal_batch_transient_error_falls_back_to_one_by_one(order, writers):
+    # Arrange: the batch's second event hits a lost connection once.
+    gate, failures = threading.Event(), []
+
+    def behaviour(event):
+        if event.trade_id == "T2" and not failures:
+            failures.append(event)
+            raise OperationalError("server closed the connection unexpectedly")
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=_held_then(gate, behaviour), batch_size=10, retry_backoff=0.001)
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+
+    # Act
+    gate.set()
+    eventually(lambda: writer.stats().applied == 4, message="all applied")
+
+    # Assert: every fill exactly once (T1's batch write was rolled back and re-applied).
+    order.refresh_from_db()
+    assert writer.stats().failed == 0 and writer.stats().retries >= 1
+    assert sorted(Fill.objects.values_list("venue_trade_id", flat=True)) == ["T1", "T2", "T3"]
+    assert order.filled_quantity == Decimal("0.009")

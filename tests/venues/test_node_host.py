@@ -220,7 +220,7 @@ def test_node_status_reports_clients_connected_and_market_data(node, listing):
     assert status["ready"] is True
     assert status["clients"] and all(status["clients"].values()), status["clients"]
     assert KEY in status["market_data"]
-    assert status["venues"]["BINANCE-SPOT"] == {"mode": "paper", "problems": []}
+    assert status["venues"]["BINANCE-SPOT"] == {"mode": "paper", "problems": [], "notes": []}
 
 
 def test_node_twap_slices_over_the_horizon_with_parent_child_attribution(node, listing):

@@ -19,17 +19,41 @@ Per venue mode (``Venue.mode``):
       "paper": {"starting_balances": ["1000000 USDT", "100 BTC"],
                 "touch_sizes": {"BTCUSDT.BINANCE": "0.5"}}
 
-  ``data_dir`` is relative to the project root. A listing without a readable replay source is
-  reported in :attr:`VenuePlan.problems` (health shows it; risk denies its orders for missing
-  market data) — never silently.
-- ``live`` / ``testnet`` — NautilusTrader's own adapters (Binance spot / USD-M futures), with
-  credentials read from the environment variables the config names (``api_key_env``,
-  ``api_secret_env``) and base-URL overrides (``base_url_http``, ``base_url_ws``) honoured;
-  instruments are loaded from the venue.
+  ``data_dir`` is relative to the project root. A listing without a readable replay source, or a
+  ``replay`` block in an older shape (per-file keys such as ``bars_1m``), is reported in
+  :attr:`VenuePlan.problems` (health shows it; risk denies its orders for missing market data) —
+  never silently. A bars-only listing (the paper BINANCE-FUTURES perpetual replays
+  ``btc_perp_1m_bars_2022-01.csv``) subscribes quotes as well: the replay client derives one quote
+  per bar (bid = ask = close) for the OMS and the paper venue (:mod:`venues.node.paper` runs the bars
+  through bar execution). A source that rounds recorded prices onto the tick (``"price_rounding":
+  "half_even"``) is stated in :attr:`VenuePlan.notes`.
+- ``live`` / ``testnet`` — NautilusTrader's own adapters, credentials read from the environment
+  variables the config names, instruments loaded from the venue for our listings only
+  (``InstrumentProviderConfig(load_ids=...)``):
+
+  ========================  ==========================================  ===============================
+  adapter                   client configs (testnet flag)               base-URL overrides honoured
+  ========================  ==========================================  ===============================
+  ``binance_spot`` /        ``BinanceData/ExecClientConfig``,           ``base_url_http``, ``base_url_ws``
+  ``binance_futures``       account SPOT / USDT_FUTURES (``testnet``)
+  ``bybit``                 ``BybitData/ExecClientConfig``, product     ``base_url_http``; exec also
+                            types from the ids' suffix (``testnet``)    ``base_url_ws_private``,
+                                                                        ``base_url_ws_trade``
+  ``okx``                   ``OKXData/ExecClientConfig``, instrument    ``base_url_http``, ``base_url_ws``
+                            / contract types and families from the
+                            listings (``is_demo``)
+  ========================  ==========================================  ===============================
+
+  Credentials: ``api_key_env``, ``api_secret_env`` (+ ``api_passphrase_env`` for OKX). Problems,
+  each stopping that venue only: a variable unset, another ``base_url_*`` key (the client would
+  silently reach the real venue), Bybit spot mixed with derivatives (one execution client runs a
+  CASH *or* a MARGIN account), OKX credentials under other names than ``OKX_API_KEY`` /
+  ``OKX_API_SECRET`` / ``OKX_API_PASSPHRASE`` (its WebSockets read those, whatever the config
+  says; its business WebSocket URL follows the process variable ``OKX_BASE_URL_WS_BUSINESS``).
 
 Client keys are ``<FACTORY>`` names without ``-`` (the node builder takes the factory name as the
-part of the key before the first ``-``): ``REPLAY_<n>``, ``SANDBOX_<VENUE>``, ``BINANCE_SPOT``,
-``BINANCE_FUTURES``; the bridge routes every subscription and order with the explicit client id,
+part of the key before the first ``-``): ``REPLAY_<n>``, ``SANDBOX_<VENUE>``, and for live / testnet
+venues the venue code (``BINANCE_SPOT``, ``BINANCE_FUTURES``, ``BYBIT``, ``OKX``); the bridge routes every subscription and order with the explicit client id,
 because two clients of one NautilusTrader venue would otherwise overwrite each other's routing.
 """
 
@@ -54,12 +78,14 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.model.identifiers import TraderId
 
+from odum_live.instruments import parse_instrument_key
 from venues.algorithms import exec_algorithm_configs
 from venues.node.instruments import UnsupportedListing, decimals, nautilus_instrument
 from venues.node.paper import PaperExecutionClientConfig, SandboxLiveExecClientFactory
 from venues.replay.client import (
     ReplayDataClientConfig,
     ReplayDataClientFactory,
+    VENUE_REPLAY_KEYS,
     ReplayInstrumentConfig,
     resolve_sources,
 )
@@ -99,11 +125,16 @@ class ListingPlan:
 
 @dataclass(frozen=True, slots=True)
 class VenuePlan:
-    """One venue: its mode and anything that keeps it from working (shown in health)."""
+    """One venue: its mode, anything that keeps it from working (shown in health), and notes.
+
+    ``notes`` are facts an operator should know that stop nothing, e.g. that a replay source
+    rounds recorded prices onto the listing's tick.
+    """
 
     code: str
     mode: str
     problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -147,10 +178,27 @@ def _replay_instrument(listing, venue) -> ReplayInstrumentConfig:
     )
 
 
+def _bars_only(sources) -> bool:
+    # The replay client's rule (ReplayDataClient.quotes_from_bars): bars are the top of book too.
+    kinds = {source["kind"] for source in sources}
+    return "bars" in kinds and not kinds & {"quotes", "book"}
+
+
+def _feeds(sources) -> tuple[str, ...]:
+    kinds = {source["kind"] for source in sources} | ({"quotes"} if _bars_only(sources) else set())
+    return tuple(sorted(kinds))
+
+
 def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict[str, dict]) -> None:
     problems: list[str] = []
+    notes: list[str] = []
     replay = venue.config.get("replay") or {}
     feeds_by_key = replay.get("instruments") or {}
+    old_keys = sorted(set(replay) - VENUE_REPLAY_KEYS)
+    if old_keys:
+        problems.append(f"config['replay'] has key(s) {old_keys} of an older shape, which the replay client does "
+                        f"not read: name each file as a source under config['replay']['instruments'] "
+                        f"(manage.py seed_demo migrates the demo venues)")
     for listing in listings:
         try:
             instrument = nautilus_instrument(listing, maker_fee_bps=venue.maker_fee_bps,
@@ -160,7 +208,8 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
             continue
         nautilus_venue = instrument.id.venue.value
         exec_key = f"SANDBOX_{_key_part(nautilus_venue)}"
-        shared = paper_venues.setdefault(nautilus_venue, {"balances": [], "touch_sizes": {}, "key": exec_key})
+        shared = paper_venues.setdefault(nautilus_venue, {"balances": [], "touch_sizes": {}, "key": exec_key,
+                                                          "bar_instruments": []})
         paper = venue.config.get("paper") or {}
         for balance in paper.get("starting_balances") or DEFAULT_STARTING_BALANCES:
             if balance not in shared["balances"]:
@@ -190,14 +239,19 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
             else:
                 plan.data_clients[data_key] = data_config
                 plan.data_factories[data_key] = ReplayDataClientFactory
-                feeds = tuple(sorted({source["kind"] for source in sources}))
+                feeds = _feeds(sources)
+                if _bars_only(sources):
+                    shared["bar_instruments"].append(listing.nautilus_instrument_id)
+                if any(source.get("price_rounding") == "half_even" for source in sources):
+                    notes.append(f"{listing.instrument_key}: recorded prices off the {listing.tick_size.normalize()} "
+                                 f"tick are rounded half-even onto it (replay source price_rounding)")
         plan.listings.append(ListingPlan(
             instrument_key=listing.instrument_key, venue=venue.code,
             nautilus_instrument_id=listing.nautilus_instrument_id, exec_client_id=nautilus_venue,
             data_client_id=data_key, feeds=feeds,
         ))
         plan.exec_factories[exec_key] = SandboxLiveExecClientFactory
-    plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=tuple(problems)))
+    plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=tuple(problems), notes=tuple(notes)))
 
 
 def _env(venue, name: str) -> str | None:
@@ -205,7 +259,45 @@ def _env(venue, name: str) -> str | None:
     return os.environ.get(variable) if variable else None
 
 
-def _live_venue(plan: NodePlan, venue, listings) -> None:
+@dataclass(frozen=True, slots=True)
+class _LiveClients:
+    """What one adapter family builds for a live / testnet venue (or why it cannot)."""
+
+    data: Any = None
+    exec: Any = None
+    data_factory: type | None = None
+    exec_factory: type | None = None
+    problems: tuple[str, ...] = ()
+
+
+# Credentials each adapter family needs: config key naming the environment variable → adapter field.
+_CREDENTIALS = {
+    "binance": {"api_key_env": "api_key", "api_secret_env": "api_secret"},
+    "bybit": {"api_key_env": "api_key", "api_secret_env": "api_secret"},
+    "okx": {"api_key_env": "api_key", "api_secret_env": "api_secret", "api_passphrase_env": "api_passphrase"},
+}
+# Base-URL overrides each adapter honours in nautilus_trader 1.221 (NAUTILUS_NOTES.md "Real adapters
+# on loopback"; the adapters' config classes). Any other ``base_url_*`` key in a venue's config is a
+# problem, not ignored: a loopback setup must never fall through to the real venue unnoticed.
+_BASE_URLS = {
+    "binance": frozenset({"base_url_http", "base_url_ws"}),
+    "bybit": frozenset({"base_url_http", "base_url_ws_private", "base_url_ws_trade"}),
+    "okx": frozenset({"base_url_http", "base_url_ws"}),
+}
+
+
+def _adapter_family(adapter: str) -> str | None:
+    if adapter in _LIVE_ADAPTERS:
+        return "binance"
+    return adapter if adapter in ("bybit", "okx") else None
+
+
+def _load_ids(listings) -> InstrumentProviderConfig:
+    # Only the listings we have: the provider loads these from the venue on connect.
+    return InstrumentProviderConfig(load_ids=frozenset(listing.nautilus_instrument_id for listing in listings))
+
+
+def _binance_clients(venue, listings, credentials: dict[str, str], urls: dict[str, str]) -> _LiveClients:
     from nautilus_trader.adapters.binance import (
         BinanceAccountType,
         BinanceDataClientConfig,
@@ -214,39 +306,128 @@ def _live_venue(plan: NodePlan, venue, listings) -> None:
         BinanceLiveExecClientFactory,
     )
 
-    problems: list[str] = []
-    account = _LIVE_ADAPTERS.get(venue.adapter)
-    if account is None:
-        plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=(
-            f"adapter {venue.adapter!r} has no {venue.mode} mode here (supported: {', '.join(sorted(_LIVE_ADAPTERS))})",)))
-        return
-    api_key, api_secret = _env(venue, "api_key_env"), _env(venue, "api_secret_env")
-    if not (api_key and api_secret):
-        problems.append(f"credentials missing: set the environment variables named by config "
-                        f"api_key_env ({venue.config.get('api_key_env')}) and api_secret_env "
-                        f"({venue.config.get('api_secret_env')})")
-        plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=tuple(problems)))
-        return
-    key = _key_part(venue.code)
-    common = dict(
-        api_key=api_key, api_secret=api_secret, account_type=BinanceAccountType[account],
-        testnet=venue.mode == "testnet", base_url_http=venue.config.get("base_url_http"),
-        base_url_ws=venue.config.get("base_url_ws"),
+    common = dict(**credentials, account_type=BinanceAccountType[_LIVE_ADAPTERS[venue.adapter]],
+                  testnet=venue.mode == "testnet", **urls)
+    return _LiveClients(
+        data=BinanceDataClientConfig(**common, instrument_provider=_load_ids(listings)),
+        exec=BinanceExecClientConfig(**common, instrument_provider=_load_ids(listings)),
+        data_factory=BinanceLiveDataClientFactory, exec_factory=BinanceLiveExecClientFactory,
     )
-    ids = frozenset(listing.nautilus_instrument_id for listing in listings)
-    plan.data_clients[key] = BinanceDataClientConfig(
-        **common, instrument_provider=InstrumentProviderConfig(load_ids=ids))
-    plan.exec_clients[key] = BinanceExecClientConfig(
-        **common, instrument_provider=InstrumentProviderConfig(load_ids=ids))
-    plan.data_factories[key] = BinanceLiveDataClientFactory
-    plan.exec_factories[key] = BinanceLiveExecClientFactory
+
+
+_BYBIT_PRODUCTS = {"SPOT": "SPOT", "LINEAR": "LINEAR", "INVERSE": "INVERSE", "OPTION": "OPTION"}
+
+
+def _bybit_clients(venue, listings, credentials: dict[str, str], urls: dict[str, str]) -> _LiveClients:
+    from nautilus_trader.adapters.bybit import (
+        BybitDataClientConfig,
+        BybitExecClientConfig,
+        BybitLiveDataClientFactory,
+        BybitLiveExecClientFactory,
+        BybitProductType,
+    )
+
+    # The product type is the suffix of the NautilusTrader symbol (BTCUSDT-LINEAR.BYBIT: BybitSymbol).
+    products = sorted({listing.nautilus_instrument_id.rsplit(".", 1)[0].rsplit("-", 1)[-1] for listing in listings})
+    unknown = [p for p in products if p not in _BYBIT_PRODUCTS]
+    if unknown:
+        return _LiveClients(problems=(f"listings with unknown Bybit product type(s) {unknown} (expected the "
+                                      f"instrument id suffix -SPOT, -LINEAR, -INVERSE or -OPTION)",))
+    if "SPOT" in products and len(products) > 1:
+        # BybitExecutionClient runs a CASH account for SPOT only and a MARGIN account otherwise.
+        return _LiveClients(problems=(f"Bybit execution cannot mix SPOT with {', '.join(p for p in products if p != 'SPOT')} "
+                                      "in one client (BybitExecClientConfig.product_types): list spot and "
+                                      "derivatives on separate venues",))
+    product_types = [BybitProductType[_BYBIT_PRODUCTS[p]] for p in products]
+    testnet = venue.mode == "testnet"
+    data = BybitDataClientConfig(**credentials, product_types=product_types, testnet=testnet,
+                                 base_url_http=urls.get("base_url_http"), instrument_provider=_load_ids(listings))
+    exec_config = BybitExecClientConfig(**credentials, product_types=product_types, testnet=testnet, **urls,
+                                        instrument_provider=_load_ids(listings))
+    return _LiveClients(data=data, exec=exec_config, data_factory=BybitLiveDataClientFactory,
+                        exec_factory=BybitLiveExecClientFactory)
+
+
+def _okx_clients(venue, listings, credentials: dict[str, str], urls: dict[str, str]) -> _LiveClients:
+    from nautilus_trader.adapters.okx.config import OKXDataClientConfig, OKXExecClientConfig
+    from nautilus_trader.adapters.okx.factories import OKXLiveDataClientFactory, OKXLiveExecClientFactory
+    from nautilus_trader.core.nautilus_pyo3 import OKXContractType, OKXInstrumentType
+
+    # OKXExecutionClient opens its private / business WebSockets with OKXWebSocketClient.with_credentials,
+    # which reads OKX_API_KEY / OKX_API_SECRET / OKX_API_PASSPHRASE from the environment and ignores the
+    # config's credentials (nautilus_trader 1.221 adapters/okx/execution.py): they must hold the same.
+    mismatched = [f"{fixed} (config {name} names {venue.config.get(name)})" for name, fixed in _OKX_WS_ENV.items()
+                  if os.environ.get(fixed) != credentials[_CREDENTIALS["okx"][name]]]
+    if mismatched:
+        return _LiveClients(problems=(
+            "NautilusTrader's OKX execution client reads its WebSocket credentials from fixed environment "
+            f"variables: set {', '.join(mismatched)} to the same values, or name those variables in config",))
+    kinds = {"SPOT_PAIR": OKXInstrumentType.SPOT, "PERPETUAL": OKXInstrumentType.SWAP,
+             "FUTURE": OKXInstrumentType.FUTURES, "OPTION": OKXInstrumentType.OPTION}
+    instrument_types, contract_types, families = [], [], []
+    for listing in listings:
+        key = parse_instrument_key(listing.instrument_key)
+        kind = kinds.get(key.instrument_type)
+        if kind is None:
+            return _LiveClients(problems=(f"{listing.instrument_key}: OKX has no {key.instrument_type} instruments",))
+        if kind not in instrument_types:
+            instrument_types.append(kind)
+        if kind != OKXInstrumentType.SPOT:
+            # OKX instFamily (BTC-USD, BTC-USDT): required for options, narrows swap / futures loading.
+            contract = OKXContractType.INVERSE if key.settlement == "INV" else OKXContractType.LINEAR
+            if contract not in contract_types:
+                contract_types.append(contract)
+            if f"{key.base}-{key.quote}" not in families:
+                families.append(f"{key.base}-{key.quote}")
+    common = dict(**credentials, instrument_types=tuple(instrument_types),
+                  contract_types=tuple(contract_types) or None, instrument_families=tuple(families) or None,
+                  is_demo=venue.mode == "testnet", **urls)
+    return _LiveClients(
+        data=OKXDataClientConfig(**common, instrument_provider=_load_ids(listings)),
+        exec=OKXExecClientConfig(**common, instrument_provider=_load_ids(listings)),
+        data_factory=OKXLiveDataClientFactory, exec_factory=OKXLiveExecClientFactory,
+    )
+
+
+_OKX_WS_ENV = {"api_key_env": "OKX_API_KEY", "api_secret_env": "OKX_API_SECRET",
+               "api_passphrase_env": "OKX_API_PASSPHRASE"}
+_LIVE_BUILDERS = {"binance": _binance_clients, "bybit": _bybit_clients, "okx": _okx_clients}
+
+
+def _live_venue(plan: NodePlan, venue, listings) -> None:
+    def refuse(*problems: str) -> None:
+        plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=problems))
+
+    family = _adapter_family(venue.adapter)
+    if family is None:
+        supported = ", ".join(sorted([*_LIVE_ADAPTERS, "bybit", "okx"]))
+        return refuse(f"adapter {venue.adapter!r} has no {venue.mode} mode here (supported: {supported})")
+    if not listings:
+        return refuse(f"no enabled listings: the {venue.adapter} instrument provider would load nothing")
+    names = _CREDENTIALS[family]
+    missing = [f"{name} ({venue.config.get(name) or 'not named'})" for name in names if not _env(venue, name)]
+    if missing:
+        return refuse(f"credentials missing: set the environment variables named by config {', '.join(missing)}")
+    ignored = sorted(k for k in venue.config if k.startswith("base_url") and k not in _BASE_URLS[family])
+    if ignored:
+        return refuse(f"config {', '.join(ignored)} is not honoured by NautilusTrader's {family} adapter "
+                      f"(it takes {', '.join(sorted(_BASE_URLS[family]))}): remove it, or the client would "
+                      "connect to the real venue's URL")
+    credentials = {field_name: _env(venue, name) for name, field_name in names.items()}
+    urls = {k: venue.config[k] for k in _BASE_URLS[family] if venue.config.get(k)}
+    clients = _LIVE_BUILDERS[family](venue, listings, credentials, urls)
+    if clients.problems:
+        return refuse(*clients.problems)
+    key = _key_part(venue.code)
+    plan.data_clients[key], plan.exec_clients[key] = clients.data, clients.exec
+    plan.data_factories[key], plan.exec_factories[key] = clients.data_factory, clients.exec_factory
     for listing in listings:
         plan.listings.append(ListingPlan(
             instrument_key=listing.instrument_key, venue=venue.code,
             nautilus_instrument_id=listing.nautilus_instrument_id, exec_client_id=key, data_client_id=key,
             feeds=("quotes",),
         ))
-    plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=tuple(problems)))
+    plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode))
 
 
 def node_plan(*, venue_codes: list[str] | None = None, ts_ns: int = 0) -> NodePlan:
@@ -283,8 +464,53 @@ def node_plan(*, venue_codes: list[str] | None = None, ts_ns: int = 0) -> NodePl
             venue=nautilus_venue, starting_balances=list(shared["balances"]), account_type="MARGIN",
             oms_type="NETTING", book_type="L1_MBP", bar_execution=True, trade_execution=False,
             use_random_ids=True, touch_sizes=dict(shared["touch_sizes"]) or None,
+            bar_instruments=tuple(shared["bar_instruments"]),
         )
     return plan
+
+
+_RATE = re.compile(r"^([1-9][0-9]*)/([0-9]{2}):([0-5][0-9]):([0-5][0-9])$")
+
+
+def node_risk_engine_config(*, max_order_submit_rate: str | None = None,
+                            max_order_modify_rate: str | None = None) -> LiveRiskEngineConfig:
+    """Return the node's ``LiveRiskEngineConfig``, its rate limits set deliberately.
+
+    NautilusTrader's risk engine defaults to 100 submits and 100 modifies per second and **denies**
+    (``OrderDenied "Exceeded MAX_ORDER_SUBMIT_RATE"``), never queues, what goes beyond
+    (NAUTILUS_NOTES.md). It is not our throttle: our pre-trade risk engine (``risk/engine.py``)
+    is authoritative and enforces velocity per strategy and service-wide (``MAX_ORDERS_PER_SECOND``
+    / ``_PER_MINUTE``) before an order reaches the node. The node's limit is a safety net against a
+    runaway loop inside the node, sized above the peak the node legitimately sees: parent orders
+    (at most the service-wide velocity limit, 50/s in the seeded limits) plus the execution
+    algorithms' children — each working TWAP / VWAP parent sends at most one slice per
+    ``interval_secs`` (>= 1 s), so N parents working at once send up to N slices per second (the
+    e2e benchmark's TWAP storm runs 60 at once, after a burst of 200 orders). The default,
+    1000 per second, leaves an order of magnitude above that, so the node never denies what our own
+    limits let through; a node denial is journaled as REJECTED with the node's reason.
+
+    Parameters
+    ----------
+    max_order_submit_rate, max_order_modify_rate : str | None
+        ``"N/HH:MM:SS"`` (N orders per interval), e.g. ``"1000/00:00:01"``; None reads
+        ``settings.ODUM["NODE_MAX_ORDER_SUBMIT_RATE"]`` / ``["NODE_MAX_ORDER_MODIFY_RATE"]``.
+
+    Raises
+    ------
+    ValueError
+        A rate not in that form (the message names the setting), or an interval of zero.
+    """
+    rates = {}
+    for name, value in (("NODE_MAX_ORDER_SUBMIT_RATE", max_order_submit_rate),
+                        ("NODE_MAX_ORDER_MODIFY_RATE", max_order_modify_rate)):
+        text = str(settings.ODUM[name] if value is None else value).strip()
+        match = _RATE.match(text)
+        if not match or not any(int(part) for part in match.groups()[1:]):
+            raise ValueError(f"{name} must look like 'N/HH:MM:SS' with N >= 1 and a non-zero interval "
+                             f"(e.g. '1000/00:00:01'), got {text!r}")
+        rates[name] = text
+    return LiveRiskEngineConfig(bypass=False, max_order_submit_rate=rates["NODE_MAX_ORDER_SUBMIT_RATE"],
+                                max_order_modify_rate=rates["NODE_MAX_ORDER_MODIFY_RATE"])
 
 
 def trading_node_config(plan: NodePlan, *, trader_id: str, log_level: str = "INFO",
@@ -308,7 +534,13 @@ def trading_node_config(plan: NodePlan, *, trader_id: str, log_level: str = "INF
     -------
     TradingNodeConfig
         Timeouts suit a worker: connection / reconciliation 10 s, post-stop 0.5 s (the default 10 s
-        is an unconditional sleep on every stop, NAUTILUS_NOTES.md).
+        is an unconditional sleep on every stop, NAUTILUS_NOTES.md); the risk engine's rates from
+        settings (:func:`node_risk_engine_config`).
+
+    Raises
+    ------
+    ValueError
+        ``NODE_MAX_ORDER_SUBMIT_RATE`` / ``NODE_MAX_ORDER_MODIFY_RATE`` malformed.
     """
     cache = None
     if cache_redis_url:
@@ -329,7 +561,7 @@ def trading_node_config(plan: NodePlan, *, trader_id: str, log_level: str = "INF
         exec_clients=dict(plan.exec_clients),
         exec_algorithms=exec_algorithm_configs(),
         exec_engine=LiveExecEngineConfig(reconciliation=True, generate_missing_orders=False),
-        risk_engine=LiveRiskEngineConfig(bypass=False),
+        risk_engine=node_risk_engine_config(),
         timeout_connection=10.0,
         timeout_reconciliation=10.0,
         timeout_portfolio=10.0,

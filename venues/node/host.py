@@ -332,7 +332,8 @@ class TradingNodeHost:
             "error": self.error,
             "clients": clients,
             "market_data": self.publisher.last_market_data(),
-            "venues": {v.code: {"mode": v.mode, "problems": list(v.problems)} for v in self.plan.venues},
+            "venues": {v.code: {"mode": v.mode, "problems": list(v.problems), "notes": list(v.notes)}
+                       for v in self.plan.venues},
             "reconciliation": self.reconciliation,
             "journal": {"applied": journal.applied, "ignored": journal.ignored, "failed": journal.failed,
                         "queue_depth": journal.queue_depth, "last_error": journal.last_error},

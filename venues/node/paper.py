@@ -22,8 +22,21 @@ Depth model (L1, the recorded top of book)
   recorded touch size, :func:`venues.replay.fill_model.median_touch_size`), and the remainder then
   fills one tick through the touch (NautilusTrader's L1 rule for exhausted book volume,
   ``OrderMatchingEngine.apply_fills``).
-- **Bars** (``bar_execution``) and **order-book data** (L2 venues) go to the matching engine as in
-  NautilusTrader's sandbox.
+- **Bars drive the book when they are all there is** (``bar_execution``; the paper
+  BINANCE-FUTURES venue replays one-minute bars only). NautilusTrader's matching engine turns each
+  ``LAST`` bar into four trade ticks — open, then high and low (nearer first), then close — each of
+  size ``volume / 4``, and moves its L1 book through them, so a resting LIMIT order fills when the
+  bar's range crosses its price (at its limit price). That size is the trap again (a minute's volume
+  / 4 is a few BTC), so each bar's volume is raised to at least ``4 × touch_size``: every point of
+  the path then holds the touch size. NautilusTrader's own sandbox never sees bars in 1.221 (their
+  topic ``data.bars.<bar type>`` misses its ``data.*.<venue>.*`` subscription), so this client also
+  subscribes ``data.bars.*.<venue>-*`` — for the instruments its config names in
+  ``bar_instruments`` (bars-only listings) only; other bars stay off the book. The replay client follows every bar of a bars-only recording
+  with a quote at its close (:func:`venues.replay.client.quote_tick_from_bar`), deepened like any
+  quote, so a MARKET order — or a marketable LIMIT — fills completely at the **last bar's close**,
+  a recorded price. Bar prices are the recording's, moved onto the listing's tick where the source
+  says so (``price_rounding``, :func:`venues.replay.sources.read_bars_csv`).
+- **Order-book data** (L2 venues) goes to the matching engine as in NautilusTrader's sandbox.
 - LIMIT orders rest and fill when the recorded touch crosses their price (maker), or fill at once
   at the touch when marketable (taker).
 - Fees: the instrument's maker / taker rates (``MakerTakerFeeModel``), in the quote currency.
@@ -44,7 +57,7 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.core.data import Data
 from nautilus_trader.live.factories import LiveExecClientFactory
-from nautilus_trader.model.data import QuoteTick, TradeTick
+from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.portfolio import PortfolioFacade
 
@@ -60,9 +73,14 @@ class PaperExecutionClientConfig(SandboxExecutionClientConfig, frozen=True, kw_o
     touch_sizes : dict[str, str] | None
         Instrument id (``BTCUSDT.BINANCE``) → minimum size at the touch, base units as decimal text.
         Instruments not named are unlimited (see the module docstring).
+    bar_instruments : tuple[str, ...]
+        Instrument ids whose bars drive the matching engine (bars-only recordings). Bars of other
+        instruments are kept off the book: beside recorded quotes they would move it to another
+        recording's prices (a VWAP profile's bars need not be of the quotes' day).
     """
 
     touch_sizes: dict[str, str] | None = None
+    bar_instruments: tuple[str, ...] = ()
 
 
 class PaperExecutionClient(SandboxExecutionClient):
@@ -72,8 +90,21 @@ class PaperExecutionClient(SandboxExecutionClient):
         super().__init__(*args, config=config, **kwargs)
         self._touch_config = {k: Decimal(v) for k, v in (config.touch_sizes or {}).items()}
         self._touch: dict = {}  # InstrumentId → Quantity (resolved lazily from the cached instrument)
+        self._bar_instruments = frozenset(config.bar_instruments)
         self.quotes_seen = 0
         self.trades_kept_off_book = 0
+        self.bars_seen = 0
+        self.bars_kept_off_book = 0
+
+    def connect(self) -> None:
+        """Connect as the sandbox does, and also take this venue's bars (see the module docstring)."""
+        super().connect()
+        self._msgbus.subscribe(f"data.bars.*.{self.venue}-*", handler=self.on_data)
+
+    def disconnect(self) -> None:
+        """Stop taking bars, then disconnect as the sandbox does."""
+        self._msgbus.unsubscribe(f"data.bars.*.{self.venue}-*", handler=self.on_data)
+        super().disconnect()
 
     def _touch_size(self, instrument_id) -> Quantity | None:
         size = self._touch.get(instrument_id)
@@ -109,7 +140,7 @@ class PaperExecutionClient(SandboxExecutionClient):
         return super().modify_order(command)
 
     def on_data(self, data: Data) -> None:
-        """Feed the matching engine per the depth model (quotes deepened, trades kept off the book)."""
+        """Feed the matching engine per the depth model (quotes and bars deepened, trades kept off the book)."""
         if isinstance(data, TradeTick):
             self.trades_kept_off_book += 1
             return
@@ -126,7 +157,25 @@ class PaperExecutionClient(SandboxExecutionClient):
                     ts_event=data.ts_event,
                     ts_init=data.ts_init,
                 )
+        elif isinstance(data, Bar):
+            if data.bar_type.instrument_id.value not in self._bar_instruments:
+                self.bars_kept_off_book += 1
+                return
+            self.bars_seen += 1
+            data = self._deepened_bar(data)
         super().on_data(data)
+
+    def _deepened_bar(self, bar: Bar) -> Bar:
+        # The matching engine gives each of the bar's four price points volume / 4.
+        touch = self._touch_size(bar.bar_type.instrument_id)
+        if touch is None:
+            return bar
+        volume = bar.volume.as_decimal()
+        deep = touch.as_decimal() * 4
+        if volume >= deep:
+            return bar
+        return Bar(bar.bar_type, bar.open, bar.high, bar.low, bar.close, Quantity(deep, bar.volume.precision),
+                   bar.ts_event, bar.ts_init, bar.is_revision)
 
 
 class SandboxLiveExecClientFactory(LiveExecClientFactory):

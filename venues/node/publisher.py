@@ -48,6 +48,7 @@ class MarketDataPublisher:
         self._mark_interval = mark_interval_secs
         self._lock = threading.Lock()
         self._pending: dict[str, MarketSnapshot] = {}
+        self._quoted: set[str] = set()  # listings that have had a quote (bars never replace quotes)
         self._last_ts: dict[str, datetime] = {}
         self._last_mark: dict[str, float] = {}
         self._stop = threading.Event()
@@ -69,14 +70,22 @@ class MarketDataPublisher:
         )
         with self._lock:
             self._pending[instrument_key] = snapshot
+            self._quoted.add(instrument_key)
 
     def on_bar(self, instrument_key: str, bar) -> None:
-        """Keep a bar's close as the latest price when the listing has no quotes (bid = ask = close)."""
+        """Keep a bar's close as the latest price of a listing that has no quotes (bid = ask = close).
+
+        A listing that ever had a quote keeps its quotes: a bar (no sizes, a minute old by its
+        nature) never replaces one. The replay client already derives a quote from each bar of a
+        bars-only recording (:func:`venues.replay.client.quote_tick_from_bar`), so this is the
+        fallback for a bar feed without quotes from any other source.
+        """
         close = bar.close.as_decimal()
         snapshot = MarketSnapshot(instrument_key=instrument_key, ts=nanos_to_datetime(bar.ts_event), bid=close,
                                   ask=close, last=close)
         with self._lock:
-            self._pending.setdefault(instrument_key, snapshot)
+            if instrument_key not in self._quoted:
+                self._pending[instrument_key] = snapshot
 
     # -- publisher thread ---------------------------------------------------------------------------
 

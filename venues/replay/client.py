@@ -23,8 +23,16 @@ one venue event                 > 0: the level's new absolute size) or ``DELETE`
                                 update id (0 when unknown); and/or ``OrderBookDepth10`` of the
                                 book after the event
 :class:`BarRecord`              ``Bar`` of type ``<symbol>.<venue>-<step>-<unit>-LAST-EXTERNAL``
-                                (e.g. ``BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL``)
+                                (e.g. ``BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL``); for a
+                                **bars-only** recording (no quotes, no book source) also a
+                                ``QuoteTick`` at the bar's close (:func:`quote_tick_from_bar`)
 ==============================  =================================================================
+
+Bars-only recordings (``btc_perp_1m_bars_2022-01.csv``, the paper BINANCE-FUTURES venue): the bar is
+the only price there is, so the client serves quote-tick subscriptions from it — one ``QuoteTick``
+per bar, bid = ask = close, published right after the bar — and publishes the ``Bar`` itself while
+quotes *or* bars are subscribed, so the node's bar cache (VWAP profiles) and the paper venue's bar
+execution see every bar. The OMS (risk collar, router, marks) gets its top of book from these quotes.
 
 ``OrderBookDeltas`` is what ``Strategy.subscribe_order_book_deltas`` (and
 ``subscribe_order_book_at_interval``, which NautilusTrader 1.221 serves from the same delta feed)
@@ -42,13 +50,16 @@ to ``data.*.<venue>.*``) apply deltas *and* depth, so with both subscribed such 
 10 levels a side at every depth message. Subscribe depth with ``managed=False``, and never on a
 sandbox venue whose fills should walk the full recorded book. The sandbox must run an
 ``L2_MBP`` book to use deltas (an ``L1_MBP`` book keeps the *last* level applied per side, not
-the best). Bars never reach the sandbox in 1.221: their topic ``data.bars.<bar type>`` does not
-match its ``data.*.<venue>.*`` pattern (and ``process_bar`` only acts on an ``L1_MBP`` book).
+the best). Bars do not reach NautilusTrader's own sandbox in 1.221: their topic ``data.bars.<bar
+type>`` does not match its ``data.*.<venue>.*`` pattern (and ``process_bar`` only acts on an
+``L1_MBP`` book); the paper execution client (:mod:`venues.node.paper`) subscribes to them itself.
 
 Semantics (those of a live feed):
 
-- On connect the client builds the configured ``CurrencyPair`` and publishes it (the data engine
-  adds it to the cache).
+- On connect the client publishes its instrument (the data engine adds it to the cache): the
+  node's own definition when the cache already holds one (paper venues add theirs, e.g. a
+  ``CryptoPerpetual``, from the ``Instrument`` table before start), else the configured
+  ``CurrencyPair``.
 - The replay starts at the **first** market-data subscription (quotes, trades, book deltas or
   depth, bars), so a strategy that subscribes on start sees the recording from its first record.
   Records that come due while their kind is not subscribed are dropped, never buffered.
@@ -221,7 +232,7 @@ class ReplayDataClientConfig(LiveDataClientConfig, frozen=True, kw_only=True):
 # Keys of a paper venue's ``config["replay"]`` block: the ReplayDataClientConfig fields its listings
 # share, plus ``instruments`` (instrument key → that listing's ``sources``); ``venue`` and
 # ``instrument`` come from the Venue and Instrument rows.
-_VENUE_REPLAY_KEYS = frozenset({"data_dir", "speed", "loop", "loop_gap_secs", "align_sources", "instruments"})
+VENUE_REPLAY_KEYS = frozenset({"data_dir", "speed", "loop", "loop_gap_secs", "align_sources", "instruments"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,6 +500,29 @@ def bar_from_record(
     )
 
 
+def quote_tick_from_bar(
+    record: BarRecord, instrument_id: InstrumentId, price_precision: int, size_precision: int, ts_ns: int
+) -> QuoteTick:
+    """Return the top of book a bars-only recording implies: bid = ask = the bar's close.
+
+    A bar holds no spread, so none is invented: the close is the last traded price, and both sides
+    are quoted there (zero spread; the mid, the risk engine's reference price and the marks are the
+    close exactly). Each side's size is the bar's volume in base units (:func:`bar_base_volume`),
+    at least one lot: what traded over the bar, the only liquidity figure the recording holds. The
+    paper venue's depth model deepens it (:mod:`venues.node.paper`).
+
+    Raises
+    ------
+    ValueError
+        A close finer than ``price_precision``.
+    """
+    lot = Decimal(1).scaleb(-size_precision)
+    size = to_quantity(max(bar_base_volume(record, size_precision), lot), size_precision)
+    price = to_price(record.close, price_precision)
+    return QuoteTick(instrument_id=instrument_id, bid_price=price, ask_price=price, bid_size=size, ask_size=size,
+                     ts_event=ts_ns, ts_init=ts_ns)
+
+
 # ---------------------------------------------------------------------------------------------
 # source configuration
 
@@ -512,7 +546,9 @@ def resolve_sources(config: ReplayDataClientConfig) -> list[ReplaySource]:
 
     Every source gets the instrument's ``price_precision`` / ``size_precision`` unless it names
     its own, so each reader refuses a recorded value finer than the instrument can represent,
-    naming the file, line (or parquet row) and field, instead of rounding it.
+    naming the file, line (or parquet row) and field, instead of rounding it — unless the source
+    opts into ``"price_rounding": "half_even"`` (``bars_csv``), which then gets the instrument's
+    ``price_increment`` as its ``tick_size``.
 
     Raises
     ------
@@ -534,6 +570,8 @@ def resolve_sources(config: ReplayDataClientConfig) -> list[ReplaySource]:
                 f"replay source {spec!r}: kind {spec.get('kind')!r} is not supported by the replay data "
                 f"client (supported: {sorted(SUPPORTED_KINDS)})"
             )
+        if spec.get("price_rounding") == "half_even":
+            spec.setdefault("tick_size", config.instrument.price_increment)
         for key in PRECISION_OPTIONS:
             value = spec.setdefault(key, instrument[key])
             if isinstance(value, int) and not isinstance(value, bool) and value > instrument[key]:
@@ -591,10 +629,10 @@ def replay_sources_for_venue(
     replay = config.get("replay") if isinstance(config, Mapping) else None
     if not isinstance(replay, Mapping):
         raise ReplayDataError("venue config has no 'replay' block", field="replay")
-    unknown = sorted(set(replay) - _VENUE_REPLAY_KEYS)
+    unknown = sorted(set(replay) - VENUE_REPLAY_KEYS)
     if unknown:
         raise ReplayDataError(
-            f"replay block has key(s) {unknown}; it takes {sorted(_VENUE_REPLAY_KEYS)}: name each file as a "
+            f"replay block has key(s) {unknown}; it takes {sorted(VENUE_REPLAY_KEYS)}: name each file as a "
             'source entry under "instruments", e.g. {"instruments": {"<instrument key>": [{"kind": "quotes", '
             '"format": "binance_quotes_parquet", "path": "market/....parquet"}]}}',
             field=unknown[0],
@@ -688,6 +726,8 @@ class ReplayDataClient(LiveMarketDataClient):
         self._price_precision = config.instrument.price_precision
         self._size_precision = config.instrument.size_precision
         self._kinds = frozenset(source.kind for source in self._sources)
+        # A recording of bars only: its bars are the top of book too (see the module docstring).
+        self._quotes_from_bars = "bars" in self._kinds and not self._kinds & {"quotes", "book"}
         self._bar_types: dict[timedelta, BarType] = {
             _bar_interval(s): bar_type_for(self._instrument_id, _bar_interval(s)) for s in self._sources if s.kind == "bars"
         }
@@ -719,6 +759,16 @@ class ReplayDataClient(LiveMarketDataClient):
         """``TradeTick`` s published so far."""
         return self.published["trades"]
 
+    @property
+    def quotes_from_bars(self) -> bool:
+        """Whether this client derives its quotes from bars (a bars-only recording)."""
+        return self._quotes_from_bars
+
+    @property
+    def rounded_prices(self) -> int:
+        """Recorded prices moved onto the instrument's tick so far, every pass counted (``price_rounding``)."""
+        return sum(source.report.rounded_prices for source in self._sources)
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _any_subscription(self) -> bool:
@@ -726,8 +776,11 @@ class ReplayDataClient(LiveMarketDataClient):
                     or self.subscribed_order_book_deltas() or self.subscribed_order_book_snapshots())
 
     async def _connect(self) -> None:
-        instrument = build_currency_pair(self._replay_config.venue, self._replay_config.instrument,
-                                         self._clock.timestamp_ns())
+        # The node's own definition when it has one (a paper venue's CryptoPerpetual from the
+        # Instrument table): re-publishing a CurrencyPair under its id would replace it in the cache
+        # and in the sandbox's matching engine.
+        instrument = self._cache.instrument(self._instrument_id) or build_currency_pair(
+            self._replay_config.venue, self._replay_config.instrument, self._clock.timestamp_ns())
         self._instrument_provider.add(instrument)
         self._handle_data(instrument)
         self._started = asyncio.Event()
@@ -802,8 +855,13 @@ class ReplayDataClient(LiveMarketDataClient):
                        lambda ts: trade_tick_from_record(event, iid, pp, sp, ts))
         elif isinstance(event, BarRecord):
             bar_type = self._bar_types[event.interval]
-            self._emit("bars", bar_type in self.subscribed_bars(),
+            quotes_on = self._quotes_from_bars and iid in self.subscribed_quote_ticks()
+            # A bars-only recording's bar is published for its quote subscribers too: it drives the
+            # paper venue's bar execution and fills the cache's bar history (VWAP profiles).
+            self._emit("bars", bar_type in self.subscribed_bars() or quotes_on,
                        lambda ts: bar_from_record(event, bar_type, pp, sp, ts))
+            if self._quotes_from_bars:
+                self._emit("quotes", quotes_on, lambda ts: quote_tick_from_bar(event, iid, pp, sp, ts))
         elif isinstance(event, BookRecord | tuple):
             self._publish_book(event)
         else:  # pragma: no cover (a reader yielding a new record type without a publisher)
@@ -840,7 +898,7 @@ class ReplayDataClient(LiveMarketDataClient):
             self._log.error(f"Cannot subscribe {what} of {instrument_id}: this replay client serves "
                             f"{self._instrument_id} only")
             return False
-        if kind not in self._kinds:
+        if kind not in self._kinds and not (kind == "quotes" and self._quotes_from_bars):
             self._log.warning(f"Subscribed {what} of {instrument_id}, but no {kind!r} source is configured: "
                               "nothing will be published")
         self._started.set()

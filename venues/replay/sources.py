@@ -33,6 +33,11 @@ silently truncate real data. CSV sources hold decimal text and are parsed exactl
 field, never rounded (trailing zeros do not count: ``46319.0`` fits precision 0). The replay data
 client passes its instrument's precisions to every source, so a recording finer than the
 instrument fails at the row that is too fine rather than deep inside NautilusTrader.
+
+The one deliberate exception is opt-in: a ``bars_csv`` source with ``"price_rounding": "half_even"``
+moves each price to the nearest multiple of the instrument's tick (ties to even) and counts every
+moved value in its :class:`SkipReport` (``rounded_prices``, ``max_price_adjustment``); see
+:func:`read_bars_csv` for why the shared futures bars need it.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ _FLOAT_NOISE = Decimal("1e-9")
 
 @dataclass
 class SkipReport:
-    """What a reader dropped on purpose, for the caller to log or expose.
+    """What a reader dropped or changed on purpose, for the caller to log or expose.
 
     Attributes
     ----------
@@ -76,17 +81,29 @@ class SkipReport:
         File rows belonging to those events.
     reasons : list[str]
         One human-readable line per dropped event (file, line, ids, rule).
+    rounded_prices : int
+        Prices moved onto the instrument's tick (``price_rounding="half_even"``), counted per value
+        (a bar's open, high, low and close count separately).
+    max_price_adjustment : Decimal
+        Largest absolute move of one of those prices, quote currency (at most half a tick).
     """
 
     dropped_events: int = 0
     dropped_rows: int = 0
     reasons: list[str] = field(default_factory=list)
+    rounded_prices: int = 0
+    max_price_adjustment: Decimal = Decimal(0)
 
     def drop(self, rows: int, reason: str) -> None:
         """Count one dropped event of ``rows`` rows for ``reason``."""
         self.dropped_events += 1
         self.dropped_rows += rows
         self.reasons.append(reason)
+
+    def rounded(self, adjustment: Decimal) -> None:
+        """Count one price moved by ``adjustment`` (quote currency) onto the tick."""
+        self.rounded_prices += 1
+        self.max_price_adjustment = max(self.max_price_adjustment, abs(adjustment))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +152,26 @@ def _dec_float(value: Any, *, path: Path, where: str, name: str, places: int | N
             path=path, location=where, field=name,
         )
     return rounded
+
+
+PRICE_ROUNDING = ("refuse", "half_even")
+
+
+def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
+    """Return ``value`` moved to the nearest multiple of ``tick``, ties to the even multiple.
+
+    ``round_to_tick(Decimal("46377.05"), Decimal("0.1"))`` → ``46377.0``; ``46377.15`` → ``46377.2``;
+    ``46377.149`` → ``46377.1``. The result carries the tick's exponent (``0.1`` → one decimal).
+
+    Raises
+    ------
+    ValueError
+        ``tick`` is not positive.
+    """
+    if tick <= 0:
+        raise ValueError(f"tick must be > 0, got {tick}")
+    steps = (value / tick).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return (steps * tick).quantize(tick)
 
 
 def _int_text(text: str | None, *, path: Path, where: str, name: str) -> int:
@@ -795,6 +832,9 @@ def read_bars_csv(
     bar_timestamp: str = "open",
     price_precision: int | None = None,
     size_precision: int | None = None,
+    price_rounding: str = "refuse",
+    tick_size: Decimal | None = None,
+    report: SkipReport | None = None,
 ) -> Iterator[BarRecord]:
     """Stream OHLCV bars from CSV.
 
@@ -818,6 +858,20 @@ def read_bars_csv(
     size_precision : int, optional
         Most decimals of ``volume`` when ``volume_unit == "BASE"``; a quote-currency volume is not
         on the size grid and is not checked against it.
+    price_rounding : {"refuse", "half_even"}
+        ``"refuse"`` (default): a price finer than ``price_precision`` raises. ``"half_even"``: each
+        open / high / low / close is moved to the nearest multiple of ``tick_size``, ties to even
+        (:func:`round_to_tick`), and every moved value is counted in ``report``. Use it for a
+        recording finer than the listing's real tick: ``btc_perp_1m_bars_2022-01.csv`` holds 26 of
+        its 180,124 prices with three decimals (e.g. ``46319.125``) while Binance USD-M BTCUSDT
+        trades on a 0.1 tick (``PRICE_FILTER.tickSize``); a move of at most half a tick (0.05 USDT,
+        about 1e-6 of the price) keeps the paper venue on the venue's real price grid, which the
+        OMS validates limit prices against. Rounding is monotonic, so high >= open, close >= low
+        still hold afterwards.
+    tick_size : Decimal, optional
+        The instrument's tick (quote currency); required with ``price_rounding="half_even"``.
+    report : SkipReport, optional
+        Receives the count of rounded prices and the largest adjustment.
 
     Yields
     ------
@@ -828,10 +882,19 @@ def read_bars_csv(
     ------
     ReplayDataError
         Malformed timestamp or number, inconsistent OHLC, time going backwards, a value finer than
-        the configured precision.
+        the configured precision (with ``price_rounding="refuse"``).
+    ValueError
+        An unknown ``bar_timestamp`` or ``price_rounding``, or ``"half_even"`` without a positive
+        ``tick_size``.
     """
     if bar_timestamp not in ("open", "close"):
         raise ValueError(f"bar_timestamp must be 'open' or 'close', got {bar_timestamp!r}")
+    if price_rounding not in PRICE_ROUNDING:
+        raise ValueError(f"price_rounding must be one of {list(PRICE_ROUNDING)}, got {price_rounding!r}")
+    rounding = price_rounding == "half_even"
+    if rounding and (tick_size is None or tick_size <= 0):
+        raise ValueError(f"price_rounding='half_even' needs a positive tick_size, got {tick_size!r}")
+    report = report if report is not None else SkipReport()
     shift = interval if bar_timestamp == "open" else timedelta(0)
     prev = None
     for where, row in _csv_rows(path, ("timestamp", "open", "high", "low", "close", "volume")):
@@ -843,8 +906,14 @@ def read_bars_csv(
         stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
         ts = stamp + shift
         prev = _check_order(prev, ts, path=path, where=where, name="timestamp")
-        values = {n: _dec_text(row[n], path=path, where=where, name=n, places=price_precision)
+        values = {n: _dec_text(row[n], path=path, where=where, name=n, places=None if rounding else price_precision)
                   for n in ("open", "high", "low", "close")}
+        if rounding:
+            for name, value in values.items():
+                on_tick = round_to_tick(value, tick_size)
+                if on_tick != value:
+                    report.rounded(on_tick - value)
+                values[name] = on_tick
         values["volume"] = _dec_text(row["volume"], path=path, where=where, name="volume",
                                      places=size_precision if volume_unit == "BASE" else None)
         yield _record(lambda: BarRecord(ts=ts, interval=interval, volume_unit=volume_unit, **values),
@@ -877,7 +946,8 @@ FORMATS: dict[str, _Format] = {
     "tardis_trades_csv": _Format("trades", read_tardis_trades_csv,
                                  frozenset({"timestamp_field"}) | PRECISION_OPTIONS),
     "bars_csv": _Format("bars", read_bars_csv,
-                        frozenset({"interval", "volume_unit", "bar_timestamp"}) | PRECISION_OPTIONS),
+                        frozenset({"interval", "volume_unit", "bar_timestamp", "price_rounding", "tick_size"})
+                        | PRECISION_OPTIONS),
 }
 KINDS = frozenset(f.kind for f in FORMATS.values())
 
@@ -909,7 +979,7 @@ class ReplaySource:
 
     def __iter__(self) -> Iterator[Record]:
         kwargs = dict(self.options)
-        if self.format == "binance_depth_csv":
+        if self.format in ("binance_depth_csv", "bars_csv"):
             kwargs["report"] = self.report
         return FORMATS[self.format].reader(self.path, **kwargs)
 
@@ -980,13 +1050,23 @@ def parse_source(spec: Mapping[str, Any], base_dir: Path) -> ReplaySource:
                 value = parse_interval(value)
             except ValueError as exc:
                 raise fail(str(exc), key) from None
+        elif key == "tick_size":
+            try:
+                value = Decimal(str(value))
+            except InvalidOperation:
+                value = None
+            if isinstance(spec[key], bool | float) or value is None or not value.is_finite() or value <= 0:
+                raise fail(f"tick_size must be a positive decimal as text (e.g. \"0.1\"), got {spec[key]!r}", key)
         else:
             allowed = {"emit": ("books", "deltas"), "on_gap": ("raise", "skip"),
                        "timestamp_field": _TARDIS_TS, "volume_unit": ("QUOTE", "BASE"),
-                       "bar_timestamp": ("open", "close")}[key]
+                       "bar_timestamp": ("open", "close"), "price_rounding": PRICE_ROUNDING}[key]
             if value not in allowed:
                 raise fail(f"{key} must be one of {list(allowed)}, got {value!r}", key)
         options[key] = value
+    if options.get("price_rounding") == "half_even" and "tick_size" not in options:
+        raise fail("price_rounding 'half_even' needs tick_size (the replay data client fills in the "
+                   "instrument's tick)", "tick_size")
     return ReplaySource(kind=kind, format=fmt_name, path=path, options=tuple(options.items()))
 
 

@@ -2,7 +2,10 @@
 
 Idempotent: it creates what is missing and never overwrites what exists, so a risk manager's
 tuned limit, a disabled venue or a HALTED switch survive ``make run`` (which runs this command
-on every start). A second run changes nothing and says so.
+on every start). A second run changes nothing and says so. One exception, for data this command
+itself wrote: a venue whose ``config["replay"]`` is still exactly a block an earlier version
+seeded (:data:`EARLIER_REPLAY`, a shape the replay client no longer reads) gets the current block;
+any other old-shape block is reported as a warning and left alone.
 
 Reference figures and their sources:
 
@@ -38,6 +41,7 @@ from orders.models import Strategy
 from risk.models import RiskLimit, Scope, TradingState
 from risk.services import trading_state_set
 from venues.models import Instrument, Venue
+from venues.replay.client import VENUE_REPLAY_KEYS
 
 SEED_ACTOR = "seed_demo"
 SEED_REASON = "seeded"
@@ -86,14 +90,44 @@ VENUES = [
             "account_type": "USDT_FUTURES",
             "api_key_env": "BINANCE_API_KEY",
             "api_secret_env": "BINANCE_API_SECRET",
+            # Paper mode: the recorded BTC perpetual 1-minute bars of January 2022 (the only sizable
+            # futures recording), one recorded minute per second (speed 60) so the top of book derived
+            # from each bar stays fresher than MARKET_DATA_MAX_AGE_SECS; prices off the 0.1 tick (26
+            # of 180,124) rounded half-even onto it. The Tardis futures book snapshots are not used:
+            # ten snapshots of 2020-09-01 at 11,657 USDT on the old 0.01 tick cannot join 2022 bars.
             "replay": {
                 "data_dir": "../shared/data",
-                "book_snapshots": "market/tardis_binance_futures_btcusdt_book_snapshot_25.csv",
-                "bars_1m": "market/btc_perp_1m_bars_2022-01.csv",
+                "speed": 60.0,
+                "loop": True,
+                "instruments": {
+                    "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN": [
+                        {"kind": "bars", "format": "bars_csv", "interval": "1m", "price_rounding": "half_even",
+                         "path": "market/btc_perp_1m_bars_2022-01.csv"},
+                    ],
+                },
             },
         },
     },
 ]
+
+# Replay blocks earlier versions of this command wrote, in shapes the replay client no longer reads.
+# A venue still holding one exactly (never edited since) is migrated to the current block; one with
+# another old-shape block is reported and left alone (an operator wrote it).
+EARLIER_REPLAY = {
+    "BINANCE-SPOT": [{
+        "data_dir": "../shared/data",
+        "instrument": "market/binance_spot_btcusdt_instrument.txt",
+        "quotes": "market/binance_spot_btcusdt_quotes_2021-01-08.parquet",
+        "trades": "market/binance_spot_btcusdt_trades_2021-01-08.parquet",
+        "depth_snapshot": "market/binance_spot_btcusdt_depth_snapshot.csv",
+        "depth_updates": "market/binance_spot_btcusdt_depth_updates.csv",
+    }],
+    "BINANCE-FUTURES": [{
+        "data_dir": "../shared/data",
+        "book_snapshots": "market/tardis_binance_futures_btcusdt_book_snapshot_25.csv",
+        "bars_1m": "market/btc_perp_1m_bars_2022-01.csv",
+    }],
+}
 
 INSTRUMENTS = [
     {
@@ -151,6 +185,7 @@ class _Report:
     """What a run did, in order: one line per change, a count of rows that were already right."""
 
     changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     unchanged: int = 0
     credentials: list[tuple[str, str]] = field(default_factory=list)
     existing_users: list[str] = field(default_factory=list)
@@ -187,8 +222,26 @@ class Command(BaseCommand):
             values = {k: v for k, v in spec.items() if k != "code"}
             venue = Venue(code=spec["code"], **values)
             venue.clean()  # the config must name env vars, not hold secrets
-            _, created = Venue.objects.get_or_create(code=spec["code"], defaults=values)
+            existing, created = Venue.objects.get_or_create(code=spec["code"], defaults=values)
             report.add(f"venue {spec['code']}", created)
+            if not created:
+                self._migrate_replay(existing, spec, report)
+
+    def _migrate_replay(self, venue: Venue, spec: dict, report: _Report) -> None:
+        replay = (venue.config or {}).get("replay")
+        if not isinstance(replay, dict) or not set(replay) - VENUE_REPLAY_KEYS:
+            return  # absent, or in the current shape: never overwritten
+        old_keys = sorted(set(replay) - VENUE_REPLAY_KEYS)
+        if replay in EARLIER_REPLAY.get(venue.code, []):
+            venue.config = {**venue.config, "replay": spec["config"]["replay"]}
+            venue.save(update_fields=["config", "updated_at"])
+            report.changes.append(f"migrated venue {venue.code} config['replay'] from an earlier seed's shape "
+                                  f"(keys {old_keys}) to the replay client's (sources under 'instruments')")
+        else:
+            report.warnings.append(
+                f"venue {venue.code}: config['replay'] has key(s) {old_keys} of an older shape the replay client "
+                f"does not read, and differs from what an earlier seed wrote, so it was left as it is: give "
+                f"each file as a source under config['replay']['instruments'] (see venues/node/config.py)")
 
     def _instruments(self, report: _Report) -> None:
         for spec in INSTRUMENTS:
@@ -280,6 +333,8 @@ class Command(BaseCommand):
     def _print(self, report: _Report) -> None:
         for change in report.changes:
             self.stdout.write(f"  {change}")
+        for warning in report.warnings:
+            self.stdout.write(self.style.WARNING(f"  {warning}"))
         if report.credentials:
             self.stdout.write("")
             self.stdout.write(self.style.WARNING("New users (passwords are shown once; store them now):"))

@@ -1,0 +1,269 @@
+"""``/ws/live/``: the live-fragment channel — HTML fragments for htmx's WebSocket extension.
+
+Pages (server-rendered, session login) subscribe to **topics**; each topic is registered in code
+with :func:`register_live_topic` and says which channel-layer groups it listens to and how it turns
+a channel-layer message into HTML. The fragments are elements carrying ``hx-swap-oob`` (an ``id``
+and ``hx-swap-oob="true"``, or another swap such as ``"beforeend:#log-rows"``): htmx swaps each into
+the page by its target. No JSON, no client-side templating (issue 4, §1 "UI channels").
+
+Page side
+---------
+::
+
+    {% htmx_script extensions="hx-ws" %}          {# base.html does this #}
+    <section hx-ext="ws" ws-connect="/ws/live/?topics=orders,positions"> ... </section>
+
+Topic names are comma-separated. A topic registered with ``takes_argument=True`` is requested as
+``name:<argument>`` (``order:0192f0c4-...`` follows one order); the argument (at most 128
+characters of letters, digits, ``-``, ``_``, ``.`` and ``:``) is passed to its callables as the
+keyword ``argument``. An unknown topic, a missing or unexpected argument, or an argument a
+topic's ``groups`` refuses (it raises :class:`LiveTopicRefused`) closes the connection with
+**4400** / **4403** after a short HTML comment saying why; no session closes with **4401**.
+
+Connection: the same stack as ``/ws/orders/`` (``odum_live/asgi.py``): session authentication
+(``AuthMiddlewareStack``) and the browser ``Origin`` check, so another site cannot ride a
+logged-in session. Programs use ``/ws/orders/`` (JSON), not this channel.
+
+Contract for a topic (the page's fragment and the reloaded page must agree)
+---------------------------------------------------------------------------
+``register_live_topic(name, *, groups, render, takes_argument=False)``
+
+``groups(user[, argument=...]) -> list[str]``
+    The channel-layer groups this user's subscription joins — only what the user may see (for
+    orders: ``"orders"`` for a holder of ``orders.view_order``, else ``"strategy.<id>"`` of each
+    strategy they trade; names from :mod:`odum_live.groups`). Runs in a thread (database access is
+    fine). An empty list means nothing to follow (the connection stays open, silent). Raise
+    :class:`LiveTopicRefused` to refuse the subscription (4403).
+``render(message, user[, argument=...]) -> str | None``
+    Called (in a thread, via ``database_sync_to_async``) for every channel-layer message arriving
+    on one of the topic's groups; returns HTML to send, or None to send nothing (another message
+    type, an object outside the user's scope, nothing to show). It must re-read what it shows
+    through a selector — messages carry ids, never data (CONVENTIONS.md) — and render **the same
+    template partial the page includes**, with ``hx-swap-oob`` on the outer element(s). An
+    exception is logged and the message dropped; the connection stays up.
+
+On connect, each subscribed topic's ``render`` is called once with ``{"type": "live.connected"}``
+(:data:`CONNECTED`): a topic may answer with the current state, closing the gap between the page's
+render and its subscription (a change committed in between would otherwise be missed until the
+next one); most list topics return None for it.
+
+Channel-layer messages: any ``type`` other than ``websocket.*`` (``orders.updated`` from
+:mod:`orders.services.publish`; ``positions.updated``, ``logs.appended``, ``status.changed`` …
+from other publishers). A message that names its group (``"group": <name>``, or ``"stream":
+<name>`` as ``orders.updated`` does) goes only to the subscribed topics that joined that group;
+one that does not goes to every subscribed topic. Each topic renders at most once per message.
+Publishers send small messages to groups they also name in :mod:`odum_live.groups`, after commit.
+
+Registered topics: ``orders``, ``order:<order id>`` and ``ticket:<order id>`` (:mod:`orders.web.live`);
+``positions``, ``logs``, ``status`` by their apps. Registration happens in the apps' ``ready()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+#: Most topics one connection may follow.
+MAX_TOPICS = 16
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_ARGUMENT = re.compile(r"[-A-Za-z0-9_.:]{1,128}")
+
+#: The message each topic renders once when the connection opens (its current state, or None).
+CONNECTED = {"type": "live.connected"}
+
+#: Close codes (as ``/ws/orders/``).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_INVALID = 4400
+
+
+class LiveTopicRefused(Exception):
+    """Raised by a topic's ``groups`` when the user may not follow the requested argument."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTopic:
+    """A registered topic: see the module docstring for the contract of ``groups`` and ``render``."""
+
+    name: str
+    groups: Callable[..., list[str]]
+    render: Callable[..., str | None]
+    takes_argument: bool = False
+
+
+_TOPICS: dict[str, LiveTopic] = {}
+
+
+def register_live_topic(
+    name: str,
+    *,
+    groups: Callable[..., list[str]],
+    render: Callable[..., str | None],
+    takes_argument: bool = False,
+) -> LiveTopic:
+    """Register (or replace) the live topic ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case letters, digits, ``-`` or ``_``, starting with a letter, ≤ 32 characters.
+    groups : Callable[[User], list[str]]
+        The channel-layer groups a user's subscription joins (``argument=`` keyword too when
+        ``takes_argument``); may raise :class:`LiveTopicRefused`.
+    render : Callable[[dict, User], str | None]
+        HTML (out-of-band swap elements) for one channel-layer message, or None.
+    takes_argument : bool
+        The topic is requested as ``name:<argument>``.
+
+    Returns
+    -------
+    LiveTopic
+
+    Raises
+    ------
+    ValueError
+        A malformed name, or callables that are coroutines (they run in a thread).
+    """
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"live topic name {name!r}: use lower-case letters, digits, '-' or '_' (≤ 32)")
+    if inspect.iscoroutinefunction(groups) or inspect.iscoroutinefunction(render):
+        raise ValueError(f"live topic {name!r}: groups and render must be plain functions (run in a thread)")
+    topic = LiveTopic(name=name, groups=groups, render=render, takes_argument=takes_argument)
+    _TOPICS[name] = topic
+    return topic
+
+
+def live_topic(name: str) -> LiveTopic | None:
+    """Return the registered topic ``name``, or None."""
+    return _TOPICS.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    topic: LiveTopic
+    argument: str | None
+    groups: frozenset[str]
+
+    def kwargs(self) -> dict:
+        return {"argument": self.argument} if self.topic.takes_argument else {}
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, detail: str):
+        self.code = code
+        super().__init__(detail)
+
+
+def parse_topics(query_string: bytes) -> list[tuple[LiveTopic, str | None]]:
+    """Parse ``?topics=a,b:arg`` into (topic, argument) pairs, in order, without duplicates.
+
+    Raises
+    ------
+    _Refused
+        4400: no or too many topics, an unknown topic, a missing / unexpected / malformed argument.
+    """
+    try:
+        params = parse_qs(query_string.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Refused(CLOSE_INVALID, "the query string is not UTF-8") from None
+    raw = ",".join(params.get("topics", []))
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise _Refused(CLOSE_INVALID, "topics: name at least one topic, e.g. ?topics=orders")
+    if len(names) > MAX_TOPICS:
+        raise _Refused(CLOSE_INVALID, f"topics: at most {MAX_TOPICS}")
+    out: list[tuple[LiveTopic, str | None]] = []
+    for requested in dict.fromkeys(names):
+        name, _, argument = requested.partition(":")
+        topic = _TOPICS.get(name)
+        if topic is None:
+            known = ", ".join(sorted(_TOPICS)) or "none registered"
+            raise _Refused(CLOSE_INVALID, f"topics: unknown topic {name!r} (known: {known})")
+        if topic.takes_argument and not _ARGUMENT.fullmatch(argument):
+            raise _Refused(CLOSE_INVALID, f"topics: {name!r} needs an argument, as {name}:<id>")
+        if not topic.takes_argument and argument:
+            raise _Refused(CLOSE_INVALID, f"topics: {name!r} takes no argument")
+        out.append((topic, argument or None))
+    return out
+
+
+def _subscribe(user, requested: list[tuple[LiveTopic, str | None]]) -> list[_Subscription]:
+    subscriptions = []
+    for topic, argument in requested:
+        kwargs = {"argument": argument} if topic.takes_argument else {}
+        try:
+            groups = topic.groups(user, **kwargs)
+        except LiveTopicRefused as exc:
+            raise _Refused(CLOSE_FORBIDDEN, f"topics: {topic.name}: {exc}") from None
+        subscriptions.append(_Subscription(topic=topic, argument=argument, groups=frozenset(groups)))
+    return subscriptions
+
+
+def _comment(text: str) -> str:
+    return "<!-- " + text.replace("--", "- -") + " -->"
+
+
+class LiveFragmentConsumer(AsyncWebsocketConsumer):
+    """``/ws/live/``: join the groups of the requested topics, send each topic's rendered HTML.
+
+    Interface only (CONVENTIONS.md): which groups and what HTML are the topics' business.
+    """
+
+    async def connect(self):
+        self.subscriptions: list[_Subscription] = []
+        self.joined: frozenset[str] = frozenset()
+        await self.accept()  # before any close, so the browser sees the close code
+        user = self.scope.get("user")
+        try:
+            if user is None or not user.is_authenticated:
+                raise _Refused(CLOSE_UNAUTHENTICATED, "log in first")
+            requested = parse_topics(self.scope.get("query_string", b""))
+            self.subscriptions = await database_sync_to_async(_subscribe)(user, requested)
+        except _Refused as refused:
+            await self.send(text_data=_comment(f"refused: {refused}"))
+            await self.close(code=refused.code)
+            return
+        self.user = user
+        self.joined = frozenset().union(*(s.groups for s in self.subscriptions))
+        for group in sorted(self.joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self._fan_out(dict(CONNECTED))
+
+    async def disconnect(self, code):
+        for group in sorted(getattr(self, "joined", ())):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        # htmx's ws extension sends form values for ws-send; pages here only listen.
+        return
+
+    async def dispatch(self, message):
+        if message.get("type", "").startswith("websocket."):
+            return await super().dispatch(message)
+        await self._fan_out(message)
+
+    async def _fan_out(self, message: dict) -> None:
+        origin = message.get("group") or message.get("stream")
+        targeted = origin in self.joined
+        for subscription in self.subscriptions:
+            if targeted and origin not in subscription.groups:
+                continue
+            try:
+                html = await database_sync_to_async(subscription.topic.render)(
+                    message, self.user, **subscription.kwargs()
+                )
+            except Exception:  # noqa: BLE001 - one bad render must not end the page's live updates
+                logger.exception("live topic %s: render of %s failed; message dropped",
+                                 subscription.topic.name, message.get("type"))
+                continue
+            if html:
+                await self.send(text_data=html)

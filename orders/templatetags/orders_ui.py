@@ -1,0 +1,92 @@
+"""Template filters and tags of the order pages: the CLI formats (:mod:`orders.formatting`) and the
+order timeline's steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django import template
+
+from orders import formatting
+from orders.models import OrderEvent
+from orders.state import TERMINAL_STATUSES, OrderStatus
+
+register = template.Library()
+
+register.filter("dec", formatting.fmt_decimal)
+register.filter("utc", formatting.fmt_time)
+register.filter("status_line", formatting.order_status_line)
+
+
+@register.filter
+def percent_of(part, whole) -> str:
+    """``filled|percent_of:quantity``: 0–100 with one decimal, for progress bars."""
+    try:
+        part, whole = Decimal(part or 0), Decimal(whole or 0)
+    except (ArithmeticError, TypeError, ValueError):
+        return "0"
+    if whole <= 0:
+        return "0"
+    return f"{min(Decimal(100), part * 100 / whole):.1f}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the order timeline: name, when it happened (None: not yet), and how it went."""
+
+    name: str
+    ts: datetime | None
+    state: str  # "done", "failed", "ended" (canceled / expired) or "" (not reached)
+
+
+# Timeline steps (issue 4 §2: received → risk → routed → submitted → accepted → fills → done) and
+# the event types that reach each; the first such event's time is the step's time.
+_STEPS = (
+    ("received", {OrderEvent.Type.RECEIVED}),
+    ("risk", {OrderEvent.Type.RISK_PASSED, OrderEvent.Type.DENIED}),
+    ("routed", {OrderEvent.Type.ROUTED}),
+    ("submitted", {OrderEvent.Type.SUBMITTED}),
+    ("accepted", {OrderEvent.Type.ACCEPTED}),
+    ("fills", {OrderEvent.Type.PARTIALLY_FILLED, OrderEvent.Type.FILLED}),
+)
+_FAILED = {OrderEvent.Type.DENIED, OrderEvent.Type.REJECTED}
+
+
+@register.simple_tag
+def order_steps(order) -> list[Step]:
+    """Return the order's timeline steps from its ``OrderEvent`` rows (prefetched, oldest first)."""
+    events = list(order.events.all())
+    steps = []
+    for name, types in _STEPS:
+        event = next((e for e in events if e.type in types), None)
+        if name == "fills" and event is None:
+            first_fill = next(iter(order.fills.all()), None)
+            ts = first_fill.ts_event if first_fill is not None else None
+            steps.append(Step(name, ts, "done" if ts else ""))
+            continue
+        state = "" if event is None else ("failed" if event.type in _FAILED else "done")
+        steps.append(Step(name, event.ts if event else None, state))
+    if order.status in TERMINAL_STATUSES:
+        state = {"FILLED": "done", "DENIED": "failed", "REJECTED": "failed"}.get(order.status, "ended")
+        steps.append(Step(f"done: {order.status}", order.closed_at or order.updated_at, state))
+    else:
+        steps.append(Step("done", None, ""))
+    return steps
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping|get_item:key``: a dict value by a computed key ("" when absent)."""
+    return (mapping or {}).get(key, "")
+
+
+#: Statuses a cancel is accepted in (orders.services.cancel: at once when ROUTED, else via the venue).
+CANCELABLE = frozenset({OrderStatus.ROUTED, OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+
+
+@register.filter
+def cancelable(order) -> bool:
+    """``order|cancelable``: whether the order's status admits a cancel (the service re-checks)."""
+    return order.status in CANCELABLE

@@ -1,0 +1,276 @@
+"""The traders' order pages: Execute (order ticket), Orders (list), order detail, cancel.
+
+Thin views (CONVENTIONS.md): parse the request, call a selector or service
+(:mod:`orders.web.ticket` wraps the same submit / what-if services as the API), render. One
+template per page with its partials included; ``request.htmx`` only chooses whether the partial
+or the page is rendered. The live updates come over ``/ws/live/`` (:mod:`orders.web.live`), which
+renders the same partials.
+
+Roles: every page needs a login. Submitting (and the what-if) needs ``orders.add_order`` (the
+``trader`` group); cancelling needs ``orders.change_order`` or ``orders.trade_any_strategy`` (traders,
+risk managers) — and, for both, the right to trade the order's strategy
+(:meth:`orders.selectors.OrderAccess.can_trade`). Viewers read only: a submit or cancel from them
+is a 403. Orders outside the user's scope are a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from orders.api.filters import OrderFilter
+from orders.formatting import cli_command, order_block, what_if_block
+from orders.models import Order
+from orders.selectors import order_access_for, order_get, order_get_visible, order_list
+from orders.services import OrderNotCancelable, order_cancel
+from orders.web.ticket import (
+    ALGORITHM_PARAMS,
+    PARAM_KINDS,
+    Ticket,
+    TicketError,
+    new_operation_id,
+    strategies_tradable_by,
+    ticket_submit,
+    ticket_what_if,
+)
+from venues.models import Instrument, Venue
+
+#: Orders per page of the Orders page.
+PAGE_SIZE = 50
+ANY = "ANY"
+
+
+def may_submit(user) -> bool:
+    """Return whether ``user`` may use the order ticket (submit, what-if): ``orders.add_order``."""
+    return user.has_perm("orders.add_order")
+
+
+def may_cancel(user) -> bool:
+    """Return whether ``user`` may cancel orders at all (per strategy: :meth:`OrderAccess.can_trade`)."""
+    return user.has_perm("orders.change_order") or user.has_perm("orders.trade_any_strategy")
+
+
+# -- Execute --------------------------------------------------------------------------------------
+def _instrument_choices(venue: str) -> list[str]:
+    listings = Instrument.objects.filter(enabled=True, venue__enabled=True).order_by("instrument_key")
+    if venue and venue != ANY:
+        return list(listings.filter(venue_id=venue).values_list("instrument_key", flat=True))
+    keys = []
+    for key in listings.values_list("instrument_key", flat=True):
+        try:
+            keys.append(str(parse_instrument_key(key).with_venue(ANY)))
+        except InstrumentKeyError:
+            continue
+    return sorted(set(keys))
+
+
+def _ticket_context(request, ticket: Ticket | None = None, **extra) -> dict:
+    user = request.user
+    venues = list(Venue.objects.filter(enabled=True).order_by("code").values_list("code", flat=True))
+    if ticket is None:
+        strategies = strategies_tradable_by(user)
+        instruments = _instrument_choices(venues[0] if venues else ANY)
+        ticket = Ticket(values={
+            "strategy_id": strategies[0].id if strategies else "", "instrument_key": instruments[0] if instruments else "",
+            "side": "BUY", "order_type": "MARKET", "quantity": "", "price": "", "time_in_force": "GTC",
+            "expire_time": "", "exec_algorithm": "NORMAL", "operation_id": new_operation_id()})
+    venue = request.POST.get("venue") or request.GET.get("venue") or _venue_of(ticket.values["instrument_key"])
+    return {
+        "ticket": ticket.values,
+        "params": ticket.params,
+        "venue": venue,
+        "venues": venues,
+        "instruments": _instrument_choices(venue),
+        "strategies": strategies_tradable_by(user),
+        "sides": ("BUY", "SELL"),
+        "order_types": Order.OrderType.values,
+        "tifs": Order.TimeInForce.values,
+        "algorithms": Order.ExecAlgorithm.values,
+        "algorithm_params": {name: sorted(ALGORITHM_PARAMS[name]) for name in Order.ExecAlgorithm.values},
+        "param_names": list(PARAM_KINDS),
+        "cli": cli_command(ticket.body()),
+        "can_submit": may_submit(user),
+        "errors": {},
+        **extra,
+    }
+
+
+def _venue_of(instrument_key: str) -> str:
+    try:
+        return parse_instrument_key(instrument_key).venue
+    except InstrumentKeyError:
+        return ANY
+
+
+def _render_ticket(request, context: dict, *, status: int = 200) -> HttpResponse:
+    template = "orders/_ticket.html" if request.htmx else "orders/execute.html"
+    return render(request, template, context, status=status)
+
+
+def _errors(exc: TicketError) -> dict:
+    # Template-friendly: algorithm params flattened to "param_<name>" next to their inputs.
+    errors = {}
+    for name, reasons in exc.fields.items():
+        if name == "exec_algorithm_params" and isinstance(reasons, dict):
+            for param, messages in reasons.items():
+                errors[f"param_{param}"] = messages
+        elif name == "exec_algorithm_params":
+            errors["exec_algorithm"] = reasons
+        elif name in ("non_field_errors", "ticket"):
+            errors["form"] = reasons
+        else:
+            errors[name] = reasons
+    return errors
+
+
+def _ticket_action(request, action, done):
+    # POST a ticket to ``action`` (submit or what-if) as a trader; field errors re-render the ticket
+    # with the reasons under the fields, a strategy the user may not trade is a 403.
+    if not may_submit(request.user):
+        raise PermissionDenied("viewers read only: the order ticket needs the trader role")
+    ticket = Ticket.from_mapping(request.POST)
+    try:
+        result = action(user=request.user, ticket=ticket)
+    except TicketError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(str(exc)) from None
+        return _render_ticket(request, _ticket_context(request, ticket, errors=_errors(exc)), status=exc.status)
+    return done(ticket, result)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def execute(request):
+    """``/live/execute``: the order ticket (GET); submit it (POST) through the API's submit service."""
+    if request.method == "GET":
+        return render(request, "orders/execute.html", _ticket_context(request))
+
+    def submitted(ticket, result):
+        # A new ticket for the next order (same fields, fresh operation id): a resubmit of this one
+        # would replay the stored order; the result below keeps following this order live.
+        following = Ticket(values={**ticket.values, "operation_id": new_operation_id()}, params=ticket.params)
+        context = _ticket_context(request, following, result=result,
+                                  result_text=order_block(result.order, created=result.created))
+        return _render_ticket(request, context, status=201 if result.created else 200)
+
+    return _ticket_action(request, ticket_submit, submitted)
+
+
+@login_required
+@require_POST
+def execute_what_if(request):
+    """``/live/execute/what-if``: the full pre-trade result and routing decision, nothing placed."""
+    def checked(ticket, result):
+        return _render_ticket(request, _ticket_context(request, ticket, what_if=what_if_block(result),
+                                                       what_if_passed=result.passed))
+
+    return _ticket_action(request, ticket_what_if, checked)
+
+
+@login_required
+@require_GET
+def execute_preview(request):
+    """``/live/execute/preview``: the CLI command equivalent to the ticket as it is (text)."""
+    return render(request, "orders/_cli_preview.html", {"cli": cli_command(Ticket.from_mapping(request.GET).body())})
+
+
+@login_required
+@require_GET
+def execute_instruments(request):
+    """``/live/execute/instruments?venue=``: the instrument picker's options for a venue (or ANY)."""
+    venue = request.GET.get("venue") or ANY
+    response = render(request, "orders/_instrument_select.html",
+                      {"instruments": _instrument_choices(venue), "selected": request.GET.get("instrument_key", "")})
+    response["HX-Trigger-After-Settle"] = "instruments-loaded"  # the CLI preview follows the new instrument
+    return response
+
+
+# -- Orders ---------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def orders_page(request):
+    """``/live/orders``: the visible orders, newest first, filtered, searched, paginated, live."""
+    access = order_access_for(user=request.user)
+    filterset = OrderFilter(request.GET, queryset=order_list(access=access))
+    if filterset.is_valid():
+        queryset, errors = filterset.qs, {}
+    else:
+        queryset, errors = Order.objects.none(), {k: [str(m) for m in v] for k, v in filterset.errors.items()}
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    cancel_role = may_cancel(request.user)
+    orders = list(page.object_list)
+    for order in orders:
+        order.ui_can_cancel = cancel_role and access.can_trade(order.strategy_id)
+    query = request.GET.copy()
+    query.pop("page", None)
+    filters = filterset.form.cleaned_data if filterset.is_bound and not errors else {}
+    context = {
+        "page": page,
+        "orders": orders,
+        "errors": errors,
+        "f": request.GET,
+        "statuses": Order.Status.values,
+        "selected_statuses": request.GET.getlist("status"),
+        "venues": Venue.objects.order_by("code").values_list("code", flat=True),
+        "strategies": _visible_strategies(access),
+        "query": query.urlencode(),
+        # New orders arriving live are added at the top only where they would be on a reload.
+        "live_insert": page.number == 1 and not filters.get("q") and not filters.get("created_before"),
+    }
+    template = "orders/_orders_table.html" if request.htmx else "orders/orders.html"
+    return render(request, template, context)
+
+
+def _visible_strategies(access) -> list[str]:
+    from orders.models import Strategy
+
+    qs = Strategy.objects.order_by("id").values_list("id", flat=True)
+    if access.visible_strategy_ids is not None:
+        qs = qs.filter(id__in=access.visible_strategy_ids)
+    return list(qs)
+
+
+@login_required
+@require_GET
+def order_detail_page(request, order_id):
+    """``/live/orders/<id>``: timeline, fills, venue ids, risk checks, routing, child orders; live."""
+    access = order_access_for(user=request.user)
+    order = order_get(access=access, order_id=order_id)
+    if order is None:
+        raise Http404(f"no order {order_id}")
+    context = {"order": order, "can_cancel": may_cancel(request.user) and access.can_trade(order.strategy_id)}
+    return render(request, "orders/order_detail.html", context)
+
+
+@login_required
+@require_POST
+def order_cancel_view(request, order_id):
+    """``POST /live/orders/<id>/cancel``: cancel through :func:`orders.services.order_cancel`.
+
+    htmx gets the updated row (``orders/_row.html``); a plain form post is redirected back. 403
+    for a viewer or a strategy the user may not trade, 404 outside the scope, 409 when the order
+    cannot be canceled in its status.
+    """
+    access = order_access_for(user=request.user)
+    order = order_get_visible(access=access, order_id=order_id)
+    if order is None:
+        raise Http404(f"no order {order_id}")
+    if not (may_cancel(request.user) and access.can_trade(order.strategy_id)):
+        raise PermissionDenied(f"you may not cancel orders of strategy {order.strategy_id!r}")
+    status = 200
+    try:
+        order = order_cancel(order=order, actor=request.user.get_username(),
+                             reason=request.POST.get("reason", "")[:500] or "canceled from the Orders page")
+        error = ""
+    except OrderNotCancelable as exc:
+        order, error, status = order_get_visible(access=access, order_id=order_id), str(exc), 409
+    if not request.htmx:
+        return redirect(request.POST.get("next") or reverse("live-order-detail", args=[order.id]))
+    order = order_list(access=access).get(pk=order.pk)
+    return render(request, "orders/_row.html", {"order": order, "can_cancel": True, "error": error}, status=status)

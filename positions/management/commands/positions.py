@@ -1,0 +1,60 @@
+"""``manage.py positions``: the positions page as a table (same selector, same figures and totals)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.models import Strategy
+from positions.selectors import PositionBook, position_book
+from positions.templatetags.positions_ui import money, plain_decimal
+
+COLUMNS = ("instrument / listing", "quantity", "avg entry", "mark", "unrealized PnL", "realized PnL", "fees",
+           "notional", "strategies")
+
+
+def format_book(book: PositionBook) -> str:
+    """Return the book as a fixed-width table: one line per instrument, one per venue listing, totals.
+
+    Quantities in base units (signed), prices and notionals in quote currency, PnL in the PnL
+    currency (named on the instrument line and the totals); the formats of the positions page.
+    """
+    rows: list[tuple[str, ...]] = []
+    for agg in book.instruments:
+        rows.append((agg.instrument_key, plain_decimal(agg.quantity), plain_decimal(agg.avg_entry_price), "",
+                     f"{money(agg.unrealized_pnl)} {agg.pnl_currency}", f"{money(agg.realized_pnl)} {agg.pnl_currency}",
+                     money(agg.fees), f"{money(agg.notional)} {agg.notional_currency}", ""))
+        for vp in agg.venues:
+            rows.append((f"  {vp.instrument_key}", plain_decimal(vp.quantity), plain_decimal(vp.avg_entry_price),
+                         plain_decimal(vp.mark_price), money(vp.unrealized_pnl), money(vp.realized_pnl),
+                         money(vp.fees), money(vp.notional), ",".join(vp.strategies)))
+    for total in book.totals:
+        rows.append((f"TOTAL {total.currency}", "", "", "", money(total.unrealized_pnl), money(total.realized_pnl),
+                     money(total.fees), money(total.notional), f"equity {money(total.equity)}"))
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
+    left = {0, 8}
+
+    def line(cells) -> str:
+        return "  ".join(cell.ljust(w) if i in left else cell.rjust(w) for i, (cell, w) in
+                         enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    out = [line(COLUMNS), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    if not book.instruments:
+        out.append("no positions")
+    if book.unpriced:
+        out.append(f"notional unknown (no mark or entry price, or no listing): {', '.join(book.unpriced)}")
+    return "\n".join(out)
+
+
+class Command(BaseCommand):
+    help = ("Print positions aggregated by instrument with the per-venue breakdown and totals per currency "
+            "(the figures of /live/positions).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--strategy", help="Only this strategy's positions.")
+        parser.add_argument("--venue", help="Only listings on this venue code.")
+
+    def handle(self, *args, strategy=None, venue=None, **options):
+        if strategy and not Strategy.objects.filter(pk=strategy).exists():
+            raise CommandError(f"--strategy: no strategy {strategy!r}")
+        self.stdout.write(format_book(position_book(strategy_ids=None, strategy_id=strategy, venue=venue)))

@@ -1,0 +1,150 @@
+"""``manage.py orders submit|cancel|list|show`` (orders/management/commands/orders.py)."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from orders.models import Order, OrderEvent
+from tests.orders import web_fixtures
+from tests.orders.conftest import SPOT_KEY
+from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory
+
+pytestmark = pytest.mark.django_db
+trader = web_fixtures.trader
+
+
+def orders(*args) -> str:
+    out = io.StringIO()
+    call_command("orders", *args, stdout=out)
+    return out.getvalue()
+
+
+def submit(*extra, user="", qty="0.05"):
+    return orders("submit", "--user", user, "--strategy", "alpha", "--instrument", SPOT_KEY, "--side", "BUY",
+                  "--qty", qty, *extra)
+
+
+def test_submit_market_prints_order_block_and_attributes_user(trader, tradable):
+    out = submit("--operation-id", "cli-1", user=trader.username)
+
+    order = Order.objects.get(operation_id="cli-1")
+    assert (order.status, order.created_by, order.quantity) == ("ROUTED", trader.username, Decimal("0.05"))
+    assert out.splitlines()[0] == f"order {order.id} (new)"
+    assert f"  order         BUY 0.05 {SPOT_KEY} MARKET GTC NORMAL" in out
+    assert "  status        ROUTED filled 0/0.05 avg - fees 0" in out
+
+
+def test_submit_same_operation_id_replays(trader, tradable):
+    submit("--operation-id", "cli-1", user=trader.username)
+
+    out = submit("--operation-id", "cli-1", user=trader.username)
+
+    assert "operation id seen before" in out.splitlines()[0]
+    assert Order.objects.count() == 1
+
+
+def test_submit_generates_operation_id(trader, tradable):
+    submit(user=trader.username)
+
+    assert Order.objects.get().operation_id.startswith("cli-")
+
+
+def test_submit_algorithm_params(trader, tradable):
+    submit("--type", "LIMIT", "--price", "40000", "--algorithm", "ICEBERG", "--param", "display_qty=0.01",
+           user=trader.username)
+
+    assert Order.objects.get().exec_algorithm_params == {"display_qty": "0.01"}
+
+
+@pytest.mark.parametrize(("extra", "qty", "field"), [
+    ((), "0", "quantity"),
+    (("--type", "LIMIT"), "1", "price"),
+    (("--algorithm", "TWAP", "--param", "horizon_secs=5", "--param", "interval_secs=60"), "1", "interval_secs"),
+    (("--param", "bogus=1"), "1", "exec_algorithm_params"),
+])
+def test_submit_invalid_names_the_field_and_fails(trader, tradable, extra, qty, field):
+    with pytest.raises(CommandError, match=field):
+        submit(*extra, user=trader.username, qty=qty)
+    assert not Order.objects.exists()
+
+
+def test_submit_unknown_user_fails(tradable, strategy):
+    with pytest.raises(CommandError, match="user: no user 'ghost'"):
+        submit(user="ghost")
+
+
+def test_submit_error_exits_nonzero_naming_the_field(trader, tradable, capsys):
+    from django.core.management import execute_from_command_line
+
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(["manage.py", "orders", "submit", "--user", trader.username, "--strategy", "alpha",
+                                   "--instrument", SPOT_KEY, "--side", "BUY", "--qty", "-1"])
+
+    assert exited.value.code == 1
+    assert "quantity: must be a decimal greater than zero" in capsys.readouterr().err
+
+
+def test_list_prints_table_with_filters(strategy):
+    OrderFactory(strategy=strategy, operation_id="op-routed")
+    OrderFactory(strategy=strategy, operation_id="op-filled", status="FILLED")
+
+    out = orders("list", "--status", "FILLED")
+
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["ORDER", "ID", "OPERATION", "ID"]
+    assert len(lines) == 2 and "op-filled" in lines[1] and "FILLED" in lines[1]
+
+
+def test_list_bad_filter_names_it(db):
+    with pytest.raises(CommandError, match="instrument"):
+        orders("list", "--instrument", "nope")
+
+
+def test_list_as_user_respects_scope(strategy):
+    OrderFactory(strategy=strategy, operation_id="op-mine")
+    OrderFactory(strategy=StrategyFactory(id="beta"), operation_id="op-theirs")
+    person = web_fixtures.UserFactory(username="plain-person")
+    strategy.traders.add(person)
+
+    out = orders("list", "--user", "plain-person")
+
+    assert "op-mine" in out and "op-theirs" not in out
+
+
+def test_show_prints_timeline_fills_risk_routing(strategy):
+    order = OrderFactory(strategy=strategy, operation_id="op-show", status="FILLED",
+                         risk_result={"passed": True, "checks": [{"check": "max_order_qty", "passed": True,
+                                                                  "limit": "10", "observed": "0.01"}]},
+                         routing_decision={"venue": "BINANCE-SPOT", "reason": "cheapest",
+                                           "candidates": [{"venue": "BINANCE-SPOT", "eligible": True,
+                                                           "total_bps": "11", "fee_bps": "10"}]})
+    FillFactory(order=order, venue_trade_id="T-1", price=Decimal("40000"), quantity=Decimal("0.01"))
+
+    out = orders("show", "op-show")
+
+    assert f"order {order.id}" in out
+    assert "fills         1" in out and "BINANCE-SPOT:T-1" in out
+    assert "PASS max_order_qty" in out and "observed 0.01 limit 10" in out
+    assert "* BINANCE-SPOT" in out and "total 11 bps" in out
+
+
+def test_cancel_by_trader(trader, strategy):
+    order = OrderFactory(strategy=strategy)
+
+    out = orders("cancel", str(order.id), "--user", trader.username, "--reason", "done")
+
+    assert "CANCELED" in out
+    event = OrderEvent.objects.get(order=order, type="CANCELED")
+    assert (event.actor, event.payload["reason"]) == (trader.username, "done")
+
+
+def test_cancel_by_viewer_fails(strategy):
+    order = OrderFactory(strategy=strategy)
+    web_fixtures.person_in("viewer", username="vera")
+
+    with pytest.raises(CommandError, match="may not cancel"):
+        orders("cancel", str(order.id), "--user", "vera")
+    order.refresh_from_db()
+    assert order.status == "ROUTED"

@@ -1,0 +1,149 @@
+"""The Execute page (/live/execute): the order ticket, its CLI preview, submit and what-if."""
+
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Order
+from tests.orders.conftest import SPOT_KEY
+from tests.orders import web_fixtures
+
+pytestmark = pytest.mark.django_db
+trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
+
+
+def ticket(**overrides) -> dict:
+    data = {"strategy_id": "alpha", "venue": "BINANCE-SPOT", "instrument_key": SPOT_KEY, "side": "BUY",
+            "order_type": "MARKET", "quantity": "0.05", "price": "", "time_in_force": "GTC", "expire_time": "",
+            "exec_algorithm": "NORMAL", "operation_id": "web-test-1"}
+    data.update(overrides)
+    return data
+
+
+def test_execute_anonymous_redirects_to_login(client):
+    response = client.get("/live/execute")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/live/execute")
+
+
+def test_execute_get_trader_shows_ticket_with_instruments_and_cli(trader_client, tradable):
+    response = trader_client.get("/live/execute")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f'<option value="{SPOT_KEY}" selected>' in body
+    assert '<option value="alpha" selected>' in body
+    assert "manage.py orders submit --strategy alpha" in body
+    assert 'name="operation_id" value="web-' in body
+
+
+def test_execute_submit_market_creates_order_attributed_to_trader(trader_client, trader, tradable):
+    response = trader_client.post("/live/execute", ticket(), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 201
+    order = Order.objects.get(operation_id="web-test-1")
+    assert (order.status, order.quantity, order.created_by) == ("ROUTED", Decimal("0.05"), trader.username)
+    body = response.content.decode()
+    assert f"order {order.id} (new)" in body
+    assert f"ws-connect=\"/ws/live/?topics=ticket:{order.id}\"" in body
+    assert 'data-testid="ticket-status" data-status="ROUTED"' in body
+    assert 'name="operation_id" value="web-test-1"' not in body  # a fresh operation id for the next ticket
+    assert "<html" not in body  # htmx gets the partial only
+
+
+def test_execute_resubmit_same_operation_id_replays_stored_order(trader_client, tradable):
+    trader_client.post("/live/execute", ticket())
+
+    response = trader_client.post("/live/execute", ticket())
+
+    assert response.status_code == 200
+    assert Order.objects.filter(operation_id="web-test-1").count() == 1
+    assert "nothing re-sent" in response.content.decode()
+
+
+def test_execute_same_operation_id_other_order_is_409_on_the_operation_id(trader_client, tradable):
+    trader_client.post("/live/execute", ticket())
+
+    response = trader_client.post("/live/execute", ticket(quantity="0.06"))
+
+    assert response.status_code == 409
+    assert 'data-field-error="operation_id"' in response.content.decode()
+    assert Order.objects.filter(operation_id="web-test-1").count() == 1
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"quantity": ""}, "quantity"),
+    ({"quantity": "-1"}, "quantity"),
+    ({"order_type": "LIMIT", "price": ""}, "price"),
+    ({"instrument_key": "binance:spot"}, "instrument_key"),
+    ({"time_in_force": "GTD", "order_type": "LIMIT", "price": "40000", "expire_time": "2001-01-01T00:00:00Z"},
+     "expire_time"),
+    ({"exec_algorithm": "TWAP", "param_horizon_secs": "10", "param_interval_secs": "60"}, "param_interval_secs"),
+    ({"exec_algorithm": "ICEBERG", "order_type": "LIMIT", "price": "40000", "param_display_qty": "1"},
+     "param_display_qty"),
+    ({"strategy_id": "nope"}, "strategy_id"),
+])
+def test_execute_invalid_field_is_400_with_error_next_to_field(trader_client, tradable, overrides, field):
+    response = trader_client.post("/live/execute", ticket(**overrides))
+
+    assert response.status_code == 400
+    assert f'data-field-error="{field}"' in response.content.decode()
+    assert not Order.objects.exists()
+
+
+def test_execute_twap_params_reach_the_order(trader_client, tradable):
+    response = trader_client.post("/live/execute", ticket(exec_algorithm="TWAP", param_horizon_secs="60",
+                                                          param_interval_secs="10", param_display_qty="9"))
+
+    assert response.status_code == 201
+    # Parameters of other algorithms left in the form are not sent.
+    assert Order.objects.get().exec_algorithm_params == {"horizon_secs": 60, "interval_secs": 10}
+
+
+def test_execute_viewer_submit_is_403_and_places_nothing(viewer_client, tradable):
+    page = viewer_client.get("/live/execute")
+    response = viewer_client.post("/live/execute", ticket())
+
+    assert "Read only" in page.content.decode()
+    assert response.status_code == 403
+    assert not Order.objects.exists()
+
+
+def test_execute_strategy_not_traded_by_user_is_403(trader_client, tradable, other_strategy):
+    response = trader_client.post("/live/execute", ticket(strategy_id="beta"))
+
+    assert response.status_code == 403
+    assert not Order.objects.exists()
+
+
+def test_what_if_shows_checks_and_routing_without_placing(trader_client, tradable):
+    response = trader_client.post("/live/execute/what-if", ticket(operation_id=""))
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "what-if: would be ROUTED" in body
+    assert "PASS " in body and "routing       BINANCE-SPOT" in body
+    assert not Order.objects.exists()
+
+
+def test_what_if_viewer_is_403(viewer_client, tradable):
+    assert viewer_client.post("/live/execute/what-if", ticket()).status_code == 403
+
+
+def test_preview_renders_equivalent_cli_command(trader_client, db):
+    response = trader_client.get("/live/execute/preview", ticket(order_type="LIMIT", price="40000",
+                                                                 exec_algorithm="ICEBERG", param_display_qty="0.01"))
+
+    assert response.content.decode().strip() == (
+        '<pre class="cli" id="cli-preview" data-testid="cli-preview">manage.py orders submit --strategy alpha '
+        f"--instrument {SPOT_KEY} --side BUY --type LIMIT --qty 0.05 --price 40000 --tif GTC --algorithm ICEBERG "
+        "--param display_qty=0.01 --operation-id web-test-1</pre>")
+
+
+def test_instrument_picker_any_venue_lists_any_keys(trader_client, tradable):
+    any_venue = trader_client.get("/live/execute/instruments", {"venue": "ANY"}).content.decode()
+    one_venue = trader_client.get("/live/execute/instruments", {"venue": "BINANCE-SPOT"}).content.decode()
+
+    assert 'value="ANY:SPOT_PAIR:BTC-USDT"' in any_venue
+    assert f'value="{SPOT_KEY}"' in one_venue

@@ -1,0 +1,184 @@
+"""``/ws/live/`` (odum_live/live.py) and the order pages' topics (orders/web/live.py).
+
+Driven through the whole ASGI application (origin check, session auth, routing) with Channels'
+``WebsocketCommunicator``; services are called from the test's event loop on the database thread,
+so their on-commit publications reach the consumer through the configured channel layer. Real
+commits (``transaction=True``), as in tests/orders/test_consumers.py.
+"""
+
+import uuid
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from odum_live import live
+from odum_live.asgi import application
+from orders.services import order_cancel, order_submit
+from tests.orders.conftest import typed_request
+from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory
+from tests.orders.test_consumers import _fresh_stream, db, run, session_headers  # noqa: F401 (autouse fixture)
+from tests.orders.web_fixtures import person_in
+
+TIMEOUT = 5
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alpha(tradable):
+    return StrategyFactory(id="alpha")
+
+
+@pytest.fixture
+def alice(alpha):
+    """A trader listed on alpha (the trader group holds orders.view_order: sees every strategy)."""
+    user = person_in("trader", username="alice")
+    alpha.traders.add(user)
+    return user
+
+
+@pytest.fixture
+def plain(alpha):
+    """A person without orders.view_order, trading alpha: sees alpha's orders only."""
+    user = UserFactory(username="plain")
+    alpha.traders.add(user)
+    return user
+
+
+def live_ws(topics: str, headers) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/live/?topics={topics}", headers=headers)
+
+
+async def refused(communicator) -> tuple[str, int]:
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    text = await communicator.receive_from(timeout=TIMEOUT)
+    closing = await communicator.receive_output(timeout=TIMEOUT)
+    assert closing["type"] == "websocket.close"
+    return text, closing["code"]
+
+
+def test_live_without_login_is_closed_4401(alpha):
+    text, code = run(lambda: refused(live_ws("orders", [(b"origin", b"http://localhost")])))
+
+    assert code == 4401 and "log in" in text
+
+
+@pytest.mark.parametrize(("topics", "code"), [("nope", 4400), ("", 4400), ("order", 4400), ("orders:x", 4400),
+                                              (f"order:{uuid.uuid4()}", 4403), ("order:not-a-uuid", 4403)])
+def test_live_bad_topics_are_refused(alice, topics, code):
+    headers = session_headers(alice)
+
+    text, closed = run(lambda: refused(live_ws(topics, headers)))
+
+    assert closed == code and text.startswith("<!-- refused: topics")
+
+
+def test_live_orders_topic_sends_row_of_committed_order(alice, alpha):
+    headers = session_headers(alice)
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        result = await db(order_submit, strategy=alpha, actor="alice",
+                          data=typed_request(operation_id="live-1"))
+        html = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return result.order, html
+
+    order, html = run(scenario)
+
+    assert html.lstrip().startswith("<tr")  # no template comment before the row: htmx swaps elements
+    assert f'<tr id="order-{order.id}" class="order-row" data-status="ROUTED"' in html
+    assert 'hx-swap-oob="true"' in html and ">live-1</td>" in html
+    assert f'hx-post="/live/orders/{order.id}/cancel"' in html  # alice trades alpha
+
+
+def test_live_orders_topic_respects_scope(plain, alpha):
+    beta = StrategyFactory(id="beta")
+    headers = session_headers(plain)
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        await communicator.connect(timeout=TIMEOUT)
+        await db(order_submit, strategy=beta, actor="x", data=typed_request(operation_id="other"))
+        hidden = await communicator.receive_nothing(timeout=0.5)
+        await db(order_submit, strategy=alpha, actor="x", data=typed_request(operation_id="mine"))
+        html = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return hidden, html
+
+    hidden, html = run(scenario)
+
+    assert hidden is True
+    assert ">mine</td>" in html and 'hx-post=' not in html  # no trader role: no cancel button
+
+
+def test_live_unknown_message_type_and_failing_render_keep_connection(alice, alpha):
+    headers = session_headers(alice)
+    live.register_live_topic("broken", groups=lambda user: ["orders"],
+                             render=lambda message, user: 1 / 0)
+
+    async def scenario():
+        communicator = live_ws("orders,broken", headers)
+        await communicator.connect(timeout=TIMEOUT)
+        await get_channel_layer().group_send("orders", {"type": "something.else", "x": 1})
+        quiet = await communicator.receive_nothing(timeout=0.3)
+        await db(order_submit, strategy=alpha, actor="alice", data=typed_request(operation_id="after"))
+        html = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return quiet, html
+
+    try:
+        quiet, html = run(scenario)
+    finally:
+        live._TOPICS.pop("broken", None)
+
+    assert quiet is True
+    assert ">after</td>" in html
+
+
+def test_live_order_topic_sends_current_detail_then_changes(alice, alpha):
+    order = OrderFactory(strategy=alpha, operation_id="detail-1")
+    headers = session_headers(alice)
+
+    async def scenario():
+        communicator = live_ws(f"order:{order.id}", headers)
+        await communicator.connect(timeout=TIMEOUT)
+        first = await communicator.receive_from(timeout=TIMEOUT)
+        await db(order_cancel, order=order, actor="alice")
+        second = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return first, second
+
+    first, second = run(scenario)
+
+    assert '<div id="order-detail" data-status="ROUTED" hx-swap-oob="true">' in first
+    assert '<div id="order-detail" data-status="CANCELED" hx-swap-oob="true">' in second
+
+
+def test_live_ticket_topic_sends_status_line(alice, alpha):
+    order = OrderFactory(strategy=alpha)
+    headers = session_headers(alice)
+
+    async def scenario():
+        communicator = live_ws(f"ticket:{order.id}", headers)
+        await communicator.connect(timeout=TIMEOUT)
+        first = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return first
+
+    html = run(scenario)
+
+    assert f'id="ticket-status-{order.id}"' in html and "status ROUTED filled 0/0.01" in html
+
+
+def test_register_live_topic_rejects_bad_names_and_coroutines():
+    async def render(message, user):
+        return None
+
+    with pytest.raises(ValueError, match="name"):
+        live.register_live_topic("Bad Name", groups=lambda u: [], render=lambda m, u: None)
+    with pytest.raises(ValueError, match="plain functions"):
+        live.register_live_topic("fine", groups=lambda u: [], render=render)

@@ -1,0 +1,181 @@
+"""The Orders page (/live/orders), the order detail (/live/orders/<id>) and cancel from the pages."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent
+from orders.web import views
+from tests.orders import web_fixtures
+from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, StrategyFactory
+
+pytestmark = pytest.mark.django_db
+trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
+
+
+def rows(response) -> list[str]:
+    """Operation ids of the rows on the page, in order."""
+    import re
+
+    return re.findall(r'<td class="mono">(op-[^<]+)</td>', response.content.decode())
+
+
+def test_orders_anonymous_redirects_to_login(client):
+    assert client.get("/live/orders")["Location"].startswith("/accounts/login/")
+
+
+def test_orders_lists_newest_first_with_columns(trader_client, strategy):
+    old = OrderFactory(strategy=strategy, operation_id="op-old")
+    new = OrderFactory(strategy=strategy, operation_id="op-new", status="FILLED", filled_quantity=Decimal("0.01"),
+                       avg_fill_price=Decimal("40000.5"))
+    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+
+    response = trader_client.get("/live/orders")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert rows(response) == ["op-new", "op-old"]
+    assert f'<tr id="order-{new.id}" class="order-row" data-status="FILLED"' in body
+    assert "40000.5" in body
+    assert 'ws-connect="/ws/live/?topics=orders"' in body
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"status": "FILLED"}, ["op-b"]),
+    ({"venue": "BINANCE-FUTURES"}, ["op-c"]),
+    ({"instrument": "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN"}, ["op-c"]),
+    ({"strategy": "beta"}, ["op-c"]),
+    ({"q": "op-a"}, ["op-a"]),
+])
+def test_orders_filters_and_search(trader_client, strategy, params, expected):
+    beta = StrategyFactory(id="beta")
+    OrderFactory(strategy=strategy, operation_id="op-a")
+    OrderFactory(strategy=strategy, operation_id="op-b", status="FILLED")
+    OrderFactory(strategy=beta, operation_id="op-c", venue="BINANCE-FUTURES",
+                 instrument_key="BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN",
+                 routed_instrument_key="BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN")
+
+    assert rows(trader_client.get("/live/orders", params)) == expected
+
+
+def test_orders_search_by_order_id(trader_client, strategy):
+    wanted = OrderFactory(strategy=strategy, operation_id="op-x")
+    OrderFactory(strategy=strategy, operation_id="op-y")
+
+    assert rows(trader_client.get("/live/orders", {"q": str(wanted.id)})) == ["op-x"]
+
+
+def test_orders_created_range(trader_client, strategy):
+    early = OrderFactory(strategy=strategy, operation_id="op-early")
+    OrderFactory(strategy=strategy, operation_id="op-late")
+    Order.objects.filter(pk=early.pk).update(created_at=timezone.now() - timedelta(days=2))
+    cut = (timezone.now() - timedelta(days=1)).isoformat()
+
+    assert rows(trader_client.get("/live/orders", {"created_before": cut})) == ["op-early"]
+    assert rows(trader_client.get("/live/orders", {"created_after": cut})) == ["op-late"]
+
+
+def test_orders_bad_filter_names_the_field(trader_client, db):
+    response = trader_client.get("/live/orders", {"instrument": "binance"})
+
+    assert 'data-field-error="instrument"' in response.content.decode()
+
+
+def test_orders_paginates(trader_client, strategy, monkeypatch):
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    for i in range(3):
+        OrderFactory(strategy=strategy, operation_id=f"op-{i}")
+
+    first, second = trader_client.get("/live/orders"), trader_client.get("/live/orders", {"page": 2})
+
+    assert len(rows(first)) == 2 and len(rows(second)) == 1
+    assert "page 1 of 2" in first.content.decode() and 'data-live-insert="1"' in first.content.decode()
+    assert 'data-live-insert="0"' in second.content.decode()  # live rows go to the first page only
+
+
+def test_orders_person_without_view_permission_sees_own_strategies_only(strategy):
+    beta = StrategyFactory(id="beta")
+    OrderFactory(strategy=strategy, operation_id="op-mine")
+    OrderFactory(strategy=beta, operation_id="op-theirs")
+    person = web_fixtures.UserFactory(username="plain-person")
+    strategy.traders.add(person)
+
+    assert rows(web_fixtures.logged_in(person).get("/live/orders")) == ["op-mine"]
+
+
+def test_orders_cancel_button_for_trader_not_viewer(trader_client, viewer_client, strategy):
+    order = OrderFactory(strategy=strategy)
+    button = f'hx-post="/live/orders/{order.id}/cancel"'
+
+    assert button in trader_client.get("/live/orders").content.decode()
+    assert button not in viewer_client.get("/live/orders").content.decode()
+
+
+def test_cancel_routed_order_by_trader_is_attributed(trader_client, trader, strategy):
+    order = OrderFactory(strategy=strategy)
+
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+    assert OrderEvent.objects.get(order=order, type="CANCELED").actor == trader.username
+    assert 'data-status="CANCELED"' in response.content.decode()
+
+
+def test_cancel_by_viewer_is_403(viewer_client, strategy):
+    order = OrderFactory(strategy=strategy)
+
+    assert viewer_client.post(f"/live/orders/{order.id}/cancel").status_code == 403
+    order.refresh_from_db()
+    assert order.status == "ROUTED"
+
+
+def test_cancel_other_strategy_is_403(trader_client, db):
+    order = OrderFactory(strategy=StrategyFactory(id="beta"))
+
+    assert trader_client.post(f"/live/orders/{order.id}/cancel").status_code == 403
+
+
+def test_cancel_terminal_order_is_409(trader_client, strategy):
+    order = OrderFactory(strategy=strategy, status="FILLED")
+
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 409
+    assert "cannot be canceled in status FILLED" in response.content.decode()
+
+
+def test_detail_shows_timeline_fills_risk_routing_children(trader_client, strategy):
+    now = timezone.now()
+    order = OrderFactory(strategy=strategy, status="FILLED", quantity=Decimal("0.02"), filled_quantity=Decimal("0.01"),
+                         venue_order_id="V-77", exec_algorithm="TWAP",
+                         risk_result={"passed": True, "checks": [{"check": "max_order_notional", "passed": True,
+                                                                  "limit": "100000", "observed": "800"}]},
+                         routing_decision={"venue": "BINANCE-SPOT", "reason": "lowest cost", "candidates": [
+                             {"venue": "BINANCE-SPOT", "eligible": True, "total_bps": "12.5", "fee_bps": "10"}]})
+    OrderEventFactory(order=order, type="RECEIVED", ts=now)
+    OrderEventFactory(order=order, type="ACCEPTED", ts=now + timedelta(seconds=1))
+    FillFactory(order=order, price=Decimal("40001.5"), quantity=Decimal("0.01"), venue_trade_id="T-9")
+    OrderFactory(strategy=strategy, parent=order, operation_id="op-child", quantity=Decimal("0.01"),
+                 filled_quantity=Decimal("0.01"), status="FILLED")
+
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    assert '<li class="done">received' in body and '<li class="done">accepted' in body
+    assert '<li class="">submitted' in body  # not reached: no SUBMITTED event
+    assert "40001.5" in body and "BINANCE-SPOT:T-9" in body and "V-77" in body
+    assert "max_order_notional" in body and "100000" in body
+    assert "12.5" in body and "lowest cost" in body
+    assert 'style="width: 50.0%"' in body  # child orders' progress: 0.01 of 0.02 filled
+    assert f'ws-connect="/ws/live/?topics=order:{order.id}"' in body
+
+
+def test_detail_outside_scope_is_404(strategy):
+    order = OrderFactory(strategy=StrategyFactory(id="beta"))
+    person = web_fixtures.UserFactory(username="plain-person")
+    strategy.traders.add(person)
+
+    assert web_fixtures.logged_in(person).get(f"/live/orders/{order.id}").status_code == 404

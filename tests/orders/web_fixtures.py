@@ -1,0 +1,53 @@
+"""Fixtures of the order pages' tests: people in the role groups, logged-in clients."""
+
+import importlib
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
+
+from tests.orders.factories import UserFactory
+
+
+def role_group(name: str) -> Group:
+    """The role group ``name`` as the groups migration makes it — made again after a
+    ``transaction=True`` test flushed the tables (permissions come back with ``post_migrate``)."""
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        migration = importlib.import_module("odum_live.migrations.0001_groups_and_permissions")
+        for codename in migration.GROUP_PERMISSIONS[name]:
+            app_label, _, code = codename.partition(".")
+            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=code))
+    return group
+
+
+def person_in(group: str, *, username: str | None = None):
+    """A user in the role group ``group`` (odum_live/migrations/0001_groups_and_permissions.py)."""
+    user = UserFactory(username=username or f"{group.replace(' ', '-')}-{uuid.uuid4().hex[:6]}")
+    user.groups.add(role_group(group))
+    return user
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def trader(strategy):
+    """A trader listed on strategy ``alpha``."""
+    user = person_in("trader")
+    strategy.traders.add(user)
+    return user
+
+
+@pytest.fixture
+def trader_client(trader) -> Client:
+    return logged_in(trader)
+
+
+@pytest.fixture
+def viewer_client(db) -> Client:
+    return logged_in(person_in("viewer"))

@@ -1,0 +1,126 @@
+"""The positions page (/live/positions), its chart partial and its live topic ``positions`` on /ws/live/."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from odum_live.groups import ORDERS_UPDATED, POSITIONS_GROUP, POSITIONS_UPDATED
+from positions import services, views
+from positions.services import position_apply_fill, position_mark
+from tests.orders.factories import StrategyFactory, UserFactory
+from tests.live_helpers import live_fragment_after
+from tests.orders.web_fixtures import logged_in, person_in
+from tests.venues.factories import InstrumentFactory
+
+D = Decimal
+SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+T0 = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+
+
+def fill(strategy_id, side, quantity, price, *, ts=T0):
+    with transaction.atomic():
+        return position_apply_fill(strategy_id=strategy_id, venue="BINANCE-SPOT", instrument_key=SPOT, side=side,
+                                   quantity=D(quantity), price=D(price), fee=D("0.5"), ts=ts)
+
+
+@pytest.fixture
+def alpha(db):
+    InstrumentFactory()
+    return StrategyFactory(id="alpha")
+
+
+@pytest.fixture
+def trader(alpha):
+    """A person listed on strategy alpha only, without orders.view_order: sees alpha's positions."""
+    user = UserFactory(username="alpha-desk")
+    alpha.traders.add(user)
+    return user
+
+
+@pytest.fixture(autouse=True)
+def _no_publish_backlog():
+    services._publish_state.update(last=float("-inf"), timer=None)
+    yield
+    if services._publish_state["timer"] is not None:
+        services._publish_state["timer"].cancel()
+
+
+@pytest.mark.django_db
+def test_positions_anonymous_redirects_to_login(client):
+    assert client.get("/live/positions")["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_positions_trader_sees_own_strategies_with_venue_breakdown_totals_and_chart(alpha, trader):
+    # Arrange: alpha long 2 @ 100 marked at 110; beta (not the trader's) long 7
+    beta = StrategyFactory(id="beta")
+    fill(alpha.id, "BUY", "2", "100")
+    fill(beta.id, "BUY", "7", "100")
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=T0 + timedelta(minutes=2))
+
+    # Act
+    response = logged_in(trader).get("/live/positions")
+
+    # Assert: alpha's figures only (quantity 2, unrealized 20, notional 220, realized −0.5 fees)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-instrument="ANY:SPOT_PAIR:BTC-USDT"' in body and f'data-listing="{SPOT}"' in body
+    assert "<strong>2</strong>" in body and "<td>alpha</td>" in body and "beta" not in body
+    assert "20.00 USDT" in body and "220.00" in body and "-0.50" in body
+    assert 'data-currency="USDT"' in body  # totals row
+    assert 'ws-connect="/ws/live/?topics=positions"' in body
+    assert '<svg class="equity-chart" data-currency="USDT"' in body and "<polyline" in body
+
+
+@pytest.mark.django_db
+def test_positions_without_history_says_so(alpha, trader):
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    assert "No positions yet." in body and "No history yet" in body and "<svg" not in body
+
+
+@pytest.mark.django_db
+def test_positions_chart_partial_unknown_window_falls_back_to_default(alpha, trader):
+    fill(alpha.id, "BUY", "1", "100")
+
+    response = logged_in(trader).get("/live/positions/chart", {"window": "bogus"})
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="positions-chart"') and "window=24h" in body
+
+
+@pytest.mark.django_db
+def test_positions_live_groups_by_scope(alpha, trader):
+    desk = person_in("trader")  # the trader group holds orders.view_order: every strategy
+
+    assert views.live_groups(trader) == [POSITIONS_GROUP, "strategy.alpha"]
+    assert views.live_groups(desk) == [POSITIONS_GROUP, "orders"]
+
+
+@pytest.mark.django_db
+def test_positions_live_render_only_for_marks_and_fills(alpha, trader):
+    fill(alpha.id, "BUY", "1", "100")
+
+    assert views.live_render({"type": ORDERS_UPDATED, "event_ids": [1], "fill_ids": []}, trader) is None
+    assert views.live_render({"type": "status.changed"}, trader) is None
+    html = views.live_render({"type": POSITIONS_UPDATED}, trader)
+    assert html.lstrip().startswith('<div id="positions-book" hx-swap-oob="true"')
+    assert f'data-listing="{SPOT}"' in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_positions_live_topic_pushes_book_after_mark(alpha, trader):
+    # Arrange: a position, and the trader's page subscribed to the topic
+    fill(alpha.id, "BUY", "1", "100")
+
+    # Act: a mark commits (as the node's market-data publisher does)
+    html = live_fragment_after(user=trader, topics="positions", act=lambda: position_mark(
+        instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D("123.45"), ts=timezone.now()))
+
+    # Assert: the book partial, out of band, with the new mark and unrealized PnL
+    assert 'id="positions-book" hx-swap-oob="true"' in html
+    assert "123.45" in html and "23.45 USDT" in html

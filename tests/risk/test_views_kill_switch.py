@@ -1,0 +1,82 @@
+"""Kill-switch controls (POST /risk/kill-switch, risk/views.py): who may, what is recorded."""
+
+import pytest
+
+from risk.models import TradingState
+from tests.orders.factories import StrategyFactory
+from tests.orders.web_fixtures import logged_in, person_in
+from tests.venues.factories import VenueFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/risk/kill-switch"
+
+
+@pytest.mark.parametrize("group", ["trader", "viewer"])
+def test_kill_switch_post_without_permission_is_403_and_changes_nothing(group):
+    response = logged_in(person_in(group)).post(URL, {"scope": "GLOBAL", "state": "HALTED", "reason": "panic"})
+
+    assert response.status_code == 403
+    assert not TradingState.objects.exists()
+
+
+def test_kill_switch_anonymous_is_sent_to_login(client):
+    response = client.post(URL, {"scope": "GLOBAL", "state": "HALTED", "reason": "panic"})
+
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert not TradingState.objects.exists()
+
+
+def test_kill_switch_get_is_405():
+    assert logged_in(person_in("risk manager")).get(URL).status_code == 405
+
+
+def test_kill_switch_risk_manager_halts_then_resumes_venue_recorded_with_actor_reason_and_history():
+    # Arrange
+    VenueFactory()
+    manager = person_in("risk manager", username="rm-anna")
+    client = logged_in(manager)
+
+    # Act: halt the venue, then resume it (htmx, as the page posts)
+    halted = client.post(URL, {"scope": "VENUE", "scope_key": "BINANCE-SPOT", "state": "HALTED",
+                               "reason": "venue latency spike"}, HTTP_HX_REQUEST="true")
+    resumed = client.post(URL, {"scope": "VENUE", "scope_key": "BINANCE-SPOT", "state": "ACTIVE",
+                                "reason": "latency back to normal"}, HTTP_HX_REQUEST="true")
+
+    # Assert: the row, attributed; both changes in the history; the partial shows them
+    assert (halted.status_code, resumed.status_code) == (200, 200)
+    row = TradingState.objects.get(scope="VENUE", scope_key="BINANCE-SPOT")
+    assert (row.state, row.reason, row.changed_by) == ("ACTIVE", "latency back to normal", "rm-anna")
+    history = list(row.history.order_by("history_date").values_list("state", "changed_by", "history_change_reason",
+                                                                     "history_user__username"))
+    assert history == [("HALTED", "rm-anna", "venue latency spike", "rm-anna"),
+                       ("ACTIVE", "rm-anna", "latency back to normal", "rm-anna")]
+    body = resumed.content.decode()
+    assert body.lstrip().startswith('<section id="kill-switches"')
+    assert "venue latency spike" in body and 'data-testid="kill-switch-done"' in body
+
+
+def test_kill_switch_plain_post_redirects_to_status_with_message():
+    StrategyFactory(id="alpha")
+    client = logged_in(person_in("risk manager"))
+
+    response = client.post(URL, {"scope": "STRATEGY", "scope_key": "alpha", "state": "REDUCING",
+                                 "reason": "drawdown limit"}, follow=True)
+
+    assert response.redirect_chain[-1] == ("/status", 302)
+    assert TradingState.objects.get(scope="STRATEGY", scope_key="alpha").state == "REDUCING"
+    assert "drawdown limit" in response.content.decode()
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"scope": "GLOBAL", "state": "HALTED", "reason": "  "}, "reason"),
+    ({"scope": "VENUE", "scope_key": "NOWHERE", "state": "HALTED", "reason": "x"}, "scope_key"),
+    ({"scope": "INSTRUMENT", "scope_key": "BTC", "state": "HALTED", "reason": "x"}, "scope_key"),
+    ({"scope": "GLOBAL", "state": "PAUSED", "reason": "x"}, "state"),
+    ({"scope": "PLANET", "state": "HALTED", "reason": "x"}, "scope"),
+])
+def test_kill_switch_invalid_is_400_naming_field_and_changes_nothing(data, field):
+    response = logged_in(person_in("risk manager")).post(URL, data, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 400
+    assert f'<p class="error">{field}: ' in response.content.decode()
+    assert not TradingState.objects.exists()

@@ -1,0 +1,84 @@
+"""``manage.py positions``: the positions page's figures and totals as a table."""
+
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from positions.selectors import position_book
+from positions.services import position_apply_fill, position_mark
+from positions.templatetags.positions_ui import money
+from tests.orders.factories import StrategyFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+FUT = "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN"
+T0 = timezone.now() - timedelta(minutes=5)
+
+
+def positions(*args) -> str:
+    out = io.StringIO()
+    call_command("positions", *args, stdout=out)
+    return out.getvalue()
+
+
+def fill(strategy_id, key, side, quantity, price):
+    with transaction.atomic():
+        position_apply_fill(strategy_id=strategy_id, venue=key.split(":")[0], instrument_key=key, side=side,
+                            quantity=D(quantity), price=D(price), fee=D("1.25"), ts=T0)
+
+
+@pytest.fixture
+def book(db):
+    """alpha long 2 BTC-USDT spot @ 40000 marked at 41000; beta short 1 on futures @ 40500."""
+    InstrumentFactory()
+    InstrumentFactory(venue=VenueFactory(code="BINANCE-FUTURES", adapter="binance_futures"), instrument_key=FUT)
+    fill(StrategyFactory(id="alpha").id, SPOT, "BUY", "2", "40000")
+    fill(StrategyFactory(id="beta").id, FUT, "SELL", "1", "40500")
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(41000), ts=T0 + timedelta(seconds=1))
+
+
+def test_positions_prints_instruments_listings_and_totals(book):
+    text = positions()
+
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["instrument", "/", "listing"]
+    spot_line = next(line for line in lines if line.strip().startswith(SPOT))
+    assert spot_line.split() == [SPOT, "2", "40000", "41000", "2,000.00", "-1.25", "1.25", "82,000.00", "alpha"]
+    assert any(line.startswith("ANY:PERPETUAL:BTC-USDT@LIN") for line in lines)
+    total = next(line for line in lines if line.startswith("TOTAL USDT"))
+    assert total.split() == ["TOTAL", "USDT", "2,000.00", "-2.50", "2.50", "122,500.00", "equity", "1,997.50"]
+
+
+def test_positions_totals_match_the_page_selector(book):
+    # The page renders position_book; the command must print the same totals.
+    usdt = next(t for t in position_book(strategy_ids=None).totals if t.currency == "USDT")
+
+    total = next(line for line in positions().splitlines() if line.startswith("TOTAL USDT"))
+
+    assert total.split()[2:6] == [money(usdt.unrealized_pnl), money(usdt.realized_pnl), money(usdt.fees),
+                                  money(usdt.notional)]
+
+
+def test_positions_strategy_and_venue_filters(book):
+    only_beta = positions("--strategy", "beta")
+    only_spot = positions("--venue", "BINANCE-SPOT")
+
+    assert FUT in only_beta and SPOT not in only_beta
+    assert SPOT in only_spot and FUT not in only_spot
+
+
+def test_positions_unknown_strategy_is_an_error_naming_the_option(db):
+    with pytest.raises(CommandError, match="--strategy"):
+        positions("--strategy", "ghost")
+
+
+def test_positions_empty_says_so(db):
+    assert "no positions" in positions()
