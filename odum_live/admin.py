@@ -11,6 +11,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from odum_live.decimals import plain_decimal
+
 admin.site.site_header = "odum-live administration"
 admin.site.site_title = "odum-live admin"
 admin.site.index_title = "Risk limits, kill switches, orders and venues"
@@ -34,10 +36,7 @@ class ReadOnlyAdminMixin:
 
 def format_decimal(value: Decimal | None) -> str:
     """Return ``value`` without the trailing zeros of NUMERIC(36,18) (``0.001``, not ``0.001000…``)."""
-    if value is None:
-        return "-"  # the admin's own empty value
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return "-" if value is None else plain_decimal(value)  # "-": the admin's own empty value
 
 
 def decimal_column(field_name: str, description: str | None = None):

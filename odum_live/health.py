@@ -90,6 +90,16 @@ def trading_node_status() -> dict:
     return beat.get("status") or {}
 
 
+def venue_problems(venue: str) -> list[str]:
+    """Return what keeps ``venue`` (code) off the trading node, from its last heartbeat (``[]``: none known).
+
+    Used where an order meets the symptom (no market data for its listing) to say the cause: a
+    paper venue without replay files, a live venue without credentials (venues/node/config.py).
+    """
+    venues = trading_node_status().get("venues") or {}
+    return list((venues.get(venue) or {}).get("problems") or [])
+
+
 def _timed(fn):
     started = time.perf_counter()
     try:

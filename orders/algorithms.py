@@ -29,6 +29,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from odum_live.decimals import plain_decimal as format_decimal  # re-exported: callers import it from here
+
 #: Longest accepted algorithm horizon, seconds (7 days): longer schedules are a config mistake.
 MAX_HORIZON_SECS = 7 * 24 * 3600
 #: Most slices one order may be cut into (horizon / interval): bounds the node's timer load.
@@ -50,14 +52,6 @@ class AlgorithmParamsError(ValueError):
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-
-
-def format_decimal(value: Decimal) -> str:
-    """Return ``value`` as a canonical plain decimal string (``Decimal("1.50")`` → ``"1.5"``)."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text
 
 
 def _positive_int(params: dict, name: str, errors: dict, *, maximum: int) -> int | None:

@@ -9,7 +9,7 @@ A lone event is one transaction. When several events are queued the thread takes
 event that fails loses only its own writes (its savepoint is rolled back, the batch goes on), and
 the commit — most of the cost of a small write on PostgreSQL — is paid once per batch, so the
 writer keeps up with a storm of algorithm slices. The database connection is checked between
-batches.
+batches, at most once a second.
 
 Publishing: the service publishes the changed orders to the order stream after each commit
 (orders/services/publish.py). The writer hands that publication to a second thread, its
@@ -36,6 +36,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class _Publisher:
     def __init__(self, name: str) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._connection_check = _ConnectionCheck()
         self.published = 0
 
     def start(self) -> None:
@@ -143,7 +145,7 @@ class _Publisher:
                     break
             if not merged:
                 continue
-            _refresh_connection()
+            self._connection_check()
             try:
                 publish_orders_updated(merged)
                 self.published += 1
@@ -215,6 +217,7 @@ class JournalWriter:
         self._last_applied_at: datetime | None = None
         self._last_error = ""
         self._in_hand = 0  # events taken off the queue in the current batch, not yet started
+        self._connection_check = _ConnectionCheck()
 
     # --- control ------------------------------------------------------------------------------
 
@@ -327,7 +330,7 @@ class JournalWriter:
                 events = batch if stop_at is None else batch[:stop_at]
                 with self._lock:
                     self._in_hand = len(events)
-                _refresh_connection()
+                self._connection_check()
                 done = self._apply_batch(events) if len(events) > 1 else self._apply_each(events)
                 if stop_at is not None or self._abort.is_set():
                     self._finish(events[done:] + batch[len(events):])
@@ -448,3 +451,19 @@ def _refresh_connection() -> None:
         close_old_connections()
     except Exception:  # noqa: BLE001
         logger.exception("journal writer: closing a stale database connection failed")
+
+
+class _ConnectionCheck:
+    # The routine connection check of a busy thread, at most once per ``every`` seconds: with
+    # CONN_HEALTH_CHECKS each check costs a round trip (SELECT 1) before the next query, which per
+    # event was a measurable part of the writer's time. A connection that broke in between fails
+    # the next transaction, which is retried after a forced refresh (transient error policy).
+    def __init__(self, every: float = 1.0) -> None:
+        self._every = every
+        self._last = float("-inf")
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            _refresh_connection()

@@ -6,17 +6,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django import template
 
+from odum_live.decimals import plain_decimal as decimal_text
+
 register = template.Library()
 
 
 def plain_decimal(value) -> str:
     """Return ``value`` as plain decimal text, no exponent, no trailing zeros (``"0.001"``); ``"—"`` for None."""
-    if value is None or value == "":
-        return "—"
-    value = Decimal(value)
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
+    return "—" if value is None or value == "" else decimal_text(value)
 
 
 def money(value, places: int = 2) -> str:

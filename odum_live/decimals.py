@@ -1,0 +1,32 @@
+"""Decimal text: one way to print prices, quantities and amounts across the API, pages, CLI and admin."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def plain_decimal(value: Decimal | int | str) -> str:
+    """Return ``value`` as plain decimal text: no exponent, no trailing zeros (``Decimal("1.50")`` → ``"1.5"``).
+
+    NUMERIC(36,18) columns come back with 18 places (``0.001000000000000000``) and ``normalize``
+    alone may give an exponent (``1E+3``); this gives ``0.001`` and ``1000``.
+
+    Parameters
+    ----------
+    value : Decimal | int | str
+        A finite number.
+
+    Returns
+    -------
+    str
+        ``"0"`` for any zero (no ``-0``).
+
+    Raises
+    ------
+    decimal.InvalidOperation
+        If ``value`` is a string that is not a number.
+    """
+    number = Decimal(value)
+    if number == 0:
+        return "0"
+    return format(number.normalize(), "f")
