@@ -95,7 +95,10 @@ TEMPLATES = [
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Off by default: the check is one more round trip (SELECT 1) at the start of every request. Without
+    # it, the first request on a connection the database dropped fails (500, nothing written; an
+    # idempotent client retries with its operation_id) and Django discards that connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         # psycopg 3 server-side binding: statements are prepared after a few executions per
         # connection, so PostgreSQL reuses their plans on the order-submission hot path.

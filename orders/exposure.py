@@ -14,6 +14,7 @@ Quantities in base units (contracts for derivatives), prices in quote currency.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,6 +25,7 @@ from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
 from orders.models import Order
 from orders.state import OPEN_STATUSES, OrderStatus
 from risk.exposure import OpenOrderTotal
+from risk.selectors import send_query
 from risk.services import open_exposure_adjust
 
 _ZERO = Decimal("0")
@@ -74,6 +76,17 @@ class OrdersOpenOrderSource:
         DENIED orders do not count (they never reached a venue). One COUNT on the
         ``order_repeat_idx`` index (strategy, routed_instrument_key, side, created_at).
         """
+        return self.repeat_count_start(strategy_id=strategy_id, instrument_key=instrument_key, side=side,
+                                       quantity=quantity, since=since)()
+
+    def repeat_count_start(
+        self, *, strategy_id: str, instrument_key: str, side: str, quantity: Decimal, since: datetime
+    ) -> Callable[[], int]:
+        """Send :meth:`repeat_count`'s query now; return the function that reads its answer (call once).
+
+        In a psycopg pipeline the query then travels with the statements sent after it, up to the
+        first one whose result is read.
+        """
         # Plain SQL: this runs for every order, and building the ORM query cost more than running it.
         sql = (
             f"SELECT COUNT(*) FROM {Order._meta.db_table} WHERE strategy_id = %s AND routed_instrument_key = %s"
@@ -81,9 +94,8 @@ class OrdersOpenOrderSource:
         )
         params = [strategy_id, instrument_key, side, connection.ops.adapt_datetimefield_value(since), quantity,
                   OrderStatus.DENIED.value]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return int(cursor.fetchone()[0])
+        query = send_query(sql, params)
+        return lambda: int(query.fetchall()[0][0])
 
 
 def order_exposure_changed(*, order: Order, previous_status: str, previous_filled_quantity: Decimal) -> None:

@@ -58,7 +58,7 @@ applies to the next order. Concurrency: see :meth:`PreTradeRiskEngine.evaluate` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
@@ -71,12 +71,19 @@ from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
 from risk import locks
 from risk.exposure import OpenOrderSource, default_open_order_source
 from risk.models import RiskLimit, Scope, TradingState
-from risk.selectors import ExposureNeeds, RiskControls, StateRow, exposure_rows, risk_controls_for_order
+from risk.selectors import (
+    ExposureNeeds,
+    PendingControls,
+    RiskControls,
+    StateRow,
+    exposure_rows,
+    risk_controls_start,
+)
 from risk.services import open_exposure_adjust
-from risk.valuation import ExposureBook, ReferencePrice, in_limit_currency, reference_price
+from risk.valuation import ExposureBook, PrefetchedMarketData, ReferencePrice, in_limit_currency, reference_price
 from risk.valuation import decimal_text as _dec
 from risk.velocity import velocity_counts, velocity_record, velocity_windows
-from venues.marketdata import MarketDataStore, market_data
+from venues.marketdata import MarketDataStore, MarketSnapshot, market_data
 from venues.models import Instrument, Venue
 
 K = RiskLimit.Kind
@@ -327,8 +334,17 @@ class PreTradeRiskEngine:
         self._clock = clock or timezone.now
 
     # -- public ------------------------------------------------------------------------------------
+    def start(self, *, intent: OrderIntent) -> PendingControls:
+        """Send the read of the limits and kill switches for ``intent`` before it is routed.
+
+        Pass the result to :meth:`evaluate` (``controls=``). Inside a psycopg pipeline the query
+        then shares a round trip with the router's read; elsewhere it is simply sent earlier.
+        """
+        return risk_controls_start(strategy_id=intent.strategy_id, equivalence_key=intent.instrument.equivalence_key)
+
     def evaluate(
-        self, *, intent: OrderIntent, listing: Instrument | None, venue: Venue | None, dry_run: bool = False
+        self, *, intent: OrderIntent, listing: Instrument | None, venue: Venue | None, dry_run: bool = False,
+        controls: PendingControls | None = None, snapshots: Mapping[str, MarketSnapshot | None] | None = None,
     ) -> RiskResult:
         """Run every pre-trade check on ``intent`` as routed to ``listing`` on ``venue``.
 
@@ -343,6 +359,12 @@ class PreTradeRiskEngine:
             The venue of ``listing``.
         dry_run : bool
             True for a what-if: no locks, no writes, the full result.
+        controls : PendingControls, optional
+            From :meth:`start` for this intent; default: read now.
+        snapshots : Mapping[str, MarketSnapshot | None], optional
+            Market snapshots already read for this order (listing key → snapshot, None when the
+            store had none), e.g. by the router (``RoutingDecision.snapshots``): the reference
+            price of a listing read there is not read again.
 
         Returns
         -------
@@ -371,10 +393,16 @@ class PreTradeRiskEngine:
         if not dry_run:
             locks.require_transaction()
         order = _Order.build(intent, listing, venue)
-        controls = risk_controls_for_order(
-            strategy_id=intent.strategy_id, venue_code=order.venue_code, instrument=order.key
-        )
+        if controls is not None and order.key.equivalence_key != intent.instrument.equivalence_key:
+            # A listing of another instrument (instrument_listed denies it) has INSTRUMENT rows of its own.
+            controls.result(venue_code="", instrument=intent.instrument)
+            controls = None
+        if controls is None:
+            controls = risk_controls_start(strategy_id=intent.strategy_id, equivalence_key=order.key.equivalence_key)
+        controls = controls.result(venue_code=order.venue_code, instrument=order.key)
         store = self._market_data or market_data()
+        if snapshots:
+            store = PrefetchedMarketData(store=store, snapshots=snapshots)
         reference = self._reference(order, controls, store, now)
         price = intent.price if intent.price is not None else reference.mid
         price_problem = "" if price is not None else (reference.problem or "no price")
@@ -394,6 +422,8 @@ class PreTradeRiskEngine:
         plan = self._plan(order, controls, reducing_states)
         if not dry_run and stateless_ok and plan.resources:
             locks.acquire(resources=plan.resources)
+        # Sent before the exposure read, read after it: in a pipeline both travel with the lock.
+        repeated = self._repeated_start(order, controls, now)
         rows = exposure_rows(
             strategy_id=intent.strategy_id, venue_code=order.venue_code,
             equivalence_key=order.equivalence_key, needs=plan.needs,
@@ -401,7 +431,7 @@ class PreTradeRiskEngine:
         book = ExposureBook(rows=rows, buy_like=order.buy_like, listing_key=order.listing_key, store=store,
                             now=now, reference=reference)
         self._reducing(order, reducing_states, book, results)
-        self._repeated(order, controls, now, results)
+        self._repeated(order, repeated, results)
         self._position(order, controls, book, price, price_problem, results)
         self._gross(order, controls, book, notional, notional_problem, results)
 
@@ -648,24 +678,34 @@ class PreTradeRiskEngine:
                         + f"; reduce-only because: {st.reason}"),
             ))
 
-    def _repeated(self, order: _Order, controls: RiskControls, now: datetime, results) -> None:
+    def _repeated_start(self, order: _Order, controls: RiskControls, now: datetime):
+        # (limit, since, count reader) of the repeated-order check; None when it does not apply.
         limits = controls.of_kind(K.REPEATED_ORDER_WINDOW_SECS)
         if not limits or order.listing is None:
-            return  # without a routed listing there is nothing to compare (instrument_listed denies)
+            return None  # without a routed listing there is nothing to compare (instrument_listed denies)
         limit = max(limits, key=lambda lim: (lim.value, lim.scope_label))  # the longest window decides
-        label = f"no identical order within {_dec(limit.value)} s ({limit.scope_label})"
         if limit.value <= 0:
+            return limit, None, None
+        since = now - timedelta(seconds=float(limit.value))
+        source = self._open_orders or default_open_order_source()
+        query = dict(strategy_id=order.intent.strategy_id, instrument_key=order.listing_key, side=order.intent.side,
+                     quantity=order.intent.quantity, since=since)
+        start = getattr(source, "repeat_count_start", None)  # optional part of OpenOrderSource
+        return limit, since, (start(**query) if start is not None else lambda: source.repeat_count(**query))
+
+    @staticmethod
+    def _repeated(order: _Order, repeated, results) -> None:
+        if repeated is None:
+            return
+        limit, since, read_count = repeated
+        label = f"no identical order within {_dec(limit.value)} s ({limit.scope_label})"
+        if read_count is None:
             results[CHECK_REPEATED_ORDER].append(CheckResult(
                 check=CHECK_REPEATED_ORDER, passed=True, limit=label, observed="0", scope=limit.scope_label,
                 detail="window is 0 s: throttle off",
             ))
             return
-        since = now - timedelta(seconds=float(limit.value))
-        source = self._open_orders or default_open_order_source()
-        count = source.repeat_count(
-            strategy_id=order.intent.strategy_id, instrument_key=order.listing_key, side=order.intent.side,
-            quantity=order.intent.quantity, since=since,
-        )
+        count = read_count()
         results[CHECK_REPEATED_ORDER].append(CheckResult(
             check=CHECK_REPEATED_ORDER, passed=count == 0, limit=label, observed=str(count), scope=limit.scope_label,
             detail=f"{count} order(s) with the same strategy, listing, side {order.intent.side} and quantity "

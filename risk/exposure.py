@@ -53,7 +53,12 @@ class OpenOrderTotal:
 
 @runtime_checkable
 class OpenOrderSource(Protocol):
-    """Reads of the order table that pre-trade risk needs (implemented in ``orders/exposure.py``)."""
+    """Reads of the order table that pre-trade risk needs (implemented in ``orders/exposure.py``).
+
+    An implementation may also offer ``repeat_count_start(**same keywords as repeat_count)``,
+    returning a no-argument callable that reads the count: the engine then sends the query before
+    its exposure read and reads it after, so in a psycopg pipeline both share a round trip.
+    """
 
     def open_order_totals(self) -> list[OpenOrderTotal]:
         """Return the open-order totals recomputed from the order table.

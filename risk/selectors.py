@@ -72,6 +72,35 @@ class RiskControls:
         return tuple(limit for limit in self.limits if limit.kind in kinds)
 
 
+class SentQuery:
+    """A statement sent on a connection whose rows are read later (:func:`send_query`); read once.
+
+    Inside a psycopg pipeline the statement travels with the ones sent after it, up to the first
+    whose rows are read; elsewhere it has simply run.
+    """
+
+    def __init__(self, cursor) -> None:
+        self._cursor = cursor
+
+    def fetchall(self) -> list[tuple]:
+        """Return the rows and close the cursor (Django's database errors, as from ``execute``)."""
+        try:
+            return self._cursor.fetchall()
+        finally:
+            self._cursor.close()
+
+
+def send_query(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
+    """Execute ``sql`` on the connection ``using`` and return its rows unread (:class:`SentQuery`)."""
+    cursor = connections[using].cursor()
+    try:
+        cursor.execute(sql, params)
+    except BaseException:
+        cursor.close()
+        raise
+    return SentQuery(cursor)
+
+
 def _label(scope: str, scope_key: str) -> str:
     return f"{scope}:{scope_key}" if scope_key else scope
 
@@ -118,15 +147,74 @@ def risk_controls_for_order(
     RiskControls
         Limits ordered by (scope, scope_key, kind); states by (scope, scope_key).
     """
-    # INSTRUMENT rows are narrowed in SQL by the key's ":<equivalence key>" suffix (a handful of
-    # rows per instrument, of any venue), then matched exactly in Python.
-    suffix = ":" + instrument.equivalence_key
+    pending = risk_controls_start(strategy_id=strategy_id, equivalence_key=instrument.equivalence_key, using=using)
+    return pending.result(venue_code=venue_code, instrument=instrument)
+
+
+class PendingControls:
+    """The limits and kill switches query of one order, sent before the order is routed.
+
+    :func:`risk_controls_start` sends the query; :meth:`result` reads it and keeps the rows that
+    apply to the routed order. Inside a psycopg pipeline (``orders.services.submit``) the query
+    travels with the router's own read, so the two cost one round trip.
+    """
+
+    def __init__(self, query: SentQuery, vendor: str) -> None:
+        self._query = query
+        self._vendor = vendor
+
+    def result(self, *, venue_code: str, instrument: InstrumentKey) -> RiskControls:
+        """Return the :class:`RiskControls` of the order as routed (call once).
+
+        Parameters
+        ----------
+        venue_code : str
+            The venue the router chose, ``""`` when none (VENUE scopes then match nothing).
+        instrument : InstrumentKey
+            The routed listing, or the requested key when nothing was routed; its equivalence key
+            must be the one the query was started with.
+        """
+        raw = self._query.fetchall()
+        rows = [
+            r for r in raw
+            if (r[1] != Scope.VENUE or r[2] == venue_code)
+            and (r[1] != Scope.INSTRUMENT or instrument_scope_matches(scope_key=r[2], instrument=instrument))
+        ]
+        to_decimal = _decimal_converter(self._vendor)
+        limits = sorted(
+            (LimitRow(scope=r[1], scope_key=r[2], kind=r[3], value=to_decimal(r[4])) for r in rows if r[0] == "L"),
+            key=lambda lim: (lim.scope, lim.scope_key, lim.kind),
+        )
+        states = sorted(
+            (StateRow(scope=r[1], scope_key=r[2], state=r[3], reason=r[5]) for r in rows if r[0] == "S"),
+            key=lambda st: (st.scope, st.scope_key),
+        )
+        return RiskControls(limits=tuple(limits), states=tuple(states))
+
+
+def risk_controls_start(*, strategy_id: str, equivalence_key: str, using: str = DEFAULT_DB_ALIAS) -> PendingControls:
+    """Send the query of the limits and kill switches that may apply to an order; read it later.
+
+    It needs only what the request says, not where the order is routed: VENUE rows of every venue
+    (a handful) and INSTRUMENT rows narrowed by the key's ``":<equivalence key>"`` suffix come
+    back, and :meth:`PendingControls.result` keeps those of the chosen venue and listing.
+
+    Parameters
+    ----------
+    strategy_id : str
+        The order's strategy.
+    equivalence_key : str
+        ``InstrumentKey.equivalence_key`` of the requested instrument.
+    using : str
+        Database alias.
+    """
+    suffix = ":" + equivalence_key
     pattern = "%" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     scope_sql = (
-        "(scope = %s OR (scope = %s AND scope_key = %s) OR (scope = %s AND scope_key = %s)"
+        "(scope = %s OR scope = %s OR (scope = %s AND scope_key = %s)"
         " OR (scope = %s AND scope_key LIKE %s ESCAPE '\\'))"
     )
-    scope_params = [Scope.GLOBAL, Scope.VENUE, venue_code, Scope.STRATEGY, strategy_id, Scope.INSTRUMENT, pattern]
+    scope_params = [Scope.GLOBAL, Scope.VENUE, Scope.STRATEGY, strategy_id, Scope.INSTRUMENT, pattern]
     sql = (
         f"SELECT 'L', scope, scope_key, kind, value, '' FROM {RiskLimit._meta.db_table}"
         f" WHERE enabled = %s AND {scope_sql}"
@@ -135,23 +223,7 @@ def risk_controls_for_order(
         f" WHERE state <> %s AND {scope_sql}"
     )
     params = [True, *scope_params, TradingState.State.ACTIVE, *scope_params]
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = [
-            r for r in cursor.fetchall()
-            if r[1] != Scope.INSTRUMENT or instrument_scope_matches(scope_key=r[2], instrument=instrument)
-        ]
-    to_decimal = _decimal_converter(connection.vendor)
-    limits = sorted(
-        (LimitRow(scope=r[1], scope_key=r[2], kind=r[3], value=to_decimal(r[4])) for r in rows if r[0] == "L"),
-        key=lambda lim: (lim.scope, lim.scope_key, lim.kind),
-    )
-    states = sorted(
-        (StateRow(scope=r[1], scope_key=r[2], state=r[3], reason=r[5]) for r in rows if r[0] == "S"),
-        key=lambda st: (st.scope, st.scope_key),
-    )
-    return RiskControls(limits=tuple(limits), states=tuple(states))
+    return PendingControls(send_query(sql, params, using=using), connections[using].vendor)
 
 
 # --- exposure ------------------------------------------------------------------------------------

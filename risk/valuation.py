@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -60,6 +60,38 @@ class ReferencePrice:
     age_secs: float | None = None
 
 
+class PrefetchedMarketData:
+    """A :class:`~venues.marketdata.MarketDataStore` that answers from snapshots already read.
+
+    The router reads the books of an order's candidate listings; pre-trade risk asks the same
+    store for the chosen listing's mid moments later, in the same request. Keys in ``snapshots``
+    are answered from it (None: the store had no snapshot); other keys go to ``store``.
+
+    Parameters
+    ----------
+    store : MarketDataStore
+        The underlying store.
+    snapshots : Mapping[str, MarketSnapshot | None]
+        Listing key → snapshot as read for this order.
+    """
+
+    def __init__(self, *, store: MarketDataStore, snapshots: Mapping[str, MarketSnapshot | None]) -> None:
+        self._store = store
+        self._snapshots = snapshots
+
+    def get(self, instrument_key: str) -> MarketSnapshot | None:
+        if instrument_key in self._snapshots:
+            return self._snapshots[instrument_key]
+        return self._store.get(instrument_key)
+
+    def get_many(self, instrument_keys: list[str]) -> dict[str, MarketSnapshot]:
+        found = {k: self._snapshots[k] for k in instrument_keys if k in self._snapshots}
+        rest = [k for k in instrument_keys if k not in self._snapshots]
+        if rest:
+            found.update(self._store.get_many(rest))
+        return {k: v for k, v in found.items() if v is not None}
+
+
 def reference_price(*, store: MarketDataStore, listing_key: str, now: datetime) -> ReferencePrice:
     """Return the fresh mid of ``listing_key``, judged at ``now`` (UTC), or the reason there is none.
 
@@ -74,11 +106,21 @@ def reference_price(*, store: MarketDataStore, listing_key: str, now: datetime) 
     return judge_snapshot(snapshot, listing_key=listing_key, now=now)
 
 
+def _venue_cause(listing_key: str) -> str:
+    # Why the listing's venue sends no market data, when the trading node reported it (issue #3 §2:
+    # a paper venue without replay files, a live venue without credentials); "" when unknown.
+    from odum_live.health import venue_problems
+
+    venue = listing_key.split(":", 1)[0]
+    problems = venue_problems(venue)
+    return f" (venue {venue}: {'; '.join(problems)})" if problems else ""
+
+
 def judge_snapshot(snapshot: MarketSnapshot | None, *, listing_key: str, now: datetime) -> ReferencePrice:
     """Return the usable mid of ``snapshot`` at ``now``, or why it is not usable."""
     max_age = settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]
     if snapshot is None:
-        return ReferencePrice(needed=True, problem=f"missing: no market data for {listing_key}")
+        return ReferencePrice(needed=True, problem=f"missing: no market data for {listing_key}{_venue_cause(listing_key)}")
     age = snapshot.age_secs(now)
     mid = snapshot.mid
     if mid is None or mid <= 0:

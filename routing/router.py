@@ -35,6 +35,7 @@ Database cost: one query (listings with their venues, ``select_related``), a sec
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -146,6 +147,11 @@ class RoutingDecision:
         ``consolidated_mid``, ``touch`` or empty.
     parameters : dict
         Cost-model parameters used (strings).
+    snapshots : Mapping[str, MarketSnapshot | None]
+        The book snapshots read for the candidates (listing key → snapshot, None when the store
+        had none; empty when the store could not answer), as read, fresh or not. Pre-trade risk
+        takes the chosen listing's reference price from here instead of reading it again. Not
+        part of :meth:`to_json`.
     """
 
     venue: str | None
@@ -159,6 +165,8 @@ class RoutingDecision:
     benchmark_price: Decimal | None = None
     benchmark: str = ""
     parameters: dict = field(default_factory=dict, compare=False, hash=False)
+    snapshots: Mapping[str, MarketSnapshot | None] = field(default_factory=dict, compare=False, hash=False,
+                                                           repr=False)
 
     @property
     def routed(self) -> bool:
@@ -287,7 +295,7 @@ class SmartOrderRouter:
                     reason = f"instrument not listed: venue {key.venue} is not configured"
                 return self._unrouted(reason, now, params)
 
-        evaluations = self._evaluate(rows, intent=intent, now=now, params=params)
+        evaluations, snapshots = self._evaluate(rows, intent=intent, now=now, params=params)
         fresh = [e.snapshot for e in evaluations if e.snapshot is not None]
         fresh_eligible = [e.snapshot for e in evaluations if e.snapshot is not None and e.eligible]
         buy = is_buy_like(intent.side)
@@ -320,6 +328,7 @@ class SmartOrderRouter:
             "benchmark_price": benchmark.price if benchmark else None,
             "benchmark": benchmark.kind if benchmark else "",
             "parameters": params.to_json(),
+            "snapshots": snapshots,
         }
         if not eligible:
             if key.is_any_venue:
@@ -361,7 +370,8 @@ class SmartOrderRouter:
 
     # -- helpers ----------------------------------------------------------------------------------
     def _evaluate(self, rows: list[Instrument], *, intent: OrderIntent, now: datetime, params: CostModelParams):
-        snapshots, md_error = self._snapshots([row.instrument_key for row in rows])
+        keys = [row.instrument_key for row in rows]
+        snapshots, md_error = self._snapshots(keys)
         circuits = circuit_statuses(row.venue_id for row in rows)
         wanted_class = intent.instrument.asset_class
         evaluations = []
@@ -393,7 +403,7 @@ class SmartOrderRouter:
                 no_book = f"book stale (age {snapshot.age_secs(now):.1f} s > {params.max_book_age_secs:g} s)"
                 snapshot = None
             evaluations.append(_Evaluation(row, circuit, blockers, notes, snapshot, no_book))
-        return evaluations
+        return evaluations, ({} if md_error else {key: snapshots.get(key) for key in keys})
 
     def _snapshots(self, keys: list[str]) -> tuple[dict[str, MarketSnapshot], str]:
         store = self._store if self._store is not None else market_data()

@@ -51,7 +51,8 @@ def order_risk_check(*, strategy: Strategy, data: OrderRequest) -> RiskCheckResu
     """
     intent = data.to_intent(strategy_id=strategy.id)
     decision = order_router().route(intent=intent)
-    risk = risk_engine().evaluate(intent=intent, listing=decision.listing, venue=decision.venue_obj, dry_run=True)
+    risk = risk_engine().evaluate(intent=intent, listing=decision.listing, venue=decision.venue_obj, dry_run=True,
+                                  snapshots=decision.snapshots)
     passed = bool(risk.passed and decision.routed and decision.venue)
     reason = "" if passed else denial_reason(risk=risk, decision=decision)
     return RiskCheckResult(

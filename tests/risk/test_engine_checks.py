@@ -345,6 +345,33 @@ def test_reference_price_market_order_without_market_data_denies_missing(engine,
     assert result.reason.startswith("min_notional: observed n/a, limit 10 USDT — notional unknown: no price: missing")
 
 
+@pytest.fixture
+def heartbeat():
+    """Record a trading-node heartbeat for the test; removed afterwards (the cache outlives tests)."""
+    from django.core.cache import cache
+
+    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY, record_trading_node_heartbeat
+
+    yield record_trading_node_heartbeat
+    cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+
+
+def test_reference_price_without_market_data_names_the_venue_problem_the_node_reported(engine, listing, heartbeat):
+    # Arrange: the trading node left the venue off (no replay file), and said so in its heartbeat.
+
+    problem = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT: replay file market/missing.parquet not found"
+    heartbeat(hostname="w1", status={"venues": {"BINANCE-SPOT": {
+        "mode": "paper", "problems": [problem], "notes": []}}})
+
+    # Act
+    result = evaluate(engine, listing, order_type="MARKET", price=None)
+
+    # Assert: the denial gives the cause, not only the symptom.
+    check = only_check(result, "reference_price")
+    assert not check.passed
+    assert check.detail == f"missing: no market data for {BTC_USDT} (venue BINANCE-SPOT: {problem})"
+
+
 def test_reference_price_market_order_with_stale_quote_denies_naming_the_age(engine, listing, store, clock):
     # Arrange
     publish_quote(store, BTC_USDT, mid=MID, ts=clock.now - timedelta(seconds=30))
