@@ -355,7 +355,43 @@ def delete_node_cache(trader_id: str) -> None:
         client.delete(*keys)
 
 
+def latency_row(name: str, values: list[float], *, name_width: int = 34, n_width: int = 8, width: int = 10) -> str:
+    """Return one table row: ``name``, count, p50, p99 and max of ``values`` (ms, one decimal)."""
+    if not values:
+        return f"{name:<{name_width}}{'-':>{n_width}}"
+    return (f"{name:<{name_width}}{len(values):>{n_width}}{statistics.median(values):>{width}.1f}"
+            f"{percentile(values, 0.99):>{width}.1f}{max(values):>{width}.1f}")
+
+
 def percentile(values: list[float], q: float) -> float:
     """Return the nearest-rank ``q`` percentile (0 < q ≤ 1) of ``values``."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered))) - 1))]
+
+
+# --- several servers, the paper listing, WebSocket subscribers (bench/ws_fanout.py) ---------------
+
+@contextlib.contextmanager
+def running_servers(layout: str, *, ports: list[int], workers: int, env: dict[str, str]) -> Iterator[list[Server]]:
+    """Start one ``layout`` server per port (:func:`running_server`) and stop them all on exit."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(running_server(layout, port=port, workers=workers, env=env)) for port in ports]
+
+
+def seed_listing(*, instrument_key: str = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", config: dict | None = None):
+    """Create the paper BINANCE-SPOT venue and its BTC-USDT listing (recorded Binance rules); return the listing."""
+    from decimal import Decimal
+
+    from venues.models import Instrument, Venue
+
+    venue = Venue.objects.create(
+        code="BINANCE-SPOT", name="Binance Spot (paper)", kind=Venue.Kind.NAUTILUS, adapter="binance_spot",
+        mode=Venue.Mode.PAPER, maker_fee_bps=Decimal("10"), taker_fee_bps=Decimal("10"), latency_ms=Decimal("5"),
+        config=config or {},
+    )
+    return Instrument.objects.create(
+        venue=venue, instrument_key=instrument_key, nautilus_instrument_id="BTCUSDT.BINANCE", venue_symbol="BTCUSDT",
+        base_currency="BTC", quote_currency="USDT", settlement_currency="USDT", tick_size=Decimal("0.01"),
+        lot_size=Decimal("0.000001"), min_quantity=Decimal("0.000001"), max_quantity=Decimal("9000"),
+        min_notional=Decimal("10"),
+    )

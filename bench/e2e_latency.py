@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     delete_node_cache,
     drop_database,
+    latency_row,
     percentile,
     print_json_line,
     production_env,
@@ -315,10 +316,7 @@ def twap_storm(client: Client, count: int, *, horizon: int, interval: int, run: 
 
 
 def _row(name: str, values: list[float]) -> str:
-    if not values:
-        return f"{name:<34}{'-':>8}"
-    return (f"{name:<34}{len(values):>8}{statistics.median(values):>10.1f}{percentile(values, 0.99):>10.1f}"
-            f"{max(values):>10.1f}")
+    return latency_row(name, values)
 
 
 def main() -> int:

@@ -91,15 +91,20 @@ import itertools
 import json
 import logging
 import re
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from asgiref.sync import SyncToAsync
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections
 from rest_framework.exceptions import AuthenticationFailed
 
+from odum_live.groups import ORDERS_UPDATED
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.authentication import BearerTokenAuthentication
 from orders.api.serializers import (
@@ -127,6 +132,9 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 4096
 #: Seconds between renewals of the group membership (channels_redis forgets members after a day).
 GROUP_RENEW_SECS = 3600
+#: Subscribers the hub sends a change to before it lets the event loop run (daphne writes the
+#: frames to the sockets only then): the first subscribers need not wait for the last.
+FAN_OUT_BATCH = 50
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _VENUE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 _PARAMS = ("strategy", "instrument", "venue", "since", "stream")
@@ -292,7 +300,38 @@ def _render_snapshot(access: OrderAccess, subscription: Subscription) -> tuple[s
     return _encode(body), head, next(_CLOCK)
 
 
+class _RenderSyncToAsync(SyncToAsync):
+    """``database_sync_to_async`` for renders, keeping a usable connection open afterwards.
+
+    ``database_sync_to_async`` closes the connection around every call (``close_old_connections``);
+    with ``DB_CONN_MAX_AGE=0``, as daphne runs, each render then opened a new one: 14.6 ms instead
+    of 7.5 (measured on this machine), once per change and process. A render only reads, in
+    autocommit, on the one database thread; it drops the connection only when it is broken. The
+    consumer's other database calls still close it as configured.
+    """
+
+    def thread_handler(self, loop, *args, **kwargs):
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and conn.errors_occurred:
+                if conn.is_usable():
+                    conn.errors_occurred = False
+                else:
+                    conn.close()
+        return super().thread_handler(loop, *args, **kwargs)
+
+
 _FAILED = object()
+_NOT_RENDERED = object()  # the hub did not (or could not) render the frame
+_OWN_TURN = object()      # the subscriber must handle the message itself
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> _StreamHub
+
+
+def _hub(layer) -> _StreamHub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = _StreamHub(layer)
+    return hub
 
 
 class _FrameCache:
@@ -325,7 +364,7 @@ class _FrameCache:
         future = loop.create_future()
         self._pending[(loop, key)] = future
         try:
-            frame = await database_sync_to_async(_render_delta)(entry)
+            frame = await _RenderSyncToAsync(_render_delta)(entry)
         except BaseException:
             future.set_result(_FAILED)  # waiters render for themselves
             raise
@@ -343,6 +382,113 @@ class _FrameCache:
 
 
 frames = _FrameCache()
+
+
+# --- fan-out: one group member per process and stream ---------------------------------------------
+
+class _StreamHub:
+    """The process's one member of each stream's channel-layer group, fanning changes out in-process.
+
+    Without it every subscriber joins the group itself, and each ``orders.updated`` message costs
+    per subscriber a hand-off through the channel layer, a receive and a dispatch step — at 1,000
+    subscribers, 1,000 of each per change (bench/ws_fanout.py measured seconds of delay at 100).
+    The hub receives the message once, renders the delta once (:data:`frames`) and gives the frame
+    to each subscriber that can take it as it stands (:meth:`OrderStreamConsumer._take`: not busy,
+    the next number, a frame no older than what it sent). Any other subscriber gets the message on
+    its own channel and handles it in its own turn (:meth:`OrderStreamConsumer.orders_updated`:
+    duplicates dropped, holes filled from the log), so the per-subscriber guarantees hold.
+
+    One hub per event loop (a daphne process has one); it leaves a group when its last subscriber
+    of that stream leaves, and stops when it has none. The message contract is unchanged: the hub
+    is one more member of the groups ``orders`` / ``strategy.<id>``.
+    """
+
+    def __init__(self, layer) -> None:
+        self._layer = layer
+        self._members: dict[str, weakref.WeakSet] = {}  # a consumer that died unannounced drops out
+        self._channel: str | None = None
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def join(self, stream: str, consumer: OrderStreamConsumer) -> None:
+        """Add ``consumer`` to ``stream``'s subscribers (the hub joins the group first if new to it)."""
+        async with self._lock:
+            if self._channel is None:
+                self._channel = await self._layer.new_channel()
+                self._task = asyncio.create_task(self._run(self._channel))
+            members = self._members.setdefault(stream, weakref.WeakSet())
+            if not members:
+                await self._layer.group_add(stream, self._channel)
+            members.add(consumer)
+
+    async def leave(self, stream: str, consumer: OrderStreamConsumer) -> None:
+        """Remove ``consumer`` from ``stream``'s subscribers; leave the group (and stop) when none is left."""
+        async with self._lock:
+            members = self._members.get(stream)
+            if members is None:
+                return
+            members.discard(consumer)
+            if members:
+                return
+            del self._members[stream]
+            await self._layer.group_discard(stream, self._channel)
+            if not self._members and self._task is not None:
+                self._task.cancel()
+                self._task = self._channel = None
+
+    async def renew(self, stream: str) -> None:
+        """Renew the hub's membership of ``stream``'s group (channels_redis forgets members after a day)."""
+        async with self._lock:
+            if self._members.get(stream) and self._channel is not None:
+                await self._layer.group_add(stream, self._channel)
+
+    async def _run(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self._layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the layer failed (Redis down): retry; a lost message shows as a hole
+                logger.exception("order stream hub: receive failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                await self._rejoin()
+                continue
+            try:
+                await self._fan_out(message)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the hub
+                logger.exception("order stream hub: fan-out of %s failed", message.get("type"))
+
+    async def _rejoin(self) -> None:
+        for stream in list(self._members):
+            try:
+                await self.renew(stream)
+            except Exception:  # noqa: BLE001 - next failure retries
+                logger.exception("order stream hub: rejoining group %s failed", stream)
+
+    async def _fan_out(self, message: dict) -> None:
+        members = self._members.get(message.get("stream"))
+        if message.get("type") != ORDERS_UPDATED or not members or "seq" not in message:
+            return
+        entry = StreamEntry.from_message(message)  # ValueError: logged by _run
+        subscribers = list(members)
+        frame = _NOT_RENDERED
+        if any(c._wants_frame(entry) for c in subscribers):
+            try:
+                frame = await frames.get(entry, horizon=0)
+            except Exception:  # noqa: BLE001 - each subscriber renders (and fails) in its own turn
+                logger.exception("order stream hub: render of %s %s failed", entry.stream, entry.seq)
+        for i, consumer in enumerate(subscribers, 1):
+            if i % FAN_OUT_BATCH == 0:
+                await asyncio.sleep(0)  # let the server write what is sent so far (and clients read it)
+            text = consumer._take(entry, frame)
+            try:
+                if text is _OWN_TURN:
+                    await self._layer.send(consumer.channel_name, message)
+                elif text is not None:
+                    await consumer.send(text_data=text)
+            except Exception:  # noqa: BLE001 - the others still get it; this one sees a hole next time
+                logger.exception("order stream hub: delivery of %s %s to %s failed", entry.stream, entry.seq,
+                                 consumer.channel_name)
 
 
 # --- the consumer -------------------------------------------------------------------------------
@@ -385,30 +531,39 @@ def _subscribe(access: OrderAccess, request: StreamRequest) -> Subscription:
         raise _Refused(4404, "not_found", str(exc)) from None
 
 
+def _open(scope) -> tuple[object, OrderAccess, StreamRequest, Subscription]:
+    # One trip to the database thread for the whole handshake (with DB_CONN_MAX_AGE=0 each trip
+    # opens a connection): (user, access, request, subscription), or _Refused.
+    user = _authenticate(scope)
+    access = order_access_for(user=user)
+    try:
+        request = parse_query(scope.get("query_string", b""))
+    except RequestInvalid as exc:
+        raise _Refused(4400, "invalid", str(exc), exc.fields) from None
+    return user, access, request, _subscribe(access, request)
+
+
 class OrderStreamConsumer(AsyncWebsocketConsumer):
     """``/ws/orders/``: snapshot, then numbered deltas of the orders in the caller's scope.
 
     The protocol is this module's docstring. Interface only: authentication by
     :class:`~orders.api.authentication.BearerTokenAuthentication` or the session, scope by
     :func:`orders.selectors.order_access_for`, subscriptions, numbers and reads by
-    :mod:`orders.services.publish`, output by the order API's serializers.
+    :mod:`orders.services.publish`, output by the order API's serializers. Changes arrive through
+    the process's :class:`_StreamHub`.
     """
 
+    subscription: Subscription | None = None
+    access: OrderAccess | None = None
+    last_seq = 0   # the last number handled in the subscription's stream
+    horizon = 0    # clock after the reads of everything sent (see _FrameCache)
+    _busy = 0      # handlers running: the hub leaves the subscriber alone meanwhile
+    _renewer: asyncio.Task | None = None
+
     async def connect(self):
-        self.subscription: Subscription | None = None
-        self.access: OrderAccess | None = None
-        self.last_seq = 0   # the last number handled in the subscription's stream
-        self.horizon = 0    # clock after the reads of everything sent (see _FrameCache)
-        self._renewer: asyncio.Task | None = None
         await self.accept()  # before any close, so the client sees the close code
         try:
-            user = await database_sync_to_async(_authenticate)(self.scope)
-            self.access = await database_sync_to_async(order_access_for)(user=user)
-            try:
-                request = parse_query(self.scope.get("query_string", b""))
-            except RequestInvalid as exc:
-                raise _Refused(4400, "invalid", str(exc), exc.fields) from None
-            subscription = await database_sync_to_async(_subscribe)(self.access, request)
+            user, self.access, request, subscription = await database_sync_to_async(_open)(self.scope)
         except _Refused as refused:
             await self._error(refused.error, refused.detail, refused.fields)
             await self.close(code=refused.code)
@@ -423,12 +578,26 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
         await self._guard(self._start(subscription, since=request.since, stream=request.stream))
         self._renewer = asyncio.create_task(self._renew_membership())
 
+    async def dispatch(self, message):
+        # Channels' own dispatch first hops to the database thread (close_old_connections) for every
+        # message, queued there behind renders and other subscribers' reads: seconds of delay at 100
+        # subscribers (bench/ws_fanout.py), and handshakes timing out in a reconnect storm. Every
+        # database call of this consumer goes through database_sync_to_async, which closes stale
+        # connections around itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message.get('type')!r}")
+        self._busy += 1
+        try:
+            await handler(message)
+        finally:
+            self._busy -= 1
+
     async def disconnect(self, code):
-        if getattr(self, "_renewer", None) is not None:
+        if self._renewer is not None:
             self._renewer.cancel()
-        subscription = getattr(self, "subscription", None)
-        if subscription is not None:
-            await self.channel_layer.group_discard(subscription.stream, self.channel_name)
+        if self.subscription is not None:
+            await _hub(self.channel_layer).leave(self.subscription.stream, self)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.subscription is None:
@@ -439,7 +608,7 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             await self._error("invalid", str(exc), exc.fields)
             return
         if action == "ping":
-            await self.channel_layer.group_add(self.subscription.stream, self.channel_name)
+            await _hub(self.channel_layer).renew(self.subscription.stream)
             await self._send({"type": "pong", "stream": self.subscription.stream, "seq": self.last_seq})
         elif action == "snapshot":
             await self._guard(self._snapshot())
@@ -452,7 +621,7 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             await self._guard(self._start(subscription, since=request.since, stream=request.stream))
 
     async def orders_updated(self, message):
-        """Handle a channel-layer ``orders.updated`` message (:meth:`StreamEntry.to_message`).
+        """Handle an ``orders.updated`` message (:meth:`StreamEntry.to_message`) the hub could not.
 
         A number already handled is dropped; the next number is rendered and sent (when in scope
         and matching the filters); a jump reads the missing entries from the stream log, or — when
@@ -475,9 +644,10 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
     async def _start(self, subscription: Subscription, *, since: int | None, stream: str | None) -> None:
         previous, self.subscription = self.subscription, subscription
         if previous is None or previous.stream != subscription.stream:
+            hub = _hub(self.channel_layer)
             if previous is not None:
-                await self.channel_layer.group_discard(previous.stream, self.channel_name)
-            await self.channel_layer.group_add(subscription.stream, self.channel_name)
+                await hub.leave(previous.stream, self)
+            await hub.join(subscription.stream, self)
         if since is None:
             await self._snapshot()
             return
@@ -532,6 +702,36 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
                                 routed_instrument_key=frame.routed_instrument_key):
             await self.send(text_data=frame.text)
 
+    # --- the hub's side (synchronous: nothing else of this subscriber runs meanwhile) ---------------
+
+    def _wants_frame(self, entry: StreamEntry) -> bool:
+        subscription = self.subscription
+        return (not self._busy and subscription is not None and subscription.stream == entry.stream
+                and entry.seq == self.last_seq + 1 and subscription.sees(entry.strategy_id))
+
+    def _take(self, entry: StreamEntry, frame) -> str | None | object:
+        # The hub's change for this subscriber: the frame's text to send, None when there is nothing
+        # to send (not its stream, a number already handled, out of scope, filtered out, the order
+        # gone), or _OWN_TURN when it must go through orders_updated (busy, a hole, no usable frame).
+        subscription = self.subscription
+        if subscription is None or subscription.stream != entry.stream or entry.seq <= self.last_seq:
+            return None
+        if self._busy or entry.seq != self.last_seq + 1:
+            return _OWN_TURN
+        if not subscription.sees(entry.strategy_id):
+            self.last_seq = entry.seq
+            return None
+        if frame is _NOT_RENDERED or (frame is not None and frame.started < self.horizon):
+            return _OWN_TURN
+        self.last_seq = entry.seq
+        if frame is None:
+            return None  # the order no longer exists
+        self.horizon = max(self.horizon, frame.finished)
+        if not subscription.matches(venue=frame.venue, instrument_key=frame.instrument_key,
+                                    routed_instrument_key=frame.routed_instrument_key):
+            return None
+        return frame.text
+
     async def _guard(self, step) -> None:
         # The stream log or the database failed: close (1011) so the client resumes from what it has.
         try:
@@ -547,7 +747,7 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(GROUP_RENEW_SECS)
             if self.subscription is not None:
                 try:
-                    await self.channel_layer.group_add(self.subscription.stream, self.channel_name)
+                    await _hub(self.channel_layer).renew(self.subscription.stream)
                 except Exception:  # noqa: BLE001 - try again at the next renewal
                     logger.exception("order stream: renewal of the group membership failed")
 

@@ -18,7 +18,8 @@ For each order it
         "strategy_id": "alpha", "event_ids": [812, 813], "fill_ids": [97]}
 
    Consumers re-read the order, its events and fills through the selectors; the message carries
-   ids only.
+   ids only. A web process takes each message once, through its one member of the group, and
+   renders the delta once for all its subscribers (``orders.consumers._StreamHub``).
 
 Why the sequence is assigned here, not taken from row ids
 ---------------------------------------------------------

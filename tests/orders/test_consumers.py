@@ -8,13 +8,15 @@ channel layer (in-memory, or channels_redis with ``REDIS_URL``). The consumer re
 in its own steps, so these tests commit for real (``transaction=True``).
 """
 
+import asyncio
+import dataclasses
 import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -86,9 +88,19 @@ def viewer(db):
 
 
 def run(scenario):
-    """Run ``scenario()`` (returning an awaitable) in one event loop; return its result."""
+    """Run ``scenario()`` (returning an awaitable) in one event loop; return its result.
+
+    Before the loop ends, the channel layer's connections are closed in it: a consumer's channel
+    receive still waiting in Redis (a refused connection's, say) then fails at once, where it could
+    otherwise hold the loop's shutdown until the test timed out (seen under load on channels_redis).
+    """
     async def main():
-        return await scenario()
+        try:
+            return await scenario()
+        finally:
+            layer = get_channel_layer()
+            if hasattr(layer, "close_pools"):
+                await layer.close_pools()
 
     return async_to_sync(main)()
 
@@ -771,3 +783,122 @@ def test_event_committed_after_a_larger_id_is_not_skipped_by_a_resume(alpha):
     assert ids["a"] < ids["b"]
     assert [e.event_ids for e in seen] == [(ids["b"],)]
     assert [e.event_ids for e in missed] == [(ids["a"],)] and missed[0].seq == seen[-1].seq + 1
+
+
+# --- fan-out: one group member per process (the hub) ---------------------------------------------------
+
+async def group_members(name: str) -> int:
+    """The number of channels in channel-layer group ``name`` (in-memory layer or channels_redis)."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):  # InMemoryChannelLayer
+        return len(layer.groups.get(name, {}))
+    return await layer.connection(layer.consistent_hash(name)).zcard(layer._group_key(name))
+
+
+def test_subscribers_of_one_process_share_one_group_member_and_one_render(alpha, viewer, monkeypatch):
+    # Arrange: three subscribers of the stream "orders" in this process; renders counted
+    order = OrderFactory(strategy=alpha, status=S.SUBMITTED)
+    token = make_token(viewer)
+    renders = []
+    real_render = consumers._render_delta
+    monkeypatch.setattr(consumers, "_render_delta", lambda entry: renders.append(entry.seq) or real_render(entry))
+
+    async def scenario():
+        communicators = [ws(token=token) for _ in range(3)]
+        snapshots = [await opened(c) for c in communicators]
+        members = await group_members("orders")
+        # Act
+        await apply(venue_fill(order, "T1", "0.01"))
+        deltas = [await c.receive_json_from(timeout=TIMEOUT) for c in communicators]
+        for c in communicators:
+            await c.disconnect()
+        return snapshots, members, deltas, await group_members("orders")
+
+    snapshots, members, deltas, members_after = run(scenario)
+
+    # Assert: the process's hub is the group's one member (and leaves with the last subscriber);
+    # the delta is rendered once and reaches every subscriber
+    assert members == 1 and members_after == 0
+    assert [d["seq"] for d in deltas] == [snapshots[0]["seq"] + 1] * 3
+    assert [[f["venue_trade_id"] for f in d["fills"]] for d in deltas] == [["T1"]] * 3
+    assert renders == [deltas[0]["seq"]]
+
+
+def test_hub_gives_a_subscriber_the_change_only_when_it_can_take_it_as_it_stands():
+    # Arrange: a subscriber of "orders" filtered to BINANCE-SPOT that has handled number 5 and sent
+    # a frame whose reads finished at clock 11
+    def entry(seq):
+        return stream.StreamEntry(stream="orders", seq=seq, order_id=str(uuid.uuid4()), strategy_id="alpha")
+
+    frame = consumers._Frame(text="F", venue="BINANCE-SPOT", instrument_key=ETH_KEY, routed_instrument_key=ETH_KEY,
+                             started=12, finished=13)
+
+    def subscriber(*, busy=0, horizon=11):
+        consumer = consumers.OrderStreamConsumer()
+        consumer.subscription = stream.Subscription(stream="orders", venue="BINANCE-SPOT")
+        consumer.last_seq, consumer.horizon, consumer._busy = 5, horizon, busy
+        return consumer
+
+    # Act / Assert: the next number, idle, a frame newer than what it sent: the hub sends it
+    taker = subscriber()
+    assert taker._take(entry(6), frame) == "F" and (taker.last_seq, taker.horizon) == (6, 13)
+    # a number already handled: dropped
+    assert subscriber()._take(entry(5), frame) is None
+    # a hole, a busy subscriber, a frame older than what it sent, no frame: its own turn
+    own = consumers._OWN_TURN
+    assert subscriber()._take(entry(7), frame) is own
+    assert subscriber(busy=1)._take(entry(6), frame) is own
+    assert subscriber(horizon=14)._take(entry(6), frame) is own
+    assert subscriber()._take(entry(6), consumers._NOT_RENDERED) is own
+    # filtered out (another venue), or the order is gone: nothing to send, the number is taken
+    for other in (dataclasses.replace(frame, venue="OKX"), None):
+        skipper = subscriber()
+        assert skipper._take(entry(6), other) is None and skipper.last_seq == 6
+
+
+def test_render_keeps_a_usable_connection_and_drops_a_broken_one(monkeypatch):
+    # Arrange: with DB_CONN_MAX_AGE=0 (daphne) every connection is "obsolete" as soon as it opens
+    from django.db import connection
+
+    def current():
+        connection.ensure_connection()
+        return connection.connection
+
+    def expire():
+        connection.close_at = 0
+
+    def break_it():
+        connection.errors_occurred = True
+        monkeypatch.setattr(connection, "is_usable", lambda: False)
+
+    async def scenario():
+        render = consumers._RenderSyncToAsync
+        first = await render(current)()
+        await sync_to_async(expire)()  # on the database thread, without closing anything itself
+        kept = await render(current)()
+        await sync_to_async(break_it)()
+        fresh = await render(current)()
+        return first, kept, fresh
+
+    # Act
+    first, kept, fresh = run(scenario)
+
+    # Assert
+    assert kept is first and fresh is not first
+
+
+@pytest.mark.redis
+def test_channel_layer_receive_outlives_the_blocking_wait():
+    # channels_redis blocks in BZPOPMIN for brpop_timeout (5 s); a socket timeout no longer than
+    # that failed the idle wait and took its consumer down (close 1011) every 5 s.
+    async def scenario():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        done, _ = await asyncio.wait({receiving}, timeout=layer.brpop_timeout + 1.5)
+        await layer.send(channel, {"type": "test.ping"})
+        return done, await asyncio.wait_for(receiving, timeout=TIMEOUT)
+
+    done, message = run(scenario)
+
+    assert not done and message == {"type": "test.ping"}
