@@ -32,6 +32,7 @@ from bench.common import (  # noqa: E402
     recreate_database,
     run_load,
     running_server,
+    seed_wide_risk_limits,
     setup_django,
 )
 
@@ -45,7 +46,6 @@ def seed() -> tuple[str, str]:
     from knox.models import AuthToken
 
     from orders.models import Order, Strategy
-    from risk.models import RiskLimit, Scope, TradingState
     from venues.models import Instrument, Venue
 
     venue = Venue.objects.create(
@@ -60,22 +60,7 @@ def seed() -> tuple[str, str]:
     )
     user = get_user_model().objects.create_user("svc-bench")
     strategy = Strategy.objects.create(id="bench", name="Benchmark", service_account=user)
-    # Every limit kind is on, set wide enough that the benchmark's orders all pass: the checks run.
-    wide = {
-        RiskLimit.Kind.MAX_ORDER_QUANTITY: "100",
-        RiskLimit.Kind.MAX_ORDER_NOTIONAL: "10000000",
-        RiskLimit.Kind.PRICE_COLLAR_BPS: "500",
-        RiskLimit.Kind.MAX_ORDERS_PER_SECOND: "100000",
-        RiskLimit.Kind.MAX_ORDERS_PER_MINUTE: "10000000",
-        RiskLimit.Kind.MAX_POSITION_QUANTITY: "1000000",
-        RiskLimit.Kind.MAX_POSITION_NOTIONAL: "100000000000",
-        RiskLimit.Kind.MAX_GROSS_EXPOSURE: "100000000000",
-        RiskLimit.Kind.REPEATED_ORDER_WINDOW_SECS: "1",
-    }
-    for scope, key in ((Scope.GLOBAL, ""), (Scope.STRATEGY, "bench")):
-        for kind, value in wide.items():
-            RiskLimit.objects.create(scope=scope, scope_key=key, kind=kind, value=Decimal(value))
-    TradingState.objects.create(scope=Scope.GLOBAL, scope_key="", state="ACTIVE", reason="benchmark")
+    seed_wide_risk_limits(strategy_id="bench", price_collar_bps="500")  # every limit kind on, wide
     _, token = AuthToken.objects.create(user=user)
     floor_order = Order.objects.create(
         strategy=strategy, operation_id="bench-floor", instrument_key=INSTRUMENT, side="BUY", order_type="LIMIT",

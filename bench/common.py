@@ -160,13 +160,7 @@ def running_server(layout: str, *, port: int, workers: int, env: dict[str, str])
                 time.sleep(0.1)
         yield Server(layout, proc, port)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, timeout=15)
         log.close()
 
 
@@ -258,6 +252,46 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
     return LoadResult(connections, len(latencies), elapsed, latencies, failures)
 
 
+def stop_process_group(proc: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``); SIGKILL after ``timeout`` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def seed_wide_risk_limits(*, strategy_id: str, price_collar_bps: str, venues: tuple[str, ...] = ()) -> None:
+    """Set every risk-limit kind, wide, globally and for ``strategy_id``, and ACTIVE kill switches.
+
+    The benchmarks' orders must all pass while every check still runs (velocity limits would deny a
+    burst of hundreds of orders otherwise). ``price_collar_bps`` as a decimal string; ``venues``: the
+    venue scopes that get an ACTIVE trading state besides GLOBAL.
+    """
+    from decimal import Decimal
+
+    from risk.models import RiskLimit, Scope, TradingState
+
+    wide = {
+        RiskLimit.Kind.MAX_ORDER_QUANTITY: "100",
+        RiskLimit.Kind.MAX_ORDER_NOTIONAL: "10000000",
+        RiskLimit.Kind.PRICE_COLLAR_BPS: price_collar_bps,
+        RiskLimit.Kind.MAX_ORDERS_PER_SECOND: "100000",
+        RiskLimit.Kind.MAX_ORDERS_PER_MINUTE: "10000000",
+        RiskLimit.Kind.MAX_POSITION_QUANTITY: "1000000",
+        RiskLimit.Kind.MAX_POSITION_NOTIONAL: "100000000000",
+        RiskLimit.Kind.MAX_GROSS_EXPOSURE: "100000000000",
+        RiskLimit.Kind.REPEATED_ORDER_WINDOW_SECS: "1",
+    }
+    for scope, key in ((Scope.GLOBAL, ""), (Scope.STRATEGY, strategy_id)):
+        for kind, value in wide.items():
+            RiskLimit.objects.create(scope=scope, scope_key=key, kind=kind, value=Decimal(value))
+    for scope, key in ((Scope.GLOBAL, ""), *((Scope.VENUE, v) for v in venues)):
+        TradingState.objects.create(scope=scope, scope_key=key, state="ACTIVE", reason="benchmark")
+
+
 def print_json_line(figures: dict) -> None:
     """Print the benchmark's closing JSON line (rounded figures)."""
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}), flush=True)
@@ -334,13 +368,7 @@ def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
             raise RuntimeError(f"{exc}\n{worker.tail()}") from None
         yield worker
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, timeout=45)
         log.close()
 
 

@@ -73,6 +73,7 @@ from bench.common import (  # noqa: E402
     recreate_database,
     running_server,
     running_trading_worker,
+    seed_wide_risk_limits,
     setup_django,
     wait_for,
 )
@@ -90,7 +91,7 @@ def seed() -> str:
     from knox.models import AuthToken
 
     from orders.models import Strategy
-    from risk.models import RiskLimit, Scope, TradingState
+    from risk.models import Scope, TradingState
     from venues.models import Instrument, Venue
 
     venue = Venue.objects.create(
@@ -108,24 +109,9 @@ def seed() -> str:
     )
     user = get_user_model().objects.create_user("svc-bench")
     Strategy.objects.create(id="bench", name="Benchmark", service_account=user)
-    # Every limit kind is on, wide enough for a burst of hundreds of orders (velocity limits would
-    # deny it otherwise) and for LIMIT prices 20 % from the mid (collar 50 %): the checks still run.
-    wide = {
-        RiskLimit.Kind.MAX_ORDER_QUANTITY: "100",
-        RiskLimit.Kind.MAX_ORDER_NOTIONAL: "10000000",
-        RiskLimit.Kind.PRICE_COLLAR_BPS: "5000",
-        RiskLimit.Kind.MAX_ORDERS_PER_SECOND: "100000",
-        RiskLimit.Kind.MAX_ORDERS_PER_MINUTE: "10000000",
-        RiskLimit.Kind.MAX_POSITION_QUANTITY: "1000000",
-        RiskLimit.Kind.MAX_POSITION_NOTIONAL: "100000000000",
-        RiskLimit.Kind.MAX_GROSS_EXPOSURE: "100000000000",
-        RiskLimit.Kind.REPEATED_ORDER_WINDOW_SECS: "1",
-    }
-    for scope, key in ((Scope.GLOBAL, ""), (Scope.STRATEGY, "bench")):
-        for kind, value in wide.items():
-            RiskLimit.objects.create(scope=scope, scope_key=key, kind=kind, value=Decimal(value))
-    for scope, key in ((Scope.GLOBAL, ""), (Scope.VENUE, "BINANCE-SPOT"), (Scope.STRATEGY, "bench")):
-        TradingState.objects.create(scope=scope, scope_key=key, state="ACTIVE", reason="benchmark")
+    # Every limit kind on, wide; the collar (50 %) lets LIMIT prices 20 % from the mid through.
+    seed_wide_risk_limits(strategy_id="bench", price_collar_bps="5000", venues=("BINANCE-SPOT",))
+    TradingState.objects.create(scope=Scope.STRATEGY, scope_key="bench", state="ACTIVE", reason="benchmark")
     _, token = AuthToken.objects.create(user=user)
     return token
 
