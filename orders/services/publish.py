@@ -60,7 +60,9 @@ Guarantees
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
 import time
 import uuid
@@ -70,7 +72,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -489,16 +493,51 @@ def _send(entries: list[StreamEntry]) -> None:
         if layer is None:
             return
 
-        async def send_all() -> None:
+        async def send_all(target) -> None:
             for entry in entries:
                 try:
-                    await layer.group_send(entry.stream, entry.to_message())
+                    await target.group_send(entry.stream, entry.to_message())
                 except Exception:  # noqa: BLE001 - one failed group must not starve the others
                     logger.exception("publish of order %s to group %s failed", entry.order_id, entry.stream)
 
-        async_to_sync(send_all)()
+        if isinstance(layer, RedisChannelLayer):
+            sender = _sender_loop()
+            sender.run(send_all(sender.layer))
+        else:  # the in-memory layer's queues belong to the consumers' loop: run there
+            async_to_sync(send_all)(layer)
     except Exception:  # noqa: BLE001 - after commit: log, never raise
         logger.exception("publish of orders.updated for %s failed", sorted({e.order_id for e in entries}))
+
+
+class _SenderLoop:
+    # One event loop thread per process for channel-layer sends from sync code. async_to_sync from
+    # a thread without a loop (a WSGI worker) builds a new loop per call, and channels_redis a new
+    # connection pool with it: a thread start, a Redis connect and handshake per publication.
+    # Here the loop, and so the layer's connections, live as long as the process. It sends through
+    # a layer instance of its own (same settings: same Redis, prefix and groups), so nothing that
+    # closes the shared layer's pools from another loop (a flush) touches connections of this loop.
+    SEND_TIMEOUT_SECS = 10.0
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="order-stream-sender", daemon=True).start()
+
+    def run(self, coroutine) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=self.SEND_TIMEOUT_SECS)
+
+
+_sender: _SenderLoop | None = None
+_sender_lock = threading.Lock()
+
+
+def _sender_loop() -> _SenderLoop:
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender.pid != os.getpid():  # a forked child starts its own
+            _sender = _SenderLoop()
+        return _sender
 
 
 # --- reading the stream -----------------------------------------------------------------------
