@@ -313,6 +313,20 @@ def _describe(orders: list[Order]) -> str:
 
 # --- tests ----------------------------------------------------------------------------------------
 
+def _restart_until_settled(topology, parent_id: str) -> list[Order]:
+    """Start a second trading worker and wait until the TWAP's parent and children are all closed."""
+    topology.wait_ready(topology.start_worker())
+
+    def settled():
+        family = _family(parent_id)
+        return all(o.status not in OPEN_STATUSES for o in family) and family
+
+    try:
+        return eventually(settled, timeout=60, interval=0.2, message="TWAP parent and children settled")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nafter restart:\n{_describe(_family(parent_id))}") from None
+
+
 def test_trading_worker_market_order_over_http_fills_and_updates_the_position(topology):
     # Arrange
     worker = topology.start_worker()
@@ -362,18 +376,9 @@ def test_trading_worker_killed_mid_twap_restarts_without_lost_or_duplicated_fill
                         .values_list("venue_trade_id", flat=True))
     print(f"\nat kill -9: {len(fills_at_kill)} TWAP fills persisted\n{_describe(_family(parent_id))}")
     assert Order.objects.get(pk=parent_id).status not in ("FILLED", "CANCELED"), "the TWAP ended before the kill"
-    second = topology.start_worker()
-    topology.wait_ready(second)
+    family = _restart_until_settled(topology, parent_id)
 
     # Assert: reconciliation leaves no order open that the (fresh) paper venue does not have.
-    def settled():
-        family = _family(parent_id)
-        return all(o.status not in OPEN_STATUSES for o in family) and family
-
-    try:
-        family = eventually(settled, timeout=60, interval=0.2, message="TWAP parent and children settled")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nafter restart:\n{_describe(_family(parent_id))}") from None
     parent = next(o for o in family if str(o.pk) == parent_id)
     children = [o for o in family if o.parent_id is not None]
     twap_fills = list(Fill.objects.filter(Q(order_id=parent_id) | Q(order__parent_id=parent_id)).select_related("order"))
@@ -448,18 +453,9 @@ def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from
                             message="a child fill in the node's cache that the OMS does not have")
         worker.kill_hard()
     print(f"\nat kill -9, only in the node's cache: {behind}\nOMS:\n{_describe(_family(parent_id))}")
-    second = topology.start_worker()
-    topology.wait_ready(second)
+    family = _restart_until_settled(topology, parent_id)
 
     # Assert: reconciliation re-applied what the node's cache knows; nothing is open, nothing differs.
-    def settled():
-        family = _family(parent_id)
-        return all(o.status not in OPEN_STATUSES for o in family) and family
-
-    try:
-        family = eventually(settled, timeout=60, interval=0.2, message="TWAP parent and children settled")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nafter restart:\n{_describe(_family(parent_id))}") from None
     print(f"after restart:\n{_describe(family)}")
     node = _node_cache_fills(settings.REDIS_URL, topology.trader_id)
     node_ids = {t for cid, ids in node.items() if cid.startswith(twap["client_order_id"]) for t in ids}
