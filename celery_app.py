@@ -9,7 +9,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_prerun, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "odum_live.settings")
 
@@ -37,6 +37,20 @@ _IN_PROCESS_POOLS = {"solo", "threads", "thread"}
 
 def _consumes_venues(consumer) -> bool:
     return "venues" in consumer.app.amqp.queues.consume_from
+
+
+@task_prerun.connect
+def drop_unusable_database_connections(sender=None, **kwargs):
+    """Before each task, close this thread's connections that failed or outlived ``CONN_MAX_AGE``.
+
+    Django does this around every request; Celery's fixup, with ``CELERY_DB_REUSE_MAX`` set
+    (settings.py), otherwise keeps a connection the database dropped until its next reuse cycle.
+    """
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # an eager task runs inside its caller's transaction: leave its connection alone
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_ready.connect

@@ -30,6 +30,22 @@ def test_venue_tasks_are_routed_to_queue_venues_and_ack_late():
         assert task.acks_late is True
 
 
+@pytest.mark.django_db(transaction=True)  # outside a transaction, as in the worker: a close is real
+def test_worker_keeps_its_database_connection_across_tasks():
+    # Celery's Django fixup closed the connection before and after every task without
+    # CELERY_DB_REUSE_MAX: each venue command then opened a new PostgreSQL connection.
+    from celery.fixups.django import DjangoWorkerFixup
+    from django.db import connection
+
+    fixup = DjangoWorkerFixup(app)
+    connection.ensure_connection()
+    before = connection.connection
+    for _ in range(3):
+        fixup.on_task_prerun(sender=submit_order)
+        fixup.on_task_postrun(sender=submit_order)
+    assert connection.connection is before
+
+
 def test_submit_claim_moves_routed_to_submitted_and_returns_the_command():
     # Arrange
     listing = InstrumentFactory()
