@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Case, DecimalField, F, Sum, Value, When
+from django.db.models.fields.json import KT
 
 from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
 from orders.models import Order
@@ -98,6 +99,27 @@ class OrdersOpenOrderSource:
         return lambda: int(query.fetchall()[0][0])
 
 
+#: The order's JSON documents, which no state change reads: a venue event's locked read leaves them
+#: unread (decoding the risk result, ~5 KB, was a fifth of a journal write: bench/e2e_latency.py).
+ORDER_DOCUMENTS = ("risk_result", "routing_decision", "expected_deltas", "metadata")
+
+
+def orders_for_state_change():
+    """Return ``Order`` rows as the state-changing services read them: documents deferred.
+
+    Each row carries ``exposure_recorded`` (annotation: ``risk_result["recorded"]``), which is all
+    of the risk result that :func:`order_exposure_changed` needs, so it never loads the deferred
+    document.
+    """
+    return Order.objects.defer(*ORDER_DOCUMENTS).annotate(exposure_recorded=KT("risk_result__recorded"))
+
+
+def _exposure_recorded(order: Order) -> bool:
+    if hasattr(order, "exposure_recorded"):  # from orders_for_state_change(): JSON text, None when absent
+        return order.exposure_recorded == "true"
+    return bool((order.risk_result or {}).get("recorded"))
+
+
 def order_exposure_changed(*, order: Order, previous_status: str, previous_filled_quantity: Decimal) -> None:
     """Subtract from the open-order totals what ``order`` stopped leaving open.
 
@@ -121,7 +143,7 @@ def order_exposure_changed(*, order: Order, previous_status: str, previous_fille
         When the open quantity would grow (a fill reversed, a terminal order reopened): the
         state machine forbids both, so this is a caller bug.
     """
-    if not (order.risk_result or {}).get("recorded"):
+    if not _exposure_recorded(order):
         return
     before = _leaves(previous_status, order.quantity, previous_filled_quantity)
     after = _leaves(order.status, order.quantity, order.filled_quantity)

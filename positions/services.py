@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
+from odum_live.sql import CompiledQuery
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
@@ -38,6 +39,12 @@ from venues.models import Instrument
 logger = logging.getLogger(__name__)
 
 ONE = Decimal(1)
+#: The locked read of a strategy's position in a listing, once per fill: compiled once (odum_live/sql.py).
+_LOCKED_POSITION = CompiledQuery(
+    lambda strategy_id, venue, instrument_key: Position.objects.select_for_update().filter(
+        strategy_id=strategy_id, venue=venue, instrument_key=instrument_key),
+    markers=("<strategy_id marker>", "<venue marker>", "<instrument_key marker>"),
+)
 
 
 def position_apply_fill(
@@ -110,10 +117,12 @@ def position_apply_fill(
     validate_fill(side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier)
     _check_settlement(key=key, inverse=inverse)
 
-    position, created = Position.objects.select_for_update().get_or_create(
-        strategy_id=strategy_id, venue=venue, instrument_key=instrument_key,
-        defaults={"equivalence_key": key.equivalence_key},
-    )
+    position, created = _LOCKED_POSITION.one(strategy_id, venue, instrument_key), False
+    if position is None:
+        position, created = Position.objects.select_for_update().get_or_create(
+            strategy_id=strategy_id, venue=venue, instrument_key=instrument_key,
+            defaults={"equivalence_key": key.equivalence_key},
+        )
     if created and not _strategy_exists(strategy_id):
         # FKs are checked at commit on PostgreSQL; fail here, naming the field, instead.
         raise ValueError(f"strategy_id: unknown strategy {strategy_id!r}")

@@ -36,9 +36,7 @@ class SubmitOrderCommand:
     venue : str
         Routed venue code, e.g. ``BINANCE-SPOT``.
     instrument_key : str
-        Routed listing's canonical key.
-    nautilus_instrument_id : str
-        The listing's NautilusTrader instrument id, e.g. ``BTCUSDT.BINANCE``.
+        Routed listing's canonical key; the node knows its NautilusTrader instrument id.
     side : str
         ``BUY`` or ``SELL``.
     order_type : str
@@ -61,7 +59,6 @@ class SubmitOrderCommand:
     client_order_id: str
     venue: str
     instrument_key: str
-    nautilus_instrument_id: str
     side: str
     order_type: str
     quantity: Decimal

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
-from orders.exposure import order_exposure_changed
+from odum_live.sql import CompiledQuery
+from orders.exposure import order_exposure_changed, orders_for_state_change
 from orders.models import Fill, Order, OrderEvent
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
@@ -105,6 +106,13 @@ class _Touched:
         self.orders[order.pk] = order.strategy_id
 
 
+#: The journal's read of the order a venue event concerns, locked: compiled once (odum_live/sql.py).
+_LOCKED_BY_CLIENT_ORDER_ID = CompiledQuery(
+    lambda client_order_id: orders_for_state_change().select_for_update().filter(client_order_id=client_order_id),
+    markers=("<client_order_id marker>",),
+)
+
+
 def order_apply_venue_event(*, event: VenueEvent,
                             publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
@@ -174,7 +182,7 @@ def order_apply_venue_event(*, event: VenueEvent,
         if event.kind == K.CHILD_CREATED:
             result = _apply_child_created(event, touched)
         else:
-            order = Order.objects.select_for_update().filter(client_order_id=event.client_order_id).first()
+            order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
             if order is None:
                 result = _unknown(event, event.client_order_id)
             elif order.venue != event.venue:
@@ -258,7 +266,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
                                                                                                  flat=True).first()
     if existing is not None:
         return _duplicate_fill(order, event, existing)
-    parent = Order.objects.select_for_update().get(pk=order.parent_id) if order.parent_id else None
+    parent = orders_for_state_change().select_for_update().get(pk=order.parent_id) if order.parent_id else None
     qty = event.last_qty
     if order.filled_quantity + qty > order.quantity:
         return _over_fill(order, event, touched, order)
@@ -270,18 +278,13 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes = [fee_note] if fee_note else []
     _imply_submitted(order, event=event, fields=fields, notes=notes)
-    try:
-        with transaction.atomic():  # savepoint: a concurrent insert of the same trade is a replay
-            fill = Fill.objects.create(
-                order=order, venue=event.venue, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
-                fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
-            )
-    except IntegrityError:
-        existing = Fill.objects.filter(venue=event.venue, venue_trade_id=event.trade_id).values_list(
-            "order_id", flat=True).first()
-        if existing is None:
-            raise
-        return _duplicate_fill(order, event, existing)
+    # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
+    # above), so the duplicate check just made cannot be overtaken. A unique violation here is a
+    # trade id the venue gave to another order: the event fails whole, logged by the journal.
+    fill = Fill.objects.create(
+        order=order, venue=event.venue, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
+        fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
+    )
 
     order.filled_quantity, order.avg_fill_price, order.fees = _figures(order)
     _advance_on_fill(order, notes)
@@ -317,10 +320,11 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
 
 
 def _apply_child_created(event: VenueEvent, touched: _Touched) -> AppliedEvent:
-    parent = Order.objects.select_for_update().filter(client_order_id=event.parent_client_order_id).first()
+    parent = orders_for_state_change().select_for_update().filter(
+        client_order_id=event.parent_client_order_id).first()
     if parent is None:
         return _unknown(event, event.parent_client_order_id)
-    existing = Order.objects.filter(client_order_id=event.client_order_id).first()
+    existing = orders_for_state_change().filter(client_order_id=event.client_order_id).first()
     reason = ""
     if existing is not None:
         reason = ("duplicate CHILD_CREATED: child already recorded" if existing.parent_id == parent.pk
@@ -416,8 +420,10 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
 
 def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
     # Σ quantity, quantity-weighted average price, Σ fee over the fills of the order and its children.
-    rows = Fill.objects.filter(Q(order_id=order.pk) | Q(order__parent_id=order.pk)).values_list(
-        "quantity", "price", "fee")
+    # ``order_id IN (the order and its children)``: both sides of the OR are indexed (primary key,
+    # parent_id), where an OR across the join to orders scanned both tables in full.
+    family = Order.objects.filter(Q(pk=order.pk) | Q(parent_id=order.pk)).values("pk")
+    rows = Fill.objects.filter(order_id__in=family).values_list("quantity", "price", "fee")
     with localcontext() as ctx:
         ctx.prec = 80  # exact sums of NUMERIC(36,18) products
         filled = sum((q for q, _, _ in rows), _ZERO)

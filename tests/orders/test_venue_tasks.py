@@ -61,7 +61,7 @@ def test_submit_claim_moves_routed_to_submitted_and_returns_the_command():
                                                                                  "worker:w1")
     assert event.payload["command"] == "submit"
     assert command.client_order_id == order.client_order_id
-    assert command.nautilus_instrument_id == listing.nautilus_instrument_id
+    assert command.instrument_key == order.routed_instrument_key == listing.instrument_key
     assert (command.side, command.order_type, command.quantity, command.price) == ("BUY", "LIMIT", Decimal("0.01"),
                                                                                  Decimal("40000"))
     assert (command.exec_algorithm, command.exec_algorithm_params) == ("TWAP", {"horizon_secs": 60, "interval_secs": 10})

@@ -151,6 +151,7 @@ class BridgeStrategy(Strategy):
         self._bar_sink = bar_sink
         self._listings = {iid: (venue, key, exec_id, data_id, tuple(feeds))
                           for iid, venue, key, exec_id, data_id, feeds in config.listings}
+        self._instrument_ids = {key: iid for iid, _venue, key, *_rest in config.listings}
         self.events_forwarded = 0
         self.events_untranslatable = 0
 
@@ -178,11 +179,11 @@ class BridgeStrategy(Strategy):
             known to the node (a duplicate hand-off), or a figure does not fit the instrument's
             tick / lot.
         """
-        listing = self._listings.get(command.nautilus_instrument_id)
-        if listing is None:
-            raise VenueCommandError(f"listing {command.instrument_key} ({command.nautilus_instrument_id or 'no id'}) "
-                                    f"is not traded by this trading node")
-        iid = InstrumentId.from_str(command.nautilus_instrument_id)
+        iid_text = self._instrument_ids.get(command.instrument_key)
+        if iid_text is None:
+            raise VenueCommandError(f"listing {command.instrument_key} is not traded by this trading node")
+        listing = self._listings[iid_text]
+        iid = InstrumentId.from_str(iid_text)
         instrument = self.cache.instrument(iid)
         if instrument is None:
             raise VenueCommandError(f"instrument {iid} is not loaded on the trading node")
