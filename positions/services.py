@@ -40,8 +40,11 @@ logger = logging.getLogger(__name__)
 
 ONE = Decimal(1)
 #: The locked read of a strategy's position in a listing, once per fill: compiled once (odum_live/sql.py).
+#: Unordered and ``of=self``: ``Position``'s default ordering joins ``orders_strategy``, and a FOR
+#: UPDATE over that join locked the strategy row, deadlocking with every order insert's foreign-key
+#: check (FOR KEY SHARE) under a TWAP storm (bench/e2e_latency.py).
 _LOCKED_POSITION = CompiledQuery(
-    lambda strategy_id, venue, instrument_key: Position.objects.select_for_update().filter(
+    lambda strategy_id, venue, instrument_key: Position.objects.select_for_update(of=("self",)).order_by().filter(
         strategy_id=strategy_id, venue=venue, instrument_key=instrument_key),
     markers=("<strategy_id marker>", "<venue marker>", "<instrument_key marker>"),
 )

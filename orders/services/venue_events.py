@@ -108,7 +108,8 @@ class _Touched:
 
 #: The journal's read of the order a venue event concerns, locked: compiled once (odum_live/sql.py).
 _LOCKED_BY_CLIENT_ORDER_ID = CompiledQuery(
-    lambda client_order_id: orders_for_state_change().select_for_update().filter(client_order_id=client_order_id),
+    lambda client_order_id: orders_for_state_change().select_for_update(of=("self",)).order_by().filter(
+        client_order_id=client_order_id),
     markers=("<client_order_id marker>",),
 )
 

@@ -309,3 +309,32 @@ def test_position_apply_fill_concurrent_fills_on_new_position_equal_sequential_r
     assert (row.quantity, row.avg_entry_price, row.realized_pnl, row.fees) == (
         expected.quantity, expected.avg_entry_price, expected.realized_pnl, expected.fees)
     assert row.quantity == THREADS * ROUNDS * 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_position_apply_fill_locks_the_position_row_not_its_strategy():
+    # Regression: the compiled locked read kept Position's default ordering, whose join to
+    # orders_strategy made FOR UPDATE lock the strategy row too; every order insert's foreign-key
+    # check (FOR KEY SHARE on that row) then waited for the fill, and a TWAP storm deadlocked.
+    import psycopg
+    from django.db import connection
+
+    # Arrange: an existing position, and a second connection as another request would hold.
+    StrategyFactory(id="s-lock")
+    with transaction.atomic():
+        apply("s-lock", "BUY", "1", "100")
+    params = connection.get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items() if k in {"host", "port", "user", "password", "dbname"}},
+                            autocommit=True)
+    try:
+        with transaction.atomic():
+            # Act: the next fill holds its locks until commit.
+            apply("s-lock", "BUY", "1", "101")
+
+            # Assert: the strategy row is free for a foreign-key check; the position row is not.
+            other.execute("SELECT 1 FROM orders_strategy WHERE id = %s FOR KEY SHARE NOWAIT", ["s-lock"])
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM positions_position WHERE strategy_id = %s FOR UPDATE NOWAIT", ["s-lock"])
+    finally:
+        other.close()
