@@ -105,8 +105,9 @@ class _Publisher:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, orders: dict[uuid.UUID, str]) -> None:
-        self._queue.put_nowait(orders)
+    def submit(self, orders: dict[uuid.UUID, str], *, hold: float = 0.0) -> None:
+        # hold > 0: it may wait that long (seconds) for another publication to go out with.
+        self._queue.put_nowait((orders, time.monotonic() + hold if hold > 0 else None))
 
     def depth(self) -> int:
         return sum(1 for item in list(self._queue.queue) if item is not _STOP)
@@ -133,14 +134,28 @@ class _Publisher:
         stopping = False
         while not stopping:
             merged: dict[uuid.UUID, str] = {}
+            urgent, earliest = False, None  # a publication that may not wait; the first deadline of those that may
             item = self._queue.get()
             while True:
                 if item is _STOP:
                     stopping = True
                 else:
-                    merged.update(item)
+                    orders, until = item
+                    merged.update(orders)
+                    if until is None:
+                        urgent = True
+                    else:
+                        earliest = until if earliest is None else min(earliest, until)
                 try:
                     item = self._queue.get_nowait()
+                    continue
+                except queue.Empty:
+                    pass
+                wait = 0.0 if urgent or stopping or earliest is None else earliest - time.monotonic()
+                if wait <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=wait)
                 except queue.Empty:
                     break
             if not merged:
@@ -255,16 +270,26 @@ class JournalWriter:
                                           f"{event.client_order_id} not queued")
             self._queue.put_nowait(event)
 
-    def publish_later(self, orders: dict[uuid.UUID, str]) -> None:
+    def publish_later(self, orders: dict[uuid.UUID, str], *, hold: float = 0.0) -> None:
         """Publish ``orders`` (order id → strategy id) on the writer's publisher thread, after what it holds.
 
         For other writers of the same orders in this process (the trading worker's claim), so their
         publication keeps its place before the venue's events and costs the caller nothing. Once
         the writer is stopped, publishes in the caller's thread instead.
+
+        Parameters
+        ----------
+        orders : dict[uuid.UUID, str]
+            The changed orders.
+        hold : float
+            Seconds the publication may wait for another one to go out with it (0: at once). The
+            claim holds its publication for the venue's first event, which then publishes both
+            (venues/tasks.py): one publication per order instead of two, and none competing with
+            the journal's write of that event for the interpreter.
         """
         with self._lock:
             if self._accepting:
-                self._publisher.submit(orders)
+                self._publisher.submit(orders, hold=hold)
                 return
         from orders.services.publish import publish_orders_updated
 

@@ -16,6 +16,7 @@ failure, never a silent hang.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -26,6 +27,11 @@ from celery_app import app
 from venues.commands import VenueCommandError
 
 logger = logging.getLogger(__name__)
+
+#: Longest wait of a claim's publication (SUBMITTED) for the venue's first event (ACCEPTED, FILLED …),
+#: to go out with it: on the paper venues that event is journaled ~10–20 ms after the claim
+#: (bench/e2e_latency.py), so subscribers see SUBMITTED at most this much later.
+CLAIM_PUBLICATION_HOLD_SECS = 0.05
 
 
 def _hostname(task) -> str:
@@ -71,7 +77,8 @@ def _run_command(task, order_id: str, command: str) -> None:
         # The claim's publication goes to the node's journal publisher: the order is handed to the
         # venue without waiting for the channel layer, and its SUBMITTED still precedes the venue's events.
         host = trading_node_host()
-        publish = host.journal.publish_later if host is not None else None
+        publish = functools.partial(host.journal.publish_later, hold=CLAIM_PUBLICATION_HOLD_SECS) \
+            if host is not None else None
         claimed = venue_commands.order_venue_submit_claim(order_id=order_id, worker=_hostname(task), publish=publish)
     else:
         claimed = venue_commands.order_venue_cancel_claim(order_id=order_id, worker=_hostname(task))

@@ -135,7 +135,7 @@ def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(setti
     published = []
 
     class _Journal:
-        def publish_later(self, orders):
+        def publish_later(self, orders, hold=0.0):
             published.append(dict(orders))
 
     class _Stopped:

@@ -257,6 +257,29 @@ def test_journal_publishes_on_its_publisher_thread_in_commit_order_and_drains_on
     assert calls[1][2] == S.FILLED
 
 
+def test_journal_held_publication_goes_out_with_the_next_one_or_after_its_hold(order, writers, monkeypatch):
+    # Arrange: publications recorded; a second order to publish alongside.
+    import orders.services.publish as publish
+
+    calls = []
+    monkeypatch.setattr(publish, "publish_orders_updated", lambda orders, **kwargs: calls.append(sorted(orders)))
+    other = OrderFactory(strategy=order.strategy)
+    writer = writers()
+
+    # Act 1: a publication held for 30 s, then the venue's event: both go out at once, together.
+    writer.publish_later({other.pk: other.strategy_id}, hold=30.0)
+    writer.submit(accepted(order))
+    eventually(lambda: len(calls) == 1, timeout=5, message="held publication merged with the event's")
+
+    # Act 2: a publication held briefly with nothing to wait for goes out alone once its hold ends.
+    writer.publish_later({other.pk: other.strategy_id}, hold=0.05)
+    eventually(lambda: len(calls) == 2, timeout=5, message="held publication sent after its hold")
+    assert writer.stop(timeout=10)
+
+    # Assert
+    assert calls == [sorted([order.pk, other.pk]), [other.pk]]
+
+
 def _held_then(gate, behaviour):
     # The first event waits for ``gate`` (so the rest queue up and form one batch), then ``behaviour``.
     first = threading.Event()
