@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent
 from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
-from orders.state import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus, check_transition
+from orders.services.one_statement import transition_in_one_statement
+from orders.state import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
 from venues.commands import CancelOrderCommand, SubmitOrderCommand
 from venues.events import VenueEvent, VenueEventKind
 
@@ -133,33 +134,20 @@ def _submitted_payload(worker: str) -> dict:
 def _claim_in_one_statement(order_id: str, worker: str) -> Order | None:
     # PostgreSQL: ROUTED → SUBMITTED and its SUBMITTED event in one statement (committed on its own
     # in the worker, which runs no transaction around it): the UPDATE's row lock and ``status =
-    # ROUTED`` re-checked under it are the claim,
-    # exactly as the locked read of the fallback. It costs one round trip instead of six statements
-    # through the ORM, the largest part of the worker's claim (bench/e2e_latency.py). None when no
-    # row was claimed; the fallback then finds out why. A malformed id also falls back (and is logged there).
-    check_transition(OrderStatus.ROUTED, OrderStatus.SUBMITTED)  # the transition this statement makes
+    # ROUTED`` re-checked under it are the claim, exactly as the fallback's locked read. One round
+    # trip instead of six ORM statements, most of the worker's claim (bench/e2e_latency.py). None
+    # when no row was claimed (the fallback then finds out why); a malformed id falls back too.
     try:
         pk = uuid.UUID(str(order_id))
     except ValueError:
         return None
-    order_table, event_table = Order._meta.db_table, OrderEvent._meta.db_table
-    columns = ", ".join(Order._meta.get_field(name).column for name in _COMMAND_FIELDS)
     now = timezone.now()
-    claimed = list(Order.objects.raw(
-        f"""WITH claimed AS (
-                UPDATE {order_table} SET status = %(submitted)s, submitted_at = %(now)s, updated_at = %(now)s
-                WHERE id = %(id)s AND status = %(routed)s
-                RETURNING {columns}
-            ), recorded AS (
-                INSERT INTO {event_table} (order_id, type, status_before, status_after, payload, actor, ts)
-                SELECT id, %(event)s, %(routed)s, %(submitted)s, %(payload)s, %(actor)s, %(now)s FROM claimed
-            )
-            SELECT {columns} FROM claimed""",
-        {"submitted": OrderStatus.SUBMITTED, "routed": OrderStatus.ROUTED, "now": now, "id": pk,
-         "event": OrderEvent.Type.SUBMITTED, "actor": f"worker:{worker}",
-         "payload": OrderEvent._meta.get_field("payload").get_db_prep_save(_submitted_payload(worker), connection)},
-    ))
-    return claimed[0] if claimed else None
+    return transition_in_one_statement(
+        where={"id": pk}, source=OrderStatus.ROUTED, target=OrderStatus.SUBMITTED,
+        set_columns={"submitted_at": "%(submitted_at)s"}, values={"submitted_at": now},
+        event_type=OrderEvent.Type.SUBMITTED, actor=f"worker:{worker}", ts=now, payload=_submitted_payload(worker),
+        returning=_COMMAND_FIELDS,
+    )
 
 
 def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderCommand | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
@@ -31,6 +31,7 @@ from odum_live.instruments import parse_instrument_key
 from odum_live.sql import CompiledQuery
 from orders.exposure import order_exposure_changed, orders_for_state_change
 from orders.models import Fill, Order, OrderEvent
+from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
 from positions.services import position_apply_fill
@@ -180,7 +181,10 @@ def order_apply_venue_event(*, event: VenueEvent,
     """
     touched = _Touched()
     with transaction.atomic():
-        if event.kind == K.CHILD_CREATED:
+        accepted = _accept_in_one_statement(event, touched) if event.kind == K.ACCEPTED else None
+        if accepted is not None:
+            result = accepted
+        elif event.kind == K.CHILD_CREATED:
             result = _apply_child_created(event, touched)
         else:
             order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
@@ -200,6 +204,31 @@ def order_apply_venue_event(*, event: VenueEvent,
 
 
 # --- event kinds ------------------------------------------------------------------------------
+
+def _accept_in_one_statement(event: VenueEvent, touched: _Touched) -> AppliedEvent | None:
+    # PostgreSQL, the common case: SUBMITTED → ACCEPTED on the event's venue, as _apply_status would
+    # write it (accepted_at kept if already set, the venue's order id taken; open exposure does not
+    # change: the leaves stay), in one statement (orders/services/one_statement.py). None when the
+    # order is not SUBMITTED on that venue (or unknown): the general path decides and records why.
+    if connection.vendor != "postgresql":
+        return None
+    order = transition_in_one_statement(
+        where={"client_order_id": event.client_order_id, "venue": event.venue},
+        source=S.SUBMITTED, target=S.ACCEPTED,
+        set_columns={"accepted_at": "COALESCE(accepted_at, %(ts_event)s)",
+                     "venue_order_id": "CASE WHEN %(venue_order_id)s = '' THEN venue_order_id "
+                                       "ELSE %(venue_order_id)s END"},
+        values={"ts_event": event.ts_event, "venue_order_id": event.venue_order_id},
+        event_type=_EVENT_TYPE[K.ACCEPTED], actor=_actor(event), ts=event.ts_event, payload=_base_payload(event),
+        returning=("id", "strategy_id", "client_order_id"),
+    )
+    if order is None:
+        return None
+    touched.add(order)
+    logger.info("order %s: %s %s -> %s", order.client_order_id, event.kind, S.SUBMITTED, S.ACCEPTED)
+    return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id, order_id=order.pk,
+                        status_before=S.SUBMITTED, status_after=S.ACCEPTED)
+
 
 def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEvent:
     before = order.status

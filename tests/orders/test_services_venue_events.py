@@ -144,6 +144,39 @@ def test_apply_submitted_confirms_once_then_duplicate_is_ignored(order):
     assert types(order) == [OrderEvent.Type.SUBMITTED, OrderEvent.Type.IGNORED]
 
 
+@pytest.mark.parametrize("vendor_fast_path", [True, False], ids=["one-statement", "general"])
+def test_apply_accepted_on_a_submitted_order_writes_the_same_whichever_path(order, vendor_fast_path, monkeypatch,
+                                                                           django_capture_on_commit_callbacks):
+    # PostgreSQL takes the one-statement form (orders/services/one_statement.py); both forms must
+    # leave the same order row, event and publication.
+    from django.db import connection
+
+    import orders.services.venue_events as venue_events
+
+    if not vendor_fast_path:
+        monkeypatch.setattr(venue_events, "_accept_in_one_statement", lambda event, touched: None)
+    elif connection.vendor != "postgresql":
+        pytest.skip("the one-statement form is PostgreSQL's")
+    published = []
+
+    # Act
+    with django_capture_on_commit_callbacks(execute=True):
+        result = order_apply_venue_event(event=ev(K.ACCEPTED, order, seconds=2, venue_order_id="V9"),
+                                         publish=published.append)
+
+    # Assert
+    order.refresh_from_db()
+    event = order.events.get()
+    assert result.applied and (result.order_id, result.status_before, result.status_after) == (
+        order.pk, S.SUBMITTED, S.ACCEPTED)
+    assert (order.status, order.accepted_at, order.venue_order_id) == (S.ACCEPTED, T0 + timedelta(seconds=2), "V9")
+    assert (event.type, event.status_before, event.status_after, event.actor, event.ts) == (
+        OrderEvent.Type.ACCEPTED, S.SUBMITTED, S.ACCEPTED, "venue:BINANCE-SPOT", T0 + timedelta(seconds=2))
+    assert event.payload == {"kind": "ACCEPTED", "ts_event": (T0 + timedelta(seconds=2)).isoformat(),
+                             "venue_order_id": "V9"}
+    assert published == [{order.pk: order.strategy_id}]
+
+
 def test_apply_duplicate_accepted_is_ignored(order):
     order_apply_venue_event(event=ev(K.ACCEPTED, order))
 

@@ -1,0 +1,94 @@
+"""A status transition and its ``OrderEvent`` in one PostgreSQL statement (the hot paths' fast form).
+
+The trading worker's most frequent state changes — the claim (ROUTED → SUBMITTED) and the venue's
+acknowledgement (SUBMITTED → ACCEPTED) — each cost five or six statements through the ORM (locked
+read, update, event insert, begin, commit): most of their time on the benchmark machine
+(bench/e2e_latency.py). For the common case they are one statement here: an ``UPDATE … WHERE
+<the expected status> RETURNING`` and the event ``INSERT … SELECT`` from its result, in one
+``WITH``. The UPDATE takes the row lock and re-checks the expected status under it, exactly as the
+services' locked read does; when no row matches (unknown order, another status, another venue) the
+caller falls back to its general path, which decides and records why. The transition itself is
+checked against the state machine (``orders.state.check_transition``) before it is written.
+
+PostgreSQL only (data-modifying ``WITH``): callers check ``connection.vendor`` first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent
+from orders.state import check_transition
+
+
+def transition_in_one_statement(
+    *, where: dict[str, Any], source: str, target: str, set_columns: dict[str, str], values: dict[str, Any],
+    event_type: str, actor: str, ts: datetime, payload: dict, returning: tuple[str, ...],
+) -> Order | None:
+    """Move the one order matching ``where`` from ``source`` to ``target`` and record its event.
+
+    Parameters
+    ----------
+    where : dict[str, Any]
+        Column → value the order must match besides ``status = source`` (e.g. ``{"id": pk}``).
+    source, target : str
+        The status expected under the row lock, and the new one (a legal transition).
+    set_columns : dict[str, str]
+        Further columns to set → SQL expression over named parameters of ``values`` (e.g.
+        ``{"accepted_at": "COALESCE(accepted_at, %(ts)s)"}``); ``updated_at`` is always set to now.
+    values : dict[str, Any]
+        Named parameters used by ``set_columns``.
+    event_type : str
+        ``OrderEvent.type`` of the recorded event (status_before = source, status_after = target).
+    actor : str
+        The event's actor.
+    ts : datetime
+        The event's time (UTC).
+    payload : dict
+        The event's payload (JSON).
+    returning : tuple[str, ...]
+        ``Order`` fields to load on the returned instance (the rest are deferred).
+
+    Returns
+    -------
+    Order | None
+        The updated order (fields ``returning``), or None when no order matched.
+
+    Raises
+    ------
+    orders.state.IllegalTransition
+        ``source`` → ``target`` is not a legal transition.
+    django.db.OperationalError
+        Database unavailable; nothing is written.
+    """
+    if "id" not in returning:
+        raise ValueError("returning: must include 'id' (the recorded event's order)")
+    check_transition(source, target)
+    opts, events = Order._meta, OrderEvent._meta
+    params: dict[str, Any] = {**values, "_source": source, "_target": target, "_now": timezone.now(),
+                              "_event_type": event_type, "_actor": actor, "_ts": ts,
+                              "_payload": events.get_field("payload").get_db_prep_save(payload, connection)}
+    assignments = ["status = %(_target)s", "updated_at = %(_now)s"]
+    assignments += [f"{opts.get_field(name).column} = {expression}" for name, expression in set_columns.items()]
+    conditions = ["status = %(_source)s"]
+    for i, (name, value) in enumerate(where.items()):
+        params[f"_where{i}"] = value
+        conditions.append(f"{opts.get_field(name).column} = %(_where{i})s")
+    columns = ", ".join(opts.get_field(name).column for name in returning)
+    rows = list(Order.objects.raw(
+        f"""WITH changed AS (
+                UPDATE {opts.db_table} SET {", ".join(assignments)}
+                WHERE {" AND ".join(conditions)}
+                RETURNING {columns}
+            ), recorded AS (
+                INSERT INTO {events.db_table} (order_id, type, status_before, status_after, payload, actor, ts)
+                SELECT id, %(_event_type)s, %(_source)s, %(_target)s, %(_payload)s, %(_actor)s, %(_ts)s FROM changed
+            )
+            SELECT {columns} FROM changed""",
+        params,
+    ))
+    return rows[0] if rows else None
