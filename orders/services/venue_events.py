@@ -115,6 +115,26 @@ _LOCKED_BY_CLIENT_ORDER_ID = CompiledQuery(
 )
 
 
+#: A fill's reads, once per FILLED event: compiled once (odum_live/sql.py).
+_FILL_BY_TRADE = CompiledQuery(
+    lambda venue, trade_id: Fill.objects.order_by().only("id", "order_id").filter(venue=venue, venue_trade_id=trade_id),
+    markers=("<venue marker>", "<trade_id marker>"),
+)
+# ``order_id IN (the order and its children)``: both sides of the OR are indexed (primary key,
+# parent_id), where an OR across the join to orders scanned both tables in full.
+_FAMILY_FILLS = CompiledQuery(
+    lambda order_id, parent_id: Fill.objects.order_by().only("id", "quantity", "price", "fee").filter(
+        order_id__in=Order.objects.filter(Q(pk=order_id) | Q(parent_id=parent_id)).values("pk")),
+    markers=(uuid.UUID(int=1), uuid.UUID(int=2)),
+)
+_LISTING_TERM_FIELDS = ("contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency")
+_LISTING_TERMS = CompiledQuery(
+    lambda instrument_key: Instrument.objects.order_by().only("id", *_LISTING_TERM_FIELDS).filter(
+        instrument_key=instrument_key),
+    markers=("<instrument_key marker>",),
+)
+
+
 def order_apply_venue_event(*, event: VenueEvent,
                             publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
@@ -292,10 +312,9 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
 
 
 def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEvent:
-    existing = Fill.objects.filter(venue=event.venue, venue_trade_id=event.trade_id).values_list("order_id",
-                                                                                                 flat=True).first()
+    existing = _FILL_BY_TRADE.one(event.venue, event.trade_id)
     if existing is not None:
-        return _duplicate_fill(order, event, existing)
+        return _duplicate_fill(order, event, existing.order_id)
     parent = orders_for_state_change().select_for_update().get(pk=order.parent_id) if order.parent_id else None
     qty = event.last_qty
     if order.filled_quantity + qty > order.quantity:
@@ -450,10 +469,7 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
 
 def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
     # Σ quantity, quantity-weighted average price, Σ fee over the fills of the order and its children.
-    # ``order_id IN (the order and its children)``: both sides of the OR are indexed (primary key,
-    # parent_id), where an OR across the join to orders scanned both tables in full.
-    family = Order.objects.filter(Q(pk=order.pk) | Q(parent_id=order.pk)).values("pk")
-    rows = Fill.objects.filter(order_id__in=family).values_list("quantity", "price", "fee")
+    rows = [(f.quantity, f.price, f.fee) for f in _FAMILY_FILLS.raw(order.pk, order.pk)]
     with localcontext() as ctx:
         ctx.prec = 80  # exact sums of NUMERIC(36,18) products
         filled = sum((q for q, _, _ in rows), _ZERO)
@@ -466,8 +482,8 @@ def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
 def _position_terms(order: Order, event: VenueEvent) -> tuple[Decimal, bool, Decimal, str]:
     # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
     # settlement/base for inverse), plus a note when the fee could not be converted.
-    listing = Instrument.objects.filter(instrument_key=order.routed_instrument_key).values(
-        "contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency").first()
+    found = _LISTING_TERMS.one(order.routed_instrument_key)
+    listing = None if found is None else {name: getattr(found, name) for name in _LISTING_TERM_FIELDS}
     if listing is None:
         raise VenueEventError(
             f"order {order.client_order_id}: no venues.Instrument listing {order.routed_instrument_key!r}; "
