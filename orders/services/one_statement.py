@@ -10,7 +10,8 @@ services' locked read does; when no row matches (unknown order, another status, 
 caller falls back to its general path, which decides and records why. The transition itself is
 checked against the state machine (``orders.state.check_transition``) before it is written.
 
-PostgreSQL only (data-modifying ``WITH``): callers check ``connection.vendor`` first.
+PostgreSQL only (data-modifying ``WITH``): elsewhere it changes nothing and returns None, and the
+caller's general path applies.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def transition_in_one_statement(
     Returns
     -------
     Order | None
-        The updated order (fields ``returning``), or None when no order matched.
+        The updated order (fields ``returning``); None when no order matched, or when the database
+        is not PostgreSQL (nothing written: the caller's general path applies).
 
     Raises
     ------
@@ -68,6 +70,8 @@ def transition_in_one_statement(
     if "id" not in returning:
         raise ValueError("returning: must include 'id' (the recorded event's order)")
     check_transition(source, target)
+    if connection.vendor != "postgresql":
+        return None
     opts, events = Order._meta, OrderEvent._meta
     params: dict[str, Any] = {**values, "_source": source, "_target": target, "_now": timezone.now(),
                               "_event_type": event_type, "_actor": actor, "_ts": ts,

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 import uuid
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent
@@ -97,11 +97,8 @@ def order_venue_submit_claim(*, order_id: str, worker: str,
         Database unavailable; nothing is written and the task is redelivered.
     """
     publisher = publish or publish_orders_updated
-    order = _claim_in_one_statement(order_id, worker) if connection.vendor == "postgresql" else None
-    if order is not None:
-        published = {order.pk: order.strategy_id}
-        transaction.on_commit(lambda: publisher(published))
-    else:
+    order = _claim_in_one_statement(order_id, worker)
+    if order is None:
         # Not claimable in one statement (unknown, or no longer ROUTED), or not PostgreSQL: the
         # locked read decides, and records why an order is not sent (IGNORED).
         with transaction.atomic():
@@ -116,8 +113,8 @@ def order_venue_submit_claim(*, order_id: str, worker: str,
             OrderEvent.objects.create(order=order, type=OrderEvent.Type.SUBMITTED, status_before=before,
                                       status_after=order.status, actor=f"worker:{worker}", ts=now,
                                       payload=_submitted_payload(worker))
-            published = {order.pk: order.strategy_id}
-            transaction.on_commit(lambda: publisher(published))
+    published = {order.pk: order.strategy_id}
+    transaction.on_commit(lambda: publisher(published))
     return SubmitOrderCommand(
         order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
         instrument_key=order.routed_instrument_key,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
@@ -229,9 +229,8 @@ def _accept_in_one_statement(event: VenueEvent, touched: _Touched) -> AppliedEve
     # PostgreSQL, the common case: SUBMITTED → ACCEPTED on the event's venue, as _apply_status would
     # write it (accepted_at kept if already set, the venue's order id taken; open exposure does not
     # change: the leaves stay), in one statement (orders/services/one_statement.py). None when the
-    # order is not SUBMITTED on that venue (or unknown): the general path decides and records why.
-    if connection.vendor != "postgresql":
-        return None
+    # order is not SUBMITTED on that venue (or unknown), or not on PostgreSQL: the general path
+    # decides and records why.
     order = transition_in_one_statement(
         where={"client_order_id": event.client_order_id, "venue": event.venue},
         source=S.SUBMITTED, target=S.ACCEPTED,

@@ -49,3 +49,16 @@ def test_transition_in_one_statement_moves_only_an_order_in_the_source_status():
     assert list(submitted.events.values_list("type", "status_before", "status_after", "actor")) == [
         (OrderEvent.Type.ACCEPTED, S.SUBMITTED, S.ACCEPTED, "test")]
     assert untouched is None and pending.status == S.PENDING_CANCEL and not pending.events.exists()
+
+
+def test_transition_in_one_statement_elsewhere_than_postgresql_writes_nothing():
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("the one-statement form runs on PostgreSQL")
+    order = OrderFactory(status=S.SUBMITTED)
+
+    assert _move(where={"id": order.pk}, source=S.SUBMITTED, target=S.ACCEPTED) is None
+
+    order.refresh_from_db()
+    assert order.status == S.SUBMITTED and not order.events.exists()
