@@ -368,8 +368,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
 
 
 def _apply_child_created(event: VenueEvent, touched: _Touched) -> AppliedEvent:
-    parent = orders_for_state_change().select_for_update().filter(
-        client_order_id=event.parent_client_order_id).first()
+    parent = _LOCKED_BY_CLIENT_ORDER_ID.one(event.parent_client_order_id)
     if parent is None:
         return _unknown(event, event.parent_client_order_id)
     existing = orders_for_state_change().filter(client_order_id=event.client_order_id).first()
