@@ -1,24 +1,39 @@
-"""Querysets compiled to SQL once per database and run again with new parameter values.
+"""SQL on the hot paths: querysets compiled once, statements sent now and read later, pipelines.
 
+**Compiled querysets.** 
 Django compiles a queryset's SQL every time it runs. On the trading worker's hot paths (the
 journal writer's locked read of an order, once per venue event) the compilation cost more than the
 query itself: ~2 ms of a ~4 ms ACCEPTED write on the 2-core benchmark machine
 (bench/e2e_latency.py, cProfile of ``order_apply_venue_event``). A :class:`CompiledQuery` builds
 the queryset once with *marker* arguments, keeps the SQL and the positions of the markers among its
-parameters, and from then on runs that SQL as a ``RawQuerySet`` of the same model with the real
-arguments in the markers' places: the same statement, the same model instances (deferred fields and
-annotations included, Django's converters applied), without the compiler.
+parameters, and from then on runs that SQL with the real arguments in the markers' places and turns
+its rows into model instances as Django's ``ModelIterable`` does (deferred fields and annotations
+included, Django's converters applied): the same statement, the same instances, without the
+compiler.
+
+**Sent statements and pipelines.** :func:`send_query`, :func:`send_update` and :func:`send_insert`
+execute a statement without reading its result. Outside a psycopg pipeline that is plain
+execution; inside one (:func:`pipeline`, PostgreSQL only) the statement travels with the ones sent
+after it, up to the first whose rows are read — or to the pipeline's end, or the COMMIT when the
+pipeline encloses the transaction. Each statement still runs after the one before it, in order, in
+the same transaction. Nothing of their results is needed to go on: an UPDATE by primary key of a
+row the caller holds locked, an INSERT whose ids are either set beforehand or read later. A
+database error of a sent statement surfaces at the next read, the pipeline's end or the COMMIT, as
+Django's exception, and the transaction rolls back whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
-from django.db.models import QuerySet
-from django.db.models.query import RawQuerySet
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import ModelIterable
+from django.db.models.sql import InsertQuery
 
 
 def _as_is(value: Any) -> Any:
@@ -35,15 +50,29 @@ def _uuid_hex(value: Any) -> Any:
 _ADAPTATIONS = (_as_is, _uuid_hex)
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    # What a queryset compiled to, and how its rows become instances (as Django's ModelIterable).
+    model: Any
+    sql: str
+    params: list
+    positions: list  # (index among params, adaptation) per marker
+    fields: slice  # the model's columns in the select
+    attnames: list[str]
+    annotations: dict[str, int]  # annotation name → column
+    converters: list  # (column, (converters, expression))
+
+
 class CompiledQuery:
     """A queryset built by ``build(*markers)``, compiled on first use per database alias.
 
     Parameters
     ----------
     build : Callable[..., QuerySet]
-        Builds the queryset from its arguments. It must use each argument exactly once as a
-        parameter value (a filter's right-hand side), so that its marker appears once among the
-        compiled parameters.
+        Builds the queryset from its arguments: a plain model queryset (``only`` / ``defer`` /
+        ``annotate`` / ``select_for_update`` allowed; no ``select_related``, no ``values``). It
+        must use each argument exactly once as a parameter value (a filter's right-hand side), so
+        that its marker appears once among the compiled parameters.
     markers : tuple
         One distinctive value per argument of ``build``, of the type the filter expects (e.g. a
         string no real argument takes, or a fixed UUID for a UUID column).
@@ -51,17 +80,19 @@ class CompiledQuery:
     Raises
     ------
     ValueError
-        On first use, when a marker is not found exactly once among the compiled parameters.
+        On first use, when a marker is not found exactly once among the compiled parameters, or
+        the queryset is not a plain model queryset.
     """
 
     def __init__(self, build: Callable[..., QuerySet], *, markers: tuple) -> None:
         self._build = build
         self._markers = markers
-        self._compiled: dict[str, tuple[Any, str, list, list]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _compile(self, using: str) -> tuple[Any, str, list, list]:
+    def _compile(self, using: str) -> _Compiled:
         queryset = self._build(*self._markers).using(using)
-        sql, params = queryset.query.get_compiler(using=using).as_sql()
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
         params = list(params)
         positions = []
         for marker in self._markers:
@@ -73,27 +104,266 @@ class CompiledQuery:
             if len(found) != 1:
                 raise ValueError(f"marker {marker!r} appears {len(found)} times among the compiled parameters")
             positions.append(found[0])
-        return queryset.model, sql, params, positions
+        info = compiler.klass_info
+        if info is None or info.get("related_klass_infos") or queryset._iterable_class is not ModelIterable:
+            raise ValueError("CompiledQuery needs a plain model queryset (no select_related, values or raw)")
+        start, end = info["select_fields"][0], info["select_fields"][-1] + 1
+        select = compiler.select
+        converters = compiler.get_converters([column for column, _, _ in select[:compiler.col_count]])
+        return _Compiled(
+            model=queryset.model, sql=sql, params=params, positions=positions, fields=slice(start, end),
+            attnames=[column.target.attname for column, _, _ in select[start:end]],
+            annotations=dict(compiler.annotation_col_map), converters=list(converters.items()),
+        )
 
-    def raw(self, *args: Any, using: str = DEFAULT_DB_ALIAS) -> RawQuerySet:
-        """Return the queryset for ``args`` as a ``RawQuerySet`` of the same SQL (compiled once).
-
-        Select-for-update querysets compile only inside a transaction: call it there, as the
-        queryset itself would be evaluated.
-        """
+    def _get(self, using: str) -> _Compiled:
         compiled = self._compiled.get(using)
         if compiled is None:
             compiled = self._compiled[using] = self._compile(using)
-        model, sql, params, positions = compiled
-        values = list(params)
-        for (position, adapt), arg in zip(positions, args, strict=True):
+        return compiled
+
+    def send(self, *args: Any, using: str = DEFAULT_DB_ALIAS) -> SentRows:
+        """Execute the query for ``args`` now and return its rows unread (:class:`SentRows`).
+
+        Select-for-update querysets compile only inside a transaction: call it there, as the
+        queryset itself would be evaluated. In a pipeline (:func:`pipeline`) the query travels
+        with the statements sent after it, up to the first read.
+        """
+        compiled = self._get(using)
+        values = list(compiled.params)
+        for (position, adapt), arg in zip(compiled.positions, args, strict=True):
             values[position] = adapt(arg)
-        return model._default_manager.db_manager(using).raw(sql, values)
+        return SentRows(compiled, send_query(compiled.sql, values, using=using), using)
+
+    def all(self, *args: Any, using: str = DEFAULT_DB_ALIAS) -> list:
+        """Return the rows for ``args``: the model instances the queryset would give."""
+        return self.send(*args, using=using).all()
 
     def one(self, *args: Any, using: str = DEFAULT_DB_ALIAS):
         """Return the only row for ``args``, or None (the queryset must select at most one row)."""
-        rows = list(self.raw(*args, using=using))
+        return self.send(*args, using=using).one()
+
+
+class SentRows:
+    """The rows of a :meth:`CompiledQuery.send`, read once with :meth:`all` or :meth:`one`."""
+
+    def __init__(self, compiled: _Compiled, sent: SentQuery, using: str) -> None:
+        self._compiled, self._sent, self._using = compiled, sent, using
+
+    def all(self) -> list:
+        """Return the rows as model instances (reading them, which ends a pipeline's batch)."""
+        compiled, connection = self._compiled, connections[self._using]
+        instances = []
+        for row in self._sent.fetchall():
+            if compiled.converters:
+                row = list(row)
+                for column, (functions, expression) in compiled.converters:
+                    value = row[column]
+                    for function in functions:
+                        value = function(value, expression, connection)
+                    row[column] = value
+            instance = compiled.model.from_db(self._using, compiled.attnames, row[compiled.fields])
+            for name, column in compiled.annotations.items():
+                setattr(instance, name, row[column])
+            instances.append(instance)
+        return instances
+
+    def one(self):
+        """Return the only row, or None (raises ``ValueError`` for more than one)."""
+        rows = self.all()
         if len(rows) > 1:
             raise ValueError(f"{len(rows)} rows where at most one was expected")
         return rows[0] if rows else None
 
+
+# --- statements sent now, read later ----------------------------------------------------------------
+
+class SentQuery:
+    """A statement sent on a connection whose rows are read later (:func:`send_query`); read once.
+
+    Inside a psycopg pipeline the statement travels with the ones sent after it, up to the first
+    whose rows are read; elsewhere it has simply run.
+    """
+
+    def __init__(self, cursor) -> None:
+        self._cursor = cursor
+
+    def fetchall(self) -> list[tuple]:
+        """Return the rows and close the cursor (Django's database errors, as from ``execute``)."""
+        try:
+            return self._cursor.fetchall()
+        finally:
+            self._cursor.close()
+
+
+def send_query(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
+    """Execute ``sql`` on the connection ``using`` and return its rows unread (:class:`SentQuery`)."""
+    cursor = connections[using].cursor()
+    try:
+        cursor.execute(sql, params)
+    except BaseException:
+        cursor.close()
+        raise
+    return SentQuery(cursor)
+
+
+def send_statement(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Execute ``sql`` (a statement without rows) and read nothing of its result, not even the row count."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Write ``fields`` of a saved ``instance`` by primary key, as ``save(update_fields=…)`` would.
+
+    The fields' ``pre_save`` runs first (``auto_now`` stamps ``updated_at``), so the instance holds
+    what was written. Unlike ``save`` it reads no row count: call it only for a row this
+    transaction holds locked (``SELECT … FOR UPDATE``), which therefore exists.
+
+    Parameters
+    ----------
+    instance : Model
+        A row read from the database (primary key set).
+    fields : Sequence[str]
+        Names of concrete, non-primary-key fields.
+    """
+    opts, conn = instance._meta, connections[using]
+    key = (type(instance), tuple(fields), using)
+    sql = _UPDATE_SQL.get(key)
+    if sql is None:
+        quote = conn.ops.quote_name
+        assignments = ", ".join(f"{quote(opts.get_field(name).column)} = %s" for name in fields)
+        sql = _UPDATE_SQL[key] = f"UPDATE {quote(opts.db_table)} SET {assignments} WHERE {quote(opts.pk.column)} = %s"
+    params = []
+    for name in fields:
+        field = opts.get_field(name)
+        params.append(field.get_db_prep_save(field.pre_save(instance, False), connection=conn))
+    params.append(opts.pk.get_db_prep_value(instance.pk, conn))
+    send_statement(sql, params, using=using)
+
+
+_UPDATE_SQL: dict[tuple, str] = {}
+
+
+def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_ids: bool = True):
+    """INSERT unsaved instances of one model in one statement, as ``bulk_create`` would.
+
+    With ``read_ids`` (and a database-generated primary key) the statement returns the new ids
+    and the function returned here sets them on ``objs`` when called (once, after the rows are
+    wanted); without, nothing is returned by the database and None is returned here. An instance
+    whose primary key is already set (e.g. from the sequence) is inserted with it.
+
+    Returns
+    -------
+    Callable[[], None] | None
+        Reads the ids into ``objs`` (``read_ids``), else None.
+    """
+    if not objs:
+        return None
+    model = type(objs[0])
+    opts = model._meta
+    has_pk = objs[0].pk is not None
+    fields = [f for f in opts.concrete_fields if not f.generated and (has_pk or f is not opts.auto_field)]
+    query = InsertQuery(model)  # its compiler runs each field's pre_save (auto_now_add) as bulk_create's does
+    query.insert_values(fields, objs)
+    compiler = query.get_compiler(using=using)
+    returning = list(opts.db_returning_fields) if read_ids and not has_pk else []
+    compiler.returning_fields = returning or None
+    [(sql, params)] = compiler.as_sql()
+    if not returning:
+        send_statement(sql, params, using=using)
+        for obj in objs:
+            obj._state.adding, obj._state.db = False, using
+        return None
+    sent = send_query(sql, params, using=using)
+
+    def read() -> None:
+        for obj, row in zip(objs, sent.fetchall(), strict=True):
+            for field, value in zip(returning, row, strict=True):
+                setattr(obj, field.attname, value)
+            obj._state.adding, obj._state.db = False, using
+
+    return read
+
+
+def instances_from_rows(model: type[Model], names: Sequence[str], rows: Sequence[Sequence], *,
+                        using: str = DEFAULT_DB_ALIAS) -> list:
+    """Return ``model`` instances from rows of the columns of fields ``names`` (e.g. an ``UPDATE … RETURNING``).
+
+    Django's converters of each field (backend and field: JSON decoding, SQLite decimals …) are
+    applied, as a queryset would; the other fields are deferred.
+    """
+    connection = connections[using]
+    key = (model, tuple(names), using)
+    plan = _ROW_PLANS.get(key)
+    if plan is None:
+        fields = [model._meta.get_field(name) for name in names]
+        converters = []
+        for i, field in enumerate(fields):
+            column = field.get_col(model._meta.db_table)
+            functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            if functions:
+                converters.append((i, functions, column))
+        # Model.from_db takes the values in the model's field order, whatever the order of the names.
+        concrete = [f.attname for f in model._meta.concrete_fields]
+        order = sorted(range(len(fields)), key=lambda i: concrete.index(fields[i].attname))
+        plan = _ROW_PLANS[key] = ([fields[i].attname for i in order], order, converters)
+    attnames, order, converters = plan
+    instances = []
+    for row in rows:
+        row = list(row)
+        for i, functions, column in converters:
+            value = row[i]
+            for function in functions:
+                value = function(value, column, connection)
+            row[i] = value
+        instances.append(model.from_db(using, attnames, [row[i] for i in order]))
+    return instances
+
+
+_ROW_PLANS: dict[tuple, tuple[list[str], list[int], list]] = {}
+
+
+def next_id(model: type[Model], *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
+    """Send ``nextval`` of ``model``'s primary-key sequence (PostgreSQL); read it with ``fetchall()[0][0]``.
+
+    An id taken so can be written into other rows of the same transaction before the row itself
+    is inserted with it (:func:`send_insert`), sparing a round trip for an ``INSERT … RETURNING``.
+    """
+    table, column = model._meta.db_table, model._meta.pk.column
+    return send_query("SELECT nextval(pg_get_serial_sequence(%s, %s))", [table, column], using=using)
+
+
+def in_pipeline(*, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Return whether the connection ``using`` is in psycopg pipeline mode."""
+    conn = connections[using]
+    if conn.vendor != "postgresql" or conn.connection is None:
+        return False
+    from psycopg import pq
+
+    return conn.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
+@contextlib.contextmanager
+def pipeline(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
+    """Run the block in psycopg pipeline mode on PostgreSQL; yield whether it is pipelined.
+
+    Enclosing ``transaction.atomic()`` in it sends the BEGIN with the first statement and the COMMIT
+    with the last statements sent (one round trip for both); entered inside a transaction it
+    pipelines that part of it, and its end reads every result still pending. Elsewhere (another
+    database; already in a pipeline) it does nothing and yields False or True respectively.
+
+    Inside, a statement's row count is known only after a read or the pipeline's end: write with
+    :func:`send_update` / :func:`send_insert` / :func:`send_statement`, never with ``Model.save``
+    on an existing row (which checks the row count at once and would find none).
+    """
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        yield False
+        return
+    if in_pipeline(using=using):
+        yield True
+        return
+    conn.ensure_connection()
+    with conn.wrap_database_errors, conn.connection.pipeline():
+        yield True

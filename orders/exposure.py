@@ -26,7 +26,7 @@ from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
 from orders.models import Order
 from orders.state import OPEN_STATUSES, OrderStatus
 from risk.exposure import OpenOrderTotal
-from risk.selectors import send_query
+from odum_live.sql import send_query
 from risk.services import open_exposure_adjust
 
 _ZERO = Decimal("0")
@@ -120,7 +120,8 @@ def _exposure_recorded(order: Order) -> bool:
     return bool((order.risk_result or {}).get("recorded"))
 
 
-def order_exposure_changed(*, order: Order, previous_status: str, previous_filled_quantity: Decimal) -> None:
+def order_exposure_changed(*, order: Order, previous_status: str, previous_filled_quantity: Decimal,
+                           checks: list[Callable[[], None]] | None = None) -> None:
     """Subtract from the open-order totals what ``order`` stopped leaving open.
 
     Call after changing ``order.status`` and/or ``order.filled_quantity`` (saved or not), in the
@@ -136,6 +137,9 @@ def order_exposure_changed(*, order: Order, previous_status: str, previous_fille
         Status before the change.
     previous_filled_quantity : Decimal
         Filled quantity before the change, base units.
+    checks : list[Callable[[], None]] | None
+        Passed to :func:`risk.services.open_exposure_adjust`: where to leave its drift check
+        when the caller runs it after a pipeline's read (default: at once).
 
     Raises
     ------
@@ -163,4 +167,5 @@ def order_exposure_changed(*, order: Order, previous_status: str, previous_fille
         leaves_delta=-released,
         priced_delta=-released if priced else _ZERO,
         value_delta=-(released * order.price) if priced else _ZERO,
+        checks=checks,
     )

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
-from odum_live.sql import CompiledQuery
+from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
@@ -62,6 +62,7 @@ def position_apply_fill(
     multiplier: Decimal = ONE,
     inverse: bool = False,
     ts: datetime,
+    locked: SentRows | None = None,
 ) -> Position:
     """Apply one fill to the strategy's position in a listing; return the saved row.
 
@@ -96,6 +97,10 @@ def position_apply_fill(
     ts : datetime
         Event time of the fill, timezone-aware. Logged with the change; ``Position`` has no
         event-time column (``updated_at`` is the write time).
+    locked : SentRows | None
+        The row's locked read, already sent by the caller (:func:`position_lock_send`, same
+        strategy, venue and key) so that it travels with the caller's other reads in a pipeline;
+        by default it is read here.
 
     Returns
     -------
@@ -120,7 +125,8 @@ def position_apply_fill(
     validate_fill(side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier)
     _check_settlement(key=key, inverse=inverse)
 
-    position, created = _LOCKED_POSITION.one(strategy_id, venue, instrument_key), False
+    locked = locked or position_lock_send(strategy_id=strategy_id, venue=venue, instrument_key=instrument_key)
+    position, created = locked.one(), False
     if position is None:
         position, created = Position.objects.select_for_update().get_or_create(
             strategy_id=strategy_id, venue=venue, instrument_key=instrument_key,
@@ -142,8 +148,9 @@ def position_apply_fill(
         unrealized_pnl(after, mark=position.mark_price, multiplier=multiplier, inverse=inverse)
         if position.mark_price is not None else Decimal(0)
     )
-    position.save(update_fields=["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
-                                 "unrealized_pnl", "updated_at"])
+    # The row is locked above: written without a row-count read, so it may travel in a pipeline.
+    send_update(position, ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
+                           "unrealized_pnl", "updated_at"])
     position_snapshot_record(positions=[position], ts=ts, source=SNAPSHOT_FILL)
     logger.info(
         "position fill applied",
@@ -154,13 +161,25 @@ def position_apply_fill(
     return position
 
 
+def position_lock_send(*, strategy_id: str, venue: str, instrument_key: str) -> SentRows:
+    """Send the locked read (``SELECT … FOR UPDATE``) of a strategy's position in a listing; read it later.
+
+    For :func:`position_apply_fill`'s ``locked``: inside a transaction (the lock lasts until it
+    ends); in a pipeline it travels with the caller's other reads. The rows: the ``Position``, or
+    none when the strategy has no position there yet.
+    """
+    return _LOCKED_POSITION.send(strategy_id, venue, instrument_key)
+
+
 def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: datetime) -> int:
     """Mark every strategy's position in one listing to ``mark_price``; return the rows updated.
 
     Sets ``mark_price``, ``marked_at = ts`` and ``unrealized_pnl`` (see
     :func:`positions.maths.unrealized_pnl`) under a row lock, in its own transaction (a savepoint
     when the caller has one). A mark older than a row's ``marked_at`` is stale and leaves that row
-    alone (quotes may arrive out of order), so it is not counted.
+    alone (quotes may arrive out of order), so it is not counted. A row another transaction holds
+    locked (a fill being written) is skipped, not waited for (PostgreSQL ``SKIP LOCKED``), and not
+    counted: the next mark takes it.
 
     The contract multiplier and inverse flag come from the ``venues.Instrument`` listing of
     ``instrument_key``. Without a listing the position is treated as linear with multiplier 1 —
@@ -196,8 +215,12 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
     multiplier, inverse = _listing_terms(key=key, instrument_key=instrument_key)
     unrealized_pnl(PositionState(), mark=mark_price, multiplier=multiplier, inverse=inverse)  # validates the mark
     marked = []
-    with transaction.atomic():
-        rows = (Position.objects.select_for_update()
+    # SKIP LOCKED: a mark never waits for a fill (the journal's write, which holds the row until it
+    # commits); the row skipped is marked by the next mark, which supersedes this one anyway. The
+    # writes go in a pipeline (odum_live.sql) with the snapshot's, so the rows it locks are held
+    # for a round trip or two, not one per statement — a fill never waits long for a mark either.
+    with transaction.atomic(), pipeline():
+        rows = (Position.objects.select_for_update(skip_locked=True)
                 .filter(instrument_key=instrument_key, venue=venue).order_by("pk"))
         for position in rows:
             if position.marked_at is not None and ts < position.marked_at:
@@ -206,7 +229,7 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
             position.marked_at = ts
             position.unrealized_pnl = unrealized_pnl(_state(position), mark=mark_price, multiplier=multiplier,
                                                      inverse=inverse)
-            position.save(update_fields=["mark_price", "marked_at", "unrealized_pnl", "updated_at"])
+            send_update(position, ["mark_price", "marked_at", "unrealized_pnl", "updated_at"])  # locked above
             marked.append(position)
         if marked:
             position_snapshot_record(positions=marked, ts=ts, source=SNAPSHOT_MARK)
@@ -259,11 +282,12 @@ def position_snapshot_record(*, positions: Sequence[Position], ts: datetime, sou
         recent = PositionSnapshot.objects.filter(position__in=[p.pk for p in positions], ts__gt=ts - interval)
         if interval and recent.exists():
             return 0
-    PositionSnapshot.objects.bulk_create([
+    # Their ids are never read: one INSERT with no RETURNING, which may travel in a pipeline.
+    send_insert([
         PositionSnapshot(position=p, ts=ts, quantity=p.quantity, mark_price=p.mark_price,
                          realized_pnl=p.realized_pnl, unrealized_pnl=p.unrealized_pnl)
         for p in positions
-    ])
+    ], read_ids=False)
     return len(positions)
 
 

@@ -17,6 +17,7 @@ from decimal import Context, Decimal
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from odum_live.sql import SentQuery, send_query  # noqa: F401 - also imported from here
 from odum_live.instruments import ANY_VENUE, InstrumentKey, InstrumentKeyError, parse_instrument_key
 from odum_live.intent import BUY_LIKE_SIDES
 from positions.models import Position
@@ -70,35 +71,6 @@ class RiskControls:
     def of_kind(self, *kinds: str) -> tuple[LimitRow, ...]:
         """Return the limits of the given kinds, in (scope, scope_key, kind) order."""
         return tuple(limit for limit in self.limits if limit.kind in kinds)
-
-
-class SentQuery:
-    """A statement sent on a connection whose rows are read later (:func:`send_query`); read once.
-
-    Inside a psycopg pipeline the statement travels with the ones sent after it, up to the first
-    whose rows are read; elsewhere it has simply run.
-    """
-
-    def __init__(self, cursor) -> None:
-        self._cursor = cursor
-
-    def fetchall(self) -> list[tuple]:
-        """Return the rows and close the cursor (Django's database errors, as from ``execute``)."""
-        try:
-            return self._cursor.fetchall()
-        finally:
-            self._cursor.close()
-
-
-def send_query(sql: str, params: list, *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
-    """Execute ``sql`` on the connection ``using`` and return its rows unread (:class:`SentQuery`)."""
-    cursor = connections[using].cursor()
-    try:
-        cursor.execute(sql, params)
-    except BaseException:
-        cursor.close()
-        raise
-    return SentQuery(cursor)
 
 
 def _label(scope: str, scope_key: str) -> str:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from odum_live.sql import in_pipeline, send_query
 from risk.exposure import OpenOrderSource, OpenOrderTotal, default_open_order_source
 from risk.models import OpenOrderExposure, Scope, TradingState, _clean_scope_key
 from venues.models import Venue
@@ -138,6 +140,7 @@ def open_exposure_adjust(
     priced_delta: Decimal,
     value_delta: Decimal,
     using: str = DEFAULT_DB_ALIAS,
+    checks: list[Callable[[], None]] | None = None,
 ) -> None:
     """Add to (all deltas ≥ 0) or subtract from (all ≤ 0) one open-order total, in one statement.
 
@@ -162,6 +165,10 @@ def open_exposure_adjust(
         Change of Σ open quantity × limit price, quote currency.
     using : str
         Database alias.
+    checks : list[Callable[[], None]] | None
+        Where to leave the drift check of a subtraction (whether a row was found), for the caller
+        to run once the statement's result is in (after its pipeline's read: odum_live.sql); by
+        default, and outside a pipeline, it runs here, at once.
 
     Raises
     ------
@@ -200,16 +207,22 @@ def open_exposure_adjust(
         f"{col} = CASE WHEN {col} + %s < 0 THEN 0 ELSE {col} + %s END"
         for col in ("leaves_quantity", "priced_quantity", "priced_value")
     )
-    sql = f"UPDATE {table} SET {sets}, updated_at = %s WHERE strategy_id = %s AND instrument_key = %s AND side = %s"
+    sql = (f"UPDATE {table} SET {sets}, updated_at = %s WHERE strategy_id = %s AND instrument_key = %s AND side = %s"
+           " RETURNING 1")
     params = [d for d in deltas for _ in (0, 1)] + [now, strategy_id, instrument_key, side]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        missing = cursor.rowcount == 0
-    if missing:
-        logger.error(
-            "open exposure drift: no total for %s %s %s to subtract %s from; run open_exposure_rebuild",
-            strategy_id, side, instrument_key, leaves_delta,
-        )
+    sent = send_query(sql, params, using=using)
+
+    def check() -> None:
+        if not sent.fetchall():
+            logger.error(
+                "open exposure drift: no total for %s %s %s to subtract %s from; run open_exposure_rebuild",
+                strategy_id, side, instrument_key, leaves_delta,
+            )
+
+    if checks is None or not in_pipeline(using=using):
+        check()
+    else:
+        checks.append(check)
 
 
 @dataclass(frozen=True, slots=True)

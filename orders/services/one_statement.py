@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from odum_live.sql import instances_from_rows, send_query
 from orders.models import Order, OrderEvent
 from orders.state import check_transition
 
@@ -76,15 +77,17 @@ def transition_in_one_statement(
     params: dict[str, Any] = {**values, "_source": source, "_target": target, "_now": timezone.now(),
                               "_event_type": event_type, "_actor": actor, "_ts": ts,
                               "_payload": events.get_field("payload").get_db_prep_save(payload, connection)}
-    assignments = ["status = %(_target)s", "updated_at = %(_now)s"]
-    assignments += [f"{opts.get_field(name).column} = {expression}" for name, expression in set_columns.items()]
-    conditions = ["status = %(_source)s"]
-    for i, (name, value) in enumerate(where.items()):
+    for i, value in enumerate(where.values()):
         params[f"_where{i}"] = value
-        conditions.append(f"{opts.get_field(name).column} = %(_where{i})s")
-    columns = ", ".join(opts.get_field(name).column for name in returning)
-    rows = list(Order.objects.raw(
-        f"""WITH changed AS (
+    key = (tuple(where), tuple(set_columns.items()), returning)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        assignments = ["status = %(_target)s", "updated_at = %(_now)s"]
+        assignments += [f"{opts.get_field(name).column} = {expression}" for name, expression in set_columns.items()]
+        conditions = ["status = %(_source)s"]
+        conditions += [f"{opts.get_field(name).column} = %(_where{i})s" for i, name in enumerate(where)]
+        columns = ", ".join(opts.get_field(name).column for name in returning)
+        sql = _STATEMENTS[key] = f"""WITH changed AS (
                 UPDATE {opts.db_table} SET {", ".join(assignments)}
                 WHERE {" AND ".join(conditions)}
                 RETURNING {columns}
@@ -92,7 +95,12 @@ def transition_in_one_statement(
                 INSERT INTO {events.db_table} (order_id, type, status_before, status_after, payload, actor, ts)
                 SELECT id, %(_event_type)s, %(_source)s, %(_target)s, %(_payload)s, %(_actor)s, %(_ts)s FROM changed
             )
-            SELECT {columns} FROM changed""",
-        params,
-    ))
+            SELECT {columns} FROM changed"""
+    # Rows to instances as a queryset would (converters applied), without a raw queryset's per-call
+    # column resolution: the statement's shape is fixed per call site, so its SQL is built once.
+    rows = instances_from_rows(Order, returning, send_query(sql, params).fetchall())
     return rows[0] if rows else None
+
+
+#: The statement of each call site's shape (where columns, set expressions, returned fields).
+_STATEMENTS: dict[tuple, str] = {}

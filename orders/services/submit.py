@@ -8,22 +8,19 @@ one bulk INSERT of its events; dispatch to the trading worker follows after comm
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models.sql import InsertQuery
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from odum_live.sql import pipeline, send_insert
 from orders.models import Order, OrderEvent, Strategy
 from orders.services.publish import publish_orders_updated
 from orders.services.request import OrderRequest
 from orders.state import OrderStatus
 from risk.engine import PreTradeRiskEngine
-from risk.selectors import send_query
 from routing.router import SmartOrderRouter
 
 logger = logging.getLogger(__name__)
@@ -175,54 +172,22 @@ def denial_reason(*, risk, decision) -> str:
     return "; ".join(p for p in parts if p) or "routing: no eligible venue"
 
 
-@contextlib.contextmanager
-def _pipelined():
-    # PostgreSQL: psycopg pipeline mode. A statement whose result is not read at once (the risk
-    # engine's lock, the order INSERT) travels with the next one that is read: the submit
-    # transaction costs six round trips (BEGIN, which psycopg syncs on its own; limits + listings;
-    # lock + repeated-order count + exposure; velocity; open exposure + order + events; COMMIT)
-    # instead of eleven. Each statement still runs after the one before it, with its own snapshot
-    # (READ COMMITTED): a read sent with a lock sees what the lock waited for. Errors come up at
-    # the next read, or when the pipeline ends (a duplicate operation_id: the IntegrityError in
-    # order_submit), as Django's exceptions.
-    if connection.vendor != "postgresql" or not connection.in_atomic_block:
-        yield False
-        return
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield True
-
-
-def _send_events_insert(events: list[OrderEvent]) -> Callable[[], None]:
-    # bulk_create's one INSERT … RETURNING id, sent now and read (ids set on the events) later:
-    # built by the same compiler QuerySet.bulk_create uses, only the read is deferred.
-    opts = OrderEvent._meta
-    insert = InsertQuery(OrderEvent)
-    insert.insert_values([f for f in opts.concrete_fields if f is not opts.pk and not f.generated], events)
-    compiler = insert.get_compiler(using=connection.alias)
-    compiler.returning_fields = opts.db_returning_fields
-    [(sql, params)] = compiler.as_sql()
-    query = send_query(sql, params, using=connection.alias)
-
-    def read() -> None:
-        for event, row in zip(events, query.fetchall(), strict=True):
-            event.pk = row[0]
-            event._state.adding, event._state.db = False, connection.alias
-
-    return read
-
-
 def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str) -> Order:
-    with _pipelined() as pipelined:
+    # PostgreSQL: psycopg pipeline mode (odum_live.sql.pipeline). A statement whose result is not
+    # read at once (the risk engine's lock, the order INSERT) travels with the next one that is
+    # read: the submit transaction costs six round trips (BEGIN, which psycopg syncs on its own;
+    # limits + listings; lock + repeated-order count + exposure; velocity; open exposure + order +
+    # events; COMMIT) instead of eleven. Each statement still runs after the one before it, with
+    # its own snapshot (READ COMMITTED): a read sent with a lock sees what the lock waited for.
+    # Errors come up at the next read, or when the pipeline ends (a duplicate operation_id: the
+    # IntegrityError in order_submit), as Django's exceptions.
+    with pipeline():
         order, events = _create_rows(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
         order.save(force_insert=True)
-        if pipelined:
-            # Read after the pipeline ends: the open exposure, order and events then go in the
-            # round trip of its final sync.
-            read_event_ids = _send_events_insert(events)
-        else:
-            OrderEvent.objects.bulk_create(events)
-    if pipelined:
-        read_event_ids()
+        # The event ids are read after the pipeline ends: the open exposure, order and events then
+        # go in the round trip of its final sync.
+        read_event_ids = send_insert(events)
+    read_event_ids()
     # Subscribers see the new order (ROUTED or DENIED) after commit, before the hand-off's own
     # changes. Its events are its only rows, so their ids spare the publisher a look-up.
     published, event_ids = {order.id: strategy.id}, [event.pk for event in events]

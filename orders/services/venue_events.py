@@ -28,13 +28,13 @@ from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
-from odum_live.sql import CompiledQuery
+from odum_live.sql import CompiledQuery, SentRows, in_pipeline, next_id, pipeline, send_insert, send_update
 from orders.exposure import order_exposure_changed, orders_for_state_change
 from orders.models import Fill, Order, OrderEvent
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
-from positions.services import position_apply_fill
+from positions.services import position_apply_fill, position_lock_send
 from venues.events import VenueEvent, VenueEventKind
 from venues.models import Instrument
 
@@ -100,8 +100,10 @@ class AppliedEvent:
 
 @dataclass
 class _Touched:
-    # Orders whose rows or timeline changed in this transaction: published after commit.
+    # Orders whose rows or timeline changed in this transaction: published after commit. And the
+    # checks of sent statements' results, run once the pipeline has read them (odum_live.sql).
     orders: dict[uuid.UUID, str] = field(default_factory=dict)
+    checks: list[Callable[[], None]] = field(default_factory=list)
 
     def add(self, order: Order) -> None:
         self.orders[order.pk] = order.strategy_id
@@ -112,6 +114,23 @@ _LOCKED_BY_CLIENT_ORDER_ID = CompiledQuery(
     lambda client_order_id: orders_for_state_change().select_for_update(of=("self",)).order_by().filter(
         client_order_id=client_order_id),
     markers=("<client_order_id marker>",),
+)
+
+
+#: The columns a fill reads of its order and of an algorithm's parent (the rest stay unread: turning
+#: ~50 columns into an instance was a fifth of a fill's write in the trading worker).
+_FILL_ORDER_FIELDS = ("id", "strategy_id", "client_order_id", "venue", "routed_instrument_key", "status", "side",
+                      "quantity", "price", "filled_quantity", "avg_fill_price", "fees", "submitted_at", "closed_at",
+                      "venue_order_id", "parent_id")
+_LOCKED_FOR_FILL = CompiledQuery(
+    lambda client_order_id: orders_for_state_change().only(*_FILL_ORDER_FIELDS).select_for_update(of=("self",))
+    .order_by().filter(client_order_id=client_order_id),
+    markers=("<client_order_id marker>",),
+)
+_LOCKED_PARENT_FOR_FILL = CompiledQuery(
+    lambda order_id: orders_for_state_change().only(*_FILL_ORDER_FIELDS).select_for_update(of=("self",))
+    .order_by().filter(pk=order_id),
+    markers=(uuid.UUID(int=3),),
 )
 
 
@@ -201,22 +220,20 @@ def order_apply_venue_event(*, event: VenueEvent,
     """
     touched = _Touched()
     with transaction.atomic():
-        accepted = _accept_in_one_statement(event, touched) if event.kind == K.ACCEPTED else None
-        if accepted is not None:
+        if event.kind == K.FILLED:
+            # PostgreSQL: a pipeline (odum_live.sql.pipeline) — the fill's reads go in two round
+            # trips and its writes in one, where each was a round trip of its own.
+            with pipeline():
+                result = _apply_fill_event(event, touched)
+            for check in touched.checks:
+                check()
+        elif event.kind == K.ACCEPTED and (accepted := _accept_in_one_statement(event, touched)) is not None:
             result = accepted
         elif event.kind == K.CHILD_CREATED:
             result = _apply_child_created(event, touched)
         else:
             order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
-            if order is None:
-                result = _unknown(event, event.client_order_id)
-            elif order.venue != event.venue:
-                result = _ignore(order, event, touched,
-                                 reason=f"event from venue {event.venue} for an order routed to {order.venue}")
-            elif event.kind == K.FILLED:
-                result = _apply_fill(order, event, touched)
-            else:
-                result = _apply_status(order, event, touched)
+            result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
         if touched.orders:
             published, publisher = dict(touched.orders), publish or publish_orders_updated
             transaction.on_commit(lambda: publisher(published))
@@ -310,31 +327,69 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
                         order_id=order.pk, status_before=before, status_after=order.status)
 
 
-def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEvent:
-    existing = _FILL_BY_TRADE.one(event.venue, event.trade_id)
-    if existing is not None:
-        return _duplicate_fill(order, event, existing.order_id)
-    parent = orders_for_state_change().select_for_update().get(pk=order.parent_id) if order.parent_id else None
+def _misrouted(order: Order | None, event: VenueEvent, touched: _Touched) -> AppliedEvent | None:
+    # The outcome for an event that cannot concern ``order`` (unknown, or another venue's); else None.
+    if order is None:
+        return _unknown(event, event.client_order_id)
+    if order.venue != event.venue:
+        return _ignore(order, event, touched,
+                       reason=f"event from venue {event.venue} for an order routed to {order.venue}")
+    return None
+
+
+def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
+    # First round trip: the order's lock, then the duplicate check — sent after the lock, so it
+    # sees any fill a writer holding the lock before us committed (every writer of the order's
+    # fills holds its lock).
+    locked = _LOCKED_FOR_FILL.send(event.client_order_id)
+    existing = _FILL_BY_TRADE.send(event.venue, event.trade_id)
+    order = locked.one()
+    duplicate = existing.one()
+    return _misrouted(order, event, touched) or _apply_fill(order, event, touched, duplicate=duplicate)
+
+
+def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None) -> AppliedEvent:
+    if duplicate is not None:
+        return _duplicate_fill(order, event, duplicate.order_id)
+    # Second round trip (a third for an algorithm's child, whose parent is locked first): what the
+    # fill needs, read under the locks — the listing's terms, the fills so far of the order (and
+    # of the parent's family), the fill's id, the position's lock. Lock order as everywhere:
+    # order, parent, position.
+    parent = _LOCKED_PARENT_FOR_FILL.one(order.parent_id) if order.parent_id else None
     qty = event.last_qty
     if order.filled_quantity + qty > order.quantity:
         return _over_fill(order, event, touched, order)
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
-    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event)
+    terms = _LISTING_TERMS.send(order.routed_instrument_key)
+    family = _FAMILY_FILLS.send(order.pk, order.pk)
+    parent_family = _FAMILY_FILLS.send(parent.pk, parent.pk) if parent is not None else None
+    fill_id = next_id(Fill) if in_pipeline() else None
+    position_locked = position_lock_send(strategy_id=order.strategy_id, venue=order.venue,
+                                         instrument_key=order.routed_instrument_key)
+    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, terms.one())
+    this_fill = [(qty, event.last_px, event.fee)]
+    family_fills = _fill_figures(family) + this_fill
+    parent_fills = _fill_figures(parent_family) + this_fill if parent_family is not None else None
 
     before, before_filled = order.status, order.filled_quantity
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes = [fee_note] if fee_note else []
     _imply_submitted(order, event=event, fields=fields, notes=notes)
     # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
-    # above), so the duplicate check just made cannot be overtaken. A unique violation here is a
+    # above), so the duplicate check made under it cannot be overtaken. A unique violation here is a
     # trade id the venue gave to another order: the event fails whole, logged by the journal.
-    fill = Fill.objects.create(
-        order=order, venue=event.venue, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
-        fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
+    # Writes from here on are sent, not read (odum_live.sql): in a pipeline they go with the COMMIT.
+    fill = Fill(
+        id=fill_id.fetchall()[0][0] if fill_id is not None else None, order=order, venue=event.venue,
+        venue_trade_id=event.trade_id, price=event.last_px, quantity=qty, fee=event.fee,
+        fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
     )
+    read_fill_id = send_insert([fill])
+    if read_fill_id is not None:  # no id taken beforehand (not PostgreSQL): read it now
+        read_fill_id()
 
-    order.filled_quantity, order.avg_fill_price, order.fees = _figures(order)
+    order.filled_quantity, order.avg_fill_price, order.fees = _figures(family_fills)
     _advance_on_fill(order, notes)
     if order.status in TERMINAL_STATUSES and order.closed_at is None:
         order.closed_at = event.ts_event
@@ -342,12 +397,13 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
     if event.venue_order_id and order.venue_order_id != event.venue_order_id:
         order.venue_order_id = event.venue_order_id
         fields.add("venue_order_id")
-    order.save(update_fields=sorted(fields))
-    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=before_filled)
+    send_update(order, sorted(fields))  # locked above
+    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=before_filled,
+                           checks=touched.checks)
     position = position_apply_fill(
         strategy_id=order.strategy_id, venue=order.venue, instrument_key=order.routed_instrument_key,
         side=order.side, quantity=qty, price=event.last_px, fee=fee_for_position, multiplier=multiplier,
-        inverse=inverse, ts=event.ts_event,
+        inverse=inverse, ts=event.ts_event, locked=position_locked,
     )
     payload = _base_payload(event) | _trade_payload(event) | _fill_payload(order) | {
         "fill_id": fill.pk, "position_quantity": str(position.quantity),
@@ -358,7 +414,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched) -> AppliedEv
     _record(order, event, _fill_event_type(order), before, payload)
     touched.add(order)
     if parent is not None:
-        _recompute_parent(parent, child=order, event=event, touched=touched)
+        _recompute_parent(parent, child=order, event=event, touched=touched, fills=parent_fills)
     logger.info("order %s: fill %s %s@%s -> %s filled %s", order.client_order_id, event.trade_id, qty,
                 event.last_px, order.status, order.filled_quantity)
     return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id,
@@ -444,9 +500,11 @@ def _imply_submitted(order: Order, *, event: VenueEvent, fields: set[str], notes
         fields.add("submitted_at")
 
 
-def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched: _Touched) -> None:
+def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched: _Touched,
+                      fills: list[tuple[Decimal, Decimal, Decimal]]) -> None:
+    # ``fills``: (quantity, price, fee) of every fill of the parent and its children, this one included.
     before, before_filled = parent.status, parent.filled_quantity
-    parent.filled_quantity, parent.avg_fill_price, parent.fees = _figures(parent)
+    parent.filled_quantity, parent.avg_fill_price, parent.fees = _figures(fills)
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes: list[str] = []
     _imply_submitted(parent, event=event, fields=fields, notes=notes)
@@ -454,8 +512,9 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
     if parent.status in TERMINAL_STATUSES and parent.closed_at is None:
         parent.closed_at = event.ts_event
         fields.add("closed_at")
-    parent.save(update_fields=sorted(fields))
-    order_exposure_changed(order=parent, previous_status=before, previous_filled_quantity=before_filled)
+    send_update(parent, sorted(fields))  # locked by the caller
+    order_exposure_changed(order=parent, previous_status=before, previous_filled_quantity=before_filled,
+                           checks=touched.checks)
     payload = _base_payload(event) | _fill_payload(parent) | {
         "source": "children", "child_client_order_id": child.client_order_id,
     }
@@ -465,9 +524,14 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
     touched.add(parent)
 
 
-def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
-    # Σ quantity, quantity-weighted average price, Σ fee over the fills of the order and its children.
-    rows = [(f.quantity, f.price, f.fee) for f in _FAMILY_FILLS.raw(order.pk, order.pk)]
+def _fill_figures(sent: SentRows) -> list[tuple[Decimal, Decimal, Decimal]]:
+    # (quantity, price, fee) of the fills read by a sent _FAMILY_FILLS.
+    return [(f.quantity, f.price, f.fee) for f in sent.all()]
+
+
+def _figures(rows: list[tuple[Decimal, Decimal, Decimal]]) -> tuple[Decimal, Decimal | None, Decimal]:
+    # Σ quantity, quantity-weighted average price, Σ fee over (quantity, price, fee) of the fills of
+    # an order and its children.
     with localcontext() as ctx:
         ctx.prec = 80  # exact sums of NUMERIC(36,18) products
         filled = sum((q for q, _, _ in rows), _ZERO)
@@ -477,10 +541,10 @@ def _figures(order: Order) -> tuple[Decimal, Decimal | None, Decimal]:
     return filled, avg, fees
 
 
-def _position_terms(order: Order, event: VenueEvent) -> tuple[Decimal, bool, Decimal, str]:
+def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:
     # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
-    # settlement/base for inverse), plus a note when the fee could not be converted.
-    found = _LISTING_TERMS.one(order.routed_instrument_key)
+    # settlement/base for inverse), plus a note when the fee could not be converted; ``found``: the
+    # order's listing as _LISTING_TERMS reads it.
     listing = None if found is None else {name: getattr(found, name) for name in _LISTING_TERM_FIELDS}
     if listing is None:
         raise VenueEventError(
@@ -548,9 +612,10 @@ def _unknown(event: VenueEvent, client_order_id: str) -> AppliedEvent:
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id, reason=reason)
 
 
-def _record(order: Order, event: VenueEvent, event_type: str, before: str, payload: dict) -> OrderEvent:
-    return OrderEvent.objects.create(order=order, type=event_type, status_before=before, status_after=order.status,
-                                     actor=_actor(event), ts=event.ts_event, payload=payload)
+def _record(order: Order, event: VenueEvent, event_type: str, before: str, payload: dict) -> None:
+    # One INSERT, its id never read: it may travel in a pipeline.
+    send_insert([OrderEvent(order=order, type=event_type, status_before=before, status_after=order.status,
+                            actor=_actor(event), ts=event.ts_event, payload=payload)], read_ids=False)
 
 
 def _fill_event_type(order: Order) -> str:

@@ -1,14 +1,22 @@
-"""odum_live.sql.CompiledQuery: a queryset compiled once, run again with new arguments."""
+"""odum_live.sql: querysets compiled once, statements sent now and read later, psycopg pipelines."""
 
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.fields.json import KT
 
-from odum_live.sql import CompiledQuery
-from orders.models import Order
-from tests.orders.factories import OrderFactory
+from odum_live.sql import (
+    CompiledQuery,
+    in_pipeline,
+    instances_from_rows,
+    next_id,
+    pipeline,
+    send_insert,
+    send_update,
+)
+from orders.models import Fill, Order, OrderEvent
+from tests.orders.factories import FillFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +67,102 @@ def test_compiled_query_one_refuses_several_rows():
 
     with pytest.raises(ValueError, match="2 rows"):
         query.one("ROUTED")
+
+
+# --- statements sent now, read later; pipelines ----------------------------------------------------
+
+def test_send_update_writes_the_fields_and_stamps_auto_now():
+    # Arrange
+    order = OrderFactory(status="SUBMITTED")
+    stored_updated_at = Order.objects.get(pk=order.pk).updated_at
+    order.status, order.filled_quantity, order.side = "FILLED", Decimal("0.01"), "SELL"
+
+    # Act: status and filled quantity only (the side is not among the fields)
+    with transaction.atomic():
+        send_update(order, ["status", "filled_quantity", "updated_at"])
+
+    # Assert
+    stored = Order.objects.get(pk=order.pk)
+    assert (stored.status, stored.filled_quantity, stored.side) == ("FILLED", Decimal("0.01"), "BUY")
+    assert stored.updated_at == order.updated_at and stored.updated_at > stored_updated_at
+
+
+def test_send_insert_reads_database_ids_only_when_asked():
+    # Arrange
+    order = OrderFactory()
+    read, unread = (OrderEvent(order=order, type="IGNORED", status_before="ROUTED", status_after="ROUTED",
+                               actor="test", ts=order.created_at, payload={"n": n}) for n in (1, 2))
+
+    # Act
+    read_ids = send_insert([read])
+    nothing = send_insert([unread], read_ids=False)
+    read_ids()
+
+    # Assert
+    assert nothing is None and unread.pk is None
+    assert OrderEvent.objects.get(pk=read.pk).payload == {"n": 1}
+    assert OrderEvent.objects.filter(order=order, payload={"n": 2}).count() == 1
+
+
+def test_instances_from_rows_takes_values_in_the_given_names_order_with_converters():
+    # Arrange: names in another order than the model's fields, a JSON field among them
+    order = OrderFactory(exec_algorithm_params={"display_qty": "0.1"}, quantity=Decimal("0.25"))
+    names = ("exec_algorithm_params", "quantity", "id")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT exec_algorithm_params, quantity, id FROM orders_order WHERE client_order_id = %s",
+                       [order.client_order_id])
+        rows = cursor.fetchall()
+
+    # Act
+    [found] = instances_from_rows(Order, names, rows)
+
+    # Assert
+    assert found.pk == order.pk and found.quantity == Decimal("0.25")
+    assert found.exec_algorithm_params == {"display_qty": "0.1"}
+    assert "status" in found.get_deferred_fields()
+
+
+@pytest.mark.postgres
+def test_pipeline_statements_run_in_order_and_a_read_sees_the_writes_sent_before_it():
+    # Arrange
+    order = OrderFactory(status="SUBMITTED")
+    locked = CompiledQuery(lambda pk: Order.objects.select_for_update().filter(pk=pk), markers=(order.pk,))
+
+    # Act: a write sent, then a read of the same row in the same pipeline
+    with transaction.atomic(), pipeline() as pipelined:
+        in_it = in_pipeline()
+        order.status = "ACCEPTED"
+        send_update(order, ["status"])
+        seen = locked.one(order.pk)
+        fill_id = next_id(Fill).fetchall()[0][0]
+    after = in_pipeline()
+
+    # Assert
+    assert pipelined and in_it and not after
+    assert seen.status == "ACCEPTED" and Order.objects.get(pk=order.pk).status == "ACCEPTED"
+    assert isinstance(fill_id, int) and fill_id > 0
+
+
+@pytest.mark.postgres
+def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_kept():
+    # Arrange: a fill whose (venue, trade id) is taken, sent after a status change of the order
+    order = OrderFactory(status="SUBMITTED")
+    FillFactory(order=order, venue="BINANCE-SPOT", venue_trade_id="T1")
+    duplicate = Fill(order=order, venue="BINANCE-SPOT", venue_trade_id="T1", price=Decimal("1"),
+                     quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT", liquidity="TAKER",
+                     ts_event=order.created_at)
+
+    # Act
+    with pytest.raises(IntegrityError), transaction.atomic(), pipeline():
+        order.status = "ACCEPTED"
+        send_update(order, ["status"])
+        send_insert([duplicate], read_ids=False)
+
+    # Assert: the transaction rolled back whole
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    assert Fill.objects.filter(order=order).count() == 1
+
+
+def test_pipeline_elsewhere_than_postgresql_yields_false():
+    with pipeline() as pipelined:
+        assert pipelined is (connection.vendor == "postgresql")

@@ -387,6 +387,38 @@ def test_apply_fill_releases_open_order_exposure(listing, strategy):
     assert total.leaves_quantity == Decimal("0.006") and total.priced_value == Decimal("240")
 
 
+def test_apply_fill_without_open_exposure_total_logs_drift_and_applies(listing, strategy, caplog):
+    # Arrange: an order the risk engine counted, whose running total is missing (drift). On
+    # PostgreSQL the fill's writes travel in a pipeline: the drift check runs once they are read.
+    order = OrderFactory(strategy=strategy, status=S.ACCEPTED, risk_result={"recorded": True})
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="risk.services"):
+        applied = order_apply_venue_event(event=fill(order, "T1", "0.004", "40000"))
+
+    # Assert: the fill is applied, the drift is reported, no total is invented
+    order.refresh_from_db()
+    assert applied.applied and order.filled_quantity == Decimal("0.004")
+    assert "open exposure drift: no total for alpha BUY" in caplog.text
+    assert not OpenOrderExposure.objects.exists()
+
+
+def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy):
+    # Arrange: the venue reports a trade id already stored for another order (a venue or mapping error).
+    first = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    second = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    order_apply_venue_event(event=fill(first, "T1", "0.004", "40000"))
+
+    # Act: the duplicate check sees T1 as the first order's; nothing of the second's fill is written
+    result = order_apply_venue_event(event=fill(second, "T1", "0.004", "40000"))
+
+    # Assert
+    second.refresh_from_db()
+    assert not result.applied and "duplicate fill" in result.reason
+    assert second.filled_quantity == 0 and second.status == S.ACCEPTED and not second.fills.exists()
+    assert Fill.objects.count() == 1 and Position.objects.get().quantity == Decimal("0.004")
+
+
 def test_apply_twap_children_fill_the_parent_from_children(listing, strategy):
     # Arrange: TWAP 0.03 in three slices: children E1, E2, then the primary itself (NAUTILUS_NOTES.md).
     parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, order_type="MARKET", price=None,

@@ -338,3 +338,47 @@ def test_position_apply_fill_locks_the_position_row_not_its_strategy():
                 other.execute("SELECT 1 FROM positions_position WHERE strategy_id = %s FOR UPDATE NOWAIT", ["s-lock"])
     finally:
         other.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_position_mark_skips_a_position_a_fill_holds_locked():
+    # A mark never waits for the journal's fill (which holds the row until it commits): the row is
+    # left for the next mark. Were the mark to wait, it would mark the row once the holder gives up
+    # (after 5 s) and count it.
+    import threading
+
+    # Arrange: two strategies' positions in one listing; a fill holds the first one's row.
+    StrategyFactory(id="s-held")
+    StrategyFactory(id="s-free")
+    with transaction.atomic():
+        apply("s-held", "BUY", "1", "100")
+        apply("s-free", "BUY", "2", "100")
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        from django.db import connection
+
+        try:
+            with transaction.atomic():
+                Position.objects.select_for_update().get(strategy_id="s-held")
+                held.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+
+        # Act
+        marked = position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=T0)
+    finally:
+        release.set()
+        holder.join()
+
+    # Assert
+    assert marked == 1
+    assert Position.objects.get(strategy_id="s-free").mark_price == D(110)
+    assert Position.objects.get(strategy_id="s-held").mark_price is None

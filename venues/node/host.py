@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -398,6 +399,12 @@ def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | 
                                 mark_interval_secs=odum["POSITION_MARK_SECS"])
         host = _host
     host.start(timeout=timeout or odum["NODE_START_TIMEOUT_SECS"])
+    # The process now holds its long-lived heap (Django, NautilusTrader, the node's cache and
+    # instruments): move it out of the collector's sight. A full collection otherwise walks it
+    # all, stopping every thread — the journal's writes included — for ~100 ms on the benchmark
+    # machine (bench/e2e_latency.py); frozen, a collection walks only what was allocated since.
+    gc.collect()
+    gc.freeze()
     return host
 
 
