@@ -51,6 +51,12 @@ application = ProtocolTypeRouter(
     }
 )
 
+# Long-lived from here on: out of the collector's full walks (odum_live/heap.py). In the embedded
+# default the node, started below, freezes its own heap once it runs.
+from odum_live.heap import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap(warm_urls=True)
+
 # The embedded default (no broker, eager Celery) runs the TradingNode inside this web process.
 if settings.ODUM["TRADING_NODE"] == "embedded":
     from venues.node.host import start_trading_node_in_background  # noqa: E402

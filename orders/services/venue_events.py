@@ -219,6 +219,16 @@ def order_apply_venue_event(*, event: VenueEvent,
         may retry: the event is idempotent).
     """
     touched = _Touched()
+    one_statement = event.kind == K.ACCEPTED  # still to try
+    if one_statement and not transaction.get_connection().in_atomic_block:
+        one_statement = False
+        # The common ACCEPTED (of a SUBMITTED order, PostgreSQL) is one statement, atomic by itself:
+        # outside a caller's transaction it commits on its own, one round trip where BEGIN, the
+        # statement and COMMIT were three. When it does not apply, the general path below decides.
+        result = _accept_in_one_statement(event, touched)
+        if result is not None:
+            _publish_on_commit(touched, publish)  # committed: runs at once
+            return result
     with transaction.atomic():
         if event.kind == K.FILLED:
             # PostgreSQL: a pipeline (odum_live.sql.pipeline) — the fill's reads go in two round
@@ -227,17 +237,21 @@ def order_apply_venue_event(*, event: VenueEvent,
                 result = _apply_fill_event(event, touched)
             for check in touched.checks:
                 check()
-        elif event.kind == K.ACCEPTED and (accepted := _accept_in_one_statement(event, touched)) is not None:
+        elif one_statement and (accepted := _accept_in_one_statement(event, touched)) is not None:
             result = accepted
         elif event.kind == K.CHILD_CREATED:
             result = _apply_child_created(event, touched)
         else:
             order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
             result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
-        if touched.orders:
-            published, publisher = dict(touched.orders), publish or publish_orders_updated
-            transaction.on_commit(lambda: publisher(published))
+        _publish_on_commit(touched, publish)
     return result
+
+
+def _publish_on_commit(touched: _Touched, publish: Callable[[dict[uuid.UUID, str]], None] | None) -> None:
+    if touched.orders:
+        published, publisher = dict(touched.orders), publish or publish_orders_updated
+        transaction.on_commit(lambda: publisher(published))
 
 
 # --- event kinds ------------------------------------------------------------------------------

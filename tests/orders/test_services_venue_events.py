@@ -177,6 +177,33 @@ def test_apply_accepted_on_a_submitted_order_writes_the_same_whichever_path(orde
     assert published == [{order.pk: order.strategy_id}]
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_apply_accepted_outside_a_transaction_commits_in_one_statement_then_publishes(listing, strategy):
+    # The journal applies a lone event outside any transaction: the common ACCEPTED is then its one
+    # statement, committed on its own, and published at once; an ACCEPTED it does not fit (a
+    # duplicate) takes the general path and is recorded as IGNORED.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    order = OrderFactory(strategy=strategy, status=S.SUBMITTED)
+    published = []
+
+    # Act
+    with CaptureQueriesContext(connection) as queries:
+        result = order_apply_venue_event(event=ev(K.ACCEPTED, order, seconds=2, venue_order_id="V9"),
+                                         publish=published.append)
+    duplicate = order_apply_venue_event(event=ev(K.ACCEPTED, order, seconds=3), publish=published.append)
+
+    # Assert
+    order.refresh_from_db()
+    assert result.applied and (order.status, order.accepted_at, order.venue_order_id) == (
+        S.ACCEPTED, T0 + timedelta(seconds=2), "V9")
+    assert len(queries) == 1 and queries[0]["sql"].startswith("WITH changed AS")
+    assert not duplicate.applied and types(order) == [OrderEvent.Type.ACCEPTED, OrderEvent.Type.IGNORED]
+    assert published == [{order.pk: order.strategy_id}, {order.pk: order.strategy_id}]
+
+
 def test_apply_duplicate_accepted_is_ignored(order):
     order_apply_venue_event(event=ev(K.ACCEPTED, order))
 

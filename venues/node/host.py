@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import logging
 import socket
 import threading
@@ -39,6 +38,7 @@ from django.conf import settings
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.system.kernel import NautilusKernel
 
+from odum_live.heap import freeze_startup_heap
 from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
 from venues.journal import JournalWriter
 from venues.node.bridge import BridgeConfig, BridgeStrategy
@@ -399,12 +399,9 @@ def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | 
                                 mark_interval_secs=odum["POSITION_MARK_SECS"])
         host = _host
     host.start(timeout=timeout or odum["NODE_START_TIMEOUT_SECS"])
-    # The process now holds its long-lived heap (Django, NautilusTrader, the node's cache and
-    # instruments): move it out of the collector's sight. A full collection otherwise walks it
-    # all, stopping every thread — the journal's writes included — for ~100 ms on the benchmark
-    # machine (bench/e2e_latency.py); frozen, a collection walks only what was allocated since.
-    gc.collect()
-    gc.freeze()
+    # The process now holds its long-lived heap (NautilusTrader's node, its cache and instruments):
+    # out of the collector's full walks, which stopped the journal's writes (odum_live/heap.py).
+    freeze_startup_heap()
     return host
 
 
