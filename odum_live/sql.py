@@ -263,13 +263,30 @@ def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_id
     model = type(objs[0])
     opts = model._meta
     has_pk = objs[0].pk is not None
-    fields = [f for f in opts.concrete_fields if not f.generated and (has_pk or f is not opts.auto_field)]
-    query = InsertQuery(model)  # its compiler runs each field's pre_save (auto_now_add) as bulk_create's does
-    query.insert_values(fields, objs)
-    compiler = query.get_compiler(using=using)
     returning = list(opts.db_returning_fields) if read_ids and not has_pk else []
-    compiler.returning_fields = returning or None
-    [(sql, params)] = compiler.as_sql()
+    shape = (model, has_pk, bool(returning), len(objs), using)
+    cached = _INSERT_SQL.get(shape)
+    if cached:  # the statement of this shape, its parameters prepared as the compiler prepares them
+        sql, fields = cached
+        connection = connections[using]
+        params = [field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+                  for obj in objs for field in fields]
+    else:
+        fields = [f for f in opts.concrete_fields if not f.generated and (has_pk or f is not opts.auto_field)]
+        query = InsertQuery(model)  # its compiler runs each field's pre_save (auto_now_add) as bulk_create's does
+        query.insert_values(fields, objs)
+        compiler = query.get_compiler(using=using)
+        compiler.returning_fields = returning or None
+        [(sql, params)] = compiler.as_sql()
+        if cached is None:
+            # Kept for the next statements of this shape only when preparing the parameters
+            # directly gives exactly what the compiler gave (no expression, no custom placeholder).
+            connection = connections[using]
+            direct = [field.get_db_prep_save(getattr(obj, field.attname), connection=connection)
+                      for obj in objs for field in fields]
+            same = len(direct) == len(params) and all(
+                type(a) is type(b) and repr(a) == repr(b) for a, b in zip(direct, params, strict=True))
+            _INSERT_SQL[shape] = (sql, fields) if same else False
     if not returning:
         send_statement(sql, params, using=using)
         for obj in objs:
@@ -322,6 +339,11 @@ def instances_from_rows(model: type[Model], names: Sequence[str], rows: Sequence
 
 
 _ROW_PLANS: dict[tuple, tuple[list[str], list[int], list]] = {}
+
+
+#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields),
+#: or False for a shape whose parameters only the compiler prepares.
+_INSERT_SQL: dict[tuple, tuple[str, list] | bool] = {}
 
 
 def next_id(model: type[Model], *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:

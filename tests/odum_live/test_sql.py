@@ -166,3 +166,18 @@ def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_k
 def test_pipeline_elsewhere_than_postgresql_yields_false():
     with pipeline() as pipelined:
         assert pipelined is (connection.vendor == "postgresql")
+
+
+def test_send_insert_same_shape_again_writes_its_own_values():
+    # The statement of a shape is built once; the second insert of that shape must carry its own
+    # values (JSON, decimals, auto_now_add), not the first one's.
+    order = OrderFactory()
+    first, second = (OrderEvent(order=order, type=kind, status_before="ROUTED", status_after="ROUTED", actor=actor,
+                                ts=order.created_at, payload={"n": n})
+                     for n, kind, actor in ((1, "IGNORED", "a"), (2, "SUBMITTED", "b")))
+
+    send_insert([first], read_ids=False)
+    send_insert([second], read_ids=False)
+
+    stored = sorted(OrderEvent.objects.filter(order=order).values_list("type", "actor", "payload"))
+    assert stored == [("IGNORED", "a", {"n": 1}), ("SUBMITTED", "b", {"n": 2})]
