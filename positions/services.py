@@ -27,12 +27,14 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
+from orders.models import Order
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
 from venues.models import Instrument
 
@@ -169,6 +171,23 @@ def position_lock_send(*, strategy_id: str, venue: str, instrument_key: str) -> 
     none when the strategy has no position there yet.
     """
     return _LOCKED_POSITION.send(strategy_id, venue, instrument_key)
+
+
+#: The same lock, of the position an order's fill goes to, keyed by the order's client_order_id
+#: (sub-selects on its unique index): it can be sent before the order's row has been read.
+_LOCKED_POSITION_OF_ORDER = CompiledQuery(
+    lambda a, b, c: Position.objects.select_for_update(of=("self",)).order_by().filter(
+        strategy_id=Subquery(Order.objects.order_by().filter(client_order_id=a).values("strategy_id")),
+        venue=Subquery(Order.objects.order_by().filter(client_order_id=b).values("venue")),
+        instrument_key=Subquery(Order.objects.order_by().filter(client_order_id=c).values("routed_instrument_key"))),
+    markers=("<client_order_id marker 1>", "<client_order_id marker 2>", "<client_order_id marker 3>"),
+)
+
+
+def position_lock_send_of_order(*, client_order_id: str) -> SentRows:
+    """As :func:`position_lock_send`, for the position of the order ``client_order_id`` (its strategy,
+    venue and routed listing), before the order itself has been read."""
+    return _LOCKED_POSITION_OF_ORDER.send(client_order_id, client_order_id, client_order_id)
 
 
 def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: datetime) -> int:

@@ -24,17 +24,26 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
-from odum_live.sql import CompiledQuery, SentRows, in_pipeline, next_id, pipeline, send_insert, send_update
+from odum_live.sql import (
+    CompiledQuery,
+    SentQuery,
+    SentRows,
+    in_pipeline,
+    next_id,
+    pipeline,
+    send_insert,
+    send_update,
+)
 from orders.exposure import order_exposure_changed, orders_for_state_change
 from orders.models import Fill, Order, OrderEvent
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
-from positions.services import position_apply_fill, position_lock_send
+from positions.services import position_apply_fill, position_lock_send_of_order
 from venues.events import VenueEvent, VenueEventKind
 from venues.models import Instrument
 
@@ -146,11 +155,25 @@ _FAMILY_FILLS = CompiledQuery(
         order_id__in=Order.objects.filter(Q(pk=order_id) | Q(parent_id=parent_id)).values("pk")),
     markers=(uuid.UUID(int=1), uuid.UUID(int=2)),
 )
+# The same, keyed by the client_order_id of the order (sub-selects on its unique index), so that
+# they go with the order's locked read in one round trip; own fills and children's fills apart
+# (each an indexed join: an OR across them scanned both tables).
+_FILLS_OF_ORDER = CompiledQuery(
+    lambda client_order_id: Fill.objects.order_by().only("id", "quantity", "price", "fee").filter(
+        order__client_order_id=client_order_id),
+    markers=("<client_order_id marker>",),
+)
+_FILLS_OF_CHILDREN = CompiledQuery(
+    lambda client_order_id: Fill.objects.order_by().only("id", "quantity", "price", "fee").filter(
+        order__parent__client_order_id=client_order_id),
+    markers=("<client_order_id marker>",),
+)
 _LISTING_TERM_FIELDS = ("contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency")
-_LISTING_TERMS = CompiledQuery(
-    lambda instrument_key: Instrument.objects.order_by().only("id", *_LISTING_TERM_FIELDS).filter(
-        instrument_key=instrument_key),
-    markers=("<instrument_key marker>",),
+_LISTING_TERMS_OF_ORDER = CompiledQuery(
+    lambda client_order_id: Instrument.objects.order_by().only("id", *_LISTING_TERM_FIELDS).filter(
+        instrument_key=Subquery(Order.objects.order_by().filter(client_order_id=client_order_id)
+                                .values("routed_instrument_key"))),
+    markers=("<client_order_id marker>",),
 )
 
 
@@ -231,8 +254,9 @@ def order_apply_venue_event(*, event: VenueEvent,
             return result
     with transaction.atomic():
         if event.kind == K.FILLED:
-            # PostgreSQL: a pipeline (odum_live.sql.pipeline) — the fill's reads go in two round
-            # trips and its writes in one, where each was a round trip of its own.
+            # PostgreSQL: a pipeline (odum_live.sql.pipeline) — the fill's reads go in one round
+            # trip (two for an algorithm's child) and its writes in one, where each statement was a
+            # round trip of its own.
             with pipeline():
                 result = _apply_fill_event(event, touched)
             for check in touched.checks:
@@ -351,39 +375,58 @@ def _misrouted(order: Order | None, event: VenueEvent, touched: _Touched) -> App
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _FillReads:
+    # What a fill reads, sent together (odum_live.sql: one round trip in a pipeline).
+    order: SentRows
+    duplicate: SentRows
+    terms: SentRows
+    own_fills: SentRows
+    children_fills: SentRows
+    fill_id: SentQuery | None
+    position: SentRows
+
+
 def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
-    # First round trip: the order's lock, then the duplicate check — sent after the lock, so it
-    # sees any fill a writer holding the lock before us committed (every writer of the order's
-    # fills holds its lock).
-    locked = _LOCKED_FOR_FILL.send(event.client_order_id)
-    existing = _FILL_BY_TRADE.send(event.venue, event.trade_id)
-    order = locked.one()
-    duplicate = existing.one()
-    return _misrouted(order, event, touched) or _apply_fill(order, event, touched, duplicate=duplicate)
+    # One round trip for everything a fill reads, keyed by the event alone (the order's columns
+    # come through sub-selects on its client_order_id, each one probe of its unique index): the
+    # order's lock first, then — each statement runs after it, so it sees what a writer holding the
+    # lock before us committed (every writer of the order's fills holds it) — the duplicate check,
+    # the listing's terms, the fills so far of the order and of its children (an algorithm's
+    # primary), the fill's id and the position's lock. An algorithm's child then locks its parent
+    # and reads the parent's family's fills: lock order order, position, parent (nothing else
+    # locks both a position and an order).
+    coid = event.client_order_id
+    reads = _FillReads(
+        order=_LOCKED_FOR_FILL.send(coid), duplicate=_FILL_BY_TRADE.send(event.venue, event.trade_id),
+        terms=_LISTING_TERMS_OF_ORDER.send(coid), own_fills=_FILLS_OF_ORDER.send(coid),
+        children_fills=_FILLS_OF_CHILDREN.send(coid), fill_id=next_id(Fill) if in_pipeline() else None,
+        position=position_lock_send_of_order(client_order_id=coid),
+    )
+    order = reads.order.one()
+    duplicate = reads.duplicate.one()
+    return _misrouted(order, event, touched) or _apply_fill(order, event, touched, duplicate=duplicate, reads=reads)
 
 
-def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None) -> AppliedEvent:
+def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None,
+                reads: _FillReads) -> AppliedEvent:
     if duplicate is not None:
         return _duplicate_fill(order, event, duplicate.order_id)
-    # Second round trip (a third for an algorithm's child, whose parent is locked first): what the
-    # fill needs, read under the locks — the listing's terms, the fills so far of the order (and
-    # of the parent's family), the fill's id, the position's lock. Lock order as everywhere:
-    # order, parent, position.
-    parent = _LOCKED_PARENT_FOR_FILL.one(order.parent_id) if order.parent_id else None
+    parent = parent_family = None
+    if order.parent_id:
+        locked_parent = _LOCKED_PARENT_FOR_FILL.send(order.parent_id)
+        parent_family = _FAMILY_FILLS.send(order.parent_id, order.parent_id)  # after the parent's lock
+        parent = locked_parent.one()
     qty = event.last_qty
     if order.filled_quantity + qty > order.quantity:
         return _over_fill(order, event, touched, order)
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
-    terms = _LISTING_TERMS.send(order.routed_instrument_key)
-    family = _FAMILY_FILLS.send(order.pk, order.pk)
-    parent_family = _FAMILY_FILLS.send(parent.pk, parent.pk) if parent is not None else None
-    fill_id = next_id(Fill) if in_pipeline() else None
-    position_locked = position_lock_send(strategy_id=order.strategy_id, venue=order.venue,
-                                         instrument_key=order.routed_instrument_key)
+    terms, fill_id, position_locked = reads.terms, reads.fill_id, reads.position
+    family = _fill_figures(reads.own_fills) + _fill_figures(reads.children_fills)
     multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, terms.one())
     this_fill = [(qty, event.last_px, event.fee)]
-    family_fills = _fill_figures(family) + this_fill
+    family_fills = family + this_fill
     parent_fills = _fill_figures(parent_family) + this_fill if parent_family is not None else None
 
     before, before_filled = order.status, order.filled_quantity
@@ -558,7 +601,7 @@ def _figures(rows: list[tuple[Decimal, Decimal, Decimal]]) -> tuple[Decimal, Dec
 def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:
     # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
     # settlement/base for inverse), plus a note when the fee could not be converted; ``found``: the
-    # order's listing as _LISTING_TERMS reads it.
+    # order's listing as _LISTING_TERMS_OF_ORDER reads it.
     listing = None if found is None else {name: getattr(found, name) for name in _LISTING_TERM_FIELDS}
     if listing is None:
         raise VenueEventError(
