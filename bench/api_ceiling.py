@@ -26,14 +26,9 @@ Usage: ``python bench/api_ceiling.py [--workers 4] [--requests 2000] [--port 809
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import json
 import os
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -44,19 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api_submit import seed  # noqa: E402
 from bench.common import (  # noqa: E402
     PG_URL,
-    PYTHON,
-    ROOT,
     SERVER_LAYOUTS,
     LoadResult,
-    Server,
-    drop_database,
-    print_json_line,
+    clean_up,
+    finish_run,
     production_env,
     recreate_database,
     run_load,
     running_server,
     setup_django,
-    stop_process_group,
 )
 
 TARGET_C1_P99_MS = 5.0  # issue #2
@@ -98,45 +89,6 @@ def bare_app(environ, start_response):
     return _respond(start_response, "201 Created", json.dumps({"id": row_id}).encode())
 
 
-@contextlib.contextmanager
-def running_bare_server(*, port: int, workers: int, env: dict[str, str]) -> Iterator[Server]:
-    """Serve :func:`bare_app` like the ``gunicorn-gthread`` layout (bench.common.running_server); stop it on exit.
-
-    Raises
-    ------
-    RuntimeError
-        When the server does not answer within 30 s (its output is included).
-    """
-    argv = [
-        PYTHON, "-m", "gunicorn", "bench.api_ceiling:bare_app", "-b", f"127.0.0.1:{port}",
-        "-w", str(workers), "-k", "gthread", "--threads", "1", "--keep-alive", "75", "--log-level", "warning",
-    ]
-    log_path = ROOT / "bench" / "out" / f"bare-wsgi-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/api/health")
-                conn.getresponse().read()
-                conn.close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = log_path.read_text(errors="replace")
-                    raise RuntimeError(
-                        f"bare WSGI did not start on port {port} (log {log_path}):\n{out[-4000:]}"
-                    ) from None
-                time.sleep(0.1)
-        yield Server("bare-wsgi", proc, port)
-    finally:
-        stop_process_group(proc, timeout=15)
-        log.close()
-
-
 # --- the benchmark --------------------------------------------------------------------------------
 
 def main() -> int:
@@ -164,7 +116,8 @@ def main() -> int:
                 "gunicorn-gthread", port=port, workers=args.workers,
                 env=production_env(DJANGO_SETTINGS_MODULE="bench.lean_settings"),
             ),
-            "bare_wsgi": lambda port: running_bare_server(port=port, workers=args.workers, env=production_env()),
+            "bare_wsgi": lambda port: running_server("bare-wsgi", port=port, workers=args.workers,
+                                                     env=production_env()),
         }
         runs: dict[tuple[str, int], LoadResult] = {}
         sent = dict.fromkeys(variants, 0)
@@ -220,14 +173,10 @@ def main() -> int:
             "requests": args.requests,
             "failures": len(failures),
         }
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            drop_database()
-    print_json_line(figures)
-    return 1 if failures else 0
+    except BaseException:
+        clean_up(keep=args.keep)
+        raise
+    return finish_run(figures, failures=failures, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     SERVER_LAYOUTS,
-    drop_database,
-    print_json_line,
+    finish_run,
     production_env,
     recreate_database,
     run_load,
@@ -164,13 +163,7 @@ def main() -> int:
         "workers": args.workers,
         "failures": len(failures),
     }
-    from django.db import connections
-
-    connections.close_all()
-    if not args.keep:
-        drop_database()
-    print_json_line(figures)
-    return 1 if failures else 0
+    return finish_run(figures, failures=failures, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,15 @@ SERVER_LAYOUTS = {
             "-w", str(workers), "--log-level", "warning",
         ],
     ),
+    # No Django at all (bench/api_ceiling.py): the ceiling of gunicorn + psycopg + PostgreSQL.
+    "bare-wsgi": (
+        "bare WSGI (no Django), {workers} workers x 1 thread (keep-alive)",
+        lambda port, workers: [
+            PYTHON, "-m", "gunicorn", "bench.api_ceiling:bare_app", "-b", f"127.0.0.1:{port}",
+            "-w", str(workers), "-k", "gthread", "--threads", "1", "--keep-alive", "75",
+            "--log-level", "warning",
+        ],
+    ),
     "daphne": (
         "one daphne ASGI process",
         lambda port, workers: [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "odum_live.asgi:application"],
@@ -293,6 +302,23 @@ def seed_wide_risk_limits(*, strategy_id: str, price_collar_bps: str, venues: tu
             RiskLimit.objects.create(scope=scope, scope_key=key, kind=kind, value=Decimal(value))
     for scope, key in ((Scope.GLOBAL, ""), *((Scope.VENUE, v) for v in venues)):
         TradingState.objects.create(scope=scope, scope_key=key, state="ACTIVE", reason="benchmark")
+
+
+def clean_up(*, keep: bool) -> None:
+    """Close this process's database connections and drop the bench database (unless ``keep``)."""
+    from django.db import connections
+
+    connections.close_all()
+    if not keep:
+        drop_database()
+
+
+def finish_run(figures: dict, *, failures: list, keep: bool) -> int:
+    """End a benchmark: :func:`clean_up`, print the JSON line of ``figures``; return the exit status
+    (1 when any request failed)."""
+    clean_up(keep=keep)
+    print_json_line(figures)
+    return 1 if failures else 0
 
 
 def print_json_line(figures: dict) -> None:
