@@ -8,14 +8,16 @@ one bulk INSERT of its events; dispatch to the trading worker follows after comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from odum_live.sql import pipeline, send_insert
+from odum_live.sql import in_pipeline, pipeline, send_insert
 from orders.models import Order, OrderEvent, Strategy
 from orders.services.publish import publish_orders_updated
 from orders.services.request import OrderRequest
@@ -149,8 +151,9 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
         # No look-up first: the unique index on (strategy, operation_id) is the idempotency check.
         # A replayed operation_id fails the INSERT, the whole transaction (risk usage included)
         # rolls back, and the stored order is read below — one index probe fewer per new order.
-        with transaction.atomic():
-            order = _create(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
+        with _submit_transaction() as after_commit:
+            order = _create(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint,
+                            after_commit=after_commit)
     except IntegrityError:
         stored = _stored_order(strategy, data.operation_id)
         if stored is None:
@@ -172,7 +175,28 @@ def denial_reason(*, risk, decision) -> str:
     return "; ".join(p for p in parts if p) or "routing: no eligible venue"
 
 
-def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str) -> Order:
+@contextlib.contextmanager
+def _submit_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
+    # The submit transaction; yields how to run work after its commit. On PostgreSQL, outside a
+    # caller's transaction, a pipeline encloses it (odum_live.sql.pipeline): its COMMIT then goes in
+    # the round trip of its last writes instead of one of its own, and a duplicate operation_id
+    # fails at that COMMIT — the same IntegrityError, the transaction rolled back whole. The work
+    # after commit runs once the pipeline has ended (dispatch, publication), as on_commit would
+    # run it after the outermost block: not at all when the block fails.
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield transaction.on_commit
+        return
+    after: list[Callable[[], None]] = []
+    with pipeline(), transaction.atomic():
+        yield after.append
+    for callback in after:
+        callback()
+
+
+def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str,
+            after_commit: Callable[[Callable[[], None]], None]) -> Order:
     # PostgreSQL: psycopg pipeline mode (odum_live.sql.pipeline). A statement whose result is not
     # read at once (the risk engine's lock, the order INSERT) travels with the next one that is
     # read: the submit transaction costs six round trips (BEGIN, which psycopg syncs on its own;
@@ -185,21 +209,30 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
         order, events = _create_rows(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
         order.save(force_insert=True)
         # The event ids are read after the pipeline ends: the open exposure, order and events then
-        # go in the round trip of its final sync.
+        # go in the round trip of its final sync — with the COMMIT when the pipeline encloses the
+        # transaction (_submit_transaction), whose ids are then read after commit.
         read_event_ids = send_insert(events)
-    read_event_ids()
-    # Subscribers see the new order (ROUTED or DENIED) after commit, before the hand-off's own
-    # changes. Its events are its only rows, so their ids spare the publisher a look-up.
-    published, event_ids = {order.id: strategy.id}, [event.pk for event in events]
-    new_rows = {order.id: (event_ids, [])} if None not in event_ids else None
+    if not in_pipeline():
+        read_event_ids()
+        read_event_ids = None
     if order.status == OrderStatus.ROUTED:
         from orders.services.dispatch import order_dispatch_submit
 
         # Registered first, so it runs first after commit: the order goes to the trading worker
         # before the (slower) publication to WebSocket subscribers, not after it.
         order_id = order.id
-        transaction.on_commit(lambda: order_dispatch_submit(order_id=order_id, attempt="initial"))
-    transaction.on_commit(lambda: publish_orders_updated(published, new_rows=new_rows))
+        after_commit(lambda: order_dispatch_submit(order_id=order_id, attempt="initial"))
+
+    def publish() -> None:
+        # Subscribers see the new order (ROUTED or DENIED) after commit, before the hand-off's own
+        # changes. Its events are its only rows, so their ids spare the publisher a look-up.
+        if read_event_ids is not None:
+            read_event_ids()
+        event_ids = [event.pk for event in events]
+        new_rows = {order.id: (event_ids, [])} if None not in event_ids else None
+        publish_orders_updated({order.id: strategy.id}, new_rows=new_rows)
+
+    after_commit(publish)
     return order
 
 

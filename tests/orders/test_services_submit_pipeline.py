@@ -98,3 +98,42 @@ def test_order_submit_reads_the_market_data_once_for_router_and_risk(tradable, s
     assert calls == [("get_many", ("BINANCE-SPOT:SPOT_PAIR:BTC-USDT",))]
     collar = next(c for c in result.order.risk_result["checks"] if c["check"] == "price_collar")
     assert collar["passed"] is True and "vs mid 40000.5" in collar["detail"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_order_submit_outside_a_transaction_commits_with_its_writes_then_dispatches_and_publishes(
+        tradable, strategy, monkeypatch):
+    # Outside a caller's transaction the pipeline encloses the submit transaction (its COMMIT goes
+    # with the last writes); the hand-off and the publication run once it has committed — and not
+    # for a replayed operation_id.
+    import orders.services.dispatch as dispatch
+    import orders.services.submit as submit
+    from django.db import connection
+
+    calls = []
+
+    def dispatched(*, order_id, attempt):
+        calls.append(("dispatch", order_id, connection.in_atomic_block,
+                      Order.objects.filter(pk=order_id, status="ROUTED").exists()))
+
+    def published(orders, *, new_rows=None):
+        calls.append(("publish", orders, new_rows))
+
+    monkeypatch.setattr(dispatch, "order_dispatch_submit", dispatched)
+    monkeypatch.setattr(submit, "publish_orders_updated", published)
+    request = typed_request(operation_id="merged-commit")
+
+    # Act
+    first = order_submit(strategy=strategy, actor="svc", data=request)
+    again = order_submit(strategy=strategy, actor="svc", data=request)
+
+    # Assert: dispatched once, after the commit (outside the block, the row visible), then published
+    # with the new events' ids; the replay neither dispatches nor publishes
+    order = first.order
+    event_ids = sorted(order.events.values_list("pk", flat=True))
+    assert first.created and not again.created and again.order.pk == order.pk
+    assert calls[0] == ("dispatch", order.pk, False, True)
+    assert calls[1][0] == "publish" and calls[1][1] == {order.pk: strategy.id}
+    assert sorted(calls[1][2][order.pk][0]) == event_ids and len(event_ids) == 3
+    assert len(calls) == 2
