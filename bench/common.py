@@ -98,15 +98,19 @@ class Server:
     port: int
 
 
+def _gunicorn_gthread(app: str):
+    # gunicorn's gthread workers (1 thread each, keep-alive) serving the WSGI callable ``app``.
+    return lambda port, workers: [
+        PYTHON, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", "gthread",
+        "--threads", "1", "--keep-alive", "75", "--log-level", "warning",
+    ]
+
+
 SERVER_LAYOUTS = {
     # name: (description, argv builder)
     "gunicorn-gthread": (
         "gunicorn WSGI, {workers} workers x 1 thread (keep-alive)",
-        lambda port, workers: [
-            PYTHON, "-m", "gunicorn", "odum_live.wsgi:application", "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "-k", "gthread", "--threads", "1", "--keep-alive", "75",
-            "--log-level", "warning",
-        ],
+        _gunicorn_gthread("odum_live.wsgi:application"),
     ),
     "gunicorn-sync": (
         "gunicorn WSGI, {workers} sync workers (no keep-alive)",
@@ -118,11 +122,7 @@ SERVER_LAYOUTS = {
     # No Django at all (bench/api_ceiling.py): the ceiling of gunicorn + psycopg + PostgreSQL.
     "bare-wsgi": (
         "bare WSGI (no Django), {workers} workers x 1 thread (keep-alive)",
-        lambda port, workers: [
-            PYTHON, "-m", "gunicorn", "bench.api_ceiling:bare_app", "-b", f"127.0.0.1:{port}",
-            "-w", str(workers), "-k", "gthread", "--threads", "1", "--keep-alive", "75",
-            "--log-level", "warning",
-        ],
+        _gunicorn_gthread("bench.api_ceiling:bare_app"),
     ),
     "daphne": (
         "one daphne ASGI process",
