@@ -1,15 +1,14 @@
 """SQL on the hot paths: querysets compiled once, statements sent now and read later, pipelines.
 
-**Compiled querysets.** 
-Django compiles a queryset's SQL every time it runs. On the trading worker's hot paths (the
-journal writer's locked read of an order, once per venue event) the compilation cost more than the
-query itself: ~2 ms of a ~4 ms ACCEPTED write on the 2-core benchmark machine
-(bench/e2e_latency.py, cProfile of ``order_apply_venue_event``). A :class:`CompiledQuery` builds
-the queryset once with *marker* arguments, keeps the SQL and the positions of the markers among its
-parameters, and from then on runs that SQL with the real arguments in the markers' places and turns
-its rows into model instances as Django's ``ModelIterable`` does (deferred fields and annotations
-included, Django's converters applied): the same statement, the same instances, without the
-compiler.
+**Compiled querysets.** Django compiles a queryset's SQL every time it runs. On the trading
+worker's hot paths (the journal writer's locked read of an order, once per venue event) the
+compilation cost more than the query itself: ~2 ms of a ~4 ms ACCEPTED write on the 2-core
+benchmark machine (bench/e2e_latency.py, cProfile of ``order_apply_venue_event``). A
+:class:`CompiledQuery` builds the queryset once with *marker* arguments, keeps the SQL and the
+positions of the markers among its parameters, and from then on runs that SQL with the real
+arguments in the markers' places and turns its rows into model instances as Django's
+``ModelIterable`` does (deferred fields and annotations included, Django's converters applied): the
+same statement, the same instances, without the compiler.
 
 **Sent statements and pipelines.** :func:`send_query`, :func:`send_update` and :func:`send_insert`
 execute a statement without reading its result. Outside a psycopg pipeline that is plain
