@@ -59,7 +59,7 @@ class _Compiled:
     fields: slice  # the model's columns in the select
     attnames: list[str]
     annotations: dict[str, int]  # annotation name → column
-    converters: list  # (column, (converters, expression))
+    converters: list  # (column, converter functions, expression): see _converted
 
 
 class CompiledQuery:
@@ -112,7 +112,8 @@ class CompiledQuery:
         return _Compiled(
             model=queryset.model, sql=sql, params=params, positions=positions, fields=slice(start, end),
             attnames=[column.target.attname for column, _, _ in select[start:end]],
-            annotations=dict(compiler.annotation_col_map), converters=list(converters.items()),
+            annotations=dict(compiler.annotation_col_map),
+            converters=[(column, functions, expression) for column, (functions, expression) in converters.items()],
         )
 
     def _get(self, using: str) -> _Compiled:
@@ -134,13 +135,23 @@ class CompiledQuery:
             values[position] = adapt(arg)
         return SentRows(compiled, send_query(compiled.sql, values, using=using), using)
 
-    def all(self, *args: Any, using: str = DEFAULT_DB_ALIAS) -> list:
-        """Return the rows for ``args``: the model instances the queryset would give."""
-        return self.send(*args, using=using).all()
-
     def one(self, *args: Any, using: str = DEFAULT_DB_ALIAS):
         """Return the only row for ``args``, or None (the queryset must select at most one row)."""
         return self.send(*args, using=using).one()
+
+
+def _converted(row: Sequence, converters: list, connection) -> Sequence:
+    # ``row`` with Django's converters applied, as the SQL compiler applies them: ``converters``
+    # lists (column index, converter functions, expression) for the columns that have any.
+    if not converters:
+        return row
+    row = list(row)
+    for column, functions, expression in converters:
+        value = row[column]
+        for function in functions:
+            value = function(value, expression, connection)
+        row[column] = value
+    return row
 
 
 class SentRows:
@@ -154,13 +165,7 @@ class SentRows:
         compiled, connection = self._compiled, connections[self._using]
         instances = []
         for row in self._sent.fetchall():
-            if compiled.converters:
-                row = list(row)
-                for column, (functions, expression) in compiled.converters:
-                    value = row[column]
-                    for function in functions:
-                        value = function(value, expression, connection)
-                    row[column] = value
+            row = _converted(row, compiled.converters, connection)
             instance = compiled.model.from_db(self._using, compiled.attnames, row[compiled.fields])
             for name, column in compiled.annotations.items():
                 setattr(instance, name, row[column])
@@ -242,6 +247,11 @@ def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_
 
 
 _UPDATE_SQL: dict[tuple, str] = {}
+
+
+#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields),
+#: or False for a shape whose parameters only the compiler prepares.
+_INSERT_SQL: dict[tuple, tuple[str, list] | bool] = {}
 
 
 def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_ids: bool = True):
@@ -327,22 +337,12 @@ def instances_from_rows(model: type[Model], names: Sequence[str], rows: Sequence
     attnames, order, converters = plan
     instances = []
     for row in rows:
-        row = list(row)
-        for i, functions, column in converters:
-            value = row[i]
-            for function in functions:
-                value = function(value, column, connection)
-            row[i] = value
+        row = _converted(row, converters, connection)
         instances.append(model.from_db(using, attnames, [row[i] for i in order]))
     return instances
 
 
 _ROW_PLANS: dict[tuple, tuple[list[str], list[int], list]] = {}
-
-
-#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields),
-#: or False for a shape whose parameters only the compiler prepares.
-_INSERT_SQL: dict[tuple, tuple[str, list] | bool] = {}
 
 
 def next_id(model: type[Model], *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:

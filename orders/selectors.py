@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 
 from orders.models import Fill, Order, OrderEvent, Strategy
 
@@ -188,3 +188,12 @@ def order_get_visible(*, access: OrderAccess, order_id) -> Order | None:
     """Return the visible order ``order_id`` without related rows (the cancel service re-reads it
     under a row lock), or None when it does not exist or is outside the caller's scope."""
     return order_visible_queryset(access=access).filter(pk=order_id).first()
+
+
+def order_column(*, client_order_id: str, column: str) -> Subquery:
+    """Return a sub-select of one column of the order ``client_order_id`` (one probe of its unique index).
+
+    For a statement keyed by a venue event, which names the order by client_order_id, that must
+    run before the order's row has been read (e.g. in the same pipeline round trip).
+    """
+    return Subquery(Order.objects.order_by().filter(client_order_id=client_order_id).values(column))

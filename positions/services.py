@@ -27,14 +27,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Subquery
 from django.utils import timezone
 
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
-from orders.models import Order
+from orders.selectors import order_column
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
 from venues.models import Instrument
 
@@ -177,9 +176,9 @@ def position_lock_send(*, strategy_id: str, venue: str, instrument_key: str) -> 
 #: (sub-selects on its unique index): it can be sent before the order's row has been read.
 _LOCKED_POSITION_OF_ORDER = CompiledQuery(
     lambda a, b, c: Position.objects.select_for_update(of=("self",)).order_by().filter(
-        strategy_id=Subquery(Order.objects.order_by().filter(client_order_id=a).values("strategy_id")),
-        venue=Subquery(Order.objects.order_by().filter(client_order_id=b).values("venue")),
-        instrument_key=Subquery(Order.objects.order_by().filter(client_order_id=c).values("routed_instrument_key"))),
+        strategy_id=order_column(client_order_id=a, column="strategy_id"),
+        venue=order_column(client_order_id=b, column="venue"),
+        instrument_key=order_column(client_order_id=c, column="routed_instrument_key")),
     markers=("<client_order_id marker 1>", "<client_order_id marker 2>", "<client_order_id marker 3>"),
 )
 

@@ -17,8 +17,8 @@ from decimal import Context, Decimal
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from odum_live.sql import SentQuery, send_query  # noqa: F401 - also imported from here
 from odum_live.instruments import ANY_VENUE, InstrumentKey, InstrumentKeyError, parse_instrument_key
+from odum_live.sql import SentQuery, send_query
 from odum_live.intent import BUY_LIKE_SIDES
 from positions.models import Position
 from risk.models import OpenOrderExposure, RiskLimit, Scope, TradingState

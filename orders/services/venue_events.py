@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db.models import Q
 
 from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
@@ -40,6 +40,7 @@ from odum_live.sql import (
 )
 from orders.exposure import order_exposure_changed, orders_for_state_change
 from orders.models import Fill, Order, OrderEvent
+from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
@@ -171,8 +172,7 @@ _FILLS_OF_CHILDREN = CompiledQuery(
 _LISTING_TERM_FIELDS = ("contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency")
 _LISTING_TERMS_OF_ORDER = CompiledQuery(
     lambda client_order_id: Instrument.objects.order_by().only("id", *_LISTING_TERM_FIELDS).filter(
-        instrument_key=Subquery(Order.objects.order_by().filter(client_order_id=client_order_id)
-                                .values("routed_instrument_key"))),
+        instrument_key=order_column(client_order_id=client_order_id, column="routed_instrument_key")),
     markers=("<client_order_id marker>",),
 )
 
@@ -422,9 +422,8 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
         return _over_fill(order, event, touched, order)
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
-    terms, fill_id, position_locked = reads.terms, reads.fill_id, reads.position
     family = _fill_figures(reads.own_fills) + _fill_figures(reads.children_fills)
-    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, terms.one())
+    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, reads.terms.one())
     this_fill = [(qty, event.last_px, event.fee)]
     family_fills = family + this_fill
     parent_fills = _fill_figures(parent_family) + this_fill if parent_family is not None else None
@@ -438,7 +437,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     # trade id the venue gave to another order: the event fails whole, logged by the journal.
     # Writes from here on are sent, not read (odum_live.sql): in a pipeline they go with the COMMIT.
     fill = Fill(
-        id=fill_id.fetchall()[0][0] if fill_id is not None else None, order=order, venue=event.venue,
+        id=reads.fill_id.fetchall()[0][0] if reads.fill_id is not None else None, order=order, venue=event.venue,
         venue_trade_id=event.trade_id, price=event.last_px, quantity=qty, fee=event.fee,
         fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
     )
@@ -460,7 +459,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     position = position_apply_fill(
         strategy_id=order.strategy_id, venue=order.venue, instrument_key=order.routed_instrument_key,
         side=order.side, quantity=qty, price=event.last_px, fee=fee_for_position, multiplier=multiplier,
-        inverse=inverse, ts=event.ts_event, locked=position_locked,
+        inverse=inverse, ts=event.ts_event, locked=reads.position,
     )
     payload = _base_payload(event) | _trade_payload(event) | _fill_payload(order) | {
         "fill_id": fill.pk, "position_quantity": str(position.quantity),
