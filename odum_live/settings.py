@@ -100,11 +100,15 @@ if DATABASE_URL:
     # idempotent client retries with its operation_id) and Django discards that connection.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # psycopg 3 server-side binding: statements are prepared after a few executions per
-        # connection, so PostgreSQL reuses their plans on the order-submission hot path.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
-            "DB_SERVER_SIDE_BINDING", default=True
-        )
+        # psycopg 3 server-side binding, and server-side prepared statements: a statement run
+        # DB_PREPARE_THRESHOLD times on a connection is prepared, so PostgreSQL parses and plans
+        # the order-submission hot path's statements once per connection, not once per request.
+        # Django turns preparing off unless OPTIONS names a threshold (it breaks transaction-mode
+        # poolers such as PgBouncer < 1.21: set DB_PREPARE_THRESHOLD= (empty) behind one).
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+        threshold = env.str("DB_PREPARE_THRESHOLD", default="5")
+        options["prepare_threshold"] = int(threshold) if threshold else None
 else:
     DATABASES = {
         "default": {

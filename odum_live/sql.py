@@ -31,7 +31,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import ModelIterable
+from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import InsertQuery
 
 
@@ -60,6 +60,7 @@ class _Compiled:
     attnames: list[str]
     annotations: dict[str, int]  # annotation name → column
     converters: list  # (column, converter functions, expression): see _converted
+    populators: list  # Django's RelatedPopulator per select_related relation (stateless, reused)
 
 
 class CompiledQuery:
@@ -69,7 +70,7 @@ class CompiledQuery:
     ----------
     build : Callable[..., QuerySet]
         Builds the queryset from its arguments: a plain model queryset (``only`` / ``defer`` /
-        ``annotate`` / ``select_for_update`` allowed; no ``select_related``, no ``values``). It
+        ``annotate`` / ``select_related`` / ``select_for_update`` allowed; no ``values``). It
         must use each argument exactly once as a parameter value (a filter's right-hand side), so
         that its marker appears once among the compiled parameters.
     markers : tuple
@@ -104,8 +105,8 @@ class CompiledQuery:
                 raise ValueError(f"marker {marker!r} appears {len(found)} times among the compiled parameters")
             positions.append(found[0])
         info = compiler.klass_info
-        if info is None or info.get("related_klass_infos") or queryset._iterable_class is not ModelIterable:
-            raise ValueError("CompiledQuery needs a plain model queryset (no select_related, values or raw)")
+        if info is None or queryset._iterable_class is not ModelIterable:
+            raise ValueError("CompiledQuery needs a plain model queryset (no values or raw)")
         start, end = info["select_fields"][0], info["select_fields"][-1] + 1
         select = compiler.select
         converters = compiler.get_converters([column for column, _, _ in select[:compiler.col_count]])
@@ -114,6 +115,7 @@ class CompiledQuery:
             attnames=[column.target.attname for column, _, _ in select[start:end]],
             annotations=dict(compiler.annotation_col_map),
             converters=[(column, functions, expression) for column, (functions, expression) in converters.items()],
+            populators=get_related_populators(info, select, using),
         )
 
     def _get(self, using: str) -> _Compiled:
@@ -167,6 +169,8 @@ class SentRows:
         for row in self._sent.fetchall():
             row = _converted(row, compiled.converters, connection)
             instance = compiled.model.from_db(self._using, compiled.attnames, row[compiled.fields])
+            for populator in compiled.populators:
+                populator.populate(row, instance)
             for name, column in compiled.annotations.items():
                 setattr(instance, name, row[column])
             instances.append(instance)
@@ -249,9 +253,23 @@ def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_
 _UPDATE_SQL: dict[tuple, str] = {}
 
 
-#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields),
-#: or False for a shape whose parameters only the compiler prepares.
-_INSERT_SQL: dict[tuple, tuple[str, list] | bool] = {}
+#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields,
+#: by column), or False for a shape whose parameters only the compiler prepares. ``by column``: the
+#: statement takes one array per field (Django's ``INSERT … SELECT * FROM UNNEST(…)`` on
+#: PostgreSQL, for several rows), not one value per row and field.
+_INSERT_SQL: dict[tuple, tuple[str, list, bool] | bool] = {}
+
+
+def _insert_params(objs: Sequence[Model], fields: list, connection, *, by_column: bool, add: bool) -> list:
+    # The parameters of an INSERT of ``objs`` as the compiler prepares them; ``add`` runs each
+    # field's pre_save (auto_now_add), which the compiler otherwise ran.
+    def value(obj, field):
+        raw = field.pre_save(obj, True) if add else getattr(obj, field.attname)
+        return field.get_db_prep_save(raw, connection=connection)
+
+    if by_column:
+        return [[value(obj, field) for obj in objs] for field in fields]
+    return [value(obj, field) for obj in objs for field in fields]
 
 
 def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_ids: bool = True):
@@ -276,10 +294,8 @@ def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_id
     shape = (model, has_pk, bool(returning), len(objs), using)
     cached = _INSERT_SQL.get(shape)
     if cached:  # the statement of this shape, its parameters prepared as the compiler prepares them
-        sql, fields = cached
-        connection = connections[using]
-        params = [field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
-                  for obj in objs for field in fields]
+        sql, fields, by_column = cached
+        params = _insert_params(objs, fields, connections[using], by_column=by_column, add=True)
     else:
         fields = [f for f in opts.concrete_fields if not f.generated and (has_pk or f is not opts.auto_field)]
         query = InsertQuery(model)  # its compiler runs each field's pre_save (auto_now_add) as bulk_create's does
@@ -290,12 +306,11 @@ def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_id
         if cached is None:
             # Kept for the next statements of this shape only when preparing the parameters
             # directly gives exactly what the compiler gave (no expression, no custom placeholder).
-            connection = connections[using]
-            direct = [field.get_db_prep_save(getattr(obj, field.attname), connection=connection)
-                      for obj in objs for field in fields]
+            by_column = len(objs) > 1 and len(params) == len(fields) and all(isinstance(p, list) for p in params)
+            direct = _insert_params(objs, fields, connections[using], by_column=by_column, add=False)
             same = len(direct) == len(params) and all(
                 type(a) is type(b) and repr(a) == repr(b) for a, b in zip(direct, params, strict=True))
-            _INSERT_SQL[shape] = (sql, fields) if same else False
+            _INSERT_SQL[shape] = (sql, fields, by_column) if same else False
     if not returning:
         send_statement(sql, params, using=using)
         for obj in objs:

@@ -167,9 +167,13 @@ class Order(models.Model):
         return f"{self.client_order_id} {self.side} {self.quantity} {self.instrument_key} [{self.status}]"
 
     def save(self, *args, **kwargs):
+        self.set_client_order_id()
+        super().save(*args, **kwargs)
+
+    def set_client_order_id(self) -> None:
+        """Derive ``client_order_id`` from the order id when unset (every INSERT path calls it)."""
         if not self.client_order_id:
             self.client_order_id = client_order_id_for(self.id)
-        super().save(*args, **kwargs)
 
     @property
     def leaves_quantity(self) -> Decimal:

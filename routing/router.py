@@ -43,6 +43,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from odum_live.sql import CompiledQuery
 from odum_live.instruments import ASSET_CLASSES
 from odum_live.intent import OrderIntent
 from routing.costs import (
@@ -234,6 +235,21 @@ class _Evaluation:
         )
 
 
+# The listings of an equivalence key (at a venue), with their venue: compiled once
+# (odum_live.sql.CompiledQuery) — on the submission hot path Django's compilation of the joined
+# select cost more than running it. No ORDER BY: the few rows are sorted here.
+_LISTINGS = CompiledQuery(
+    lambda equivalence_key: Instrument.objects.select_related("venue").filter(equivalence_key=equivalence_key)
+    .order_by(),
+    markers=("<equivalence-key>",),
+)
+_LISTINGS_AT_VENUE = CompiledQuery(
+    lambda equivalence_key, venue: Instrument.objects.select_related("venue")
+    .filter(equivalence_key=equivalence_key, venue_id=venue).order_by(),
+    markers=("<equivalence-key>", "<venue>"),
+)
+
+
 class SmartOrderRouter:
     """Choose the venue listing for an order and record every candidate's figures.
 
@@ -277,17 +293,16 @@ class SmartOrderRouter:
         now = timezone.now()
         key = intent.instrument
         params = CostModelParams.from_settings(settings.ODUM)
-        # No ORDER BY: compiling it costs more than sorting a handful of rows here (hot path).
-        listings = Instrument.objects.select_related("venue").filter(equivalence_key=key.equivalence_key).order_by()
         if key.is_any_venue:
-            rows = sorted(listings, key=lambda row: (row.venue_id, row.instrument_key))
+            rows = sorted(_LISTINGS.send(key.equivalence_key).all(), key=lambda row: (row.venue_id, row.instrument_key))
             if not rows:
                 return self._unrouted(
                     f"instrument not listed: no venue lists {key.equivalence_key} (requested {key})", now, params
                 )
         else:
             # The listing's identity is venue + equivalence key; an asset-class prefix is optional.
-            rows = sorted(listings.filter(venue_id=key.venue), key=lambda row: row.instrument_key != str(key))[:1]
+            rows = sorted(_LISTINGS_AT_VENUE.send(key.equivalence_key, key.venue).all(),
+                          key=lambda row: row.instrument_key != str(key))[:1]
             if not rows:
                 if Venue.objects.filter(code=key.venue).exists():
                     reason = f"instrument not listed: venue {key.venue} has no listing of {key.equivalence_key}"

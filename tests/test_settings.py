@@ -94,3 +94,22 @@ def test_production_settings_exempt_internal_probes_from_the_https_redirect():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     # Assert: /metrics answers over plain HTTP, the API still redirects to https
     assert out.stdout.split()[-2:] == ["200", "301"]
+
+
+def _prepare_threshold(**overrides: str) -> str:
+    # psycopg's threshold on a PostgreSQL connection of production settings, evaluated fresh.
+    # Connecting needs no server: the threshold is read from the settings' connection parameters.
+    code = ("import django; django.setup(); from django.db import connection;"
+            "print(connection.get_connection_params().get('prepare_threshold'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=production_env(**overrides),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
+def test_production_settings_prepare_repeated_statements_unless_turned_off():
+    # psycopg prepares a statement on its 5th run on a connection: PostgreSQL plans it once.
+    assert _prepare_threshold() == "5"
+    assert _prepare_threshold(DB_PREPARE_THRESHOLD="2") == "2"
+    # Empty: no prepared statements (Django's own default), for transaction-mode poolers.
+    assert _prepare_threshold(DB_PREPARE_THRESHOLD="") == "None"

@@ -13,6 +13,17 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
+from odum_live.sql import CompiledQuery
+
+
+#: The tokens of a token key, with their user and the strategy it is the service account of: one
+#: query, compiled once (odum_live.sql.CompiledQuery) — Django's compilation of this three-table
+#: select cost three times its execution on the submission hot path (~0.3 of ~0.1 ms).
+_TOKENS_OF_KEY = CompiledQuery(
+    lambda key: get_token_model().objects.filter(token_key=key).select_related("user", "user__service_strategy"),
+    markers=("<token-key>",),
+)
+
 
 class BearerTokenAuthentication(TokenAuthentication):
     """knox's ``TokenAuthentication``, with two queries fewer per request on the submission hot path.
@@ -23,7 +34,7 @@ class BearerTokenAuthentication(TokenAuthentication):
       tokens have no expiry unless issued with one (``manage.py issue_api_token --expiry-days``).
     - The token's user comes with the strategy it is the service account of (``select_related``),
       so resolving the order's strategy needs no query of its own
-      (:func:`orders.selectors.service_strategy_of`).
+      (:func:`orders.selectors.service_strategy_of`); the query is compiled once.
 
     The credential check itself is knox 5.1's ``authenticate_credentials`` unchanged: hash the
     presented token (SHA-512) and compare in constant time with each stored digest of that key.
@@ -32,10 +43,7 @@ class BearerTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, token):
         msg = _("Invalid token.")
         token = token.decode("utf-8")
-        candidates = get_token_model().objects.filter(token_key=token[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related(
-            "user", "user__service_strategy"
-        )
-        for auth_token in candidates:
+        for auth_token in _TOKENS_OF_KEY.send(token[: CONSTANTS.TOKEN_KEY_LENGTH]).all():
             if self._cleanup_token(auth_token):
                 continue
             try:

@@ -207,7 +207,8 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
     # IntegrityError in order_submit), as Django's exceptions.
     with pipeline():
         order, events = _create_rows(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint)
-        order.save(force_insert=True)
+        order.set_client_order_id()
+        send_insert([order], read_ids=False)  # its id is ours: nothing to read back
         # The event ids are read after the pipeline ends: the open exposure, order and events then
         # go in the round trip of its final sync — with the COMMIT when the pipeline encloses the
         # transaction (_submit_transaction), whose ids are then read after commit.

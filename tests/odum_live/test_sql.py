@@ -52,6 +52,22 @@ def test_compiled_query_select_for_update_compiles_inside_a_transaction():
         assert locked.one(order.pk).pk == order.pk
 
 
+def test_compiled_query_select_related_populates_the_related_instances_without_queries(
+        django_assert_num_queries):
+    first, second = OrderFactory(), OrderFactory(strategy__name="Other")
+    query = CompiledQuery(lambda pk: Order.objects.select_related("strategy__service_account").filter(pk=pk),
+                          markers=(first.pk,))
+    query.one(first.pk)  # compiles
+
+    with django_assert_num_queries(1):
+        found = query.one(second.pk)
+        strategy = found.strategy
+        account = strategy.service_account
+
+    assert found.pk == second.pk and strategy.pk == second.strategy_id and strategy.name == "Other"
+    assert account == second.strategy.service_account
+
+
 def test_compiled_query_marker_not_among_the_parameters_is_refused():
     # The builder ignores its argument: its marker is not a parameter, so it could never be replaced.
     query = CompiledQuery(lambda cid: Order.objects.filter(status="ROUTED"), markers=("<cid>",))
@@ -181,3 +197,22 @@ def test_send_insert_same_shape_again_writes_its_own_values():
 
     stored = sorted(OrderEvent.objects.filter(order=order).values_list("type", "actor", "payload"))
     assert stored == [("IGNORED", "a", {"n": 1}), ("SUBMITTED", "b", {"n": 2})]
+
+
+def test_send_insert_several_rows_same_shape_again_reads_its_own_ids_and_values():
+    # Several rows with ids read back: on PostgreSQL Django sends one array per column (UNNEST);
+    # the statement is kept per shape and the second batch must carry (and read back) its own rows.
+    order = OrderFactory()
+
+    def batch(tag):
+        return [OrderEvent(order=order, type="IGNORED", status_before="ROUTED", status_after="ROUTED",
+                           actor=f"{tag}{n}", ts=order.created_at, payload={"tag": tag, "n": n}) for n in (1, 2, 3)]
+
+    first, second = batch("a"), batch("b")
+    send_insert(first)()
+    send_insert(second)()
+
+    for event in (*first, *second):
+        stored = OrderEvent.objects.get(pk=event.pk)
+        assert (stored.actor, stored.payload) == (event.actor, event.payload)
+    assert len({event.pk for event in (*first, *second)}) == 6
