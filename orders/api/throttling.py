@@ -67,7 +67,7 @@ class TokenRateThrottle(SimpleRateThrottle):
             return True
         self.now = self.timer()
         key = backend.make_and_validate_key(self.key)
-        client = backend._cache.get_client(key, write=True)
+        client = _client(backend, key)
         member = f"{self.now!r}:{os.urandom(4).hex()}"  # two requests in one clock tick are two entries
         allowed, count, oldest = _script(client)(keys=[key], args=[repr(self.now), self.duration, self.num_requests,
                                                                    member], client=client)
@@ -77,6 +77,19 @@ class TokenRateThrottle(SimpleRateThrottle):
 
 
 _registered = []
+
+
+#: One redis-py client per connection pool: Django's RedisCache builds a new client (with its
+#: table of response callbacks) on every call, which cost more than the round trip here.
+_clients: dict[int, object] = {}
+
+
+def _client(backend: RedisCache, key: str):
+    pool = backend._cache._get_connection_pool(True)
+    client = _clients.get(id(pool))
+    if client is None or client.connection_pool is not pool:
+        client = _clients[id(pool)] = backend._cache.get_client(key, write=True)
+    return client
 
 
 def _script(client):
