@@ -140,6 +140,9 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport, one client per channel instead of one per command (odum_live/broker.py).
+    CELERY_BROKER_TRANSPORT = "odum_live.broker:Transport"
 CELERY_RESULT_BACKEND = None
 # Embedded default: tasks run in-process, right after the transaction that enqueued them commits.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
