@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from decimal import Decimal
@@ -145,9 +146,14 @@ def main() -> int:
     from orders.models import Order
 
     routed = Order.objects.filter(strategy_id="bench", status="ROUTED", operation_id__regex=r"^c[14]-").count()
-    print(f"{'run':<10}{'conns':>6}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
+    print(f"{'run':<10}{'conns':>6}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'machine CPU ms/req':>20}")
     for name, r in runs.items():
-        print(f"{name:<10}{r.connections:>6}{r.requests:>10}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{r.per_s:>10.0f}")
+        print(f"{name:<10}{r.connections:>6}{r.requests:>10}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{r.per_s:>10.0f}"
+              f"{r.machine_cpu_ms:>20.2f}")
+    cores = os.cpu_count() or 1
+    print(f"CPU budget: {cores} cores at 600 orders/s leave {cores * 1000 / 600:.2f} ms of machine CPU per order "
+          f"(servers, PostgreSQL, Redis and clients together); c4 used {runs['c4'].machine_cpu_ms:.2f}, "
+          f"the floor's c4 {runs['floor_c4'].machine_cpu_ms:.2f}")
     print(f"orders stored ROUTED: {routed} of {runs['c1'].requests + runs['c4'].requests}; failures: {len(failures)}")
     for f in failures[:5]:
         print("  failure:", f)
@@ -159,6 +165,8 @@ def main() -> int:
         "floor_c1_p99_ms": runs["floor_c1"].p99_ms,
         "floor_c4_per_s": runs["floor_c4"].per_s,
         "floor_ratio": runs["c1"].p99_ms / runs["floor_c1"].p99_ms,
+        "c4_machine_cpu_ms_per_order": runs["c4"].machine_cpu_ms,
+        "floor_c4_machine_cpu_ms_per_request": runs["floor_c4"].machine_cpu_ms,
         "layout": args.layout,
         "workers": args.workers,
         "failures": len(failures),

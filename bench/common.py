@@ -211,15 +211,29 @@ def _client(port: int, path: str, token: str, body_fn: BodyFn, seqs: range, expe
     out.put((latencies, failures, started, time.perf_counter()))
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot, in seconds (``/proc/stat``: every state but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class LoadResult:
-    """Latencies in milliseconds and throughput of one load run."""
+    """Latencies in milliseconds and throughput of one load run.
+
+    ``machine_cpu_ms`` is the CPU time the whole machine spent busy during the run (every process:
+    servers, PostgreSQL, Redis, the load clients), per request: the run's CPU budget. On this
+    2-core machine N requests/s can at most cost 2000 / N ms each.
+    """
 
     connections: int
     requests: int
     seconds: float
     latencies_ms: list[float]
     failures: list[str]
+    machine_cpu_ms: float = 0.0
 
     @property
     def p50_ms(self) -> float:
@@ -252,16 +266,19 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
         )
         for i in range(connections)
     ]
+    busy_before = machine_busy_seconds()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
+    busy = machine_busy_seconds() - busy_before
     for p in procs:
         p.join()
     # CLOCK_MONOTONIC is system-wide on Linux: the window spans the first start to the last end.
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     latencies = [ns / 1e6 for lat, _, _, _ in results for ns in lat]
     failures = [f for _, fs, _, _ in results for f in fs]
-    return LoadResult(connections, len(latencies), elapsed, latencies, failures)
+    return LoadResult(connections, len(latencies), elapsed, latencies, failures,
+                      machine_cpu_ms=busy * 1000 / max(1, len(latencies)))
 
 
 def stop_process_group(proc: subprocess.Popen, *, timeout: float) -> None:
