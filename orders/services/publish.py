@@ -76,6 +76,7 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Prefetch, Q, QuerySet
 
 from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
@@ -411,12 +412,34 @@ def _rows_of(order_ids: list[str], given: Mapping) -> dict[str, tuple[list[int],
             events, fills = given[pk]
             rows[pk] = (sorted(events), sorted(fills))
     if missing:
-        for order_id, pk in OrderEvent.objects.filter(order_id__in=missing).order_by("id").values_list(
-                "order_id", "id"):
-            rows[str(order_id)][0].append(pk)
-        for order_id, pk in Fill.objects.filter(order_id__in=missing).order_by("id").values_list("order_id", "id"):
-            rows[str(order_id)][1].append(pk)
+        for order_id, pk, is_fill in _row_ids_of(missing):
+            rows[str(uuid.UUID(str(order_id)))][1 if is_fill else 0].append(pk)
+        for events, fills in rows.values():
+            events.sort()
+            fills.sort()
     return rows
+
+
+def _row_ids_of(order_ids: list[str]) -> list[tuple]:
+    # (order id, row id, is a fill) of every OrderEvent and Fill of the orders, in one statement
+    # the ORM need not compile: the trading worker's publisher runs this for each publication,
+    # and compiling the two value queries cost it ~1 ms of CPU per order (py-spy, e2e_latency).
+    # PostgreSQL takes the ids as one array (the same statement every time, so it is prepared).
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote, pk = connection.ops.quote_name, Order._meta.pk
+    values = [pk.get_db_prep_value(uuid.UUID(str(order_id)), connection) for order_id in order_ids]
+    if connection.vendor == "postgresql":
+        where, params = "= ANY(%s)", [values]
+    else:
+        where, params = f"IN ({', '.join(['%s'] * len(values))})", values
+    selects = [
+        f"SELECT {quote(model._meta.get_field('order').column)}, {quote(model._meta.pk.column)}, {flag} "
+        f"FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.get_field('order').column)} {where}"
+        for model, flag in ((OrderEvent, 0), (Fill, 1))
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params * 2)
+        return cursor.fetchall()
 
 
 def publish_orders_updated(orders: Mapping[uuid.UUID, str], *,

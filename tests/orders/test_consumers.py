@@ -41,7 +41,7 @@ from orders.services.publish import (
 )
 from tests.orders.conftest import typed_request
 from risk.models import RiskLimit, Scope
-from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory, make_token
+from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory, UserFactory, make_token
 from tests.risk.factories import RiskLimitFactory
 from venues.events import VenueEvent, VenueEventKind
 
@@ -741,6 +741,27 @@ def test_redis_log_numbers_are_shared_by_processes_and_survive_a_lost_counter(re
     assert seqs == [head + 1, head + 2, head + 3, head + 4]
     assert after_loss[0].seq >= head + 6  # a hole after head + 4
     assert len(str(after_loss[0].seq)) >= 16  # microseconds: printed exactly, not in exponent form
+
+
+def test_publication_carries_each_orders_unpublished_events_and_fills_in_id_order(alpha):
+    # Arrange: two orders with events and a fill written without a publication of their own.
+    first, second = OrderFactory(strategy=alpha), OrderFactory(strategy=alpha)
+    now = timezone.now()
+    e1 = OrderEvent.objects.create(order=first, type="ACCEPTED", ts=now).pk
+    e2 = OrderEvent.objects.create(order=second, type="ACCEPTED", ts=now).pk
+    e3 = OrderEvent.objects.create(order=first, type="PARTIALLY_FILLED", ts=now).pk
+    f1 = FillFactory(order=first).pk
+    head = stream_log().head("strategy.alpha")
+
+    # Act: one publication of both, then another event of the first and its own publication.
+    publish_orders_updated({first.pk: "alpha", second.pk: "alpha"})
+    e4 = OrderEvent.objects.create(order=first, type="FILLED", ts=now).pk
+    publish_orders_updated({first.pk: "alpha"})
+    entries = order_stream_after(stream="strategy.alpha", after=head)
+
+    # Assert: each order's own rows, in id order; the second publication only what is new.
+    carried = [(e.order_id, e.event_ids, e.fill_ids) for e in entries]
+    assert carried == [(str(first.pk), (e1, e3), (f1,)), (str(second.pk), (e2,), ()), (str(first.pk), (e4,), ())]
 
 
 # --- commit order is not id order --------------------------------------------------------------------
