@@ -235,18 +235,13 @@ class _Evaluation:
         )
 
 
-# The listings of an equivalence key (at a venue), with their venue: compiled once
-# (odum_live.sql.CompiledQuery) — on the submission hot path Django's compilation of the joined
-# select cost more than running it. No ORDER BY: the few rows are sorted here.
+# The listings of an equivalence key, with their venue: compiled once (odum_live.sql.CompiledQuery)
+# — on the submission hot path Django's compilation of the joined select cost more than running
+# it. No ORDER BY, and a named venue is picked out here: the few rows are sorted here.
 _LISTINGS = CompiledQuery(
     lambda equivalence_key: Instrument.objects.select_related("venue").filter(equivalence_key=equivalence_key)
     .order_by(),
     markers=("<equivalence-key>",),
-)
-_LISTINGS_AT_VENUE = CompiledQuery(
-    lambda equivalence_key, venue: Instrument.objects.select_related("venue")
-    .filter(equivalence_key=equivalence_key, venue_id=venue).order_by(),
-    markers=("<equivalence-key>", "<venue>"),
 )
 
 
@@ -293,15 +288,16 @@ class SmartOrderRouter:
         now = timezone.now()
         key = intent.instrument
         params = CostModelParams.from_settings(settings.ODUM)
+        listings = _LISTINGS.send(key.equivalence_key).all()
         if key.is_any_venue:
-            rows = sorted(_LISTINGS.send(key.equivalence_key).all(), key=lambda row: (row.venue_id, row.instrument_key))
+            rows = sorted(listings, key=lambda row: (row.venue_id, row.instrument_key))
             if not rows:
                 return self._unrouted(
                     f"instrument not listed: no venue lists {key.equivalence_key} (requested {key})", now, params
                 )
         else:
             # The listing's identity is venue + equivalence key; an asset-class prefix is optional.
-            rows = sorted(_LISTINGS_AT_VENUE.send(key.equivalence_key, key.venue).all(),
+            rows = sorted((row for row in listings if row.venue_id == key.venue),
                           key=lambda row: row.instrument_key != str(key))[:1]
             if not rows:
                 if Venue.objects.filter(code=key.venue).exists():

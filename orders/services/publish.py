@@ -432,11 +432,11 @@ def _row_ids_of(order_ids: list[str]) -> list[tuple]:
         where, params = "= ANY(%s)", [values]
     else:
         where, params = f"IN ({', '.join(['%s'] * len(values))})", values
-    selects = [
-        f"SELECT {quote(model._meta.get_field('order').column)}, {quote(model._meta.pk.column)}, {flag} "
-        f"FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.get_field('order').column)} {where}"
-        for model, flag in ((OrderEvent, 0), (Fill, 1))
-    ]
+    selects = []
+    for model, flag in ((OrderEvent, 0), (Fill, 1)):
+        order_id = quote(model._meta.get_field("order").column)
+        selects.append(f"SELECT {order_id}, {quote(model._meta.pk.column)}, {flag} "
+                       f"FROM {quote(model._meta.db_table)} WHERE {order_id} {where}")
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(selects), params * 2)
         return cursor.fetchall()
