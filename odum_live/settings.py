@@ -288,6 +288,9 @@ ODUM = {
     "NODE_START_TIMEOUT_SECS": env.float("NODE_START_TIMEOUT_SECS", default=30.0),
     # Persist the node's own cache (orders, positions) in REDIS_URL so a restart resumes.
     "NODE_CACHE_REDIS": env.bool("NODE_CACHE_REDIS", default=bool(REDIS_URL)),
+    # Longest the node's thread waits for an idle journal writer to record a venue event it has just
+    # handed over, before its own book-keeping goes on (venues/journal.py, submit_and_wait); 0: never.
+    "NODE_JOURNAL_WAIT_SECS": env.float("NODE_JOURNAL_WAIT_SECS", default=0.01),
     # Seconds a venue command waits for the node to become ready before the order is rejected.
     "NODE_READY_WAIT_SECS": env.float("NODE_READY_WAIT_SECS", default=15.0),
     # The node's own risk engine rate limits ("N/HH:MM:SS"; NautilusTrader denies, not queues, beyond

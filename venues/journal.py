@@ -1,7 +1,10 @@
 """The journal writer: the single writer of venue facts (DESIGN.md, order flow step 4).
 
 Venue event sources (the TradingNode bridge on the node's loop thread, external adapters, the
-reconciliation) call :meth:`JournalWriter.submit`, which only enqueues. One daemon thread takes the
+reconciliation) call :meth:`JournalWriter.submit`, which only enqueues (or
+:meth:`JournalWriter.submit_and_wait`, which also lets an idle writer record the event before the
+caller goes on: the TradingNode's thread, whose own work would otherwise compete with the write
+for the interpreter). One daemon thread takes the
 events in arrival order and applies each with
 :func:`orders.services.venue_events.order_apply_venue_event` — all of an event's writes or none.
 A lone event is one transaction. When several events are queued the thread takes up to
@@ -233,6 +236,8 @@ class JournalWriter:
         self._last_error = ""
         self._in_hand = 0  # events taken off the queue in the current batch, not yet started
         self._connection_check = _ConnectionCheck()
+        self._submitted = 0  # events ever queued; applied + ignored + failed catches up with it
+        self._handled = threading.Condition(self._lock)  # notified whenever an event is handled
 
     # --- control ------------------------------------------------------------------------------
 
@@ -262,13 +267,60 @@ class JournalWriter:
         JournalWriterClosed
             Before :meth:`start` or after :meth:`stop`: the event would never be written.
         """
+        self._enqueue(event)
+
+    def submit_and_wait(self, event: VenueEvent, *, timeout: float) -> bool:
+        """Enqueue ``event``; if the writer was idle, wait up to ``timeout`` seconds until it is handled.
+
+        For the TradingNode's loop thread (:class:`venues.node.host.TradingNodeHost`). Right after
+        it hands over an event (an order accepted, a fill) the node goes on with its own
+        book-keeping (positions, portfolio, its cache) while the writer records the event, and the
+        two take turns at the interpreter lock: the write took about twice as long as alone
+        (bench/e2e_latency.py, README "Benchmarks"). Waiting here gives the idle writer the
+        interpreter; the node resumes once the event is written. A busy writer (events queued or in
+        hand) is not waited for: a storm of algorithm slices is written in batches while the node
+        goes on, and the node never waits behind a backlog.
+
+        Parameters
+        ----------
+        event : VenueEvent
+            The event, as for :meth:`submit`.
+        timeout : float
+            Longest wait, seconds (≤ 0: never waits). The event stays queued when it runs out.
+
+        Returns
+        -------
+        bool
+            True when the event was handled (applied, ignored or failed) before this returned;
+            False when the writer was busy, or the wait ran out.
+
+        Raises
+        ------
+        TypeError, JournalWriterClosed
+            As :meth:`submit`.
+        """
+        idle, seq = self._enqueue(event)
+        if not idle or timeout <= 0:
+            return False
+        with self._lock:
+            return self._handled.wait_for(lambda: self._handled_count() >= seq, timeout)
+
+    def _enqueue(self, event: VenueEvent) -> tuple[bool, int]:
+        # Queue the event; return whether every event before it was handled, and its number.
         if not isinstance(event, VenueEvent):
             raise TypeError(f"event: expected VenueEvent, got {type(event).__name__}")
         with self._lock:  # no event may slip in behind the stop sentinel
             if not self._accepting:
                 raise JournalWriterClosed(f"journal writer is not running: event {event.kind} "
                                           f"{event.client_order_id} not queued")
+            idle = self._handled_count() >= self._submitted
             self._queue.put_nowait(event)
+            self._submitted += 1
+            return idle, self._submitted
+
+    def _handled_count(self) -> int:
+        # Under self._lock.
+        return self._applied + self._ignored + self._failed
 
     def publish_later(self, orders: dict[uuid.UUID, str], *, hold: float = 0.0) -> None:
         """Publish ``orders`` (order id → strategy id) on the writer's publisher thread, after what it holds.
@@ -421,6 +473,7 @@ class JournalWriter:
             else:
                 self._ignored += 1
             self._last_applied_at = timezone.now()
+            self._handled.notify_all()
 
     def _finish(self, rest: list) -> None:
         left = [item for item in rest if item is not _STOP]
@@ -467,6 +520,7 @@ class JournalWriter:
         with self._lock:
             self._failed += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
+            self._handled.notify_all()
 
 
 def _refresh_connection() -> None:

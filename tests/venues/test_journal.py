@@ -227,6 +227,74 @@ def test_journal_submit_refuses_non_events_and_unstarted_writer():
     assert writer.stop() is True
 
 
+def test_journal_submit_and_wait_returns_once_an_idle_writer_has_written_the_event(order, writers):
+    # Arrange
+    writer = writers()
+
+    # Act
+    handled = writer.submit_and_wait(accepted(order), timeout=30)
+
+    # Assert: written and committed before the caller goes on.
+    order.refresh_from_db()
+    assert handled is True and order.status == S.ACCEPTED and writer.stats().applied == 1
+
+
+def test_journal_submit_and_wait_does_not_wait_for_a_busy_writer(order, writers):
+    # Arrange: the writer is held on its first event.
+    gate = threading.Event()
+
+    def held(*, event):
+        if event.kind == K.ACCEPTED:
+            gate.wait(30)
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=held)
+    writer.submit(accepted(order))
+    eventually(lambda: writer.stats().queue_depth == 1 or None, message="first event in hand")
+
+    # Act: the writer is busy, so this only queues.
+    handled = writer.submit_and_wait(filled(order, "T1", "0.004"), timeout=30)
+    written_meanwhile = Fill.objects.exists()
+    gate.set()
+
+    # Assert: nothing was waited for, nothing is lost, the order of events is kept.
+    assert handled is False and not written_meanwhile
+    eventually(lambda: writer.stats().applied == 2, message="both events applied")
+    assert timeline(order) == [("ACCEPTED", None), ("PARTIALLY_FILLED", "T1")]
+
+
+def test_journal_submit_and_wait_gives_up_after_its_timeout_and_the_event_is_still_written(order, writers):
+    # Arrange: the writer is idle, but writing this event takes longer than the caller waits.
+    gate = threading.Event()
+
+    def slow(*, event):
+        gate.wait(30)
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=slow)
+
+    # Act
+    handled = writer.submit_and_wait(accepted(order), timeout=0.05)
+    written_meanwhile = Order.objects.filter(pk=order.pk, status=S.ACCEPTED).exists()
+    gate.set()
+
+    # Assert
+    assert handled is False and not written_meanwhile
+    eventually(lambda: writer.stats().applied == 1, message="the event written after the wait ran out")
+    order.refresh_from_db()
+    assert order.status == S.ACCEPTED
+
+
+def test_journal_submit_and_wait_refuses_as_submit_does():
+    writer = JournalWriter()
+
+    with pytest.raises(JournalWriterClosed):
+        writer.submit_and_wait(VenueEvent(kind=K.ACCEPTED, client_order_id="X", venue="V", ts_event=T0), timeout=1)
+    with pytest.raises(TypeError):
+        writer.submit_and_wait({"kind": "ACCEPTED"}, timeout=1)
+    assert writer.stop() is True
+
+
 def test_journal_publishes_on_its_publisher_thread_in_commit_order_and_drains_on_stop(order, writers, monkeypatch):
     # Arrange: the publisher is held on its first publication while the writer goes on writing.
     import orders.services.publish as publish

@@ -75,7 +75,8 @@ def node(transactional_db):
     plan = node_plan()
     recording = _Recording()
     host = TradingNodeHost(plan=plan, trader_id="TESTNODE-001", journal=JournalWriter(apply=recording),
-                           heartbeat_secs=0, log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05)
+                           heartbeat_secs=0, log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05,
+                           journal_wait_secs=0.05)  # as deployed: the node waits for an idle writer
     host.recording = recording
     host.start(timeout=30)
     previous = set_trading_node_host(host)
@@ -98,6 +99,35 @@ def _order(**values) -> Order:
 def _status(order: Order, *statuses: str) -> str | None:
     status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
     return status if status in statuses else None
+
+
+def test_host_hands_venue_events_to_its_journal_waiting_for_an_idle_writer_only_when_configured(transactional_db):
+    # Arrange: two hosts on one writer (neither started: only their event sink is used).
+    _listing()
+    plan = node_plan()
+    written: list[VenueEvent] = []
+
+    def apply(*, event):
+        written.append(event)
+        return type("Applied", (), {"applied": True})()
+
+    writer = JournalWriter(apply=apply).start()
+    waiting = TradingNodeHost(plan=plan, trader_id="TESTNODE-W", journal=writer, heartbeat_secs=0,
+                              journal_wait_secs=30)
+    queuing = TradingNodeHost(plan=plan, trader_id="TESTNODE-Q", journal=writer, heartbeat_secs=0)
+    first, second = (VenueEvent(kind=VenueEventKind.ACCEPTED, client_order_id=cid, venue="BINANCE-SPOT",
+                                ts_event=timezone.now()) for cid in ("OL-first", "OL-second"))
+
+    # Act
+    waited = waiting._event_sink()(first)
+    written_when_it_returned = list(written)
+    queued = queuing._event_sink()(second)
+
+    # Assert: the waiting sink returned once the event was written; the other only queued it.
+    assert waited is True and written_when_it_returned == [first]
+    assert queued is None
+    eventually(lambda: len(written) == 2, message="second event written")
+    assert writer.stop(timeout=10)
 
 
 def test_node_plan_paper_venue_has_replay_and_sandbox_clients(listing):

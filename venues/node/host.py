@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -40,6 +41,7 @@ from nautilus_trader.system.kernel import NautilusKernel
 
 from odum_live.heap import freeze_startup_heap
 from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
+from venues.events import VenueEvent
 from venues.journal import JournalWriter
 from venues.node.bridge import BridgeConfig, BridgeStrategy
 from venues.node.config import NodePlan, node_plan, trading_node_config
@@ -88,12 +90,17 @@ class TradingNodeHost:
     md_interval_secs, mark_interval_secs : float
         Market-data publishing round and minimum seconds between marks
         (:class:`~venues.node.publisher.MarketDataPublisher`).
+    journal_wait_secs : float
+        Longest the node's thread waits, after handing a venue event to an idle journal writer,
+        for the writer to record it (:meth:`~venues.journal.JournalWriter.submit_and_wait`);
+        0 never waits.
     """
 
     def __init__(self, *, plan: NodePlan, trader_id: str, hostname: str | None = None,
                  journal: JournalWriter | None = None, log_level: str = "WARNING",
                  cache_redis_url: str | None = None, heartbeat_secs: float = 2.0,
-                 md_interval_secs: float = 0.25, mark_interval_secs: float = 1.0) -> None:
+                 md_interval_secs: float = 0.25, mark_interval_secs: float = 1.0,
+                 journal_wait_secs: float = 0.0) -> None:
         self.plan = plan
         self.trader_id = trader_id
         self.hostname = hostname or socket.gethostname()
@@ -102,6 +109,7 @@ class TradingNodeHost:
         self._log_level = log_level
         self._cache_redis_url = cache_redis_url
         self._heartbeat_secs = heartbeat_secs
+        self._journal_wait_secs = journal_wait_secs
         self.loop: asyncio.AbstractEventLoop | None = None
         self.node: TradingNode | None = None
         self.bridge: BridgeStrategy | None = None
@@ -136,7 +144,7 @@ class TradingNodeHost:
             BridgeConfig(order_id_tag="BRIDGE", listings=tuple(
                 (lp.nautilus_instrument_id, lp.venue, lp.instrument_key, lp.exec_client_id, lp.data_client_id, lp.feeds)
                 for lp in self.plan.listings)),
-            event_sink=self.journal.submit, quote_sink=self.publisher.on_quote, bar_sink=self.publisher.on_bar,
+            event_sink=self._event_sink(), quote_sink=self.publisher.on_quote, bar_sink=self.publisher.on_bar,
         )
         self.node.trader.add_strategy(self.bridge)
         self.node.build()
@@ -251,6 +259,12 @@ class TradingNodeHost:
         clean = self.journal.stop(drain=True, timeout=timeout) and clean
         logger.info("trading node %s stopped (%s)", self.trader_id, "clean" if clean else "NOT clean")
         return clean
+
+    def _event_sink(self) -> Callable[[VenueEvent], Any]:
+        # What the bridge strategy hands each translated venue event to, on the node's thread.
+        if self._journal_wait_secs > 0:
+            return functools.partial(self.journal.submit_and_wait, timeout=self._journal_wait_secs)
+        return self.journal.submit
 
     # -- hand-off -----------------------------------------------------------------------------------
 
@@ -379,7 +393,7 @@ def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | 
 
     Settings: ``ODUM['NODE_TRADER_ID']``, ``NODE_LOG_LEVEL``, ``NODE_START_TIMEOUT_SECS``,
     ``NODE_CACHE_REDIS`` (persist the node's cache in ``REDIS_URL``), ``MARKET_DATA_PUBLISH_SECS``,
-    ``POSITION_MARK_SECS``.
+    ``POSITION_MARK_SECS``, ``NODE_JOURNAL_WAIT_SECS``.
 
     Raises
     ------
@@ -396,7 +410,8 @@ def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | 
         _host = TradingNodeHost(plan=plan, trader_id=odum["NODE_TRADER_ID"], hostname=hostname,
                                 log_level=odum["NODE_LOG_LEVEL"], cache_redis_url=redis_url or None,
                                 md_interval_secs=odum["MARKET_DATA_PUBLISH_SECS"],
-                                mark_interval_secs=odum["POSITION_MARK_SECS"])
+                                mark_interval_secs=odum["POSITION_MARK_SECS"],
+                                journal_wait_secs=odum["NODE_JOURNAL_WAIT_SECS"])
         host = _host
     host.start(timeout=timeout or odum["NODE_START_TIMEOUT_SECS"])
     # The process now holds its long-lived heap (NautilusTrader's node, its cache and instruments):
