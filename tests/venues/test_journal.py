@@ -63,6 +63,17 @@ def timeline(order):
     return list(OrderEvent.objects.filter(order=order).order_by("id").values_list("type", "payload__trade_id"))
 
 
+def gated(gate: threading.Event, *, kinds: tuple[str, ...] | None = None):
+    """The journal's apply, held until ``gate`` is set on events of ``kinds`` (every event when None)."""
+
+    def apply(*, event):
+        if kinds is None or event.kind in kinds:
+            gate.wait(30)
+        return order_apply_venue_event(event=event)
+
+    return apply
+
+
 def test_journal_applies_events_in_arrival_order(order, writers):
     # Arrange
     writer = writers(batch_size=2)
@@ -85,12 +96,7 @@ def test_journal_applies_events_in_arrival_order(order, writers):
 def test_journal_stop_with_drain_applies_everything_queued(order, writers):
     # Arrange: the writer is held on its first event while the rest queue up.
     gate = threading.Event()
-
-    def held(*, event):
-        gate.wait(10)
-        return order_apply_venue_event(event=event)
-
-    writer = writers(apply=held)
+    writer = writers(apply=gated(gate))
     writer.submit(accepted(order))
     for n in range(1, 4):
         writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
@@ -112,12 +118,7 @@ def test_journal_stop_with_drain_applies_everything_queued(order, writers):
 def test_journal_stop_without_drain_leaves_the_queue(order, writers):
     # Arrange
     gate = threading.Event()
-
-    def held(*, event):
-        gate.wait(10)
-        return order_apply_venue_event(event=event)
-
-    writer = writers(apply=held)
+    writer = writers(apply=gated(gate))
     writer.submit(accepted(order))
     for n in range(1, 4):
         writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
@@ -242,13 +243,7 @@ def test_journal_submit_and_wait_returns_once_an_idle_writer_has_written_the_eve
 def test_journal_submit_and_wait_does_not_wait_for_a_busy_writer(order, writers):
     # Arrange: the writer is held on its first event.
     gate = threading.Event()
-
-    def held(*, event):
-        if event.kind == K.ACCEPTED:
-            gate.wait(30)
-        return order_apply_venue_event(event=event)
-
-    writer = writers(apply=held)
+    writer = writers(apply=gated(gate, kinds=(K.ACCEPTED,)))
     writer.submit(accepted(order))
     eventually(lambda: writer.stats().queue_depth == 1 or None, message="first event in hand")
 
@@ -266,12 +261,7 @@ def test_journal_submit_and_wait_does_not_wait_for_a_busy_writer(order, writers)
 def test_journal_submit_and_wait_gives_up_after_its_timeout_and_the_event_is_still_written(order, writers):
     # Arrange: the writer is idle, but writing this event takes longer than the caller waits.
     gate = threading.Event()
-
-    def slow(*, event):
-        gate.wait(30)
-        return order_apply_venue_event(event=event)
-
-    writer = writers(apply=slow)
+    writer = writers(apply=gated(gate))
 
     # Act
     handled = writer.submit_and_wait(accepted(order), timeout=0.05)
