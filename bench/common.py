@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -145,9 +146,11 @@ def running_server(layout: str, *, port: int, workers: int, env: dict[str, str])
     Raises
     ------
     RuntimeError
-        When the server does not answer within 30 s (its output is included).
+        When something already listens on ``port`` (:func:`refuse_taken_port`), or the server does
+        not answer within 30 s (its output is included).
     """
     _desc, argv = SERVER_LAYOUTS[layout]
+    refuse_taken_port(port)
     # The server's output goes to a file: a pipe nobody drains fills up and blocks the server
     # (daphne writes an access-log line per request).
     log_path = ROOT / "bench" / "out" / f"{layout}-{port}.log"
@@ -281,6 +284,37 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
                       machine_cpu_ms=busy * 1000 / max(1, len(latencies)))
 
 
+def refuse_taken_port(port: int) -> None:
+    """Raise RuntimeError when something already accepts connections on 127.0.0.1:``port``.
+
+    A server left running by an earlier run that was killed (its process group outlives the
+    script) would otherwise answer this run's requests: the new server fails to bind, the old one
+    passes the readiness check, and the figures are of the wrong code.
+    """
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        raise RuntimeError(f"port {port} is already in use: a server left running by an earlier run? "
+                           f"stop it (e.g. pkill -f 'gunicorn odum_live') or choose another --port")
+
+
+def refuse_stray_trading_workers(prefix: str = "bench-trading") -> None:
+    """Raise RuntimeError when a benchmark trading worker (``-n <prefix>…``) is already running.
+
+    A worker left by an earlier run that was killed keeps consuming the ``venues`` queue of the
+    bench Redis: it would take half of this run's orders, on its own node.
+    """
+    strays = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"celery" in b" ".join(argv) and any(arg.startswith(prefix.encode()) for arg in argv):
+                strays.append(entry.name)
+    if strays:
+        raise RuntimeError(f"trading worker(s) of an earlier benchmark run still running (pid {', '.join(strays)}): "
+                           "they would consume this run's orders; stop them first (e.g. pkill -f 'celery -A celery_app')")
+
+
 def stop_process_group(proc: subprocess.Popen, *, timeout: float) -> None:
     """SIGTERM the process group of ``proc`` (started with ``start_new_session``); SIGKILL after ``timeout`` s."""
     with contextlib.suppress(ProcessLookupError):
@@ -387,12 +421,14 @@ def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
     Raises
     ------
     RuntimeError
-        When the worker exits or its node is not ready within ``timeout`` seconds (log tail included).
+        When a trading worker of an earlier run is still running (:func:`refuse_stray_trading_workers`),
+        or the worker exits or its node is not ready within ``timeout`` seconds (log tail included).
     """
     from django.core.cache import cache
 
     from odum_live.health import TRADING_NODE_HEARTBEAT_KEY
 
+    refuse_stray_trading_workers()
     log_path = ROOT / "bench" / "out" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally

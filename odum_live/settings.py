@@ -107,7 +107,12 @@ if DATABASE_URL:
         # poolers such as PgBouncer < 1.21: set DB_PREPARE_THRESHOLD= (empty) behind one).
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
-        threshold = env.str("DB_PREPARE_THRESHOLD", default="5")
+        threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip()
+        if threshold and not threshold.isdigit():
+            raise ImproperlyConfigured(
+                f"DB_PREPARE_THRESHOLD must be a whole number ≥ 0 (runs of a statement on a connection "
+                f"before it is prepared) or empty (never prepare), got {threshold!r}"
+            )
         options["prepare_threshold"] = int(threshold) if threshold else None
 else:
     DATABASES = {

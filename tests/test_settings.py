@@ -96,13 +96,17 @@ def test_production_settings_exempt_internal_probes_from_the_https_redirect():
     assert out.stdout.split()[-2:] == ["200", "301"]
 
 
-def _prepare_threshold(**overrides: str) -> str:
+def _read_prepare_threshold(**overrides: str) -> subprocess.CompletedProcess:
     # psycopg's threshold on a PostgreSQL connection of production settings, evaluated fresh.
     # Connecting needs no server: the threshold is read from the settings' connection parameters.
     code = ("import django; django.setup(); from django.db import connection;"
             "print(connection.get_connection_params().get('prepare_threshold'))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=production_env(**overrides),
-                         capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=production_env(**overrides),
+                          capture_output=True, text=True, timeout=120)
+
+
+def _prepare_threshold(**overrides: str) -> str:
+    out = _read_prepare_threshold(**overrides)
     assert out.returncode == 0, out.stderr
     return out.stdout.split()[-1]
 
@@ -113,3 +117,12 @@ def test_production_settings_prepare_repeated_statements_unless_turned_off():
     assert _prepare_threshold(DB_PREPARE_THRESHOLD="2") == "2"
     # Empty: no prepared statements (Django's own default), for transaction-mode poolers.
     assert _prepare_threshold(DB_PREPARE_THRESHOLD="") == "None"
+
+
+def test_production_settings_refuse_a_prepare_threshold_that_is_not_a_whole_number():
+    for bad in ("five", "-1", "2.5"):
+        out = _read_prepare_threshold(DB_PREPARE_THRESHOLD=bad)
+
+        assert out.returncode != 0
+        assert "ImproperlyConfigured: DB_PREPARE_THRESHOLD must be a whole number" in out.stderr
+        assert repr(bad) in out.stderr
