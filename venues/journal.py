@@ -302,8 +302,25 @@ class JournalWriter:
         idle, seq = self._enqueue(event)
         if not idle or timeout <= 0:
             return False
+        return self._wait_handled(seq, timeout)
+
+    def wait_handled(self, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every event queued so far has been handled.
+
+        Returns
+        -------
+        bool
+            True when they all were (applied, ignored or failed); False when the wait ran out (or
+            the writer stopped without draining them).
+        """
         with self._lock:
-            return self._handled.wait_for(lambda: self._handled_count() >= seq, timeout)
+            target = self._submitted
+        return self._wait_handled(target, timeout)
+
+    def _wait_handled(self, count: int, timeout: float) -> bool:
+        # Wait until ``count`` events in all have been handled.
+        with self._lock:
+            return self._handled.wait_for(lambda: self._handled_count() >= count, timeout)
 
     def _enqueue(self, event: VenueEvent) -> tuple[bool, int]:
         # Queue the event; return whether every event before it was handled, and its number.

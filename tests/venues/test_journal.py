@@ -275,6 +275,23 @@ def test_journal_submit_and_wait_gives_up_after_its_timeout_and_the_event_is_sti
     assert order.status == S.ACCEPTED
 
 
+def test_journal_wait_handled_returns_once_everything_queued_so_far_is_handled(order, writers):
+    # Arrange: the writer is held on its first event, a second queued behind it.
+    gate = threading.Event()
+    writer = writers(apply=gated(gate))
+    writer.submit(accepted(order))
+    writer.submit(filled(order, "T1", "0.004"))
+
+    # Act
+    while_held = writer.wait_handled(timeout=0.05)
+    gate.set()
+    after_release = writer.wait_handled(timeout=30)
+
+    # Assert
+    assert while_held is False and after_release is True
+    assert writer.stats().applied == 2 and timeline(order) == [("ACCEPTED", None), ("PARTIALLY_FILLED", "T1")]
+
+
 def test_journal_submit_and_wait_refuses_as_submit_does():
     writer = JournalWriter()
 

@@ -190,10 +190,10 @@ class TradingNodeHost:
         orders = open_orders(venues=venues)
         cache = self.node.kernel.cache
         events = self.call(lambda: reconcile_orders_on_node(cache, orders), timeout=30.0)
-        before = self.journal.stats()
         for event in events:
             self.journal.submit(event)
-        self._wait_journal(before.applied + before.ignored + before.failed + len(events), timeout=60.0)
+        if not self.journal.wait_handled(timeout=60.0):
+            logger.error("reconciliation: journal writer still busy after %.0f s; positions compared anyway", 60.0)
         listings = {lp.nautilus_instrument_id: (lp.venue, lp.instrument_key) for lp in self.plan.listings}
         quantities = self.call(lambda: net_positions_on_node(cache, listings), timeout=30.0)
         findings = reconciliation_record(venues=list(venues), venue_quantities=quantities,
@@ -201,15 +201,6 @@ class TradingNodeHost:
         summary = {"orders_checked": len(orders), "events": len(events), "findings": [str(f) for f in findings]}
         logger.info("reconciliation on start: %s", summary)
         return summary
-
-    def _wait_journal(self, handled: int, *, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            stats = self.journal.stats()
-            if stats.applied + stats.ignored + stats.failed >= handled and stats.queue_depth == 0:
-                return
-            time.sleep(0.02)
-        logger.error("reconciliation: journal writer still busy after %.0f s; positions compared anyway", timeout)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
