@@ -150,6 +150,9 @@ def main() -> int:
     for name, r in runs.items():
         print(f"{name:<10}{r.connections:>6}{r.requests:>10}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{r.per_s:>10.0f}"
               f"{r.machine_cpu_ms:>20.2f}")
+    print("machine CPU ms per request by process group:")
+    for name, r in runs.items():
+        print(f"  {name:<10}{r.cpu_split()}")
     cores = os.cpu_count() or 1
     print(f"CPU budget: {cores} cores at 600 orders/s leave {cores * 1000 / 600:.2f} ms of machine CPU per order "
           f"(servers, PostgreSQL, Redis and clients together); c4 used {runs['c4'].machine_cpu_ms:.2f}, "

@@ -222,6 +222,43 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system, seconds) of the machine's processes since they started, by group.
+
+    Groups: ``web`` (gunicorn, uvicorn, daphne), ``postgres``, ``redis``, ``bench`` (this process
+    and its reaped children: the load clients once joined) and ``other``. Read from
+    ``/proc/<pid>/stat``; a process that exits between two readings takes its time with it, so
+    compare readings around a run whose servers outlive it.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[11:15]: utime, stime, cutime, cstime (proc(5), counted from the state field).
+        own = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry) == me:
+            groups["bench"] += own + (int(fields[13]) + int(fields[14])) / tick
+        elif "postgres" in cmdline:
+            groups["postgres"] += own
+        elif "redis-server" in cmdline:
+            groups["redis"] += own
+        elif any(server in cmdline for server in ("gunicorn", "uvicorn", "daphne")):
+            groups["web"] += own
+        else:
+            groups["other"] += own
+    return groups
+
+
 @dataclass
 class LoadResult:
     """Latencies in milliseconds and throughput of one load run.
@@ -237,6 +274,11 @@ class LoadResult:
     latencies_ms: list[float]
     failures: list[str]
     machine_cpu_ms: float = 0.0
+    cpu_split_ms: dict[str, float] | None = None
+
+    def cpu_split(self) -> str:
+        """The machine's CPU per request by process group (:func:`process_cpu_seconds`), as text."""
+        return ", ".join(f"{group} {ms:.2f}" for group, ms in (self.cpu_split_ms or {}).items())
 
     @property
     def p50_ms(self) -> float:
@@ -270,18 +312,22 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
         for i in range(connections)
     ]
     busy_before = machine_busy_seconds()
+    split_before = process_cpu_seconds()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     busy = machine_busy_seconds() - busy_before
     for p in procs:
         p.join()
+    split_after = process_cpu_seconds()
     # CLOCK_MONOTONIC is system-wide on Linux: the window spans the first start to the last end.
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     latencies = [ns / 1e6 for lat, _, _, _ in results for ns in lat]
     failures = [f for _, fs, _, _ in results for f in fs]
+    n = max(1, len(latencies))
     return LoadResult(connections, len(latencies), elapsed, latencies, failures,
-                      machine_cpu_ms=busy * 1000 / max(1, len(latencies)))
+                      machine_cpu_ms=busy * 1000 / n,
+                      cpu_split_ms={g: (split_after[g] - split_before[g]) * 1000 / n for g in split_after})
 
 
 def refuse_taken_port(port: int) -> None:

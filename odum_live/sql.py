@@ -19,6 +19,14 @@ the same transaction. Nothing of their results is needed to go on: an UPDATE by 
 row the caller holds locked, an INSERT whose ids are either set beforehand or read later. A
 database error of a sent statement surfaces at the next read, the pipeline's end or the COMMIT, as
 Django's exception, and the transaction rolls back whole.
+
+**Query conversion.** psycopg turns a query's ``%s`` placeholders into PostgreSQL's ``$n`` on every
+execution and keeps the result only for queries of at most ``MAX_CACHED_STATEMENT_PARAMS`` (50)
+parameters, so that bulk statements of ever-changing sizes do not flush its cache. The order's
+INSERT has more (one per column): re-splitting it cost ~250 µs per order against ~12 µs from the
+cache (psycopg 3.3 ``PostgresQuery.convert``, benchmark machine). Importing this module raises the
+bound to :data:`PSYCOPG_CACHED_PARAMS`, which covers every statement built here; psycopg's cache
+stays bounded (an LRU of 128 conversions).
 """
 
 from __future__ import annotations
@@ -33,6 +41,24 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import InsertQuery
+from django.db.models.sql.compiler import SQLInsertCompiler
+
+
+#: Queries with up to this many parameters keep their conversion in psycopg's cache (see above).
+PSYCOPG_CACHED_PARAMS = 128
+
+
+def _cache_wide_statements() -> None:
+    try:
+        from psycopg import _queries
+    except ImportError:  # SQLite-only installs
+        return
+    # A private module constant of psycopg (3.3, pinned in requirements/base.txt), read at each
+    # conversion; tests/odum_live/test_sql.py fails if a psycopg upgrade stops it caching.
+    _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, PSYCOPG_CACHED_PARAMS)
+
+
+_cache_wide_statements()
 
 
 def _as_is(value: Any) -> Any:
@@ -253,22 +279,18 @@ def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_
 _UPDATE_SQL: dict[tuple, str] = {}
 
 
-#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields,
-#: by column), or False for a shape whose parameters only the compiler prepares. ``by column``: the
-#: statement takes one array per field (Django's ``INSERT … SELECT * FROM UNNEST(…)`` on
-#: PostgreSQL, for several rows), not one value per row and field.
-_INSERT_SQL: dict[tuple, tuple[str, list, bool] | bool] = {}
+#: INSERT statements by shape (model, primary key given, ids read, rows, database): (sql, fields),
+#: or False for a shape whose parameters only the compiler prepares.
+_INSERT_SQL: dict[tuple, tuple[str, list] | bool] = {}
 
 
-def _insert_params(objs: Sequence[Model], fields: list, connection, *, by_column: bool, add: bool) -> list:
+def _insert_params(objs: Sequence[Model], fields: list, connection, *, add: bool) -> list:
     # The parameters of an INSERT of ``objs`` as the compiler prepares them; ``add`` runs each
     # field's pre_save (auto_now_add), which the compiler otherwise ran.
     def value(obj, field):
         raw = field.pre_save(obj, True) if add else getattr(obj, field.attname)
         return field.get_db_prep_save(raw, connection=connection)
 
-    if by_column:
-        return [[value(obj, field) for obj in objs] for field in fields]
     return [value(obj, field) for obj in objs for field in fields]
 
 
@@ -294,23 +316,27 @@ def send_insert(objs: Sequence[Model], *, using: str = DEFAULT_DB_ALIAS, read_id
     shape = (model, has_pk, bool(returning), len(objs), using)
     cached = _INSERT_SQL.get(shape)
     if cached:  # the statement of this shape, its parameters prepared as the compiler prepares them
-        sql, fields, by_column = cached
-        params = _insert_params(objs, fields, connections[using], by_column=by_column, add=True)
+        sql, fields = cached
+        params = _insert_params(objs, fields, connections[using], add=True)
     else:
         fields = [f for f in opts.concrete_fields if not f.generated and (has_pk or f is not opts.auto_field)]
         query = InsertQuery(model)  # its compiler runs each field's pre_save (auto_now_add) as bulk_create's does
         query.insert_values(fields, objs)
-        compiler = query.get_compiler(using=using)
+        # Django's generic compiler: several rows as ``VALUES (…), (…)``. The PostgreSQL backend's
+        # own compiler sends them as one array per column (``SELECT * FROM UNNEST(…)``) to spare
+        # the server planning a long statement, which a prepared statement plans once anyway,
+        # while psycopg's adaptation of the arrays cost ~180 µs more per 3-row INSERT than the
+        # same values one by one (psycopg 3.3 ``PostgresQuery.convert``, benchmark machine).
+        compiler = SQLInsertCompiler(query, connections[using], using)
         compiler.returning_fields = returning or None
         [(sql, params)] = compiler.as_sql()
         if cached is None:
             # Kept for the next statements of this shape only when preparing the parameters
             # directly gives exactly what the compiler gave (no expression, no custom placeholder).
-            by_column = len(objs) > 1 and len(params) == len(fields) and all(isinstance(p, list) for p in params)
-            direct = _insert_params(objs, fields, connections[using], by_column=by_column, add=False)
+            direct = _insert_params(objs, fields, connections[using], add=False)
             same = len(direct) == len(params) and all(
                 type(a) is type(b) and repr(a) == repr(b) for a, b in zip(direct, params, strict=True))
-            _INSERT_SQL[shape] = (sql, fields, by_column) if same else False
+            _INSERT_SQL[shape] = (sql, fields) if same else False
     if not returning:
         send_statement(sql, params, using=using)
         for obj in objs:

@@ -5,8 +5,10 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models.fields.json import KT
+from django.test.utils import CaptureQueriesContext
 
 from odum_live.sql import (
+    PSYCOPG_CACHED_PARAMS,
     CompiledQuery,
     in_pipeline,
     instances_from_rows,
@@ -200,8 +202,9 @@ def test_send_insert_same_shape_again_writes_its_own_values():
 
 
 def test_send_insert_several_rows_same_shape_again_reads_its_own_ids_and_values():
-    # Several rows with ids read back: on PostgreSQL Django sends one array per column (UNNEST);
-    # the statement is kept per shape and the second batch must carry (and read back) its own rows.
+    # Several rows with ids read back: one ``VALUES`` row per instance (not PostgreSQL's UNNEST
+    # form); the statement is kept per shape and the second batch must carry (and read back) its
+    # own rows.
     order = OrderFactory()
 
     def batch(tag):
@@ -216,3 +219,40 @@ def test_send_insert_several_rows_same_shape_again_reads_its_own_ids_and_values(
         stored = OrderEvent.objects.get(pk=event.pk)
         assert (stored.actor, stored.payload) == (event.actor, event.payload)
     assert len({event.pk for event in (*first, *second)}) == 6
+
+
+def test_send_insert_several_rows_sends_one_value_per_row_and_column():
+    # Arrange
+    order = OrderFactory()
+    rows = [OrderEvent(order=order, type="IGNORED", status_before="ROUTED", status_after="ROUTED", actor=f"r{n}",
+                       ts=order.created_at, payload={"n": n}) for n in (1, 2)]
+
+    # Act
+    with CaptureQueriesContext(connection) as captured:
+        send_insert(rows, read_ids=False)
+
+    # Assert: scalar parameters (psycopg adapts arrays far more slowly), two rows of them
+    [query] = captured.captured_queries
+    assert "UNNEST" not in query["sql"].upper() and "VALUES" in query["sql"].upper()
+    assert sorted(OrderEvent.objects.filter(order=order).values_list("actor", flat=True)) == ["r1", "r2"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's query conversion: PostgreSQL only")
+def test_psycopg_keeps_the_conversion_of_the_order_insert_in_its_cache(monkeypatch):
+    # The order INSERT has more parameters than psycopg caches by default (50); odum_live.sql raises
+    # that bound. A psycopg upgrade that renames or ignores the bound fails here.
+    from psycopg import _queries
+
+    assert 50 < len(Order._meta.concrete_fields) <= PSYCOPG_CACHED_PARAMS
+    OrderFactory()  # the statement's first conversion
+
+    def uncached(query, encoding):
+        raise AssertionError(f"psycopg converted a statement without its cache: {query[:80]!r}")
+
+    monkeypatch.setattr(_queries, "_query2pg_nocache", uncached)
+
+    # Act: the same INSERT again
+    order = OrderFactory()
+
+    # Assert
+    assert Order.objects.filter(pk=order.pk).exists()
