@@ -219,32 +219,89 @@ class SentQuery:
     whose rows are read; elsewhere it has simply run.
     """
 
-    def __init__(self, cursor) -> None:
-        self._cursor = cursor
+    def __init__(self, cursor, kept: _KeptCursors | None) -> None:
+        self._cursor, self._kept = cursor, kept
 
     def fetchall(self) -> list[tuple]:
-        """Return the rows and close the cursor (Django's database errors, as from ``execute``)."""
+        """Return the rows (Django's database errors, as from ``execute``); the cursor is then
+        closed, or kept for the connection's next statement (PostgreSQL)."""
         try:
-            return self._cursor.fetchall()
-        finally:
+            rows = self._cursor.fetchall()
+        except BaseException:
             self._cursor.close()
+            raise
+        if self._kept is not None:
+            self._kept.give_back(self._cursor.cursor)
+        else:
+            self._cursor.close()
+        return rows
+
+
+class _KeptCursors:
+    # psycopg cursors of one PostgreSQL connection, kept between statements. A new cursor costs
+    # Django's wrapper, psycopg's cursor and its copy of the connection's adapters, ~30 µs of CPU
+    # on the benchmark machine; a fill's write sends twelve statements, an order's about as many.
+    # Interleaved in one process: a FILLED write 3.83 -> 3.46 and 4.21 -> 3.67 ms of CPU (p50), an
+    # order 14.51 -> 14.23. ``readable`` cursors go back only once their rows are read, so none is
+    # reused with a result still pending in a pipeline (psycopg would set the older result on it
+    # and a read would return it). Statements whose results nobody reads share one ``write``
+    # cursor: what it holds is never looked at.
+    __slots__ = ("connection", "readable", "write")
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        self.readable: list = []
+        self.write = None
+
+    def give_back(self, raw) -> None:
+        if raw.connection is self.connection and not raw.closed and len(self.readable) < 16:
+            self.readable.append(raw)
+
+
+def _kept_cursors(conn) -> _KeptCursors | None:
+    # The kept cursors of a connected PostgreSQL connection ``conn`` (a new set after reconnecting).
+    if conn.vendor != "postgresql":
+        return None
+    conn.ensure_connection()
+    kept = conn.__dict__.get("_odum_kept_cursors")
+    if kept is None or kept.connection is not conn.connection:
+        kept = conn.__dict__["_odum_kept_cursors"] = _KeptCursors(conn.connection)
+    return kept
+
+
+def _wrapped(conn, raw):
+    # ``raw`` wrapped as Django wraps a new cursor (query logging when it is on, e.g. in tests).
+    conn.validate_thread_sharing()
+    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
 
 
 def send_query(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
     """Execute ``sql`` on the connection ``using`` and return its rows unread (:class:`SentQuery`)."""
-    cursor = connections[using].cursor()
+    conn = connections[using]
+    kept = _kept_cursors(conn)
+    if kept is None:
+        cursor = conn.cursor()
+    else:
+        cursor = _wrapped(conn, kept.readable.pop() if kept.readable else conn.create_cursor())
     try:
         cursor.execute(sql, params)
     except BaseException:
         cursor.close()
         raise
-    return SentQuery(cursor)
+    return SentQuery(cursor, kept)
 
 
 def send_statement(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> None:
     """Execute ``sql`` (a statement without rows) and read nothing of its result, not even the row count."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
+    conn = connections[using]
+    kept = _kept_cursors(conn)
+    if kept is None:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    if kept.write is None or kept.write.closed:
+        kept.write = conn.create_cursor()
+    _wrapped(conn, kept.write).execute(sql, params)
 
 
 def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:

@@ -181,6 +181,46 @@ def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_k
     assert Fill.objects.filter(order=order).count() == 1
 
 
+@pytest.mark.postgres
+def test_kept_cursors_each_read_returns_its_own_rows_between_pending_writes():
+    # Cursors are kept between statements (PostgreSQL): a cursor read once and taken again, with
+    # writes still pending in the pipeline before and after it, must return its new query's rows.
+    first, second = OrderFactory(status="SUBMITTED"), OrderFactory(status="ACCEPTED")
+    by_pk = CompiledQuery(lambda pk: Order.objects.filter(pk=pk), markers=(first.pk,))
+
+    with transaction.atomic(), pipeline():
+        seen_first = by_pk.one(first.pk)  # read: its cursor goes back to the connection's
+        first.status = "ACCEPTED"
+        send_update(first, ["status"])  # pending
+        pending_read = by_pk.send(second.pk)  # takes the cursor read above
+        second.status = "CANCELED"
+        send_update(second, ["status"])  # pending after it
+        other = by_pk.send(first.pk)  # a second cursor: the first is still unread
+        seen_second, seen_first_again = pending_read.one(), other.one()
+
+    assert (seen_first.pk, seen_first.status) == (first.pk, "SUBMITTED")
+    assert (seen_second.pk, seen_second.status) == (second.pk, "ACCEPTED")  # read before its update
+    assert (seen_first_again.pk, seen_first_again.status) == (first.pk, "ACCEPTED")
+    assert Order.objects.get(pk=second.pk).status == "CANCELED"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the row must outlive the connection
+def test_kept_cursors_follow_a_new_connection():
+    # Arrange: a cursor kept on the current connection
+    order = OrderFactory()
+    by_pk = CompiledQuery(lambda pk: Order.objects.filter(pk=pk), markers=(order.pk,))
+    assert by_pk.one(order.pk).pk == order.pk
+
+    # Act: the connection is replaced (as after a dropped connection), then read again
+    connection.close()
+    connection.connect()
+    again = by_pk.one(order.pk)
+
+    # Assert
+    assert again.pk == order.pk
+
+
 def test_pipeline_elsewhere_than_postgresql_yields_false():
     with pipeline() as pipelined:
         assert pipelined is (connection.vendor == "postgresql")
