@@ -29,7 +29,7 @@ class OdumCelery(Celery):
 
     def prepare_config(self, c):
         """Copy the ``CELERY_`` settings into a dict, then Celery's own preparation."""
-        return super().prepare_config({key: c[key] for key in c.keys() if key.startswith("CELERY_")})
+        return super().prepare_config({key: c[key] for key in c if key.startswith("CELERY_")})
 
 
 app = OdumCelery("odum_live")

@@ -222,17 +222,16 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds() -> dict[str, float]:
-    """CPU time (user + system, seconds) of the machine's processes since they started, by group.
+def process_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU time (user + system, seconds) of each process of the machine since it started, with its group.
 
-    Groups: ``web`` (gunicorn, uvicorn, daphne), ``postgres``, ``redis``, ``bench`` (this process
-    and its reaped children: the load clients once joined) and ``other``. Read from
-    ``/proc/<pid>/stat``; a process that exits between two readings takes its time with it, so
-    compare readings around a run whose servers outlive it.
+    Returns ``{pid: (group, seconds)}``. Groups: ``web`` (gunicorn, uvicorn, daphne),
+    ``postgres``, ``redis``, ``bench`` (this process and its reaped children: the load clients once
+    joined) and ``other``. Read from ``/proc/<pid>/stat``.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    groups = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
     me = os.getpid()
+    found: dict[int, tuple[str, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -245,18 +244,34 @@ def process_cpu_seconds() -> dict[str, float]:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         # fields[11:15]: utime, stime, cutime, cstime (proc(5), counted from the state field).
-        own = (int(fields[11]) + int(fields[12])) / tick
-        if int(entry) == me:
-            groups["bench"] += own + (int(fields[13]) + int(fields[14])) / tick
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        pid = int(entry)
+        if pid == me:
+            group, seconds = "bench", seconds + (int(fields[13]) + int(fields[14])) / tick
         elif "postgres" in cmdline:
-            groups["postgres"] += own
+            group = "postgres"
         elif "redis-server" in cmdline:
-            groups["redis"] += own
+            group = "redis"
         elif any(server in cmdline for server in ("gunicorn", "uvicorn", "daphne")):
-            groups["web"] += own
+            group = "web"
         else:
-            groups["other"] += own
-    return groups
+            group = "other"
+        found[pid] = (group, seconds)
+    return found
+
+
+def cpu_split_seconds(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by group between two :func:`process_cpu_seconds` readings.
+
+    Counts the processes alive at the second reading (from zero for those started in between).
+    A process that exited in between (PostgreSQL's autovacuum workers, say) took its time with it;
+    :func:`run_load` reports what the groups leave of the machine's busy time as ``unaccounted``.
+    """
+    split = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
+    for pid, (group, seconds) in after.items():
+        was = before.get(pid)
+        split[group] += seconds - (was[1] if was is not None and was[0] == group else 0.0)
+    return split
 
 
 @dataclass
@@ -274,10 +289,12 @@ class LoadResult:
     latencies_ms: list[float]
     failures: list[str]
     machine_cpu_ms: float = 0.0
+    #: Machine CPU per request by process group (:func:`cpu_split_seconds`); ``unaccounted`` is the
+    #: machine's busy time the groups do not explain (processes that exited, the kernel's threads).
     cpu_split_ms: dict[str, float] | None = None
 
     def cpu_split(self) -> str:
-        """The machine's CPU per request by process group (:func:`process_cpu_seconds`), as text."""
+        """The machine's CPU per request by process group, as text."""
         return ", ".join(f"{group} {ms:.2f}" for group, ms in (self.cpu_split_ms or {}).items())
 
     @property
@@ -325,9 +342,10 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
     latencies = [ns / 1e6 for lat, _, _, _ in results for ns in lat]
     failures = [f for _, fs, _, _ in results for f in fs]
     n = max(1, len(latencies))
+    split = {group: seconds * 1000 / n for group, seconds in cpu_split_seconds(split_before, split_after).items()}
+    split["unaccounted"] = busy * 1000 / n - sum(split.values())
     return LoadResult(connections, len(latencies), elapsed, latencies, failures,
-                      machine_cpu_ms=busy * 1000 / n,
-                      cpu_split_ms={g: (split_after[g] - split_before[g]) * 1000 / n for g in split_after})
+                      machine_cpu_ms=busy * 1000 / n, cpu_split_ms=split)
 
 
 def refuse_taken_port(port: int) -> None:

@@ -43,7 +43,6 @@ from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import InsertQuery
 from django.db.models.sql.compiler import SQLInsertCompiler
 
-
 #: Queries with up to this many parameters keep their conversion in psycopg's cache (see above).
 PSYCOPG_CACHED_PARAMS = 128
 
