@@ -225,9 +225,9 @@ def machine_busy_seconds() -> float:
 def process_cpu_seconds() -> dict[int, tuple[str, float]]:
     """CPU time (user + system, seconds) of each process of the machine since it started, with its group.
 
-    Returns ``{pid: (group, seconds)}``. Groups: ``web`` (gunicorn, uvicorn, daphne),
-    ``postgres``, ``redis``, ``bench`` (this process and its reaped children: the load clients once
-    joined) and ``other``. Read from ``/proc/<pid>/stat``.
+    Returns ``{pid: (group, seconds)}``. Groups: ``web`` (gunicorn, uvicorn, daphne), ``worker``
+    (Celery: the trading worker), ``postgres``, ``redis``, ``bench`` (this process and its reaped
+    children: the load clients once joined) and ``other``. Read from ``/proc/<pid>/stat``.
     """
     tick = os.sysconf("SC_CLK_TCK")
     me = os.getpid()
@@ -254,6 +254,8 @@ def process_cpu_seconds() -> dict[int, tuple[str, float]]:
             group = "redis"
         elif any(server in cmdline for server in ("gunicorn", "uvicorn", "daphne")):
             group = "web"
+        elif "celery" in cmdline:
+            group = "worker"
         else:
             group = "other"
         found[pid] = (group, seconds)
@@ -267,7 +269,7 @@ def cpu_split_seconds(before: dict[int, tuple[str, float]], after: dict[int, tup
     A process that exited in between (PostgreSQL's autovacuum workers, say) took its time with it;
     :func:`run_load` reports what the groups leave of the machine's busy time as ``unaccounted``.
     """
-    split = {"web": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
+    split = {"web": 0.0, "worker": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
     for pid, (group, seconds) in after.items():
         was = before.get(pid)
         split[group] += seconds - (was[1] if was is not None and was[0] == group else 0.0)

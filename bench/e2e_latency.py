@@ -64,11 +64,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    cpu_split_seconds,
     delete_node_cache,
     drop_database,
     latency_row,
     percentile,
     print_json_line,
+    process_cpu_seconds,
     production_env,
     recreate_database,
     running_server,
@@ -305,6 +307,20 @@ def _row(name: str, values: list[float]) -> str:
     return latency_row(name, values)
 
 
+#: Seconds of idle before the latency run whose CPU is the processes' background rate.
+IDLE_SECS = 5.0
+
+
+def latency_cpu_text(idle: dict[str, float], idle_secs: float, run: dict[str, float], run_secs: float,
+                     orders: int) -> str:
+    """Each group's CPU in the run beyond its idle rate, per order in ms, as text (``web 3.10, ...``)."""
+    parts = []
+    for group, seconds in run.items():
+        beyond = seconds - idle.get(group, 0.0) / idle_secs * run_secs
+        parts.append(f"{group} {beyond * 1000 / max(1, orders):.2f}")
+    return ", ".join(parts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=600, help="orders in the latency run (half LIMIT, half MARKET)")
@@ -345,9 +361,18 @@ def main() -> int:
             print(f"trading worker ready (node {trader_id}); API: gunicorn, {args.workers} gthread workers; "
                   f"recorded mid {mid:.2f}", flush=True)
             measure_latency(client, latency_orders(args.warmup, mid, "warm", base=0), timeout=120, rate=args.rate)
+            # The processes' CPU while idle (the node replays market data, heartbeats, marks), then
+            # during the latency run: what the orders cost beyond the idle rate.
+            idle_from, idle_started = process_cpu_seconds(), time.monotonic()
+            time.sleep(IDLE_SECS)
+            idle = cpu_split_seconds(idle_from, process_cpu_seconds())
+            idle_secs = time.monotonic() - idle_started
             timeout = 120 + args.orders * 0.2
+            run_from, run_started = process_cpu_seconds(), time.monotonic()
             latency = measure_latency(client, latency_orders(args.orders, mid, "lat", base=5_000), timeout=timeout,
                                       rate=args.rate)
+            run_cpu = cpu_split_seconds(run_from, process_cpu_seconds())
+            run_secs = time.monotonic() - run_started
             burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000), timeout=120 + args.burst * 0.5)
                      if args.burst else None)
             storm = twap_storm(client, args.twaps, horizon=args.twap_horizon, interval=args.twap_interval,
@@ -370,6 +395,10 @@ def main() -> int:
             print(_row("   created_at -> worker claim", data[order_type]["to_claim"]))
             print(_row(f"   worker claim -> {label} saved", data[order_type]["claim_to_persisted"]))
             print(_row(f"   201 read -> {label} saved", data[order_type]["from_201"]))
+    print(f"\nCPU per order of the latency run beyond each process group's idle rate (ms; the idle rate "
+          f"measured over {IDLE_SECS:g} s before it):\n  {latency_cpu_text(idle, idle_secs, run_cpu, run_secs, args.orders)}"
+          f"\n  idle rate, ms of CPU per second: "
+          + ", ".join(f"{group} {seconds * 1000 / idle_secs:.1f}" for group, seconds in idle.items()))
     print(f"\nTWAP storm: {storm['parents']} TWAPs (horizon {args.twap_horizon} s, interval {args.twap_interval} s) "
           f"submitted in {storm['submit_secs']:.1f} s, {storm['children']} children, {storm['events']} journal "
           f"events, {storm['failed']} failed, max queue depth {storm['max_queue']}")
