@@ -222,6 +222,14 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def _processes() -> Iterator[tuple[Path, list[bytes]]]:
+    """Each process of the machine: its ``/proc/<pid>`` folder and its argv (skipping those that exit meanwhile)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                yield entry, (entry / "cmdline").read_bytes().split(b"\0")
+
+
 def process_cpu_seconds() -> dict[int, tuple[str, float]]:
     """CPU time (user + system, seconds) of each process of the machine since it started, with its group.
 
@@ -232,20 +240,16 @@ def process_cpu_seconds() -> dict[int, tuple[str, float]]:
     tick = os.sysconf("SC_CLK_TCK")
     me = os.getpid()
     found: dict[int, tuple[str, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry, argv in _processes():
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
+        cmdline = b" ".join(argv).decode(errors="replace")
         fields = stat[stat.rindex(")") + 2:].split()
         # fields[11:15]: utime, stime, cutime, cstime (proc(5), counted from the state field).
         seconds = (int(fields[11]) + int(fields[12])) / tick
-        pid = int(entry)
+        pid = int(entry.name)
         if pid == me:
             group, seconds = "bench", seconds + (int(fields[13]) + int(fields[14])) / tick
         elif "postgres" in cmdline:
@@ -262,18 +266,25 @@ def process_cpu_seconds() -> dict[int, tuple[str, float]]:
     return found
 
 
-def cpu_split_seconds(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds by group between two :func:`process_cpu_seconds` readings.
+class CpuWindow:
+    """Each process group's CPU from its creation to :meth:`close` (:func:`process_cpu_seconds`).
 
-    Counts the processes alive at the second reading (from zero for those started in between).
-    A process that exited in between (PostgreSQL's autovacuum workers, say) took its time with it;
+    Counts the processes alive at the close (from zero for those started in between). A process
+    that exited in between (PostgreSQL's autovacuum workers, say) took its time with it;
     :func:`run_load` reports what the groups leave of the machine's busy time as ``unaccounted``.
     """
-    split = {"web": 0.0, "worker": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
-    for pid, (group, seconds) in after.items():
-        was = before.get(pid)
-        split[group] += seconds - (was[1] if was is not None and was[0] == group else 0.0)
-    return split
+
+    def __init__(self) -> None:
+        self._before, self._started = process_cpu_seconds(), time.monotonic()
+
+    def close(self) -> tuple[dict[str, float], float]:
+        """Return (CPU seconds by group, seconds elapsed) since the window opened."""
+        after, elapsed = process_cpu_seconds(), time.monotonic() - self._started
+        split = {"web": 0.0, "worker": 0.0, "postgres": 0.0, "redis": 0.0, "bench": 0.0, "other": 0.0}
+        for pid, (group, seconds) in after.items():
+            was = self._before.get(pid)
+            split[group] += seconds - (was[1] if was is not None and was[0] == group else 0.0)
+        return split, elapsed
 
 
 @dataclass
@@ -291,7 +302,7 @@ class LoadResult:
     latencies_ms: list[float]
     failures: list[str]
     machine_cpu_ms: float = 0.0
-    #: Machine CPU per request by process group (:func:`cpu_split_seconds`); ``unaccounted`` is the
+    #: Machine CPU per request by process group (:class:`CpuWindow`); ``unaccounted`` is the
     #: machine's busy time the groups do not explain (processes that exited, the kernel's threads).
     cpu_split_ms: dict[str, float] | None = None
 
@@ -331,20 +342,20 @@ def run_load(*, port: int, path: str, token: str, body_fn: BodyFn, connections: 
         for i in range(connections)
     ]
     busy_before = machine_busy_seconds()
-    split_before = process_cpu_seconds()
+    window = CpuWindow()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
     busy = machine_busy_seconds() - busy_before
     for p in procs:
         p.join()
-    split_after = process_cpu_seconds()
+    by_group, _ = window.close()
     # CLOCK_MONOTONIC is system-wide on Linux: the window spans the first start to the last end.
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     latencies = [ns / 1e6 for lat, _, _, _ in results for ns in lat]
     failures = [f for _, fs, _, _ in results for f in fs]
     n = max(1, len(latencies))
-    split = {group: seconds * 1000 / n for group, seconds in cpu_split_seconds(split_before, split_after).items()}
+    split = {group: seconds * 1000 / n for group, seconds in by_group.items()}
     split["unaccounted"] = busy * 1000 / n - sum(split.values())
     return LoadResult(connections, len(latencies), elapsed, latencies, failures,
                       machine_cpu_ms=busy * 1000 / n, cpu_split_ms=split)
@@ -368,14 +379,8 @@ def refuse_stray_trading_workers(prefix: str = "bench-trading") -> None:
     A worker left by an earlier run that was killed keeps consuming the ``venues`` queue of the
     bench Redis: it would take half of this run's orders, on its own node.
     """
-    strays = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"celery" in b" ".join(argv) and any(arg.startswith(prefix.encode()) for arg in argv):
-                strays.append(entry.name)
+    strays = [entry.name for entry, argv in _processes()
+              if b"celery" in b" ".join(argv) and any(arg.startswith(prefix.encode()) for arg in argv)]
     if strays:
         raise RuntimeError(f"trading worker(s) of an earlier benchmark run still running (pid {', '.join(strays)}): "
                            "they would consume this run's orders; stop them first (e.g. pkill -f 'celery -A celery_app')")

@@ -64,13 +64,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    cpu_split_seconds,
+    CpuWindow,
     delete_node_cache,
     drop_database,
     latency_row,
     percentile,
     print_json_line,
-    process_cpu_seconds,
     production_env,
     recreate_database,
     running_server,
@@ -363,16 +362,14 @@ def main() -> int:
             measure_latency(client, latency_orders(args.warmup, mid, "warm", base=0), timeout=120, rate=args.rate)
             # The processes' CPU while idle (the node replays market data, heartbeats, marks), then
             # during the latency run: what the orders cost beyond the idle rate.
-            idle_from, idle_started = process_cpu_seconds(), time.monotonic()
+            idle_window = CpuWindow()
             time.sleep(IDLE_SECS)
-            idle = cpu_split_seconds(idle_from, process_cpu_seconds())
-            idle_secs = time.monotonic() - idle_started
+            idle, idle_secs = idle_window.close()
             timeout = 120 + args.orders * 0.2
-            run_from, run_started = process_cpu_seconds(), time.monotonic()
+            run_window = CpuWindow()
             latency = measure_latency(client, latency_orders(args.orders, mid, "lat", base=5_000), timeout=timeout,
                                       rate=args.rate)
-            run_cpu = cpu_split_seconds(run_from, process_cpu_seconds())
-            run_secs = time.monotonic() - run_started
+            run_cpu, run_secs = run_window.close()
             burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000), timeout=120 + args.burst * 0.5)
                      if args.burst else None)
             storm = twap_storm(client, args.twaps, horizon=args.twap_horizon, interval=args.twap_interval,
