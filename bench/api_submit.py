@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     SERVER_LAYOUTS,
+    analyze_database,
     finish_run,
     production_env,
     recreate_database,
@@ -129,6 +130,7 @@ def main() -> int:
                      expect=b'"ROUTED"', **common)
             run_load(path="/api/bench/floor", body_fn=floor_body, connections=4, requests=400, seq_start=0,
                      expect=b'"id"', **common)
+            analyze_database()  # planner statistics, as in production (bench.common.analyze_database)
             runs = {
                 "c1": run_load(path="/api/orders", body_fn=order_body("c1"), connections=1, requests=args.requests,
                                seq_start=1_000_000, expect=b'"ROUTED"', **common),

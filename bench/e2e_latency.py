@@ -65,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     CpuWindow,
+    analyze_database,
     delete_node_cache,
     drop_database,
     latency_row,
@@ -360,6 +361,7 @@ def main() -> int:
             print(f"trading worker ready (node {trader_id}); API: gunicorn, {args.workers} gthread workers; "
                   f"recorded mid {mid:.2f}", flush=True)
             measure_latency(client, latency_orders(args.warmup, mid, "warm", base=0), timeout=120, rate=args.rate)
+            analyze_database()  # planner statistics, as in production (bench.common.analyze_database)
             # The processes' CPU while idle (the node replays market data, heartbeats, marks), then
             # during the latency run: what the orders cost beyond the idle rate.
             idle_window = CpuWindow()
