@@ -13,7 +13,16 @@ An extra back-to-back run (``--burst``, default 200 orders, printed but not in t
 happens above that rate: orders queue for the worker.
 
 - LIMIT orders 20 % away from the recorded mid (BUY below, SELL above) rest at the venue: they reach
-  ACCEPTED and stay there.
+  ACCEPTED. Once ``--cancel-after`` (default 10) more orders have been sent after one (~1 s), the
+  script reads its row — its figures are taken from that read, which must show ACCEPTED with
+  ACCEPTED as its last event — and cancels it through the API (202, PENDING_CANCEL; it must end
+  CANCELED). So the paper venue holds about five resting orders at a time, as a strategy that
+  replaces its quotes would, instead of every LIMIT order of the run: NautilusTrader's sandbox
+  matching engine walks all resting orders on every command and every replayed quote, and with all
+  300 left resting (``--cancel-after 0``, the behaviour before session 9) the venue's part of an
+  order grew through the run (submitted → ACCEPTED at the bridge 0.9 → 2.7 ms, → FILLED 1.8 →
+  3.8 ms, first and last hundred orders). The cancels' own work (API, worker, node, journal) runs
+  in the same processes and is in the CPU figures.
 - MARKET orders (alternating side, so the position stays near flat) fill at the recorded touch.
 
 **The interval measured** is from the order's ``created_at`` — the time the API's request handler
@@ -23,8 +32,9 @@ saved that status, inside the transaction that records it (``auto_now``; the com
 the same call). Both stamps are ``timezone.now()`` on this one machine. It spans: the rest of the
 API transaction and its commit, the broker publish, the worker taking the task, the claim
 transaction (ROUTED → SUBMITTED), the hand-off to the node's loop, the paper venue, the bridge
-strategy and the journal writer's transaction. No later event touches those rows (a resting LIMIT
-order gets no further event; a MARKET order's last event is its fill), which the script checks.
+strategy and the journal writer's transaction. No later event touches those rows before they are
+read (a LIMIT order is canceled only after its read; a MARKET order's last event is its fill), which
+the script checks.
 Printed beside it: the same interval split at ``submitted_at`` (the worker's claim), and measured
 from the moment the client had read the 201 instead of from ``created_at``.
 
@@ -147,6 +157,23 @@ class Client:
             return None, read_at
         return order, read_at
 
+    def cancel(self, order_id: str) -> None:
+        """Cancel one order; the answer must be 202 (PENDING_CANCEL: sent to the venue)."""
+        path = f"/api/orders/{order_id}/cancel"
+        data = json.dumps({"reason": "benchmark: measured, canceled to keep the paper book small"}).encode()
+        try:
+            self.conn.request("POST", path, body=data, headers=self.headers)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request("POST", path, body=data, headers=self.headers)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        if resp.status != 202:
+            self.failures.append(f"cancel {order_id}: {resp.status} {raw[:300]!r}")
+
 
 def _mid() -> Decimal:
     from venues.marketdata import market_data
@@ -180,12 +207,31 @@ def _ms(delta) -> float:
     return delta.total_seconds() * 1000
 
 
-def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate: float = 0.0) -> dict:
+def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate: float = 0.0,
+                    cancel_after: int = 0) -> dict:
     """Send ``bodies`` (``rate`` per second, 0 = back to back), wait for every order's status, return the
-    intervals (ms) and the achieved send rate."""
+    intervals (ms) and the achieved send rate.
+
+    ``cancel_after`` > 0: once that many more orders have been sent after a LIMIT order, the LIMIT
+    order's row is read — ACCEPTED, its last event ACCEPTED: its figures are taken from that read —
+    and the order is canceled, so the paper venue holds a handful of resting orders, not every LIMIT
+    order of the run (the sandbox's matching engine walks all of them on every command and quote).
+    One not yet ACCEPTED by then is left resting and measured at the end, as with 0.
+    """
     from orders.models import Order, OrderEvent
 
     read_at: dict[str, datetime] = {}
+    sent_limits: list[str] = []
+    measured: dict[str, tuple] = {}  # LIMIT orders read ACCEPTED and then canceled: their row as read
+    canceled: list[str] = []
+
+    def rows_of(ids):
+        rows = list(Order.objects.filter(pk__in=ids).values_list("id", "order_type", "status", "rejection_reason",
+                                                                 "created_at", "submitted_at", "updated_at"))
+        last_event = dict(OrderEvent.objects.filter(order_id__in=ids).order_by("order_id", "-ts", "-id")
+                          .distinct("order_id").values_list("order_id", "type"))
+        return [(*row, last_event.get(row[0])) for row in rows]
+
     started = time.monotonic()
     for seq, body in enumerate(bodies):
         if rate > 0:
@@ -195,6 +241,16 @@ def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate:
         order, at = client.post(body)
         if order is not None:
             read_at[order["order_id"]] = at
+            if body["order_type"] == "LIMIT":
+                sent_limits.append(order["order_id"])
+        if cancel_after and len(sent_limits) > cancel_after // 2:
+            # LIMIT orders are every other order: this one was sent ~cancel_after orders ago.
+            oldest = sent_limits.pop(0)
+            (row,) = rows_of([oldest])
+            if row[2] == "ACCEPTED" and row[7] == "ACCEPTED":
+                measured[oldest] = row
+                client.cancel(oldest)
+                canceled.append(oldest)
     sent_per_s = len(bodies) / (time.monotonic() - started)
     target = {"LIMIT": "ACCEPTED", "MARKET": "FILLED"}
     ids = list(read_at)
@@ -204,26 +260,29 @@ def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate:
                                                                            "CANCELED", "DENIED")).count())
         return pending == 0
 
-    wait_for(done, timeout=timeout, message="every order ACCEPTED (LIMIT) or FILLED (MARKET)", interval=0.2)
-    rows = list(Order.objects.filter(pk__in=ids).values_list("id", "order_type", "status", "rejection_reason",
-                                                             "created_at", "submitted_at", "updated_at"))
-    last_event = dict(OrderEvent.objects.filter(order_id__in=ids).order_by("order_id", "-ts", "-id")
-                      .distinct("order_id").values_list("order_id", "type"))
+    wait_for(done, timeout=timeout, message="every order ACCEPTED (LIMIT) or FILLED (MARKET), every cancel done",
+             interval=0.2)
+    rows = [measured.get(str(row[0]), row) for row in rows_of(ids)]
     out = {"LIMIT": {"total": [], "to_claim": [], "claim_to_persisted": [], "from_201": []},
            "MARKET": {"total": [], "to_claim": [], "claim_to_persisted": [], "from_201": []}}
     wrong = []
-    for pk, order_type, status, reason, created, submitted, updated in rows:
-        if status != target[order_type] or last_event.get(pk) != target[order_type]:
-            wrong.append(f"{pk} {order_type} {status} (last event {last_event.get(pk)}) {reason}")
+    for pk, order_type, status, reason, created, submitted, updated, last_event in rows:
+        if status != target[order_type] or last_event != target[order_type]:
+            wrong.append(f"{pk} {order_type} {status} (last event {last_event}) {reason}")
             continue
         figures = out[order_type]
         figures["total"].append(_ms(updated - created))
         figures["to_claim"].append(_ms(submitted - created))
         figures["claim_to_persisted"].append(_ms(updated - submitted))
         figures["from_201"].append(_ms(updated - read_at[str(pk)]))
+    not_canceled = Order.objects.filter(pk__in=canceled).exclude(status="CANCELED").count()
     if wrong:
         client.failures.extend(f"wrong final state: {w}" for w in wrong[:20])
+    if not_canceled:
+        client.failures.append(f"{not_canceled} of {len(canceled)} canceled LIMIT orders not CANCELED")
     out["sent_per_s"] = sent_per_s
+    out["canceled"] = len(canceled)
+    out["resting"] = Order.objects.filter(pk__in=ids, status="ACCEPTED").count()
     return out
 
 
@@ -329,6 +388,9 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=200,
                         help="orders of the extra back-to-back run (printed, not in the JSON; 0: skip)")
     parser.add_argument("--warmup", type=int, default=40, help="orders sent first and not measured")
+    parser.add_argument("--cancel-after", type=int, default=10,
+                        help="read and cancel each LIMIT order once this many more orders were sent after it "
+                             "(0: leave every LIMIT order resting)")
     parser.add_argument("--twaps", type=int, default=60, help="TWAP orders in the storm")
     parser.add_argument("--twap-horizon", type=int, default=10, help="TWAP horizon_secs")
     parser.add_argument("--twap-interval", type=int, default=1, help="TWAP interval_secs")
@@ -360,7 +422,8 @@ def main() -> int:
             client = Client(srv.port, token)
             print(f"trading worker ready (node {trader_id}); API: gunicorn, {args.workers} gthread workers; "
                   f"recorded mid {mid:.2f}", flush=True)
-            measure_latency(client, latency_orders(args.warmup, mid, "warm", base=0), timeout=120, rate=args.rate)
+            measure_latency(client, latency_orders(args.warmup, mid, "warm", base=0), timeout=120, rate=args.rate,
+                            cancel_after=args.cancel_after)
             analyze_database()  # planner statistics, as in production (bench.common.analyze_database)
             # The processes' CPU while idle (the node replays market data, heartbeats, marks), then
             # during the latency run: what the orders cost beyond the idle rate.
@@ -370,9 +433,10 @@ def main() -> int:
             timeout = 120 + args.orders * 0.2
             run_window = CpuWindow()
             latency = measure_latency(client, latency_orders(args.orders, mid, "lat", base=5_000), timeout=timeout,
-                                      rate=args.rate)
+                                      rate=args.rate, cancel_after=args.cancel_after)
             run_cpu, run_secs = run_window.close()
-            burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000), timeout=120 + args.burst * 0.5)
+            burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000),
+                                     timeout=120 + args.burst * 0.5, cancel_after=args.cancel_after)
                      if args.burst else None)
             storm = twap_storm(client, args.twaps, horizon=args.twap_horizon, interval=args.twap_interval,
                                run="storm")
@@ -387,7 +451,7 @@ def main() -> int:
     if burst:
         runs.append((f"back-to-back run (not in the JSON): {args.burst} orders at {burst['sent_per_s']:.1f}/s", burst))
     for title, data in runs:
-        print(f"\n{title} (ms):")
+        print(f"\n{title} (ms; LIMIT orders read and canceled {data['canceled']}, left resting {data['resting']}):")
         print(f"{'interval':<34}{'n':>8}{'p50':>10}{'p99':>10}{'max':>10}")
         for order_type, label in (("LIMIT", "ACCEPTED"), ("MARKET", "FILLED")):
             print(_row(f"{order_type}: created_at -> {label} saved", data[order_type]["total"]))
@@ -422,6 +486,7 @@ def main() -> int:
         "latency_rate_per_s": latency["sent_per_s"],
         "journal_max_queue": storm["max_queue"],
         "orders": len(limit) + len(market),
+        "cancel_after": args.cancel_after,
         "twaps": storm["parents"],
         "failures": len(failures),
     }
