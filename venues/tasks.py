@@ -90,13 +90,15 @@ def _run_command(task, order_id: str, command: str) -> None:
         getattr(venue_commands, f"order_venue_{command}_failed")(command=claimed, reason=str(exc))
 
 
-@app.task(bind=True, name="venues.tasks.submit_order", acks_late=True, ignore_result=True)
+# ``typing=False``: the publisher (orders.services.dispatch) does not check the arguments against the
+# signature on every publish; it always sends the one order id.
+@app.task(bind=True, name="venues.tasks.submit_order", acks_late=True, ignore_result=True, typing=False)
 def submit_order(self, order_id: str) -> None:
     """Submit the order ``order_id`` (UUID text) to its venue through the TradingNode."""
     _run_command(self, order_id, "submit")
 
 
-@app.task(bind=True, name="venues.tasks.cancel_order", acks_late=True, ignore_result=True)
+@app.task(bind=True, name="venues.tasks.cancel_order", acks_late=True, ignore_result=True, typing=False)
 def cancel_order(self, order_id: str) -> None:
     """Cancel the order ``order_id`` (UUID text) at its venue through the TradingNode."""
     _run_command(self, order_id, "cancel")

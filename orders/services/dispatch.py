@@ -18,6 +18,7 @@ Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery i
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,10 +49,57 @@ def _task_for(command: str):
     return tasks.submit_order if command == SUBMIT else tasks.cancel_order
 
 
+class _KeptProducer(threading.local):
+    """This thread's broker producer, kept between publishes (one per thread: kombu's are not
+    thread-safe).
+
+    Celery otherwise takes a producer from its pool and gives it back on every publish; with the
+    message's argument text given (it would run ``saferepr`` over the arguments) that was ~0.2 ms
+    of the ~0.9 ms a publish costs a web process (thread CPU, bench/api_submit.py's order). It
+    follows the app's connection pool: a new pool (another broker URL, as the tests switch to)
+    gets a new producer, and a failed publish drops it, so the next publish connects afresh.
+    """
+
+    producer = None
+    pool = None
+
+    def get(self, app):
+        pool = app.pool
+        if self.producer is None or self.pool is not pool:
+            self.drop()
+            self.producer, self.pool = app.amqp.Producer(pool.acquire(block=True)), pool
+        return self.producer
+
+    def drop(self) -> None:
+        producer, self.producer, self.pool = self.producer, None, None
+        if producer is not None:
+            try:
+                producer.connection.release()
+            except Exception:  # noqa: BLE001 - a broken connection is dropped either way
+                logger.debug("releasing the broker connection of a dropped producer failed", exc_info=True)
+
+
+_kept_producer = _KeptProducer()
+
+
+def _publish(command: str, order_id: str):
+    # venues.tasks.<command>(order_id) on queue venues, through this thread's kept producer (not in
+    # the eager embedded default, where the task runs here and no broker is involved).
+    task = _task_for(command)
+    options = {"queue": VENUES_QUEUE, "argsrepr": repr([order_id]), "kwargsrepr": "{}"}
+    if task.app.conf.task_always_eager:
+        return task.apply_async(args=[order_id], **options)
+    try:
+        return task.apply_async(args=[order_id], producer=_kept_producer.get(task.app), **options)
+    except Exception:
+        _kept_producer.drop()
+        raise
+
+
 def _dispatch(*, order_id, command: str, attempt: str, status: str) -> bool:
     started_at = timezone.now()
     try:
-        result = _task_for(command).apply_async(args=[str(order_id)], queue=VENUES_QUEUE)
+        result = _publish(command, str(order_id))
     except Exception as exc:  # noqa: BLE001 - any publish failure is recoverable by the sweeper
         error = f"{type(exc).__name__}: {exc}"
         logger.warning("dispatch of %s command for order %s failed (%s attempt): %s; the sweeper retries",

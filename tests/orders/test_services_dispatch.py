@@ -109,6 +109,35 @@ def test_dispatch_with_redis_broker_puts_the_command_on_queue_venues(venue_queue
     assert str(order.pk) in messages[0]["headers"]["argsrepr"]
 
 
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+def test_dispatch_keeps_one_producer_per_thread_and_drops_it_when_a_publish_fails(venue_queue, broker):
+    # Arrange
+    from orders.services import dispatch
+
+    first, second, third = (OrderFactory(status="ROUTED") for _ in range(3))
+    # Act: two publishes on a healthy broker
+    assert order_dispatch_submit(order_id=first.pk, attempt="sweeper") is True
+    kept = dispatch._kept_producer.producer
+    assert order_dispatch_submit(order_id=second.pk, attempt="sweeper") is True
+    # Assert: both messages went out, through the one kept producer
+    assert sorted(m["headers"]["argsrepr"] for m in venue_queue()) == sorted([repr([str(first.pk)]),
+                                                                              repr([str(second.pk)])])
+    assert kept is not None and dispatch._kept_producer.producer is kept
+    # Act: the broker goes away (a new connection pool): the kept producer is not used against it
+    broker.down()
+    assert order_dispatch_submit(order_id=third.pk, attempt="sweeper") is False
+    # Assert: the failed publish dropped the producer and recorded the failure
+    assert dispatch._kept_producer.producer is None
+    assert OrderEvent.objects.filter(order=third, type="DISPATCH_FAILED").exists()
+    # Act: the broker is back: a new producer, the message delivered
+    broker.up()
+    assert order_dispatch_submit(order_id=third.pk, attempt="sweeper") is True
+    # Assert
+    assert dispatch._kept_producer.producer not in (None, kept)
+    assert repr([str(third.pk)]) in [m["headers"]["argsrepr"] for m in venue_queue()]
+
+
 def _age_events(order, secs):
     OrderEvent.objects.filter(order=order).update(ts=timezone.now() - timedelta(seconds=secs))
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=secs))
