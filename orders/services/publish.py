@@ -516,12 +516,22 @@ def _send(entries: list[StreamEntry]) -> None:
         if layer is None:
             return
 
-        async def send_all(target) -> None:
-            for entry in entries:
+        by_stream: dict[str, list[StreamEntry]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry)
+
+        async def send_stream(target, stream_entries: list[StreamEntry]) -> None:
+            for entry in stream_entries:  # in number order: a group sees its stream's entries in order
                 try:
                     await target.group_send(entry.stream, entry.to_message())
                 except Exception:  # noqa: BLE001 - one failed group must not starve the others
                     logger.exception("publish of order %s to group %s failed", entry.order_id, entry.stream)
+
+        async def send_all(target) -> None:
+            # The streams' groups at once: each group send is several Redis round trips (channels_redis:
+            # expire, members, per connection an expire and the send), and an order's change goes to
+            # two streams (``orders``, ``strategy.<id>``), so their round trips overlap.
+            await asyncio.gather(*(send_stream(target, stream_entries) for stream_entries in by_stream.values()))
 
         if isinstance(layer, RedisChannelLayer):
             sender = _sender_loop()

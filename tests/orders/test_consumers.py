@@ -557,6 +557,34 @@ def test_lost_channel_message_is_filled_from_the_log(alpha):
     assert [[f["venue_trade_id"] for f in d["fills"]] for d in deltas] == [[], [], ["T1"]]
 
 
+def test_one_publication_of_several_orders_reaches_both_groups_each_in_number_order(alpha):
+    # Arrange: a member in each group an order's change goes to (``orders``, ``strategy.alpha``)
+    orders = [OrderFactory(strategy=alpha, status=S.SUBMITTED) for _ in range(3)]
+    layer = get_channel_layer()
+
+    async def scenario():
+        members = {group: await layer.new_channel() for group in stream.order_streams("alpha")}
+        for group, channel in members.items():
+            await layer.group_add(group, channel)
+        # Act: one publication of the three orders (the groups are sent to at once)
+        await db(stream.publish_orders_updated, {order.pk: "alpha" for order in orders})
+        received = {group: [await asyncio.wait_for(layer.receive(channel), TIMEOUT) for _ in orders]
+                    for group, channel in members.items()}
+        for group, channel in members.items():
+            await layer.group_discard(group, channel)
+        return received
+
+    received = run(scenario)
+
+    # Assert: each group got every order once, in publication order, with consecutive numbers
+    assert sorted(received) == sorted(stream.order_streams("alpha"))
+    for group, messages in received.items():
+        assert [m["order_id"] for m in messages] == [str(order.pk) for order in orders]
+        assert {m["stream"] for m in messages} == {group}
+        seqs = [m["seq"] for m in messages]
+        assert seqs == list(range(seqs[0], seqs[0] + 3))
+
+
 def test_failed_publication_restarts_the_stream_so_a_resume_takes_a_snapshot(alpha, monkeypatch):
     # Arrange: the log refuses one append (Redis down) while the subscriber is away
     order = OrderFactory(strategy=alpha, status=S.SUBMITTED)
