@@ -42,7 +42,7 @@ def test_order_submit_dispatch_happens_only_after_commit(
 
     published = []
     monkeypatch.setattr(venue_tasks.submit_order, "apply_async",
-                        lambda args, queue: published.append((args, queue)) or type("R", (), {"id": "t-1"})())
+                        lambda args, queue, **options: published.append((args, queue)) or type("R", (), {"id": "t-1"})())
     # Act
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = order_submit(strategy=strategy, actor="alice", data=typed_request())
