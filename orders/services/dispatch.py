@@ -67,7 +67,9 @@ class _KeptProducer(threading.local):
         pool = app.pool
         if self.producer is None or self.pool is not pool:
             self.drop()
-            self.producer, self.pool = app.amqp.Producer(pool.acquire(block=True)), pool
+            # A connection of its own, not one of the pool's: a thread keeps it, and the pool's
+            # limit (``broker_pool_limit``) would otherwise leave threads past it waiting for ever.
+            self.producer, self.pool = app.amqp.Producer(app.connection_for_write()), pool
         return self.producer
 
     def drop(self) -> None:
