@@ -139,17 +139,7 @@ class Client:
 
     def post(self, body: dict) -> tuple[dict | None, datetime]:
         """POST one order; return (response body or None on failure, wall-clock time the 201 was read)."""
-        data = json.dumps(body).encode()
-        try:
-            self.conn.request("POST", "/api/orders", body=data, headers=self.headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.conn.request("POST", "/api/orders", body=data, headers=self.headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
+        resp, raw = self._post("/api/orders", body)
         read_at = datetime.now(UTC)
         order = json.loads(raw) if raw.startswith(b"{") else None
         if resp.status != 201 or not order or order.get("status") != "ROUTED":
@@ -159,20 +149,24 @@ class Client:
 
     def cancel(self, order_id: str) -> None:
         """Cancel one order; the answer must be 202 (PENDING_CANCEL: sent to the venue)."""
-        path = f"/api/orders/{order_id}/cancel"
-        data = json.dumps({"reason": "benchmark: measured, canceled to keep the paper book small"}).encode()
+        resp, raw = self._post(f"/api/orders/{order_id}/cancel",
+                               {"reason": "benchmark: measured, canceled to keep the paper book small"})
+        if resp.status != 202:
+            self.failures.append(f"cancel {order_id}: {resp.status} {raw[:300]!r}")
+
+    def _post(self, path: str, body: dict) -> tuple[http.client.HTTPResponse, bytes]:
+        # One POST on the kept connection; reconnect and send again once if the server closed it.
+        data = json.dumps(body).encode()
         try:
             self.conn.request("POST", path, body=data, headers=self.headers)
             resp = self.conn.getresponse()
-            raw = resp.read()
+            return resp, resp.read()
         except (http.client.HTTPException, OSError):
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             self.conn.request("POST", path, body=data, headers=self.headers)
             resp = self.conn.getresponse()
-            raw = resp.read()
-        if resp.status != 202:
-            self.failures.append(f"cancel {order_id}: {resp.status} {raw[:300]!r}")
+            return resp, resp.read()
 
 
 def _mid() -> Decimal:
