@@ -268,12 +268,6 @@ def _kept_cursors(conn) -> _KeptCursors | None:
     return kept
 
 
-def _wrapped(conn, raw):
-    # ``raw`` wrapped as Django wraps a new cursor (query logging when it is on, e.g. in tests).
-    conn.validate_thread_sharing()
-    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
-
-
 def send_query(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> SentQuery:
     """Execute ``sql`` on the connection ``using`` and return its rows unread (:class:`SentQuery`)."""
     conn = connections[using]
@@ -281,7 +275,8 @@ def send_query(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS) -> 
     if kept is None:
         cursor = conn.cursor()
     else:
-        cursor = _wrapped(conn, kept.readable.pop() if kept.readable else conn.create_cursor())
+        # Wrapped as Django wraps a new cursor (its _prepare_cursor: thread check, query logging).
+        cursor = conn._prepare_cursor(kept.readable.pop() if kept.readable else conn.create_cursor())
     try:
         cursor.execute(sql, params)
     except BaseException:
@@ -300,7 +295,7 @@ def send_statement(sql: str, params: Sequence, *, using: str = DEFAULT_DB_ALIAS)
         return
     if kept.write is None or kept.write.closed:
         kept.write = conn.create_cursor()
-    _wrapped(conn, kept.write).execute(sql, params)
+    conn._prepare_cursor(kept.write).execute(sql, params)
 
 
 def send_update(instance: Model, fields: Sequence[str], *, using: str = DEFAULT_DB_ALIAS) -> None:
