@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["api_submit.py", "api_ceiling.py", "e2e_latency.py", "ws_fanout.py"]
+BENCHES = ["api_submit.py", "api_ceiling.py", "order_stages.py", "e2e_latency.py", "ws_fanout.py"]
 
 
 def main() -> int:
