@@ -110,6 +110,27 @@ def test_dispatch_with_redis_broker_puts_the_command_on_queue_venues(venue_queue
 
 
 @pytest.mark.redis
+def test_kept_producer_declares_the_venues_queue_once_not_per_publish(venue_queue, monkeypatch):
+    # Arrange: count the producer's declarations, from a fresh producer
+    from kombu import Producer
+
+    from orders.services import dispatch
+
+    dispatch._kept_producer.drop()
+    declared = []
+    real = Producer.maybe_declare
+    monkeypatch.setattr(Producer, "maybe_declare",
+                        lambda self, entity, *a, **kw: declared.append(entity.name) or real(self, entity, *a, **kw))
+    orders = [OrderFactory(status="ROUTED") for _ in range(3)]
+    # Act
+    for order in orders:
+        assert order_dispatch_submit(order_id=order.pk, attempt="sweeper") is True
+    # Assert: one declaration of queue venues for three publishes, and every message on the queue
+    assert declared == ["venues"]
+    assert sorted(m["headers"]["argsrepr"] for m in venue_queue()) == sorted(repr([str(o.pk)]) for o in orders)
+
+
+@pytest.mark.redis
 @pytest.mark.timeout(60)
 def test_dispatch_keeps_one_producer_per_thread_and_drops_it_when_a_publish_fails(venue_queue, broker):
     # Arrange
