@@ -89,3 +89,53 @@ class CancelOrderCommand:
     client_order_id: str
     venue: str
     child_client_order_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderStatusQuery:
+    """Ask the trading node for one order's state (FIX OrderStatusRequest).
+
+    Parameters
+    ----------
+    client_order_id : str
+        The order's client_order_id.
+    ask_venue : bool
+        Also send NautilusTrader's ``QueryOrder`` to the order's execution client, which asks the
+        venue for its order status report; a difference then comes back as venue events through the
+        journal, as any report does. The paper venues' sandbox answers no report: for them the node's
+        own state is the venue's.
+    """
+
+    client_order_id: str
+    ask_venue: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeOrderStatus:
+    """The trading node's state of one order (the answer to an :class:`OrderStatusQuery`).
+
+    Parameters
+    ----------
+    client_order_id : str
+        The order's client_order_id.
+    venue_order_id : str
+        The venue's order id ("" before the venue accepted the order).
+    status : str
+        NautilusTrader's order status name (``INITIALIZED``, ``SUBMITTED``, ``ACCEPTED``,
+        ``PARTIALLY_FILLED``, ``FILLED``, ``CANCELED``, ``REJECTED``, ``EXPIRED`` …).
+    quantity, filled_quantity, leaves_quantity : Decimal
+        Base units (contracts); leaves are 0 once the order is closed (FIX LeavesQty).
+    avg_fill_price : Decimal | None
+        Quote currency; None before the first fill.
+    child_client_order_ids : tuple[str, ...]
+        An algorithm parent's children the node knows, in the node's order.
+    """
+
+    client_order_id: str
+    venue_order_id: str
+    status: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    leaves_quantity: Decimal
+    avg_fill_price: Decimal | None
+    child_client_order_ids: tuple[str, ...] = field(default_factory=tuple)

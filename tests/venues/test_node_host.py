@@ -19,6 +19,7 @@ from positions.models import Position
 from tests.helpers import SHARED_DATA, eventually, needs_market_data
 from tests.orders.factories import OrderFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
+from venues.commands import NodeOrderStatus, OrderStatusQuery
 from venues.events import VenueEvent, VenueEventKind
 from venues.journal import JournalWriter
 from venues.marketdata import market_data
@@ -186,6 +187,46 @@ def test_node_limit_order_rests_then_cancels(node, listing, recorded_quotes):
 
     eventually(lambda: _status(order, "CANCELED"), message="limit order canceled")
     assert not Fill.objects.filter(order=order).exists()
+
+
+def test_node_query_answers_the_node_state_of_a_resting_then_canceled_order_and_none_for_an_unknown_one(
+        node, listing, recorded_quotes):
+    # Arrange: a far limit order resting at the paper venue
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    order.refresh_from_db()
+    # Act: query it on the node (also asking the venue: the sandbox answers no report)
+    resting = node.query(OrderStatusQuery(client_order_id=order.client_order_id, ask_venue=True))
+    unknown = node.query(OrderStatusQuery(client_order_id="OL" + uuid.uuid4().hex[:22]))
+    # Assert: the node's view matches the order the OMS holds
+    assert resting == NodeOrderStatus(
+        client_order_id=order.client_order_id, venue_order_id=order.venue_order_id, status="ACCEPTED",
+        quantity=Decimal("0.010000"), filled_quantity=Decimal("0.000000"), leaves_quantity=Decimal("0.010000"),
+        avg_fill_price=None)
+    assert unknown is None
+    # Act: cancel it, then query again
+    order_cancel(order=order, actor="test", reason="test cancel")
+    cancel_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "CANCELED"), message="limit order canceled")
+    canceled = node.query(OrderStatusQuery(client_order_id=order.client_order_id))
+    # Assert
+    assert (canceled.status, canceled.leaves_quantity) == ("CANCELED", Decimal("0"))
+
+
+def test_node_query_of_a_filled_market_order_gives_its_fills_quantity_and_average_price(node, listing):
+    # Arrange
+    order = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.03"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "FILLED"), message="order filled")
+    order.refresh_from_db()
+    # Act
+    filled = node.query(OrderStatusQuery(client_order_id=order.client_order_id))
+    # Assert: the node's filled quantity and average price are the journal's
+    assert filled.status == "FILLED"
+    assert filled.filled_quantity == order.filled_quantity == Decimal("0.03")
+    assert filled.avg_fill_price == order.avg_fill_price
 
 
 def test_node_submit_delivered_twice_reaches_the_venue_once(node, listing):

@@ -9,6 +9,9 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   execution client id.
 - :meth:`BridgeStrategy.cancel` cancels the order and, for an algorithm's parent, every open child
   (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``).
+- :meth:`BridgeStrategy.query` answers the node's state of one order (FIX OrderStatusRequest:
+  status, venue order id, filled / leaves quantity, exact average fill price, known children) and,
+  when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own.
 - :meth:`BridgeStrategy.on_order_event` translates each order event with
   :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit``.
 - Quotes (and bars) go to the market-data sink, which the host publishes at a bounded rate.
@@ -46,7 +49,13 @@ from nautilus_trader.model.identifiers import ClientId, ClientOrderId, ExecAlgor
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
+from venues.commands import (
+    CancelOrderCommand,
+    NodeOrderStatus,
+    OrderStatusQuery,
+    SubmitOrderCommand,
+    VenueCommandError,
+)
 from venues.events import Liquidity, VenueEvent, VenueEventKind
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,15 @@ _SIDES = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "GTD": TimeInForce.GTD}
 _LIQUIDITY = {LiquiditySide.MAKER: Liquidity.MAKER, LiquiditySide.TAKER: Liquidity.TAKER}
 _ORDER_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT"}
+
+
+def _average_fill_price(order) -> Decimal | None:
+    # Exact, from the order's fills (NautilusTrader's ``avg_px`` is a float: 39444.950000000004).
+    fills = [e for e in order.events if isinstance(e, OrderFilled)]
+    quantity = sum((e.last_qty.as_decimal() for e in fills), Decimal(0))
+    if not quantity:
+        return None
+    return sum((e.last_px.as_decimal() * e.last_qty.as_decimal() for e in fills), Decimal(0)) / quantity
 
 
 def nanos_to_datetime(ns: int) -> datetime:
@@ -229,6 +247,33 @@ class BridgeStrategy(Strategy):
                 continue
             listing = self._listings.get(target.instrument_id.value)
             self.cancel_order(target, client_id=ClientId(listing[2]) if listing else None)
+
+    def query(self, query: OrderStatusQuery) -> NodeOrderStatus | None:
+        """Return the node's state of one order, or None when the node does not know it.
+
+        With ``query.ask_venue`` and the order still open, NautilusTrader's ``QueryOrder`` also goes
+        to the order's execution client (the venue answers with a status report, applied as any).
+        """
+        cid = ClientOrderId(query.client_order_id)
+        order = self.cache.order(cid)
+        if order is None:
+            return None
+        if query.ask_venue and not order.is_closed:
+            listing = self._listings.get(order.instrument_id.value)
+            self.query_order(order, client_id=ClientId(listing[2]) if listing else None)
+        children = tuple(o.client_order_id.value for o in self.cache.orders_for_exec_spawn(cid)
+                         if o.client_order_id != cid)
+        return NodeOrderStatus(
+            client_order_id=cid.value,
+            venue_order_id=order.venue_order_id.value if order.venue_order_id is not None else "",
+            status=order.status_string(),
+            quantity=order.quantity.as_decimal(),
+            filled_quantity=order.filled_qty.as_decimal(),
+            # FIX LeavesQty: 0 once the order is closed (NautilusTrader keeps the last open leaves on a cancel).
+            leaves_quantity=Decimal(0) if order.is_closed else order.leaves_qty.as_decimal(),
+            avg_fill_price=_average_fill_price(order),
+            child_client_order_ids=children,
+        )
 
     # -- events -----------------------------------------------------------------------------------
 

@@ -40,7 +40,13 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.system.kernel import NautilusKernel
 
 from odum_live.heap import freeze_startup_heap
-from venues.commands import CancelOrderCommand, SubmitOrderCommand, VenueCommandError
+from venues.commands import (
+    CancelOrderCommand,
+    NodeOrderStatus,
+    OrderStatusQuery,
+    SubmitOrderCommand,
+    VenueCommandError,
+)
 from venues.events import VenueEvent
 from venues.journal import JournalWriter
 from venues.node.bridge import BridgeConfig, BridgeStrategy
@@ -300,10 +306,14 @@ class TradingNodeHost:
         """Hand a cancel to the bridge strategy (errors as :meth:`submit`)."""
         self._hand_off(lambda: self.bridge.cancel(command), timeout)
 
-    def _hand_off(self, fn: Callable[[], None], timeout: float) -> None:
+    def query(self, query: OrderStatusQuery, *, timeout: float = 5.0) -> NodeOrderStatus | None:
+        """Return the node's state of one order (None: the node does not know it); errors as :meth:`submit`."""
+        return self._hand_off(lambda: self.bridge.query(query), timeout)
+
+    def _hand_off(self, fn: Callable[[], Any], timeout: float) -> Any:
         self._require_ready()
         try:
-            self.call(fn, timeout=timeout)
+            return self.call(fn, timeout=timeout)
         except VenueCommandError:
             raise
         except Exception as exc:  # noqa: BLE001 - any refusal on the node becomes the order's stated reason

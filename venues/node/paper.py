@@ -12,8 +12,8 @@ Depth model (L1, the recorded top of book)
   *prices*, with sizes ``max(recorded size, touch_size)``.
 - **Trades do not touch the book** (they carry no resting liquidity); they still reach strategies
   and the OMS as market data through the data engine.
-- ``touch_size`` (base units) comes from the venue's ``config["paper"]["touch_size"]`` per
-  instrument id; by default it is **unlimited** — the instrument's maximum order quantity (or
+- ``touch_size`` (base units) comes from the venue's ``config["paper"]["touch_sizes"]``, a mapping
+  keyed by NautilusTrader instrument id; by default it is **unlimited** — the instrument's maximum order quantity (or
   10⁹ lots when it has none). So a paper MARKET order of any size within risk limits fills
   completely, at the recorded best ask (buy) or bid (sell) of the moment it arrives: every price is
   a recorded price (issue #3 §2). The recording says nothing about liquidity behind the touch, so
