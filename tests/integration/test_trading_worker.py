@@ -470,3 +470,73 @@ def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from
     assert position.quantity == sum((f.quantity for f in twap_fills), Decimal(0))
     findings = list(ReconciliationFinding.objects.filter(venue=VENUE, instrument_key=KEY, resolved_at__isnull=True))
     assert not findings, [str(f) for f in findings]
+
+
+def _fills_only_on_the_node(trader_id: str, client_order_id: str) -> dict[str, set[str]]:
+    """Return client_order_id → trade ids the node's cache holds for this order family and the OMS does not."""
+    oms = set(Fill.objects.values_list("venue_trade_id", flat=True))
+    node = _node_cache_fills(settings.REDIS_URL, trader_id)
+    return {cid: set(ids) - oms for cid, ids in node.items() if cid.startswith(client_order_id) and set(ids) - oms}
+
+
+def _node_disposed(worker: WorkerProcess) -> bool:
+    # Whether the worker's log shows its node disposed; a worker that exited without that fails at once.
+    disposed = "TradingNode: DISPOSED" in worker.log_path.read_text(errors="replace")
+    assert disposed or worker.alive, f"worker exited ({worker.proc.returncode}) before its node was disposed:\n" \
+                                     f"{worker.tail()}"
+    return disposed
+
+
+def test_trading_worker_sigterm_with_the_journal_behind_stops_the_node_drains_the_journal_and_exits_0(topology):
+    # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
+    # parent's row lock, which recording a new child needs) until the node has filled a child the OMS
+    # has not recorded: the journal has work in flight when the signal arrives.
+    worker = topology.start_worker()
+    topology.wait_ready(worker)
+    twap = topology.post_order(operation_id="it-twap-3", instrument_key=KEY, side="BUY", order_type="MARKET",
+                               quantity="0.02", time_in_force="GTC", exec_algorithm="TWAP",
+                               exec_algorithm_params={"horizon_secs": 20, "interval_secs": 2})
+    parent_id = twap["order_id"]
+    eventually(lambda: Fill.objects.filter(order__parent_id=parent_id).exists(), timeout=60, interval=0.05,
+               message="first child fill persisted")
+
+    # Act: SIGTERM to the worker process itself (Celery's warm shutdown); the journal is let go only once
+    # the node has stopped, so what it had in flight is written by the shutdown's drain, not before.
+    with transaction.atomic():
+        Order.objects.select_for_update().get(pk=parent_id)
+        behind = eventually(lambda: _fills_only_on_the_node(topology.trader_id, twap["client_order_id"]),
+                            timeout=30, interval=0.2,
+                            message="a child fill in the node's cache that the OMS does not have")
+        worker.proc.send_signal(signal.SIGTERM)
+        eventually(lambda: _node_disposed(worker), timeout=60, interval=0.1,
+                   message=f"node of {worker.name} stopped and disposed after SIGTERM")
+    try:
+        exit_code = worker.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"trading worker still running 90 s after SIGTERM:\n{worker.tail()}")
+
+    # Assert: a clean exit after the node stopped and the journal drained (the worker's own log) ...
+    log = worker.log_path.read_text(errors="replace")
+    assert exit_code == 0, worker.tail()
+    assert "Warm shutdown" in log, worker.tail()
+    assert f"trading node {topology.trader_id} stopped (clean)" in log, worker.tail()
+    assert "journal writer stopped without draining" not in log, worker.tail()
+    # In that order: the signal, the node disposed, the fills it had ahead of the journal written, the stop.
+    disposed_at = log.index("TradingNode: DISPOSED")
+    assert log.index("Warm shutdown") < disposed_at < log.index(f"trading node {topology.trader_id} stopped (clean)")
+    for trade_id in set().union(*behind.values()):
+        assert log.find(f"fill {trade_id} ", disposed_at) > disposed_at, (trade_id, worker.tail())
+    # (The writer logs its counters as its thread ends; its publisher drains after that, inside "clean".)
+    stats = [line for line in log.splitlines() if "journal writer stopped: JournalStats(" in line]
+    assert len(stats) == 1 and "failed=0," in stats[0] and "queue_depth=0," in stats[0], stats
+    # ... and the books show it: every fill the node holds for the TWAP, including those only on the
+    # node at the signal, is recorded once, with the parent's filled quantity summing them.
+    print(f"\nonly on the node at SIGTERM: {behind}\nafter exit:\n{_describe(_family(parent_id))}")
+    node_ids = {t for cid, ids in _node_cache_fills(settings.REDIS_URL, topology.trader_id).items()
+                if cid.startswith(twap["client_order_id"]) for t in ids}
+    twap_fills = list(Fill.objects.filter(Q(order_id=parent_id) | Q(order__parent_id=parent_id)))
+    oms_ids = [f.venue_trade_id for f in twap_fills]
+    assert set().union(*behind.values()) <= set(oms_ids)
+    assert len(oms_ids) == len(set(oms_ids)) and set(oms_ids) == node_ids, (sorted(node_ids), sorted(oms_ids))
+    parent = Order.objects.get(pk=parent_id)
+    assert parent.filled_quantity == sum((f.quantity for f in twap_fills), Decimal(0)) > 0
