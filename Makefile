@@ -33,11 +33,12 @@ $(STAMP): requirements/base.txt requirements/dev.txt | $(PY)
 
 install: $(STAMP)  ## Create .venv (Python 3.11) and install requirements/dev.txt when they changed.
 
-run: install  ## Migrate, seed the demo data, collect static files and serve on 127.0.0.1:$(PORT) (daphne).
+run: install  ## Migrate, seed the demo data, check the paper venues' replay data, collect static files and serve on 127.0.0.1:$(PORT) (daphne).
 	@set -euo pipefail; \
 	if [ -z "$${DJANGO_DEBUG+set}" ] && [ -z "$${DATABASE_URL:-}" ]; then export DJANGO_DEBUG=1; fi; \
 	$(MANAGE) migrate --noinput; \
 	$(MANAGE) seed_demo; \
+	$(MANAGE) check_replay_data; \
 	$(MANAGE) collectstatic --noinput -v 0; \
 	echo "odum-live on http://127.0.0.1:$(PORT)/  (admin /admin/, API docs /api/docs/, metrics /metrics)"; \
 	exec $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) odum_live.asgi:application

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -39,13 +40,19 @@ class MarketDataPublisher:
         Seconds between publishing rounds (> 0).
     mark_interval_secs : float
         Minimum seconds between two marks of one listing's positions (>= 0).
+    clock : Callable[[], float]
+        Monotonic seconds the mark interval is measured on (default :func:`time.monotonic`;
+        tests pass a fake clock to step time without sleeping).
     """
 
-    def __init__(self, *, interval_secs: float = 0.25, mark_interval_secs: float = 1.0) -> None:
+    def __init__(self, *, interval_secs: float = 0.25, mark_interval_secs: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if interval_secs <= 0:
             raise ValueError(f"interval_secs must be > 0, got {interval_secs}")
         self._interval = interval_secs
         self._mark_interval = mark_interval_secs
+        self._clock = clock
+        self._unmarked: dict[str, MarketSnapshot] = {}  # latest quote of a listing skipped by the mark bound
         self._lock = threading.Lock()
         self._pending: dict[str, MarketSnapshot] = {}
         self._quoted: set[str] = set()  # listings that have had a quote (bars never replace quotes)
@@ -109,31 +116,42 @@ class MarketDataPublisher:
             return {key: ts.isoformat() for key, ts in self._last_ts.items()}
 
     def publish_pending(self) -> int:
-        """Publish what is pending now (the thread's round; callable directly). Return snapshots published."""
+        """Publish what is pending now (the thread's round; callable directly). Return snapshots published.
+
+        Also marks, once its mark interval has passed, a listing whose latest published quote was
+        not marked because it came within the interval: positions end on the latest mid even when
+        the quotes stop.
+        """
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
-            return 0
-        store = market_data()
         count = 0
-        for key, snapshot in pending.items():
-            try:
-                store.publish(snapshot)
-            except Exception as exc:  # noqa: BLE001 - superseded by the next tick: log, count, go on
-                self._fail(f"market data publish for {key}", exc)
-                continue
-            count += 1
-            with self._lock:
-                self._last_ts[key] = snapshot.ts
-            self._mark(key, snapshot)
-        self.published += count
+        if pending:
+            store = market_data()
+            for key, snapshot in pending.items():
+                try:
+                    store.publish(snapshot)
+                except Exception as exc:  # noqa: BLE001 - superseded by the next tick: log, count, go on
+                    self._fail(f"market data publish for {key}", exc)
+                    continue
+                count += 1
+                with self._lock:
+                    self._last_ts[key] = snapshot.ts
+                self._mark(key, snapshot)
+            self.published += count
+        for key, snapshot in list(self._unmarked.items()):
+            if key not in pending:
+                self._mark(key, snapshot)
         return count
 
     def _mark(self, key: str, snapshot: MarketSnapshot) -> None:
-        now = time.monotonic()
+        now = self._clock()
         mid = snapshot.mid
-        if mid is None or now - self._last_mark.get(key, float("-inf")) < self._mark_interval:
+        if mid is None:
             return
+        if now - self._last_mark.get(key, float("-inf")) < self._mark_interval:
+            self._unmarked[key] = snapshot  # marked by a later round once the interval has passed
+            return
+        self._unmarked.pop(key, None)
         from positions.services import position_mark
 
         try:

@@ -1,0 +1,64 @@
+"""``manage.py check_replay_data``: say at start-up when paper venues cannot replay their recorded data.
+
+``make run`` runs it after ``seed_demo`` (issue #3 §7: the paper BINANCE-SPOT and BINANCE-FUTURES
+venues replay the recorded BTCUSDT data when it is reachable, "with a clear message where it is
+not"). The check is the trading node's own, :func:`venues.node.config.node_plan`, which reports a
+paper listing whose replay files are missing in :attr:`~venues.node.config.VenuePlan.problems`;
+this command only prints those problems of the enabled paper venues, with where the data was
+looked for, what follows and how to fix it. Without the data the service still starts, so the
+exit status is 0 either way: the warning goes to stderr, the all-clear line to stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from venues.models import Venue
+
+DEFAULT_DATA_DIR = "../shared/data"  # node_plan's default for a replay block without data_dir
+
+
+def _data_dir_line(venue: Venue) -> str:
+    replay = (venue.config or {}).get("replay")
+    configured = replay.get("data_dir", DEFAULT_DATA_DIR) if isinstance(replay, dict) else DEFAULT_DATA_DIR
+    # Resolved as node_plan resolves it: relative to the project root (settings.BASE_DIR).
+    resolved = (Path(settings.BASE_DIR) / str(configured)).resolve()
+    state = "exists" if resolved.is_dir() else "no such directory"
+    return f"config['replay']['data_dir'] = {configured!r} -> {resolved} ({state})"
+
+
+class Command(BaseCommand):
+    help = ("Check that every enabled paper venue can replay its recorded market data (the trading node's "
+            "own check); print what is missing, what follows and how to fix it. Exit status 0 either way.")
+
+    def handle(self, *args, **options):
+        """Print the paper venues' replay problems to stderr, or one all-clear line to stdout."""
+        from venues.node.config import node_plan  # imports NautilusTrader: only when the command runs
+
+        paper = [plan for plan in node_plan().venues if plan.mode == Venue.Mode.PAPER]
+        broken = [plan for plan in paper if plan.problems]
+        if not broken:
+            codes = ", ".join(plan.code for plan in paper) or "none enabled"
+            self.stdout.write(f"replay data: every paper venue's recorded market data found ({codes})")
+            return
+        venues = {venue.code: venue for venue in Venue.objects.filter(code__in=[plan.code for plan in broken])}
+        codes = ", ".join(plan.code for plan in broken)
+        root = Path(settings.BASE_DIR).resolve()
+        lines = [f"WARNING: recorded market data not reachable for paper venue(s) {codes}:"]
+        for plan in broken:
+            lines.append(f"  {plan.code}: {_data_dir_line(venues[plan.code])}")
+            lines.extend(f"    - {problem}" for problem in plan.problems)
+        lines += [
+            "  What happens: the service starts, but the trading node replays nothing for these listings, so",
+            "    pre-trade risk DENIES their orders (\"missing: no market data for <listing> (venue <code>: <problem",
+            "    above>)\"); /status (logged in) shows the venue red with the same problem, /api/health lists it",
+            "    under trading_node.",
+            "  Fix: put the recorded data (the files named above) where they were looked for, or point the",
+            "    venue's config['replay']['data_dir'] at the directory holding them in the admin",
+            f"    (/admin/venues/venue/; absolute, or relative to the project root {root});",
+            "    there is no environment variable for it. Then restart (make run).",
+        ]
+        self.stderr.write("\n".join(lines), style_func=self.style.WARNING)
