@@ -247,3 +247,100 @@ def test_node_risk_engine_default_is_above_nautilus_default_of_100_per_second():
 def test_node_risk_engine_config_refuses_a_malformed_rate_naming_the_setting(rate):
     with pytest.raises(ValueError, match="NODE_MAX_ORDER_SUBMIT_RATE must look like"):
         node_risk_engine_config(max_order_submit_rate=rate)
+
+
+# --- paper venues with market data from the venue ----------------------------------------------------
+
+BINANCE_CREDENTIALS = {"api_key_env": "H25_BINANCE_KEY", "api_secret_env": "H25_BINANCE_SECRET"}
+
+
+@pytest.fixture
+def binance_ping():
+    """A local HTTP server answering Binance's connectivity test (``GET /api/v3/ping`` → ``{}``); yields its base URL."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Ping(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append(self.path)
+            ok = self.path in ("/api/v3/ping", "/fapi/v1/ping")
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}" if ok else b'{"code":-1,"msg":"not emulated"}')
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_node_plan_paper_venue_with_market_data_from_the_venue_builds_its_data_client_and_the_sandbox(
+        credentials, binance_ping):
+    # Arrange: paper BINANCE-SPOT whose market data comes from the venue (here a local server)
+    base, seen = binance_ping
+    venue = _venue("BINANCE-SPOT", "binance_spot", "paper", **BINANCE_CREDENTIALS, paper={"market_data": "venue"},
+                   base_url_http=base, base_url_ws=base.replace("http", "ws"))
+    _listing(venue, "BINANCE-SPOT:SPOT_PAIR:BTC-USDT")
+    # Act
+    plan = node_plan()
+    # Assert: NautilusTrader's Binance data client (not testnet, the venue's URLs, our credentials), the
+    # sandbox for execution, the listing subscribed through that client; the venue was probed first
+    data = plan.data_clients["BINANCE_SPOT"]
+    assert isinstance(data, BinanceDataClientConfig)
+    assert (data.account_type, data.testnet, data.base_url_http) == (BinanceAccountType.SPOT, False, base)
+    assert (data.api_key, data.api_secret) == ("nk", "ns")
+    assert data.instrument_provider.load_ids == frozenset({"BTCUSDT.BINANCE"})
+    assert set(plan.exec_clients) == {"SANDBOX_BINANCE"} and not any(k.startswith("REPLAY") for k in plan.data_clients)
+    (listing,) = plan.listings
+    assert (listing.data_client_id, listing.feeds, listing.exec_client_id) == ("BINANCE_SPOT", ("quotes",), "BINANCE")
+    assert plan.venues[0].problems == () and seen == ["/api/v3/ping"]
+
+
+def test_node_plan_paper_venue_without_network_reports_it_and_builds_no_data_client(credentials):
+    # Arrange: the venue's URL answers nothing, and no replay data is configured
+    base = f"http://127.0.0.1:{_closed_port()}"
+    venue = _venue("BINANCE-FUTURES", "binance_futures", "paper", **BINANCE_CREDENTIALS,
+                   paper={"market_data": "venue"}, base_url_http=base)
+    _listing(venue, "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN")
+    # Act
+    plan = node_plan()
+    # Assert: the problem names the probed URL; the listing is still traded (sandbox) without market data
+    (problem,) = plan.venues[0].problems
+    assert problem.startswith(f"market data from the venue unavailable: {base}/fapi/v1/ping unreachable (")
+    assert "no replay data" in problem and plan.data_clients == {}
+    assert [(lp.instrument_key, lp.data_client_id) for lp in plan.listings] == [
+        ("BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN", "")]
+
+
+def test_node_plan_paper_venue_market_data_from_the_venue_needs_credentials_and_a_binance_adapter(monkeypatch):
+    # Arrange: Binance without its variables set; Bybit (not supported for paper venue data)
+    monkeypatch.delenv("H25_BINANCE_KEY", raising=False)
+    binance = _venue("BINANCE-SPOT", "binance_spot", "paper", **BINANCE_CREDENTIALS, paper={"market_data": "venue"})
+    _listing(binance, "BINANCE-SPOT:SPOT_PAIR:BTC-USDT")
+    bybit = _venue("BYBIT", "bybit", "paper", paper={"market_data": "venue"})
+    _listing(bybit, "BYBIT:SPOT_PAIR:BTC-USDT")
+    odd = _venue("OKX", "okx", "paper", paper={"market_data": "ticker-tape"})
+    _listing(odd, "OKX:SPOT_PAIR:BTC-USDT")
+    # Act
+    problems = {v.code: v.problems for v in node_plan().venues}
+    # Assert
+    assert "needs API credentials even for public data" in problems["BINANCE-SPOT"][0]
+    assert "api_key_env (H25_BINANCE_KEY)" in problems["BINANCE-SPOT"][0]
+    assert "supported for the Binance adapters" in problems["BYBIT"][0]
+    assert problems["OKX"][0] == "config['paper']['market_data'] is 'ticker-tape': 'replay' (the default) or 'venue'"

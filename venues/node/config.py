@@ -27,6 +27,14 @@ Per venue mode (``Venue.mode``):
   per bar (bid = ask = close) for the OMS and the paper venue (:mod:`venues.node.paper` runs the bars
   through bar execution). A source that rounds recorded prices onto the tick (``"price_rounding":
   "half_even"``) is stated in :attr:`VenuePlan.notes`.
+
+  ``"paper": {"market_data": "venue"}`` (Binance adapters) takes the market data from the venue's own
+  public data client instead (NautilusTrader's ``BinanceDataClientConfig``: ``api_key_env`` /
+  ``api_secret_env`` named as for live, since its client signs its instrument calls; ``base_url_http`` /
+  ``base_url_ws`` honoured; ``"paper": {"testnet": true}`` for the testnet's data), execution still by
+  the sandbox. The venue is probed first (``GET /api/v3/ping`` or ``/fapi/v1/ping``, 2 s): with
+  neither replay data nor network the venue's problem says so, its listings get no data client and
+  risk denies their orders for missing market data, while the other venues start.
 - ``live`` / ``testnet`` — NautilusTrader's own adapters, credentials read from the environment
   variables the config names, instruments loaded from the venue for our listings only
   (``InstrumentProviderConfig(load_ids=...)``):
@@ -194,7 +202,14 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
     notes: list[str] = []
     replay = venue.config.get("replay") or {}
     feeds_by_key = replay.get("instruments") or {}
-    old_keys = sorted(set(replay) - VENUE_REPLAY_KEYS)
+    paper = venue.config.get("paper") or {}
+    market_data = paper.get("market_data", "replay")
+    venue_data_key = ""
+    if market_data == "venue":
+        venue_data_key = _paper_venue_data(plan, venue, listings, paper, problems)
+    elif market_data != "replay":
+        problems.append(f"config['paper']['market_data'] is {market_data!r}: 'replay' (the default) or 'venue'")
+    old_keys = sorted(set(replay) - VENUE_REPLAY_KEYS) if market_data == "replay" else []
     if old_keys:
         problems.append(f"config['replay'] has key(s) {old_keys} of an older shape, which the replay client does "
                         f"not read: name each file as a source under config['replay']['instruments'] "
@@ -210,7 +225,6 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
         exec_key = f"SANDBOX_{_key_part(nautilus_venue)}"
         shared = paper_venues.setdefault(nautilus_venue, {"balances": [], "touch_sizes": {}, "key": exec_key,
                                                           "bar_instruments": []})
-        paper = venue.config.get("paper") or {}
         for balance in paper.get("starting_balances") or DEFAULT_STARTING_BALANCES:
             if balance not in shared["balances"]:
                 shared["balances"].append(balance)
@@ -220,7 +234,9 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
         sources = feeds_by_key.get(listing.instrument_key) or []
         data_key = ""
         feeds: tuple[str, ...] = ()
-        if not sources:
+        if market_data != "replay":
+            data_key, feeds = venue_data_key, ("quotes",) if venue_data_key else ()
+        elif not sources:
             problems.append(f"{listing.instrument_key}: no replay source configured (config['replay']['instruments'])")
         else:
             data_key = f"REPLAY_{_key_part(listing.instrument_key)}"
@@ -252,6 +268,69 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
         ))
         plan.exec_factories[exec_key] = SandboxLiveExecClientFactory
     plan.venues.append(VenuePlan(code=venue.code, mode=venue.mode, problems=tuple(problems), notes=tuple(notes)))
+
+
+#: The REST path each Binance account type answers ``{}`` on (GET, no key needed): the probe of a
+#: paper venue's market data from the venue (Binance Spot / USD-M Futures API, "Test connectivity").
+_BINANCE_PING = {"SPOT": "/api/v3/ping", "USDT_FUTURES": "/fapi/v1/ping"}
+PAPER_VENUE_DATA_PROBE_SECS = 2.0
+
+
+def _unreachable(url: str) -> str:
+    # "" when ``url`` answers 200 within the probe timeout; otherwise why not.
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=PAPER_VENUE_DATA_PROBE_SECS) as response:  # noqa: S310 - http(s) only
+            return "" if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+
+
+def _paper_venue_data(plan: NodePlan, venue, listings, paper: dict, problems: list[str]) -> str:
+    # A paper venue's market data from the venue's own public data client (NautilusTrader's adapter),
+    # execution still by the sandbox. Returns the data client key, or "" with the reason in problems.
+    if venue.adapter not in _LIVE_ADAPTERS:
+        problems.append(f"config['paper']['market_data'] = 'venue' is supported for the Binance adapters "
+                        f"({', '.join(sorted(_LIVE_ADAPTERS))}), not {venue.adapter!r}: replay recorded data instead")
+        return ""
+    names = _CREDENTIALS["binance"]
+    missing = [f"{name} ({venue.config.get(name) or 'not named'})" for name in names if not _env(venue, name)]
+    if missing:
+        problems.append("market data from the venue: NautilusTrader's Binance data client needs API credentials "
+                        f"even for public data (read-only keys suffice): set the environment variables named by "
+                        f"config {', '.join(missing)}")
+        return ""
+    ignored = sorted(k for k in venue.config if k.startswith("base_url") and k not in _BASE_URLS["binance"])
+    if ignored:
+        problems.append(f"config {', '.join(ignored)} is not honoured by NautilusTrader's binance adapter (it takes "
+                        f"{', '.join(sorted(_BASE_URLS['binance']))}): remove it, or the client would connect to the "
+                        "real venue's URL")
+        return ""
+    from nautilus_trader.adapters.binance import BinanceAccountType
+    from nautilus_trader.adapters.binance.common.urls import get_http_base_url
+
+    testnet = bool(paper.get("testnet", False))
+    account = _LIVE_ADAPTERS[venue.adapter]
+    urls = {k: venue.config[k] for k in _BASE_URLS["binance"] if venue.config.get(k)}
+    base = (urls.get("base_url_http") or get_http_base_url(BinanceAccountType[account], testnet, False)).rstrip("/")
+    probe = base + _BINANCE_PING[account]
+    why = _unreachable(probe)
+    if why:
+        # Without this check an unreachable venue would keep the whole node from starting (NautilusTrader
+        # waits for every client to connect); here only this venue's listings go without market data.
+        problems.append(f"market data from the venue unavailable: {probe} unreachable ({why}); no replay data "
+                        "is configured instead, so its orders are denied for missing market data until the venue "
+                        "answers and the trading worker restarts")
+        return ""
+    credentials = {field_name: _env(venue, name) for name, field_name in names.items()}
+    clients = _binance_clients(venue, listings, credentials, urls, testnet=testnet)
+    key = _key_part(venue.code)
+    plan.data_clients[key], plan.data_factories[key] = clients.data, clients.data_factory
+    return key
 
 
 def _env(venue, name: str) -> str | None:
@@ -297,7 +376,8 @@ def _load_ids(listings) -> InstrumentProviderConfig:
     return InstrumentProviderConfig(load_ids=frozenset(listing.nautilus_instrument_id for listing in listings))
 
 
-def _binance_clients(venue, listings, credentials: dict[str, str], urls: dict[str, str]) -> _LiveClients:
+def _binance_clients(venue, listings, credentials: dict[str, str], urls: dict[str, str], *,
+                     testnet: bool | None = None) -> _LiveClients:
     from nautilus_trader.adapters.binance import (
         BinanceAccountType,
         BinanceDataClientConfig,
@@ -307,7 +387,7 @@ def _binance_clients(venue, listings, credentials: dict[str, str], urls: dict[st
     )
 
     common = dict(**credentials, account_type=BinanceAccountType[_LIVE_ADAPTERS[venue.adapter]],
-                  testnet=venue.mode == "testnet", **urls)
+                  testnet=venue.mode == "testnet" if testnet is None else testnet, **urls)
     return _LiveClients(
         data=BinanceDataClientConfig(**common, instrument_provider=_load_ids(listings)),
         exec=BinanceExecClientConfig(**common, instrument_provider=_load_ids(listings)),
