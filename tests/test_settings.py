@@ -126,3 +126,20 @@ def test_production_settings_refuse_a_prepare_threshold_that_is_not_a_whole_numb
         assert out.returncode != 0
         assert "ImproperlyConfigured: DB_PREPARE_THRESHOLD must be a whole number" in out.stderr
         assert repr(bad) in out.stderr
+
+
+def _node_cache_redis(env: dict[str, str]) -> str:
+    # ODUM["NODE_CACHE_REDIS"] of settings evaluated fresh with ``env``.
+    code = "import django; django.setup(); from django.conf import settings; print(settings.ODUM['NODE_CACHE_REDIS'])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
+def test_production_settings_persist_the_node_cache_in_redis_unless_turned_off():
+    # Issue #3 §6: in production (REDIS_URL set) the node's cache lives in Redis so a restart resumes.
+    assert _node_cache_redis(production_env()) == "True"
+    assert _node_cache_redis(production_env(NODE_CACHE_REDIS="0")) == "False"
+    # The embedded default (no REDIS_URL) keeps it in memory.
+    embedded = {k: v for k, v in production_env().items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    assert _node_cache_redis({**embedded, "DJANGO_DEBUG": "1"}) == "False"

@@ -344,3 +344,26 @@ def test_node_plan_paper_venue_market_data_from_the_venue_needs_credentials_and_
     assert "api_key_env (H25_BINANCE_KEY)" in problems["BINANCE-SPOT"][0]
     assert "supported for the Binance adapters" in problems["BYBIT"][0]
     assert problems["OKX"][0] == "config['paper']['market_data'] is 'ticker-tape': 'replay' (the default) or 'venue'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_node_host_whose_venue_client_cannot_connect_is_never_ready_and_start_raises(credentials):
+    # Arrange: a live Binance venue whose URLs answer nothing: its clients never connect, so
+    # NautilusTrader never starts the trader and the bridge strategy never runs
+    from venues.journal import JournalWriter
+    from venues.node.host import NodeStartError, TradingNodeHost
+
+    dead = f"127.0.0.1:{_closed_port()}"
+    venue = _venue("BINANCE-SPOT", "binance_spot", "testnet", **BINANCE_CREDENTIALS,
+                   base_url_http=f"http://{dead}", base_url_ws=f"ws://{dead}")
+    _listing(venue, "BINANCE-SPOT:SPOT_PAIR:BTC-USDT")
+    host = TradingNodeHost(plan=node_plan(), trader_id="TESTNODE-DEAD", journal=JournalWriter(), heartbeat_secs=0,
+                           log_level="ERROR")
+    # Act / Assert: start gives up with the reason, and the host takes no command
+    with pytest.raises(NodeStartError, match="bridge strategy not running after 3 s"):
+        host.start(timeout=3)
+    assert host.is_ready() is False and host.stopped
+    from venues.commands import OrderStatusQuery, VenueCommandError
+
+    with pytest.raises(VenueCommandError, match="not running|not ready"):
+        host.query(OrderStatusQuery(client_order_id="OL0"))
