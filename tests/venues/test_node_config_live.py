@@ -310,6 +310,7 @@ def test_node_plan_paper_venue_with_market_data_from_the_venue_builds_its_data_c
     (listing,) = plan.listings
     assert (listing.data_client_id, listing.feeds, listing.exec_client_id) == ("BINANCE_SPOT", ("quotes",), "BINANCE")
     assert plan.venues[0].problems == () and seen == ["/api/v3/ping"]
+    assert plan.instruments == []  # the data client loads the venue's own definition, which the sandbox uses
 
 
 def test_node_plan_paper_venue_without_network_reports_it_and_builds_no_data_client(credentials):

@@ -229,7 +229,11 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
             if balance not in shared["balances"]:
                 shared["balances"].append(balance)
         shared["touch_sizes"].update(paper.get("touch_sizes") or {})
-        plan.instruments.append(instrument)
+        if market_data == "replay":
+            plan.instruments.append(instrument)
+        # else the venue's data client loads the venue's own definition (load_ids), which the sandbox
+        # then fills against: ours next to it would differ in precision (Binance sends 8 decimals for
+        # a 0.01 tick) and the sandbox would refuse its own fill, which ends the process.
 
         sources = feeds_by_key.get(listing.instrument_key) or []
         data_key = ""
