@@ -427,29 +427,38 @@ def test_trading_worker_killed_mid_twap_restarts_without_lost_or_duplicated_fill
     assert status.get("journal", {}).get("failed", 0) == 0, status.get("journal")
 
 
-def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from_the_node_cache(topology):
-    # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
-    # parent's row lock, which recording a new child needs) while the node goes on slicing and filling.
-    # That is a journal lagging behind the node, as under load: its queue lives in memory only.
+def _twap_with_a_first_fill(topology, *, operation_id: str):
+    """Start a worker, send a 0.02 BTC TWAP (20 s horizon, 2 s slices) over HTTP and wait for its first
+    child fill in the database; return (worker, the API's answer, parent order id)."""
     worker = topology.start_worker()
     topology.wait_ready(worker)
-    twap = topology.post_order(operation_id="it-twap-2", instrument_key=KEY, side="BUY", order_type="MARKET",
+    twap = topology.post_order(operation_id=operation_id, instrument_key=KEY, side="BUY", order_type="MARKET",
                                quantity="0.02", time_in_force="GTC", exec_algorithm="TWAP",
                                exec_algorithm_params={"horizon_secs": 20, "interval_secs": 2})
     parent_id = twap["order_id"]
     eventually(lambda: Fill.objects.filter(order__parent_id=parent_id).exists(), timeout=60, interval=0.05,
                message="first child fill persisted")
+    return worker, twap, parent_id
 
-    def fills_only_on_the_node():
-        oms = set(Fill.objects.values_list("venue_trade_id", flat=True))
-        node = _node_cache_fills(settings.REDIS_URL, topology.trader_id)
-        return {cid: ids for cid, ids in node.items() if cid.startswith(twap["client_order_id"])
-                and set(ids) - oms}
+
+def _fills_only_on_the_node(trader_id: str, client_order_id: str) -> dict[str, set[str]]:
+    """Return client_order_id → trade ids the node's cache holds for this order family and the OMS does not."""
+    oms = set(Fill.objects.values_list("venue_trade_id", flat=True))
+    node = _node_cache_fills(settings.REDIS_URL, trader_id)
+    return {cid: set(ids) - oms for cid, ids in node.items() if cid.startswith(client_order_id) and set(ids) - oms}
+
+
+def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from_the_node_cache(topology):
+    # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
+    # parent's row lock, which recording a new child needs) while the node goes on slicing and filling.
+    # That is a journal lagging behind the node, as under load: its queue lives in memory only.
+    worker, twap, parent_id = _twap_with_a_first_fill(topology, operation_id="it-twap-2")
 
     # Act: kill -9 while the node has filled a child the journal has not recorded yet.
     with transaction.atomic():
         Order.objects.select_for_update().get(pk=parent_id)
-        behind = eventually(fills_only_on_the_node, timeout=30, interval=0.2,
+        behind = eventually(lambda: _fills_only_on_the_node(topology.trader_id, twap["client_order_id"]),
+                            timeout=30, interval=0.2,
                             message="a child fill in the node's cache that the OMS does not have")
         worker.kill_hard()
     print(f"\nat kill -9, only in the node's cache: {behind}\nOMS:\n{_describe(_family(parent_id))}")
@@ -472,13 +481,6 @@ def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from
     assert not findings, [str(f) for f in findings]
 
 
-def _fills_only_on_the_node(trader_id: str, client_order_id: str) -> dict[str, set[str]]:
-    """Return client_order_id → trade ids the node's cache holds for this order family and the OMS does not."""
-    oms = set(Fill.objects.values_list("venue_trade_id", flat=True))
-    node = _node_cache_fills(settings.REDIS_URL, trader_id)
-    return {cid: set(ids) - oms for cid, ids in node.items() if cid.startswith(client_order_id) and set(ids) - oms}
-
-
 def _node_disposed(worker: WorkerProcess) -> bool:
     # Whether the worker's log shows its node disposed; a worker that exited without that fails at once.
     disposed = "TradingNode: DISPOSED" in worker.log_path.read_text(errors="replace")
@@ -491,14 +493,7 @@ def test_trading_worker_sigterm_with_the_journal_behind_stops_the_node_drains_th
     # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
     # parent's row lock, which recording a new child needs) until the node has filled a child the OMS
     # has not recorded: the journal has work in flight when the signal arrives.
-    worker = topology.start_worker()
-    topology.wait_ready(worker)
-    twap = topology.post_order(operation_id="it-twap-3", instrument_key=KEY, side="BUY", order_type="MARKET",
-                               quantity="0.02", time_in_force="GTC", exec_algorithm="TWAP",
-                               exec_algorithm_params={"horizon_secs": 20, "interval_secs": 2})
-    parent_id = twap["order_id"]
-    eventually(lambda: Fill.objects.filter(order__parent_id=parent_id).exists(), timeout=60, interval=0.05,
-               message="first child fill persisted")
+    worker, twap, parent_id = _twap_with_a_first_fill(topology, operation_id="it-twap-3")
 
     # Act: SIGTERM to the worker process itself (Celery's warm shutdown); the journal is let go only once
     # the node has stopped, so what it had in flight is written by the shutdown's drain, not before.
