@@ -26,6 +26,8 @@ exists only in the node's cache at the kill.
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import os
 import signal
@@ -448,6 +450,17 @@ def _fills_only_on_the_node(trader_id: str, client_order_id: str) -> dict[str, s
     return {cid: set(ids) - oms for cid, ids in node.items() if cid.startswith(client_order_id) and set(ids) - oms}
 
 
+@contextlib.contextmanager
+def _journal_held_behind(topology, twap: dict):
+    """Hold the TWAP parent's row lock (the journal writer needs it to record a new child) until the node
+    has filled a child the OMS has not recorded; yield those fills (client_order_id → trade ids) with
+    the lock still held."""
+    with transaction.atomic():
+        Order.objects.select_for_update().get(pk=twap["order_id"])
+        yield eventually(lambda: _fills_only_on_the_node(topology.trader_id, twap["client_order_id"]),
+                         timeout=30, interval=0.2, message="a child fill in the node's cache that the OMS does not have")
+
+
 def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from_the_node_cache(topology):
     # Arrange: a TWAP whose first child filled; then the journal writer is held up (this test holds the
     # parent's row lock, which recording a new child needs) while the node goes on slicing and filling.
@@ -455,11 +468,7 @@ def test_trading_worker_killed_with_the_journal_behind_recovers_child_fills_from
     worker, twap, parent_id = _twap_with_a_first_fill(topology, operation_id="it-twap-2")
 
     # Act: kill -9 while the node has filled a child the journal has not recorded yet.
-    with transaction.atomic():
-        Order.objects.select_for_update().get(pk=parent_id)
-        behind = eventually(lambda: _fills_only_on_the_node(topology.trader_id, twap["client_order_id"]),
-                            timeout=30, interval=0.2,
-                            message="a child fill in the node's cache that the OMS does not have")
+    with _journal_held_behind(topology, twap) as behind:
         worker.kill_hard()
     print(f"\nat kill -9, only in the node's cache: {behind}\nOMS:\n{_describe(_family(parent_id))}")
     family = _restart_until_settled(topology, parent_id)
@@ -497,11 +506,7 @@ def test_trading_worker_sigterm_with_the_journal_behind_stops_the_node_drains_th
 
     # Act: SIGTERM to the worker process itself (Celery's warm shutdown); the journal is let go only once
     # the node has stopped, so what it had in flight is written by the shutdown's drain, not before.
-    with transaction.atomic():
-        Order.objects.select_for_update().get(pk=parent_id)
-        behind = eventually(lambda: _fills_only_on_the_node(topology.trader_id, twap["client_order_id"]),
-                            timeout=30, interval=0.2,
-                            message="a child fill in the node's cache that the OMS does not have")
+    with _journal_held_behind(topology, twap) as behind:
         worker.proc.send_signal(signal.SIGTERM)
         eventually(lambda: _node_disposed(worker), timeout=60, interval=0.1,
                    message=f"node of {worker.name} stopped and disposed after SIGTERM")
