@@ -34,7 +34,7 @@ def test_check_replay_data_without_the_data_names_the_paths_venues_consequence_a
 
     # Assert
     assert out == ""
-    assert err.startswith("WARNING: recorded market data not reachable for paper venue(s) "
+    assert err.startswith("WARNING: market data not available for paper venue(s) "
                           "BINANCE-FUTURES, BINANCE-SPOT:\n")
     for venue in ("BINANCE-SPOT", "BINANCE-FUTURES"):
         assert f"  {venue}: config['replay']['data_dir'] = '../shared/data' -> {data_dir} (no such directory)\n" in err

@@ -47,18 +47,20 @@ class Command(BaseCommand):
         venues = {venue.code: venue for venue in Venue.objects.filter(code__in=[plan.code for plan in broken])}
         codes = ", ".join(plan.code for plan in broken)
         root = Path(settings.BASE_DIR).resolve()
-        lines = [f"WARNING: recorded market data not reachable for paper venue(s) {codes}:"]
+        lines = [f"WARNING: market data not available for paper venue(s) {codes}:"]
         for plan in broken:
             lines.append(f"  {plan.code}: {_data_dir_line(venues[plan.code])}")
             lines.extend(f"    - {problem}" for problem in plan.problems)
         lines += [
-            "  What happens: the service starts, but the trading node replays nothing for these listings, so",
+            "  What happens: the service starts, but the trading node has no market data for these listings, so",
             "    pre-trade risk DENIES their orders (\"missing: no market data for <listing> (venue <code>: <problem",
             "    above>)\"); /status (logged in) shows the venue red with the same problem, /api/health lists it",
             "    under trading_node.",
             "  Fix: put the recorded data (the files named above) where they were looked for, or point the",
             "    venue's config['replay']['data_dir'] at the directory holding them in the admin",
             f"    (/admin/venues/venue/; absolute, or relative to the project root {root});",
-            "    there is no environment variable for it. Then restart (make run).",
+            "    there is no environment variable for it. A venue taking its market data from the venue",
+            "    (config['paper']['market_data'] = 'venue') needs the probed URL reachable and its credentials",
+            "    set instead. Then restart (make run).",
         ]
         self.stderr.write("\n".join(lines), style_func=self.style.WARNING)
