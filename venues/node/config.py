@@ -301,25 +301,22 @@ def _paper_venue_data(plan: NodePlan, venue, listings, paper: dict, problems: li
         problems.append(f"config['paper']['market_data'] = 'venue' is supported for the Binance adapters "
                         f"({', '.join(sorted(_LIVE_ADAPTERS))}), not {venue.adapter!r}: replay recorded data instead")
         return ""
-    names = _CREDENTIALS["binance"]
-    missing = [f"{name} ({venue.config.get(name) or 'not named'})" for name in names if not _env(venue, name)]
+    missing = _missing_credentials(venue, "binance")
     if missing:
         problems.append("market data from the venue: NautilusTrader's Binance data client needs API credentials "
                         f"even for public data (read-only keys suffice): set the environment variables named by "
                         f"config {', '.join(missing)}")
         return ""
-    ignored = sorted(k for k in venue.config if k.startswith("base_url") and k not in _BASE_URLS["binance"])
-    if ignored:
-        problems.append(f"config {', '.join(ignored)} is not honoured by NautilusTrader's binance adapter (it takes "
-                        f"{', '.join(sorted(_BASE_URLS['binance']))}): remove it, or the client would connect to the "
-                        "real venue's URL")
+    url_problem = _base_url_problem(venue, "binance")
+    if url_problem:
+        problems.append(url_problem)
         return ""
     from nautilus_trader.adapters.binance import BinanceAccountType
     from nautilus_trader.adapters.binance.common.urls import get_http_base_url
 
     testnet = bool(paper.get("testnet", False))
     account = _LIVE_ADAPTERS[venue.adapter]
-    urls = {k: venue.config[k] for k in _BASE_URLS["binance"] if venue.config.get(k)}
+    credentials, urls = _credentials_and_urls(venue, "binance")
     base = (urls.get("base_url_http") or get_http_base_url(BinanceAccountType[account], testnet, False)).rstrip("/")
     probe = base + _BINANCE_PING[account]
     why = _unreachable(probe)
@@ -330,7 +327,6 @@ def _paper_venue_data(plan: NodePlan, venue, listings, paper: dict, problems: li
                         "is configured instead, so its orders are denied for missing market data until the venue "
                         "answers and the trading worker restarts")
         return ""
-    credentials = {field_name: _env(venue, name) for name, field_name in names.items()}
     clients = _binance_clients(venue, listings, credentials, urls, testnet=testnet)
     key = _key_part(venue.code)
     plan.data_clients[key], plan.data_factories[key] = clients.data, clients.data_factory
@@ -367,6 +363,29 @@ _BASE_URLS = {
     "bybit": frozenset({"base_url_http", "base_url_ws_private", "base_url_ws_trade"}),
     "okx": frozenset({"base_url_http", "base_url_ws"}),
 }
+
+
+def _missing_credentials(venue, family: str) -> list[str]:
+    # The credential config keys of ``family`` whose environment variable is unset: "key (VARIABLE)".
+    return [f"{name} ({venue.config.get(name) or 'not named'})" for name in _CREDENTIALS[family]
+            if not _env(venue, name)]
+
+
+def _base_url_problem(venue, family: str) -> str:
+    # "" unless the config has a ``base_url_*`` key the adapter does not honour (then it would
+    # silently reach the real venue): the problem, naming the keys it does take.
+    ignored = sorted(k for k in venue.config if k.startswith("base_url") and k not in _BASE_URLS[family])
+    if not ignored:
+        return ""
+    return (f"config {', '.join(ignored)} is not honoured by NautilusTrader's {family} adapter "
+            f"(it takes {', '.join(sorted(_BASE_URLS[family]))}): remove it, or the client would "
+            "connect to the real venue's URL")
+
+
+def _credentials_and_urls(venue, family: str) -> tuple[dict[str, str], dict[str, str]]:
+    # The adapter's credential fields from the named variables, and the base-URL overrides set.
+    credentials = {field_name: _env(venue, name) for name, field_name in _CREDENTIALS[family].items()}
+    return credentials, {k: venue.config[k] for k in _BASE_URLS[family] if venue.config.get(k)}
 
 
 def _adapter_family(adapter: str) -> str | None:
@@ -488,17 +507,13 @@ def _live_venue(plan: NodePlan, venue, listings) -> None:
         return refuse(f"adapter {venue.adapter!r} has no {venue.mode} mode here (supported: {supported})")
     if not listings:
         return refuse(f"no enabled listings: the {venue.adapter} instrument provider would load nothing")
-    names = _CREDENTIALS[family]
-    missing = [f"{name} ({venue.config.get(name) or 'not named'})" for name in names if not _env(venue, name)]
+    missing = _missing_credentials(venue, family)
     if missing:
         return refuse(f"credentials missing: set the environment variables named by config {', '.join(missing)}")
-    ignored = sorted(k for k in venue.config if k.startswith("base_url") and k not in _BASE_URLS[family])
-    if ignored:
-        return refuse(f"config {', '.join(ignored)} is not honoured by NautilusTrader's {family} adapter "
-                      f"(it takes {', '.join(sorted(_BASE_URLS[family]))}): remove it, or the client would "
-                      "connect to the real venue's URL")
-    credentials = {field_name: _env(venue, name) for name, field_name in names.items()}
-    urls = {k: venue.config[k] for k in _BASE_URLS[family] if venue.config.get(k)}
+    url_problem = _base_url_problem(venue, family)
+    if url_problem:
+        return refuse(url_problem)
+    credentials, urls = _credentials_and_urls(venue, family)
     clients = _LIVE_BUILDERS[family](venue, listings, credentials, urls)
     if clients.problems:
         return refuse(*clients.problems)
