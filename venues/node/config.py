@@ -169,8 +169,17 @@ def _key_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
 
 
-def _data_dir(path: str) -> Path:
-    candidate = Path(path)
+#: A paper venue's ``config["replay"]["data_dir"]`` when it names none (relative to the project root).
+DEFAULT_REPLAY_DATA_DIR = "../shared/data"
+
+
+def replay_data_dir(replay: dict) -> Path:
+    """Return the directory a paper venue's replay block reads its files from.
+
+    ``replay["data_dir"]`` (default :data:`DEFAULT_REPLAY_DATA_DIR`), absolute or relative to the
+    project root (``settings.BASE_DIR``).
+    """
+    candidate = Path(replay.get("data_dir", DEFAULT_REPLAY_DATA_DIR))
     return candidate if candidate.is_absolute() else Path(settings.BASE_DIR) / candidate
 
 
@@ -246,7 +255,7 @@ def _paper_venue(plan: NodePlan, venue, listings, ts_ns: int, paper_venues: dict
             data_key = f"REPLAY_{_key_part(listing.instrument_key)}"
             data_config = ReplayDataClientConfig(
                 venue=nautilus_venue, instrument=_replay_instrument(listing, venue),
-                sources=tuple(sources), data_dir=str(_data_dir(replay.get("data_dir", "../shared/data"))),
+                sources=tuple(sources), data_dir=str(replay_data_dir(replay)),
                 speed=float(replay.get("speed", 1.0)), loop=bool(replay.get("loop", True)),
                 loop_gap_secs=float(replay.get("loop_gap_secs", 1.0)),
                 align_sources=bool(replay.get("align_sources", False)),

@@ -18,14 +18,13 @@ from django.core.management.base import BaseCommand
 
 from venues.models import Venue
 
-DEFAULT_DATA_DIR = "../shared/data"  # node_plan's default for a replay block without data_dir
-
-
 def _data_dir_line(venue: Venue) -> str:
+    from venues.node.config import DEFAULT_REPLAY_DATA_DIR, replay_data_dir  # the node plan's own resolution
+
     replay = (venue.config or {}).get("replay")
-    configured = replay.get("data_dir", DEFAULT_DATA_DIR) if isinstance(replay, dict) else DEFAULT_DATA_DIR
-    # Resolved as node_plan resolves it: relative to the project root (settings.BASE_DIR).
-    resolved = (Path(settings.BASE_DIR) / str(configured)).resolve()
+    replay = replay if isinstance(replay, dict) else {}
+    configured = replay.get("data_dir", DEFAULT_REPLAY_DATA_DIR)
+    resolved = replay_data_dir(replay).resolve()
     state = "exists" if resolved.is_dir() else "no such directory"
     return f"config['replay']['data_dir'] = {configured!r} -> {resolved} ({state})"
 
