@@ -1,7 +1,8 @@
 """Test helpers shared by every test module."""
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,3 +72,27 @@ def run_concurrently(count: int, work: Callable[[int], T]) -> tuple[list[T | Non
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
     return results, errors
+
+
+@contextlib.contextmanager
+def running_node_host(plan, *, trader_id: str, journal=None, first_quote_of: str | None = None,
+                      message: str = "first quote", **options) -> Iterator:
+    """Start a TradingNode host on ``plan`` as this process's host; stop it afterwards (cleanly, or fail).
+
+    ``options`` go to ``TradingNodeHost`` (heartbeat off and log level ERROR unless given); with
+    ``first_quote_of`` (an instrument key) it waits until the node has published a quote for it.
+    """
+    from venues.journal import JournalWriter
+    from venues.node.host import TradingNodeHost, set_trading_node_host
+
+    options = {"heartbeat_secs": 0, "log_level": "ERROR", **options}
+    host = TradingNodeHost(plan=plan, trader_id=trader_id, journal=journal or JournalWriter(), **options)
+    host.start(timeout=30)
+    previous = set_trading_node_host(host)
+    try:
+        if first_quote_of is not None:
+            eventually(lambda: first_quote_of in host.publisher.last_market_data(), timeout=20, message=message)
+        yield host
+    finally:
+        set_trading_node_host(previous)
+    assert host.stop(timeout=20)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import pytest
 
 from orders.models import Order
-from tests.helpers import eventually
-from venues.journal import JournalWriter
+from tests.helpers import eventually, running_node_host
 from venues.node.config import node_plan
-from venues.node.host import TradingNodeHost, set_trading_node_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,13 +20,8 @@ def node_without_market_data(listing):
     """A real node for the paper BINANCE-SPOT listing, whose venue names no replay data."""
     plan = node_plan()
     (problem,) = plan.venues[0].problems
-    host = TradingNodeHost(plan=plan, trader_id="TESTNODE-002", journal=JournalWriter(), heartbeat_secs=0.1,
-                           log_level="ERROR")
-    host.start(timeout=30)
-    previous = set_trading_node_host(host)
-    yield host, problem
-    set_trading_node_host(previous)
-    assert host.stop(timeout=20)
+    with running_node_host(plan, trader_id="TESTNODE-002", heartbeat_secs=0.1) as host:
+        yield host, problem
 
 
 def test_paper_venue_without_market_data_shows_in_health_and_its_market_orders_are_denied_naming_it(

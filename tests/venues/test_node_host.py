@@ -16,7 +16,7 @@ from django.utils import timezone
 from orders.models import Fill, Order, OrderEvent
 from orders.services.cancel import order_cancel
 from positions.models import Position
-from tests.helpers import SHARED_DATA, eventually, needs_market_data
+from tests.helpers import SHARED_DATA, eventually, needs_market_data, running_node_host
 from tests.orders.factories import OrderFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
 from venues.commands import NodeOrderStatus, OrderStatusQuery
@@ -24,7 +24,7 @@ from venues.events import VenueEvent, VenueEventKind
 from venues.journal import JournalWriter
 from venues.marketdata import market_data
 from venues.node.config import node_plan
-from venues.node.host import TradingNodeHost, set_trading_node_host
+from venues.node.host import TradingNodeHost
 from venues.replay.client import resolve_sources
 from venues.tasks import cancel_order, submit_order
 
@@ -75,16 +75,12 @@ def node(transactional_db):
     _listing()
     plan = node_plan()
     recording = _Recording()
-    host = TradingNodeHost(plan=plan, trader_id="TESTNODE-001", journal=JournalWriter(apply=recording),
-                           heartbeat_secs=0, log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05,
-                           journal_wait_secs=0.05)  # as deployed: the node waits for an idle writer
-    host.recording = recording
-    host.start(timeout=30)
-    previous = set_trading_node_host(host)
-    eventually(lambda: KEY in host.publisher.last_market_data(), timeout=20, message="first replayed quote")
-    yield host
-    set_trading_node_host(previous)
-    assert host.stop(timeout=20)
+    with running_node_host(plan, trader_id="TESTNODE-001", journal=JournalWriter(apply=recording),
+                           first_quote_of=KEY, message="first replayed quote", md_interval_secs=0.05,
+                           mark_interval_secs=0.05,
+                           journal_wait_secs=0.05) as host:  # as deployed: the node waits for an idle writer
+        host.recording = recording
+        yield host
 
 
 @pytest.fixture

@@ -15,13 +15,11 @@ import pytest
 
 from orders.models import Fill, Order
 from positions.models import Position
-from tests.helpers import SHARED_DATA, eventually, needs_market_data
+from tests.helpers import SHARED_DATA, eventually, needs_market_data, running_node_host
 from tests.orders.factories import OrderFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
-from venues.journal import JournalWriter
 from venues.marketdata import market_data
 from venues.node.config import node_plan
-from venues.node.host import TradingNodeHost, set_trading_node_host
 from venues.replay.client import ReplayDataClientConfig, ReplayInstrumentConfig, bar_base_volume, resolve_sources
 from venues.tasks import submit_order
 
@@ -60,14 +58,9 @@ def node(transactional_db):
     _listing()
     plan = node_plan()
     assert plan.venues[0].problems == (), plan.venues[0].problems
-    host = TradingNodeHost(plan=plan, trader_id="TRADER-H25", journal=JournalWriter(), heartbeat_secs=0,
-                           log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05)
-    host.start(timeout=30)
-    previous = set_trading_node_host(host)
-    eventually(lambda: KEY in host.publisher.last_market_data(), timeout=20, message="first top of book from a bar")
-    yield host
-    set_trading_node_host(previous)
-    assert host.stop(timeout=20)
+    with running_node_host(plan, trader_id="TRADER-H25", first_quote_of=KEY, message="first top of book from a bar",
+                           md_interval_secs=0.05, mark_interval_secs=0.05) as host:
+        yield host
 
 
 def _order(**values) -> Order:

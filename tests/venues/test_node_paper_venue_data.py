@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.helpers import SHARED_DATA, eventually, needs_market_data
+from tests.helpers import SHARED_DATA, eventually, needs_market_data, running_node_host
 
 pytest.importorskip("aiohttp", reason="the Binance emulator serves HTTP and WebSocket with aiohttp")
 
@@ -27,10 +27,9 @@ from tests.risk.factories import order_intent  # noqa: E402
 from tests.venues.binance_emulator import BinanceSpotEmulator  # noqa: E402
 from tests.venues.factories import InstrumentFactory, VenueFactory  # noqa: E402
 from tests.venues.test_node_host import KEY, _order, _status  # noqa: E402
-from venues.journal import JournalWriter  # noqa: E402
 from venues.marketdata import MemoryMarketDataStore, market_data  # noqa: E402
 from venues.node.config import node_plan  # noqa: E402
-from venues.node.host import TradingNodeHost, set_trading_node_host  # noqa: E402
+from venues.node.host import TradingNodeHost  # noqa: E402
 from venues.tasks import submit_order  # noqa: E402
 
 BINANCE_PAYLOADS = SHARED_DATA / "venue_payloads" / "binance" / "spot" / "http_json"
@@ -78,15 +77,9 @@ def _listing(base_url_http: str, base_url_ws: str):
 def node(transactional_db, credentials, emulator):
     _listing(emulator.base_url_http, emulator.base_url_ws)
     plan = node_plan()
-    host = TradingNodeHost(plan=plan, trader_id="TESTNODE-001", journal=JournalWriter(), heartbeat_secs=0,
-                           log_level="ERROR", md_interval_secs=0.05, mark_interval_secs=0.05,
-                           journal_wait_secs=0.05)
-    host.start(timeout=30)
-    previous = set_trading_node_host(host)
-    eventually(lambda: KEY in host.publisher.last_market_data(), timeout=20, message="first quote from the venue")
-    yield host
-    set_trading_node_host(previous)
-    assert host.stop(timeout=20)
+    with running_node_host(plan, trader_id="TESTNODE-001", first_quote_of=KEY, message="first quote from the venue",
+                           md_interval_secs=0.05, mark_interval_secs=0.05, journal_wait_secs=0.05) as host:
+        yield host
 
 
 def _sent_quote(emulator: BinanceSpotEmulator, snapshot):
