@@ -1,7 +1,7 @@
 """Benchmark: fan-out of fills on ``/ws/orders/`` to 100 and 1,000 WebSocket subscribers.
 
 Topology (as deployed, on this machine): PostgreSQL (bench database, created and dropped), Redis
-(``BENCH_REDIS_URL``: channels_redis channel layer and the order-stream log), ``--servers`` daphne
+(``BENCH_REDIS_URL``: channels_redis pub/sub channel layer and the order-stream log), ``--servers`` daphne
 processes (default 2) serving ``odum_live.asgi:application`` with production settings (DEBUG off)
 and ``DB_CONN_MAX_AGE=0`` as in ``docker/compose.yml``; subscribers are spread over them round-robin.
 

@@ -130,11 +130,14 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis pub/sub: a group send is one PUBLISH. channels_redis' list-based layer
+            # (channels_redis.core) spends several round trips and a Lua script on each group send —
+            # 2.9 ms of the sender's CPU per order change (two groups) against 0.7 (bench/RESULTS.md,
+            # session 11). Pub/sub keeps no backlog: a message published while a process is not
+            # subscribed (a reconnect) is lost to it, as a message dropped from a full channel was;
+            # the order stream's numbers show the hole and its log fills it (orders.services.publish).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # channels_redis waits for messages with BZPOPMIN of 5 s (brpop_timeout) and redis-py 8
-                # times socket reads out after 5 s by default: an idle channel's wait then timed out
-                # first and killed its consumer (close 1011). The socket timeout must exceed the wait.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="odum"),
             },

@@ -130,7 +130,8 @@ logger = logging.getLogger(__name__)
 
 #: Largest client message accepted, in characters.
 MAX_MESSAGE_CHARS = 4096
-#: Seconds between renewals of the group membership (channels_redis forgets members after a day).
+#: Seconds between renewals of the group membership (channels_redis' list-based layer forgets members
+#: after a day; its pub/sub layer, the production one, takes a repeated join as a no-op).
 GROUP_RENEW_SECS = 3600
 #: Subscribers the hub sends a change to before it lets the event loop run (daphne writes the
 #: frames to the sockets only then): the first subscribers need not wait for the last.
@@ -437,7 +438,7 @@ class _StreamHub:
                 self._task = self._channel = None
 
     async def renew(self, stream: str) -> None:
-        """Renew the hub's membership of ``stream``'s group (channels_redis forgets members after a day)."""
+        """Renew the hub's membership of ``stream``'s group (see :data:`GROUP_RENEW_SECS`)."""
         async with self._lock:
             if self._members.get(stream) and self._channel is not None:
                 await self._layer.group_add(stream, self._channel)

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from odum_live.channel_send import run_on_layer
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
 from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
@@ -345,11 +345,15 @@ def _publish_trailing() -> None:
     _group_send()
 
 
+async def _send_positions_updated(layer) -> None:
+    await layer.group_send(POSITIONS_GROUP, {"type": POSITIONS_UPDATED, "group": POSITIONS_GROUP})
+
+
 def _group_send() -> None:
     try:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(POSITIONS_GROUP, {"type": POSITIONS_UPDATED, "group": POSITIONS_GROUP})
+            run_on_layer(layer, _send_positions_updated)
     except Exception:  # noqa: BLE001 - after commit: log, never raise
         logger.exception("publish of %s to group %s failed", POSITIONS_UPDATED, POSITIONS_GROUP)
 

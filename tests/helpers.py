@@ -1,5 +1,6 @@
 """Test helpers shared by every test module."""
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +73,56 @@ def run_concurrently(count: int, work: Callable[[int], T]) -> tuple[list[T | Non
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
     return results, errors
+
+
+class ChannelListener:
+    """Read one channel-layer channel in one event loop, never cancelling a pending receive.
+
+    channels_redis' pub/sub layer forgets a channel whose receive is cancelled (it takes that for
+    its consumer leaving), so a read that timed out leaves its receive pending for the next read
+    instead of cancelling it (``asyncio.wait_for`` would). Create it with :meth:`subscribed`, in the
+    loop that reads it; :meth:`close` at the end.
+    """
+
+    def __init__(self, layer, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+        self._pending: asyncio.Future | None = None
+
+    @classmethod
+    async def subscribed(cls, layer, *groups: str, prefix: str = "test.") -> "ChannelListener":
+        """Return a listener of a new channel that is a member of ``groups``."""
+        channel = await layer.new_channel(prefix)
+        for group in groups:
+            await layer.group_add(group, channel)
+        return cls(layer, channel)
+
+    async def receive(self, timeout: float) -> dict:
+        """Return the next message; raise ``TimeoutError`` when none comes within ``timeout`` seconds."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self.layer.receive(self.channel))
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
+            raise TimeoutError(f"no message on {self.channel} within {timeout}s")
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    async def drain(self, quiet: float = 1.0) -> list[dict]:
+        """Return every message until none comes for ``quiet`` seconds."""
+        messages = []
+        while True:
+            try:
+                messages.append(await self.receive(quiet))
+            except TimeoutError:
+                return messages
+
+    async def close(self) -> None:
+        """Cancel a pending receive (the layer then forgets the channel)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pending
+            self._pending = None
 
 
 @contextlib.contextmanager

@@ -44,8 +44,9 @@ Guarantees
 - :func:`order_stream_after` returns *all* entries after a number, or None when it cannot: the
   number is ahead of the stream, or an entry after it was trimmed, or the counter started over.
   Callers then take a fresh snapshot; an entry is never skipped silently.
-- A channel-layer message that is lost (a full channel buffer drops the oldest) shows as a jump in
-  the numbers of the next message; the consumer fills the hole from the log.
+- A channel-layer message that is lost (Redis pub/sub keeps no backlog: a process reconnecting to
+  Redis misses what was published meanwhile) shows as a jump in the numbers of the next message;
+  the consumer fills the hole from the log.
 - A timeline entry or fill written without a publication of its own (a writer that does not
   publish) is carried by the next publication of the same order: claims are by id, not by range.
 - A publication that fails (Redis down) is logged and marks its streams: the next publication of
@@ -62,7 +63,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 import uuid
@@ -71,14 +71,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from asgiref.sync import async_to_sync
-from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import channel_layers, get_channel_layer
-from channels_redis.core import RedisChannelLayer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Prefetch, Q, QuerySet
 
+from odum_live.channel_send import run_on_layer
 from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
 from orders.models import Fill, Order, OrderEvent, Strategy
 from orders.selectors import OrderAccess, StrategyNotFound, order_list
@@ -528,49 +526,13 @@ def _send(entries: list[StreamEntry]) -> None:
                     logger.exception("publish of order %s to group %s failed", entry.order_id, entry.stream)
 
         async def send_all(target) -> None:
-            # The streams' groups at once: each group send is several Redis round trips (channels_redis:
-            # expire, members, per connection an expire and the send), and an order's change goes to
-            # two streams (``orders``, ``strategy.<id>``), so their round trips overlap.
+            # The streams' groups at once: an order's change goes to two streams (``orders``,
+            # ``strategy.<id>``), so their round trips overlap.
             await asyncio.gather(*(send_stream(target, stream_entries) for stream_entries in by_stream.values()))
 
-        if isinstance(layer, RedisChannelLayer):
-            sender = _sender_loop()
-            sender.run(send_all(sender.layer))
-        else:  # the in-memory layer's queues belong to the consumers' loop: run there
-            async_to_sync(send_all)(layer)
+        run_on_layer(layer, send_all)
     except Exception:  # noqa: BLE001 - after commit: log, never raise
         logger.exception("publish of orders.updated for %s failed", sorted({e.order_id for e in entries}))
-
-
-class _SenderLoop:
-    # One event loop thread per process for channel-layer sends from sync code. async_to_sync from
-    # a thread without a loop (a WSGI worker) builds a new loop per call, and channels_redis a new
-    # connection pool with it: a thread start, a Redis connect and handshake per publication.
-    # Here the loop, and so the layer's connections, live as long as the process. It sends through
-    # a layer instance of its own (same settings: same Redis, prefix and groups), so nothing that
-    # closes the shared layer's pools from another loop (a flush) touches connections of this loop.
-    SEND_TIMEOUT_SECS = 10.0
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="order-stream-sender", daemon=True).start()
-
-    def run(self, coroutine) -> None:
-        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=self.SEND_TIMEOUT_SECS)
-
-
-_sender: _SenderLoop | None = None
-_sender_lock = threading.Lock()
-
-
-def _sender_loop() -> _SenderLoop:
-    global _sender
-    with _sender_lock:
-        if _sender is None or _sender.pid != os.getpid():  # a forked child starts its own
-            _sender = _SenderLoop()
-        return _sender
 
 
 # --- reading the stream -----------------------------------------------------------------------

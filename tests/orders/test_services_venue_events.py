@@ -1,6 +1,5 @@
 """order_apply_venue_event: venue facts → order status, fills, positions, timeline, publish on commit."""
 
-import asyncio
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +16,7 @@ from orders.services.venue_events import VenueEventError
 from positions.models import Position
 from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
+from tests.helpers import ChannelListener
 from tests.orders.factories import OrderFactory
 from venues.events import VenueEvent, VenueEventKind
 
@@ -506,19 +506,9 @@ def test_apply_duplicate_child_created_is_ignored(listing, strategy):
     assert parent.children.count() == 1
 
 
-async def _drain(layer, channel):
-    # Every message waiting on ``channel`` (a quiet second ends the wait).
-    messages = []
-    while True:
-        try:
-            messages.append(await asyncio.wait_for(layer.receive(channel), 1.0))
-        except asyncio.TimeoutError:
-            return messages
-
-
 def test_apply_publishes_orders_updated_on_commit(order, django_capture_on_commit_callbacks):
-    # One event loop for the whole exchange: channels_redis binds a channel's receive buffer to the
-    # loop that first waited on it. The database work runs back on this thread (thread_sensitive).
+    # One event loop for the whole exchange: channels_redis' pub/sub layer keeps a channel's
+    # subscription in the loop that made it. The database work runs back on this thread (thread_sensitive).
     layer = get_channel_layer()
     captured = []
 
@@ -533,14 +523,16 @@ def test_apply_publishes_orders_updated_on_commit(order, django_capture_on_commi
 
     async def exchange():
         # Arrange: a test channel subscribed to both groups.
-        channel = await layer.new_channel("test.")
-        await layer.group_add(ORDERS_GROUP, channel)
-        await layer.group_add(strategy_group(order.strategy_id), channel)
+        listener = await ChannelListener.subscribed(layer, ORDERS_GROUP, strategy_group(order.strategy_id))
         # Act: nothing is sent before commit.
         await sync_to_async(apply_accepted)()
-        before_commit = await _drain(layer, channel)
+        before_commit = await listener.drain()
         await sync_to_async(commit)()
-        return before_commit, await _drain(layer, channel)
+        after_commit = await listener.drain()
+        await listener.close()
+        # This order's messages only: a publication of an earlier test may still reach the group.
+        return [[m for m in messages if m.get("order_id") == str(order.pk)]
+                for messages in (before_commit, after_commit)]
 
     before_commit, after_commit = async_to_sync(exchange)()
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +16,7 @@ from positions.charts import equity_chart
 from positions.models import PositionSnapshot
 from positions.selectors import EquityPoint, equity_curve, position_book
 from positions.services import position_apply_fill, position_mark, position_snapshot_record
-from tests.helpers import eventually
+from tests.helpers import ChannelListener, eventually
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
@@ -93,36 +93,48 @@ def test_position_snapshot_record_unknown_source_or_naive_ts_raises_naming_field
 
 # --- publish after marks --------------------------------------------------------------------------
 
-def _listen():
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)("test.")
-    async_to_sync(layer.group_add)(POSITIONS_GROUP, channel)
-    return layer, channel
+def _after_listening(act, *reads: float) -> list:
+    """Subscribe a test channel to the positions group, run ``act`` (sync, on the database thread),
+    then read one message per timeout in ``reads`` (a read that times out gives ``TimeoutError``).
 
+    One event loop throughout: channels_redis' pub/sub layer keeps a subscription in its loop."""
 
-def _receive(layer, channel, timeout=5.0):
-    import asyncio
+    async def scenario():
+        listener = await ChannelListener.subscribed(get_channel_layer(), POSITIONS_GROUP)
+        try:
+            await sync_to_async(act)()
+            got = []
+            for timeout in reads:
+                try:
+                    got.append(await listener.receive(timeout))
+                except TimeoutError as exc:
+                    got.append(exc)
+            return got
+        finally:
+            await listener.close()
 
-    async def get():
-        return await asyncio.wait_for(layer.receive(channel), timeout)
-
-    return async_to_sync(get)()
+    return async_to_sync(scenario)()
 
 
 @pytest.mark.django_db
 def test_position_mark_sends_positions_updated_after_commit(strategy, django_capture_on_commit_callbacks):
     # Arrange
     fill(strategy.id, "BUY", "1", "100")
-    layer, channel = _listen()
+    captured = []
 
-    # Act: the send waits for the commit
-    with django_capture_on_commit_callbacks() as callbacks:
-        mark("101", ts=T0)
-    assert len(callbacks) == 1
-    callbacks[0]()
+    def act():
+        # the send waits for the commit
+        with django_capture_on_commit_callbacks() as callbacks:
+            mark("101", ts=T0)
+        captured.extend(callbacks)
+        callbacks[0]()
+
+    # Act
+    (message,) = _after_listening(act, 5.0)
 
     # Assert
-    assert _receive(layer, channel) == {"type": POSITIONS_UPDATED, "group": POSITIONS_GROUP}
+    assert len(captured) == 1
+    assert message == {"type": POSITIONS_UPDATED, "group": POSITIONS_GROUP}
 
 
 @pytest.mark.django_db
@@ -136,18 +148,18 @@ def test_position_mark_without_positions_sends_nothing(db, django_capture_on_com
 def test_positions_publish_updated_inside_interval_sends_one_trailing_message(settings):
     # Arrange: a short interval, so the trailing send comes soon
     settings.ODUM = {**settings.ODUM, "POSITIONS_PUBLISH_SECS": 0.3}
-    layer, channel = _listen()
 
-    # Act: three calls in a burst
-    for _ in range(3):
-        services.positions_publish_updated()
+    def burst():
+        for _ in range(3):
+            services.positions_publish_updated()
+
+    # Act: three calls in a burst; then a read at once, one after the interval, one more
+    first, trailing, none = _after_listening(burst, 5.0, 5.0, 0.5)
 
     # Assert: one at once, one trailing at the end of the interval, nothing more
-    assert _receive(layer, channel)["type"] == POSITIONS_UPDATED
-    assert _receive(layer, channel)["type"] == POSITIONS_UPDATED
+    assert first["type"] == POSITIONS_UPDATED and trailing["type"] == POSITIONS_UPDATED
+    assert isinstance(none, TimeoutError)
     eventually(lambda: services._publish_state["timer"] is None, message="trailing send done")
-    with pytest.raises(TimeoutError):
-        _receive(layer, channel, timeout=0.5)
 
 
 # --- the curve ------------------------------------------------------------------------------------
