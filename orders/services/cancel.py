@@ -95,12 +95,14 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
                                previous_filled_quantity=locked.filled_quantity)
         OrderEvent.objects.create(order=locked, type=event_type, status_before=before, status_after=locked.status,
                                   actor=actor, ts=now, payload=payload)
-        published = {locked.pk: locked.strategy_id}
-        transaction.on_commit(lambda: publish_orders_updated(published))
         if locked.status == OrderStatus.PENDING_CANCEL:
             from orders.services.dispatch import order_dispatch_cancel
 
+            # Registered first, so it runs first after commit: the cancel goes to the trading worker
+            # before the (slower) publication to WebSocket subscribers, as a submit's dispatch does.
             order_id = locked.id
             transaction.on_commit(lambda: order_dispatch_cancel(order_id=order_id, attempt="initial"))
+        published = {locked.pk: locked.strategy_id}
+        transaction.on_commit(lambda: publish_orders_updated(published))
     logger.info("order %s: %s -> %s by %s", locked.id, before, locked.status, actor)
     return locked

@@ -23,6 +23,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
+from odum_live.sql import CompiledQuery, pipeline, send_insert
 from orders.models import Order, OrderEvent
 from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
 from orders.services.one_statement import transition_in_one_statement
@@ -43,6 +44,19 @@ _COMMAND_FIELDS = ("id", "strategy_id", "client_order_id", "venue", "routed_inst
                    "exec_algorithm", "exec_algorithm_params", "submitted_at", "parent_id")
 
 
+#: The order a command is for, locked, with the columns of :data:`_COMMAND_FIELDS`.
+_LOCKED_FOR_COMMAND = CompiledQuery(
+    lambda pk: Order.objects.select_for_update().only(*_COMMAND_FIELDS).order_by().filter(pk=pk),
+    markers=(uuid.UUID("00000000-0000-4000-8000-00000000c0de"),),
+)
+#: An algorithm parent's open children, oldest first (their client_order_ids go with its cancel).
+_OPEN_CHILDREN = CompiledQuery(
+    lambda parent_id: Order.objects.only("client_order_id").filter(parent_id=parent_id, status__in=OPEN_STATUSES)
+    .order_by("created_at"),
+    markers=(uuid.UUID("00000000-0000-4000-8000-0000000c41d5"),),
+)
+
+
 def _claimable(order_id: str, command: str, worker: str) -> Order | None:
     # The locked order when it awaits ``command``; else a log line (unknown id) or IGNORED, and None.
     try:
@@ -50,7 +64,7 @@ def _claimable(order_id: str, command: str, worker: str) -> Order | None:
     except ValueError:
         logger.error("venue %s command for malformed order id %r ignored", command, order_id)
         return None
-    order = Order.objects.select_for_update().only(*_COMMAND_FIELDS).filter(pk=pk).first()
+    order = _LOCKED_FOR_COMMAND.one(pk)
     if order is None:
         logger.error("venue %s command for unknown order %s ignored (worker %s)", command, pk, worker)
         return None
@@ -63,10 +77,11 @@ def _claimable(order_id: str, command: str, worker: str) -> Order | None:
 def _ignore(order: Order, command: str, worker: str) -> None:
     state = "terminal" if order.status in TERMINAL_STATUSES else "no longer awaiting it"
     logger.info("venue %s command for order %s ignored: status %s", command, order.pk, order.status)
-    OrderEvent.objects.create(order=order, type=OrderEvent.Type.IGNORED, status_before=order.status,
-                              status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
-                              payload={"command": command, "worker": worker,
-                                       "detail": f"{command} command ignored: order is {order.status} ({state})"})
+    send_insert([OrderEvent(order=order, type=OrderEvent.Type.IGNORED, status_before=order.status,
+                            status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
+                            payload={"command": command, "worker": worker,
+                                     "detail": f"{command} command ignored: order is {order.status} ({state})"})],
+                read_ids=False)
 
 
 def order_venue_submit_claim(*, order_id: str, worker: str,
@@ -168,16 +183,28 @@ def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderComman
     django.db.OperationalError
         Database unavailable; nothing is written and the task is redelivered.
     """
-    with transaction.atomic():
-        order = _claimable(order_id, CANCEL, worker)
+    try:
+        pk = uuid.UUID(str(order_id))
+    except ValueError:
+        logger.error("venue %s command for malformed order id %r ignored", CANCEL, order_id)
+        return None
+    # PostgreSQL: a pipeline enclosing the transaction (odum_live.sql.pipeline) — the locked read and
+    # the open children go in one round trip, the receipt and the COMMIT in one more.
+    with pipeline(), transaction.atomic():
+        locked = _LOCKED_FOR_COMMAND.send(pk)
+        open_children = _OPEN_CHILDREN.send(pk)
+        order = locked.one()
         if order is None:
+            logger.error("venue %s command for unknown order %s ignored (worker %s)", CANCEL, pk, worker)
             return None
-        children = tuple(order.children.filter(status__in=OPEN_STATUSES).order_by("created_at")
-                         .values_list("client_order_id", flat=True))
-        OrderEvent.objects.create(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,
-                                  status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
-                                  payload={"command": CANCEL, "worker": worker,
-                                           "children": list(children)})
+        if order.status != _EXPECTED[CANCEL]:
+            _ignore(order, CANCEL, worker)
+            return None
+        children = tuple(child.client_order_id for child in open_children.all())
+        send_insert([OrderEvent(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,
+                                status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
+                                payload={"command": CANCEL, "worker": worker, "children": list(children)})],
+                    read_ids=False)
     return CancelOrderCommand(order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
                               child_client_order_ids=children)
 

@@ -5,9 +5,11 @@ The hand-off to a real TradingNode is tested in tests/venues/test_node_host.py.
 
 import socket
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from celery_app import app
 from orders.models import Order, OrderEvent
@@ -109,6 +111,33 @@ def test_cancel_claim_records_receipt_and_lists_open_children():
     assert command.child_client_order_ids == (open_child.client_order_id,)
     event = OrderEvent.objects.get(order=parent)
     assert (event.type, event.payload["command"]) == ("VENUE_RECEIVED", "cancel")
+
+
+def test_cancel_claim_lists_every_open_child_oldest_first():
+    # Arrange: an ICEBERG parent with two open children (the newer created first in the table) and a canceled one
+    parent = OrderFactory(status="PENDING_CANCEL", exec_algorithm="ICEBERG")
+    now = timezone.now()
+    newer = OrderFactory(status="PARTIALLY_FILLED", parent=parent, strategy=parent.strategy)
+    older = OrderFactory(status="SUBMITTED", parent=parent, strategy=parent.strategy)
+    OrderFactory(status="CANCELED", parent=parent, strategy=parent.strategy)
+    Order.objects.filter(pk=newer.pk).update(created_at=now)
+    Order.objects.filter(pk=older.pk).update(created_at=now - timedelta(seconds=1))
+
+    # Act
+    command = order_venue_cancel_claim(order_id=str(parent.pk), worker="w1")
+
+    # Assert: both open children, oldest first, in the command and in the receipt's payload
+    assert command.child_client_order_ids == (older.client_order_id, newer.client_order_id)
+    event = OrderEvent.objects.get(order=parent)
+    assert event.payload["children"] == [older.client_order_id, newer.client_order_id]
+    assert event.actor == "worker:w1" and event.status_before == event.status_after == "PENDING_CANCEL"
+
+
+@pytest.mark.parametrize("order_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_cancel_claim_for_an_unknown_or_malformed_order_id_writes_nothing(order_id, caplog):
+    assert order_venue_cancel_claim(order_id=order_id, worker="w1") is None
+    assert not OrderEvent.objects.exists()
+    assert "ignored" in caplog.text and order_id in caplog.text
 
 
 def test_cancel_claim_for_a_filled_order_is_a_recorded_no_op():
