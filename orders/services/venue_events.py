@@ -266,8 +266,13 @@ def order_apply_venue_event(*, event: VenueEvent,
         elif event.kind == K.CHILD_CREATED:
             result = _apply_child_created(event, touched)
         else:
-            order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
-            result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
+            # PostgreSQL: the locked read is one round trip; the order's UPDATE, its open exposure
+            # and its event then travel together, with the pipeline's final sync.
+            with pipeline():
+                order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
+                result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
+            for check in touched.checks:
+                check()
         _publish_on_commit(touched, publish)
     return result
 
@@ -353,8 +358,9 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
     if event.venue_order_id and order.venue_order_id != event.venue_order_id:
         order.venue_order_id = event.venue_order_id
         fields.add("venue_order_id")
-    order.save(update_fields=sorted(fields))
-    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=order.filled_quantity)
+    send_update(order, sorted(fields))  # locked by the caller's read
+    order_exposure_changed(order=order, previous_status=before, previous_filled_quantity=order.filled_quantity,
+                           checks=touched.checks)
     payload = _base_payload(event)
     if detail:
         payload["detail"] = detail
