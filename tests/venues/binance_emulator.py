@@ -134,6 +134,7 @@ class BinanceSpotEmulator:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._stop_requested: asyncio.Event | None = None
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -153,9 +154,7 @@ class BinanceSpotEmulator:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                loop.run_until_complete(self._serve(ready))
-                loop.run_forever()
-                loop.run_until_complete(self._shutdown())
+                loop.run_until_complete(self._serve_until_stopped(ready))
             except BaseException as exc:  # noqa: BLE001 - reported to start()
                 errors.append(exc)
                 ready.set()
@@ -174,7 +173,9 @@ class BinanceSpotEmulator:
         if self._loop is None or self._thread is None:
             return True
         if not self._stopped.is_set():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            # An event, not loop.stop(): a stop asked for while the start-up's run_until_complete
+            # was still ending would be taken by that run and the loop then served for ever.
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -208,6 +209,12 @@ class BinanceSpotEmulator:
             return list(self._sent)
 
     # -- server ------------------------------------------------------------------------------
+
+    async def _serve_until_stopped(self, ready: threading.Event) -> None:
+        self._stop_requested = asyncio.Event()
+        await self._serve(ready)
+        await self._stop_requested.wait()
+        await self._shutdown()
 
     async def _serve(self, ready: threading.Event) -> None:
         app = web.Application(middlewares=[self._record])
