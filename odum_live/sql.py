@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import InsertQuery
@@ -480,3 +480,27 @@ def pipeline(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
     conn.ensure_connection()
     with conn.wrap_database_errors, conn.connection.pipeline():
         yield True
+
+
+@contextlib.contextmanager
+def pipelined_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
+    """A transaction of the default database; yields how to run work after its commit.
+
+    On PostgreSQL, outside a caller's transaction, a pipeline encloses it (:func:`pipeline`): its
+    BEGIN goes with the first statement and its COMMIT in the round trip of its last writes instead
+    of one of its own; an error of a write (e.g. a unique violation) comes up at that COMMIT, the
+    transaction rolled back whole. The work given to the yielded function runs once the pipeline
+    has ended, in the order given, as ``transaction.on_commit`` would run it after the outermost
+    block: not at all when the block fails. Elsewhere (another database, or inside a caller's
+    transaction) it is ``transaction.atomic()`` with ``transaction.on_commit``.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield transaction.on_commit
+        return
+    after: list[Callable[[], None]] = []
+    with pipeline(), transaction.atomic():
+        yield after.append
+    for callback in after:
+        callback()

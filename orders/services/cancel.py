@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
-from django.db import transaction
 from django.utils import timezone
 
+from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert, send_update
 from orders.exposure import order_exposure_changed
 from orders.models import Order, OrderEvent
 from orders.services.publish import publish_orders_updated
@@ -16,6 +17,13 @@ logger = logging.getLogger(__name__)
 
 #: Statuses in which the order is at a venue: the cancel must go through the venue.
 _AT_VENUE = frozenset({OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+
+
+#: The order to cancel, every column, locked.
+_LOCKED = CompiledQuery(
+    lambda pk: Order.objects.select_for_update().order_by().filter(pk=pk),
+    markers=(uuid.UUID("00000000-0000-4000-8000-0000000ca7c1"),),
+)
 
 
 class OrderNotCancelable(Exception):
@@ -50,8 +58,8 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
       commit ``venues.tasks.cancel_order(order_id)`` on queue ``venues`` (the sweeper re-sends it if
       the broker is down). The venue's answer moves it on (CANCELED, or back on a rejected cancel).
 
-    Either way the change is published to the order stream after commit
-    (:mod:`orders.services.publish`), before the venue command is dispatched.
+    Either way, after commit, the venue command (if any) is dispatched and then the change is
+    published to the order stream (:mod:`orders.services.publish`).
 
     Parameters
     ----------
@@ -72,8 +80,13 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
     OrderNotCancelable
         Terminal, PENDING or already PENDING_CANCEL: never a silent success.
     """
-    with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
+    checks: list = []
+    # PostgreSQL: a pipeline encloses the transaction (odum_live.sql.pipelined_transaction) — the
+    # locked read is one round trip (with the BEGIN), the writes go with the COMMIT in one more.
+    with pipelined_transaction() as after_commit:
+        locked = _LOCKED.one(order.pk)
+        if locked is None:
+            raise Order.DoesNotExist(f"order {order.pk} does not exist")
         before = locked.status
         now = timezone.now()
         payload = {"reason": reason} if reason else {}
@@ -88,21 +101,23 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
         else:
             raise OrderNotCancelable(order_id=locked.id, status=before)
         locked.updated_at = now
-        locked.save(update_fields=["status", "closed_at", "updated_at"])
+        send_update(locked, ["status", "closed_at", "updated_at"])  # locked above
         # Same transaction: the risk engine's open-order totals shrink with the order (no-op while
         # PENDING_CANCEL, which still counts as open).
         order_exposure_changed(order=locked, previous_status=before,
-                               previous_filled_quantity=locked.filled_quantity)
-        OrderEvent.objects.create(order=locked, type=event_type, status_before=before, status_after=locked.status,
-                                  actor=actor, ts=now, payload=payload)
+                               previous_filled_quantity=locked.filled_quantity, checks=checks)
+        send_insert([OrderEvent(order=locked, type=event_type, status_before=before, status_after=locked.status,
+                                actor=actor, ts=now, payload=payload)], read_ids=False)
         if locked.status == OrderStatus.PENDING_CANCEL:
             from orders.services.dispatch import order_dispatch_cancel
 
             # Registered first, so it runs first after commit: the cancel goes to the trading worker
             # before the (slower) publication to WebSocket subscribers, as a submit's dispatch does.
             order_id = locked.id
-            transaction.on_commit(lambda: order_dispatch_cancel(order_id=order_id, attempt="initial"))
+            after_commit(lambda: order_dispatch_cancel(order_id=order_id, attempt="initial"))
         published = {locked.pk: locked.strategy_id}
-        transaction.on_commit(lambda: publish_orders_updated(published))
+        after_commit(lambda: publish_orders_updated(published))
+    for check in checks:
+        check()
     logger.info("order %s: %s -> %s by %s", locked.id, before, locked.status, actor)
     return locked

@@ -8,16 +8,15 @@ one bulk INSERT of its events; dispatch to the trading worker follows after comm
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from odum_live.sql import in_pipeline, pipeline, send_insert
+from odum_live.sql import in_pipeline, pipeline, pipelined_transaction, send_insert
 from orders.models import Order, OrderEvent, Strategy
 from orders.services.publish import publish_orders_updated
 from orders.services.request import OrderRequest
@@ -151,7 +150,7 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
         # No look-up first: the unique index on (strategy, operation_id) is the idempotency check.
         # A replayed operation_id fails the INSERT, the whole transaction (risk usage included)
         # rolls back, and the stored order is read below — one index probe fewer per new order.
-        with _submit_transaction() as after_commit:
+        with pipelined_transaction() as after_commit:
             order = _create(strategy=strategy, actor=actor, data=data, fingerprint=fingerprint,
                             after_commit=after_commit)
     except IntegrityError:
@@ -175,26 +174,6 @@ def denial_reason(*, risk, decision) -> str:
     return "; ".join(p for p in parts if p) or "routing: no eligible venue"
 
 
-@contextlib.contextmanager
-def _submit_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
-    # The submit transaction; yields how to run work after its commit. On PostgreSQL, outside a
-    # caller's transaction, a pipeline encloses it (odum_live.sql.pipeline): its COMMIT then goes in
-    # the round trip of its last writes instead of one of its own, and a duplicate operation_id
-    # fails at that COMMIT — the same IntegrityError, the transaction rolled back whole. The work
-    # after commit runs once the pipeline has ended (dispatch, publication), as on_commit would
-    # run it after the outermost block: not at all when the block fails.
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        with transaction.atomic():
-            yield transaction.on_commit
-        return
-    after: list[Callable[[], None]] = []
-    with pipeline(), transaction.atomic():
-        yield after.append
-    for callback in after:
-        callback()
-
-
 def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str,
             after_commit: Callable[[Callable[[], None]], None]) -> Order:
     # PostgreSQL: psycopg pipeline mode (odum_live.sql.pipeline). A statement whose result is not
@@ -211,7 +190,7 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
         send_insert([order], read_ids=False)  # its id is ours: nothing to read back
         # The event ids are read after the pipeline ends: the open exposure, order and events then
         # go in the round trip of its final sync — with the COMMIT when the pipeline encloses the
-        # transaction (_submit_transaction), whose ids are then read after commit.
+        # transaction (pipelined_transaction), whose ids are then read after commit.
         read_event_ids = send_insert(events)
     if not in_pipeline():
         read_event_ids()

@@ -39,11 +39,11 @@ def test_order_cancel_order_at_venue_goes_pending_cancel_and_dispatches_after_co
     # Assert: recorded, cancel not yet sent
     assert result.status == Order.objects.get(pk=order.pk).status == "PENDING_CANCEL"
     assert OrderEvent.objects.get(order=order).type == "CANCEL_REQUESTED"
-    assert len(callbacks) == 2  # the publication to the order stream, then the dispatch
+    assert len(callbacks) == 2  # the dispatch, then the publication to the order stream
     assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
-    # Act: commit
-    for callback in callbacks:
-        callback()
+    # Act: commit — the first callback is the dispatch
+    callbacks[0]()
+    callbacks[1]()
     # Assert
     dispatched = OrderEvent.objects.get(order=order, type="DISPATCHED")
     assert dispatched.payload["command"] == "cancel"
@@ -71,3 +71,35 @@ def test_order_cancel_uses_the_current_row_not_the_callers_copy():
     result = order_cancel(order=order, actor="alice")
     # Assert: not canceled locally — the venue must be told
     assert result.status == "PENDING_CANCEL"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # outside a transaction, as in a request: the pipelined path
+def test_order_cancel_on_postgresql_locks_reads_once_writes_with_the_commit_then_dispatches_before_publishing(
+    monkeypatch,
+):
+    # Arrange: an order at the venue; the after-commit work recorded in its order
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.services import cancel as cancel_service
+    from orders.services import dispatch
+
+    order = OrderFactory(status="ACCEPTED")
+    after = []
+    monkeypatch.setattr(dispatch, "order_dispatch_cancel", lambda **kwargs: after.append(("dispatch", kwargs)))
+    monkeypatch.setattr(cancel_service, "publish_orders_updated", lambda orders: after.append(("publish", orders)))
+    # Act
+    with CaptureQueriesContext(connection) as ctx:
+        result = order_cancel(order=order, actor="alice")
+    # Assert: one locked read of the order and one UPDATE, one event INSERT, committed
+    on_order = [q["sql"].split()[0].upper() for q in ctx.captured_queries if '"orders_order"' in q["sql"]]
+    assert on_order == ["SELECT", "UPDATE"]
+    assert "FOR UPDATE" in next(q["sql"] for q in ctx.captured_queries if '"orders_order"' in q["sql"])
+    stored = Order.objects.get(pk=order.pk)
+    assert result.status == stored.status == "PENDING_CANCEL"
+    event = OrderEvent.objects.get(order=order)
+    assert (event.type, event.status_before, event.status_after, event.actor) == (
+        "CANCEL_REQUESTED", "ACCEPTED", "PENDING_CANCEL", "alice")
+    # the venue command first, then the order stream
+    assert after == [("dispatch", {"order_id": order.pk, "attempt": "initial"}), ("publish", {order.pk: order.strategy_id})]
