@@ -35,6 +35,7 @@ from odum_live.sql import (
     in_pipeline,
     next_id,
     pipeline,
+    pipelined_transaction,
     send_insert,
     send_update,
 )
@@ -252,35 +253,39 @@ def order_apply_venue_event(*, event: VenueEvent,
         if result is not None:
             _publish_on_commit(touched, publish)  # committed: runs at once
             return result
-    with transaction.atomic():
-        if event.kind == K.FILLED:
-            # PostgreSQL: a pipeline (odum_live.sql.pipeline) — the fill's reads go in one round
-            # trip (two for an algorithm's child) and its writes in one, where each statement was a
-            # round trip of its own.
-            with pipeline():
-                result = _apply_fill_event(event, touched)
-            for check in touched.checks:
-                check()
-        elif one_statement and (accepted := _accept_in_one_statement(event, touched)) is not None:
-            result = accepted
-        elif event.kind == K.CHILD_CREATED:
-            result = _apply_child_created(event, touched)
-        else:
-            # PostgreSQL: the locked read is one round trip; the order's UPDATE, its open exposure
-            # and its event then travel together, with the pipeline's final sync.
-            with pipeline():
+    if event.kind == K.CHILD_CREATED or one_statement:
+        with transaction.atomic():
+            if one_statement and (accepted := _accept_in_one_statement(event, touched)) is not None:
+                result = accepted
+            elif event.kind == K.CHILD_CREATED:
+                result = _apply_child_created(event, touched)
+            else:
                 order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
                 result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
-            for check in touched.checks:
-                check()
-        _publish_on_commit(touched, publish)
+            _publish_on_commit(touched, publish)
+        return result
+    # A fill or a status event. PostgreSQL: a pipeline (odum_live.sql.pipeline) — the reads go in
+    # one round trip (a fill of an algorithm's child: two), the writes in one more, where each
+    # statement was a round trip of its own; outside a caller's transaction the pipeline encloses
+    # it (pipelined_transaction), so the COMMIT travels with the writes. Drift checks of the open
+    # exposure (which only log) run once the results are in.
+    with pipelined_transaction() as after_commit, pipeline():
+        if event.kind == K.FILLED:
+            result = _apply_fill_event(event, touched)
+        else:
+            order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
+            result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
+        _publish_on_commit(touched, publish, after_commit)
+    for check in touched.checks:
+        check()
     return result
 
 
-def _publish_on_commit(touched: _Touched, publish: Callable[[dict[uuid.UUID, str]], None] | None) -> None:
+def _publish_on_commit(touched: _Touched, publish: Callable[[dict[uuid.UUID, str]], None] | None,
+                       after_commit: Callable[[Callable[[], None]], None] = transaction.on_commit) -> None:
     if touched.orders:
         published, publisher = dict(touched.orders), publish or publish_orders_updated
-        transaction.on_commit(lambda: publisher(published))
+        after_commit(lambda: publisher(published))
 
 
 # --- event kinds ------------------------------------------------------------------------------
