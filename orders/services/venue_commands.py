@@ -23,7 +23,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from odum_live.sql import CompiledQuery, pipeline, send_insert
+from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert
 from orders.models import Order, OrderEvent
 from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
 from orders.services.one_statement import transition_in_one_statement
@@ -57,14 +57,17 @@ _OPEN_CHILDREN = CompiledQuery(
 )
 
 
-def _claimable(order_id: str, command: str, worker: str) -> Order | None:
-    # The locked order when it awaits ``command``; else a log line (unknown id) or IGNORED, and None.
+def _order_pk(order_id: str, command: str) -> uuid.UUID | None:
+    # The order id of a task as a UUID; None (with a log line) when it is malformed.
     try:
-        pk = uuid.UUID(str(order_id))
+        return uuid.UUID(str(order_id))
     except ValueError:
         logger.error("venue %s command for malformed order id %r ignored", command, order_id)
         return None
-    order = _LOCKED_FOR_COMMAND.one(pk)
+
+
+def _awaiting(order: Order | None, pk: uuid.UUID, command: str, worker: str) -> Order | None:
+    # The locked ``order`` when it awaits ``command``; else a log line (unknown id) or IGNORED, and None.
     if order is None:
         logger.error("venue %s command for unknown order %s ignored (worker %s)", command, pk, worker)
         return None
@@ -72,6 +75,12 @@ def _claimable(order_id: str, command: str, worker: str) -> Order | None:
         _ignore(order, command, worker)
         return None
     return order
+
+
+def _claimable(order_id: str, command: str, worker: str) -> Order | None:
+    # The locked order when it awaits ``command`` (read now); else None, as _awaiting says why.
+    pk = _order_pk(order_id, command)
+    return None if pk is None else _awaiting(_LOCKED_FOR_COMMAND.one(pk), pk, command, worker)
 
 
 def _ignore(order: Order, command: str, worker: str) -> None:
@@ -183,22 +192,16 @@ def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderComman
     django.db.OperationalError
         Database unavailable; nothing is written and the task is redelivered.
     """
-    try:
-        pk = uuid.UUID(str(order_id))
-    except ValueError:
-        logger.error("venue %s command for malformed order id %r ignored", CANCEL, order_id)
+    pk = _order_pk(order_id, CANCEL)
+    if pk is None:
         return None
-    # PostgreSQL: a pipeline enclosing the transaction (odum_live.sql.pipeline) — the locked read and
-    # the open children go in one round trip, the receipt and the COMMIT in one more.
-    with pipeline(), transaction.atomic():
+    # PostgreSQL: a pipeline enclosing the transaction (odum_live.sql.pipelined_transaction) — the
+    # locked read and the open children go in one round trip, the receipt and the COMMIT in one more.
+    with pipelined_transaction():
         locked = _LOCKED_FOR_COMMAND.send(pk)
         open_children = _OPEN_CHILDREN.send(pk)
-        order = locked.one()
+        order = _awaiting(locked.one(), pk, CANCEL, worker)
         if order is None:
-            logger.error("venue %s command for unknown order %s ignored (worker %s)", CANCEL, pk, worker)
-            return None
-        if order.status != _EXPECTED[CANCEL]:
-            _ignore(order, CANCEL, worker)
             return None
         children = tuple(child.client_order_id for child in open_children.all())
         send_insert([OrderEvent(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,

@@ -253,15 +253,9 @@ def order_apply_venue_event(*, event: VenueEvent,
         if result is not None:
             _publish_on_commit(touched, publish)  # committed: runs at once
             return result
-    if event.kind == K.CHILD_CREATED or one_statement:
+    if event.kind == K.CHILD_CREATED:
         with transaction.atomic():
-            if one_statement and (accepted := _accept_in_one_statement(event, touched)) is not None:
-                result = accepted
-            elif event.kind == K.CHILD_CREATED:
-                result = _apply_child_created(event, touched)
-            else:
-                order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
-                result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
+            result = _apply_child_created(event, touched)
             _publish_on_commit(touched, publish)
         return result
     # A fill or a status event. PostgreSQL: a pipeline (odum_live.sql.pipeline) — the reads go in
@@ -272,6 +266,8 @@ def order_apply_venue_event(*, event: VenueEvent,
     with pipelined_transaction() as after_commit, pipeline():
         if event.kind == K.FILLED:
             result = _apply_fill_event(event, touched)
+        elif one_statement and (accepted := _accept_in_one_statement(event, touched)) is not None:
+            result = accepted  # inside a caller's transaction (the one-statement form read its own result)
         else:
             order = _LOCKED_BY_CLIENT_ORDER_ID.one(event.client_order_id)
             result = _misrouted(order, event, touched) or _apply_status(order, event, touched)
