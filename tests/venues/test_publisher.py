@@ -217,14 +217,21 @@ def mark_of(position: Position) -> tuple[Decimal | None, datetime | None]:
     return position.mark_price, position.marked_at
 
 
+def publisher_marked_at_t0() -> tuple[MarketDataPublisher, FakeClock]:
+    """A publisher (mark interval 1 s, on a fake clock at t = 0) that has published and marked one
+    spot quote (bid 40000.00, ask 40000.02, at T0)."""
+    clock = FakeClock()
+    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
+    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
+    publisher.publish_pending()
+    return publisher, clock
+
+
 @pytest.mark.django_db
 def test_publisher_marks_a_listing_at_most_once_per_mark_interval(store, open_positions):
     # Arrange
     spot, perp = open_positions
-    clock = FakeClock()
-    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
-    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
-    publisher.publish_pending()  # marks the spot listing at t = 0
+    publisher, clock = publisher_marked_at_t0()
     first_mark = mark_of(spot)
 
     # Act
@@ -245,10 +252,7 @@ def test_publisher_marks_a_listing_at_most_once_per_mark_interval(store, open_po
 def test_publisher_marks_again_with_the_latest_mid_once_the_mark_interval_has_passed(store, open_positions):
     # Arrange
     spot, _ = open_positions
-    clock = FakeClock()
-    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
-    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
-    publisher.publish_pending()  # marks at t = 0
+    publisher, clock = publisher_marked_at_t0()
     clock.advance(0.5)
     publisher.on_quote(SPOT, quote(SPOT_ID, "40100.00", "40100.02", T0_NS + 500 * MS))
     publisher.publish_pending()  # within the interval: published, not marked
@@ -271,10 +275,7 @@ def test_publisher_marks_a_quote_skipped_by_the_mark_bound_once_the_interval_has
         store, open_positions):
     # Arrange: a mark at t = 0, then a last quote at t = 0.5 (within the interval: not marked then)
     spot, _perp = open_positions
-    clock = FakeClock()
-    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
-    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
-    publisher.publish_pending()
+    publisher, clock = publisher_marked_at_t0()
     clock.advance(0.5)
     publisher.on_quote(SPOT, quote(SPOT_ID, "40200.00", "40200.02", T0_NS + 500 * MS))
     publisher.publish_pending()

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand
 
 from venues.models import Venue
 
+
 def _data_dir_line(venue: Venue) -> str:
     from venues.node.config import DEFAULT_REPLAY_DATA_DIR, replay_data_dir  # the node plan's own resolution
 
