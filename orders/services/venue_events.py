@@ -189,7 +189,9 @@ def order_apply_venue_event(*, event: VenueEvent,
       time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. An ACCEPTED that
       arrives while a cancel is pending keeps PENDING_CANCEL (only a CANCEL_REJECTED returns
       the order to ACCEPTED / PARTIALLY_FILLED); a CANCEL_REJECTED for an order not pending a
-      cancel is recorded with its status unchanged.
+      cancel is recorded with its status unchanged. The first ACCEPTED of a PARTIALLY_FILLED order
+      (an algorithm's primary sent as its last slice after its children filled) is recorded too:
+      ``accepted_at`` and the venue's order id taken, the status unchanged.
     - **Illegal, late or duplicate transitions** are not applied: an IGNORED ``OrderEvent`` names
       the refusal (``reason``; the venue's reason, if any, in ``venue_reason``); the order never
       moves backwards.
@@ -323,6 +325,13 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
     elif event.kind == K.ACCEPTED and before == S.PENDING_CANCEL:
         # The venue acknowledged the order after we asked to cancel it: the cancel is still pending.
         detail = "accepted while a cancel is pending: status unchanged"
+        target = before
+    elif event.kind == K.ACCEPTED and before == S.PARTIALLY_FILLED and order.accepted_at is None:
+        # The venue's first acknowledgement of an order that already has fills: an algorithm's
+        # primary sent as its last slice (its children's fills made it PARTIALLY_FILLED), or an
+        # acknowledgement that arrived after the order's first fill. It is news (accepted_at, the
+        # venue's order id), not a late duplicate; the status stays. A second one is ignored.
+        detail = f"accepted with {order.filled_quantity} of {order.quantity} already filled: status unchanged"
         target = before
     elif event.kind == K.REJECTED and order.filled_quantity > 0 and _refuse(order, S.REJECTED) \
             and not _refuse(order, S.CANCELED):

@@ -237,6 +237,31 @@ def test_apply_accepted_while_pending_cancel_keeps_the_cancel_pending(order):
     assert result.applied and order.status == S.PENDING_CANCEL and order.accepted_at == T0
 
 
+def test_apply_first_accepted_of_a_partly_filled_algorithm_primary_is_recorded_not_ignored(listing, strategy):
+    # Arrange: an ICEBERG parent whose first slice (a child) filled; the algorithm then sends the
+    # primary itself as the last slice, and the venue acknowledges it.
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, quantity=Decimal("0.03"), exec_algorithm="ICEBERG",
+                          exec_algorithm_params={"display_qty": "0.01"})
+    e1 = Order.objects.get(pk=order_apply_venue_event(event=_child_created(parent, 1)).order_id)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+
+    # Act
+    first = order_apply_venue_event(event=ev(K.ACCEPTED, parent, seconds=3, venue_order_id="V7"))
+    second = order_apply_venue_event(event=ev(K.ACCEPTED, parent, seconds=4, venue_order_id="V7"))
+
+    # Assert: the acknowledgement is on record with its time and the venue's id; the status stays;
+    # a repeat of it is a duplicate.
+    parent.refresh_from_db()
+    assert first.applied and "0.01" in first.reason and "status unchanged" in first.reason
+    assert parent.status == S.PARTIALLY_FILLED and parent.filled_quantity == Decimal("0.01")
+    assert (parent.accepted_at, parent.venue_order_id) == (T0 + timedelta(seconds=3), "V7")
+    accepted, ignored = parent.events.order_by("id")[len(types(parent)) - 2:]
+    assert (accepted.type, accepted.status_before, accepted.status_after) == (
+        OrderEvent.Type.ACCEPTED, S.PARTIALLY_FILLED, S.PARTIALLY_FILLED)
+    assert accepted.payload["detail"] == first.reason
+    assert not second.applied and ignored.type == OrderEvent.Type.IGNORED
+
+
 def test_apply_partial_fill_then_cancel_rejected_returns_to_partially_filled(order):
     # Arrange: a cancel is pending when a partial fill arrives.
     Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)

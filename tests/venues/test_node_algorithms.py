@@ -162,6 +162,10 @@ def test_node_iceberg_shows_display_qty_at_a_time_and_refills_until_the_parent_f
     for previous, following in zip(children, children[1:], strict=False):
         last_fill = max(f.ts_event for f in Fill.objects.filter(order=previous))
         assert following.submitted_at is not None and following.submitted_at >= last_fill
+    # The primary's own acknowledgement, as the last slice, is on its timeline as such, not ignored.
+    assert not OrderEvent.objects.filter(order=parent, type="IGNORED").exists()
+    assert OrderEvent.objects.get(order=parent, type="ACCEPTED").status_before == "PARTIALLY_FILLED"
+    assert parent.accepted_at is not None
 
 
 def test_node_vwap_parent_cancel_cancels_its_resting_children_and_stops_slicing(node, listing, recorded_quotes):
