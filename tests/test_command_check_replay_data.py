@@ -40,8 +40,11 @@ def test_check_replay_data_without_the_data_names_the_paths_venues_consequence_a
         assert f"  {venue}: config['replay']['data_dir'] = '../shared/data' -> {data_dir} (no such directory)\n" in err
     for listing in (SPOT_KEY, PERP_KEY):
         assert f"    - {listing}: replay data unavailable: " in err
-    assert err.count("replay file not found") == 2
+    # Every missing file is named, the spot listing's two (quotes and trades) in one line.
+    assert err.count("replay file not found") == 3
+    assert "2 replay files not found: " in err
     assert str(data_dir / "market" / "binance_spot_btcusdt_quotes_2021-01-08.parquet") in err
+    assert str(data_dir / "market" / "binance_spot_btcusdt_trades_2021-01-08.parquet") in err
     assert str(data_dir / "market" / "btc_perp_1m_bars_2022-01.csv") in err
     assert "pre-trade risk DENIES their orders" in err and "/status (logged in) shows the venue red" in err
     assert "config['replay']['data_dir']" in err.split("Fix:", 1)[1]

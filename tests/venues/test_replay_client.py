@@ -42,7 +42,7 @@ from venues.replay.client import (
     to_quantity,
     trade_tick_from_record,
 )
-from venues.replay.errors import ReplayDataError
+from venues.replay.errors import ReplayDataError, ReplayFileNotFound
 from venues.replay.records import BarRecord, BookDeltaRecord, BookRecord, QuoteRecord, TradeRecord
 from venues.replay.sources import load_source
 
@@ -359,6 +359,9 @@ def test_replay_sources_for_venue_returns_each_listings_sources():
     ({"data_dir": "shared/data", "instruments": {PERP: ["market/x.csv"]}}, ReplayDataError, "must be a mapping"),
     ({"data_dir": "shared/data", "instruments": {PERP: [{**BARS, "path": "market/nope.csv"}]}},
      ReplayDataError, "replay file not found"),
+    ({"data_dir": "shared/data", "instruments": {PERP: [{**BOOK25, "path": "market/gone.csv"},
+                                                         {**BARS, "path": "market/nope.csv"}]}},
+     ReplayFileNotFound, r"2 replay files not found: .*market/gone\.csv.*; .*market/nope\.csv"),
     ({"data_dir": "shared/data", "instruments": {PERP: [BOOK25, BOOK25]}}, ValueError, "2 book sources"),
 ])
 def test_replay_sources_for_venue_refuses_configs_not_in_the_client_shape(replay, error, message):

@@ -140,7 +140,7 @@ from nautilus_trader.model.objects import Currency, Price, Quantity
 from venues.replay.clock import ReplaySchedule
 from venues.replay.errors import ReplayDataError
 from venues.replay.records import BarRecord, BookDeltaRecord, BookRecord, QuoteRecord, TradeRecord
-from venues.replay.sources import KINDS, PRECISION_OPTIONS, LocalBook, ReplaySource, parse_source
+from venues.replay.sources import KINDS, PRECISION_OPTIONS, LocalBook, ReplaySource, parse_sources
 
 SUPPORTED_KINDS = KINDS  # quotes, trades, book, bars
 _AGGRESSOR = {"BUY": AggressorSide.BUYER, "SELL": AggressorSide.SELLER, None: AggressorSide.NO_AGGRESSOR}
@@ -556,13 +556,13 @@ def resolve_sources(config: ReplayDataClientConfig) -> list[ReplaySource]:
         No sources, an unsupported kind, a source precision finer than the instrument's, more
         than one book source, two bars sources of one interval.
     ReplayDataError
-        As :func:`~venues.replay.sources.parse_source` (unknown format, missing file, ...).
+        As :func:`~venues.replay.sources.parse_sources` (unknown format, every missing file, ...).
     """
     if not config.sources:
         raise ValueError("ReplayDataClientConfig.sources is empty: nothing to replay")
     instrument = {"price_precision": config.instrument.price_precision,
                   "size_precision": config.instrument.size_precision}
-    resolved = []
+    prepared = []
     for spec in config.sources:
         spec = dict(spec)
         if spec.get("kind") not in SUPPORTED_KINDS:
@@ -577,7 +577,8 @@ def resolve_sources(config: ReplayDataClientConfig) -> list[ReplaySource]:
             if isinstance(value, int) and not isinstance(value, bool) and value > instrument[key]:
                 raise ValueError(f"replay source {spec!r}: {key}={value} is finer than the instrument's "
                                  f"{instrument[key]}; its values could not be published")
-        resolved.append(parse_source(spec, Path(config.data_dir)))
+        prepared.append(spec)
+    resolved = parse_sources(prepared, Path(config.data_dir))
     _check_source_set(resolved)
     return resolved
 
@@ -621,8 +622,8 @@ def replay_sources_for_venue(
         No ``replay`` block, a key that is not one of the above (e.g. the per-file ``quotes`` /
         ``depth_snapshot`` / ``bars_1m`` keys: give them as source entries under
         ``instruments``), no ``data_dir``, no or empty ``instruments``, a listing without source
-        entries, an entry that is not a mapping, an invalid entry or a missing file (as
-        :func:`~venues.replay.sources.parse_source`).
+        entries, an entry that is not a mapping, an invalid entry, or missing files (every one of
+        the listing at once, as :func:`~venues.replay.sources.parse_sources`).
     ValueError
         A listing with more than one book source, or two bars sources of one interval.
     """
@@ -648,12 +649,10 @@ def replay_sources_for_venue(
     for key, specs in instruments.items():
         if not isinstance(specs, list | tuple) or not specs:
             raise ReplayDataError(f"instruments[{key!r}] needs a non-empty list of sources", field="instruments")
-        parsed = []
         for i, spec in enumerate(specs):
             if not isinstance(spec, Mapping):
                 raise ReplayDataError(f"instruments[{key!r}][{i}] must be a mapping, got {spec!r}", field="instruments")
-            parsed.append(parse_source(spec, base_dir))
-        _check_source_set(parsed)
+        _check_source_set(parse_sources(specs, base_dir))
         result[key] = tuple(dict(spec) for spec in specs)
     return result
 

@@ -43,3 +43,11 @@ class ReplayDataError(Exception):
             parts.append(f"field {field!r}")
         prefix = ": ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ReplayFileNotFound(ReplayDataError):
+    """A replay source names a file that is not there (``path``: where it looked, absolute).
+
+    :func:`venues.replay.sources.parse_sources` raises one for every missing file of a listing at
+    once (then ``path`` is None and the message names each), so an operator fixes them in one go.
+    """

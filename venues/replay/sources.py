@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from venues.marketdata import BookLevel
-from venues.replay.errors import ReplayDataError
+from venues.replay.errors import ReplayDataError, ReplayFileNotFound
 from venues.replay.records import (
     BarRecord,
     BookDeltaRecord,
@@ -984,6 +984,43 @@ class ReplaySource:
         return FORMATS[self.format].reader(self.path, **kwargs)
 
 
+def parse_sources(specs: Iterable[Mapping[str, Any]], base_dir: Path) -> list[ReplaySource]:
+    """:func:`parse_source` of each entry of one listing, every missing file reported at once.
+
+    Parameters
+    ----------
+    specs : Iterable[Mapping]
+        The listing's source entries, as :func:`parse_source` takes them.
+    base_dir : Path
+        As :func:`parse_source`.
+
+    Returns
+    -------
+    list[ReplaySource]
+        In the order of ``specs``.
+
+    Raises
+    ------
+    ReplayDataError
+        The first entry that is invalid (as :func:`parse_source`).
+    ReplayFileNotFound
+        Otherwise, when files are missing: the one missing file's error, or one error naming
+        every missing file (an operator then fixes them all in one go, not one per attempt).
+    """
+    parsed: list[ReplaySource] = []
+    missing: list[ReplayFileNotFound] = []
+    for spec in specs:
+        try:
+            parsed.append(parse_source(spec, base_dir))
+        except ReplayFileNotFound as exc:
+            missing.append(exc)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise ReplayFileNotFound(f"{len(missing)} replay files not found: " + "; ".join(str(e) for e in missing))
+    return parsed
+
+
 def parse_source(spec: Mapping[str, Any], base_dir: Path) -> ReplaySource:
     """Validate one venue-config entry and resolve its paths.
 
@@ -1030,7 +1067,7 @@ def parse_source(spec: Mapping[str, Any], base_dir: Path) -> ReplaySource:
         candidate = Path(raw)
         resolved = (candidate if candidate.is_absolute() else Path(base_dir) / candidate).resolve()
         if not resolved.is_file():
-            raise ReplayDataError(
+            raise ReplayFileNotFound(
                 f"replay file not found: {key}={str(raw)!r} (looked at {resolved}, base dir {Path(base_dir).resolve()})",
                 path=resolved, field=key,
             )
