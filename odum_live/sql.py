@@ -461,10 +461,16 @@ def in_pipeline(*, using: str = DEFAULT_DB_ALIAS) -> bool:
 def pipeline(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
     """Run the block in psycopg pipeline mode on PostgreSQL; yield whether it is pipelined.
 
-    Enclosing ``transaction.atomic()`` in it sends the BEGIN with the first statement and the COMMIT
-    with the last statements sent (one round trip for both); entered inside a transaction it
-    pipelines that part of it, and its end reads every result still pending. Elsewhere (another
-    database; already in a pipeline) it does nothing and yields False or True respectively.
+    Enclosing ``transaction.atomic()`` in it sends the COMMIT with the last statements sent (one
+    round trip for both); entered inside a transaction it pipelines that part of it, and its end
+    reads every result still pending. Elsewhere (another database; already in a pipeline) it does
+    nothing and yields False or True respectively.
+
+    What psycopg (3.3) syncs on its own, seen with ``strace`` on a pipelined transaction of one
+    read: the switch of autocommit off and back on (each reads the transaction status: a round trip
+    in a pipeline), the BEGIN (sent and synced before the first statement), and the pipeline's end
+    — six round trips in all where the reads and the COMMIT need two. Each costs ~0.05 ms on a warm
+    connection (bench/RESULTS.md, session 12).
 
     Inside, a statement's row count is known only after a read or the pipeline's end: write with
     :func:`send_update` / :func:`send_insert` / :func:`send_statement`, never with ``Model.save``
@@ -487,12 +493,12 @@ def pipelined_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
     """A transaction of the default database; yields how to run work after its commit.
 
     On PostgreSQL, outside a caller's transaction, a pipeline encloses it (:func:`pipeline`): its
-    BEGIN goes with the first statement and its COMMIT in the round trip of its last writes instead
-    of one of its own; an error of a write (e.g. a unique violation) comes up at that COMMIT, the
-    transaction rolled back whole. The work given to the yielded function runs once the pipeline
-    has ended, in the order given, as ``transaction.on_commit`` would run it after the outermost
-    block: not at all when the block fails. Elsewhere (another database, or inside a caller's
-    transaction) it is ``transaction.atomic()`` with ``transaction.on_commit``.
+    COMMIT goes in the round trip of its last writes instead of one of its own (psycopg syncs its
+    BEGIN on its own: see :func:`pipeline`); an error of a write (e.g. a unique violation) comes up
+    at that COMMIT, the transaction rolled back whole. The work given to the yielded function runs
+    once the pipeline has ended, in the order given, as ``transaction.on_commit`` would run it after
+    the outermost block: not at all when the block fails. Elsewhere (another database, or inside a
+    caller's transaction) it is ``transaction.atomic()`` with ``transaction.on_commit``.
     """
     connection = transaction.get_connection()
     if connection.vendor != "postgresql" or connection.in_atomic_block:

@@ -82,7 +82,8 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
     """
     checks: list = []
     # PostgreSQL: a pipeline encloses the transaction (odum_live.sql.pipelined_transaction) — the
-    # locked read is one round trip (with the BEGIN), the writes go with the COMMIT in one more.
+    # locked read is one round trip, the writes go with the COMMIT in one more (besides psycopg's
+    # own syncs: the BEGIN, the autocommit switches, the pipeline's end; odum_live.sql.pipeline).
     with pipelined_transaction() as after_commit:
         locked = _LOCKED.one(order.pk)
         if locked is None:

@@ -180,7 +180,8 @@ def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: 
     # read at once (the risk engine's lock, the order INSERT) travels with the next one that is
     # read: the submit transaction costs six round trips (BEGIN, which psycopg syncs on its own;
     # limits + listings; lock + repeated-order count + exposure; velocity; open exposure + order +
-    # events; COMMIT) instead of eleven. Each statement still runs after the one before it, with
+    # events; COMMIT) instead of eleven, besides psycopg's own syncs of the autocommit switches and
+    # the pipeline's end (odum_live.sql.pipeline). Each statement still runs after the one before it, with
     # its own snapshot (READ COMMITTED): a read sent with a lock sees what the lock waited for.
     # Errors come up at the next read, or when the pipeline ends (a duplicate operation_id: the
     # IntegrityError in order_submit), as Django's exceptions.
