@@ -466,11 +466,12 @@ def pipeline(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[bool]:
     reads every result still pending. Elsewhere (another database; already in a pipeline) it does
     nothing and yields False or True respectively.
 
-    What psycopg (3.3) syncs on its own, seen with ``strace`` on a pipelined transaction of one
-    read: the switch of autocommit off and back on (each reads the transaction status: a round trip
-    in a pipeline), the BEGIN (sent and synced before the first statement), and the pipeline's end
-    — six round trips in all where the reads and the COMMIT need two. Each costs ~0.05 ms on a warm
-    connection (bench/RESULTS.md, session 12).
+    What psycopg (3.3) syncs on its own, seen in libpq's trace of a pipelined transaction of one
+    read (tests/odum_live/test_sql.py): the switch of autocommit off and back on (each reads the
+    transaction status: a round trip in a pipeline), the BEGIN (sent and synced before the first
+    statement), and the pipeline's end — six round trips in all where the read and the COMMIT need
+    two. Switching autocommit outside the pipeline saves two (~0.15 ms warm, one process) but showed
+    no gain in the benchmarks' alternating runs and was not kept (bench/RESULTS.md, session 12).
 
     Inside, a statement's row count is known only after a read or the pipeline's end: write with
     :func:`send_update` / :func:`send_insert` / :func:`send_statement`, never with ``Model.save``
@@ -497,8 +498,10 @@ def pipelined_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
     BEGIN on its own: see :func:`pipeline`); an error of a write (e.g. a unique violation) comes up
     at that COMMIT, the transaction rolled back whole. The work given to the yielded function runs
     once the pipeline has ended, in the order given, as ``transaction.on_commit`` would run it after
-    the outermost block: not at all when the block fails. Elsewhere (another database, or inside a
-    caller's transaction) it is ``transaction.atomic()`` with ``transaction.on_commit``.
+    the outermost block: not at all when the block fails, nor when a failed inner
+    ``atomic(savepoint=False)`` left the transaction to be rolled back (which Django's outermost
+    ``atomic`` then does without an exception). Elsewhere (another database, or inside a caller's
+    transaction) it is ``transaction.atomic()`` with ``transaction.on_commit``.
     """
     connection = transaction.get_connection()
     if connection.vendor != "postgresql" or connection.in_atomic_block:
@@ -506,7 +509,12 @@ def pipelined_transaction() -> Iterator[Callable[[Callable[[], None]], None]]:
             yield transaction.on_commit
         return
     after: list[Callable[[], None]] = []
+    committed: list[bool] = []
     with pipeline(), transaction.atomic():
+        # Set by the COMMIT only: a transaction that a failed inner ``atomic(savepoint=False)`` left
+        # to be rolled back ends without an exception (Django's rule), and its work must not run.
+        transaction.on_commit(lambda: committed.append(True))
         yield after.append
-    for callback in after:
-        callback()
+    if committed:
+        for callback in after:
+            callback()

@@ -1,5 +1,7 @@
 """odum_live.sql: querysets compiled once, statements sent now and read later, psycopg pipelines."""
 
+import tempfile
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -14,6 +16,7 @@ from odum_live.sql import (
     instances_from_rows,
     next_id,
     pipeline,
+    pipelined_transaction,
     send_insert,
     send_update,
 )
@@ -219,6 +222,121 @@ def test_kept_cursors_follow_a_new_connection():
 
     # Assert
     assert again.pk == order.pk
+
+
+@contextmanager
+def _frontend_messages():
+    """Collect the protocol messages this connection sends (libpq's trace), e.g. ``["Parse", "Sync"]``."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            for line in trace.read().splitlines():
+                fields = line.split("\t")
+                if len(fields) > 3 and fields[1] == "F":
+                    sent.append(fields[3].split(" ")[0] if fields[3] != "Parse" else fields[4].split('"')[3])
+
+
+def _round_trips(messages: list[str]) -> int:
+    # A Sync, or a Flush after a statement, sends what is queued and waits for its results: one
+    # round trip each (psycopg may send a lone Flush after the pipeline's last Sync; nothing answers it).
+    return sum(m == "Sync" or (m == "Flush" and before == "Execute") for before, m in zip(["", *messages], messages))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_transaction_commits_with_its_writes_then_runs_its_callbacks():
+    # Arrange
+    order = OrderFactory(status="SUBMITTED")
+    locked = CompiledQuery(lambda pk: Order.objects.select_for_update().filter(pk=pk), markers=(order.pk,))
+    ran: list[tuple] = []
+
+    # Act: a locked read, a write, work for after the commit registered both ways
+    with _frontend_messages() as sent:
+        with pipelined_transaction() as after_commit:
+            seen = locked.one(order.pk)
+            seen.status = "ACCEPTED"
+            send_update(seen, ["status"])
+            transaction.on_commit(lambda: ran.append(("on_commit", connection.get_autocommit())))
+            after_commit(lambda: ran.append(("after", connection.get_autocommit(), in_pipeline())))
+
+    # Assert: the COMMIT went in one round trip with the write; psycopg's own syncs besides (its
+    # BEGIN, the autocommit switches, the pipeline's end: odum_live.sql.pipeline) make six in all.
+    assert _round_trips(sent) == 6, str([m for m in sent if m not in ("Bind", "Describe", "Execute")])
+    commit = sent.index("COMMIT")
+    assert sent[commit - 1] != "Sync" and "Sync" in sent[commit:commit + 5]  # the COMMIT went with the write
+    assert ran == [("on_commit", True), ("after", True, False)]
+    assert Order.objects.get(pk=order.pk).status == "ACCEPTED"
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_transaction_error_at_its_commit_keeps_nothing_and_runs_no_callbacks():
+    # Arrange: a fill whose (venue, trade id) is taken, sent after a change of the order
+    order = OrderFactory(status="SUBMITTED")
+    FillFactory(order=order, venue="BINANCE-SPOT", venue_trade_id="T1")
+    duplicate = Fill(order=order, venue="BINANCE-SPOT", venue_trade_id="T1", price=Decimal("1"),
+                     quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT", liquidity="TAKER",
+                     ts_event=order.created_at)
+    ran: list[str] = []
+
+    # Act
+    with pytest.raises(IntegrityError), pipelined_transaction() as after_commit:
+        order.status = "ACCEPTED"
+        send_update(order, ["status"])
+        send_insert([duplicate], read_ids=False)
+        transaction.on_commit(lambda: ran.append("on_commit"))
+        after_commit(lambda: ran.append("after"))
+
+    # Assert: rolled back whole; the connection is usable and back in autocommit
+    assert ran == []
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    assert Fill.objects.filter(order=order).count() == 1
+    assert connection.get_autocommit() and not connection.in_atomic_block and not in_pipeline()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_transaction_exception_in_its_block_rolls_back_and_is_raised():
+    order = OrderFactory(status="SUBMITTED")
+    ran: list[str] = []
+
+    with pytest.raises(ValueError, match="refused"), pipelined_transaction() as after_commit:
+        order.status = "ACCEPTED"
+        send_update(order, ["status"])
+        after_commit(lambda: ran.append("after"))
+        raise ValueError("refused")
+
+    assert ran == []
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    assert connection.get_autocommit() and not connection.in_atomic_block and not in_pipeline()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pipelined_transaction_left_to_be_rolled_back_by_an_inner_block_commits_nothing():
+    # A failed inner atomic without a savepoint marks the transaction for rollback (Django's rule):
+    # the block's end then rolls it back, as Django's outermost atomic does, and runs no callbacks.
+    order = OrderFactory(status="SUBMITTED")
+    ran: list[str] = []
+
+    with pipelined_transaction() as after_commit:
+        order.status = "ACCEPTED"
+        send_update(order, ["status"])
+        after_commit(lambda: ran.append("after"))
+        with pytest.raises(ValueError), transaction.atomic(savepoint=False):
+            raise ValueError("inner")
+
+    assert ran == []
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    assert connection.get_autocommit() and not connection.in_atomic_block
 
 
 def test_pipeline_elsewhere_than_postgresql_yields_false():
