@@ -164,14 +164,20 @@ def test_pipeline_statements_run_in_order_and_a_read_sees_the_writes_sent_before
     assert isinstance(fill_id, int) and fill_id > 0
 
 
-@pytest.mark.postgres
-def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_kept():
-    # Arrange: a fill whose (venue, trade id) is taken, sent after a status change of the order
+def _order_with_a_taken_trade_id() -> tuple[Order, Fill]:
+    # A SUBMITTED order with a stored fill T1, and an unsaved second fill with the same (venue, trade id).
     order = OrderFactory(status="SUBMITTED")
     FillFactory(order=order, venue="BINANCE-SPOT", venue_trade_id="T1")
     duplicate = Fill(order=order, venue="BINANCE-SPOT", venue_trade_id="T1", price=Decimal("1"),
                      quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT", liquidity="TAKER",
                      ts_event=order.created_at)
+    return order, duplicate
+
+
+@pytest.mark.postgres
+def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_kept():
+    # Arrange: a fill whose (venue, trade id) is taken, sent after a status change of the order
+    order, duplicate = _order_with_a_taken_trade_id()
 
     # Act
     with pytest.raises(IntegrityError), transaction.atomic(), pipeline():
@@ -249,6 +255,19 @@ def _round_trips(messages: list[str]) -> int:
     return sum(m == "Sync" or (m == "Flush" and before == "Execute") for before, m in zip(["", *messages], messages))
 
 
+def _accept_and_ask_for_after_commit(order: Order, after_commit, ran: list) -> None:
+    # The order's change sent in the pipeline, and work for after the commit that records it ran.
+    order.status = "ACCEPTED"
+    send_update(order, ["status"])
+    after_commit(lambda: ran.append("after"))
+
+
+def _assert_nothing_committed(order: Order, ran: list) -> None:
+    assert ran == []
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    assert connection.get_autocommit() and not connection.in_atomic_block and not in_pipeline()
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_pipelined_transaction_commits_with_its_writes_then_runs_its_callbacks():
@@ -280,26 +299,18 @@ def test_pipelined_transaction_commits_with_its_writes_then_runs_its_callbacks()
 @pytest.mark.django_db(transaction=True)
 def test_pipelined_transaction_error_at_its_commit_keeps_nothing_and_runs_no_callbacks():
     # Arrange: a fill whose (venue, trade id) is taken, sent after a change of the order
-    order = OrderFactory(status="SUBMITTED")
-    FillFactory(order=order, venue="BINANCE-SPOT", venue_trade_id="T1")
-    duplicate = Fill(order=order, venue="BINANCE-SPOT", venue_trade_id="T1", price=Decimal("1"),
-                     quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT", liquidity="TAKER",
-                     ts_event=order.created_at)
+    order, duplicate = _order_with_a_taken_trade_id()
     ran: list[str] = []
 
     # Act
     with pytest.raises(IntegrityError), pipelined_transaction() as after_commit:
-        order.status = "ACCEPTED"
-        send_update(order, ["status"])
+        _accept_and_ask_for_after_commit(order, after_commit, ran)
         send_insert([duplicate], read_ids=False)
         transaction.on_commit(lambda: ran.append("on_commit"))
-        after_commit(lambda: ran.append("after"))
 
     # Assert: rolled back whole; the connection is usable and back in autocommit
-    assert ran == []
-    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
+    _assert_nothing_committed(order, ran)
     assert Fill.objects.filter(order=order).count() == 1
-    assert connection.get_autocommit() and not connection.in_atomic_block and not in_pipeline()
 
 
 @pytest.mark.postgres
@@ -309,14 +320,10 @@ def test_pipelined_transaction_exception_in_its_block_rolls_back_and_is_raised()
     ran: list[str] = []
 
     with pytest.raises(ValueError, match="refused"), pipelined_transaction() as after_commit:
-        order.status = "ACCEPTED"
-        send_update(order, ["status"])
-        after_commit(lambda: ran.append("after"))
+        _accept_and_ask_for_after_commit(order, after_commit, ran)
         raise ValueError("refused")
 
-    assert ran == []
-    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
-    assert connection.get_autocommit() and not connection.in_atomic_block and not in_pipeline()
+    _assert_nothing_committed(order, ran)
 
 
 @pytest.mark.postgres
@@ -328,15 +335,11 @@ def test_pipelined_transaction_left_to_be_rolled_back_by_an_inner_block_commits_
     ran: list[str] = []
 
     with pipelined_transaction() as after_commit:
-        order.status = "ACCEPTED"
-        send_update(order, ["status"])
-        after_commit(lambda: ran.append("after"))
+        _accept_and_ask_for_after_commit(order, after_commit, ran)
         with pytest.raises(ValueError), transaction.atomic(savepoint=False):
             raise ValueError("inner")
 
-    assert ran == []
-    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
-    assert connection.get_autocommit() and not connection.in_atomic_block
+    _assert_nothing_committed(order, ran)
 
 
 def test_pipeline_elsewhere_than_postgresql_yields_false():
