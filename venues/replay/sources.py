@@ -1044,7 +1044,8 @@ def parse_source(spec: Mapping[str, Any], base_dir: Path) -> ReplaySource:
     ------
     ReplayDataError
         Unknown format or kind, a kind that does not match the format, an unknown or invalid
-        option, a missing file (the message names the configured path and where it looked).
+        option; for a missing file its subclass :class:`~venues.replay.errors.ReplayFileNotFound`
+        (the message names the configured path and where it looked).
     """
     def fail(message: str, key: str) -> ReplayDataError:
         return ReplayDataError(f"replay source {dict(spec)!r}: {message}", field=key)
