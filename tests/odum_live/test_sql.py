@@ -232,7 +232,8 @@ def test_kept_cursors_follow_a_new_connection():
 
 @contextmanager
 def _frontend_messages():
-    """Collect the protocol messages this connection sends (libpq's trace), e.g. ``["Parse", "Sync"]``."""
+    """Collect the protocol messages this connection sends (libpq's trace): each message's name, a
+    Parse as the first word of its statement instead, e.g. ``["BEGIN", "Bind", "Describe", "Execute", "Sync"]``."""
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
     sent: list[str] = []
@@ -244,9 +245,11 @@ def _frontend_messages():
             pgconn.untrace()
             trace.seek(0)
             for line in trace.read().splitlines():
+                # timestamp, F (frontend) or B (backend), length, message name, its fields
                 fields = line.split("\t")
                 if len(fields) > 3 and fields[1] == "F":
-                    sent.append(fields[3].split(" ")[0] if fields[3] != "Parse" else fields[4].split('"')[3])
+                    # A Parse's fields: "<statement name>" "<query>" …: its query's first word.
+                    sent.append(fields[4].split('"')[3].split()[0] if fields[3] == "Parse" else fields[3])
 
 
 def _round_trips(messages: list[str]) -> int:

@@ -102,4 +102,5 @@ def test_order_cancel_on_postgresql_locks_reads_once_writes_with_the_commit_then
     assert (event.type, event.status_before, event.status_after, event.actor) == (
         "CANCEL_REQUESTED", "ACCEPTED", "PENDING_CANCEL", "alice")
     # the venue command first, then the order stream
-    assert after == [("dispatch", {"order_id": order.pk, "attempt": "initial"}), ("publish", {order.pk: order.strategy_id})]
+    assert after == [("dispatch", {"order_id": order.pk, "attempt": "initial"}),
+                     ("publish", {order.pk: order.strategy_id})]
