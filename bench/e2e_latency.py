@@ -36,7 +36,8 @@ strategy and the journal writer's transaction. No later event touches those rows
 read (a LIMIT order is canceled only after its read; a MARKET order's last event is its fill), which
 the script checks.
 Printed beside it: the same interval split at ``submitted_at`` (the worker's claim), and measured
-from the moment the client had read the 201 instead of from ``created_at``.
+from the moment the client had read the 201 instead of from ``created_at``. Every order of the run,
+its stamps and intervals, goes to ``bench/out/e2e_latency-orders.csv``.
 
 Part 2 — journal writer throughput (``--twaps``, default 60): that many TWAP orders (MARKET,
 ``horizon_secs`` 10, ``interval_secs`` 1: ten slices each, three journal events per slice — child
@@ -202,9 +203,12 @@ def _ms(delta) -> float:
 
 
 def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate: float = 0.0,
-                    cancel_after: int = 0) -> dict:
+                    cancel_after: int = 0, csv_name: str | None = None) -> dict:
     """Send ``bodies`` (``rate`` per second, 0 = back to back), wait for every order's status, return the
     intervals (ms) and the achieved send rate.
+
+    ``csv_name``: also write one row per measured order to ``bench/out/<csv_name>.csv`` (its type,
+    its three stamps as Unix seconds and the intervals in ms), for a closer look at the slowest.
 
     ``cancel_after`` > 0: once that many more orders have been sent after a LIMIT order, the LIMIT
     order's row is read — ACCEPTED, its last event ACCEPTED: its figures are taken from that read —
@@ -260,15 +264,23 @@ def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate:
     out = {"LIMIT": {"total": [], "to_claim": [], "claim_to_persisted": [], "from_201": []},
            "MARKET": {"total": [], "to_claim": [], "claim_to_persisted": [], "from_201": []}}
     wrong = []
+    lines = ["order_id,order_type,created_at,submitted_at,saved_at,total_ms,to_claim_ms,claim_to_saved_ms,"
+             "from_201_ms"]
     for pk, order_type, status, reason, created, submitted, updated, last_event in rows:
         if status != target[order_type] or last_event != target[order_type]:
             wrong.append(f"{pk} {order_type} {status} (last event {last_event}) {reason}")
             continue
         figures = out[order_type]
-        figures["total"].append(_ms(updated - created))
-        figures["to_claim"].append(_ms(submitted - created))
-        figures["claim_to_persisted"].append(_ms(updated - submitted))
-        figures["from_201"].append(_ms(updated - read_at[str(pk)]))
+        intervals = (_ms(updated - created), _ms(submitted - created), _ms(updated - submitted),
+                     _ms(updated - read_at[str(pk)]))
+        for name, value in zip(("total", "to_claim", "claim_to_persisted", "from_201"), intervals):
+            figures[name].append(value)
+        lines.append(f"{pk},{order_type},{created.timestamp():.6f},{submitted.timestamp():.6f},"
+                     f"{updated.timestamp():.6f}," + ",".join(f"{value:.3f}" for value in intervals))
+    if csv_name:
+        path = Path(__file__).resolve().parent / "out" / f"{csv_name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
     not_canceled = Order.objects.filter(pk__in=canceled).exclude(status="CANCELED").count()
     if wrong:
         client.failures.extend(f"wrong final state: {w}" for w in wrong[:20])
@@ -427,7 +439,7 @@ def main() -> int:
             timeout = 120 + args.orders * 0.2
             run_window = CpuWindow()
             latency = measure_latency(client, latency_orders(args.orders, mid, "lat", base=5_000), timeout=timeout,
-                                      rate=args.rate, cancel_after=args.cancel_after)
+                                      rate=args.rate, cancel_after=args.cancel_after, csv_name="e2e_latency-orders")
             run_cpu, run_secs = run_window.close()
             burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000),
                                      timeout=120 + args.burst * 0.5, cancel_after=args.cancel_after)
