@@ -10,8 +10,11 @@
 Facts that widen the drawing (NAUTILUS_NOTES.md): sandbox MARKET orders go SUBMITTED → FILLED with
 no ACCEPTED, so SUBMITTED may move straight to PARTIALLY_FILLED / FILLED; a cancel may be
 requested while SUBMITTED; fills can arrive while PENDING_CANCEL; a rejected cancel returns the
-order to ACCEPTED (nothing filled) or PARTIALLY_FILLED. A ROUTED order not yet handed to a venue
-can be canceled at once. This table is the only place transitions are decided.
+order to where it was — SUBMITTED (the venue never acknowledged it), ACCEPTED, or PARTIALLY_FILLED
+(something filled); an order with a cancel pending and nothing filled may still be REJECTED (the
+venue or the node refusing it before it was working: NautilusTrader's state machine has
+PENDING_CANCEL → REJECTED, nautilus_trader/model/orders/base.pyx). A ROUTED order not yet handed to
+a venue can be canceled at once. This table is the only place transitions are decided.
 """
 
 from enum import StrEnum
@@ -49,21 +52,28 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     ),
     S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}),
-    S.PENDING_CANCEL: frozenset({S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.ACCEPTED}),
+    S.PENDING_CANCEL: frozenset(
+        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.SUBMITTED, S.ACCEPTED, S.REJECTED}
+    ),
     **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 
-#: Progress rank: a legal transition never lowers it. The working statuses share one rank because
-#: a rejected cancel returns PENDING_CANCEL to where it came from.
+#: Progress rank: a legal transition never lowers it. The statuses of an order at a venue share one
+#: rank because a rejected cancel returns PENDING_CANCEL to where it came from (SUBMITTED included).
 PROGRESS_RANK: dict[OrderStatus, int] = {
     S.PENDING: 0,
     S.ROUTED: 1,
     S.SUBMITTED: 2,
-    S.ACCEPTED: 3,
-    S.PARTIALLY_FILLED: 3,
-    S.PENDING_CANCEL: 3,
-    **{status: 4 for status in TERMINAL_STATUSES},
+    S.ACCEPTED: 2,
+    S.PARTIALLY_FILLED: 2,
+    S.PENDING_CANCEL: 2,
+    **{status: 3 for status in TERMINAL_STATUSES},
 }
+
+#: Where PENDING_CANCEL may go only while nothing has filled: back to SUBMITTED or ACCEPTED on a
+#: rejected cancel (with a fill it returns to PARTIALLY_FILLED), or REJECTED (with a fill the rest of
+#: the order is canceled instead: the fills stand).
+_UNFILLED_ONLY_FROM_PENDING_CANCEL = frozenset({S.SUBMITTED, S.ACCEPTED, S.REJECTED})
 
 
 class IllegalTransition(Exception):
@@ -104,8 +114,9 @@ def can_transition(source: str, target: str) -> bool:
 def check_transition(source: str, target: str, *, filled_quantity_positive: bool = False) -> None:
     """Raise :class:`IllegalTransition` unless ``source`` → ``target`` is legal.
 
-    A rejected cancel (PENDING_CANCEL → ACCEPTED) is legal only while nothing has filled; with a
-    fill the order returns to PARTIALLY_FILLED instead.
+    PENDING_CANCEL → SUBMITTED / ACCEPTED (a rejected cancel) and PENDING_CANCEL → REJECTED are
+    legal only while nothing has filled; with a fill a rejected cancel returns the order to
+    PARTIALLY_FILLED instead.
 
     Parameters
     ----------
@@ -123,5 +134,5 @@ def check_transition(source: str, target: str, *, filled_quantity_positive: bool
     """
     if not can_transition(source, target):
         raise IllegalTransition(source, target)
-    if source == S.PENDING_CANCEL and target == S.ACCEPTED and filled_quantity_positive:
+    if source == S.PENDING_CANCEL and target in _UNFILLED_ONLY_FROM_PENDING_CANCEL and filled_quantity_positive:
         raise IllegalTransition(source, target)

@@ -36,12 +36,13 @@ class OrderNotCancelable(Exception):
         The status found under the row lock.
     """
 
-    def __init__(self, *, order_id, status: str):
+    def __init__(self, *, order_id, status: str, why: str = ""):
         self.order_id = order_id
         self.status = status
-        why = "a cancel is already pending" if status == OrderStatus.PENDING_CANCEL else "the order is terminal"
-        if status == OrderStatus.PENDING:
-            why = "the order is still being accepted"
+        if not why:
+            why = "a cancel is already pending" if status == OrderStatus.PENDING_CANCEL else "the order is terminal"
+            if status == OrderStatus.PENDING:
+                why = "the order is still being accepted"
         super().__init__(f"order {order_id} cannot be canceled in status {status}: {why}")
 
 
@@ -51,9 +52,13 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
     Under ``select_for_update`` on the order row:
 
     - ROUTED (the trading worker has not submitted it) → CANCELED now, ``closed_at`` set, CANCELED
-      event, its open quantity released from pre-trade risk's totals (``orders.exposure``). The trading worker moves ROUTED → SUBMITTED under the same row lock *before* it sends
-      anything to a venue, and drops a submit command for a CANCELED order, so nothing reaches the
-      venue.
+      event, its open quantity released from pre-trade risk's totals (``orders.exposure``). The
+      trading worker moves ROUTED → SUBMITTED under the same row lock *before* it sends anything to
+      a venue, and drops a submit command for a CANCELED order, so nothing reaches the venue.
+    - A ROUTED child of an execution algorithm is refused (:class:`OrderNotCancelable`): the node
+      created it and submits it itself, without a claim, so it may already be at the venue;
+      canceling it here would hide a live order. It is SUBMITTED within milliseconds, and the
+      parent's cancel cancels its open children.
     - SUBMITTED / ACCEPTED / PARTIALLY_FILLED → PENDING_CANCEL, CANCEL_REQUESTED event, and after
       commit ``venues.tasks.cancel_order(order_id)`` on queue ``venues`` (the sweeper re-sends it if
       the broker is down). The venue's answer moves it on (CANCELED, or back on a rejected cancel).
@@ -78,7 +83,8 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
     Raises
     ------
     OrderNotCancelable
-        Terminal, PENDING or already PENDING_CANCEL: never a silent success.
+        Terminal, PENDING, already PENDING_CANCEL, or an algorithm's child not yet SUBMITTED: never
+        a silent success.
     """
     checks: list = []
     # PostgreSQL: a pipeline encloses the transaction (odum_live.sql.pipelined_transaction) — the
@@ -91,6 +97,10 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
         before = locked.status
         now = timezone.now()
         payload = {"reason": reason} if reason else {}
+        if before == OrderStatus.ROUTED and locked.parent_id is not None:
+            raise OrderNotCancelable(order_id=locked.id, status=before,
+                                     why="an execution algorithm's slice is submitted by its algorithm, not "
+                                         "dispatched; cancel it once SUBMITTED, or cancel the parent order")
         if before == OrderStatus.ROUTED:
             locked.transition_to(OrderStatus.CANCELED)
             locked.closed_at = now

@@ -186,10 +186,12 @@ def order_apply_venue_event(*, event: VenueEvent,
       log line, ``applied=False``.
     - **SUBMITTED / ACCEPTED / REJECTED / CANCELED / EXPIRED**: the status moves through
       ``Order.transition_to``; ``submitted_at`` / ``accepted_at`` / ``closed_at`` take the event
-      time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. An ACCEPTED that
-      arrives while a cancel is pending keeps PENDING_CANCEL (only a CANCEL_REJECTED returns
-      the order to ACCEPTED / PARTIALLY_FILLED); a CANCEL_REJECTED for an order not pending a
-      cancel is recorded with its status unchanged. The first ACCEPTED of a PARTIALLY_FILLED order
+      time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. A SUBMITTED or
+      ACCEPTED that arrives while a cancel is pending keeps PENDING_CANCEL (only a CANCEL_REJECTED
+      returns the order to where it was: PARTIALLY_FILLED with a fill, else ACCEPTED, or SUBMITTED
+      when the venue never acknowledged it); a REJECTED while a cancel is pending and nothing filled
+      closes the order REJECTED; a CANCEL_REJECTED for an order not pending a cancel is recorded
+      with its status unchanged. The first ACCEPTED of a PARTIALLY_FILLED order
       (an algorithm's primary sent as its last slice after its children filled) is recorded too:
       ``accepted_at`` and the venue's order id taken, the status unchanged.
     - **Illegal, late or duplicate transitions** are not applied: an IGNORED ``OrderEvent`` names
@@ -321,7 +323,18 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
             detail = f"cancel rejected while {before}: status unchanged"
             target = before
         else:
-            target = S.PARTIALLY_FILLED if order.filled_quantity > 0 else S.ACCEPTED
+            # Back to where the order was before the cancel request: SUBMITTED when the venue never
+            # acknowledged it (a later REJECTED or ACCEPTED still applies), as NautilusTrader does.
+            target = S.PARTIALLY_FILLED if order.filled_quantity > 0 else \
+                S.ACCEPTED if order.accepted_at is not None else S.SUBMITTED
+    elif event.kind == K.SUBMITTED and before == S.PENDING_CANCEL:
+        # The venue side's confirmation of an order we asked to cancel meanwhile: the cancel is still
+        # pending (the state machine's PENDING_CANCEL → SUBMITTED is a rejected cancel's only).
+        if order.submitted_at is not None:
+            return _ignore(order, event, touched, reason="late or duplicate event: submitted while a cancel is "
+                                                         "pending")
+        detail = "submission confirmed while a cancel is pending: status unchanged"
+        target = before
     elif event.kind == K.ACCEPTED and before == S.PENDING_CANCEL:
         # The venue acknowledged the order after we asked to cancel it: the cancel is still pending.
         detail = "accepted while a cancel is pending: status unchanged"

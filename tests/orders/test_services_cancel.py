@@ -63,6 +63,20 @@ def test_order_cancel_not_cancelable_status_raises_with_the_status(status):
     assert not OrderEvent.objects.filter(order=order).exists()
 
 
+def test_order_cancel_routed_algorithm_child_is_refused_and_nothing_changes():
+    # Arrange: a TWAP slice the node created (CHILD_CREATED records it ROUTED) and submits itself: no
+    # claim guards it, so it may already be at the venue.
+    parent = OrderFactory(status="ACCEPTED", exec_algorithm="TWAP")
+    child = OrderFactory(status="ROUTED", parent=parent, strategy=parent.strategy)
+
+    # Act / Assert: refused (409 at the API), never canceled locally with a live order at the venue
+    with pytest.raises(OrderNotCancelable) as exc:
+        order_cancel(order=child, actor="alice")
+    assert exc.value.status == "ROUTED" and "cancel the parent order" in str(exc.value)
+    assert Order.objects.get(pk=child.pk).status == "ROUTED"
+    assert not OrderEvent.objects.filter(order=child).exists()
+
+
 def test_order_cancel_uses_the_current_row_not_the_callers_copy():
     # Arrange: the caller holds a stale ROUTED copy; the worker has submitted it meanwhile
     order = OrderFactory(status="ROUTED")

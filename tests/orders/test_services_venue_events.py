@@ -279,6 +279,64 @@ def test_apply_partial_fill_then_cancel_rejected_returns_to_partially_filled(ord
     assert order.events.last().type == OrderEvent.Type.CANCEL_REJECTED
 
 
+@pytest.mark.parametrize("acknowledged", [True, False])
+def test_apply_cancel_rejected_returns_an_unfilled_order_to_where_it_was(order, acknowledged):
+    # Arrange: a cancel is pending on an order the venue has (or has not yet) acknowledged.
+    if acknowledged:
+        order_apply_venue_event(event=ev(K.ACCEPTED, order, venue_order_id="V1"))
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    # Act: the venue refuses the cancel ("unknown order": the order is still in flight)
+    result = order_apply_venue_event(event=ev(K.CANCEL_REJECTED, order, seconds=2, reason="unknown order"))
+
+    # Assert: ACCEPTED only when the venue acknowledged it; SUBMITTED otherwise, so its later
+    # acknowledgement or rejection still applies.
+    order.refresh_from_db()
+    assert result.applied and order.status == (S.ACCEPTED if acknowledged else S.SUBMITTED)
+
+
+def test_apply_rejected_after_a_rejected_cancel_of_an_unacknowledged_order_closes_it(order):
+    # Arrange: SUBMITTED, a cancel requested, the cancel refused before the venue acknowledged the order.
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+    order_apply_venue_event(event=ev(K.CANCEL_REJECTED, order, seconds=1, reason="unknown order"))
+
+    # Act: the venue then rejects the order itself
+    result = order_apply_venue_event(event=ev(K.REJECTED, order, seconds=2, reason="insufficient balance"))
+
+    # Assert
+    order.refresh_from_db()
+    assert result.applied and order.status == S.REJECTED and order.accepted_at is None
+    assert order.rejection_reason == "insufficient balance" and order.closed_at == T0 + timedelta(seconds=2)
+
+
+def test_apply_rejected_while_a_cancel_is_pending_and_nothing_filled_closes_the_order(order):
+    # Arrange: the trader asked to cancel a SUBMITTED order before the venue answered.
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    # Act: the venue (or the node) rejects the order: no CANCELED or CANCEL_REJECTED will follow.
+    result = order_apply_venue_event(event=ev(K.REJECTED, order, seconds=1, reason="post-only would cross"))
+
+    # Assert
+    order.refresh_from_db()
+    assert result.applied and (result.status_before, result.status_after) == (S.PENDING_CANCEL, S.REJECTED)
+    assert order.rejection_reason == "post-only would cross" and order.closed_at == T0 + timedelta(seconds=1)
+
+
+def test_apply_submitted_while_a_cancel_is_pending_keeps_the_cancel_pending(order):
+    # Arrange: the worker's claim marked the order SUBMITTED; the trader asked to cancel it before the
+    # venue side's confirmation arrived.
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    # Act
+    first = order_apply_venue_event(event=ev(K.SUBMITTED, order, seconds=1))
+    second = order_apply_venue_event(event=ev(K.SUBMITTED, order, seconds=2))
+
+    # Assert: the confirmation is recorded, the cancel stays pending; a repeat is a duplicate.
+    order.refresh_from_db()
+    assert first.applied and "status unchanged" in first.reason and not second.applied
+    assert order.status == S.PENDING_CANCEL and order.submitted_at == T0 + timedelta(seconds=1)
+
+
 def test_apply_fill_after_canceled_is_kept_and_status_stays_canceled(order):
     # Arrange: the cancel was confirmed, but a trade executed at the venue just before it.
     order_apply_venue_event(event=ev(K.CANCELED, order, seconds=1))

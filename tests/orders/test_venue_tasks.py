@@ -100,6 +100,28 @@ def test_submit_failed_rejects_the_claimed_order_with_the_reason():
     assert order.rejection_reason == "not sent to the venue: trading node is not ready: still starting"
 
 
+def test_submit_failed_after_a_cancel_request_rejects_the_never_sent_order_and_the_cancel_is_a_no_op(
+        django_capture_on_commit_callbacks):
+    # Arrange: the worker claimed the order and waits for its node; meanwhile the trader cancels it.
+    from orders.services import order_cancel
+
+    InstrumentFactory()
+    order = OrderFactory(status="ROUTED")
+    command = order_venue_submit_claim(order_id=str(order.pk), worker="w1")
+    with django_capture_on_commit_callbacks(execute=False):
+        order_cancel(order=order, actor="trader")
+
+    # Act: the node never became ready: the submit is refused; then the queued cancel is taken
+    order_venue_submit_failed(command=command, reason="trading node is not ready: still starting")
+    cancel = order_venue_cancel_claim(order_id=str(order.pk), worker="w1")
+
+    # Assert: never sent anywhere, so closed REJECTED with the reason; the cancel has nothing to do
+    order.refresh_from_db()
+    assert order.status == "REJECTED" and order.closed_at is not None
+    assert order.rejection_reason == "not sent to the venue: trading node is not ready: still starting"
+    assert cancel is None
+
+
 def test_cancel_claim_records_receipt_and_lists_open_children():
     parent = OrderFactory(status="PENDING_CANCEL", exec_algorithm="TWAP")
     open_child = OrderFactory(status="ACCEPTED", parent=parent, strategy=parent.strategy)
