@@ -185,6 +185,55 @@ def test_node_limit_order_rests_then_cancels(node, listing, recorded_quotes):
     assert not Fill.objects.filter(order=order).exists()
 
 
+def test_host_call_started_before_its_timeout_waits_for_the_outcome_and_one_not_started_never_runs(node):
+    import time
+
+    from venues.commands import VenueCommandError
+
+    # Act: a command the loop starts at once but that outlasts the timeout (it may be sending an order)
+    started = node.call(lambda: (time.sleep(0.3), "sent")[1], timeout=0.05)
+    # ... and one the loop cannot start in time (the loop is busy)
+    ran = []
+    node.loop.call_soon_threadsafe(time.sleep, 0.5)
+    with pytest.raises(VenueCommandError, match="did not take the command"):
+        node.call(lambda: ran.append(True), timeout=0.05)
+    node.call(lambda: None, timeout=5)  # queued after it: once this ran, the refused one had its turn
+
+    # Assert: never "not taken" for a command that ran; a refused one never runs
+    assert started == "sent" and ran == []
+
+
+def test_node_stop_with_a_cancel_in_flight_journals_the_venues_answer(monkeypatch, recorded_quotes):
+    # Arrange: a paper venue that answers a cancel 50 ms after it is sent (a real venue's round trip);
+    # a LIMIT order resting on it, canceled through the OMS.
+    from nautilus_trader.model.identifiers import ClientOrderId
+
+    from venues.node.paper import PaperExecutionClient
+
+    answer_cancel = PaperExecutionClient.cancel_order
+    monkeypatch.setattr(PaperExecutionClient, "cancel_order",
+                        lambda self, command: self._loop.call_later(0.05, answer_cancel, self, command))
+    _listing()
+    recording = _Recording()
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    with running_node_host(node_plan(), trader_id="TESTNODE-STOP", journal=JournalWriter(apply=recording),
+                           first_quote_of=KEY, md_interval_secs=0.05, mark_interval_secs=3600) as host:
+        submit_order.apply(args=[str(order.pk)])
+        eventually(lambda: _status(order, "ACCEPTED"), message="limit order resting")
+        order_cancel(order=order, actor="test", reason="test cancel")
+
+        # Act: the worker hands the cancel to the node; its warm shutdown (SIGTERM) then stops the
+        # node while the venue's answer is still on its way (running_node_host stops it on exit).
+        cancel_order.apply(args=[str(order.pk)])
+
+    # Assert: the venue canceled the order while the node was stopping, and the journal has it.
+    cached = host.node.kernel.cache.order(ClientOrderId(order.client_order_id))
+    journaled = [str(e.kind) for e in recording.events if e.client_order_id == order.client_order_id]
+    assert cached.status_string() == "CANCELED"
+    assert _status(order, "CANCELED"), journaled
+
+
 def test_node_query_answers_the_node_state_of_a_resting_then_canceled_order_and_none_for_an_unknown_one(
         node, listing, recorded_quotes):
     # Arrange: a far limit order resting at the paper venue

@@ -13,7 +13,8 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   status, venue order id, filled / leaves quantity, exact average fill price, known children) and,
   when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own.
 - :meth:`BridgeStrategy.on_order_event` translates each order event with
-  :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit``.
+  :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit`` — also while
+  the node stops (:meth:`BridgeStrategy.handle_event`): a venue's answer is never dropped.
 - Quotes (and bars) go to the market-data sink, which the host publishes at a bounded rate.
 
 Events translated (NautilusTrader → ``VenueEventKind``): OrderInitialized of an algorithm's child
@@ -39,6 +40,7 @@ from nautilus_trader.model.events import (
     OrderCanceled,
     OrderCancelRejected,
     OrderDenied,
+    OrderEvent,
     OrderExpired,
     OrderFilled,
     OrderInitialized,
@@ -276,6 +278,22 @@ class BridgeStrategy(Strategy):
         )
 
     # -- events -----------------------------------------------------------------------------------
+
+    def handle_event(self, event) -> None:
+        """Pass an order event to :meth:`on_order_event` whatever the strategy's state.
+
+        NautilusTrader's ``Strategy.handle_event`` passes events on only while the strategy is
+        RUNNING (nautilus_trader/trading/strategy.pyx), and a node's stop stops the trader — this
+        strategy — before it disconnects the execution clients (``NautilusKernel.stop_async``: the
+        trader, then ``timeout_post_stop``, then the clients). A venue's answer in that window (the
+        cancel handed off just before the worker's SIGTERM, a resting order's fill) would never reach
+        the journal, which the host drains only after the node has stopped. Other events, and every
+        event while running, go through NautilusTrader's own handling.
+        """
+        if isinstance(event, OrderEvent) and not self.is_running:
+            self.on_order_event(event)
+            return
+        super().handle_event(event)
 
     def on_order_event(self, event) -> None:
         listing = self._listings.get(event.instrument_id.value)

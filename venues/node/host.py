@@ -271,7 +271,8 @@ class TradingNodeHost:
         Raises
         ------
         VenueCommandError
-            The node is not running, or ``fn`` did not finish within ``timeout`` seconds.
+            The node is not running, or its loop did not start ``fn`` within ``timeout`` seconds
+            (``fn`` then never runs). Once ``fn`` has started, the call waits for its outcome.
         """
         if self.loop is None or self._thread is None or not self._thread.is_alive() or self.stopped:
             raise VenueCommandError(f"trading node is not running{': ' + self.error if self.error else ''}")
@@ -289,8 +290,11 @@ class TradingNodeHost:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise VenueCommandError(f"trading node did not take the command within {timeout} s") from None
+            if future.cancel():  # ``fn`` never started: the node took nothing
+                raise VenueCommandError(f"trading node did not take the command within {timeout} s") from None
+        # ``fn`` already runs on the loop (it may be sending the order): its own outcome decides,
+        # never a "not taken" for a command the node may have sent.
+        return future.result()
 
     def submit(self, command: SubmitOrderCommand, *, timeout: float = 5.0) -> None:
         """Hand a submit to the bridge strategy; return once the node has taken it.
