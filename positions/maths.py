@@ -35,11 +35,12 @@ Conventions
   specification settles PnL in the base coin the same way. BitMEX rounds each coin value to 8
   decimal places (satoshis); we keep 18 decimal places, so our books may differ from the venue's
   by sub-satoshi amounts — reconciliation must tolerate that.
-- **Fees**: ``fee`` is a non-negative amount **in the PnL currency** (quote currency for linear
-  contracts, base/settlement currency for inverse ones); converting a fee charged in another
-  currency (e.g. BNB) is the caller's job. A fee reduces ``realized_pnl`` and accumulates in
-  ``fees``, so ``realized_pnl`` is net of fees. Rebates (negative fees) are refused: the Fill
-  model records fees as paid amounts.
+- **Fees**: ``fee`` is a signed amount **in the PnL currency** (quote currency for linear
+  contracts, base/settlement currency for inverse ones): positive when paid, negative for a rebate
+  (venues that pay makers: Bybit, OKX, Binance USD-M futures at some tiers report a negative
+  commission, as NautilusTrader's ``OrderFilled.commission`` does). Converting a fee charged in
+  another currency (e.g. BNB) is the caller's job. A fee reduces ``realized_pnl`` (a rebate raises
+  it) and accumulates in ``fees`` (net fees paid), so ``realized_pnl`` is net of fees.
 
 Precision
 ---------
@@ -165,7 +166,7 @@ def validate_fill(
     price : Decimal
         Quote currency per base unit, > 0, at most 18 decimal places.
     fee : Decimal
-        PnL currency, ≥ 0, at most 18 decimal places.
+        PnL currency, signed (negative: a rebate), at most 18 decimal places.
     multiplier : Decimal
         Contract multiplier (face value for inverse contracts), > 0.
 
@@ -179,7 +180,7 @@ def validate_fill(
         raise PositionMathsError("side", f"unknown side {side!r}; expected one of {sorted(KNOWN_SIDES)}")
     _require_amount("quantity", quantity, positive=True)
     _require_amount("price", price, positive=True)
-    _require_amount("fee", fee, positive=False)
+    _require_amount("fee", fee, positive=None)
     _require_amount("multiplier", multiplier, positive=True)
 
 
@@ -319,11 +320,12 @@ def _require_decimal(field: str, value: object) -> None:
         raise PositionMathsError(field, f"must be finite, got {value}")
 
 
-def _require_amount(field: str, value: object, *, positive: bool) -> None:
+def _require_amount(field: str, value: object, *, positive: bool | None) -> None:
+    # positive: True > 0, False >= 0, None any sign.
     _require_decimal(field, value)
     if positive and value <= 0:
         raise PositionMathsError(field, f"must be > 0, got {value}")
-    if not positive and value < 0:
+    if positive is False and value < 0:
         raise PositionMathsError(field, f"must be >= 0, got {value}")
     if value.quantize(QUANTUM, context=_CONTEXT) != value:
         raise PositionMathsError(field, f"{value} has more than {DECIMAL_PLACES} decimal places (NUMERIC(36,18))")

@@ -74,8 +74,8 @@ class VenueEvent:
     last_px : Decimal
         FILLED: price of this fill, quote currency, > 0.
     fee : Decimal
-        FILLED: fee paid for this fill in ``fee_currency``, ≥ 0 (rebates are refused: the position
-        maths records fees as paid amounts, ``positions.maths``).
+        FILLED: fee for this fill in ``fee_currency``, signed: positive when paid, negative for a
+        maker rebate (``positions.maths`` books it so); never a reason to drop the trade.
     fee_currency : str
         FILLED: currency of ``fee`` ("" when the venue did not say: taken as the PnL currency).
     liquidity : Liquidity
@@ -96,7 +96,7 @@ class VenueEvent:
     ValueError
         From construction, naming the field: a naive or non-datetime ``ts_event``, an empty
         ``client_order_id`` / ``venue``, a non-Decimal or non-positive quantity or price, a
-        negative fee, or a field required by ``kind`` missing.
+        non-Decimal or non-finite fee, or a field required by ``kind`` missing.
     """
 
     kind: VenueEventKind
@@ -127,7 +127,7 @@ class VenueEvent:
             raise ValueError(f"ts_event: must be a datetime, got {type(self.ts_event).__name__}")
         if timezone.is_naive(self.ts_event):
             raise ValueError(f"ts_event: must be timezone-aware (UTC), got naive {self.ts_event.isoformat()}")
-        _require_decimal("fee", self.fee, positive=False)
+        _require_decimal("fee", self.fee, positive=None)
         if self.kind == VenueEventKind.FILLED:
             self._require_present(_FILL_FIELDS)
             _require_decimal("last_qty", self.last_qty, positive=True)
@@ -151,10 +151,11 @@ class VenueEvent:
                 raise ValueError(f"{name}: required for a {self.kind} event")
 
 
-def _require_decimal(field: str, value: object, *, positive: bool) -> None:
+def _require_decimal(field: str, value: object, *, positive: bool | None) -> None:
+    # positive: True > 0, False >= 0, None any sign.
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"{field}: must be a finite Decimal, got {value!r}")
     if positive and value <= 0:
         raise ValueError(f"{field}: must be > 0, got {value}")
-    if not positive and value < 0:
+    if positive is False and value < 0:
         raise ValueError(f"{field}: must be ≥ 0, got {value}")

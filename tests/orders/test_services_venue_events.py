@@ -443,6 +443,22 @@ def test_apply_fills_update_the_position_with_realized_pnl_net_of_fees(listing, 
     assert position.fees == Decimal("0.564")
 
 
+def test_apply_maker_fill_with_a_rebate_is_booked_with_a_negative_fee(order):
+    # Arrange: a venue that pays makers reports a negative commission (a rebate) on the fill.
+    rebate = fill(order, "T1", "0.01", "40000", fee="-0.02")
+
+    # Act
+    result = order_apply_venue_event(event=rebate)
+
+    # Assert: the trade is in the books; the rebate lowers the order's fees and raises realized PnL.
+    order.refresh_from_db()
+    position = Position.objects.get()
+    assert result.applied and order.status == S.FILLED
+    assert Fill.objects.get(order=order).fee == Decimal("-0.02") and order.fees == Decimal("-0.02")
+    assert (position.quantity, position.fees, position.realized_pnl) == (
+        Decimal("0.01"), Decimal("-0.02"), Decimal("0.02"))
+
+
 def test_apply_fill_fee_in_base_currency_is_converted_for_the_position(order):
     # Binance spot charges a buyer's fee in the base asset: 0.00001 BTC at 40000 = 0.4 USDT.
     order_apply_venue_event(event=fill(order, "T1", "0.01", "40000", fee="0.00001", fee_currency="BTC"))
@@ -656,7 +672,7 @@ def test_venue_event_refuses_bad_fields():
                    last_px=Decimal("1"))
     with pytest.raises(ValueError, match="fee"):
         VenueEvent(kind=K.FILLED, client_order_id="X", venue="V", ts_event=T0, trade_id="T",
-                   last_qty=Decimal("1"), last_px=Decimal("1"), fee=Decimal("-0.1"))
+                   last_qty=Decimal("1"), last_px=Decimal("1"), fee=Decimal("NaN"))
     with pytest.raises(ValueError, match="trade_id"):
         VenueEvent(kind=K.FILLED, client_order_id="X", venue="V", ts_event=T0, last_qty=Decimal("1"),
                    last_px=Decimal("1"))

@@ -44,6 +44,14 @@ def test_apply_fill_flat_buy_opens_long_at_fill_price():
     assert state == PositionState(quantity=D(2), avg_entry_price=D(100), realized_pnl=D("-0.1"), fees=D("0.1"))
 
 
+def test_apply_fill_with_a_rebate_raises_realized_pnl_and_lowers_fees():
+    # Act: a maker fill on a venue that pays makers (negative fee)
+    state = fills(FLAT, ("BUY", "2", "100", "-0.1"))
+
+    # Assert
+    assert state == PositionState(quantity=D(2), avg_entry_price=D(100), realized_pnl=D("0.1"), fees=D("-0.1"))
+
+
 def test_apply_fill_buy_on_long_reaverages_entry_price():
     # Arrange: long 2 @ 100
     state = long("2", "100")
@@ -226,7 +234,7 @@ def test_unrealized_pnl_mark_not_positive_raises_naming_mark():
         ({"price": D("-5")}, "price"),
         ({"price": D("Infinity")}, "price"),
         ({"price": "100"}, "price"),
-        ({"fee": D("-0.01")}, "fee"),
+        ({"fee": D("Infinity")}, "fee"),
         ({"fee": 0.1}, "fee"),
         ({"side": "HOLD"}, "side"),
         ({"side": "buy"}, "side"),

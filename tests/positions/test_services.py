@@ -126,7 +126,7 @@ def test_position_apply_fill_outside_transaction_raises_and_writes_nothing():
     ("overrides", "error", "match"),
     [
         ({"quantity": "0"}, PositionMathsError, "^quantity: must be > 0"),
-        ({"fee": "-1"}, PositionMathsError, "^fee: must be >= 0"),
+        ({"fee": "NaN"}, PositionMathsError, "^fee: "),
         ({"side": "HOLD"}, PositionMathsError, "^side: unknown side"),
         ({"venue": "OKX"}, ValueError, "^venue: 'OKX' differs"),
         ({"key": "ANY:SPOT_PAIR:BTC-USDT", "venue": "ANY"}, ValueError, "is an ANY key"),

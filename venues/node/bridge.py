@@ -102,7 +102,8 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
     Raises
     ------
     ValueError
-        From :class:`VenueEvent` for figures it refuses (e.g. a negative commission: rebates).
+        From :class:`VenueEvent` for figures it refuses (e.g. a non-finite price). A negative
+        commission is a maker rebate, carried as a negative ``fee``.
     """
     cid = event.client_order_id.value
     ts = nanos_to_datetime(event.ts_event)
