@@ -7,6 +7,12 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import ClientOrderId, ExecAlgorithmId, InstrumentId, StrategyId, TraderId
+from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.orders import LimitOrder
 
 from orders.models import Fill, Order
 from positions.models import Position, ReconciliationFinding
@@ -17,6 +23,7 @@ from venues.events import VenueEventKind
 from venues.journal import JournalWriter
 from venues.node.config import node_plan
 from venues.node.host import TradingNodeHost, set_trading_node_host
+from venues.node.reconcile import OpenOrder, reconcile_orders_on_node
 from venues.tasks import submit_order
 
 pytestmark = [needs_market_data, pytest.mark.django_db(transaction=True)]
@@ -54,6 +61,62 @@ def test_reconcile_orders_the_node_does_not_know_are_resolved_with_the_reason():
     assert accepted.events.filter(type="CANCELED", payload__reason__startswith="reconciliation:").exists()
     assert filled.status == "FILLED"
     assert host.reconciliation["orders_checked"] == 2 and host.reconciliation["events"] == 2
+
+
+def test_reconcile_parent_unknown_to_the_node_leaves_no_open_child_behind():
+    # Arrange: a TWAP LIMIT parent working on the paper venue with one child resting (ACCEPTED) and one
+    # just created (ROUTED), recorded by the OMS; the node starts without the previous run's cache (embedded
+    # default, or a cache that was not persisted): it knows neither the parent nor the children.
+    _listing()
+    parent = _order(status="ACCEPTED", quantity=Decimal("0.03"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 30, "interval_secs": 10})
+    resting = _order(status="ACCEPTED", quantity=Decimal("0.01"), parent=parent, strategy=parent.strategy,
+                     client_order_id=f"{parent.client_order_id}-E1")
+    created = _order(status="ROUTED", quantity=Decimal("0.01"), parent=parent, strategy=parent.strategy,
+                     client_order_id=f"{parent.client_order_id}-E2")
+
+    # Act: start-up reconciliation
+    host = _host("RECON-003")
+    host.stop()
+
+    # Assert: the parent is resolved, and so is every child the OMS held open (the venue knows none); no fill.
+    parent.refresh_from_db(), resting.refresh_from_db(), created.refresh_from_db()
+    assert parent.status == "CANCELED"
+    assert resting.status == "CANCELED"
+    assert resting.events.filter(type="CANCELED", payload__reason__startswith="reconciliation:").exists()
+    assert created.status == "REJECTED" and created.rejection_reason.startswith("reconciliation: the venue does not")
+    assert not Fill.objects.filter(order__in=[parent, resting, created]).exists()
+
+
+def test_reconcile_parent_cached_resolves_open_children_missing_from_the_cache_before_the_parent():
+    # Arrange: the node's cache holds a TWAP parent and its first child; the OMS also has two open children
+    # the cache does not know (E2 resting, E3 just created): their records were lost with the node's.
+    parent_id, strategy_id = ClientOrderId("OLparentcached00000000001"), StrategyId("BridgeStrategy-BRIDGE")
+
+    def limit(cid: ClientOrderId) -> LimitOrder:
+        return LimitOrder(trader_id=TraderId("RECON-004"), strategy_id=strategy_id,
+                          instrument_id=InstrumentId.from_str("BTCUSDT.BINANCE"), client_order_id=cid,
+                          order_side=OrderSide.BUY, quantity=Quantity.from_str("0.010"),
+                          price=Price.from_str("40000.00"), init_id=UUID4(), ts_init=0,
+                          exec_algorithm_id=ExecAlgorithmId("TWAP"), exec_spawn_id=parent_id)
+
+    cache = Cache()
+    cache.add_order(limit(parent_id))
+    cache.add_order(limit(ClientOrderId(f"{parent_id}-E1")))
+    ours = OpenOrder(parent_id.value, "BINANCE-SPOT", "ACCEPTED", paper=True,
+                     children={f"{parent_id}-E1": "FILLED", f"{parent_id}-E2": "ACCEPTED",
+                               f"{parent_id}-E3": "ROUTED"})
+
+    # Act
+    events = reconcile_orders_on_node(cache, [ours])
+
+    # Assert: the missing children are resolved (never filled), each before the parent.
+    assert [(e.kind, e.client_order_id) for e in events] == [
+        (VenueEventKind.CANCELED, f"{parent_id}-E2"),
+        (VenueEventKind.REJECTED, f"{parent_id}-E3"),
+        (VenueEventKind.CANCELED, parent_id.value),
+    ]
+    assert all(e.reason.startswith("reconciliation:") for e in events)
 
 
 def test_reconcile_position_difference_is_a_finding_not_a_fix():

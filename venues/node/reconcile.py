@@ -20,8 +20,11 @@ node's cache is "the venue" here. Rules (issue #3 §6):
 5. Children of an algorithm's parent are taken from the cache (``orders_for_exec_spawn``), not
    only from the OMS: a child the node created and filled while the journal was behind (its
    CHILD_CREATED lost with the process's in-memory queue) is recorded with its whole history, so
-   no fill the venue made is missing from the parent or the position. Open children whose parent
-   is already closed (ROUTED included) are reconciled on their own.
+   no fill the venue made is missing from the parent or the position. Then every child the OMS
+   holds open (:data:`CHILD_STATUSES`, ROUTED included) that the cache did not list — all of them
+   when the cache does not know the parent — is reconciled like an order of its own (rule 2 when
+   the cache does not know it either), before the parent is resolved: no child stays open under a
+   closed parent. Open children whose parent is already closed are reconciled on their own.
 6. Positions: the OMS's net quantity per listing is compared with the node's net position; each
    difference is a :class:`positions.models.ReconciliationFinding` — recorded and shown in health,
    never "fixed" with invented fills.
@@ -167,8 +170,11 @@ def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]
     the journal) gets its whole history — CHILD_CREATED, SUBMITTED, ACCEPTED, fills, the closing
     event — so its fills reach the parent and the position; a child recorded only as created
     (ROUTED) gets the rest of its history; any other recorded child gets its fills (no-ops when
-    stored) and its status resolution. Then the parent's own fills (the primary sent as the
-    last slice) and its resolution.
+    stored) and its status resolution. Then each child the OMS holds open (:data:`CHILD_STATUSES`)
+    that the cache did not list — every open child when the cache does not know the parent — is
+    reconciled on its own: resolved REJECTED (ROUTED, SUBMITTED) or CANCELED with a
+    ``reconciliation:`` reason when the cache does not know it either (rule 2; no fill is invented).
+    Then the parent's own fills (the primary sent as the last slice) and its resolution.
 
     Parameters
     ----------
@@ -185,22 +191,37 @@ def reconcile_orders_on_node(cache, orders: list[OpenOrder]) -> list[VenueEvent]
     resolver = _Resolver()
     for ours in orders:
         cached = cache.order(ClientOrderId(ours.client_order_id))
+        visited: set[str] = {ours.client_order_id}
         if cached is not None and not ours.is_child and cached.exec_algorithm_id is not None:
             for child in cache.orders_for_exec_spawn(cached.client_order_id):
                 cid = child.client_order_id.value
-                if cid == ours.client_order_id:
+                if cid in visited:
                     continue
+                visited.add(cid)
                 recorded = ours.children.get(cid)
-                history = None  # recorded past ROUTED: its fills and its resolution are enough
-                if recorded is None:
-                    history = list(child.events)
-                elif recorded == "ROUTED":  # CHILD_CREATED recorded, nothing after it
-                    history = [e for e in child.events if not isinstance(e, OrderInitialized)]
                 resolver.order(child, client_order_id=cid, venue=ours.venue, status=recorded or "ROUTED",
-                               paper=ours.paper, is_child=True, history=history)
+                               paper=ours.paper, is_child=True, history=_child_history(child, recorded))
+        # Children the OMS holds open that the cache did not list under the parent (all of them when the
+        # parent is unknown): each is resolved like an order of its own, before the parent.
+        for cid, recorded in ours.children.items():
+            if cid in visited or recorded not in CHILD_STATUSES:
+                continue
+            child = cache.order(ClientOrderId(cid))
+            resolver.order(child, client_order_id=cid, venue=ours.venue, status=recorded, paper=ours.paper,
+                           is_child=True, history=None if child is None else _child_history(child, recorded))
         resolver.order(cached, client_order_id=ours.client_order_id, venue=ours.venue, status=ours.status,
                        paper=ours.paper, is_child=ours.is_child)
     return resolver.events
+
+
+def _child_history(child, recorded: str | None) -> list | None:
+    # What the OMS lacks of a cached child: everything (never recorded), all but CHILD_CREATED (ROUTED), or
+    # None when it was recorded past ROUTED (its fills and its resolution are enough).
+    if recorded is None:
+        return list(child.events)
+    if recorded == "ROUTED":
+        return [e for e in child.events if not isinstance(e, OrderInitialized)]
+    return None
 
 
 def net_positions_on_node(cache, listings: dict[str, tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
