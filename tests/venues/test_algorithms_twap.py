@@ -39,6 +39,23 @@ def test_twap_uneven_quantity_slices_sum_exactly_with_the_extra_increment_first(
     assert run.timers_left == []
 
 
+def test_twap_slice_leaving_a_rest_below_min_quantity_sends_less_and_fills_completely():
+    # Arrange: venue minimum 0.01 BTC; 0.021 BTC over 3 slices plans 0.007 each (TWAP shares VWAP's slicing).
+    instrument = btcusdt_binance_spot(min_quantity="0.01")
+    primary = _twap({"horizon_secs": 30, "interval_secs": 10}, "0.021", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(50), primaries=[primary], instrument=instrument)
+
+    # Assert: carried, then 0.011 (0.014 would leave 0.007, denied at the node), then the primary with 0.010.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [((t - T0) // S, o.quantity.as_decimal()) for t, o in slices] == [(11, Decimal("0.011")),
+                                                                             (21, Decimal("0.010"))]
+    assert all(o.status == OrderStatus.FILLED for _, o in slices)
+    assert run.orders[pid].status == OrderStatus.FILLED
+
+
 def test_twap_limit_primary_slices_rest_at_the_limit_price():
     # Arrange: a LIMIT buy below the market: every slice rests at the primary's price.
     primary = _twap({"horizon_secs": 20, "interval_secs": 10}, "0.02", order_type="LIMIT",

@@ -125,6 +125,24 @@ def test_vwap_slice_below_min_quantity_is_carried_to_the_next_slice():
     assert run.orders[pid].status == OrderStatus.FILLED
 
 
+def test_vwap_slice_leaving_a_rest_below_min_quantity_sends_less_and_fills_completely():
+    # Arrange: venue minimum 0.01 BTC; 0.021 BTC in 3 intervals plans 0.007 each (all below the minimum).
+    # Sending the carried 0.014 at t=11 s would leave 0.007 for the last slice (the primary), which the
+    # RiskEngine denies (QUANTITY_BELOW_MINIMUM); the order as a whole (0.021) is valid.
+    instrument = btcusdt_binance_spot(min_quantity="0.01")
+    primary = _vwap({"horizon_secs": 30, "interval_secs": 10}, "0.021", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(60), primaries=[primary], instrument=instrument)
+
+    # Assert: the middle slice sends less (leaving exactly the minimum); every slice is one the venue takes.
+    pid = run.primary_ids[0]
+    sent = [((ts - T0) // S, o.quantity.as_decimal(), o.status) for ts, o in run.slices(pid)]
+    assert sent == [(11, Decimal("0.011"), OrderStatus.FILLED), (21, Decimal("0.010"), OrderStatus.FILLED)]
+    assert _filled(run, pid) == Decimal("0.021")
+    assert run.orders[pid].status == OrderStatus.FILLED
+
+
 # -- profile from the cache, or uniform ---------------------------------------------------------------
 
 

@@ -106,6 +106,49 @@ def min_units(instrument: Instrument) -> int:
     return max(1, math.ceil(Fraction(instrument.min_quantity.as_decimal()) / Fraction(size_increment(instrument))))
 
 
+def fit_to_minimum(send: int, remaining: int, minimum: int, *, most: int | None = None) -> int:
+    """Return the slice to send instead of ``send`` so that neither it nor the unsent rest is below the minimum.
+
+    NautilusTrader's RiskEngine denies an order below the instrument's ``min_quantity``
+    (``QUANTITY_BELOW_MINIMUM``, nautilus_trader/risk/engine.pyx), and a slicing algorithm's last
+    slice is the primary itself with whatever is left; so a rest strictly between 0 and the minimum
+    would be denied and the parent end under-filled though the order as a whole was valid. Rules:
+
+    1. A slice below the minimum that is not the whole rest is carried (0 is sent).
+    2. A slice that would leave 0 < rest < ``minimum`` becomes the candidate closest to ``send``
+       among: ``remaining - minimum`` (send less; leaves exactly the minimum) when that is itself
+       at least the minimum, else 0 (carry it all); and ``remaining`` (send it all) when ``most``
+       allows. Ties go to the smaller slice: never further ahead of plan than needed.
+    3. Anything else is sent as asked.
+
+    Parameters
+    ----------
+    send : int
+        The slice the schedule asks for, size-increment units, 0 ≤ send ≤ ``most``.
+    remaining : int
+        The primary's unsent quantity, units (≥ ``send``).
+    minimum : int
+        The smallest sendable order, units (:func:`min_units`).
+    most : int, optional
+        The largest slice allowed now, units (a participation cap); None means ``remaining``.
+
+    Returns
+    -------
+    int
+        Units to send now: 0, or ≥ ``minimum`` and leaving 0 or ≥ ``minimum`` — except when
+        ``remaining`` itself is below ``minimum`` (the order as a whole is too small; the slice is
+        then what rule 1 or 3 gives).
+    """
+    if 0 < send < remaining and send < minimum:
+        return 0
+    if not 0 < remaining - send < minimum:
+        return send
+    options = [remaining - minimum if remaining - minimum >= minimum else 0]
+    if most is None or most >= remaining:
+        options.append(remaining)
+    return min(options, key=lambda units: (abs(units - send), units))
+
+
 def apportion(total_units: int, weights: Sequence[Decimal | Fraction]) -> list[int]:
     """Split ``total_units`` in proportion to ``weights``; the parts sum exactly to ``total_units``.
 

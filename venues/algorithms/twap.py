@@ -7,7 +7,8 @@ primary arrives, then one every ``interval_secs`` — the grid, and the params, 
 into N equal parts in size-increment units; the increments that do not divide evenly go one each to
 the earliest slices (largest-remainder method, venues/algorithms/base.py ``apportion``), so the
 slices sum exactly to the quantity; a slice below the instrument's ``min_quantity`` is carried to the
-next one; the last slice is the primary itself with whatever is left.
+next one, and a slice that would leave a rest below it is resized (VWAP's rule, vwap.py "Slice sizes");
+the last slice is the primary itself with whatever is left.
 
 Why not NautilusTrader's own TWAP (it was used until the node ran a TWAP storm):
 

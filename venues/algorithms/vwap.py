@@ -30,7 +30,14 @@ Slice sizes: the primary's quantity in size-increment units, apportioned to the 
 largest-remainder method (each slice rounded DOWN to the increment, the left-over increments to the
 largest remainders) so the slices sum *exactly* to the primary's quantity. A zero-weight interval
 sends nothing; no child of zero size is ever sent, nor one below the instrument's ``min_quantity``
-(that size is carried to a later slice).
+(that size is carried to a later slice). Nor is a slice sent that would leave an unsent rest
+strictly between 0 and ``min_quantity``: the last slice is the primary itself with that rest, and
+NautilusTrader's RiskEngine denies it (``QUANTITY_BELOW_MINIMUM``), which would end the parent
+under-filled and CANCELED. Such a slice becomes the closer to plan of "send less" (unsent − minimum,
+leaving exactly the minimum; or carry it all when that would itself be below the minimum) and
+"send it all" (only when the participation cap allows), ties to the smaller
+(venues/algorithms/base.py ``fit_to_minimum``). Example: 0.021 BTC over 3 intervals, minimum 0.01:
+planned 0.007 × 3 → sent 0, 0.011 (0.014 would leave 0.007), then the primary with 0.010.
 
 Participation cap. With ``max_participation`` = p, the slice sent at each interval is at most
 p × V rounded down to the size increment, V = the instrument's traded volume in the previous
@@ -79,6 +86,7 @@ from venues.algorithms.base import (
     ParamError,
     SlicingExecAlgorithm,
     apportion,
+    fit_to_minimum,
     floor_units,
     min_units,
     param_decimal,
@@ -312,8 +320,7 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
         desired = remaining if seq.index >= n - 1 else min(remaining, seq.carry + planned)
         cap = None if seq.participation is None else floor_units(seq.participation * previous, instrument)
         send = desired if cap is None else min(desired, cap)
-        if 0 < send < remaining and send < min_units(instrument):
-            send = 0  # below the venue minimum: carry it
+        send = fit_to_minimum(send, remaining, min_units(instrument), most=cap)  # no slice, nor rest, below minimum
         phase = "overtime " if seq.index >= n else ""
         self.log.info(
             f"{self.id} {primary_id} {phase}interval {seq.index}: planned {planned}, carry {seq.carry}, "
