@@ -118,6 +118,42 @@ def test_iceberg_quantity_within_display_is_sent_whole():
     assert run.orders[pid].status == OrderStatus.FILLED
 
 
+def test_iceberg_slice_leaving_a_rest_below_min_quantity_shows_less_and_fills_completely():
+    # Arrange: venue minimum 0.01 BTC; 0.065 BTC shown 0.03 at a time would leave 0.005 for the last
+    # slice (the primary), which the RiskEngine denies (QUANTITY_BELOW_MINIMUM).
+    instrument = btcusdt_binance_spot(min_quantity="0.01")
+    primary = _iceberg("0.03", "0.065")
+
+    # Act
+    run = _run(_market(30, cross_every=5), [primary], instrument=instrument)
+
+    # Assert: the second slice shows less (leaving exactly the minimum); none exceeds display_qty.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.03"), Decimal("0.025"), Decimal("0.01")]
+    assert all(o.status == OrderStatus.FILLED for _, o in slices)
+    assert run.orders[pid].status == OrderStatus.FILLED
+    assert _max_working(run, pid) == Decimal("0.03")
+
+
+def test_iceberg_rest_below_twice_min_quantity_is_shown_whole_and_fills_completely():
+    # Arrange: venue minimum 0.01 BTC; a LIMIT iceberg of 0.025 BTC showing 0.01 at a time.
+    # After the first slice 0.015 is left: 0.01 would leave 0.005 (denied), 0.005 is itself below the minimum.
+    instrument = btcusdt_binance_spot(min_quantity="0.01")
+    primary = _iceberg("0.01", "0.025")
+
+    # Act
+    run = _run(_market(30, cross_every=5), [primary], instrument=instrument)
+
+    # Assert: the whole rest is shown as the last slice (the one case above display_qty, by < the minimum).
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.01"), Decimal("0.015")]
+    assert slices[-1][1].client_order_id.value == pid
+    assert sum(o.filled_qty.as_decimal() for _, o in slices) == Decimal("0.025")
+    assert run.orders[pid].status == OrderStatus.FILLED
+
+
 @pytest.mark.parametrize("bridge_cancels_children", [True, False])
 def test_iceberg_primary_cancel_cancels_working_child_and_stops(bridge_cancels_children):
     # Arrange: the first slice fills at 5 s, the second rests; the primary is canceled at 7 s.

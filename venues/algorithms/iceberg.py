@@ -19,6 +19,16 @@ Behaviour
   ``display_qty`` or force a cancel/replace that loses queue priority.
 * Each refill joins the back of the queue at its price (a new order), as native icebergs do.
 * A primary whose quantity is at most ``display_qty`` is sent whole, at once.
+* Minimum size: no slice is shown that would leave a rest strictly between 0 and the instrument's
+  ``min_quantity`` — the last slice is the primary itself with that rest, NautilusTrader's
+  RiskEngine denies it (``QUANTITY_BELOW_MINIMUM``, nautilus_trader/risk/engine.pyx), and the
+  iceberg would end under-filled though the order as a whole was valid. When showing
+  ``display_qty`` would leave 0 < rest < minimum, the slice shown is remaining − minimum (leaving
+  exactly the minimum for the last slice), which is smaller than ``display_qty``; only when that
+  is itself below the minimum (remaining < 2 × minimum) is the whole remainder shown at once, the
+  one case where the visible quantity exceeds ``display_qty`` (by less than the minimum) — the
+  only way left to fill the order with slices the venue accepts. Example, minimum 0.01 and
+  display 0.03: 0.065 shows 0.03, 0.025, 0.01; with display 0.01, 0.025 shows 0.01, then 0.015.
 
 Cancel / reject / deny handling: venues/algorithms/base.py (a canceled, rejected, denied or
 expired child ends the iceberg and cancels the unsent remainder; a canceled primary cancels the
@@ -147,13 +157,14 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
         primary_id = primary.client_order_id
         sequence = self._sequences[primary_id]
         remaining = to_units(primary.quantity, instrument)
-        if remaining <= sequence.display_units:
+        show = _slice_units(remaining, sequence.display_units, min_units(instrument))
+        if show == remaining:
             self.submit_order(primary)  # the last slice is the primary itself
             self._finish(primary_id, f"primary sent as the last slice ({primary.quantity})")
             return
         child = self.spawn_limit(
             primary=primary,
-            quantity=units_to_qty(sequence.display_units, instrument),
+            quantity=units_to_qty(show, instrument),
             price=primary.price,
             time_in_force=primary.time_in_force,
             expire_time=primary.expire_time,
@@ -164,3 +175,12 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
         sequence.working = child.client_order_id
         self.log.info(f"ICEBERG {primary_id}: showing {child.client_order_id} {child.quantity} @ {child.price}")
         self.submit_order(child)
+
+
+def _slice_units(remaining: int, display: int, minimum: int) -> int:
+    # The next slice in units: display_qty, unless that leaves 0 < rest < minimum (module docstring).
+    if remaining <= display or remaining - display >= minimum:
+        return min(remaining, display)
+    if remaining - minimum >= minimum:
+        return remaining - minimum
+    return remaining
