@@ -451,7 +451,9 @@ class JournalWriter:
         # own atomic block), so a failing event loses only its own writes and the commit — the
         # costly part of a small write — is paid once. A transient database error ends the batch's
         # transaction: it is rolled back whole and the events are applied one by one instead, each
-        # with its retries (they are idempotent). Return how many were handled.
+        # with its retries (they are idempotent). So does any other error of the batch's own
+        # transaction (e.g. a deferred foreign key checked at its COMMIT): one by one, only the
+        # event at fault fails, and the writer never dies with a batch. Return how many were handled.
         outcomes: list[tuple[VenueEvent, object, BaseException | None]] = []
         try:
             with transaction.atomic():
@@ -467,9 +469,13 @@ class JournalWriter:
                         raise
                     except Exception as exc:  # noqa: BLE001 - its savepoint is rolled back; the batch goes on
                         outcomes.append((event, None, exc))
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning("journal: transient database error in a batch of %d events, applying them one by "
-                           "one: %s", len(events), exc)
+        except Exception as exc:  # noqa: BLE001 - the batch is rolled back whole; its events are not lost
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                logger.warning("journal: transient database error in a batch of %d events, applying them one by "
+                               "one: %s", len(events), exc)
+            else:
+                logger.error("journal: a batch of %d events failed as a whole (%s: %s), applying them one by one",
+                             len(events), type(exc).__name__, exc)
             with self._lock:
                 self._retries += 1
                 self._in_hand = len(events)

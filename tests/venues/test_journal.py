@@ -423,3 +423,41 @@ def test_journal_batch_transient_error_falls_back_to_one_by_one(order, writers):
     assert writer.stats().failed == 0 and writer.stats().retries >= 1
     assert sorted(Fill.objects.values_list("venue_trade_id", flat=True)) == ["T1", "T2", "T3"]
     assert order.filled_quantity == Decimal("0.009")
+
+
+def test_journal_batch_failing_at_its_commit_falls_back_to_one_by_one_and_the_writer_lives_on(order, writers):
+    # Arrange: T2's application also writes a row whose foreign key is checked only at COMMIT (Django's
+    # foreign keys are DEFERRABLE INITIALLY DEFERRED): the batch's savepoints pass, its COMMIT fails
+    # with a non-transient IntegrityError.
+    import uuid as uuid_module
+
+    from django.db import connection
+
+    gate = threading.Event()
+
+    def behaviour(event):
+        if event.trade_id == "T2":
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO orders_orderevent (order_id, type, status_before, status_after, payload, "
+                               "actor, ts) VALUES (%s, 'IGNORED', '', '', '{}', 'test', %s)",
+                               [uuid_module.uuid4().hex, timezone.now()])
+        return order_apply_venue_event(event=event)
+
+    writer = writers(apply=_held_then(gate, behaviour), batch_size=10, retry_backoff=0.001)
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+
+    # Act
+    gate.set()
+    eventually(lambda: writer.stats().applied + writer.stats().failed == 4, message="batch handled")
+    writer.submit(filled(order, "T4", "0.001", seconds=4))
+    eventually(lambda: writer.stats().applied + writer.stats().failed == 5, message="a later event handled")
+
+    # Assert: the batch was rolled back whole and re-applied one by one: only T2 failed, and the
+    # writer did not die with the batch.
+    stats = writer.stats()
+    assert writer.is_running and (stats.applied, stats.failed) == (4, 1) and "IntegrityError" in stats.last_error
+    assert sorted(Fill.objects.values_list("venue_trade_id", flat=True)) == ["T1", "T3", "T4"]
+
