@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 
+import redis
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
+from rest_framework import status
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from orders.api.errors import ApiError
 
 # DRF's sliding log (drop timestamps older than the window, refuse at the limit, else record now)
 # as one atomic step on a Redis sorted set: one round trip, and no pickled list of up to
@@ -40,6 +44,12 @@ class TokenRateThrottle(SimpleRateThrottle):
     in any ``duration`` seconds, the refused ones not counted). On the Redis cache (production)
     the log is a sorted set updated by one Lua script — one round trip per request instead of a
     GET and a SET of the pickled log; on other caches (the embedded default) DRF's own code runs.
+
+    Raises
+    ------
+    orders.api.errors.ApiError
+        503 ``throttle_unavailable`` when Redis does not answer: the request is refused before
+        anything is done (a clear error the client can retry, never a 500).
     """
 
     scope = "token"
@@ -69,8 +79,13 @@ class TokenRateThrottle(SimpleRateThrottle):
         key = backend.make_and_validate_key(self.key)
         client = _client(backend, key)
         member = f"{self.now!r}:{os.urandom(4).hex()}"  # two requests in one clock tick are two entries
-        allowed, count, oldest = _script(client)(keys=[key], args=[repr(self.now), self.duration, self.num_requests,
-                                                                   member], client=client)
+        try:
+            allowed, count, oldest = _script(client)(keys=[key], args=[repr(self.now), self.duration,
+                                                                       self.num_requests, member], client=client)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise ApiError(f"request throttle unavailable: Redis did not answer ({type(exc).__name__}: {exc}); "
+                           "nothing was done, retry later", code="throttle_unavailable",
+                           status_code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
         # wait() reads the log as DRF keeps it: newest first, oldest last.
         self.history = [self.now] * (int(count) - 1) + [float(oldest)]
         return bool(allowed)

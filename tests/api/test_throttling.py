@@ -72,3 +72,23 @@ def test_throttle_on_redis_keeps_a_sliding_log_that_frees_up_after_the_window(st
     key = cache.make_and_validate_key(f"throttle_token_tok:{token_obj.digest}")
     client = cache._cache.get_client(key)
     assert client.type(key) == b"zset" and client.zcard(key) == 2
+
+
+@pytest.mark.redis
+def test_throttle_with_redis_unreachable_answers_503_naming_it_and_records_nothing(strategy, svc_client, tradable):
+    # Arrange: the throttle's Redis store stops answering (a port nothing listens on)
+    from orders.models import Order
+    from tests.orders.factories import order_body
+
+    dead = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0",
+                        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+
+    # Act
+    with override_settings(CACHES=dead):
+        response = svc_client.post("/api/orders", order_body(), format="json")
+
+    # Assert: a clear JSON error, not a 500; no order half-written
+    assert response.status_code == 503
+    assert response.json()["error"] == "throttle_unavailable" and "Redis" in response.json()["detail"]
+    assert not Order.objects.exists()
+
