@@ -33,6 +33,8 @@ SERVER_OWNED_FIELDS = frozenset({
     "updated_at", "submitted_at", "accepted_at", "closed_at", "dispatched_at", "parent", "parent_id",
     "parent_order_id", "strategy",
 })
+#: Largest ``sequence_in_group``: the column is a PositiveIntegerField, a 32-bit ``integer`` on PostgreSQL.
+SEQUENCE_IN_GROUP_MAX = 2**31 - 1
 
 
 class StrictDecimalField(serializers.DecimalField):
@@ -79,15 +81,47 @@ class StrictIntegerField(serializers.IntegerField):
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class JsonObjectField(serializers.JSONField):
-    """A JSON object (``{}``); other JSON values are refused."""
+    """A JSON object (``{}``); other JSON values, and NUL characters in its keys or strings, are refused.
 
-    default_error_messages = {"not_object": "must be a JSON object."}
+    PostgreSQL's ``jsonb`` cannot store ``\\u0000`` (it refuses the INSERT: "unsupported Unicode
+    escape sequence"), so the character is refused here, on every database alike, as DRF's
+    ``CharField`` does for text.
+    """
+
+    default_error_messages = {
+        "not_object": "must be a JSON object.",
+        "null_character": "must not contain the NUL character (\\u0000) in a key or string (at {path}): "
+                          "PostgreSQL's jsonb cannot store it.",
+    }
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if not isinstance(value, dict):
             self.fail("not_object")
+        path = _nul_path(value, "")
+        if path is not None:
+            self.fail("null_character", path=path or "the top level")
         return value
+
+
+def _nul_path(value, path: str) -> str | None:
+    # Where the first key or string holding "\x00" is (e.g. "note", "legs[1].venue"); None if nowhere.
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else (str(key) or '""')
+            if "\x00" in str(key):
+                return here.replace("\x00", "\\u0000")
+            found = _nul_path(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _dec(value):
@@ -157,8 +191,12 @@ class OrderCreateInputSerializer(serializers.Serializer):
                                       help_text="Maximum slippage as a fraction in [0, 1] (0.005 = 50 bps).")
     atomic_group_id = serializers.CharField(required=False, allow_blank=True, max_length=128,
                                             help_text="Orders sharing it form one atomic group.")
-    sequence_in_group = StrictIntegerField(required=False, allow_null=True, min_value=0,
-                                           help_text="Position in the atomic group (integer ≥ 0); needs atomic_group_id.")
+    sequence_in_group = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=SEQUENCE_IN_GROUP_MAX,
+        error_messages={"max_value": "must be at most {max_value}: it is stored as a 32-bit integer "
+                                     "(PostgreSQL integer, Django PositiveIntegerField)."},
+        help_text=f"Position in the atomic group (integer, 0 to {SEQUENCE_IN_GROUP_MAX}); needs atomic_group_id.",
+    )
     odds = DecimalInputField(required=False, allow_null=True,
                               help_text="Sports bets: decimal (European) odds, > 1; required for operation bet.")
     selection = serializers.CharField(required=False, allow_blank=True, max_length=200,

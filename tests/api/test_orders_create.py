@@ -255,3 +255,38 @@ def test_post_order_disabled_strategy_is_422_with_reason(tradable):
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "strategy_disabled" and body["strategy_id"] == "off" and "disabled" in body["detail"]
+
+
+# -- values PostgreSQL cannot store: a 400 naming the field on every database, never a 500 at INSERT ---------------
+@pytest.mark.parametrize(
+    "changes, field, reason",
+    [
+        ({"atomic_group_id": "g1", "sequence_in_group": 2**31}, "sequence_in_group", "32-bit integer"),
+        ({"metadata": {"note": "a\u0000b"}}, "metadata", "NUL character"),
+        ({"metadata": {"legs": [{"venue\u0000": "X"}]}}, "metadata", "NUL character"),
+        ({"expected_deltas": {"BTC\u0000": "1"}}, "expected_deltas", "NUL character"),
+        ({"exec_algorithm": "TWAP", "exec_algorithm_params": {"horizon_secs": 60, "interval_secs": 10,
+                                                              "note": "\u0000"}}, "exec_algorithm_params",
+         "NUL character"),
+    ],
+)
+def test_post_order_value_the_database_cannot_store_is_400_naming_the_field(tradable, svc_client, changes, field,
+                                                                            reason):
+    # Arrange
+    svc_client.raise_request_exception = False
+    # Act
+    response = svc_client.post(URL, order_body(**changes), format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["error"] == "invalid"
+    assert reason in body["fields"][field][0], body
+    assert Order.objects.count() == 0
+
+
+def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc_client):
+    # Act
+    response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=2**31 - 1), format="json")
+    # Assert
+    assert response.status_code == 201, response.json()
+    assert Order.objects.get().sequence_in_group == 2**31 - 1
