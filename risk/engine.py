@@ -27,7 +27,9 @@ Checks, in the order results are listed (the first failure gives the reason):
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
 ``price_collar``     |limit price − mid| / mid × 10,000 ≤ PRICE_COLLAR_BPS (LIMIT orders).
-``max_order_quantity`` / ``max_order_notional``   per order.
+``max_order_quantity`` / ``max_order_notional``   per order. Besides the configured limits, a
+                     notional of 10**18 quote units or more is always denied (scope SYSTEM):
+                     NUMERIC(36,18) cannot store it (``odum_live.fields.NUMERIC_BOUND``).
 ``repeated_order``   No order of the same strategy, routed listing, side and quantity within
                      REPEATED_ORDER_WINDOW_SECS (the longest applicable window).
 ``velocity``         Orders per fixed 1 s / 60 s window per scope (``risk.velocity``).
@@ -66,6 +68,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from django.conf import settings
 from django.utils import timezone
 
+from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
 from risk import locks
@@ -110,6 +113,9 @@ CHECK_ORDER = (
     CHECK_MAX_QUANTITY, CHECK_MIN_NOTIONAL, CHECK_REFERENCE_PRICE, CHECK_PRICE_COLLAR, CHECK_MAX_ORDER_QUANTITY,
     CHECK_MAX_ORDER_NOTIONAL, CHECK_REPEATED_ORDER, CHECK_VELOCITY, CHECK_POSITION_LIMIT, CHECK_GROSS_EXPOSURE,
 )
+
+#: Scope of the notional bound every order is held to, configured limits or not.
+NOTIONAL_BOUND_SCOPE = "SYSTEM"
 
 _DERIVATIVE_TYPES = frozenset({"PERPETUAL", "FUTURE", "OPTION"})
 _BPS = Decimal("10000")
@@ -577,6 +583,16 @@ class PreTradeRiskEngine:
     @staticmethod
     def _max_order(order: _Order, controls: RiskControls, notional, notional_problem: str, results) -> None:
         qty = order.intent.quantity
+        if notional is not None and notional >= NUMERIC_BOUND:
+            # Always applies, limits or not: exposure, position and PnL of such an order could not be
+            # stored (a LIMIT order's quantity × price is refused before, by orders.services.request).
+            results[CHECK_MAX_ORDER_NOTIONAL].append(CheckResult(
+                check=CHECK_MAX_ORDER_NOTIONAL, passed=False,
+                limit=f"below {_dec(NUMERIC_BOUND)} {order.quote} ({NOTIONAL_BOUND_SCOPE})", observed=_dec(notional),
+                scope=NOTIONAL_BOUND_SCOPE,
+                detail="notional (quantity × price × contract multiplier; a MARKET order at the reference mid) "
+                       "does not fit NUMERIC(36,18), at most 18 integer digits",
+            ))
         for limit in controls.of_kind(K.MAX_ORDER_QUANTITY):
             results[CHECK_MAX_ORDER_QUANTITY].append(CheckResult(
                 check=CHECK_MAX_ORDER_QUANTITY, passed=qty <= limit.value,

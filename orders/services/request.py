@@ -12,11 +12,12 @@ import hashlib
 import json
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from django.utils import timezone as dj_timezone
 
+from odum_live.fields import MAX_DIGITS, NUMERIC_BOUND
 from odum_live.instruments import InstrumentKey, InstrumentKeyError
 from odum_live.intent import OrderIntent
 from orders.algorithms import AlgorithmParamsError, format_decimal, validate_exec_algorithm_params
@@ -166,11 +167,13 @@ def order_request_build(**data: Any) -> OrderRequest:
     OrderRequestInvalid
         Naming every offending field with the reason. Rules: instrument key grammar (DESIGN.md,
         "Canonical instrument IDs"); quantity > 0; LIMIT needs a price > 0 and MARKET takes none;
-        GTD needs a future ``expire_time`` and other time-in-force values take none; MARKET is not
-        GTD (NautilusTrader ``MarketOrder`` refuses GTD); algorithm params per
-        :mod:`orders.algorithms`; side per operation (:data:`OPERATION_SIDES`); bets need odds > 1;
-        transfers need distinct ``source_venue`` and ``target_venue`` (and only transfers take
-        them); ``sequence_in_group`` needs ``atomic_group_id``; ``max_slippage`` in [0, 1].
+        a LIMIT order's quantity × price is below 10**18 (:data:`odum_live.fields.NUMERIC_BOUND`:
+        the open-order totals store it as NUMERIC(36,18)); GTD needs a future ``expire_time`` and
+        other time-in-force values take none; MARKET is not GTD (NautilusTrader ``MarketOrder``
+        refuses GTD); algorithm params per :mod:`orders.algorithms`; side per operation
+        (:data:`OPERATION_SIDES`); bets need odds > 1; transfers need distinct ``source_venue`` and
+        ``target_venue`` (and only transfers take them); ``sequence_in_group`` needs
+        ``atomic_group_id``; ``max_slippage`` in [0, 1].
     """
     unknown = set(data) - {f.name for f in fields(OrderRequest)} - {"instrument"}
     if unknown:
@@ -219,6 +222,11 @@ def order_request_build(**data: Any) -> OrderRequest:
             _add(errors, "price", "is required for a LIMIT order (quote currency)")
         elif not price.is_finite() or price <= 0:
             _add(errors, "price", f"must be greater than zero (quote currency), got {_show(price)}")
+        elif quantity is not None and _product(quantity, price) >= NUMERIC_BOUND:
+            # The open-order totals store Σ quantity × limit price (risk.models.OpenOrderExposure.priced_value).
+            _add(errors, "price", f"quantity × price must be below {_show(NUMERIC_BOUND)} (quote currency), got "
+                                  f"{_show(_product(quantity, price))}: the order's value is stored as NUMERIC(36,18), "
+                                  "at most 18 integer digits")
     elif order_type == "MARKET" and price is not None:
         _add(errors, "price", "must be omitted for a MARKET order (it executes at the market)")
 
@@ -329,6 +337,12 @@ def _expected_deltas(value: Any, errors: dict) -> dict:
             continue
         out[str(asset)] = format_decimal(number)
     return out
+
+
+def _product(a: Decimal, b: Decimal) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 2 * MAX_DIGITS + 2  # exact for two NUMERIC(36,18) operands: no rounding up to the bound
+        return a * b
 
 
 def _show(value: Any) -> str:

@@ -290,3 +290,34 @@ def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc
     # Assert
     assert response.status_code == 201, response.json()
     assert Order.objects.get().sequence_in_group == 2**31 - 1
+
+
+def test_post_order_limit_value_beyond_storage_bound_is_400_naming_price(tradable, svc_client):
+    # Arrange: no notional limit configured; 9000 BTC (the listing's maximum) at 1e15 USDT is worth 9e18,
+    # more than the open-order totals' NUMERIC(36,18) can store
+    svc_client.raise_request_exception = False
+    # Act
+    response = svc_client.post(URL, order_body(quantity="9000", price="1000000000000000"), format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    reason = response.json()["fields"]["price"][0]
+    assert reason.startswith("quantity × price must be below 1000000000000000000 (quote currency), "
+                             "got 9000000000000000000")
+    assert Order.objects.count() == 0
+
+
+def test_post_order_market_value_beyond_storage_bound_is_recorded_denied(listing, svc_client):
+    # Arrange: no notional limit configured; the reference mid prices 9000 BTC at 9e18 USDT
+    from tests.orders.conftest import publish_book
+
+    publish_book(bid="1000000000000000", ask="1000000000000000")
+    svc_client.raise_request_exception = False
+    # Act
+    response = svc_client.post(URL, order_body(quantity="9000", price=None, order_type="MARKET"), format="json")
+    # Assert
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "DENIED"
+    assert body["rejection_reason"].startswith(
+        "max_order_notional: observed 9000000000000000000, limit below 1000000000000000000 USDT (SYSTEM)")
+    assert Order.objects.get().status == "DENIED"

@@ -46,6 +46,23 @@ def test_build_market_with_price_is_refused():
     assert "price" in _errors(order_type="MARKET")
 
 
+def test_build_limit_value_at_the_storage_bound_is_refused_on_price():
+    # Act: quantity × price = 10**18 exactly; NUMERIC(36,18) holds at most 18 integer digits
+    errors = _errors(quantity=Decimal("1000"), price=Decimal("1000000000000000"))
+    # Assert
+    assert errors["price"] == ["quantity × price must be below 1000000000000000000 (quote currency), got "
+                               "1000000000000000000: the order's value is stored as NUMERIC(36,18), at most 18 "
+                               "integer digits"]
+
+
+def test_build_limit_value_just_below_the_storage_bound_is_accepted():
+    # Act: quantity × price = 10**18 - 10**-18, the largest NUMERIC(36,18) value
+    request = order_request_build(**{**BASE, "quantity": Decimal("1"),
+                                     "price": Decimal("999999999999999999.999999999999999999")})
+    # Assert
+    assert request.price == Decimal("999999999999999999.999999999999999999")
+
+
 def test_build_gtd_without_expire_time_is_refused():
     assert "expire_time" in _errors(time_in_force="GTD")
 

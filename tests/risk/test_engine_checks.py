@@ -275,6 +275,39 @@ def test_max_order_notional_inverse_contract_is_quantity_times_multiplier(engine
     assert (check.limit, check.observed) == ("1000 USD (GLOBAL)", "1500")
 
 
+def test_max_order_notional_market_order_at_the_storage_bound_denies_without_any_limit(engine, listing, store,
+                                                                                       clock):
+    # Arrange: no limit configured; a mid of 1e15 USDT makes 9000 BTC (the listing's maximum) worth 9e18,
+    # which NUMERIC(36,18) (at most 18 integer digits) cannot store
+    publish_quote(store, BTC_USDT, mid=Decimal("1000000000000000"), ts=clock.now)
+
+    # Act
+    with transaction.atomic():
+        result = engine.evaluate(intent=order_intent(order_type="MARKET", price=None, quantity=Decimal("9000")),
+                                 listing=listing, venue=listing.venue)
+
+    # Assert: denied by the bound (check, bound and observed value), and nothing recorded
+    assert not result.passed and not result.recorded
+    check = only_check(result, "max_order_notional")
+    assert (check.scope, check.observed) == ("SYSTEM", "9000000000000000000")
+    assert check.limit == "below 1000000000000000000 USDT (SYSTEM)"
+    assert result.reason.startswith("max_order_notional: observed 9000000000000000000, "
+                                    "limit below 1000000000000000000 USDT (SYSTEM)")
+    assert not OpenOrderExposure.objects.exists()
+
+
+def test_max_order_notional_just_below_the_storage_bound_adds_no_check(engine, listing, store, clock):
+    # Arrange: 9000 BTC at 1e14 USDT = 9e17, below 10**18
+    publish_quote(store, BTC_USDT, mid=Decimal("100000000000000"), ts=clock.now)
+
+    # Act
+    result = evaluate(engine, listing, order_type="MARKET", price=None, quantity=Decimal("9000"))
+
+    # Assert
+    assert result.passed, result.reason
+    assert checks_named(result, "max_order_notional") == []
+
+
 def test_disabled_limit_is_not_applied(engine, listing, fresh_quote):
     # Arrange
     RiskLimitFactory(kind=K.MAX_ORDER_QUANTITY, value=Decimal("0.001"), enabled=False)
