@@ -23,7 +23,12 @@ from rest_framework import serializers
 from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
 from orders.algorithms import format_decimal
 from orders.models import Order, OrderEvent
-from orders.services.request import OPERATION_ID_MAX_LENGTH, OrderRequestInvalid, order_request_build
+from orders.services.request import (
+    OPERATION_ID_MAX_LENGTH,
+    OrderRequestExpired,
+    OrderRequestInvalid,
+    order_request_build,
+)
 
 #: Fields only the server sets: a request naming one is refused (mass-assignment guard).
 SERVER_OWNED_FIELDS = frozenset({
@@ -138,7 +143,16 @@ def _dt(value):
 # Input
 # --------------------------------------------------------------------------------------------------
 class OrderCreateInputSerializer(serializers.Serializer):
-    """The seeds' JSON order message (client-supplied fields only)."""
+    """The seeds' JSON order message (client-supplied fields only).
+
+    ``validated_data``: ``{"strategy_id": str | None, "request": OrderRequest}``. A GTD request whose
+    ``expire_time`` has passed is let through (:class:`~orders.services.request.OrderRequestExpired`):
+    :func:`orders.services.order_submit` answers it only when it replays a stored order, and raises
+    ``OrderRequestInvalid`` naming ``expire_time`` otherwise — callers turn that into their 400.
+    """
+
+    #: Let a passed expire_time through to order_submit (a replay may still be answered).
+    expired_request_passes = True
 
     strategy_id = serializers.CharField(
         required=False, allow_blank=False, max_length=64,
@@ -238,6 +252,10 @@ class OrderCreateInputSerializer(serializers.Serializer):
         strategy_id = attrs.pop("strategy_id", None)
         try:
             request = order_request_build(**attrs)
+        except OrderRequestExpired as exc:
+            if not self.expired_request_passes:
+                raise serializers.ValidationError(exc.errors) from None
+            request = exc.request
         except OrderRequestInvalid as exc:
             raise serializers.ValidationError(exc.errors) from None
         return {"strategy_id": strategy_id, "request": request}
@@ -245,6 +263,8 @@ class OrderCreateInputSerializer(serializers.Serializer):
 
 class RiskCheckInputSerializer(OrderCreateInputSerializer):
     """The order message for a what-if check: ``operation_id`` is optional (nothing is stored)."""
+
+    expired_request_passes = False  # nothing to replay: a passed expire_time is a 400 here
 
     operation_id = serializers.CharField(required=False, max_length=OPERATION_ID_MAX_LENGTH,
                                          help_text="Optional; ignored (a what-if creates no order).")

@@ -45,6 +45,7 @@ from orders.selectors import (
 from orders.services import (
     IdempotencyConflict,
     OrderNotCancelable,
+    OrderRequestInvalid,
     StrategyDisabled,
     order_cancel,
     order_risk_check,
@@ -187,6 +188,8 @@ class OrderCollectionApi(GenericAPIView):
                            order_id=str(exc.order_id)) from None
         except StrategyDisabled as exc:
             raise Unprocessable(str(exc), code="strategy_disabled", strategy_id=exc.strategy_id) from None
+        except OrderRequestInvalid as exc:  # a passed expire_time that replays no stored order
+            raise serializers.ValidationError(exc.errors) from None
         body = OrderOutputSerializer(context={"new_order": result.created}).to_representation(result.order)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
                         headers={"Location": f"/api/orders/{result.order.id}"})

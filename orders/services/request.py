@@ -53,6 +53,26 @@ class OrderRequestInvalid(ValueError):
         super().__init__(json.dumps(errors, sort_keys=True))
 
 
+class OrderRequestExpired(OrderRequestInvalid):
+    """The request's only fault is a GTD ``expire_time`` that has passed.
+
+    A new order is refused for it, but a replay of a stored order is not: the client's retry of an
+    order accepted while its ``expire_time`` was still ahead gets the stored order
+    (:func:`orders.services.submit.order_submit` decides, looking the operation_id up only then).
+
+    Attributes
+    ----------
+    errors : dict[str, list[str]]
+        ``{"expire_time": [reason]}``.
+    request : OrderRequest
+        The request, valid in every other respect.
+    """
+
+    def __init__(self, errors: dict[str, Any], *, request: OrderRequest):
+        self.request = request
+        super().__init__(errors)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """A validated order request: the client-supplied fields of the seeds' order message.
@@ -107,6 +127,15 @@ class OrderRequest:
             payload[f.name] = _canonical(getattr(self, f.name))
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def expiry_errors(self) -> dict[str, list[str]]:
+        """Return ``{"expire_time": [reason]}`` when the GTD ``expire_time`` is not in the future, else ``{}``.
+
+        The one time-dependent rule of the order message: a new order must still be able to live.
+        """
+        if self.expire_time is None or self.expire_time > dj_timezone.now():
+            return {}
+        return {"expire_time": [_expired(self.expire_time)]}
 
     def to_intent(self, *, strategy_id: str) -> OrderIntent:
         """Return the :class:`OrderIntent` pre-trade risk and the router see."""
@@ -174,6 +203,10 @@ def order_request_build(**data: Any) -> OrderRequest:
         (:data:`OPERATION_SIDES`); bets need odds > 1; transfers need distinct ``source_venue`` and
         ``target_venue`` (and only transfers take them); ``sequence_in_group`` needs
         ``atomic_group_id``; ``max_slippage`` in [0, 1].
+    OrderRequestExpired
+        (An ``OrderRequestInvalid``.) The only fault is an ``expire_time`` already passed; it
+        carries the otherwise valid request, for :func:`orders.services.submit.order_submit` to
+        answer a replay of a stored order with.
     """
     unknown = set(data) - {f.name for f in fields(OrderRequest)} - {"instrument"}
     if unknown:
@@ -231,13 +264,14 @@ def order_request_build(**data: Any) -> OrderRequest:
         _add(errors, "price", "must be omitted for a MARKET order (it executes at the market)")
 
     tif, expire_time = values["time_in_force"], values["expire_time"]
+    expired = False
     if tif == "GTD":
         if expire_time is None:
             _add(errors, "expire_time", "is required when time_in_force is GTD")
         elif expire_time.tzinfo is None:
             _add(errors, "expire_time", "must carry a UTC offset (ISO-8601, e.g. 2030-01-01T00:00:00Z)")
         elif expire_time <= dj_timezone.now():
-            _add(errors, "expire_time", f"must be in the future, got {expire_time.isoformat()}")
+            expired = True  # reported last: a replay of a stored order may still be answered
         if order_type == "MARKET":
             _add(errors, "time_in_force", "GTD is not allowed for MARKET orders (use GTC, IOC or FOK)")
     elif expire_time is not None:
@@ -312,8 +346,17 @@ def order_request_build(**data: Any) -> OrderRequest:
         _add(errors, "metadata", f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
 
     if errors:
+        if expired:
+            _add(errors, "expire_time", _expired(expire_time))
         raise OrderRequestInvalid(errors)
-    return OrderRequest(instrument=instrument, **values)
+    request = OrderRequest(instrument=instrument, **values)
+    if expired:
+        raise OrderRequestExpired({"expire_time": [_expired(expire_time)]}, request=request)
+    return request
+
+
+def _expired(expire_time: datetime) -> str:
+    return f"must be in the future, got {expire_time.isoformat()}"
 
 
 def _expected_deltas(value: Any, errors: dict) -> dict:

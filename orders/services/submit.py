@@ -19,7 +19,7 @@ from django.utils import timezone
 from odum_live.sql import in_pipeline, pipeline, pipelined_transaction, send_insert
 from orders.models import Order, OrderEvent, Strategy
 from orders.services.publish import publish_orders_updated
-from orders.services.request import OrderRequest
+from orders.services.request import OrderRequest, OrderRequestInvalid
 from orders.state import OrderStatus
 from risk.engine import PreTradeRiskEngine
 from routing.router import SmartOrderRouter
@@ -117,7 +117,10 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
     actor : str
         Who submits (username or strategy service), recorded on the order and its events.
     data : OrderRequest
-        The validated request (:func:`orders.services.request.order_request_build`).
+        The validated request (:func:`orders.services.request.order_request_build`; a GTD request
+        whose ``expire_time`` has passed since is taken too — from
+        :class:`~orders.services.request.OrderRequestExpired` — and answered only if it replays a
+        stored order).
 
     Returns
     -------
@@ -129,6 +132,9 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
     ------
     IdempotencyConflict
         The operation_id is stored with a different body (fingerprint).
+    OrderRequestInvalid
+        ``{"expire_time": [...]}``: the GTD ``expire_time`` is not in the future and the request
+        is not a replay of a stored order with the same body.
     StrategyDisabled
         The strategy is disabled and the operation_id is new.
 
@@ -140,6 +146,15 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
     and returned as for any replay.
     """
     fingerprint = data.fingerprint()
+    expired = data.expiry_errors()
+    if expired:
+        # The client's retry of a GTD order accepted before its expire_time passed gets the stored
+        # order; anything else is a new order that could not live. Looked up only here: a new
+        # order's hot path has no query more.
+        stored = _stored_order(strategy, data.operation_id)
+        if stored is not None and stored.request_fingerprint == fingerprint:
+            return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+        raise OrderRequestInvalid(expired)
     if not strategy.enabled:
         # A disabled strategy may still read back what it submitted before.
         stored = _stored_order(strategy, data.operation_id)

@@ -25,6 +25,7 @@ from orders.models import Strategy
 from orders.selectors import StrategyForbidden, StrategyNotFound, StrategyRequired, strategy_for_submit
 from orders.services import (
     IdempotencyConflict,
+    OrderRequestInvalid,
     RiskCheckResult,
     StrategyDisabled,
     SubmitResult,
@@ -161,6 +162,8 @@ def ticket_submit(*, user, ticket: Ticket) -> SubmitResult:
         raise TicketError({"operation_id": [str(exc)]}, status=409, code="idempotency_conflict") from None
     except StrategyDisabled as exc:
         raise TicketError({"strategy_id": [str(exc)]}, status=422, code="strategy_disabled") from None
+    except OrderRequestInvalid as exc:  # a passed expire_time that replays no stored order
+        raise TicketError(_plain(exc.errors)) from None
 
 
 def ticket_what_if(*, user, ticket: Ticket) -> RiskCheckResult:

@@ -1,5 +1,6 @@
 from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -321,3 +322,34 @@ def test_post_order_market_value_beyond_storage_bound_is_recorded_denied(listing
     assert body["rejection_reason"].startswith(
         "max_order_notional: observed 9000000000000000000, limit below 1000000000000000000 USDT (SYSTEM)")
     assert Order.objects.get().status == "DENIED"
+
+
+# -- GTD orders after their expire_time --------------------------------------------------------------------------
+def test_post_order_gtd_replay_after_expire_time_is_200_with_the_stored_order(tradable, svc_client):
+    # Arrange: a GTD order accepted while its expire_time was ahead
+    expire = timezone.now() + timedelta(minutes=1)
+    body = order_body(time_in_force="GTD", expire_time=expire.isoformat())
+    first = svc_client.post(URL, body, format="json")
+    assert first.status_code == 201, first.json()
+    # Act: the client's retry (same operation_id, same body) arrives after the expire_time
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        replay = svc_client.post(URL, body, format="json")
+    # Assert
+    assert replay.status_code == 200, replay.json()
+    assert replay.json()["order_id"] == first.json()["order_id"]
+    assert Order.objects.count() == 1
+
+
+def test_post_order_gtd_changed_body_after_expire_time_is_400_naming_expire_time(tradable, svc_client):
+    # Arrange
+    expire = timezone.now() + timedelta(minutes=1)
+    body = order_body(time_in_force="GTD", expire_time=expire.isoformat())
+    svc_client.post(URL, body, format="json")
+    # Act: same operation_id, another quantity, after the expire_time: not a replay, and it could not live
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        response = svc_client.post(URL, {**body, "quantity": "0.02"}, format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"] == {"expire_time": [f"must be in the future, got {expire.isoformat()}"]}
+    assert Order.objects.count() == 1
+

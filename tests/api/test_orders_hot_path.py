@@ -25,8 +25,10 @@ def _statements(queries, table):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("changes", [{}, {"time_in_force": "GTD", "expire_time": "2099-01-01T00:00:00Z"}],
+                         ids=["GTC", "GTD"])
 def test_post_order_touches_the_order_tables_a_fixed_number_of_times(tradable, svc_client, monkeypatch,
-                                                                       django_capture_on_commit_callbacks):
+                                                                       django_capture_on_commit_callbacks, changes):
     # Arrange: the broker takes the message (no eager run of the worker's task: its statements are
     # the worker's, not the web request's); a first order warms every cache
     from types import SimpleNamespace
@@ -35,9 +37,9 @@ def test_post_order_touches_the_order_tables_a_fixed_number_of_times(tradable, s
 
     monkeypatch.setattr(tasks.submit_order, "apply_async", lambda *a, **k: SimpleNamespace(id="stub-task-id"))
     svc_client.post("/api/orders", order_body(), format="json")
-    # Act
+    # Act (a GTD order's expire_time is ahead: no look-up of a stored order, as for any new order)
     with CaptureQueriesContext(connection) as ctx, django_capture_on_commit_callbacks(execute=True):
-        response = svc_client.post("/api/orders", order_body(), format="json")
+        response = svc_client.post("/api/orders", order_body(**changes), format="json")
     # Assert
     assert response.status_code == 201
     queries = ctx.captured_queries

@@ -1,10 +1,13 @@
 """``manage.py orders submit|cancel|list|show`` (orders/management/commands/orders.py)."""
 
 import io
+from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from orders.models import Order, OrderEvent
 from tests.orders import web_fixtures
@@ -68,6 +71,28 @@ def test_submit_invalid_names_the_field_and_fails(trader, tradable, extra, qty, 
     with pytest.raises(CommandError, match=field):
         submit(*extra, user=trader.username, qty=qty)
     assert not Order.objects.exists()
+
+
+def test_submit_gtd_with_passed_expire_time_names_expire_time_and_fails(trader, tradable):
+    # Act / Assert
+    with pytest.raises(CommandError, match="expire_time: must be in the future"):
+        submit("--type", "LIMIT", "--price", "40000", "--tif", "GTD", "--expire-time", "2001-01-01T00:00:00Z",
+               user=trader.username)
+    assert not Order.objects.exists()
+
+
+def test_submit_gtd_same_operation_id_after_expire_time_replays(trader, tradable):
+    # Arrange: a GTD order accepted while its expire_time was ahead
+    expire = timezone.now() + timedelta(minutes=1)
+    gtd = ("--type", "LIMIT", "--price", "40000", "--tif", "GTD", "--expire-time", expire.isoformat(),
+           "--operation-id", "cli-gtd")
+    submit(*gtd, user=trader.username)
+    # Act: the same command again, after the expire_time
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        out = submit(*gtd, user=trader.username)
+    # Assert
+    assert "operation id seen before" in out.splitlines()[0]
+    assert Order.objects.count() == 1
 
 
 def test_submit_unknown_user_fails(tradable, strategy):

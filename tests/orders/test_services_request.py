@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders.services.request import OrderRequestInvalid, order_request_build
+from orders.services.request import OrderRequestExpired, OrderRequestInvalid, order_request_build
 
 BASE = {
     "operation_id": "op-1",
@@ -69,6 +69,27 @@ def test_build_gtd_without_expire_time_is_refused():
 
 def test_build_gtd_in_the_past_is_refused():
     assert "expire_time" in _errors(time_in_force="GTD", expire_time=timezone.now() - timedelta(seconds=1))
+
+
+def test_build_gtd_in_the_past_as_only_fault_raises_expired_carrying_the_request():
+    # Arrange
+    expire = timezone.now() - timedelta(seconds=1)
+    # Act
+    with pytest.raises(OrderRequestExpired) as exc:
+        order_request_build(**BASE, time_in_force="GTD", expire_time=expire)
+    # Assert: a replay of a stored order can still be answered with it (orders.services.submit)
+    assert exc.value.errors == {"expire_time": [f"must be in the future, got {expire.isoformat()}"]}
+    assert (exc.value.request.operation_id, exc.value.request.expire_time) == ("op-1", expire)
+
+
+def test_build_gtd_in_the_past_with_another_fault_raises_invalid_naming_both():
+    # Act
+    with pytest.raises(OrderRequestInvalid) as exc:
+        order_request_build(**{**BASE, "quantity": Decimal("0")}, time_in_force="GTD",
+                            expire_time=timezone.now() - timedelta(seconds=1))
+    # Assert
+    assert not isinstance(exc.value, OrderRequestExpired)
+    assert set(exc.value.errors) == {"quantity", "expire_time"}
 
 
 def test_build_expire_time_without_gtd_is_refused():

@@ -1,9 +1,13 @@
+from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from orders.models import Order, OrderEvent
-from orders.services import IdempotencyConflict, StrategyDisabled, order_submit
+from orders.services import IdempotencyConflict, OrderRequestInvalid, StrategyDisabled, order_submit
+from orders.services.request import OrderRequestExpired
 from risk.models import RiskLimit, Scope
 from tests.orders.conftest import typed_request
 from tests.orders.factories import StrategyFactory
@@ -165,3 +169,40 @@ def test_order_submit_replay_with_other_body_raises_conflict_and_writes_nothing(
                      data=typed_request(operation_id=request.operation_id, side="SELL"))
     assert Order.objects.count() == 1
     assert OrderEvent.objects.filter(order=first.order).count() == 3
+
+
+# -- GTD orders after their expire_time: a replay gets the stored order, a new order is refused ------------------
+def _expired_request(**fields):
+    # What order_request_build gives once the expire_time has passed: the request inside OrderRequestExpired.
+    with pytest.raises(OrderRequestExpired) as exc:
+        typed_request(**fields)
+    return exc.value.request
+
+
+def test_order_submit_gtd_replay_after_expire_time_returns_the_stored_order(tradable, strategy):
+    # Arrange: a GTD order accepted while its expire_time was ahead
+    expire = timezone.now() + timedelta(minutes=1)
+    first = order_submit(strategy=strategy, actor="alice", data=typed_request(time_in_force="GTD", expire_time=expire))
+    fields = {"operation_id": first.order.operation_id, "time_in_force": "GTD", "expire_time": expire}
+    # Act: the client's retry arrives after the expire_time
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        again = order_submit(strategy=strategy, actor="alice", data=_expired_request(**fields))
+    # Assert
+    assert again.created is False and again.order.pk == first.order.pk
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("stored", [None, "other body"])
+def test_order_submit_gtd_new_order_after_expire_time_raises_invalid_naming_expire_time(tradable, strategy, stored):
+    # Arrange: nothing stored under the operation_id, or an order with another body
+    expire = timezone.now() + timedelta(minutes=1)
+    if stored:
+        order_submit(strategy=strategy, actor="alice", data=typed_request(operation_id="op-gtd", quantity=Decimal("1")))
+    # Act
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        request = _expired_request(operation_id="op-gtd", time_in_force="GTD", expire_time=expire)
+        with pytest.raises(OrderRequestInvalid) as exc:
+            order_submit(strategy=strategy, actor="alice", data=request)
+    # Assert
+    assert exc.value.errors == {"expire_time": [f"must be in the future, got {expire.isoformat()}"]}
+    assert Order.objects.count() == (1 if stored else 0)

@@ -1,8 +1,11 @@
 """The Execute page (/live/execute): the order ticket, its CLI preview, submit and what-if."""
 
+from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from orders.models import Order
 from tests.orders.conftest import SPOT_KEY
@@ -60,6 +63,34 @@ def test_execute_resubmit_same_operation_id_replays_stored_order(trader_client, 
     assert response.status_code == 200
     assert Order.objects.filter(operation_id="web-test-1").count() == 1
     assert "nothing re-sent" in response.content.decode()
+
+
+def test_execute_gtd_resubmit_after_expire_time_replays_stored_order(trader_client, tradable):
+    # Arrange: a GTD order accepted while its expire_time was ahead
+    expire = timezone.now() + timedelta(minutes=1)
+    gtd = ticket(order_type="LIMIT", price="40000", time_in_force="GTD", expire_time=expire.isoformat())
+    trader_client.post("/live/execute", gtd)
+    # Act: the same ticket again, after the expire_time
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        response = trader_client.post("/live/execute", gtd)
+    # Assert
+    assert response.status_code == 200
+    assert Order.objects.filter(operation_id="web-test-1").count() == 1
+    assert "nothing re-sent" in response.content.decode()
+
+
+def test_execute_gtd_changed_ticket_after_expire_time_is_400_on_expire_time(trader_client, tradable):
+    # Arrange
+    expire = timezone.now() + timedelta(minutes=1)
+    gtd = ticket(order_type="LIMIT", price="40000", time_in_force="GTD", expire_time=expire.isoformat())
+    trader_client.post("/live/execute", gtd)
+    # Act: same operation id, another quantity, after the expire_time
+    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
+        response = trader_client.post("/live/execute", {**gtd, "quantity": "0.06"})
+    # Assert
+    assert response.status_code == 400
+    assert 'data-field-error="expire_time"' in response.content.decode()
+    assert Order.objects.count() == 1
 
 
 def test_execute_same_operation_id_other_order_is_409_on_the_operation_id(trader_client, tradable):
