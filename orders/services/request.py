@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation, localcontext
@@ -117,14 +118,30 @@ class OrderRequest:
         """Return the sha256 (hex) of the canonical JSON of the request body, minus ``operation_id``.
 
         Canonical: keys sorted, decimals in plain normalised form (``"1.50"`` ≡ ``"1.5"`` ≡ ``1.5``
-        spelled as a string), times in UTC ISO-8601, defaults applied — so two bodies that mean
-        the same order have the same fingerprint, and any change of meaning changes it.
+        spelled as a string), equal JSON numbers alike in free JSON such as ``metadata`` (``1.0`` ≡
+        ``1`` ≡ ``1e0``; strings stay strings, ``"1"`` is not ``1``), times in UTC ISO-8601,
+        defaults applied — so two bodies that mean the same order have the same fingerprint, and
+        any change of meaning changes it.
+
+        A body without an integral JSON float (``1.0``, ``1e3``) has the fingerprint it always had;
+        :meth:`legacy_fingerprint` gives the one such a body had before.
         """
+        return self._fingerprint(legacy=False)
+
+    def legacy_fingerprint(self) -> str:
+        """Return the fingerprint as it was before integral floats were taken as integers.
+
+        Orders stored before then carry it: ``{"size": 1.0}`` was not ``{"size": 1}``. Compare
+        with it only when :meth:`fingerprint` differs (a replay of such an order), never per order.
+        """
+        return self._fingerprint(legacy=True)
+
+    def _fingerprint(self, *, legacy: bool) -> str:
         payload = {}
         for f in fields(self):
             if f.name in ("operation_id", "instrument"):
                 continue
-            payload[f.name] = _canonical(getattr(self, f.name))
+            payload[f.name] = _canonical(getattr(self, f.name), legacy=legacy)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -156,16 +173,27 @@ class OrderRequest:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "instrument"}
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any, *, legacy: bool = False) -> Any:
     if isinstance(value, Decimal):
         return format_decimal(value)
+    if isinstance(value, float) and not legacy:
+        return _json_number(value)
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): _canonical(v, legacy=legacy) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [_canonical(v, legacy=legacy) for v in value]
     return value
+
+
+def _json_number(value: float) -> int | float:
+    # An integral float becomes the int it equals (1.0, 1e3, -0.0 → 1, 1000, 0), as a JSON integer
+    # spells it: ints keep their fingerprint. Others stay floats, whose repr is already canonical.
+    if not math.isfinite(value):
+        return value
+    number = Decimal(str(value))
+    return int(number) if number == number.to_integral_value() else value
 
 
 def _add(errors: dict, name: str, message: str) -> None:

@@ -91,8 +91,14 @@ def _stored_order(strategy: Strategy, operation_id: str) -> Order | None:
     return Order.objects.filter(strategy=strategy, operation_id=operation_id).order_by().first()
 
 
-def _replay(order: Order, *, strategy: Strategy, fingerprint: str) -> SubmitResult:
-    if order.request_fingerprint != fingerprint:
+def _same_body(order: Order, *, data: OrderRequest, fingerprint: str) -> bool:
+    # The legacy fingerprint is computed only on a mismatch: an order stored before integral JSON
+    # floats were canonicalised (OrderRequest.legacy_fingerprint) still replays.
+    return order.request_fingerprint == fingerprint or order.request_fingerprint == data.legacy_fingerprint()
+
+
+def _replay(order: Order, *, strategy: Strategy, data: OrderRequest, fingerprint: str) -> SubmitResult:
+    if not _same_body(order, data=data, fingerprint=fingerprint):
         raise IdempotencyConflict(operation_id=order.operation_id, order_id=order.id)
     order.strategy = strategy  # same row: spare the caller a query when it reads order.strategy
     return SubmitResult(order=order, created=False)
@@ -152,14 +158,14 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
         # order; anything else is a new order that could not live. Looked up only here: a new
         # order's hot path has no query more.
         stored = _stored_order(strategy, data.operation_id)
-        if stored is not None and stored.request_fingerprint == fingerprint:
-            return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+        if stored is not None and _same_body(stored, data=data, fingerprint=fingerprint):
+            return _replay(stored, strategy=strategy, data=data, fingerprint=fingerprint)
         raise OrderRequestInvalid(expired)
     if not strategy.enabled:
         # A disabled strategy may still read back what it submitted before.
         stored = _stored_order(strategy, data.operation_id)
         if stored is not None:
-            return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+            return _replay(stored, strategy=strategy, data=data, fingerprint=fingerprint)
         raise StrategyDisabled(strategy_id=strategy.id)
     try:
         # No look-up first: the unique index on (strategy, operation_id) is the idempotency check.
@@ -174,7 +180,7 @@ def order_submit(*, strategy: Strategy, actor: str, data: OrderRequest) -> Submi
             raise
         logger.debug("operation_id %s (strategy %s) is stored as order %s: replay",
                      data.operation_id, strategy.id, stored.id)
-        return _replay(stored, strategy=strategy, fingerprint=fingerprint)
+        return _replay(stored, strategy=strategy, data=data, fingerprint=fingerprint)
     return SubmitResult(order=order, created=True)
 
 

@@ -353,3 +353,25 @@ def test_post_order_gtd_changed_body_after_expire_time_is_400_naming_expire_time
     assert response.json()["fields"] == {"expire_time": [f"must be in the future, got {expire.isoformat()}"]}
     assert Order.objects.count() == 1
 
+
+
+def test_post_order_replay_with_metadata_number_spelled_differently_is_200(tradable, svc_client):
+    # Arrange
+    body = order_body(metadata={"size": 1.0, "legs": [2.0, "3"]})
+    first = svc_client.post(URL, body, format="json")
+    # Act: the same numbers spelled as JSON integers
+    replay = svc_client.post(URL, {**body, "metadata": {"size": 1, "legs": [2, "3"]}}, format="json")
+    # Assert
+    assert first.status_code == 201
+    assert replay.status_code == 200, replay.json()
+    assert replay.json()["order_id"] == first.json()["order_id"]
+
+
+def test_post_order_replay_with_metadata_number_turned_string_is_409(tradable, svc_client):
+    # Arrange
+    body = order_body(metadata={"size": 1})
+    svc_client.post(URL, body, format="json")
+    # Act
+    response = svc_client.post(URL, {**body, "metadata": {"size": "1"}}, format="json")
+    # Assert: strings stay strings
+    assert response.status_code == 409

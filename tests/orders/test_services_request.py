@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -147,3 +147,53 @@ def test_fingerprint_same_meaning_different_spelling_is_equal():
 )
 def test_fingerprint_any_change_of_meaning_differs(change):
     assert order_request_build(**BASE).fingerprint() != order_request_build(**{**BASE, **change}).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "metadata, same_as",
+    [({"size": 1.0}, {"size": 1}), ({"n": 1e3}, {"n": 1000}), ({"x": [-0.0]}, {"x": [0]}),
+     ({"big": 1e20}, {"big": 10**20}), ({"nested": {"k": [2.0, "a"]}}, {"nested": {"k": [2, "a"]}})],
+)
+def test_fingerprint_metadata_numbers_spelled_differently_are_equal(metadata, same_as):
+    # Act / Assert: equal JSON numbers, one body
+    assert order_request_build(**BASE, metadata=metadata).fingerprint() == \
+        order_request_build(**BASE, metadata=same_as).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "metadata, other",
+    [({"size": 1}, {"size": "1"}), ({"size": 1.0}, {"size": "1.0"}), ({"size": 1.5}, {"size": 1}),
+     ({"size": 0.1}, {"size": "0.1"}), ({"flag": True}, {"flag": 1})],
+)
+def test_fingerprint_metadata_number_string_or_other_value_differs(metadata, other):
+    # Act / Assert: strings stay strings, booleans stay booleans, unequal numbers stay unequal
+    assert order_request_build(**BASE, metadata=metadata).fingerprint() != \
+        order_request_build(**BASE, metadata=other).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "extra, stored_fingerprint",
+    [
+        # no float at all (ints, decimals, strings, booleans, null, nested): unchanged
+        ({"time_in_force": "GTD", "expire_time": datetime(2030, 1, 1, tzinfo=UTC), "sequence_in_group": 3,
+          "atomic_group_id": "g", "expected_deltas": {"BTC": "0.01", "USDT": -400},
+          "metadata": {"size": 1, "n": [1, 2, {"k": "v", "b": True, "z": None}], "s": "1.0", "big": 10**20}},
+         "0989ec48db8ef180ebba1435af343d8ed4e7f6c10676807108c05ffa10130f59"),
+        # floats that are not integral: unchanged
+        ({"metadata": {"p": 1.5, "q": [0.1]}}, "dafa9fbabe112187afafec5890d0106cf04583cf0efa09cb4379d9e197b31254"),
+    ],
+)
+def test_fingerprint_of_a_body_without_an_integral_float_is_the_one_stored_before(extra, stored_fingerprint):
+    # Arrange: the fingerprints computed by the code before integral floats were canonicalised (5a3a87e), as
+    # stored on orders then: a replay of those orders must still match
+    request = order_request_build(**BASE, **extra)
+    # Act / Assert
+    assert request.fingerprint() == stored_fingerprint
+
+
+def test_legacy_fingerprint_of_an_integral_float_is_the_one_stored_before():
+    # Arrange: {"size": 1.0} as fingerprinted before (5a3a87e), when it differed from {"size": 1}
+    request = order_request_build(**BASE, metadata={"size": 1.0})
+    # Act / Assert
+    assert request.legacy_fingerprint() == "bd13034160647a97701ca1b12a2d838283eea793d5838516207dd79ef5c48182"
+    assert request.fingerprint() == order_request_build(**BASE, metadata={"size": 1}).fingerprint()

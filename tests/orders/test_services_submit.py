@@ -206,3 +206,17 @@ def test_order_submit_gtd_new_order_after_expire_time_raises_invalid_naming_expi
     # Assert
     assert exc.value.errors == {"expire_time": [f"must be in the future, got {expire.isoformat()}"]}
     assert Order.objects.count() == (1 if stored else 0)
+
+
+def test_order_submit_replay_of_an_order_stored_with_the_legacy_fingerprint_returns_it(tradable, strategy):
+    # Arrange: an order stored before integral floats were canonicalised: metadata {"size": 1.0} was
+    # fingerprinted as a float then (the value below, computed by 5a3a87e)
+    request = typed_request(metadata={"size": 1.0})
+    first = order_submit(strategy=strategy, actor="alice", data=request)
+    legacy = "bd13034160647a97701ca1b12a2d838283eea793d5838516207dd79ef5c48182"
+    Order.objects.filter(pk=first.order.pk).update(request_fingerprint=legacy)
+    # Act: the client's retry with the very same body
+    again = order_submit(strategy=strategy, actor="alice",
+                         data=typed_request(operation_id=request.operation_id, metadata={"size": 1.0}))
+    # Assert
+    assert again.created is False and again.order.pk == first.order.pk
