@@ -159,8 +159,10 @@ class OrderCreateInputSerializer(serializers.Serializer):
         help_text="Strategy the order belongs to. Required for people (session / personal token); optional for a "
                   "strategy service token, which implies its own strategy (naming another one is a 403).",
     )
+    # Not trimmed: "op-1 " is not "op-1" (it would silently be the same idempotency key); the
+    # no-whitespace rule of order_request_build refuses it.
     operation_id = serializers.CharField(
-        max_length=OPERATION_ID_MAX_LENGTH,
+        max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
         help_text="The client's idempotency key, unique per strategy: resending the same operation_id with the "
                   "same body returns the stored order (200, nothing re-sent); with a different body it is a 409.",
     )
@@ -266,7 +268,7 @@ class RiskCheckInputSerializer(OrderCreateInputSerializer):
 
     expired_request_passes = False  # nothing to replay: a passed expire_time is a 400 here
 
-    operation_id = serializers.CharField(required=False, max_length=OPERATION_ID_MAX_LENGTH,
+    operation_id = serializers.CharField(required=False, max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
                                          help_text="Optional; ignored (a what-if creates no order).")
 
     def validate(self, attrs):

@@ -375,3 +375,13 @@ def test_post_order_replay_with_metadata_number_turned_string_is_409(tradable, s
     response = svc_client.post(URL, {**body, "metadata": {"size": "1"}}, format="json")
     # Assert: strings stay strings
     assert response.status_code == 409
+
+
+@pytest.mark.parametrize("operation_id", ["op-1 ", " op-1", "op-1\n", "\top-1"])
+def test_post_order_operation_id_with_edge_whitespace_is_400_naming_it(tradable, svc_client, operation_id):
+    # Act: not trimmed into "op-1" (another idempotency key than the client sent)
+    response = svc_client.post(URL, order_body(operation_id=operation_id), format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"]["operation_id"] == ["must be printable characters without whitespace"]
+    assert Order.objects.count() == 0

@@ -55,3 +55,11 @@ def test_risk_check_unroutable_order_reports_the_routers_reason(tradable, svc_cl
 def test_risk_check_bad_input_is_400(tradable, svc_client):
     response = svc_client.post(URL, order_body(quantity="-1"), format="json")
     assert response.status_code == 400 and "quantity" in response.json()["fields"]
+
+
+def test_risk_check_operation_id_with_edge_whitespace_is_400_naming_it(tradable, svc_client):
+    # Act: the same rule as POST /api/orders
+    response = svc_client.post(URL, order_body(operation_id="op-1 "), format="json")
+    # Assert
+    assert response.status_code == 400
+    assert response.json()["fields"]["operation_id"] == ["must be printable characters without whitespace"]

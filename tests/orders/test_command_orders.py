@@ -95,6 +95,13 @@ def test_submit_gtd_same_operation_id_after_expire_time_replays(trader, tradable
     assert Order.objects.count() == 1
 
 
+def test_submit_operation_id_with_edge_whitespace_names_it_and_fails(trader, tradable):
+    # Act / Assert: "cli-1 " is not silently "cli-1"
+    with pytest.raises(CommandError, match="operation_id: must be printable characters without whitespace"):
+        submit("--operation-id", "cli-1 ", user=trader.username)
+    assert not Order.objects.exists()
+
+
 def test_submit_unknown_user_fails(tradable, strategy):
     with pytest.raises(CommandError, match="user: no user 'ghost'"):
         submit(user="ghost")
