@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent
@@ -204,9 +204,12 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
 
     ROUTED orders (not children of an algorithm: the node sends those): no ROUTED / DISPATCHED /
     DISPATCH_FAILED event since the cutoff and no receipt of a submit command by the trading
-    worker. PENDING_CANCEL orders: no CANCEL_REQUESTED /
-    DISPATCHED / DISPATCH_FAILED event since the cutoff and no receipt of a cancel command since
-    the latest cancel request. Oldest first.
+    worker. PENDING_CANCEL orders: no CANCEL_REQUESTED / DISPATCHED / DISPATCH_FAILED event and no
+    receipt of a cancel command (VENUE_RECEIVED) since the cutoff — a cancel still pending that
+    long after the worker took it is sent again: the worker may have died before handing it to
+    the node (the broker redelivers an unacknowledged task only after its visibility timeout), or
+    the venue's answer was lost. A repeat is harmless: the worker takes a cancel of a PENDING_CANCEL
+    order again, and the bridge does not re-send a cancel the node already has pending. Oldest first.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.ODUM["DISPATCH_RETRY_AFTER_SECS"])
@@ -220,13 +223,8 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
         ts__gte=cutoff,
         type__in=[OrderEvent.Type.CANCEL_REQUESTED, OrderEvent.Type.DISPATCHED, OrderEvent.Type.DISPATCH_FAILED],
     )
-    latest_cancel_request = Subquery(
-        OrderEvent.objects.filter(order=OuterRef("order_id"), type=OrderEvent.Type.CANCEL_REQUESTED)
-        .order_by("-ts").values("ts")[:1]
-    )
-    cancel_received = events.filter(
-        type=OrderEvent.Type.VENUE_RECEIVED, payload__command=CANCEL, ts__gte=latest_cancel_request
-    )
+    recent_cancel_received = events.filter(type=OrderEvent.Type.VENUE_RECEIVED, payload__command=CANCEL,
+                                           ts__gte=cutoff)
     return (
         Order.objects.filter(
             # A ROUTED child was created by the node's execution algorithm, which sends it itself:
@@ -236,7 +234,7 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
             & ~Q(Exists(submit_received))
             | Q(status=OrderStatus.PENDING_CANCEL)
             & ~Q(Exists(recent_cancel_attempt))
-            & ~Q(Exists(cancel_received))
+            & ~Q(Exists(recent_cancel_received))
         )
         .order_by("created_at", "id")
     )

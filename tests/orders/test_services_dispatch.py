@@ -230,13 +230,26 @@ def test_sweeper_resends_a_stale_cancel():
     assert OrderEvent.objects.get(order=order, type="DISPATCHED").payload["command"] == "cancel"
 
 
-def test_sweeper_leaves_a_received_cancel_alone():
+def test_sweeper_leaves_a_cancel_the_worker_received_recently_alone():
+    order = OrderFactory(status="PENDING_CANCEL")
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", ts=timezone.now() - timedelta(seconds=60))
+    OrderEventFactory(order=order, type="VENUE_RECEIVED", ts=timezone.now() - timedelta(seconds=5),
+                      payload={"command": "cancel", "worker": "w1"})
+    assert orders_redispatch_stale().cancels == []
+
+
+def test_sweeper_resends_a_cancel_received_long_ago_and_still_pending():
+    # Arrange: the worker took the cancel a minute ago and nothing came back (it died before the
+    # hand-off; the broker redelivers an unacknowledged task only after its visibility timeout)
     order = OrderFactory(status="PENDING_CANCEL")
     old = timezone.now() - timedelta(seconds=60)
     OrderEventFactory(order=order, type="CANCEL_REQUESTED", ts=old)
     OrderEventFactory(order=order, type="VENUE_RECEIVED", ts=old + timedelta(seconds=1),
                       payload={"command": "cancel", "worker": "w1"})
-    assert orders_redispatch_stale().cancels == []
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    assert report.cancels == [order.pk]
 
 
 def test_sweeper_ignores_terminal_and_working_orders():
