@@ -65,14 +65,18 @@ def test_execute_resubmit_same_operation_id_replays_stored_order(trader_client, 
     assert "nothing re-sent" in response.content.decode()
 
 
-def test_execute_gtd_resubmit_after_expire_time_replays_stored_order(trader_client, tradable):
-    # Arrange: a GTD order accepted while its expire_time was ahead
+def _gtd_ticket_again_after_its_expire_time(trader_client, **changes):
+    # A GTD ticket accepted while its expire_time was ahead, then sent again (with ``changes``) after it.
     expire = timezone.now() + timedelta(minutes=1)
     gtd = ticket(order_type="LIMIT", price="40000", time_in_force="GTD", expire_time=expire.isoformat())
     trader_client.post("/live/execute", gtd)
-    # Act: the same ticket again, after the expire_time
     with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
-        response = trader_client.post("/live/execute", gtd)
+        return trader_client.post("/live/execute", {**gtd, **changes})
+
+
+def test_execute_gtd_resubmit_after_expire_time_replays_stored_order(trader_client, tradable):
+    # Act: the same ticket again, after the expire_time
+    response = _gtd_ticket_again_after_its_expire_time(trader_client)
     # Assert
     assert response.status_code == 200
     assert Order.objects.filter(operation_id="web-test-1").count() == 1
@@ -80,13 +84,8 @@ def test_execute_gtd_resubmit_after_expire_time_replays_stored_order(trader_clie
 
 
 def test_execute_gtd_changed_ticket_after_expire_time_is_400_on_expire_time(trader_client, tradable):
-    # Arrange
-    expire = timezone.now() + timedelta(minutes=1)
-    gtd = ticket(order_type="LIMIT", price="40000", time_in_force="GTD", expire_time=expire.isoformat())
-    trader_client.post("/live/execute", gtd)
     # Act: same operation id, another quantity, after the expire_time
-    with mock.patch("orders.services.request.dj_timezone", **{"now.return_value": expire + timedelta(seconds=5)}):
-        response = trader_client.post("/live/execute", {**gtd, "quantity": "0.06"})
+    response = _gtd_ticket_again_after_its_expire_time(trader_client, quantity="0.06")
     # Assert
     assert response.status_code == 400
     assert 'data-field-error="expire_time"' in response.content.decode()

@@ -118,39 +118,29 @@ def test_iceberg_quantity_within_display_is_sent_whole():
     assert run.orders[pid].status == OrderStatus.FILLED
 
 
-def test_iceberg_slice_leaving_a_rest_below_min_quantity_shows_less_and_fills_completely():
-    # Arrange: venue minimum 0.01 BTC; 0.065 BTC shown 0.03 at a time would leave 0.005 for the last
-    # slice (the primary), which the RiskEngine denies (QUANTITY_BELOW_MINIMUM).
+@pytest.mark.parametrize("display_qty, quantity, shown", [
+    # 0.03 at a time would leave 0.005 for the last slice (the primary), which the RiskEngine denies
+    # (QUANTITY_BELOW_MINIMUM): the second slice shows less, leaving exactly the minimum.
+    ("0.03", "0.065", ["0.03", "0.025", "0.01"]),
+    # After the first slice 0.015 is left: 0.01 would leave 0.005, itself below the minimum: the whole
+    # rest is shown (the one case above display_qty, by less than the minimum).
+    ("0.01", "0.025", ["0.01", "0.015"]),
+])
+def test_iceberg_slice_that_would_leave_a_rest_below_min_quantity_is_resized_and_fills_completely(
+        display_qty, quantity, shown):
+    # Arrange: venue minimum 0.01 BTC
     instrument = btcusdt_binance_spot(min_quantity="0.01")
-    primary = _iceberg("0.03", "0.065")
+    primary = _iceberg(display_qty, quantity)
 
     # Act
     run = _run(_market(30, cross_every=5), [primary], instrument=instrument)
 
-    # Assert: the second slice shows less (leaving exactly the minimum); none exceeds display_qty.
+    # Assert: every slice is one the venue takes, the primary goes last, and the order fills completely.
     pid = run.primary_ids[0]
     slices = run.slices(pid)
-    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.03"), Decimal("0.025"), Decimal("0.01")]
-    assert all(o.status == OrderStatus.FILLED for _, o in slices)
-    assert run.orders[pid].status == OrderStatus.FILLED
-    assert _max_working(run, pid) == Decimal("0.03")
-
-
-def test_iceberg_rest_below_twice_min_quantity_is_shown_whole_and_fills_completely():
-    # Arrange: venue minimum 0.01 BTC; a LIMIT iceberg of 0.025 BTC showing 0.01 at a time.
-    # After the first slice 0.015 is left: 0.01 would leave 0.005 (denied), 0.005 is itself below the minimum.
-    instrument = btcusdt_binance_spot(min_quantity="0.01")
-    primary = _iceberg("0.01", "0.025")
-
-    # Act
-    run = _run(_market(30, cross_every=5), [primary], instrument=instrument)
-
-    # Assert: the whole rest is shown as the last slice (the one case above display_qty, by < the minimum).
-    pid = run.primary_ids[0]
-    slices = run.slices(pid)
-    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.01"), Decimal("0.015")]
-    assert slices[-1][1].client_order_id.value == pid
-    assert sum(o.filled_qty.as_decimal() for _, o in slices) == Decimal("0.025")
+    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal(q) for q in shown]
+    assert all(o.status == OrderStatus.FILLED for _, o in slices) and slices[-1][1].client_order_id.value == pid
+    assert sum(o.filled_qty.as_decimal() for _, o in slices) == Decimal(quantity)
     assert run.orders[pid].status == OrderStatus.FILLED
 
 

@@ -119,10 +119,7 @@ def test_journal_stop_without_drain_leaves_the_queue(order, writers):
     # Arrange
     gate = threading.Event()
     writer = writers(apply=gated(gate))
-    writer.submit(accepted(order))
-    for n in range(1, 4):
-        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
-    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+    _queue_accepted_and_three_fills(writer, order)
 
     # Act
     writer.stop(drain=False, timeout=0)
@@ -368,6 +365,14 @@ def _held_then(gate, behaviour):
     return apply
 
 
+def _queue_accepted_and_three_fills(writer, order):
+    # ACCEPTED (held by _held_then until its gate opens), then fills T1..T3 queued behind it: one batch.
+    writer.submit(accepted(order))
+    for n in range(1, 4):
+        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
+    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+
+
 def test_journal_batch_failing_event_loses_only_its_own_writes(order, writers):
     # Arrange: fills T1..T3 queue behind a held ACCEPTED and are applied as one batch; T2's
     # application writes, then fails.
@@ -380,10 +385,7 @@ def test_journal_batch_failing_event_loses_only_its_own_writes(order, writers):
         return result
 
     writer = writers(apply=_held_then(gate, behaviour), batch_size=10)
-    writer.submit(accepted(order))
-    for n in range(1, 4):
-        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
-    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+    _queue_accepted_and_three_fills(writer, order)
 
     # Act
     gate.set()
@@ -409,10 +411,7 @@ def test_journal_batch_transient_error_falls_back_to_one_by_one(order, writers):
         return order_apply_venue_event(event=event)
 
     writer = writers(apply=_held_then(gate, behaviour), batch_size=10, retry_backoff=0.001)
-    writer.submit(accepted(order))
-    for n in range(1, 4):
-        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
-    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+    _queue_accepted_and_three_fills(writer, order)
 
     # Act
     gate.set()
@@ -444,10 +443,7 @@ def test_journal_batch_failing_at_its_commit_falls_back_to_one_by_one_and_the_wr
         return order_apply_venue_event(event=event)
 
     writer = writers(apply=_held_then(gate, behaviour), batch_size=10, retry_backoff=0.001)
-    writer.submit(accepted(order))
-    for n in range(1, 4):
-        writer.submit(filled(order, f"T{n}", "0.003", seconds=n))
-    eventually(lambda: writer.stats().queue_depth == 3, message="three queued behind the first")
+    _queue_accepted_and_three_fills(writer, order)
 
     # Act
     gate.set()
