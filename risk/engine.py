@@ -573,10 +573,15 @@ class PreTradeRiskEngine:
                     detail=f"no reference mid: {reference.problem}",
                 ))
                 continue
-            deviation = abs(price - reference.mid) / reference.mid * _BPS
+            with localcontext() as ctx:
+                # A fat-fingered price far from a tiny mid (10**16 vs 0.00001: 10**25 bps) has more
+                # digits than the default 28 can quantize; NUMERIC(36,18) bounds it below 10**41.
+                ctx.prec = 100
+                deviation = abs(price - reference.mid) / reference.mid * _BPS
+                shown = deviation.quantize(Decimal("0.0001"))
             results[CHECK_PRICE_COLLAR].append(CheckResult(
                 check=CHECK_PRICE_COLLAR, passed=deviation <= limit.value, limit=label,
-                observed=_dec(deviation.quantize(Decimal("0.0001"))), scope=limit.scope_label,
+                observed=_dec(shown), scope=limit.scope_label,
                 detail=f"limit price {_dec(price)} vs mid {_dec(reference.mid)} {order.quote}",
             ))
 

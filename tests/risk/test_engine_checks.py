@@ -481,6 +481,25 @@ def test_price_collar_outside_bps_denies(engine, listing, fresh_quote):
     assert check.detail == "limit price 40500 vs mid 40000 USDT"
 
 
+def test_price_collar_fat_finger_price_far_from_a_tiny_mid_denies_instead_of_raising(engine, store, clock, strategy):
+    # Arrange: a low-priced coin (mid 0.00001 USDT) and a limit price 10**16 USDT: 10**25 bps away,
+    # more digits than Decimal's default 28-digit context can quantize to 4 places.
+    pepe = "BINANCE-SPOT:SPOT_PAIR:PEPE-USDT"
+    listing = InstrumentFactory(instrument_key=pepe, base_currency="PEPE", tick_size=Decimal("0.00000001"),
+                                lot_size=Decimal("1"), min_quantity=None, max_quantity=None, min_notional=None)
+    publish_quote(store, pepe, mid=Decimal("0.00001"), ts=clock.now, half_spread=Decimal("0.00000001"))
+    RiskLimitFactory(kind=K.PRICE_COLLAR_BPS, value=Decimal("100"))
+
+    # Act
+    result = evaluate(engine, listing, instrument=pepe, quantity=Decimal("1"), price=Decimal("10") ** 16)
+
+    # Assert
+    check = only_check(result, "price_collar")
+    assert not check.passed
+    assert check.observed == "9999999999999999999990000"
+    assert [c.check for c in result.failures] == ["price_collar"]
+
+
 def test_price_collar_without_reference_fails_closed(engine, listing):
     # Arrange
     RiskLimitFactory(kind=K.PRICE_COLLAR_BPS, value=Decimal("100"))
