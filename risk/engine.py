@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 
 from django.conf import settings
@@ -707,7 +707,10 @@ class PreTradeRiskEngine:
         limit = max(limits, key=lambda lim: (lim.value, lim.scope_label))  # the longest window decides
         if limit.value <= 0:
             return limit, None, None
-        since = now - timedelta(seconds=float(limit.value))
+        try:
+            since = now - timedelta(seconds=float(limit.value))
+        except OverflowError:  # a "never repeat" window reaching before year 1: every order counts
+            since = datetime.min.replace(tzinfo=UTC)
         source = self._open_orders or default_open_order_source()
         query = dict(strategy_id=order.intent.strategy_id, instrument_key=order.listing_key, side=order.intent.side,
                      quantity=order.intent.quantity, since=since)

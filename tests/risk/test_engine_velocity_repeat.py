@@ -211,3 +211,20 @@ def test_repeated_order_zero_window_turns_throttle_off(engine, listing):
     # Assert
     assert result.passed
     assert only_check(result, "repeated_order").detail == "window is 0 s: throttle off"
+
+
+def test_repeated_order_window_longer_than_the_calendar_still_denies_the_repeat(engine, listing):
+    # Arrange: a risk manager's "never repeat" window of 10**17 s (NUMERIC(36,18) allows it) reaches
+    # before year 1, where datetime cannot go.
+    RiskLimitFactory(kind=K.REPEATED_ORDER_WINDOW_SECS, value=Decimal("100000000000000000"))
+    first, _ = submit(engine, intent=order_intent(), listing=listing)
+
+    # Act
+    with transaction.atomic():
+        result = engine.evaluate(intent=order_intent(), listing=listing, venue=listing.venue)
+
+    # Assert
+    assert first.passed
+    check = only_check(result, "repeated_order")
+    assert (check.passed, check.observed) == (False, "1")
+    assert check.limit == "no identical order within 100000000000000000 s (GLOBAL)"
