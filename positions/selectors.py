@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from positions.maths import PRECISION, QUANTUM
 from positions.models import Position, PositionSnapshot
 from venues.models import Instrument
 
@@ -116,16 +117,22 @@ def position_visible_queryset(*, strategy_ids: Iterable[str] | None) -> QuerySet
 
 def _avg_entry(rows: list[tuple[Decimal, Decimal | None]], *, inverse: bool) -> Decimal | None:
     # Quantity-weighted mean of same-direction legs; for inverse contracts the harmonic mean, the
-    # rule positions.maths applies within one position (BitMEX, "average entry price").
+    # rule positions.maths applies within one position (BitMEX, "average entry price"). Computed and
+    # quantized as positions.maths does (18 places, half-even): the default 28-digit context rounded
+    # 1/p, so one inverse leg at 58354.36 came back as 58354.36000000000000000000001.
     legs = [(q, p) for q, p in rows if q != 0]
     if not legs or any(p is None for _, p in legs):
         return None
     if len({q > 0 for q, _ in legs}) != 1:
         return None
-    weight = sum(abs(q) for q, _ in legs)
-    if inverse:
-        return weight / sum(abs(q) / p for q, p in legs)
-    return sum(abs(q) * p for q, p in legs) / weight
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        weight = sum(abs(q) for q, _ in legs)
+        if inverse:
+            avg = weight / sum(abs(q) / p for q, p in legs)
+        else:
+            avg = sum(abs(q) * p for q, p in legs) / weight
+        return avg.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:

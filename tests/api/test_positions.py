@@ -31,7 +31,7 @@ def test_list_positions_strategy_token_aggregates_own_across_venues(svc_client, 
     perp = next(p for p in body["results"] if p["equivalence_key"] == PERP)
     assert perp["instrument_key"] == f"ANY:{PERP}"
     assert perp["quantity"] == "3" and perp["gross_quantity"] == "3"
-    assert Decimal(perp["avg_entry_price"]) == (2 * Decimal("40000") + Decimal("41000")) / 3
+    assert perp["avg_entry_price"] == "40333.333333333333333333"  # (2 × 40000 + 41000) / 3, 18 places
     assert perp["realized_pnl"] == "10" and perp["unrealized_pnl"] == "100" and perp["fees"] == "1.2"
     assert [v["venue"] for v in perp["venues"]] == ["BINANCE-FUTURES", "BYBIT"]
     bybit = perp["venues"][1]
