@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from positions.selectors import EquityPoint
+from positions.templatetags.positions_ui import currency_places
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class LineChart:
     zero_y: float | None = None
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.2f}"
+def _fmt(value: float, places: int = 2) -> str:
+    return f"{value:,.{places}f}"
 
 
 def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200, height: int = 240,
@@ -76,6 +77,7 @@ def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200,
         points = [*points, EquityPoint(ts=now, realized_pnl=points[-1].realized_pnl,
                                        unrealized_pnl=points[-1].unrealized_pnl)]
     left, right, top, bottom = 70, width - 10, 10, height - 24
+    places = currency_places(currency)  # a BTC curve to the cent would read 0.00 throughout
     t0, t1 = points[0].ts.timestamp(), points[-1].ts.timestamp()
     span_t = (t1 - t0) or 1.0
     values = [float(v) for p in points for v in (p.equity, p.realized_pnl)] + [0.0]
@@ -94,9 +96,9 @@ def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200,
     def line(label: str, css: str, attr: str) -> ChartLine:
         coords = " ".join(f"{x(p.ts)},{y(getattr(p, attr))}" for p in points)
         return ChartLine(label=f"{label} ({currency})", css_class=css, points=coords,
-                         last=_fmt(float(getattr(points[-1], attr))))
+                         last=_fmt(float(getattr(points[-1], attr)), places))
 
-    y_ticks = [(y(lo + (hi - lo) * i / 4), _fmt(lo + (hi - lo) * i / 4)) for i in range(5)]
+    y_ticks = [(y(lo + (hi - lo) * i / 4), _fmt(lo + (hi - lo) * i / 4, places)) for i in range(5)]
     # Time labels at both ends and the middle of the axis (x, text, SVG text-anchor).
     middle = datetime.fromtimestamp((t0 + t1) / 2, tz=points[0].ts.tzinfo)
     x_ticks = [(x(ts), f"{ts:%m-%d %H:%M:%S}", anchor)

@@ -16,10 +16,28 @@ def plain_decimal(value) -> str:
     return "—" if value is None or value == "" else decimal_text(value)
 
 
-def money(value, places: int = 2) -> str:
-    """Return ``value`` rounded half-even to ``places`` decimals with thousands separators; ``"—"`` for None."""
+#: Currencies shown to the cent: fiat and USD stablecoins. Any other currency is a coin (an inverse
+#: contract's PnL and fees are in BTC, ETH …) and is shown to :data:`COIN_PLACES` decimals (satoshis):
+#: to the cent, a 0.0025 BTC PnL would read 0.00.
+CENT_CURRENCIES = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USDP", "DAI", "PYUSD", "EUR", "GBP",
+                             "JPY", "CHF", "AUD", "CAD", "HKD", "SGD"})
+COIN_PLACES = 8
+
+
+def currency_places(currency: str) -> int:
+    """Return the decimals an amount in ``currency`` is shown with: 2 for fiat and USD stablecoins, else 8."""
+    return 2 if str(currency).upper() in CENT_CURRENCIES else COIN_PLACES
+
+
+def money(value, places: int | str = 2) -> str:
+    """Return ``value`` rounded half-even to ``places`` decimals with thousands separators; ``"—"`` for None.
+
+    ``places`` may name the amount's currency instead (``"BTC"``): :func:`currency_places` of it.
+    """
     if value is None or value == "":
         return "—"
+    if isinstance(places, str) and not places.isdigit():
+        places = currency_places(places)
     quantum = Decimal(1).scaleb(-int(places))
     return f"{Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
 
@@ -31,8 +49,8 @@ def dec_filter(value) -> str:
 
 
 @register.filter(name="money")
-def money_filter(value, places: int = 2) -> str:
-    """``{{ value|money }}`` / ``{{ value|money:4 }}``: :func:`money`."""
+def money_filter(value, places: int | str = 2) -> str:
+    """``{{ value|money }}`` / ``{{ value|money:4 }}`` / ``{{ value|money:agg.pnl_currency }}``: :func:`money`."""
     return money(value, places)
 
 

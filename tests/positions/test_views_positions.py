@@ -83,6 +83,33 @@ def test_positions_without_history_says_so(alpha, trader):
 
 
 @pytest.mark.django_db
+def test_positions_inverse_contract_pnl_in_coin_shows_satoshis_not_cents(alpha, trader):
+    # Arrange: short 10 Deribit BTC-PERPETUAL contracts (10 USD each) at 50000, marked at 40000:
+    # unrealized −100 × (1/50000 − 1/40000) = +0.0005 BTC, which to the cent would read 0.00 BTC
+    from tests.venues.factories import VenueFactory
+
+    inv = "DERIBIT:PERPETUAL:BTC-USD@INV"
+    InstrumentFactory(venue=VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit"), instrument_key=inv,
+                      venue_symbol="BTC-PERPETUAL", base_currency="BTC", quote_currency="USD",
+                      settlement_currency="BTC", contract_multiplier=D(10), is_inverse=True, tick_size=D("0.5"),
+                      lot_size=D(1))
+    with transaction.atomic():
+        position_apply_fill(strategy_id=alpha.id, venue="DERIBIT", instrument_key=inv, side="SELL", quantity=D(10),
+                            price=D(50000), fee=D("0.00001"), multiplier=D(10), inverse=True, ts=T0)
+    position_mark(instrument_key=inv, venue="DERIBIT", mark_price=D(40000), ts=T0 + timedelta(minutes=1))
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: PnL and fees in BTC to 8 places; the notional (face value, USD) to the cent
+    assert "0.00050000 BTC" in body  # unrealized
+    assert "-0.00001000 BTC" in body  # realized: the fee
+    assert '<td class="num">0.00001000</td>' in body  # fees
+    assert "100.00 USD" in body
+    assert "0.00 BTC" not in body
+
+
+@pytest.mark.django_db
 def test_positions_chart_partial_unknown_window_falls_back_to_default(alpha, trader):
     fill(alpha.id, "BUY", "1", "100")
 

@@ -20,16 +20,19 @@ def format_book(book: PositionBook) -> str:
     """
     rows: list[tuple[str, ...]] = []
     for agg in book.instruments:
+        pnl, quote = agg.pnl_currency, agg.notional_currency
         rows.append((agg.instrument_key, plain_decimal(agg.quantity), plain_decimal(agg.avg_entry_price), "",
-                     f"{money(agg.unrealized_pnl)} {agg.pnl_currency}", f"{money(agg.realized_pnl)} {agg.pnl_currency}",
-                     money(agg.fees), f"{money(agg.notional)} {agg.notional_currency}", ""))
+                     f"{money(agg.unrealized_pnl, pnl)} {pnl}", f"{money(agg.realized_pnl, pnl)} {pnl}",
+                     money(agg.fees, pnl), f"{money(agg.notional, quote)} {quote}", ""))
         for vp in agg.venues:
             rows.append((f"  {vp.instrument_key}", plain_decimal(vp.quantity), plain_decimal(vp.avg_entry_price),
-                         plain_decimal(vp.mark_price), money(vp.unrealized_pnl), money(vp.realized_pnl),
-                         money(vp.fees), money(vp.notional), ",".join(vp.strategies)))
+                         plain_decimal(vp.mark_price), money(vp.unrealized_pnl, vp.pnl_currency),
+                         money(vp.realized_pnl, vp.pnl_currency), money(vp.fees, vp.pnl_currency),
+                         money(vp.notional, quote), ",".join(vp.strategies)))
     for total in book.totals:
-        rows.append((f"TOTAL {total.currency}", "", "", "", money(total.unrealized_pnl), money(total.realized_pnl),
-                     money(total.fees), money(total.notional), f"equity {money(total.equity)}"))
+        ccy = total.currency
+        rows.append((f"TOTAL {ccy}", "", "", "", money(total.unrealized_pnl, ccy), money(total.realized_pnl, ccy),
+                     money(total.fees, ccy), money(total.notional, ccy), f"equity {money(total.equity, ccy)}"))
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
     left = {0, 8}
 
