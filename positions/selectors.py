@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from positions.maths import PRECISION, QUANTUM
@@ -113,6 +113,25 @@ def position_visible_queryset(*, strategy_ids: Iterable[str] | None) -> QuerySet
     if strategy_ids is not None:
         qs = qs.filter(strategy_id__in=list(strategy_ids))
     return qs
+
+
+def position_behind_mark_exists(*, instrument_key: str, venue: str, ts: datetime) -> bool:
+    """Return whether a position in the listing lacks the mark of ``ts``: never marked, or marked before ``ts``.
+
+    For the market-data publisher (:mod:`venues.node.publisher`): such a row was skipped by
+    :func:`positions.services.position_mark` (a fill held it locked) or opened after that mark.
+
+    Parameters
+    ----------
+    instrument_key : str
+        Canonical key of the listing.
+    venue : str
+        Venue code of the listing.
+    ts : datetime
+        Time of the listing's latest mark (UTC-aware).
+    """
+    return (Position.objects.filter(instrument_key=instrument_key, venue=venue)
+            .filter(Q(marked_at__isnull=True) | Q(marked_at__lt=ts)).exists())
 
 
 def _avg_entry(rows: list[tuple[Decimal, Decimal | None]], *, inverse: bool) -> Decimal | None:

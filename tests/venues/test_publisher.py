@@ -293,3 +293,72 @@ def test_publisher_marks_a_quote_skipped_by_the_mark_bound_once_the_interval_has
     clock.advance(2)
     publisher.publish_pending()
     assert publisher.marks == 2  # marked once: nothing left to mark
+
+
+@pytest.mark.django_db
+def test_publisher_marks_a_position_opened_after_the_last_quote_once_the_mark_interval_has_passed(
+        store, open_positions):
+    # Arrange: the listing marked at t = 0 from its last quote; then a fill opens another strategy's
+    # position there (never marked), and the quotes stop
+    spot, _perp = open_positions
+    publisher, clock = publisher_marked_at_t0()
+    late = PositionFactory(quantity=Decimal("2"), avg_entry_price=Decimal("39990"))
+
+    # Act: rounds go on without quotes
+    clock.advance(0.5)
+    publisher.publish_pending()  # t = 0.5: within the mark interval
+    within = mark_of(late)
+    clock.advance(0.75)
+    published = publisher.publish_pending()  # t = 1.25: past it
+
+    # Assert: the new position ends on the listing's latest mid too, with nothing re-published
+    assert within == (None, None)
+    assert mark_of(late) == (Decimal("40000.01"), T0)
+    assert late.unrealized_pnl == Decimal("20.02")  # long 2 from 39990
+    assert mark_of(spot) == (Decimal("40000.01"), T0)
+    assert published == 0 and publisher.marks == 2 and publisher.errors == 0
+    clock.advance(2)
+    publisher.publish_pending()
+    assert publisher.marks == 2  # every position is on the mark: nothing left to mark
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_publisher_marks_a_position_a_fill_held_locked_during_the_last_mark_once_the_interval_has_passed(store):
+    # Arrange: two strategies long spot; a fill holds the first one's row while the last quote is marked
+    import threading
+
+    from django.db import connection, transaction
+
+    held_row = PositionFactory(quantity=Decimal("1"), avg_entry_price=Decimal("40000"))
+    free_row = PositionFactory(quantity=Decimal("3"), avg_entry_price=Decimal("40000"))
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Position.objects.select_for_update().get(pk=held_row.pk)
+                held.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        publisher, clock = publisher_marked_at_t0()  # skips the held row
+    finally:
+        release.set()
+        holder.join()
+    skipped = mark_of(held_row)
+
+    # Act: the fill has committed; the quotes have stopped; rounds go on
+    clock.advance(1.25)
+    publisher.publish_pending()
+
+    # Assert
+    assert skipped == (None, None) and mark_of(free_row) == (Decimal("40000.01"), T0)
+    assert mark_of(held_row) == (Decimal("40000.01"), T0)
+    assert held_row.unrealized_pnl == Decimal("0.01")
+    assert publisher.marks == 2 and publisher.errors == 0

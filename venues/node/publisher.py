@@ -53,6 +53,8 @@ class MarketDataPublisher:
         self._mark_interval = mark_interval_secs
         self._clock = clock
         self._unmarked: dict[str, MarketSnapshot] = {}  # latest quote of a listing skipped by the mark bound
+        self._marked: dict[str, MarketSnapshot] = {}  # latest quote each listing's positions were marked to
+        self._last_check: dict[str, float] = {}
         self._lock = threading.Lock()
         self._pending: dict[str, MarketSnapshot] = {}
         self._quoted: set[str] = set()  # listings that have had a quote (bars never replace quotes)
@@ -120,7 +122,9 @@ class MarketDataPublisher:
 
         Also marks, once its mark interval has passed, a listing whose latest published quote was
         not marked because it came within the interval: positions end on the latest mid even when
-        the quotes stop.
+        the quotes stop. For the same reason, a listing whose quotes have stopped is checked once
+        per mark interval for positions behind its last mark — a row a fill held locked when the
+        mark came (``position_mark`` skips it), a position opened since — and marked again if any.
         """
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -141,7 +145,28 @@ class MarketDataPublisher:
         for key, snapshot in list(self._unmarked.items()):
             if key not in pending:
                 self._mark(key, snapshot)
+        for key, snapshot in list(self._marked.items()):
+            if key not in pending and key not in self._unmarked:
+                self._mark_behind(key, snapshot)
         return count
+
+    def _mark_behind(self, key: str, snapshot: MarketSnapshot) -> None:
+        # Without new quotes nothing else would ever mark these rows.
+        now = self._clock()
+        if now - max(self._last_mark.get(key, float("-inf")), self._last_check.get(key, float("-inf"))) \
+                < self._mark_interval:
+            return
+        self._last_check[key] = now
+        from positions.selectors import position_behind_mark_exists
+
+        try:
+            behind = position_behind_mark_exists(instrument_key=key, venue=parse_instrument_key(key).venue,
+                                                 ts=snapshot.ts)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(f"position mark check for {key}", exc)
+            return
+        if behind:
+            self._mark(key, snapshot)
 
     def _mark(self, key: str, snapshot: MarketSnapshot) -> None:
         now = self._clock()
@@ -161,6 +186,7 @@ class MarketDataPublisher:
             self._fail(f"position mark for {key}", exc)
             return
         self._last_mark[key] = now
+        self._marked[key] = snapshot
         self.marks += 1
 
     def _fail(self, what: str, exc: BaseException) -> None:
