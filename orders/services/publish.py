@@ -572,11 +572,9 @@ def order_stream_after(*, stream: str, after: int) -> list[StreamEntry] | None:
     head = log.head(stream)  # first: every number up to it is logged (or trimmed) by now
     if after > head:
         return None
-    if after == head:
-        return log.read_after(stream, after)
     entries = log.read_after(stream, after)
     expected = after + 1
-    for entry in entries:
+    for entry in entries:  # those appended since the head too: a counter started over meanwhile is a hole
         if entry.seq != expected:
             return None
         expected += 1

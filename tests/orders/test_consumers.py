@@ -740,6 +740,34 @@ def test_stream_log_restart_leaves_a_hole_that_readers_see(any_log, db, monkeypa
     assert order_stream_after(stream="s", after=after[0].seq) == []
 
 
+class _StartsOverWhileRead:
+    """A stream log whose counter starts over, and numbers a change, between a reader's head and its read."""
+
+    def __init__(self, log):
+        self._log = log
+
+    def head(self, stream):
+        return self._log.head(stream)
+
+    def read_after(self, stream, after):
+        self._log.restart([stream])
+        self._log.append(streams=[stream], order_id="o2", strategy_id="x", event_ids=[], fill_ids=[], maxlen=10)
+        return self._log.read_after(stream, after)
+
+
+def test_stream_after_the_head_when_the_counter_starts_over_meanwhile_is_none(any_log, db, monkeypatch):
+    # Arrange: a reader at the head; a publication fails elsewhere, so the counter starts over (a hole)
+    monkeypatch.setattr(stream, "_log", _StartsOverWhileRead(any_log))
+    any_log.append(streams=["s"], order_id="o1", strategy_id="x", event_ids=[], fill_ids=[], maxlen=10)
+    head = any_log.head("s")
+
+    # Act
+    entries = order_stream_after(stream="s", after=head)
+
+    # Assert: the hole is seen (a snapshot), not skipped
+    assert entries is None
+
+
 def test_stream_log_trims_to_maxlen_and_readers_see_the_gap(any_log, db, monkeypatch):
     monkeypatch.setattr(stream, "_log", any_log)
     head = any_log.head("s")
