@@ -88,5 +88,11 @@ CANCELABLE = frozenset({OrderStatus.ROUTED, OrderStatus.SUBMITTED, OrderStatus.A
 
 @register.filter
 def cancelable(order) -> bool:
-    """``order|cancelable``: whether the order's status admits a cancel (the service re-checks)."""
+    """``order|cancelable``: whether the order's status admits a cancel (the service re-checks).
+
+    Not an execution algorithm's slice still ROUTED: its algorithm submits it, and the cancel
+    service refuses it (409) until it is SUBMITTED.
+    """
+    if order.status == OrderStatus.ROUTED and order.parent_id is not None:
+        return False
     return order.status in CANCELABLE

@@ -125,6 +125,21 @@ def test_cancel_routed_order_by_trader_is_attributed(trader_client, trader, stra
     assert 'data-status="CANCELED"' in response.content.decode()
 
 
+def test_orders_routed_algorithm_slice_offers_no_cancel_button(trader_client, strategy):
+    # Arrange: a ROUTED slice of a TWAP parent (its algorithm submits it; the cancel service refuses it)
+    parent = OrderFactory(strategy=strategy, status="ACCEPTED", exec_algorithm="TWAP")
+    child = OrderFactory(strategy=strategy, parent=parent, status="ROUTED")
+    button = f'hx-post="/live/orders/{child.id}/cancel"'
+
+    # Act
+    page = trader_client.get("/live/orders").content.decode()
+    detail = trader_client.get(f"/live/orders/{child.id}").content.decode()
+
+    # Assert: no button that can only fail (409); the parent keeps its own
+    assert button not in page and button not in detail
+    assert f'hx-post="/live/orders/{parent.id}/cancel"' in page
+
+
 def test_cancel_by_viewer_is_403(viewer_client, strategy):
     order = OrderFactory(strategy=strategy)
 
