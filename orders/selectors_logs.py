@@ -105,7 +105,7 @@ def log_filters_parse(params: Mapping) -> LogFilters:
     ------
     LogFilterError
         Naming each malformed field: an unknown kind, a malformed instrument key, an unparsable
-        time, or ``since`` after ``until``.
+        time, ``since`` after ``until``, or a venue / strategy holding a null character.
     """
     errors: dict[str, str] = {}
     raw_kinds = params.getlist("kind") if hasattr(params, "getlist") else params.get("kind") or []
@@ -137,10 +137,14 @@ def log_filters_parse(params: Mapping) -> LogFilters:
         times[name] = value
     if times["since"] and times["until"] and times["since"] > times["until"]:
         errors["until"] = "must not be before since"
+    texts = {name: (params.get(name) or "").strip() for name in ("venue", "strategy")}
+    for name, text in texts.items():
+        if "\x00" in text:  # PostgreSQL refuses it in a query: a 400, not a 500
+            errors[name] = "must not contain null characters"
     if errors:
         raise LogFilterError(errors)
-    return LogFilters(kinds=kinds, venue=(params.get("venue") or "").strip(), instrument=instrument,
-                      strategy=(params.get("strategy") or "").strip(), since=times["since"], until=times["until"])
+    return LogFilters(kinds=kinds, venue=texts["venue"], instrument=instrument, strategy=texts["strategy"],
+                      since=times["since"], until=times["until"])
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def test_logs_person_sees_only_strategies_they_trade(timeline, desk):
 @pytest.mark.parametrize(("params", "field"), [
     ({"kind": "gossip"}, "kind"), ({"instrument": "BINANCE-SPOT:SPOT_PAIR"}, "instrument"),
     ({"since": "yesterday"}, "since"), ({"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"}, "until"),
-    ({"cursor": "!!!"}, "cursor"),
+    ({"cursor": "!!!"}, "cursor"), ({"venue": "BINANCE\x00"}, "venue"), ({"strategy": "alpha\x00"}, "strategy"),
 ])
 @pytest.mark.django_db
 def test_logs_malformed_filter_is_400_naming_field(timeline, params, field):
