@@ -60,6 +60,8 @@ def may_cancel(user) -> bool:
 def _instrument_choices(venue: str) -> list[str]:
     listings = Instrument.objects.filter(enabled=True, venue__enabled=True).order_by("instrument_key")
     if venue and venue != ANY:
+        if "\x00" in venue:  # no venue code holds one, and PostgreSQL refuses it in a query
+            return []
         return list(listings.filter(venue_id=venue).values_list("instrument_key", flat=True))
     keys = []
     for key in listings.values_list("instrument_key", flat=True):

@@ -177,3 +177,14 @@ def test_instrument_picker_any_venue_lists_any_keys(trader_client, tradable):
 
     assert 'value="ANY:SPOT_PAIR:BTC-USDT"' in any_venue
     assert f'value="{SPOT_KEY}"' in one_venue
+
+
+@pytest.mark.parametrize("venue", ["NOPE", "BINANCE-SPOT\x00"])
+def test_instrument_picker_unknown_or_malformed_venue_lists_nothing(trader_client, tradable, venue):
+    # Act: a null character is refused by PostgreSQL in a query (it was a 500 there)
+    picker = trader_client.get("/live/execute/instruments", {"venue": venue})
+    page = trader_client.get("/live/execute", {"venue": venue})
+
+    # Assert
+    assert picker.status_code == 200 and "(no instrument listed)" in picker.content.decode()
+    assert page.status_code == 200
