@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -257,7 +257,7 @@ def order_cancel_view(request, order_id):
 
     htmx gets the updated row (``orders/_row.html``); a plain form post is redirected back. 403
     for a viewer or a strategy the user may not trade, 404 outside the scope, 409 when the order
-    cannot be canceled in its status.
+    cannot be canceled in its status, 400 for a ``reason`` holding a null character.
     """
     access = order_access_for(user=request.user)
     order = order_get_visible(access=access, order_id=order_id)
@@ -265,10 +265,13 @@ def order_cancel_view(request, order_id):
         raise Http404(f"no order {order_id}")
     if not (may_cancel(request.user) and access.can_trade(order.strategy_id)):
         raise PermissionDenied(f"you may not cancel orders of strategy {order.strategy_id!r}")
+    reason = request.POST.get("reason", "")[:500]
+    if "\x00" in reason:  # as the API's reason: PostgreSQL cannot store it in the event's payload
+        return HttpResponseBadRequest("reason: must not contain null characters", content_type="text/plain")
     status = 200
     try:
         order = order_cancel(order=order, actor=request.user.get_username(),
-                             reason=request.POST.get("reason", "")[:500] or "canceled from the Orders page")
+                             reason=reason or "canceled from the Orders page")
         error = ""
     except OrderNotCancelable as exc:
         order, error, status = order_get_visible(access=access, order_id=order_id), str(exc), 409

@@ -140,6 +140,20 @@ def test_orders_routed_algorithm_slice_offers_no_cancel_button(trader_client, st
     assert f'hx-post="/live/orders/{parent.id}/cancel"' in page
 
 
+def test_cancel_reason_with_null_character_is_400_and_cancels_nothing(trader_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+
+    # Act: PostgreSQL cannot store it in the event's payload (it was a 500 there)
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", {"reason": "fat\x00finger"},
+                                  HTTP_HX_REQUEST="true")
+
+    # Assert
+    assert response.status_code == 400 and "reason" in response.content.decode()
+    order.refresh_from_db()
+    assert order.status == "ACCEPTED"
+
+
 def test_cancel_by_viewer_is_403(viewer_client, strategy):
     order = OrderFactory(strategy=strategy)
 
