@@ -126,6 +126,37 @@ class ChannelListener:
 
 
 @contextlib.contextmanager
+def position_row_held(**lookup) -> Iterator[None]:
+    """Hold the ``Position`` row matching ``lookup`` locked (``SELECT … FOR UPDATE``) in another thread's
+    transaction while the block runs, as a fill in progress would; release it afterwards."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from positions.models import Position
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Position.objects.select_for_update().get(**lookup)
+                held.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5), f"position {lookup} not locked"
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@contextlib.contextmanager
 def running_node_host(plan, *, trader_id: str, journal=None, first_quote_of: str | None = None,
                       message: str = "first quote", **options) -> Iterator:
     """Start a TradingNode host on ``plan`` as this process's host; stop it afterwards (cleanly, or fail).

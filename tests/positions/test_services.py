@@ -10,7 +10,7 @@ from django.utils import timezone
 from positions.maths import PositionMathsError, PositionState, apply_fill
 from positions.models import Position
 from positions.services import position_apply_fill, position_mark
-from tests.helpers import run_concurrently
+from tests.helpers import position_row_held, run_concurrently
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
@@ -346,37 +346,16 @@ def test_position_mark_skips_a_position_a_fill_holds_locked():
     # A mark never waits for the journal's fill (which holds the row until it commits): the row is
     # left for the next mark. Were the mark to wait, it would mark the row once the holder gives up
     # (after 5 s) and count it.
-    import threading
-
     # Arrange: two strategies' positions in one listing; a fill holds the first one's row.
     StrategyFactory(id="s-held")
     StrategyFactory(id="s-free")
     with transaction.atomic():
         apply("s-held", "BUY", "1", "100")
         apply("s-free", "BUY", "2", "100")
-    held, release = threading.Event(), threading.Event()
 
-    def hold():
-        from django.db import connection
-
-        try:
-            with transaction.atomic():
-                Position.objects.select_for_update().get(strategy_id="s-held")
-                held.set()
-                release.wait(5)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(5)
-
-        # Act
+    # Act
+    with position_row_held(strategy_id="s-held"):
         marked = position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=T0)
-    finally:
-        release.set()
-        holder.join()
 
     # Assert
     assert marked == 1

@@ -21,6 +21,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
 
 from positions.models import Position
+from tests.helpers import position_row_held
 from tests.positions.factories import PositionFactory
 from venues.marketdata import MarketSnapshot, MemoryMarketDataStore, RedisMarketDataStore, set_market_data_store
 from venues.node.publisher import MarketDataPublisher
@@ -326,31 +327,10 @@ def test_publisher_marks_a_position_opened_after_the_last_quote_once_the_mark_in
 @pytest.mark.django_db(transaction=True)
 def test_publisher_marks_a_position_a_fill_held_locked_during_the_last_mark_once_the_interval_has_passed(store):
     # Arrange: two strategies long spot; a fill holds the first one's row while the last quote is marked
-    import threading
-
-    from django.db import connection, transaction
-
     held_row = PositionFactory(quantity=Decimal("1"), avg_entry_price=Decimal("40000"))
     free_row = PositionFactory(quantity=Decimal("3"), avg_entry_price=Decimal("40000"))
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with transaction.atomic():
-                Position.objects.select_for_update().get(pk=held_row.pk)
-                held.set()
-                release.wait(5)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(5)
+    with position_row_held(pk=held_row.pk):
         publisher, clock = publisher_marked_at_t0()  # skips the held row
-    finally:
-        release.set()
-        holder.join()
     skipped = mark_of(held_row)
 
     # Act: the fill has committed; the quotes have stopped; rounds go on
