@@ -126,9 +126,9 @@ def judge_snapshot(snapshot: MarketSnapshot | None, *, listing_key: str, now: da
     if mid is None or mid <= 0:
         return ReferencePrice(needed=True, problem=f"no bid/ask or last price in the {listing_key} snapshot",
                               age_secs=age)
-    if not snapshot.is_fresh(max_age, now):
-        return ReferencePrice(needed=True, age_secs=age,
-                              problem=f"stale: {listing_key} snapshot is {age:.3f} s old, max {max_age} s")
+    stale = snapshot.staleness(max_age, now)
+    if stale:
+        return ReferencePrice(needed=True, age_secs=age, problem=f"stale: {listing_key} snapshot is {stale}")
     return ReferencePrice(needed=True, mid=mid, age_secs=age)
 
 

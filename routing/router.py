@@ -410,8 +410,8 @@ class SmartOrderRouter:
             no_book = "no book snapshot"
             if md_error:
                 no_book = md_error
-            elif snapshot is not None and not snapshot.is_fresh(params.max_book_age_secs, now):
-                no_book = f"book stale (age {snapshot.age_secs(now):.1f} s > {params.max_book_age_secs:g} s)"
+            elif snapshot is not None and (stale := snapshot.staleness(params.max_book_age_secs, now)):
+                no_book = f"book stale ({stale})"
                 snapshot = None
             evaluations.append(_Evaluation(row, circuit, blockers, notes, snapshot, no_book))
         return evaluations, ({} if md_error else {key: snapshots.get(key) for key in keys})

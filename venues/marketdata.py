@@ -75,8 +75,22 @@ class MarketSnapshot:
         return (now - self.ts).total_seconds()
 
     def is_fresh(self, max_age_secs: float, now: datetime | None = None) -> bool:
-        """True when the snapshot is at most ``max_age_secs`` old."""
-        return self.age_secs(now) <= max_age_secs
+        """True when the snapshot is at most ``max_age_secs`` old (see :meth:`staleness`)."""
+        return self.staleness(max_age_secs, now) is None
+
+    def staleness(self, max_age_secs: float, now: datetime | None = None) -> str | None:
+        """Why the snapshot cannot be used at ``now`` with ``max_age_secs`` (None: it is fresh).
+
+        Older than ``max_age_secs``; or stamped more than ``max_age_secs`` *ahead* of this host's clock
+        (a venue or host clock out of step): such a snapshot would otherwise count as fresh until its
+        own time plus the maximum age, however long its feed had been silent.
+        """
+        age = self.age_secs(now)
+        if age > max_age_secs:
+            return f"{age:.3f} s old, max {max_age_secs:g} s"
+        if -age > max_age_secs:
+            return f"dated {-age:.3f} s ahead of this host's clock (clocks out of step), max {max_age_secs:g} s"
+        return None
 
     def depth(self, side: str) -> tuple[BookLevel, ...]:
         """Levels a taker on ``side`` walks: asks for buy-like sides, bids otherwise."""

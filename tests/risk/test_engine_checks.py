@@ -405,6 +405,20 @@ def test_reference_price_without_market_data_names_the_venue_problem_the_node_re
     assert check.detail == f"missing: no market data for {BTC_USDT} (venue BINANCE-SPOT: {problem})"
 
 
+def test_reference_price_market_order_with_a_quote_dated_in_the_future_denies_naming_the_clocks(
+        engine, listing, store, clock):
+    # Arrange: the venue's clock (or ours) is an hour out of step
+    publish_quote(store, BTC_USDT, mid=MID, ts=clock.now + timedelta(hours=1))
+
+    # Act
+    check = only_check(evaluate(engine, listing, order_type="MARKET", price=None), "reference_price")
+
+    # Assert
+    assert not check.passed
+    assert check.detail == (f"stale: {BTC_USDT} snapshot is dated 3600.000 s ahead of this host's clock "
+                            "(clocks out of step), max 10 s")
+
+
 def test_reference_price_market_order_with_stale_quote_denies_naming_the_age(engine, listing, store, clock):
     # Arrange
     publish_quote(store, BTC_USDT, mid=MID, ts=clock.now - timedelta(seconds=30))

@@ -383,7 +383,7 @@ def test_route_stale_book_counts_as_no_book(books):
     # Assert
     assert decision.routed and decision.benchmark_price is None
     assert decision.candidates[0].slippage_bps is None
-    assert decision.candidates[0].reason.startswith("book stale (age 60.")
+    assert decision.candidates[0].reason.startswith("book stale (60.")
     assert "OKX has no fresh book: its total is fee + latency only" in decision.reason
 
 

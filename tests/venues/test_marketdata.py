@@ -67,6 +67,14 @@ def test_snapshot_freshness_against_max_age():
     assert snapshot().age_secs(now=TS + timedelta(seconds=2.5)) == 2.5
 
 
+def test_snapshot_dated_ahead_of_the_clock_by_more_than_max_age_is_not_fresh():
+    # A venue or host clock out of step: without the check such a snapshot would count as fresh until
+    # its own time plus the maximum age, however long its feed had been silent.
+    assert snapshot().is_fresh(10, now=TS - timedelta(seconds=10))
+    assert not snapshot().is_fresh(10, now=TS - timedelta(seconds=3600))
+    assert "ahead of this host's clock" in snapshot().staleness(10, now=TS - timedelta(seconds=3600))
+
+
 def test_snapshot_depth_gives_asks_to_buyers_and_bids_to_sellers():
     # Act / Assert
     assert snapshot().depth("BUY") == (BookLevel(Decimal("40000.01"), Decimal("2.25")),)
