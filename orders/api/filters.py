@@ -7,6 +7,9 @@ import uuid
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.pagination import CursorPagination
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
@@ -68,3 +71,24 @@ class OrderCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request):
+        """Decode the ``cursor`` parameter; a malformed one is a 400 naming ``cursor``.
+
+        DRF decodes the position (a ``created_at``) unchecked and filters on it, so a tampered
+        cursor would reach the database as an invalid timestamp (a 500); DRF's own refusal of an
+        undecodable cursor is a 404 naming no field.
+        """
+        message = "invalid cursor: use the next / previous link of a page"
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise DrfValidationError({self.cursor_query_param: [message]}) from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                position = parse_datetime(cursor.position)
+            except ValueError:
+                position = None
+            if position is None:
+                raise DrfValidationError({self.cursor_query_param: [message]})
+        return cursor

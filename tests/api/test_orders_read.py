@@ -1,3 +1,4 @@
+import base64
 from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
@@ -147,3 +148,19 @@ def test_list_orders_cursor_pages_newest_first_without_overlap(svc_client, strat
             url, params = parsed.path, {k: v[0] for k, v in parse_qs(parsed.query).items()}
     # Assert
     assert seen == expected
+
+
+@pytest.mark.parametrize("cursor", [
+    base64.b64encode(b"p=not-a-time").decode(),
+    base64.b64encode(b"r=1&p=2025-13-45 99:00:00").decode(),
+    base64.b64encode(b"p=2025-01-01\x00").decode(),
+    "%%%not-base64",
+])
+def test_list_orders_tampered_cursor_is_400_naming_cursor(svc_client, strategy, cursor):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", {"cursor": cursor})
+    # Assert
+    assert response.status_code == 400
+    assert "cursor" in response.json()["fields"]
