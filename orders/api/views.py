@@ -265,6 +265,14 @@ _STRATEGY_PARAM = OpenApiParameter("strategy", OpenApiTypes.STR, OpenApiParamete
                                    description="Only this strategy's positions (within the caller's scope).")
 
 
+def _strategy_param(request) -> str | None:
+    # A NUL character cannot reach PostgreSQL (a 500): refuse it as the order list's filter does.
+    value = request.query_params.get("strategy") or None
+    if value is not None and "\x00" in value:
+        raise serializers.ValidationError({"strategy": ["Null characters are not allowed."]})
+    return value
+
+
 class PositionListApi(APIView):
     """``GET /api/positions``."""
 
@@ -282,7 +290,7 @@ class PositionListApi(APIView):
     def get(self, request):
         access = request_access(request)
         aggregates = position_aggregates(strategy_ids=access.visible_strategy_ids,
-                                         strategy_id=request.query_params.get("strategy") or None)
+                                         strategy_id=_strategy_param(request))
         serializer = InstrumentPositionOutputSerializer()
         return Response({"count": len(aggregates), "results": [serializer.to_representation(a) for a in aggregates]})
 
@@ -315,7 +323,7 @@ class PositionDetailApi(APIView):
         access = request_access(request)
         filters = {"equivalence_key": key.equivalence_key} if key.is_any_venue else {"instrument_key": str(key)}
         aggregates = position_aggregates(strategy_ids=access.visible_strategy_ids,
-                                         strategy_id=request.query_params.get("strategy") or None, **filters)
+                                         strategy_id=_strategy_param(request), **filters)
         if not aggregates:
             raise Http404(f"no position in {instrument_key}")
         return Response(InstrumentPositionOutputSerializer().to_representation(aggregates[0]))

@@ -96,3 +96,12 @@ def test_list_positions_inverse_contracts_average_entry_is_harmonic_across_venue
     # Assert: 2000 / (1000/40000 + 1000/50000) = 44444.44…, not the arithmetic 45000
     (position,) = [p for p in body["results"] if p["instrument_key"] == f"ANY:{inv}"]
     assert Decimal(position["avg_entry_price"]).quantize(Decimal("0.01")) == Decimal("44444.44")
+
+
+@pytest.mark.parametrize("url", ["/api/positions", f"/api/positions/ANY:{PERP}"])
+def test_positions_strategy_filter_with_nul_is_400_naming_strategy(svc_client, book, url):
+    # Act
+    response = svc_client.get(url, {"strategy": "alpha\x00"})
+    # Assert
+    assert response.status_code == 400
+    assert "strategy" in response.json()["fields"]
