@@ -42,7 +42,12 @@ class BearerTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, token):
         msg = _("Invalid token.")
-        token = token.decode("utf-8")
+        try:
+            token = token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(msg) from None
+        if "\x00" in token:  # PostgreSQL refuses NUL in text: the look-up would be a 500
+            raise exceptions.AuthenticationFailed(msg)
         for auth_token in _TOKENS_OF_KEY.send(token[: CONSTANTS.TOKEN_KEY_LENGTH]).all():
             if self._cleanup_token(auth_token):
                 continue
