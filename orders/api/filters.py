@@ -65,30 +65,99 @@ class OrderFilter(django_filters.FilterSet):
 
 
 class OrderCursorPagination(CursorPagination):
-    """Cursor pages ordered newest first (``-created_at, -id``); ``page_size`` up to 500 (default 50)."""
+    """Cursor pages ordered newest first (``-created_at, -id``); ``page_size`` up to 500 (default 50).
+
+    A keyset cursor on the pair ``(created_at, id)``: the cursor's position is ``<created_at>|<id>``
+    of the last order shown, and the next page is the orders strictly after that pair. DRF's own
+    cursor positions on ``created_at`` alone plus an offset among equal timestamps, which skips
+    orders when paging back (``previous``) across orders sharing a ``created_at``.
+    """
 
     ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def _get_position_from_instance(self, instance, ordering):
+        return f"{instance.created_at.isoformat()}|{instance.pk}"
+
     def decode_cursor(self, request):
         """Decode the ``cursor`` parameter; a malformed one is a 400 naming ``cursor``.
 
-        DRF decodes the position (a ``created_at``) unchecked and filters on it, so a tampered
-        cursor would reach the database as an invalid timestamp (a 500); DRF's own refusal of an
-        undecodable cursor is a 404 naming no field.
+        The position is checked here (a tampered one would otherwise reach the database as an
+        invalid timestamp: a 500); DRF's own refusal of an undecodable cursor is a 404 naming no field.
         """
         message = "invalid cursor: use the next / previous link of a page"
         try:
             cursor = super().decode_cursor(request)
         except NotFound:
             raise DrfValidationError({self.cursor_query_param: [message]}) from None
+        self._keyset = None
         if cursor is not None and cursor.position is not None:
+            created_at, _, order_id = cursor.position.partition("|")
             try:
-                position = parse_datetime(cursor.position)
+                created_at = parse_datetime(created_at)
+                order_id = uuid.UUID(order_id) if order_id else None  # None: a cursor of created_at alone
             except ValueError:
-                position = None
-            if position is None:
+                created_at = None
+            if created_at is None:
                 raise DrfValidationError({self.cursor_query_param: [message]})
+            self._keyset = (created_at, order_id)
         return cursor
+
+    def _after_keyset(self, older: bool) -> Q:
+        # The orders strictly after the cursor's (created_at, id) in the direction of travel.
+        created_at, order_id = self._keyset
+        op = "lt" if older else "gt"
+        condition = Q(**{f"created_at__{op}": created_at})
+        if order_id is not None:
+            condition |= Q(created_at=created_at, **{f"id__{op}": order_id})
+        return condition
+
+    def paginate_queryset(self, queryset, request, view=None):
+        """DRF's ``CursorPagination.paginate_queryset`` with the position filter on ``(created_at, id)``."""
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        if not self.page_size:
+            return None
+        self.base_url = request.build_absolute_uri()
+        self.ordering = self.get_ordering(request, queryset, view)
+        self.cursor = self.decode_cursor(request)
+        if self.cursor is None:
+            (offset, reverse, current_position) = (0, False, None)
+        else:
+            (offset, reverse, current_position) = self.cursor
+        queryset = queryset.order_by(*(_reverse(self.ordering) if reverse else self.ordering))
+        if current_position is not None:
+            # Newest-first order: forward goes to older orders, a reversed cursor to newer ones.
+            queryset = queryset.filter(self._after_keyset(older=not reverse))
+        results = list(queryset[offset:offset + self.page_size + 1])
+        self.page = list(results[:self.page_size])
+        if len(results) > len(self.page):
+            has_following_position = True
+            following_position = self._get_position_from_instance(results[-1], self.ordering)
+        else:
+            has_following_position = False
+            following_position = None
+        if reverse:
+            self.page = list(reversed(self.page))
+            self.has_next = (current_position is not None) or (offset > 0)
+            self.has_previous = has_following_position
+            if self.has_next:
+                self.next_position = current_position
+            if self.has_previous:
+                self.previous_position = following_position
+        else:
+            self.has_next = has_following_position
+            self.has_previous = (current_position is not None) or (offset > 0)
+            if self.has_next:
+                self.next_position = following_position
+            if self.has_previous:
+                self.previous_position = current_position
+        if (self.has_previous or self.has_next) and self.template is not None:
+            self.display_page_controls = True
+        return self.page
+
+
+def _reverse(ordering):
+    return tuple(field[1:] if field.startswith("-") else f"-{field}" for field in ordering)

@@ -154,6 +154,7 @@ def test_list_orders_cursor_pages_newest_first_without_overlap(svc_client, strat
     base64.b64encode(b"p=not-a-time").decode(),
     base64.b64encode(b"r=1&p=2025-13-45 99:00:00").decode(),
     base64.b64encode(b"p=2025-01-01\x00").decode(),
+    base64.b64encode(b"p=2025-01-01T00:00:00+00:00|not-a-uuid").decode(),
     "%%%not-base64",
 ])
 def test_list_orders_tampered_cursor_is_400_naming_cursor(svc_client, strategy, cursor):
@@ -164,3 +165,28 @@ def test_list_orders_tampered_cursor_is_400_naming_cursor(svc_client, strategy, 
     # Assert
     assert response.status_code == 400
     assert "cursor" in response.json()["fields"]
+
+
+def _follow(client, url):
+    parsed = urlparse(url)
+    return client.get(parsed.path, {k: v[0] for k, v in parse_qs(parsed.query).items()}).json()
+
+
+@pytest.mark.parametrize("page_size", [2, 3])
+def test_list_orders_cursor_pages_back_over_shared_created_at_without_skipping(svc_client, strategy, page_size):
+    # Arrange: 7 orders, four sharing one timestamp and two another
+    now = timezone.now()
+    for offset_secs in (0, 1, 1, 1, 1, 2, 2):
+        order = OrderFactory(strategy=strategy)
+        Order.objects.filter(pk=order.pk).update(created_at=now - timedelta(seconds=offset_secs))
+    expected = [str(o.pk) for o in Order.objects.order_by("-created_at", "-id")]
+    body = svc_client.get("/api/orders", {"page_size": page_size}).json()
+    while body["next"]:
+        body = _follow(svc_client, body["next"])
+    # Act: page back from the last page to the first
+    pages = [[o["order_id"] for o in body["results"]]]
+    while body["previous"]:
+        body = _follow(svc_client, body["previous"])
+        pages.insert(0, [o["order_id"] for o in body["results"]])
+    # Assert
+    assert [order_id for page in pages for order_id in page] == expected
