@@ -92,12 +92,22 @@ def service_strategy_of(user) -> Strategy | None:
 
 def order_access_for(*, user) -> OrderAccess:
     """Return the :class:`OrderAccess` of an authenticated ``user`` (one query; two more for a person
-    without ``orders.view_order`` — the permission cache and their strategy list)."""
+    — the permission cache, then their group or their strategy list).
+
+    A strategy service account that no strategy names any more (detached in the admin, its tokens
+    still valid) sees and trades nothing: its group's ``orders.view_order`` is for its own
+    strategy's orders, not every strategy's.
+    """
     service_strategy = service_strategy_of(user)
     if service_strategy is not None:
         return OrderAccess(user=user, service_strategy=service_strategy,
                            visible_strategy_ids=frozenset({service_strategy.id}))
     if user.has_perm("orders.view_order"):
+        from orders.management.service_accounts import STRATEGY_SERVICE_GROUP
+
+        if user.groups.filter(name=STRATEGY_SERVICE_GROUP).exists():
+            return OrderAccess(user=user, service_strategy=None, visible_strategy_ids=frozenset(), _trade_any=False,
+                               _tradable_ids=frozenset())
         return OrderAccess(user=user, service_strategy=None, visible_strategy_ids=None)
     tradable = frozenset(user.tradable_strategies.values_list("id", flat=True))
     return OrderAccess(user=user, service_strategy=None, visible_strategy_ids=tradable, _tradable_ids=tradable)

@@ -44,6 +44,31 @@ def test_cancel_order_of_another_strategy_is_404_and_changes_nothing(svc_client,
     assert Order.objects.get(pk=theirs.pk).status == "ROUTED"
 
 
+def test_list_orders_service_account_detached_from_its_strategy_sees_nothing(strategy, other_strategy):
+    # Arrange: alpha's service account (in the strategy service group, which holds orders.view_order)
+    # keeps a token after a risk manager detaches it from alpha in the admin.
+    from django.contrib.auth.models import Group
+
+    from orders.management.service_accounts import STRATEGY_SERVICE_GROUP
+
+    account = strategy.service_account
+    account.groups.add(Group.objects.get(name=STRATEGY_SERVICE_GROUP))
+    client = client_for(account)
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=other_strategy)
+    strategy.service_account = None
+    strategy.save(update_fields=["service_account"])
+
+    # Act
+    listed = client.get("/api/orders")
+    positions = client.get("/api/positions")
+
+    # Assert: its scope is empty, not every strategy's orders (the group's view permission is for
+    # the account's own strategy)
+    assert listed.status_code == 200 and _ids(listed) == []
+    assert positions.status_code == 200 and positions.json()["count"] == 0
+
+
 def test_list_orders_person_with_view_permission_sees_all(strategy, other_strategy):
     OrderFactory(strategy=strategy)
     OrderFactory(strategy=other_strategy)
