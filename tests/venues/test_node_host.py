@@ -356,3 +356,25 @@ def test_node_twap_slices_over_the_horizon_with_parent_child_attribution(node, l
     assert len(child_fills) == 2 and len(own) == 1
     times = sorted(f.ts_event for f in own + child_fills)
     assert (times[-1] - times[0]).total_seconds() >= 1.5  # spread over the horizon, not sent at once
+
+
+def test_node_heartbeat_after_a_stop_reports_the_node_down(transactional_db):
+    # Arrange: a running node whose one heartbeat (written at start; the next is an hour away) says "running"
+    from django.core.cache import cache
+
+    from odum_live.health import DOWN, OK, TRADING_NODE_HEARTBEAT_KEY, check_trading_node
+
+    _listing()
+    cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+    try:
+        with running_node_host(node_plan(), trader_id="TESTNODE-BEAT", heartbeat_secs=3600) as host:
+            eventually(lambda: check_trading_node().status == OK, message="first heartbeat recorded")
+
+        # Act: the worker's warm shutdown stopped the node (running_node_host stops it on exit)
+        result = check_trading_node()
+
+        # Assert: health says the node is gone now, not once the "running" beat has aged out
+        assert host.stopped
+        assert result.status == DOWN, result.detail
+    finally:
+        cache.delete(TRADING_NODE_HEARTBEAT_KEY)

@@ -238,6 +238,11 @@ class TradingNodeHost:
         self.stopped = True
         clean = True
         self._heartbeat_stop.set()
+        if self._heartbeat is not None:
+            # A beat in progress must not land after the last one, which says the node is gone: /api/health
+            # would otherwise show the last "running" beat for NODE_HEARTBEAT_MAX_AGE_SECS after the stop.
+            self._heartbeat.join(timeout)
+            self._record_stopped_heartbeat()
         if self.node is not None and self.loop is not None and self._thread is not None and self._thread.is_alive():
             try:
                 asyncio.run_coroutine_threadsafe(self.node.stop_async(), self.loop).result(timeout)
@@ -358,6 +363,15 @@ class TradingNodeHost:
             "journal": {"applied": journal.applied, "ignored": journal.ignored, "failed": journal.failed,
                         "queue_depth": journal.queue_depth, "last_error": journal.last_error},
         }
+
+    def _record_stopped_heartbeat(self) -> None:
+        from odum_live.health import record_trading_node_heartbeat
+
+        try:
+            record_trading_node_heartbeat(hostname=self.hostname, detail="stopped", status={
+                "trader_id": self.trader_id, "ready": False, "error": self.error or "trading node stopped"})
+        except Exception:  # noqa: BLE001 - the old beat then ages out as before
+            logger.exception("trading node final heartbeat failed")
 
     def _beat(self) -> None:
         from odum_live.health import record_trading_node_heartbeat
