@@ -378,3 +378,21 @@ def test_node_heartbeat_after_a_stop_reports_the_node_down(transactional_db):
         assert result.status == DOWN, result.detail
     finally:
         cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+
+
+def test_node_status_with_its_loop_blocked_reports_not_ready(node):
+    # Arrange: the node's loop stuck in a blocking call (its thread and strategy still "running")
+    import threading
+
+    blocker = threading.Event()
+    node.loop.call_soon_threadsafe(blocker.wait, 30)
+    try:
+        # Act
+        status = node.status()
+    finally:
+        blocker.set()
+
+    # Assert: the heartbeat says what a command would meet — not ready, and why
+    assert status["ready"] is False, status
+    assert "unresponsive" in status["error"]
+    assert "did not take the command" in status["clients"]["error"]

@@ -346,15 +346,19 @@ class TradingNodeHost:
 
     def status(self) -> dict[str, Any]:
         """Return the heartbeat status: JSON-ready dict (ready, clients, market data, venues, journal)."""
+        ready, error = self.is_ready(), self.error
         try:
             clients = self.call(self._clients_connected, timeout=2.0) if self._bridge_running() else {}
         except VenueCommandError as exc:
+            # The loop did not run a callback in time (blocked, or gone): it would not take a command
+            # either, so the node is not ready, whatever its thread and strategy flags say.
             clients = {"error": str(exc)}
+            ready, error = False, error or f"node loop unresponsive: {exc}"
         journal = self.journal.stats()
         return {
             "trader_id": self.trader_id,
-            "ready": self.is_ready(),
-            "error": self.error,
+            "ready": ready,
+            "error": error,
             "clients": clients,
             "market_data": self.publisher.last_market_data(),
             "venues": {v.code: {"mode": v.mode, "problems": list(v.problems), "notes": list(v.notes)}
