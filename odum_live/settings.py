@@ -165,7 +165,11 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_TASK_PUBLISH_RETRY = False
 # No reconnect loop inside a publish: with the broker down the hand-off fails at once (the order
 # stays ROUTED with a DISPATCH_FAILED event and the sweeper retries) instead of holding the request.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": env.int("CELERY_BROKER_MAX_RETRIES", default=0)}
+# And no wait without end on a broker that holds the connection open but does not answer (failed over,
+# or dropped by a NAT or firewall: a kept publishing connection, orders.services.dispatch): kombu's
+# ``socket_timeout`` bounds each command of a publish; the worker's BRPOP runs in the event loop, not under it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": env.int("CELERY_BROKER_MAX_RETRIES", default=0),
+                                   "socket_timeout": CELERY_BROKER_CONNECTION_TIMEOUT}
 # Celery's Django fixup closes the worker's database connection before and after *every* task unless
 # this is set: each venue command then paid a new PostgreSQL connection (measured: ~12 ms of the
 # trading worker's claim, bench/e2e_latency.py). With it the fixup closes them every N tasks, and

@@ -70,6 +70,54 @@ def test_dispatch_broker_down_leaves_order_routed_with_dispatch_failed(
     assert not OrderEvent.objects.filter(order=order, type="DISPATCHED").exists()
 
 
+@pytest.fixture
+def silent_broker(broker):
+    """A broker that accepts connections and never answers (gone behind a NAT or firewall, failed over)."""
+    import socket
+    import threading
+
+    from orders.services import dispatch
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    broker.app.conf.broker_url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    broker.app.conf.task_always_eager = False
+    broker._reset_pools()
+    dispatch._kept_producer.drop()
+    yield broker
+    dispatch._kept_producer.drop()
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_dispatch_broker_not_answering_gives_up_within_the_timeout_with_dispatch_failed(silent_broker, settings):
+    # Arrange
+    import time
+
+    order = OrderFactory(status="ROUTED")
+    started = time.monotonic()
+
+    # Act
+    ok = order_dispatch_submit(order_id=order.pk, attempt="sweeper")
+
+    # Assert: the publish gave up (the sweeper retries) instead of holding its caller for ever
+    elapsed = time.monotonic() - started
+    assert ok is False
+    assert elapsed < 4 * settings.CELERY_BROKER_CONNECTION_TIMEOUT, elapsed
+    assert OrderEvent.objects.filter(order=order, type="DISPATCH_FAILED").exists()
+
+
 def test_dispatch_initial_success_writes_nothing_more(tradable, strategy, django_capture_on_commit_callbacks):
     # Arrange / Act: the submit transaction already recorded the hand-off (dispatched_at, ROUTED event)
     with django_capture_on_commit_callbacks(execute=True):
