@@ -111,6 +111,23 @@ def can_transition(source: str, target: str) -> bool:
     return OrderStatus(target) in TRANSITIONS[OrderStatus(source)]
 
 
+def cancel_accepted(status: str, *, algorithm_slice: bool) -> bool:
+    """Return whether a cancel may be requested for an order in ``status``.
+
+    A status of :data:`CANCELABLE_STATUSES`, except for an execution algorithm's slice still ROUTED:
+    the node created it and submits it itself, without the trading worker's claim, so it may
+    already be at the venue; it can be canceled once SUBMITTED, or through its parent.
+
+    Parameters
+    ----------
+    status : str
+        An ``OrderStatus`` value.
+    algorithm_slice : bool
+        Whether the order is a child of an execution algorithm's parent.
+    """
+    return status in CANCELABLE_STATUSES and not (algorithm_slice and status == S.ROUTED)
+
+
 def check_transition(source: str, target: str, *, filled_quantity_positive: bool = False) -> None:
     """Raise :class:`IllegalTransition` unless ``source`` → ``target`` is legal.
 

@@ -11,12 +11,13 @@ from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert, sen
 from orders.exposure import order_exposure_changed
 from orders.models import Order, OrderEvent
 from orders.services.publish import publish_orders_updated
-from orders.state import OrderStatus
+from orders.state import OrderStatus, cancel_accepted
 
 logger = logging.getLogger(__name__)
 
-#: Statuses in which the order is at a venue: the cancel must go through the venue.
-_AT_VENUE = frozenset({OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+#: Why an execution algorithm's slice still ROUTED cannot be canceled (orders.state.cancel_accepted).
+_SLICE_NOT_SUBMITTED = ("an execution algorithm's slice is submitted by its algorithm, not dispatched; cancel it "
+                        "once SUBMITTED, or cancel the parent order")
 
 
 #: The order to cancel, every column, locked.
@@ -97,20 +98,17 @@ def order_cancel(*, order: Order, actor: str, reason: str = "") -> Order:
         before = locked.status
         now = timezone.now()
         payload = {"reason": reason} if reason else {}
-        if before == OrderStatus.ROUTED and locked.parent_id is not None:
-            raise OrderNotCancelable(order_id=locked.id, status=before,
-                                     why="an execution algorithm's slice is submitted by its algorithm, not "
-                                         "dispatched; cancel it once SUBMITTED, or cancel the parent order")
+        if not cancel_accepted(before, algorithm_slice=locked.parent_id is not None):
+            why = _SLICE_NOT_SUBMITTED if before == OrderStatus.ROUTED else ""
+            raise OrderNotCancelable(order_id=locked.id, status=before, why=why)
         if before == OrderStatus.ROUTED:
             locked.transition_to(OrderStatus.CANCELED)
             locked.closed_at = now
             event_type = OrderEvent.Type.CANCELED
             payload["detail"] = "canceled before hand-off to the venue"
-        elif before in _AT_VENUE:
+        else:  # at the venue: SUBMITTED, ACCEPTED, PARTIALLY_FILLED
             locked.transition_to(OrderStatus.PENDING_CANCEL)
             event_type = OrderEvent.Type.CANCEL_REQUESTED
-        else:
-            raise OrderNotCancelable(order_id=locked.id, status=before)
         locked.updated_at = now
         send_update(locked, ["status", "closed_at", "updated_at"])  # locked above
         # Same transaction: the risk engine's open-order totals shrink with the order (no-op while

@@ -11,7 +11,7 @@ from django import template
 
 from orders import formatting
 from orders.models import OrderEvent
-from orders.state import TERMINAL_STATUSES, OrderStatus
+from orders.state import TERMINAL_STATUSES, cancel_accepted
 
 register = template.Library()
 
@@ -82,17 +82,8 @@ def get_item(mapping, key):
     return (mapping or {}).get(key, "")
 
 
-#: Statuses a cancel is accepted in (orders.services.cancel: at once when ROUTED, else via the venue).
-CANCELABLE = frozenset({OrderStatus.ROUTED, OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
-
-
 @register.filter
 def cancelable(order) -> bool:
-    """``order|cancelable``: whether the order's status admits a cancel (the service re-checks).
-
-    Not an execution algorithm's slice still ROUTED: its algorithm submits it, and the cancel
-    service refuses it (409) until it is SUBMITTED.
-    """
-    if order.status == OrderStatus.ROUTED and order.parent_id is not None:
-        return False
-    return order.status in CANCELABLE
+    """``order|cancelable``: whether a cancel is accepted for it (``orders.state.cancel_accepted``; the
+    service re-checks under the row lock)."""
+    return cancel_accepted(order.status, algorithm_slice=order.parent_id is not None)
