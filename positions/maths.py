@@ -180,7 +180,7 @@ def validate_fill(
         raise PositionMathsError("side", f"unknown side {side!r}; expected one of {sorted(KNOWN_SIDES)}")
     _require_amount("quantity", quantity, positive=True)
     _require_amount("price", price, positive=True)
-    _require_amount("fee", fee, positive=None)
+    _require_amount("fee", fee, positive=False)
     _require_amount("multiplier", multiplier, positive=True)
 
 
@@ -320,13 +320,11 @@ def _require_decimal(field: str, value: object) -> None:
         raise PositionMathsError(field, f"must be finite, got {value}")
 
 
-def _require_amount(field: str, value: object, *, positive: bool | None) -> None:
-    # positive: True > 0, False >= 0, None any sign.
+def _require_amount(field: str, value: object, *, positive: bool) -> None:
+    # > 0 when ``positive``, of either sign otherwise (a fee: a rebate is negative); NUMERIC(36,18) either way.
     _require_decimal(field, value)
     if positive and value <= 0:
         raise PositionMathsError(field, f"must be > 0, got {value}")
-    if positive is False and value < 0:
-        raise PositionMathsError(field, f"must be >= 0, got {value}")
     if value.quantize(QUANTUM, context=_CONTEXT) != value:
         raise PositionMathsError(field, f"{value} has more than {DECIMAL_PLACES} decimal places (NUMERIC(36,18))")
     if abs(value) >= _LIMIT:

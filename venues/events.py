@@ -127,7 +127,7 @@ class VenueEvent:
             raise ValueError(f"ts_event: must be a datetime, got {type(self.ts_event).__name__}")
         if timezone.is_naive(self.ts_event):
             raise ValueError(f"ts_event: must be timezone-aware (UTC), got naive {self.ts_event.isoformat()}")
-        _require_decimal("fee", self.fee, positive=None)
+        _require_decimal("fee", self.fee, positive=False)
         if self.kind == VenueEventKind.FILLED:
             self._require_present(_FILL_FIELDS)
             _require_decimal("last_qty", self.last_qty, positive=True)
@@ -151,11 +151,9 @@ class VenueEvent:
                 raise ValueError(f"{name}: required for a {self.kind} event")
 
 
-def _require_decimal(field: str, value: object, *, positive: bool | None) -> None:
-    # positive: True > 0, False >= 0, None any sign.
+def _require_decimal(field: str, value: object, *, positive: bool) -> None:
+    # A finite Decimal; > 0 when ``positive``, of either sign otherwise (a fee: a rebate is negative).
     if not isinstance(value, Decimal) or not value.is_finite():
         raise ValueError(f"{field}: must be a finite Decimal, got {value!r}")
     if positive and value <= 0:
         raise ValueError(f"{field}: must be > 0, got {value}")
-    if positive is False and value < 0:
-        raise ValueError(f"{field}: must be ≥ 0, got {value}")
