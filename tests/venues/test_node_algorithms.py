@@ -221,3 +221,82 @@ def test_node_iceberg_parent_cancel_cancels_its_resting_slice(node, listing, rec
     assert child.quantity == Decimal("0.01") and child.price == far_below
     assert not Fill.objects.filter(order__in=[parent, child]).exists()
     assert _algorithm_state(node, "ICEBERG", parent.client_order_id) == (False, False)
+
+
+def _slice_step(node, algorithm: str, client_order_id: str):
+    # The interval's slice step as the algorithm's timer holds it once past its checks (primary held,
+    # sequence running), built on the loop thread; calling it later replays a timer that lost the race.
+    import functools
+
+    from nautilus_trader.model.identifiers import ClientOrderId
+
+    def build():
+        (algo,) = [a for a in node.node.trader.exec_algorithms() if a.id.value == algorithm]
+        primary = algo.cache.order(ClientOrderId(client_order_id))
+        instrument = algo.cache.instrument(primary.instrument_id)
+        sequence = algo._sequences[primary.client_order_id]
+        return functools.partial(algo._work_interval, primary, instrument, sequence, Decimal(0))
+
+    return node.call(build)
+
+
+def _node_orders(node, *client_order_ids: str) -> list[str]:
+    # Which of these client_order_ids the node's cache holds (read on the loop thread).
+    from nautilus_trader.model.identifiers import ClientOrderId
+
+    cache = node.node.kernel.cache
+    return node.call(lambda: [cid for cid in client_order_ids if cache.order(ClientOrderId(cid)) is not None])
+
+
+def test_node_twap_slice_step_after_the_parent_cancel_sends_no_slice(node, listing, recorded_quotes):
+    # Arrange: a TWAP LIMIT parent far below the market (its first slice rests; the next is 20 s
+    # away), and the slice step its timer would run, taken while the parent is still held.
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    parent = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.003"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20})
+    submit_order.apply(args=[str(parent.pk)])
+    first = eventually(lambda: Order.objects.filter(parent=parent, status="ACCEPTED").first(),
+                       timeout=15, message="first TWAP slice resting")
+    step = _slice_step(node, "TWAP", parent.client_order_id)
+    order_cancel(order=parent, actor="test", reason="test cancel")
+    cancel_order.apply(args=[str(parent.pk)])
+    eventually(lambda: _status(parent, "CANCELED") and _status(first, "CANCELED"), timeout=15,
+               message="parent and first slice canceled")
+
+    # Act: the timer's slice step runs after the cancel was handed to the node
+    node.call(step)
+
+    # Assert: no new slice exists on the node, nor reached the venue or the OMS
+    second = f"{parent.client_order_id}-E2"
+    assert _node_orders(node, second) == []
+    children = Order.objects.filter(parent=parent).values_list("client_order_id", flat=True)
+    assert list(children) == [first.client_order_id]
+    assert _status(parent, "CANCELED")
+
+
+def test_node_twap_slice_timer_works_its_slices_on_the_node_loop_thread(node, listing, monkeypatch):
+    # Arrange: record the thread of every slice step. NautilusTrader's LiveClock calls timer callbacks
+    # on its own thread; a step there races the bridge's cancel on the loop thread.
+    import threading
+
+    from venues.algorithms.vwap import VWAPExecAlgorithm
+
+    threads: list[int] = []
+    original = VWAPExecAlgorithm._work_interval
+
+    def recorded(self, *args):
+        threads.append(threading.get_ident())
+        return original(self, *args)
+
+    monkeypatch.setattr(VWAPExecAlgorithm, "_work_interval", recorded)
+    loop_thread = node.call(threading.get_ident)
+    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.002"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
+
+    # Act
+    submit_order.apply(args=[str(parent.pk)])
+
+    # Assert: both slices worked (the first on arrival, the last from the timer), each on the loop thread
+    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
+    assert len(threads) == 2
+    assert set(threads) == {loop_thread}

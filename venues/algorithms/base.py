@@ -26,6 +26,13 @@ Lifecycle policy (both algorithms)
   ``OrderDenied`` for the primary with a reason naming the parameter or rule — never silently
   ignored (NautilusTrader's TWAP only logs, and ``ExecAlgorithm.execute`` silently drops commands
   while not running; both leave the primary INITIALIZED for ever).
+* **No slice after a cancel.** NautilusTrader's ``LiveClock`` calls timer callbacks on its own
+  (Rust) thread, not on the node's event loop where the bridge's cancel runs, so a slice step that
+  had passed its checks when the cancel came still spawned and submitted a child of the canceled
+  primary, and that child reached the venue. A slice timer therefore only hands its event to the
+  node's loop (``SlicingExecAlgorithm._on_loop``), where slice steps and cancels run one after the
+  other, and every slice step re-checks right before it spawns (``_slice_refusal``): no slice from
+  a primary that is closed, pending cancel, no longer held, or whose sequence has ended.
 
 Quantities are whole multiples of the instrument's size increment ("units") and are computed with
 integers / ``Fraction``; ``Quantity`` objects are built from exact decimal strings, because
@@ -34,9 +41,11 @@ integers / ``Fraction``; ``Quantity`` objects are built from exact decimal strin
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -261,6 +270,8 @@ class SlicingExecAlgorithm(ExecAlgorithm):
         super().__init__(config)
         self._sequences: dict[ClientOrderId, Any] = {}
         self._arrived: deque[Order] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the node's loop; None in a backtest
+        self._loop_thread: int | None = None
 
     # -- command entry --------------------------------------------------------------------------------
 
@@ -310,6 +321,40 @@ class SlicingExecAlgorithm(ExecAlgorithm):
 
     def _timer_name(self, primary_id: ClientOrderId) -> str:
         return f"{self.id}-{primary_id}"
+
+    def _on_loop(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Return a timer callback that runs ``callback(event)`` on the node's event loop thread.
+
+        NautilusTrader's ``LiveClock`` invokes timer callbacks on its own thread (measured on
+        1.221.0), concurrently with commands and order events on the loop; the returned callback
+        hands the event over with ``call_soon_threadsafe``. In a backtest (no running loop at
+        start) or when already on the loop thread it calls ``callback`` directly.
+        """
+
+        def run(event) -> None:
+            loop = self._loop
+            if loop is None or threading.get_ident() == self._loop_thread:
+                callback(event)
+                return
+            try:
+                loop.call_soon_threadsafe(callback, event)
+            except RuntimeError as exc:  # the loop closed: the node stopped, held primaries stay (on_stop)
+                self.log.error(f"{self.id} timer {event.name} not handled, the node's loop is gone: {exc}")
+
+        return run
+
+    def _slice_refusal(self, primary: Order) -> str | None:
+        """Return why no slice may be spawned or sent from ``primary`` now (None: it may).
+
+        Checked by every slice step, right before it spawns: a primary that is closed (canceled,
+        e.g. by the trader's cancel), pending cancel, no longer held locally, or whose sequence has
+        ended gets no new slice — a parent cancel means no new slice reaches the venue.
+        """
+        if primary.client_order_id not in self._sequences:
+            return "its sequence has ended"
+        if primary.is_closed or primary.is_pending_cancel or not primary.is_active_local:
+            return f"the primary is {primary.status_string()}"
+        return None
 
     def _finish(self, primary_id: ClientOrderId, note: str) -> None:
         # The primary left local hold (sent as the last slice) or was aborted: stop driving it.
@@ -410,7 +455,17 @@ class SlicingExecAlgorithm(ExecAlgorithm):
         self._on_order_ended(event.client_order_id, f"denied ({event.reason})")
 
     def on_start(self) -> None:
-        """Nothing to prepare: state is per primary (subclasses may subscribe to data here)."""
+        """Remember the node's event loop and its thread for :meth:`_on_loop` (none in a backtest).
+
+        NautilusTrader starts the trader, and so this algorithm, on the node's loop thread
+        (``TradingNode.run`` → ``NautilusKernel.start_async``). Subclasses that subscribe to data
+        here must call this too.
+        """
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._loop_thread = threading.get_ident()
 
     def on_stop(self) -> None:
         """Cancel all timers; held primaries stay INITIALIZED (see the package docstring)."""

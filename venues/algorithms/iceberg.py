@@ -155,6 +155,11 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
 
     def _show_next(self, primary: Order, instrument: Instrument) -> None:
         primary_id = primary.client_order_id
+        refusal = self._slice_refusal(primary)
+        if refusal:
+            self.log.warning(f"ICEBERG {primary_id}: no slice shown, {refusal}")
+            self._finish(primary_id, f"no slice shown ({refusal})")
+            return
         sequence = self._sequences[primary_id]
         remaining = to_units(primary.quantity, instrument)
         show = _slice_units(remaining, sequence.display_units, min_units(instrument))

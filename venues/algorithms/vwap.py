@@ -293,7 +293,7 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
             self.clock.set_timer(
                 name=self._timer_name(primary_id),
                 interval=timedelta(seconds=interval),
-                callback=self._on_interval,
+                callback=self._on_loop(self._on_interval),
             )
 
     def _on_interval(self, event: TimeEvent) -> None:
@@ -314,6 +314,11 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
     def _work_interval(self, primary: Order, instrument: Instrument, seq: _Sequence, previous: Decimal) -> None:
         # Send this interval's slice: planned size plus carry, capped; the primary when it is all.
         primary_id = primary.client_order_id
+        refusal = self._slice_refusal(primary)
+        if refusal:
+            self.log.warning(f"{self.id} {primary_id} interval {seq.index}: no slice sent, {refusal}")
+            self._finish(primary_id, f"no slice sent ({refusal})")
+            return
         n = len(seq.targets)
         remaining = to_units(primary.quantity, instrument)
         planned = seq.targets[seq.index] if seq.index < n else 0
