@@ -342,3 +342,42 @@ def test_publisher_marks_a_position_a_fill_held_locked_during_the_last_mark_once
     assert mark_of(held_row) == (Decimal("40000.01"), T0)
     assert held_row.unrealized_pnl == Decimal("0.01")
     assert publisher.marks == 2 and publisher.errors == 0
+
+
+@pytest.mark.django_db
+def test_publisher_mark_that_fails_retries_the_latest_quote_next_cycle_and_logs_the_failure(
+        store, open_positions, monkeypatch, caplog):
+    # Arrange: the database refuses the first mark (as an outage would), then recovers
+    import positions.services
+    from django.db import OperationalError
+
+    spot, _perp = open_positions
+    real_mark = positions.services.position_mark
+    calls: list[str] = []
+
+    def mark_failing_once(**kwargs):
+        calls.append(kwargs["instrument_key"])
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_mark(**kwargs)
+
+    monkeypatch.setattr(positions.services, "position_mark", mark_failing_once)
+    clock = FakeClock()
+    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
+    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
+    with caplog.at_level("WARNING", logger="venues.node.publisher"):
+        publisher.publish_pending()  # published; its mark fails
+    failed = mark_of(spot)
+
+    # Act: the instrument stays quiet (no new quote); the rounds go on past one mark interval
+    clock.advance(1.0)
+    published = publisher.publish_pending()
+
+    # Assert: the same quote marked on the next cycle; the failure logged with what and why
+    assert failed == (None, None)
+    assert mark_of(spot) == (Decimal("40000.01"), T0)
+    assert published == 0 and publisher.marks == 1 and publisher.errors == 1
+    (record,) = [r for r in caplog.records if r.name == "venues.node.publisher"]
+    assert record.levelname == "ERROR"
+    assert SPOT in record.getMessage() and "OperationalError" in record.getMessage()
+    assert "retr" in record.getMessage()

@@ -9,8 +9,11 @@ at most every ``mark_interval_secs`` (default 1 s) marks that listing's position
 through :func:`positions.services.position_mark` (issue #3 §3 "marks at a bounded rate", §5).
 
 Failure policy: a store or database error is logged and counted (``errors``, ``last_error``),
-and the next round tries again with the then-latest value: marks and quotes are superseded by the
-next ones, so nothing needs replaying.
+and the next round tries again with the then-latest value. A mark that fails keeps its quote: the
+next round once the mark interval has passed marks the listing with the latest quote it has (that
+one, unless a newer one arrived meanwhile), so a quiet instrument's positions are not left on an
+old mark, or unmarked, until its next quote; the failure is logged at ERROR with the listing, the
+mid and the error.
 """
 
 from __future__ import annotations
@@ -179,20 +182,26 @@ class MarketDataPublisher:
         self._unmarked.pop(key, None)
         from positions.services import position_mark
 
+        mark_price = mid.quantize(Decimal(1).scaleb(-18)).normalize()
         try:
-            position_mark(instrument_key=key, venue=parse_instrument_key(key).venue,
-                          mark_price=mid.quantize(Decimal(1).scaleb(-18)).normalize(), ts=snapshot.ts)
+            position_mark(instrument_key=key, venue=parse_instrument_key(key).venue, mark_price=mark_price,
+                          ts=snapshot.ts)
         except Exception as exc:  # noqa: BLE001
-            self._fail(f"position mark for {key}", exc)
+            # Keep the quote: nothing else would mark a quiet listing. Retried once the mark interval has
+            # passed (the bound counts attempts, so a failing database is not hit every round).
+            self._unmarked[key] = snapshot
+            self._last_mark[key] = now
+            self._fail(f"position mark for {key} at mid {mark_price} (quote of {snapshot.ts.isoformat()})", exc,
+                       level=logging.ERROR, then="retrying with the latest quote after the mark interval")
             return
         self._last_mark[key] = now
         self._marked[key] = snapshot
         self.marks += 1
 
-    def _fail(self, what: str, exc: BaseException) -> None:
+    def _fail(self, what: str, exc: BaseException, *, level: int = logging.WARNING, then: str = "") -> None:
         self.errors += 1
         self.last_error = f"{what}: {type(exc).__name__}: {exc}"
-        logger.warning("%s failed: %s", what, exc)
+        logger.log(level, "%s failed: %s: %s%s", what, type(exc).__name__, exc, f"; {then}" if then else "")
 
     def _run(self) -> None:
         try:
