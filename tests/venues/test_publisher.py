@@ -381,3 +381,33 @@ def test_publisher_mark_that_fails_retries_the_latest_quote_next_cycle_and_logs_
     assert record.levelname == "ERROR"
     assert SPOT in record.getMessage() and "OperationalError" in record.getMessage()
     assert "retr" in record.getMessage()
+
+
+@pytest.mark.django_db
+def test_publisher_publish_that_fails_republishes_the_latest_quote_next_round_and_marks_it(store, open_positions):
+    # Arrange: the market-data store refuses the first publish (e.g. Redis restarting), then recovers
+    spot, _perp = open_positions
+    real_publish = store.publish
+    refusals: list[MarketSnapshot] = []
+
+    def publish_failing_once(snapshot: MarketSnapshot) -> None:
+        if not refusals:
+            refusals.append(snapshot)
+            raise ConnectionError("Connection refused")
+        real_publish(snapshot)
+
+    store.publish = publish_failing_once
+    clock = FakeClock()
+    publisher = MarketDataPublisher(interval_secs=0.25, mark_interval_secs=1.0, clock=clock)
+    publisher.on_quote(SPOT, quote(SPOT_ID, "40000.00", "40000.02", T0_NS))
+    refused = publisher.publish_pending()
+
+    # Act: the instrument stays quiet (no new quote); the next round
+    clock.advance(0.25)
+    published = publisher.publish_pending()
+
+    # Assert: that quote published and marked, not dropped until the next quote
+    assert refused == 0 and published == 1 and publisher.errors == 1
+    assert store.get(SPOT).bid == Decimal("40000.00")
+    assert publisher.last_market_data() == {SPOT: T0.isoformat()}
+    assert mark_of(spot) == (Decimal("40000.01"), T0)

@@ -9,7 +9,8 @@ at most every ``mark_interval_secs`` (default 1 s) marks that listing's position
 through :func:`positions.services.position_mark` (issue #3 §3 "marks at a bounded rate", §5).
 
 Failure policy: a store or database error is logged and counted (``errors``, ``last_error``),
-and the next round tries again with the then-latest value. A mark that fails keeps its quote: the
+and the next round tries again with the then-latest value: a quote the store refused is published
+next round unless a newer one has arrived. A mark that fails keeps its quote as well: the
 next round once the mark interval has passed marks the listing with the latest quote it has (that
 one, unless a newer one arrived meanwhile), so a quiet instrument's positions are not left on an
 old mark, or unmarked, until its next quote; the failure is logged at ERROR with the listing, the
@@ -137,8 +138,10 @@ class MarketDataPublisher:
             for key, snapshot in pending.items():
                 try:
                     store.publish(snapshot)
-                except Exception as exc:  # noqa: BLE001 - superseded by the next tick: log, count, go on
-                    self._fail(f"market data publish for {key}", exc)
+                except Exception as exc:  # noqa: BLE001 - one listing's failure must not stop the others
+                    with self._lock:  # retried next round, unless a newer quote has arrived meanwhile
+                        self._pending.setdefault(key, snapshot)
+                    self._fail(f"market data publish for {key}", exc, then="retrying with the latest quote next round")
                     continue
                 count += 1
                 with self._lock:
