@@ -9,10 +9,26 @@ unhealthy — pulling every web instance because the trading worker is away woul
 
 Trading node heartbeat contract
 -------------------------------
-The process hosting the TradingNode calls :func:`record_trading_node_heartbeat` every few
-seconds; it writes ``{"ts": ISO-8601 UTC, "hostname": str, "detail": str}`` to the Django cache
-under :data:`TRADING_NODE_HEARTBEAT_KEY` (Redis in production, so every web process reads it).
-A heartbeat older than ``ODUM['NODE_HEARTBEAT_MAX_AGE_SECS']`` seconds counts as down.
+Every process hosting a TradingNode (a trading worker) calls :func:`record_trading_node_heartbeat`
+every few seconds with its own worker id (:func:`trading_worker_id`: the Celery worker's node name
+``name@host``, stable across restarts of that worker, else ``host:pid``). The beat
+``{"ts": ISO-8601 UTC, "hostname", "worker", "detail", "stopped", "status"}`` goes to the Django
+cache (Redis in production, so every web process reads it) under ``<TRADING_NODE_HEARTBEAT_KEY>:<worker>``
+— one entry per worker, so one worker's beat never hides or overwrites another's — and the worker
+id into the registry :data:`TRADING_NODE_WORKERS_KEY`. Each registered worker is judged on its own
+(:func:`trading_worker_beats`):
+
+* a beat older than ``ODUM['NODE_HEARTBEAT_MAX_AGE_SECS']`` is **down** (stale), and so is a worker
+  whose node is not ready; the whole trading-node check is then down (health ``degraded``);
+* a worker's final beat on a clean stop says ``stopped``: it is reported **stopped**, not failing,
+  for ``ODUM['NODE_STOPPED_SHOWN_SECS']`` (default 300 s), then forgotten (its entry expires). The
+  check is down only when no worker runs (a lone worker that stopped: the node is gone);
+* a worker that died without that beat stays down for ``ODUM['NODE_WORKER_FORGET_SECS']`` (default
+  one day) after its last beat, unless it beats again (a restarted Celery worker keeps its name),
+  then it is forgotten — its venues still show red on ``/status`` while no other worker hosts them.
+
+The registry is read-modify-written only when a worker is not in it yet (its first beat), under
+a short ``cache.add`` lock; workers whose beat has expired are dropped from it then.
 
 Operator status
 ---------------
@@ -37,12 +53,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
-#: Cache key of the trading node heartbeat (written by the venue layer, read here).
+#: Cache key prefix of the trading workers' heartbeats: ``<prefix>:<worker id>`` (written by the venue layer).
 TRADING_NODE_HEARTBEAT_KEY = "odum:trading_node:heartbeat"
+#: Cache key of the registry of trading workers: the sorted list of the worker ids that have beaten.
+TRADING_NODE_WORKERS_KEY = "odum:trading_node:workers"
+_WORKERS_LOCK_KEY = "odum:trading_node:workers:lock"
 #: Seconds a single check may take before it counts as down.
 CHECK_TIMEOUT_SECS = 2.0
 
 OK, DOWN, UNKNOWN = "ok", "down", "unknown"
+#: A trading worker's state after a clean stop (a worker state, never a check's status).
+STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,48 +77,182 @@ class CheckResult:
     critical: bool
     latency_ms: float | None = None
     error: str = ""
+    workers: tuple[WorkerBeat, ...] = ()  # the trading-node check: each worker's own state
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """One trading worker as its last heartbeat shows it (:func:`trading_worker_beats`).
+
+    ``state`` is ok / down / unknown / stopped; ``detail`` one line naming the worker;
+    ``age_secs`` the heartbeat's age in seconds (None when unreadable); ``status`` the host's
+    status dict from the beat.
+    """
+
+    worker: str
+    hostname: str
+    state: str
+    detail: str
+    age_secs: float | None
+    status: dict
+
+
+def trading_worker_id(hostname: str | None = None) -> str:
+    """Return a trading worker's heartbeat id: Celery's node name (``name@host``) when given, else ``host:pid``.
+
+    Parameters
+    ----------
+    hostname : str | None
+        The Celery worker's node name (``sender.hostname``), a plain host name, or None (this host).
+    """
+    if hostname and "@" in hostname:
+        return hostname
+    return f"{hostname or socket.gethostname()}:{os.getpid()}"
+
+
+def trading_worker_heartbeat_key(worker: str) -> str:
+    """Return the cache key of ``worker``'s heartbeat."""
+    return f"{TRADING_NODE_HEARTBEAT_KEY}:{worker}"
 
 
 def record_trading_node_heartbeat(*, hostname: str, detail: str = "running", ts: datetime | None = None,
-                                  status: dict | None = None) -> None:
-    """Publish the trading node's heartbeat (called by the node host every few seconds).
+                                  status: dict | None = None, worker: str | None = None,
+                                  stopped: bool = False) -> None:
+    """Publish one trading worker's heartbeat (called by the node host every few seconds).
 
     Parameters
     ----------
     hostname : str
-        The worker's host name.
+        The worker's host name (the Celery node name in a worker).
     detail : str
-        A short state line (``running``, ``reconciling`` …).
+        A short state line (``running``, ``not ready …``, ``stopped``).
     ts : datetime | None
         Time of the beat (UTC); default now.
     status : dict | None
         The host's JSON-ready status (:meth:`venues.node.host.TradingNodeHost.status`: ready,
         clients connected, last market data per listing, venue problems, journal counters).
+    worker : str | None
+        The worker's id; default :func:`trading_worker_id` of ``hostname``.
+    stopped : bool
+        The worker's final beat on a clean stop: shown as stopped for ``NODE_STOPPED_SHOWN_SECS``.
     """
+    worker = worker or trading_worker_id(hostname)
     ts = ts or datetime.now(timezone.utc)
-    max_age = settings.ODUM["NODE_HEARTBEAT_MAX_AGE_SECS"]
-    cache.set(TRADING_NODE_HEARTBEAT_KEY,
-              {"ts": ts.isoformat(), "hostname": hostname, "detail": detail, "status": status or {}},
-              timeout=max(60, max_age * 4))
+    odum = settings.ODUM
+    keep = odum["NODE_STOPPED_SHOWN_SECS"] if stopped else odum["NODE_WORKER_FORGET_SECS"]
+    cache.set(trading_worker_heartbeat_key(worker),
+              {"ts": ts.isoformat(), "hostname": hostname, "worker": worker, "detail": detail, "stopped": stopped,
+               "status": status or {}},
+              timeout=keep)
+    _register_trading_worker(worker)
 
 
-def trading_node_status() -> dict:
-    """Return the last heartbeat's status dict (``{}`` when there is none or the cache is down)."""
+def _register_trading_worker(worker: str) -> None:
+    # Read-modify-write only when the worker is missing; a busy lock means another worker registers
+    # now: this one is added by its next beat.
+    if worker in (cache.get(TRADING_NODE_WORKERS_KEY) or ()):
+        return
+    if not cache.add(_WORKERS_LOCK_KEY, worker, timeout=5):
+        return
     try:
-        beat = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
+        known = list(cache.get(TRADING_NODE_WORKERS_KEY) or ())
+        beating = cache.get_many([trading_worker_heartbeat_key(w) for w in known])
+        kept = {w for w in known if trading_worker_heartbeat_key(w) in beating}  # expired beats: forgotten
+        cache.set(TRADING_NODE_WORKERS_KEY, sorted(kept | {worker}), timeout=None)
+    finally:
+        cache.delete(_WORKERS_LOCK_KEY)
+
+
+def trading_worker_beats(now: datetime | None = None) -> list[WorkerBeat]:
+    """Return every registered trading worker that still has a heartbeat, judged on its own, by id.
+
+    Raises
+    ------
+    Exception
+        Whatever the cache raises when it is unreachable (callers report "unknown").
+    """
+    now = now or datetime.now(timezone.utc)
+    workers = list(cache.get(TRADING_NODE_WORKERS_KEY) or ())
+    beats = cache.get_many([trading_worker_heartbeat_key(w) for w in workers])
+    return [_judge_beat(w, beats[trading_worker_heartbeat_key(w)], now) for w in sorted(workers)
+            if trading_worker_heartbeat_key(w) in beats]
+
+
+def _judge_beat(worker: str, beat, now: datetime) -> WorkerBeat:
+    try:
+        age = (now - datetime.fromisoformat(beat["ts"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return WorkerBeat(worker, "?", UNKNOWN, f"heartbeat of {worker} unreadable", None, {})
+    status = beat.get("status") or {}
+    host = beat.get("hostname", "?")
+    problems = [f"{code}: {'; '.join(venue['problems'])}"
+                for code, venue in sorted((status.get("venues") or {}).items()) if venue.get("problems")]
+    suffix = f"; venue problems: {' | '.join(problems)}" if problems else ""
+    if beat.get("stopped"):
+        state, detail = STOPPED, f"stopped on {worker} {age:.0f} s ago: {status.get('error') or 'trading node stopped'}"
+    elif age > settings.ODUM["NODE_HEARTBEAT_MAX_AGE_SECS"]:
+        max_age = settings.ODUM["NODE_HEARTBEAT_MAX_AGE_SECS"]
+        state, detail = DOWN, f"last heartbeat {age:.0f} s ago from {worker} (max {max_age} s)"
+    elif status and not status.get("ready", True):
+        state, detail = DOWN, f"not ready on {worker}: {status.get('error') or 'starting'}{suffix}"
+    else:
+        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{suffix}"
+    return WorkerBeat(worker, host, state, detail, round(age, 1), status)
+
+
+def trading_node_status(now: datetime | None = None) -> dict:
+    """Return the status of the trading workers that are up (fresh beat, ready), merged (``{}``: none).
+
+    One such worker: its status dict as it beat it. Several: ``ready`` True, ``venues`` each from
+    the worker hosting it, ``market_data`` the newest time per listing, ``workers`` their ids. In
+    both, ``venues_down`` maps a venue that only a down worker hosts to that worker's detail.
+    ``{}`` too when the cache is unreachable.
+    """
+    try:
+        beats = trading_worker_beats(now)
     except Exception:  # noqa: BLE001 - unknown is shown as unknown by check_trading_node
         return {}
-    return beat.get("status") or {}
+    up = [b for b in beats if b.state == OK]
+    if not up:
+        return {}
+    merged = dict(up[0].status) if len(up) == 1 else {"ready": True, "venues": {}, "market_data": {},
+                                                      "workers": [b.worker for b in up]}
+    if len(up) > 1:
+        for beat in up:
+            for code, venue in (beat.status.get("venues") or {}).items():
+                merged["venues"].setdefault(code, venue)
+            for key, ts in (beat.status.get("market_data") or {}).items():
+                merged["market_data"][key] = max(merged["market_data"].get(key, ts), ts, key=_iso_key)
+    hosted = merged.get("venues") or {}
+    merged["venues_down"] = {code: beat.detail for beat in beats if beat.state in (DOWN, UNKNOWN)
+                             for code in (beat.status.get("venues") or {}) if code not in hosted}
+    return merged
+
+
+def _iso_key(ts: str):
+    try:
+        return datetime.fromisoformat(ts)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def venue_problems(venue: str) -> list[str]:
-    """Return what keeps ``venue`` (code) off the trading node, from its last heartbeat (``[]``: none known).
+    """Return what keeps ``venue`` (code) off the trading node, from the workers' last heartbeats (``[]``: none known).
 
     Used where an order meets the symptom (no market data for its listing) to say the cause: a
     paper venue without replay files, a live venue without credentials (venues/node/config.py).
+    Every worker that still has a heartbeat counts, whatever its age (the problems are its plan's).
     """
-    venues = trading_node_status().get("venues") or {}
-    return list((venues.get(venue) or {}).get("problems") or [])
+    try:
+        beats = trading_worker_beats()
+    except Exception:  # noqa: BLE001 - the cause is then unknown; the symptom is still reported
+        return []
+    problems: list[str] = []
+    for beat in beats:
+        for problem in ((beat.status.get("venues") or {}).get(venue) or {}).get("problems") or []:
+            if problem not in problems:
+                problems.append(problem)
+    return problems
 
 
 def _timed(fn):
@@ -170,34 +325,29 @@ def check_channel_layer() -> CheckResult:
 
 
 def check_trading_node(now: datetime | None = None) -> CheckResult:
-    """Read the trading node heartbeat from the cache (:data:`TRADING_NODE_HEARTBEAT_KEY`)."""
-    now = now or datetime.now(timezone.utc)
+    """Judge every trading worker's heartbeat (:func:`trading_worker_beats`); ``workers`` lists each.
+
+    Ok when every worker still beating is up (stopped ones aside) and at least one is; down when
+    one is stale or not ready, or none runs (only stopped ones, or no heartbeat at all); unknown
+    when the cache is unreachable or a beat unreadable. One worker: its own detail line.
+    """
     try:
-        beat = cache.get(TRADING_NODE_HEARTBEAT_KEY)
+        beats = tuple(trading_worker_beats(now))
     except Exception as exc:  # noqa: BLE001
         return CheckResult("trading_node", UNKNOWN, "cache unreachable: heartbeat unknown", False,
                            error=f"{type(exc).__name__}: {exc}")
-    if not beat:
+    if not beats:
         return CheckResult("trading_node", DOWN, "no heartbeat yet", False)
-    try:
-        ts = datetime.fromisoformat(beat["ts"])
-        age = (now - ts).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return CheckResult("trading_node", UNKNOWN, "heartbeat unreadable", False)
-    max_age = settings.ODUM["NODE_HEARTBEAT_MAX_AGE_SECS"]
-    host = beat.get("hostname", "?")
-    if age > max_age:
-        return CheckResult("trading_node", DOWN, f"last heartbeat {age:.0f} s ago from {host} (max {max_age} s)",
-                           False)
-    status = beat.get("status") or {}
-    problems = [f"{code}: {'; '.join(venue['problems'])}"
-                for code, venue in sorted((status.get("venues") or {}).items()) if venue.get("problems")]
-    suffix = f"; venue problems: {' | '.join(problems)}" if problems else ""
-    if status and not status.get("ready", True):
-        return CheckResult("trading_node", DOWN, f"not ready on {host}: {status.get('error') or 'starting'}{suffix}",
-                           False)
-    return CheckResult("trading_node", OK,
-                       f"{beat.get('detail', 'running')} on {host}, heartbeat {age:.1f} s ago{suffix}", False)
+    if len(beats) == 1:
+        (beat,) = beats
+        return CheckResult("trading_node", DOWN if beat.state == STOPPED else beat.state, beat.detail, False,
+                           workers=beats)
+    running = [b for b in beats if b.state != STOPPED]
+    states = {b.state for b in running}
+    status = DOWN if not running or DOWN in states else UNKNOWN if UNKNOWN in states else OK
+    up = sum(1 for b in running if b.state == OK)
+    detail = f"{up} of {len(beats)} trading workers up: " + "; ".join(b.detail for b in beats)
+    return CheckResult("trading_node", status, detail, False, workers=beats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,14 +522,15 @@ def venue_status_items(*, now: datetime, node_status: dict | None = None) -> lis
     now : datetime
         Time of the check (UTC).
     node_status : dict | None
-        The heartbeat's status (:func:`trading_node_status`); read when None. An empty dict means
-        no live heartbeat.
+        The up workers' merged status (:func:`trading_node_status`); read when None. An empty dict
+        means no live heartbeat.
     """
     from venues.models import Instrument, Venue
 
-    node = trading_node_status() if node_status is None else node_status
-    node_live = check_trading_node(now).status == OK if node_status is None else bool(node)
+    node = trading_node_status(now) if node_status is None else node_status
+    node_live = bool(node)
     hosted = node.get("venues") or {}
+    venues_down = node.get("venues_down") or {}
     seen = {}
     for key, ts in (node.get("market_data") or {}).items():
         try:
@@ -401,6 +552,8 @@ def venue_status_items(*, now: datetime, node_status: dict | None = None) -> lis
             level, detail = AMBER, f"disabled; {age_text}"
         elif not node_live:
             level, detail = RED, "not connected: the trading node is down (no live heartbeat)"
+        elif venue.code in venues_down:
+            level, detail = RED, f"not connected: its trading worker is down ({venues_down[venue.code]})"
         elif venue.code not in hosted:
             level, detail = RED, "not connected: the trading node does not host this venue"
         elif problems:
@@ -439,16 +592,22 @@ def status_report() -> StatusReport:
     -------
     StatusReport
         Sections ``service`` (web, database, redis, broker, channel layer, Celery workers,
-        trading node), ``venues`` (one row per venue), ``reconciliation`` and ``storage``.
+        trading node, and with several trading workers one ``trading node <worker>`` row each: a
+        stopped one green, shown until it is forgotten), ``venues`` (one row per venue),
+        ``reconciliation`` and ``storage``.
     """
     now = datetime.now(timezone.utc)
+    node_check = check_trading_node(now)
     checks = (("web", check_web()), ("database", check_database()), ("redis", check_redis()),
               ("broker", check_broker()), ("channel layer", check_channel_layer()),
-              ("celery workers", check_celery_workers()), ("trading node", check_trading_node(now)))
+              ("celery workers", check_celery_workers()), ("trading node", node_check))
     items = [_item(check, component=name, ts=now) for name, check in checks]
-    node_live = checks[-1][1].status == OK
+    if len(node_check.workers) > 1:
+        items.extend(StatusItem("service", f"trading node {beat.worker}", GREEN if beat.state == STOPPED
+                                else _LEVEL_OF.get(beat.state, AMBER), beat.detail, now)
+                     for beat in node_check.workers)
     try:
-        items.extend(venue_status_items(now=now, node_status=trading_node_status() if node_live else {}))
+        items.extend(venue_status_items(now=now, node_status=trading_node_status(now)))
         items.append(reconciliation_status_item(now=now))
     except Exception as exc:  # noqa: BLE001 - the database check above already says why
         items.append(StatusItem("venues", "venues", RED, "could not read venues and findings", now,

@@ -273,6 +273,11 @@ ODUM = {
     "ROUTER_LATENCY_PENALTY_BPS_PER_MS": env.str("ROUTER_LATENCY_PENALTY_BPS_PER_MS", default="0.01"),
     # Seconds the trading node heartbeat may age before health reports it down.
     "NODE_HEARTBEAT_MAX_AGE_SECS": env.int("NODE_HEARTBEAT_MAX_AGE_SECS", default=15),
+    # Seconds a trading worker that stopped cleanly (its final beat says so) is shown as stopped in
+    # health and /status before it is forgotten; and seconds one that stopped beating without
+    # that final beat (died) stays reported down after its last beat (odum_live/health.py).
+    "NODE_STOPPED_SHOWN_SECS": env.int("NODE_STOPPED_SHOWN_SECS", default=300),
+    "NODE_WORKER_FORGET_SECS": env.int("NODE_WORKER_FORGET_SECS", default=86400),
     # Basis points charged for the part of an order a venue's visible book cannot fill (router).
     "ROUTER_DEPTH_SHORTFALL_PENALTY_BPS": env.str("ROUTER_DEPTH_SHORTFALL_PENALTY_BPS", default="50"),
     # Venue circuit breakers (venues/circuit.py, pybreaker): consecutive failures that open a

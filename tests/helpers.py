@@ -178,3 +178,13 @@ def running_node_host(plan, *, trader_id: str, journal=None, first_quote_of: str
     finally:
         set_trading_node_host(previous)
     assert host.stop(timeout=20)
+
+
+def forget_trading_node_heartbeats() -> None:
+    """Delete every trading worker's heartbeat and the registry of workers (the cache outlives tests)."""
+    from django.core.cache import cache
+
+    from odum_live.health import TRADING_NODE_WORKERS_KEY, trading_worker_heartbeat_key
+
+    workers = cache.get(TRADING_NODE_WORKERS_KEY) or ()
+    cache.delete_many([TRADING_NODE_WORKERS_KEY, *(trading_worker_heartbeat_key(w) for w in workers)])

@@ -180,3 +180,42 @@ def test_status_page_requires_no_login_but_detail_does(client):
 
     assert "celery workers" not in client.get("/status").content.decode()
     assert "celery workers" in logged_in(user).get("/status").content.decode()
+
+
+# --- several trading workers --------------------------------------------------------------------------
+
+def test_venue_status_items_two_workers_each_hosting_a_venue_keep_their_own_detail(venues):
+    # Arrange: trading-1 hosts spot, trading-2 futures, each with its own fresh market data
+    now = datetime.now(timezone.utc)
+    fresh = (now - timedelta(seconds=1)).isoformat()
+    record_trading_node_heartbeat(hostname="trading-1@h1", status={
+        "ready": True, "venues": {"BINANCE-SPOT": {"mode": "paper", "problems": []}}, "market_data": {SPOT: fresh}})
+    record_trading_node_heartbeat(hostname="trading-2@h2", status={
+        "ready": True, "venues": {"BINANCE-FUTURES": {"mode": "paper", "problems": []}}, "market_data": {FUT: fresh}})
+
+    # Act
+    items = {item.component: item for item in venue_status_items(now=now)}
+
+    # Assert: neither worker's beat overwrote the other's venues
+    assert items["BINANCE-SPOT"].level == GREEN and items["BINANCE-SPOT"].facts["connected"] is True
+    assert items["BINANCE-FUTURES"].level == GREEN and items["BINANCE-FUTURES"].facts["connected"] is True
+
+
+def test_status_report_lists_each_worker_and_a_stale_one_is_red_while_the_live_ones_venues_stay_connected(venues):
+    # Arrange: trading-2 (futures) died 5 minutes ago; trading-1 (spot) runs
+    now = datetime.now(timezone.utc)
+    record_trading_node_heartbeat(hostname="trading-2@h2", ts=now - timedelta(minutes=5), status={
+        "ready": True, "venues": {"BINANCE-FUTURES": {"mode": "paper", "problems": []}},
+        "market_data": {FUT: (now - timedelta(minutes=5)).isoformat()}})
+    record_trading_node_heartbeat(hostname="trading-1@h1", status=node_status(hosted=("BINANCE-SPOT",)))
+
+    # Act
+    report = status_report()
+
+    # Assert
+    by_name = {item.component: item for item in report.items}
+    assert by_name["trading node"].level == RED and "trading-2@h2" in by_name["trading node"].detail
+    assert by_name["trading node trading-1@h1"].level == GREEN
+    assert by_name["trading node trading-2@h2"].level == RED
+    assert by_name["BINANCE-SPOT"].level == GREEN
+    assert by_name["BINANCE-FUTURES"].level == RED and "trading-2@h2" in by_name["BINANCE-FUTURES"].detail

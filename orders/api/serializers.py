@@ -556,6 +556,18 @@ class PositionListOutputSerializer(serializers.Serializer):
     results = InstrumentPositionOutputSerializer(many=True, help_text="Ordered by equivalence key.")
 
 
+class HealthWorkerOutputSerializer(serializers.Serializer):
+    """One trading worker, from its own heartbeat."""
+
+    worker = serializers.CharField(help_text="Worker id: the Celery worker's node name (name@host), else host:pid.")
+    hostname = serializers.CharField(help_text="Host name the worker reported.")
+    status = serializers.ChoiceField(choices=["ok", "down", "unknown", "stopped"],
+                                     help_text="ok; down (heartbeat stale or node not ready); unknown (unreadable); "
+                                               "stopped (stopped cleanly: shown for NODE_STOPPED_SHOWN_SECS).")
+    detail = serializers.CharField(help_text="One line on the worker's state.")
+    heartbeat_age_secs = serializers.FloatField(allow_null=True, help_text="Age of its last heartbeat, seconds.")
+
+
 class HealthCheckOutputSerializer(serializers.Serializer):
     """One part's health."""
 
@@ -564,6 +576,8 @@ class HealthCheckOutputSerializer(serializers.Serializer):
     critical = serializers.BooleanField(help_text="Whether a failure makes the endpoint answer 503.")
     latency_ms = serializers.FloatField(allow_null=True, help_text="Time the probe took, in milliseconds.")
     error = serializers.CharField(required=False, help_text="Exception text (authenticated callers only).")
+    workers = HealthWorkerOutputSerializer(many=True, required=False,
+                                           help_text="trading_node only: each trading worker that has a heartbeat.")
 
 
 class HealthOutputSerializer(serializers.Serializer):

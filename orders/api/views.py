@@ -383,6 +383,9 @@ class HealthApi(APIView):
                      "latency_ms": check.latency_ms}
             if show_errors and check.error:
                 entry["error"] = check.error
+            if check.workers:
+                entry["workers"] = [{"worker": w.worker, "hostname": w.hostname, "status": w.state, "detail": w.detail,
+                                     "heartbeat_age_secs": w.age_secs} for w in check.workers]
             checks[check.name] = entry
         body = {"status": report.status, "ts": report.ts.isoformat().replace("+00:00", "Z"), "checks": checks}
         return Response(body, status=status.HTTP_200_OK if report.healthy else status.HTTP_503_SERVICE_UNAVAILABLE)

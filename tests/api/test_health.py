@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from odum_live.health import TRADING_NODE_HEARTBEAT_KEY, record_trading_node_heartbeat
+from odum_live.health import record_trading_node_heartbeat, trading_worker_heartbeat_key, trading_worker_id
 from tests.orders.test_services_dispatch import _Broker
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,8 @@ def test_health_stale_heartbeat_is_down(client):
 def test_health_unreadable_heartbeat_is_unknown(client):
     from django.core.cache import cache
 
-    cache.set(TRADING_NODE_HEARTBEAT_KEY, {"ts": "yesterday"})
+    record_trading_node_heartbeat(hostname="trader-1")
+    cache.set(trading_worker_heartbeat_key(trading_worker_id("trader-1")), {"ts": "yesterday"})
     assert client.get(URL).json()["checks"]["trading_node"]["status"] == "unknown"
 
 
@@ -63,3 +64,67 @@ def test_health_broker_down_is_503_and_hides_errors_from_anonymous(client, svc_c
     assert anonymous.json()["checks"]["broker"]["status"] == "down"
     assert "error" not in anonymous.json()["checks"]["broker"]
     assert "Connection refused" in authenticated.json()["checks"]["broker"]["error"]
+
+
+def _workers(body) -> dict[str, dict]:
+    return {w["worker"]: w for w in body["checks"]["trading_node"]["workers"]}
+
+
+def test_health_fresh_beat_of_one_worker_does_not_hide_another_workers_stale_beat(client):
+    # Arrange: trading-2 stopped beating 5 minutes ago (died); trading-1 beats now, after it
+    record_trading_node_heartbeat(hostname="trading-2@h2", ts=datetime.now(timezone.utc) - timedelta(minutes=5))
+    record_trading_node_heartbeat(hostname="trading-1@h1")
+
+    # Act
+    body = client.get(URL).json()
+
+    # Assert: each worker reported; the dead one makes the node check down (degraded, still 200)
+    assert body["status"] == "degraded"
+    node = body["checks"]["trading_node"]
+    assert node["status"] == "down"
+    assert "trading-2@h2" in node["detail"] and "300 s ago" in node["detail"]
+    workers = _workers(body)
+    assert set(workers) == {"trading-1@h1", "trading-2@h2"}
+    assert workers["trading-1@h1"]["status"] == "ok" and workers["trading-2@h2"]["status"] == "down"
+    assert workers["trading-2@h2"]["heartbeat_age_secs"] >= 300
+
+
+def test_health_worker_that_stopped_cleanly_is_reported_stopped_not_failing(client):
+    # Arrange: trading-2's final beat says it stopped; trading-1 runs
+    record_trading_node_heartbeat(hostname="trading-1@h1")
+    record_trading_node_heartbeat(hostname="trading-2@h2", detail="stopped", stopped=True,
+                                  status={"ready": False, "error": "trading node stopped"})
+
+    # Act
+    body = client.get(URL).json()
+
+    # Assert
+    assert body["status"] == "ok"
+    assert body["checks"]["trading_node"]["status"] == "ok"
+    workers = _workers(body)
+    assert workers["trading-2@h2"]["status"] == "stopped" and "stopped" in workers["trading-2@h2"]["detail"]
+    assert workers["trading-1@h1"]["status"] == "ok"
+
+
+def test_health_only_worker_stopped_is_down_saying_it_stopped(client):
+    record_trading_node_heartbeat(hostname="trading-1@h1", detail="stopped", stopped=True,
+                                  status={"ready": False, "error": "trading node stopped"})
+
+    node = client.get(URL).json()["checks"]["trading_node"]
+
+    assert node["status"] == "down"
+    assert node["detail"].startswith("stopped on trading-1@h1") and "trading node stopped" in node["detail"]
+
+
+def test_health_stopped_worker_is_forgotten_after_node_stopped_shown_secs(client, settings):
+    # Arrange: a stopped worker is shown for NODE_STOPPED_SHOWN_SECS (1 s here), then forgotten
+    from tests.helpers import eventually
+
+    settings.ODUM = {**settings.ODUM, "NODE_STOPPED_SHOWN_SECS": 1}
+    record_trading_node_heartbeat(hostname="trading-1@h1")
+    record_trading_node_heartbeat(hostname="trading-2@h2", detail="stopped", stopped=True)
+    assert set(_workers(client.get(URL).json())) == {"trading-1@h1", "trading-2@h2"}
+
+    # Act / Assert
+    eventually(lambda: set(_workers(client.get(URL).json())) == {"trading-1@h1"}, timeout=10,
+               message="the stopped worker forgotten")

@@ -44,12 +44,11 @@ from urllib.parse import quote, urlparse
 import pytest
 import requests
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Q
 
-from odum_live.health import TRADING_NODE_HEARTBEAT_KEY
+from odum_live.health import trading_worker_beats
 from orders.models import Fill, Order, OrderEvent, Strategy
 from orders.state import OPEN_STATUSES, OrderStatus
 from positions.models import Position, ReconciliationFinding
@@ -158,9 +157,9 @@ class Topology:
         """Wait for this worker's heartbeat saying ready, then for fresh market data; return the status."""
         def ready():
             assert worker.alive, f"trading worker {worker.name} exited:\n{worker.tail()}"
-            beat = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
-            if str(beat.get("hostname", "")).startswith(worker.name + "@") and beat.get("status", {}).get("ready"):
-                return beat["status"]
+            for beat in trading_worker_beats():
+                if beat.worker.startswith(worker.name + "@") and beat.status.get("ready"):
+                    return beat.status
             return None
 
         status = eventually(ready, timeout=timeout, interval=0.1, message=f"heartbeat of {worker.name}: ready")
@@ -425,7 +424,7 @@ def test_trading_worker_killed_mid_twap_restarts_without_lost_or_duplicated_fill
     # ... and the node's net position: reconciliation recorded no open difference.
     assert not ReconciliationFinding.objects.filter(venue=VENUE, instrument_key=KEY, resolved_at__isnull=True).exists()
     # The second worker's journal applied without failures.
-    status = (cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}).get("status", {})
+    (status,) = [b.status for b in trading_worker_beats() if b.worker.startswith(topology.workers[-1].name + "@")]
     assert status.get("journal", {}).get("failed", 0) == 0, status.get("journal")
 
 

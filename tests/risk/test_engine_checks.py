@@ -381,12 +381,11 @@ def test_reference_price_market_order_without_market_data_denies_missing(engine,
 @pytest.fixture
 def heartbeat():
     """Record a trading-node heartbeat for the test; removed afterwards (the cache outlives tests)."""
-    from django.core.cache import cache
-
-    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY, record_trading_node_heartbeat
+    from odum_live.health import record_trading_node_heartbeat
+    from tests.helpers import forget_trading_node_heartbeats
 
     yield record_trading_node_heartbeat
-    cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+    forget_trading_node_heartbeats()
 
 
 def test_reference_price_without_market_data_names_the_venue_problem_the_node_reported(engine, listing, heartbeat):

@@ -360,12 +360,11 @@ def test_node_twap_slices_over_the_horizon_with_parent_child_attribution(node, l
 
 def test_node_heartbeat_after_a_stop_reports_the_node_down(transactional_db):
     # Arrange: a running node whose one heartbeat (written at start; the next is an hour away) says "running"
-    from django.core.cache import cache
-
-    from odum_live.health import DOWN, OK, TRADING_NODE_HEARTBEAT_KEY, check_trading_node
+    from odum_live.health import DOWN, OK, check_trading_node
+    from tests.helpers import forget_trading_node_heartbeats
 
     _listing()
-    cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+    forget_trading_node_heartbeats()
     try:
         with running_node_host(node_plan(), trader_id="TESTNODE-BEAT", heartbeat_secs=3600) as host:
             eventually(lambda: check_trading_node().status == OK, message="first heartbeat recorded")
@@ -376,8 +375,9 @@ def test_node_heartbeat_after_a_stop_reports_the_node_down(transactional_db):
         # Assert: health says the node is gone now, not once the "running" beat has aged out
         assert host.stopped
         assert result.status == DOWN, result.detail
+        assert result.detail.startswith(f"stopped on {host.worker_id}")
     finally:
-        cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+        forget_trading_node_heartbeats()
 
 
 def test_node_status_with_its_loop_blocked_reports_not_ready(node):

@@ -141,12 +141,11 @@ def test_node_plan_paper_venue_market_data_from_the_venue_unreachable_reports_th
 @pytest.fixture
 def heartbeat():
     """Record a trading-node heartbeat for the test; removed afterwards (the cache outlives tests)."""
-    from django.core.cache import cache
-
-    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY, record_trading_node_heartbeat
+    from odum_live.health import record_trading_node_heartbeat
+    from tests.helpers import forget_trading_node_heartbeats
 
     yield record_trading_node_heartbeat
-    cache.delete(TRADING_NODE_HEARTBEAT_KEY)
+    forget_trading_node_heartbeats()
 
 
 def test_risk_market_order_on_a_paper_venue_without_its_market_data_is_denied_naming_the_venue_problem(

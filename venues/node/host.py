@@ -16,7 +16,8 @@ order events come out through the bridge strategy into the journal writer's queu
   market-data publisher and the journal writer drain and stop.
 - **Heartbeat**: every ``heartbeat_secs`` the host writes :func:`odum_live.health.record_trading_node_heartbeat`
   with its status (ready, clients connected, last market data per listing, venue problems,
-  journal counters).
+  journal counters) under its own worker id (``worker_id``: the Celery node name, else host:pid),
+  and a final "stopped" beat on a clean stop.
 
 :func:`start_trading_node` / :func:`trading_node_host` / :func:`stop_trading_node` keep the one
 host of the process.
@@ -84,7 +85,8 @@ class TradingNodeHost:
     trader_id : str
         NautilusTrader trader id, e.g. ``ODUM-001``.
     hostname : str
-        Reported in the heartbeat.
+        Reported in the heartbeat. A Celery node name (``name@host``) is also the worker's heartbeat
+        id; otherwise the id is ``host:pid`` (:func:`odum_live.health.trading_worker_id`).
     journal : JournalWriter | None
         Receives every translated venue event; a new one is made when None.
     log_level : str
@@ -110,6 +112,9 @@ class TradingNodeHost:
         self.plan = plan
         self.trader_id = trader_id
         self.hostname = hostname or socket.gethostname()
+        from odum_live.health import trading_worker_id
+
+        self.worker_id = trading_worker_id(self.hostname)
         self.journal = journal or JournalWriter()
         self.publisher = MarketDataPublisher(interval_secs=md_interval_secs, mark_interval_secs=mark_interval_secs)
         self._log_level = log_level
@@ -372,9 +377,10 @@ class TradingNodeHost:
         from odum_live.health import record_trading_node_heartbeat
 
         try:
-            record_trading_node_heartbeat(hostname=self.hostname, detail="stopped", status={
-                "trader_id": self.trader_id, "ready": False, "error": self.error or "trading node stopped"})
-        except Exception:  # noqa: BLE001 - the old beat then ages out as before
+            record_trading_node_heartbeat(hostname=self.hostname, worker=self.worker_id, detail="stopped", stopped=True,
+                                          status={"trader_id": self.trader_id, "ready": False,
+                                                  "error": self.error or "trading node stopped"})
+        except Exception:  # noqa: BLE001 - its last running beat then goes stale: reported down
             logger.exception("trading node final heartbeat failed")
 
     def _beat(self) -> None:
@@ -384,7 +390,8 @@ class TradingNodeHost:
             try:
                 status = self.status()
                 detail = "running" if status["ready"] else f"not ready {status['error']}".strip()
-                record_trading_node_heartbeat(hostname=self.hostname, detail=detail, status=status)
+                record_trading_node_heartbeat(hostname=self.hostname, worker=self.worker_id, detail=detail,
+                                              status=status)
             except Exception:  # noqa: BLE001 - a missed beat shows as an old heartbeat
                 logger.exception("trading node heartbeat failed")
             if self._heartbeat_stop.wait(self._heartbeat_secs):
