@@ -512,10 +512,6 @@ def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
         When a trading worker of an earlier run is still running (:func:`refuse_stray_trading_workers`),
         or the worker exits or its node is not ready within ``timeout`` seconds (log tail included).
     """
-    from django.core.cache import cache
-
-    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY
-
     refuse_stray_trading_workers()
     log_path = ROOT / "bench" / "out" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -528,9 +524,8 @@ def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
         def ready():
             if proc.poll() is not None:
                 raise RuntimeError(f"trading worker exited ({proc.returncode}):\n{worker.tail()}")
-            beat = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
-            ok = str(beat.get("hostname", "")).startswith(name + "@") and beat.get("status", {}).get("ready")
-            return beat if ok else None
+            beat = trading_worker_beat(name)
+            return beat if beat.get("status", {}).get("ready") else None
 
         try:
             wait_for(ready, timeout=timeout, message=f"trading worker {name}: node ready", interval=0.1)
@@ -540,6 +535,22 @@ def running_trading_worker(*, env: dict[str, str], name: str = "bench-trading",
     finally:
         stop_process_group(proc, timeout=45)
         log.close()
+
+
+def trading_worker_beat(name: str) -> dict:
+    """Return the last heartbeat (the raw cache value) of the trading worker started as ``name``, or {}.
+
+    Each trading worker beats under its own key (:func:`odum_live.health.trading_worker_heartbeat_key`),
+    its id being Celery's node name ``name@host``.
+    """
+    from django.core.cache import cache
+
+    from odum_live.health import trading_worker_beats, trading_worker_heartbeat_key
+
+    for beat in trading_worker_beats():
+        if beat.worker.startswith(name + "@"):
+            return cache.get(trading_worker_heartbeat_key(beat.worker)) or {}
+    return {}
 
 
 def delete_node_cache(trader_id: str) -> None:

@@ -88,6 +88,7 @@ from bench.common import (  # noqa: E402
     running_trading_worker,
     seed_wide_risk_limits,
     setup_django,
+    trading_worker_beat,
     wait_for,
 )
 
@@ -292,15 +293,12 @@ def measure_latency(client: Client, bodies: list[dict], *, timeout: float, rate:
     return out
 
 
-def twap_storm(client: Client, count: int, *, horizon: int, interval: int, run: str) -> dict:
-    """Submit ``count`` TWAPs back to back; sample the worker's heartbeat until they are done."""
-    from django.core.cache import cache
-
-    from odum_live.health import TRADING_NODE_HEARTBEAT_KEY
+def twap_storm(client: Client, count: int, *, worker: str, horizon: int, interval: int, run: str) -> dict:
+    """Submit ``count`` TWAPs back to back; sample the heartbeat of trading worker ``worker`` until they are done."""
     from orders.models import Order
 
     def beat() -> dict:
-        value = cache.get(TRADING_NODE_HEARTBEAT_KEY) or {}
+        value = trading_worker_beat(worker)
         journal = value.get("status", {}).get("journal", {})
         return {"ts": datetime.fromisoformat(value["ts"]) if value.get("ts") else None,
                 "handled": journal.get("applied", 0) + journal.get("ignored", 0) + journal.get("failed", 0),
@@ -422,7 +420,7 @@ def main() -> int:
     figures: dict = {}
     failures: list[str] = []
     try:
-        with running_trading_worker(env=worker_env, name=f"bench-trading-{trader_id[-8:].lower()}"), \
+        with running_trading_worker(env=worker_env, name=f"bench-trading-{trader_id[-8:].lower()}") as worker, \
                 running_server("gunicorn-gthread", port=args.port, workers=args.workers, env=api_env) as srv:
             mid = _mid()
             client = Client(srv.port, token)
@@ -444,8 +442,8 @@ def main() -> int:
             burst = (measure_latency(client, latency_orders(args.burst, mid, "burst", base=12_000),
                                      timeout=120 + args.burst * 0.5, cancel_after=args.cancel_after)
                      if args.burst else None)
-            storm = twap_storm(client, args.twaps, horizon=args.twap_horizon, interval=args.twap_interval,
-                               run="storm")
+            storm = twap_storm(client, args.twaps, worker=worker.name, horizon=args.twap_horizon,
+                               interval=args.twap_interval, run="storm")
             failures = client.failures
     finally:
         from django.db import connections
