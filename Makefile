@@ -36,6 +36,7 @@ install: $(STAMP)  ## Create .venv (Python 3.11) and install requirements/dev.tx
 run: install  ## Migrate, seed the demo data, check the paper venues' replay data, collect static files and serve on 127.0.0.1:$(PORT) (daphne).
 	@set -euo pipefail; \
 	if [ -z "$${DJANGO_DEBUG+set}" ] && [ -z "$${DATABASE_URL:-}" ]; then export DJANGO_DEBUG=1; fi; \
+	if [ -z "$${REDIS_URL:-}" ]; then export ODUM_EMBEDDED_TRANSPORTS="$${ODUM_EMBEDDED_TRANSPORTS:-1}"; fi; \
 	$(MANAGE) migrate --noinput; \
 	$(MANAGE) seed_demo; \
 	$(MANAGE) check_replay_data; \
@@ -55,10 +56,10 @@ test: install  ## Run pytest twice: embedded default (SQLite, in-memory), then P
 bench: install  ## Run the benchmarks under bench/ (bench/run_all.py); they print their figures.
 	$(PY) bench/run_all.py
 
-check: install  ## manage.py check --deploy with production settings (DEBUG off, random secret key, PostgreSQL URL).
+check: install  ## check --deploy with production settings (DEBUG off, random secret key, PostgreSQL and Redis URLs).
 	@DJANGO_DEBUG=0 \
 	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}" \
-	DATABASE_URL='$(TEST_DATABASE_URL)' \
+	DATABASE_URL='$(TEST_DATABASE_URL)' REDIS_URL='$(TEST_REDIS_URL)' \
 	$(MANAGE) check --deploy --fail-level WARNING
 
 clean:  ## Remove generated files (collected static, caches, benchmark output); keeps .venv and db.sqlite3.

@@ -3,7 +3,9 @@
 With no environment set the service runs on its *embedded default*: SQLite, the in-memory
 channel layer, local-memory cache and eagerly executed Celery tasks. Setting ``DATABASE_URL``
 and ``REDIS_URL`` switches to the production transports (PostgreSQL, channels_redis, Redis cache
-and Celery over Redis). Every variable is listed in README.md ("Configuration").
+and Celery over Redis); ``DATABASE_URL`` with DEBUG off and no ``REDIS_URL`` is refused unless
+``ODUM_EMBEDDED_TRANSPORTS=1`` asks for the embedded transports. Every variable is listed in README.md
+("Configuration").
 """
 
 from pathlib import Path
@@ -28,6 +30,19 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (production settings)."
         )
     SECRET_KEY = _DEV_SECRET_KEY
+
+# Production (DATABASE_URL, DEBUG off) without REDIS_URL would otherwise fall back, silently, to the
+# embedded transports: an in-memory channel layer per process, Celery run eagerly and a TradingNode
+# inside every web process. Only an explicit choice may run that way.
+EMBEDDED_TRANSPORTS = env.bool("ODUM_EMBEDDED_TRANSPORTS", default=False)
+if DATABASE_URL and not REDIS_URL and not DEBUG and not EMBEDDED_TRANSPORTS:
+    raise ImproperlyConfigured(
+        "REDIS_URL must be set with DATABASE_URL when DJANGO_DEBUG is off (production settings): it is the "
+        "cache, the channel layer (live pages, WebSocket), the Celery broker carrying orders to the trading "
+        "worker and the market-data store. Without it each process would run the embedded transports "
+        "(in-memory channel layer, eager Celery, a TradingNode in every web process). Set REDIS_URL, or "
+        "ODUM_EMBEDDED_TRANSPORTS=1 if one process on the embedded transports is really intended."
+    )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+if os.environ.get("DATABASE_URL") and not os.environ.get("REDIS_URL"):
+    # A run on PostgreSQL alone is a test run, not a deployment: its Redis tests skip (tests/conftest.py).
+    os.environ.setdefault("ODUM_EMBEDDED_TRANSPORTS", "1")
 
 from odum_live.settings import *  # noqa: E402,F401,F403
 

@@ -143,3 +143,51 @@ def test_production_settings_persist_the_node_cache_in_redis_unless_turned_off()
     # The embedded default (no REDIS_URL) keeps it in memory.
     embedded = {k: v for k, v in production_env().items() if k not in ("REDIS_URL", "DATABASE_URL")}
     assert _node_cache_redis({**embedded, "DJANGO_DEBUG": "1"}) == "False"
+
+
+def _transports(env: dict[str, str]) -> subprocess.CompletedProcess:
+    # The channel layer, Celery's eagerness and the node's place of settings evaluated fresh with ``env``.
+    code = ("import django; django.setup(); from django.conf import settings;"
+            "print(settings.CHANNEL_LAYERS['default']['BACKEND'], settings.CELERY_TASK_ALWAYS_EAGER,"
+            " settings.ODUM['TRADING_NODE'])")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_production_settings_without_redis_url_refuse_to_start_naming_it():
+    # Arrange: DATABASE_URL set, DEBUG off, REDIS_URL forgotten
+    env = production_env()
+    del env["REDIS_URL"]
+
+    # Act
+    out = _transports(env)
+
+    # Assert: a configuration error naming the variable, not a web process with a TradingNode inside
+    assert out.returncode != 0, out.stdout
+    assert "ImproperlyConfigured: REDIS_URL must be set" in out.stderr
+    assert "ODUM_EMBEDDED_TRANSPORTS=1" in out.stderr
+
+
+def test_production_settings_without_redis_url_use_the_embedded_transports_only_when_asked_to():
+    # Arrange: the embedded transports chosen explicitly (a single-process deployment on PostgreSQL)
+    env = production_env(ODUM_EMBEDDED_TRANSPORTS="1")
+    del env["REDIS_URL"]
+
+    # Act
+    out = _transports(env)
+
+    # Assert
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["channels.layers.InMemoryChannelLayer", "True", "embedded"]
+
+
+def test_debug_settings_on_postgresql_without_redis_url_keep_the_embedded_transports():
+    # Arrange: a developer's PostgreSQL with DEBUG on: no production, no refusal
+    env = production_env(DJANGO_DEBUG="1")
+    del env["REDIS_URL"]
+
+    # Act
+    out = _transports(env)
+
+    # Assert
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "embedded"
