@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -299,6 +304,48 @@ def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500)
     return rejected
 
 
+@contextmanager
+def _sweeper_lock() -> Iterator[bool]:
+    """Hold the sweeper's run lock for the block; yield False when another sweep holds it.
+
+    Released only by its holder: a sweep outliving ``SWEEPER_LOCK_SECS`` must not delete the lock a
+    later sweep took after it expired. On Redis that is redis-py's ``Lock`` (a random token, released
+    by a script that deletes the key only while it holds that token), on the cache's key
+    (``cache.make_key(SWEEPER_LOCK_KEY)``); on the embedded default's process-local cache, the same
+    token compared before the delete.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        key = backend.make_key(SWEEPER_LOCK_KEY)
+        lock = backend._cache.get_client(key, write=True).lock(key, timeout=SWEEPER_LOCK_SECS, blocking=False)
+        acquired = lock.acquire()
+
+        def release() -> bool:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:  # expired, and perhaps taken by another sweep
+                return False
+            return True
+    else:
+        token = uuid.uuid4().hex
+        acquired = cache.add(SWEEPER_LOCK_KEY, token, timeout=SWEEPER_LOCK_SECS)
+
+        def release() -> bool:
+            if cache.get(SWEEPER_LOCK_KEY) != token:
+                return False
+            cache.delete(SWEEPER_LOCK_KEY)
+            return True
+    if not acquired:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        if not release():
+            logger.warning("redispatch sweep outlived its %d s lock, which another sweep may hold now: left to it",
+                           SWEEPER_LOCK_SECS)
+
+
 def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) -> RedispatchReport:
     """Send again the venue commands of orders whose hand-off is stale (the outbox sweeper).
 
@@ -316,10 +363,10 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
         would wait out the connection timeout too.
     """
     report = RedispatchReport()
-    if not cache.add(SWEEPER_LOCK_KEY, "1", timeout=SWEEPER_LOCK_SECS):
-        report.skipped_locked = True
-        return report
-    try:
+    with _sweeper_lock() as held:
+        if not held:
+            report.skipped_locked = True
+            return report
         # Too old to send: rejected rather than re-sent (orders_reject_undispatched).
         report.rejected = orders_reject_undispatched(now=now, limit=limit)
         rows = list(stale_dispatch_queryset(now=now).values_list("id", "status")[:limit])
@@ -333,8 +380,6 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
             if not ok:
                 report.stopped_early = len(report.submits) + len(report.cancels) + len(report.failed) < len(rows)
                 break
-    finally:
-        cache.delete(SWEEPER_LOCK_KEY)
     if report.submits or report.cancels or report.failed or report.rejected:
         logger.info("redispatch sweep: %d submits, %d cancels re-sent, %d failed%s", len(report.submits),
                     len(report.cancels), len(report.failed), " (stopped early)" if report.stopped_early else "")

@@ -403,3 +403,23 @@ def test_sweeper_never_resends_nor_rejects_an_algorithm_child(settings):
     child.refresh_from_db()
     assert child not in stale_dispatch_queryset()
     assert report.submits == [] and report.rejected == [] and child.status == "ROUTED"
+
+
+def test_sweeper_lock_expired_and_taken_by_another_sweep_is_left_to_it(monkeypatch):
+    # Arrange: during a long sweep its lock expires and another sweeper takes it
+    from django.core.cache import cache
+
+    from orders.services import dispatch
+    from orders.services.dispatch import SWEEPER_LOCK_KEY
+
+    def expire_and_take_over(**kwargs):
+        cache.delete(SWEEPER_LOCK_KEY)  # expired
+        assert cache.add(SWEEPER_LOCK_KEY, "other-sweeper", 60)  # the other sweep's lock
+        return []
+
+    monkeypatch.setattr(dispatch, "orders_reject_undispatched", expire_and_take_over)
+    # Act
+    orders_redispatch_stale()
+    # Assert: the first sweep did not release the other's lock, so a third sweep is still kept out
+    monkeypatch.undo()
+    assert orders_redispatch_stale().skipped_locked is True
