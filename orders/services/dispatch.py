@@ -143,6 +143,10 @@ _KEEP = object()  # _record: leave Order.dispatched_at as it is
 
 
 def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, dispatched_at=_KEEP) -> None:
+    # ``status`` is the one the command was sent for (ROUTED / PENDING_CANCEL). Under the order's row
+    # lock: when the order has moved on meanwhile (the worker claimed it from an earlier message after
+    # the sweep read it, or from this one before we got here), the entry says so with the status the
+    # order has and the time of recording, after the move, instead of a stale "ROUTED → ROUTED".
     try:
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -152,6 +156,16 @@ def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, d
                 # submit hot path; the order row itself was committed durably before dispatch.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            current = Order.objects.select_for_update().filter(pk=order_id).values_list("status", flat=True).first()
+            if current is None:
+                logger.error("could not record %s: order %s does not exist", type_, order_id)
+                return
+            if current != status:
+                payload = {**payload, "sent_at": ts.isoformat(), "sent_for_status": status,
+                           "detail": f"{payload['command']} command handed off for a {status} order that was "
+                                     f"{current} by the time the hand-off was recorded (the trading worker acts "
+                                     f"only on an order still {status})"}
+                status, ts, dispatched_at = current, timezone.now(), _KEEP
             if dispatched_at is not _KEEP:
                 Order.objects.filter(pk=order_id).update(dispatched_at=dispatched_at, updated_at=timezone.now())
             OrderEvent.objects.create(order_id=order_id, type=type_, status_before=status, status_after=status,
@@ -178,7 +192,10 @@ def order_dispatch_submit(*, order_id, attempt: str = INITIAL) -> bool:
     bool
         True when the broker took the message (a sweeper re-send also records a DISPATCHED event
         and moves ``dispatched_at``; the initial hand-off is recorded by the submit transaction),
-        False when it did not (DISPATCH_FAILED event, order still ROUTED).
+        False when it did not (DISPATCH_FAILED event, order still ROUTED). Either event is written
+        under the order's row lock: if the order is no longer ROUTED by then (the worker claimed it
+        meanwhile), the event carries the order's current status and the time of recording, and
+        ``dispatched_at`` is left alone.
     """
     return _dispatch(order_id=order_id, command=SUBMIT, attempt=attempt, status=OrderStatus.ROUTED)
 

@@ -423,3 +423,61 @@ def test_sweeper_lock_expired_and_taken_by_another_sweep_is_left_to_it(monkeypat
     # Assert: the first sweep did not release the other's lock, so a third sweep is still kept out
     monkeypatch.undo()
     assert orders_redispatch_stale().skipped_locked is True
+
+
+def _stale_routed_order():
+    old = timezone.now() - timedelta(seconds=60)
+    order = OrderFactory(status="ROUTED")
+    OrderEventFactory(order=order, type="ROUTED", status_before="PENDING", status_after="ROUTED", ts=old)
+    Order.objects.filter(pk=order.pk).update(created_at=old)
+    return order
+
+
+def _contradictions(order) -> list:
+    # Timeline entries (in display order) whose status_before is not the status the entry before left.
+    events = list(OrderEvent.objects.filter(order=order).order_by("ts", "id"))
+    return [(e.type, e.status_before, e.status_after, f"after {p.type} → {p.status_after}")
+            for p, e in zip(events, events[1:]) if e.status_before != p.status_after]
+
+
+def test_sweeper_resend_of_an_order_the_worker_claimed_after_the_sweep_query_keeps_the_timeline_true(monkeypatch):
+    # Arrange: the worker takes the first message between the sweep's query and its hand-off
+    from orders.services import dispatch
+    from orders.services.venue_commands import order_venue_submit_claim
+
+    order = _stale_routed_order()
+    resend = dispatch.order_dispatch_submit
+
+    def claimed_first(*, order_id, attempt):
+        assert order_venue_submit_claim(order_id=str(order_id), worker="w1") is not None
+        return resend(order_id=order_id, attempt=attempt)
+
+    monkeypatch.setattr(dispatch, "order_dispatch_submit", claimed_first)
+    # Act
+    orders_redispatch_stale()
+    # Assert: no ROUTED → ROUTED hand-off after SUBMITTED; the re-send is on record, with the order's status
+    assert _contradictions(order) == []
+    sweep = OrderEvent.objects.get(order=order, type="DISPATCHED")
+    assert (sweep.status_before, sweep.status_after) == ("SUBMITTED", "SUBMITTED")
+    assert "SUBMITTED" in sweep.payload["detail"] and sweep.payload["attempt"] == "sweeper"
+
+
+def test_sweeper_resend_claimed_by_the_worker_during_the_hand_off_keeps_the_timeline_true(monkeypatch):
+    # Arrange: the worker takes the re-sent message at once, before the sweeper records the hand-off
+    from orders.services import dispatch
+    from orders.services.venue_commands import order_venue_submit_claim
+
+    order = _stale_routed_order()
+    publish = dispatch._publish
+
+    def publish_then_claim(command, order_id):
+        result = publish(command, order_id)
+        assert order_venue_submit_claim(order_id=order_id, worker="w1") is not None
+        return result
+
+    monkeypatch.setattr(dispatch, "_publish", publish_then_claim)
+    # Act
+    orders_redispatch_stale()
+    # Assert
+    assert _contradictions(order) == []
+    assert OrderEvent.objects.get(order=order, type="DISPATCHED").status_after == "SUBMITTED"
