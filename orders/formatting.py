@@ -185,8 +185,11 @@ def order_detail_block(order) -> str:
     lines = [order_block(order), "timeline"]
     for event in order.events.all():
         by = f" by {event.actor}" if event.actor else ""
+        # An entry standing for repeats (a cancel re-sent and received again: orders.services.dispatch.entry_repeat)
+        times = f" (x{event.payload['count']} since {event.payload.get('first_at', '?')})" \
+            if int((event.payload or {}).get("count", 1)) > 1 else ""
         lines.append(f"  {fmt_time(event.ts)}  {event.type:<17} {event.status_before or '-'} -> "
-                     f"{event.status_after or '-'}{by}")
+                     f"{event.status_after or '-'}{by}{times}")
     fills = list(order.fills.all())
     lines.append(f"fills         {len(fills)}")
     for f in fills:

@@ -274,4 +274,6 @@ def _detail(event: OrderEvent) -> str:
                 f"({p.get('liquidity', '')}); filled {p.get('filled_quantity', '')}, leaves "
                 f"{p.get('leaves_quantity', '')}").replace("  ", " ")
     parts = [str(p[name]) for name in ("reason", "detail", "command", "attempt") if p.get(name) not in (None, "")]
+    if int(p.get("count", 1)) > 1:  # repeats folded into one entry (orders.services.dispatch.entry_repeat)
+        parts.append(f"{p['count']} times since {p.get('first_at', '?')}")
     return "; ".join(parts)

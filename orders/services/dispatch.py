@@ -12,7 +12,11 @@ least once*: the trading worker must treat a command for an order that has moved
 (:mod:`orders.services.venue_commands`).
 
 Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery is Celery's job
-(``acks_late`` + ``task_reject_on_worker_lost``) and the sweeper leaves the order alone.
+(``acks_late`` + ``task_reject_on_worker_lost``) and the sweeper leaves the order alone — except a
+cancel still pending ``DISPATCH_RETRY_AFTER_SECS`` after its receipt, which is sent again. Those
+re-sends and their receipts are folded into one timeline entry each per cancel request
+(:func:`entry_repeat`, with a count) and logged one by one, so a venue that never answers does not
+bury the timeline.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent
@@ -135,14 +139,40 @@ def _dispatch(*, order_id, command: str, attempt: str, status: str) -> bool:
     # ts = start of the hand-off: an eager (embedded) task records its own events during the publish.
     _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCHED, ts=started_at,
             payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt, "task_id": result.id},
-            dispatched_at=started_at if command == SUBMIT else _KEEP)
+            dispatched_at=started_at if command == SUBMIT else _KEEP, coalesce=command == CANCEL and attempt != INITIAL)
     return True
 
 
 _KEEP = object()  # _record: leave Order.dispatched_at as it is
 
 
-def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, dispatched_at=_KEEP) -> None:
+def cancel_request_entries(order_id, **filters) -> QuerySet:
+    """Return the order's timeline entries matching ``filters`` since its latest CANCEL_REQUESTED, newest first.
+
+    The entries one cancel request has produced so far (e.g. ``type=VENUE_RECEIVED,
+    payload__command="cancel"``); none when the order has no cancel request on record.
+    """
+    requested = (OrderEvent.objects.filter(order_id=OuterRef("order_id"), type=OrderEvent.Type.CANCEL_REQUESTED)
+                 .order_by("-ts", "-id").values("ts")[:1])
+    return OrderEvent.objects.filter(order_id=order_id, ts__gte=Subquery(requested), **filters).order_by("-ts", "-id")
+
+
+def entry_repeat(entry: OrderEvent, *, ts: datetime, payload: dict) -> int:
+    """Fold one more occurrence (at ``ts``, with ``payload``) into the timeline ``entry``; return the count.
+
+    A cancel the venue never answers is re-sent every ``DISPATCH_RETRY_AFTER_SECS`` and received again
+    by the trading worker: one entry per kind then stands for all of them, at the time of the latest,
+    with ``payload["count"]`` occurrences since ``payload["first_at"]`` (ISO-8601 UTC). The caller
+    saves ``ts`` and ``payload`` under the order's row lock and logs the occurrence.
+    """
+    count = int(entry.payload.get("count", 1)) + 1
+    entry.payload = {**payload, "count": count, "first_at": entry.payload.get("first_at", entry.ts.isoformat())}
+    entry.ts = ts
+    return count
+
+
+def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, dispatched_at=_KEEP,
+            coalesce: bool = False) -> None:
     # ``status`` is the one the command was sent for (ROUTED / PENDING_CANCEL). Under the order's row
     # lock: when the order has moved on meanwhile (the worker claimed it from an earlier message after
     # the sweep read it, or from this one before we got here), the entry says so with the status the
@@ -165,13 +195,29 @@ def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, d
                            "detail": f"{payload['command']} command handed off for a {status} order that was "
                                      f"{current} by the time the hand-off was recorded (the trading worker acts "
                                      f"only on an order still {status})"}
-                status, ts, dispatched_at = current, timezone.now(), _KEEP
+                status, ts, dispatched_at, coalesce = current, timezone.now(), _KEEP, False
+            if coalesce and _coalesced(order_id=order_id, type_=type_, ts=ts, payload=payload):
+                return
             if dispatched_at is not _KEEP:
                 Order.objects.filter(pk=order_id).update(dispatched_at=dispatched_at, updated_at=timezone.now())
             OrderEvent.objects.create(order_id=order_id, type=type_, status_before=status, status_after=status,
                                       actor=DISPATCHER, ts=ts, payload=payload)
     except Exception:  # noqa: BLE001 - the hand-off already happened (or failed); never raise after commit
         logger.exception("could not record %s for order %s", type_, order_id)
+
+
+def _coalesced(*, order_id, type_: str, ts: datetime, payload: dict) -> bool:
+    # A sweeper re-send of a cancel: the first is an entry of its own, later ones of the same cancel
+    # request fold into it (entry_repeat); each is logged. True when folded.
+    earlier = cancel_request_entries(order_id, type=type_, payload__command=payload["command"],
+                                     payload__attempt=payload["attempt"]).first()
+    count = 1
+    if earlier is not None:
+        count = entry_repeat(earlier, ts=ts, payload=payload)
+        earlier.save(update_fields=["ts", "payload"])
+    logger.warning("%s of order %s re-sent by the sweeper (%d since the cancel request): the venue has not "
+                   "answered it", payload["command"], order_id, count)
+    return earlier is not None
 
 
 def order_dispatch_submit(*, order_id, attempt: str = INITIAL) -> bool:

@@ -23,8 +23,9 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert
+from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert, send_update
 from orders.models import Order, OrderEvent
+from orders.services.dispatch import cancel_request_entries, entry_repeat
 from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
 from orders.services.one_statement import transition_in_one_statement
 from orders.state import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
@@ -54,6 +55,12 @@ _OPEN_CHILDREN = CompiledQuery(
     lambda parent_id: Order.objects.only("client_order_id").filter(parent_id=parent_id, status__in=OPEN_STATUSES)
     .order_by("created_at"),
     markers=(uuid.UUID("00000000-0000-4000-8000-0000000c41d5"),),
+)
+
+#: The worker's receipt of the order's current cancel request, if one is on record already (a re-send).
+_CANCEL_RECEIPT = CompiledQuery(
+    lambda pk: cancel_request_entries(pk, type=OrderEvent.Type.VENUE_RECEIVED, payload__command=CANCEL)[:1],
+    markers=(uuid.UUID("00000000-0000-4000-8000-0000000ca4ce"),),
 )
 
 
@@ -200,14 +207,25 @@ def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderComman
     with pipelined_transaction():
         locked = _LOCKED_FOR_COMMAND.send(pk)
         open_children = _OPEN_CHILDREN.send(pk)
+        earlier_receipt = _CANCEL_RECEIPT.send(pk)
         order = _awaiting(locked.one(), pk, CANCEL, worker)
         if order is None:
             return None
         children = tuple(child.client_order_id for child in open_children.all())
-        send_insert([OrderEvent(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,
-                                status_after=order.status, actor=f"worker:{worker}", ts=timezone.now(),
-                                payload={"command": CANCEL, "worker": worker, "children": list(children)})],
-                    read_ids=False)
+        now = timezone.now()
+        payload = {"command": CANCEL, "worker": worker, "children": list(children)}
+        receipt = earlier_receipt.one()
+        if receipt is None:
+            send_insert([OrderEvent(order=order, type=OrderEvent.Type.VENUE_RECEIVED, status_before=order.status,
+                                    status_after=order.status, actor=f"worker:{worker}", ts=now, payload=payload)],
+                        read_ids=False)
+        else:
+            # A re-sent cancel (the venue has not answered): one receipt entry counts them all.
+            count = entry_repeat(receipt, ts=now, payload=payload)
+            receipt.actor = f"worker:{worker}"
+            send_update(receipt, ["ts", "payload", "actor"])
+            logger.info("cancel of order %s received again by worker %s (%d since the cancel request)",
+                        pk, worker, count)
     return CancelOrderCommand(order_id=str(order.pk), client_order_id=order.client_order_id, venue=order.venue,
                               child_client_order_ids=children)
 

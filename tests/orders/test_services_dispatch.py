@@ -5,6 +5,8 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent
 from orders.services import order_dispatch_submit, order_submit, orders_redispatch_stale
+from orders.formatting import order_detail_block
+from orders.selectors_logs import log_entry
 from orders.services.dispatch import stale_dispatch_queryset
 from orders.tasks import redispatch_stale_orders
 from tests.orders.conftest import redis_configured, typed_request
@@ -481,3 +483,43 @@ def test_sweeper_resend_claimed_by_the_worker_during_the_hand_off_keeps_the_time
     # Assert
     assert _contradictions(order) == []
     assert OrderEvent.objects.get(order=order, type="DISPATCHED").status_after == "SUBMITTED"
+
+
+def test_sweeper_resending_a_cancel_the_venue_never_answers_keeps_one_entry_per_kind_and_logs_each(
+    monkeypatch, caplog
+):
+    # Arrange: a cancel the worker received a minute ago; it receives every re-send, the venue never answers
+    from orders.services import dispatch
+    from orders.services.venue_commands import order_venue_cancel_claim
+
+    order = OrderFactory(status="PENDING_CANCEL")
+    old = timezone.now() - timedelta(seconds=60)
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", status_before="ACCEPTED", status_after="PENDING_CANCEL",
+                      ts=old)
+    OrderEventFactory(order=order, type="VENUE_RECEIVED", status_before="PENDING_CANCEL",
+                      status_after="PENDING_CANCEL", ts=old, payload={"command": "cancel", "worker": "w1"})
+    publish = dispatch._publish
+
+    def publish_and_receive(command, order_id):
+        result = publish(command, order_id)
+        assert order_venue_cancel_claim(order_id=order_id, worker="w1") is not None
+        return result
+
+    monkeypatch.setattr(dispatch, "_publish", publish_and_receive)
+    now = timezone.now()
+    assert orders_redispatch_stale(now=now).cancels == [order.pk]
+    entries_after_first_resend = OrderEvent.objects.filter(order=order).count()
+    # Act: three more sweeps, 30 s apart (retry after 15 s)
+    for k in (1, 2, 3):
+        assert orders_redispatch_stale(now=now + timedelta(seconds=30 * k)).cancels == [order.pk]
+    # Assert: the timeline did not grow; its entries count the re-sends and receipts; the log has each re-send
+    assert OrderEvent.objects.filter(order=order).count() == entries_after_first_resend
+    resent = OrderEvent.objects.get(order=order, type="DISPATCHED", payload__attempt="sweeper")
+    received = OrderEvent.objects.get(order=order, type="VENUE_RECEIVED")
+    assert (resent.payload["count"], received.payload["count"]) == (4, 5)
+    assert f"4 times since {resent.payload['first_at']}" in log_entry(resent).detail
+    assert f"(x5 since {received.payload['first_at']})" in order_detail_block(order)
+    assert resent.payload["first_at"] < resent.ts.isoformat() and received.ts >= resent.ts
+    assert _contradictions(order) == []
+    logged = [r.getMessage() for r in caplog.records if str(order.pk) in r.getMessage() and "re-sent" in r.getMessage()]
+    assert len(logged) == 4, logged
