@@ -73,3 +73,70 @@ class CompactDecimalInput(forms.NumberInput):
 
 #: ``formfield_overrides`` for admins that edit decimals (limits, fees, instrument rules).
 COMPACT_DECIMALS = {"widget": CompactDecimalInput}
+
+
+class ReasonField(forms.CharField):
+    """A free-text reason for a change (a textarea), stripped: whitespace alone counts as none.
+
+    Parameters
+    ----------
+    message : str
+        The error when the reason is required and missing (or blank).
+    **kwargs
+        As ``forms.CharField`` (``required``, ``max_length``, ``help_text`` …).
+    """
+
+    def __init__(self, *, message: str = "a reason is required", **kwargs):
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "cols": 60}))
+        super().__init__(error_messages={"required": message}, **kwargs)
+
+
+class ChangeReasonModelForm(forms.ModelForm):
+    """ModelForm with ``change_reason``, stored with the change in its django-simple-history record.
+
+    Optional, unless one of ``reason_required_for`` (field names) is changed against the stored row:
+    then ``reason_required_message`` is the error. Compared with the row as stored, not with the
+    form's initial values, so a revert from the history page needs the reason too. A new row is not
+    a change of any field. The admin passes the reason on with :class:`ChangeReasonAdminMixin`.
+    """
+
+    #: simple-history's ``history_change_reason`` column holds at most this many characters.
+    CHANGE_REASON_MAX_LENGTH = 100
+
+    change_reason = ReasonField(
+        required=False, max_length=CHANGE_REASON_MAX_LENGTH,
+        help_text="Optional note stored with this change in the history (e.g. ticket number).",
+    )
+    reason_required_for: tuple[str, ...] = ()
+    reason_required_message = "a reason is required for this change"
+    reason_help_text = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.reason_help_text:
+            self.fields["change_reason"].help_text = self.reason_help_text
+
+    def reason_required_changes(self) -> list[str]:
+        """Return the fields of ``reason_required_for`` this form changes against the stored row."""
+        names = [name for name in self.reason_required_for if name in self.fields and name in self.cleaned_data]
+        manager = type(self.instance)._default_manager
+        stored = manager.filter(pk=self.instance.pk).values(*names).first() if names and self.instance.pk else None
+        return [name for name in names if stored is not None and self.cleaned_data[name] != stored[name]]
+
+    def clean(self):
+        """Require ``change_reason`` when a field of ``reason_required_for`` changes."""
+        data = super().clean()
+        if not data.get("change_reason") and self.reason_required_changes():
+            self.add_error("change_reason", self.reason_required_message)
+        return data
+
+
+class ChangeReasonAdminMixin:
+    """ModelAdmin mixin: pass the form's ``change_reason`` on to the history record (django-simple-history)."""
+
+    def save_model(self, request, obj, form, change):
+        """Save, with the form's change reason (if any) as the history record's reason."""
+        reason = form.cleaned_data.get("change_reason") if hasattr(form, "cleaned_data") else ""
+        if reason:
+            obj._change_reason = reason
+        super().save_model(request, obj, form, change)

@@ -18,7 +18,14 @@ from django.db import models, transaction
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
-from odum_live.admin import COMPACT_DECIMALS, ReadOnlyAdminMixin, decimal_column
+from odum_live.admin import (
+    COMPACT_DECIMALS,
+    ChangeReasonAdminMixin,
+    ChangeReasonModelForm,
+    ReadOnlyAdminMixin,
+    ReasonField,
+    decimal_column,
+)
 from risk.models import OpenOrderExposure, RiskLimit, TradingState, VelocityBucket
 from risk.services import scope_key_validate, trading_state_set
 
@@ -49,14 +56,8 @@ class ScopeKeyFormMixin:
 
 
 # --- Risk limits ------------------------------------------------------------------------------
-class RiskLimitForm(ScopeKeyFormMixin, forms.ModelForm):
+class RiskLimitForm(ScopeKeyFormMixin, ChangeReasonModelForm):
     """Risk limit form with an optional change reason that goes into the history record."""
-
-    change_reason = forms.CharField(
-        required=False,
-        max_length=100,
-        help_text="Optional note stored with this change in the history (e.g. ticket number).",
-    )
 
     class Meta:
         model = RiskLimit
@@ -64,7 +65,7 @@ class RiskLimitForm(ScopeKeyFormMixin, forms.ModelForm):
 
 
 @admin.register(RiskLimit)
-class RiskLimitAdmin(SimpleHistoryAdmin):
+class RiskLimitAdmin(ChangeReasonAdminMixin, SimpleHistoryAdmin):
     """Pre-trade limits: filter by scope and kind, search by scope key, edit value/enabled in the list."""
 
     form = RiskLimitForm
@@ -77,19 +78,12 @@ class RiskLimitAdmin(SimpleHistoryAdmin):
     readonly_fields = ["updated_at"]
     history_list_display = ["value", "enabled"]
 
-    def save_model(self, request, obj, form, change):
-        """Save, passing the optional change reason on to the history record."""
-        reason = form.cleaned_data.get("change_reason") if hasattr(form, "cleaned_data") else ""
-        if reason:
-            obj._change_reason = reason
-        super().save_model(request, obj, form, change)
-
 
 # --- Trading states (kill switches) -----------------------------------------------------------
 class TradingStateForm(ScopeKeyFormMixin, forms.ModelForm):
     """Add/change form of a kill switch: every save needs a fresh, non-blank reason."""
 
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=_REASON_HELP)
+    reason = ReasonField(message="a reason is required for every trading-state change", help_text=_REASON_HELP)
 
     class Meta:
         model = TradingState
@@ -104,29 +98,11 @@ class TradingStateForm(ScopeKeyFormMixin, forms.ModelForm):
                 f"{_REASON_HELP} Current reason: {self.instance.reason!r} by {self.instance.changed_by or 'unknown'}."
             )
 
-    def clean_reason(self) -> str:
-        """Return the stripped reason; a blank one is an error naming the field."""
-        reason = (self.cleaned_data.get("reason") or "").strip()
-        if not reason:
-            raise forms.ValidationError("a reason is required for every trading-state change")
-        return reason
-
 
 class KillSwitchReasonForm(forms.Form):
     """The reason asked for on the Halt / Reduce only / Resume confirmation page."""
 
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=_REASON_HELP,
-        error_messages={"required": "a reason is required to change a kill switch"},
-    )
-
-    def clean_reason(self) -> str:
-        """Return the stripped reason; whitespace alone does not count."""
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("a reason is required to change a kill switch")
-        return reason
+    reason = ReasonField(message="a reason is required to change a kill switch", help_text=_REASON_HELP)
 
 
 @admin.register(TradingState)

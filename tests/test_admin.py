@@ -398,6 +398,17 @@ def test_venue_admin_shows_env_var_names_never_values(rm_client, data, monkeypat
     assert "value-that-must-not-appear" not in page
 
 
+_NO_INLINES = {"instruments-TOTAL_FORMS": "0", "instruments-INITIAL_FORMS": "0"}
+
+
+def _superuser_venue_form(venue, **changes) -> dict:
+    # The superuser's change form of ``venue`` as posted unchanged, with ``changes``.
+    form = {"name": venue.name, "kind": venue.kind, "adapter": venue.adapter, "mode": venue.mode, "enabled": "on",
+            "maker_fee_bps": "10", "taker_fee_bps": "10", "latency_ms": "5", "config": "{}", **_NO_INLINES}
+    form.update(changes)
+    return form
+
+
 @pytest.mark.django_db
 def test_venue_admin_risk_manager_may_only_switch_enabled(rm_client, data):
     url = admin_url("venues.venue", "change", "BINANCE-SPOT")
@@ -405,14 +416,82 @@ def test_venue_admin_risk_manager_may_only_switch_enabled(rm_client, data):
     page = rm_client.get(url).content.decode()
     response = rm_client.post(
         url,
-        {"enabled": "", "adapter": "hacked", "maker_fee_bps": "0",
-         "instruments-TOTAL_FORMS": "0", "instruments-INITIAL_FORMS": "0"},
+        {"enabled": "", "adapter": "hacked", "maker_fee_bps": "0", "change_reason": "venue outage", **_NO_INLINES},
     )
 
     assert 'name="enabled"' in page and 'name="adapter"' not in page and 'name="config"' not in page
     assert response.status_code == 302
     venue = Venue.objects.get(pk="BINANCE-SPOT")
     assert venue.enabled is False and venue.adapter == "binance_spot" and venue.maker_fee_bps == Decimal("10")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_venue_admin_switch_off_without_reason_is_refused(rm_client, data, reason):
+    url = admin_url("venues.venue", "change", "BINANCE-SPOT")
+
+    response = rm_client.post(url, {"enabled": "", "change_reason": reason, **_NO_INLINES})
+
+    assert response.status_code == 200
+    assert "a reason is required to switch a venue (enabled, mode)" in response.content.decode()
+    assert Venue.objects.get(pk="BINANCE-SPOT").enabled is True
+
+
+@pytest.mark.django_db
+def test_venue_admin_switch_off_with_reason_is_in_the_history_with_user_and_reason(rm_client, risk_manager, data):
+    url = admin_url("venues.venue", "change", "BINANCE-SPOT")
+
+    response = rm_client.post(url, {"enabled": "", "change_reason": "  exchange incident #4  ", **_NO_INLINES})
+
+    assert response.status_code == 302
+    latest = Venue.objects.get(pk="BINANCE-SPOT").history.first()
+    assert (latest.enabled, latest.history_user, latest.history_change_reason) == (
+        False, risk_manager, "exchange incident #4")
+    page = rm_client.get(admin_url("venues.venue", "history", "BINANCE-SPOT")).content.decode()
+    assert "exchange incident #4" in page and "rm" in page
+
+
+@pytest.mark.django_db
+def test_venue_admin_superuser_mode_change_needs_a_reason_other_edits_do_not(client, data):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    venue = data["venues.venue"]
+    url = admin_url("venues.venue", "change", venue.pk)
+
+    fees = client.post(url, _superuser_venue_form(venue, taker_fee_bps="7"))
+    refused = client.post(url, _superuser_venue_form(venue, mode="live"))
+    live = client.post(url, _superuser_venue_form(venue, mode="live", change_reason="go-live approved"))
+
+    assert fees.status_code == 302 and refused.status_code == 200 and live.status_code == 302
+    assert "a reason is required to switch a venue (enabled, mode)" in refused.content.decode()
+    latest = Venue.objects.get(pk=venue.pk).history.first()
+    assert (latest.mode, latest.history_user, latest.history_change_reason) == ("live", root, "go-live approved")
+
+
+@pytest.mark.django_db
+def test_venue_admin_changelist_offers_no_switch_without_a_reason(rm_client, data):
+    page = rm_client.get(admin_url("venues.venue", "changelist")).content.decode()
+
+    assert 'name="form-0-enabled"' not in page
+
+
+@pytest.mark.django_db
+def test_venue_admin_revert_from_history_without_reason_is_refused(client, data):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    venue = data["venues.venue"]
+    client.post(admin_url("venues.venue", "change", venue.pk),
+                _superuser_venue_form(venue, enabled="", change_reason="maintenance"))
+    enabled_version = Venue.objects.get(pk=venue.pk).history.earliest()
+    url = reverse("admin:venues_venue_simple_history", args=[venue.pk, enabled_version.history_id])
+
+    refused = client.post(url, _superuser_venue_form(venue, enabled="on"))
+    accepted = client.post(url, _superuser_venue_form(venue, enabled="on", change_reason="maintenance over"))
+
+    assert refused.status_code == 200
+    assert "a reason is required to switch a venue (enabled, mode)" in refused.content.decode()
+    assert accepted.status_code == 302
+    latest = Venue.objects.get(pk=venue.pk).history.first()
+    assert (latest.enabled, latest.history_change_reason) == (True, "maintenance over")
 
 
 @pytest.mark.django_db

@@ -4,7 +4,8 @@ A venue's ``config`` names the environment variables that hold its credentials, 
 secrets (``Venue.clean`` refuses credential-looking keys that do not end in ``_env``); the admin
 shows those names and whether each is set in this process, never a value. Superusers edit venue
 configuration; anyone else holding ``venues.change_venue`` (the risk manager) may only switch a
-venue on or off.
+venue on or off. Switching a venue (``enabled`` or ``mode``) needs a reason, kept with the user and
+the time in the venue's history (django-simple-history), as for the risk limits and kill switches.
 """
 
 import os
@@ -14,7 +15,15 @@ from django.contrib import admin
 from django.db import models
 from django.utils.html import format_html, format_html_join
 
-from odum_live.admin import COMPACT_DECIMALS, ReadOnlyAdminMixin, decimal_column
+from simple_history.admin import SimpleHistoryAdmin
+
+from odum_live.admin import (
+    COMPACT_DECIMALS,
+    ChangeReasonAdminMixin,
+    ChangeReasonModelForm,
+    ReadOnlyAdminMixin,
+    decimal_column,
+)
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from venues.models import Instrument, Venue
 
@@ -49,9 +58,27 @@ class InstrumentInline(ReadOnlyAdminMixin, admin.TabularInline):
     show_change_link = True
 
 
+class VenueForm(ChangeReasonModelForm):
+    """Venue form: switching the venue on or off, or its mode, needs a reason (kept in the history)."""
+
+    reason_required_for = ("enabled", "mode")
+    reason_required_message = "a reason is required to switch a venue (enabled, mode)"
+    reason_help_text = ("Why the venue is switched (enabled, mode): required then; recorded with your user name "
+                        "in the history. Optional for other changes.")
+
+    class Meta:
+        model = Venue
+        fields = "__all__"
+
+
 @admin.register(Venue)
-class VenueAdmin(admin.ModelAdmin):
-    """Venues: mode, fees, latency estimate, adapter config (env var names only), enabled switch."""
+class VenueAdmin(ChangeReasonAdminMixin, SimpleHistoryAdmin):
+    """Venues: mode, fees, latency estimate, adapter config (env var names only), enabled switch.
+
+    No switch in the list (``list_editable``): it could not ask for the reason.
+    """
+
+    form = VenueForm
 
     list_display = [
         "code",
@@ -64,7 +91,6 @@ class VenueAdmin(admin.ModelAdmin):
         decimal_column("taker_fee_bps", "taker fee (bps)"),
         decimal_column("latency_ms", "latency (ms)"),
     ]
-    list_editable = ["enabled"]
     formfield_overrides = {models.DecimalField: COMPACT_DECIMALS}
     list_filter = ["kind", "mode", "enabled"]
     search_fields = ["code", "name", "adapter"]
@@ -82,14 +108,16 @@ class VenueAdmin(admin.ModelAdmin):
         "config",
         "credentials",
         "updated_at",
+        "change_reason",
     ]
+    history_list_display = ["mode", "enabled"]
 
     def get_readonly_fields(self, request, obj=None):
-        """Superusers edit everything but the code of an existing venue; others only ``enabled``."""
+        """Superusers edit everything but the code of an existing venue; others only ``enabled`` (and the reason)."""
         if request.user.is_superuser:
             fixed = ["code"] if obj is not None else []
             return [*fixed, "credentials", "updated_at"]
-        return [f for f in self.fields if f != "enabled"]
+        return [f for f in self.fields if f not in ("enabled", "change_reason")]
 
     @admin.display(description="credentials (environment variables)")
     def credentials(self, obj: Venue | None) -> str:

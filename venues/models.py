@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from odum_live.fields import DecimalField
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
@@ -37,6 +38,8 @@ class Venue(models.Model):
     latency_ms = DecimalField(default=Decimal("0"), help_text="Estimated order round-trip latency in milliseconds.")
     config = models.JSONField(default=dict, blank=True, help_text="Adapter config; credentials only as env var names.")
     updated_at = models.DateTimeField(auto_now=True)
+    # Who switched a venue on or off, or changed its mode, when and why (the admin asks for the reason).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
