@@ -102,6 +102,18 @@ def test_execute_same_operation_id_other_order_is_409_on_the_operation_id(trader
     assert Order.objects.filter(operation_id="web-test-1").count() == 1
 
 
+@pytest.mark.parametrize("operation_id", ["web-test-1 ", " web-test-1", "web-test-1\n", "\tweb-test-1"])
+def test_execute_operation_id_with_edge_whitespace_is_400_with_the_api_reason(trader_client, tradable, operation_id):
+    # Act: not trimmed into "web-test-1", which the API would take for another idempotency key
+    response = trader_client.post("/live/execute", ticket(operation_id=operation_id))
+
+    # Assert: the API's own reason, under the field
+    assert response.status_code == 400
+    assert ('<p class="error" data-field-error="operation_id">must be printable characters without whitespace</p>'
+            in response.content.decode())
+    assert not Order.objects.exists()
+
+
 @pytest.mark.parametrize(("overrides", "field"), [
     ({"quantity": ""}, "quantity"),
     ({"quantity": "-1"}, "quantity"),
