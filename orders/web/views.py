@@ -21,6 +21,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
@@ -250,14 +251,22 @@ def order_detail_page(request, order_id):
     return render(request, "orders/order_detail.html", context)
 
 
+def _same_site(request, url: str) -> str:
+    # A form's "next" is followed only to this site (no open redirect), as Django's login view does.
+    allowed = url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                              require_https=request.is_secure())
+    return url if allowed else ""
+
+
 @login_required
 @require_POST
 def order_cancel_view(request, order_id):
     """``POST /live/orders/<id>/cancel``: cancel through :func:`orders.services.order_cancel`.
 
-    htmx gets the updated row (``orders/_row.html``); a plain form post is redirected back. 403
-    for a viewer or a strategy the user may not trade, 404 outside the scope, 409 when the order
-    cannot be canceled in its status, 400 for a ``reason`` holding a null character.
+    htmx gets the updated row (``orders/_row.html``); a plain form post is redirected to its
+    ``next`` when that is on this site, else to the order's page. 403 for a viewer or a strategy
+    the user may not trade, 404 outside the scope, 409 when the order cannot be canceled in its
+    status, 400 for a ``reason`` holding a null character.
     """
     access = order_access_for(user=request.user)
     order = order_get_visible(access=access, order_id=order_id)
@@ -276,6 +285,7 @@ def order_cancel_view(request, order_id):
     except OrderNotCancelable as exc:
         order, error, status = order_get_visible(access=access, order_id=order_id), str(exc), 409
     if not request.htmx:
-        return redirect(request.POST.get("next") or reverse("live-order-detail", args=[order.id]))
+        return redirect(_same_site(request, request.POST.get("next", ""))
+                        or reverse("live-order-detail", args=[order.id]))
     order = order_list(access=access).get(pk=order.pk)
     return render(request, "orders/_row.html", {"order": order, "can_cancel": True, "error": error}, status=status)

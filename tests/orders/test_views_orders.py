@@ -140,6 +140,31 @@ def test_orders_routed_algorithm_slice_offers_no_cancel_button(trader_client, st
     assert f'hx-post="/live/orders/{parent.id}/cancel"' in page
 
 
+@pytest.mark.parametrize("next_url", ["https://evil.example/orders", "//evil.example/orders", "http:evil.example",
+                                      "javascript:alert(1)", "/\\evil.example"])
+def test_cancel_form_next_off_site_redirects_to_the_order_page(trader_client, strategy, next_url):
+    # Arrange
+    order = OrderFactory(strategy=strategy)
+
+    # Act: a plain form post (no htmx) naming another site to go back to
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", {"next": next_url})
+
+    # Assert: canceled, and back on the order's own page, never off-site
+    assert response.status_code == 302
+    assert response["Location"] == f"/live/orders/{order.id}"
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+
+
+def test_cancel_form_next_on_this_site_redirects_there(trader_client, strategy):
+    order = OrderFactory(strategy=strategy)
+
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", {"next": "/live/orders?status=ROUTED"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/live/orders?status=ROUTED"
+
+
 def test_cancel_reason_with_null_character_is_400_and_cancels_nothing(trader_client, strategy):
     # Arrange
     order = OrderFactory(strategy=strategy, status="ACCEPTED")
