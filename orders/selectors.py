@@ -6,8 +6,11 @@ Access rules
   its own strategy — whatever permissions the account has.
 - A **person** holding ``orders.view_order`` (traders' desk, risk managers) sees every order;
   otherwise they see the orders of the strategies they are listed on (``Strategy.traders``).
-- A person may trade (submit, cancel) a strategy when listed in its ``traders`` or holding
-  ``orders.trade_any_strategy``.
+- A person may trade a strategy when listed in its ``traders`` or holding
+  ``orders.trade_any_strategy``. To **submit** an order (or ask the what-if) they need
+  ``orders.add_order`` as well, to **cancel** one ``orders.change_order`` (:data:`TRADE_PERMISSIONS`).
+  One policy for the API, the pages and the command line: :meth:`OrderAccess.trade_refusal`
+  (the lead's decision, session 14).
 
 An order outside the caller's scope is reported as not found (404), never as forbidden, so ids of
 other strategies' orders cannot be probed.
@@ -37,13 +40,25 @@ class StrategyRequired(Exception):
         super().__init__("required: name the strategy to trade (strategy_id) — only strategy service tokens imply it")
 
 
-class StrategyForbidden(Exception):
-    """The caller may not trade the named strategy."""
+#: The permission a person needs for each trading action, besides the right to trade the strategy
+#: (the ``trader`` role group holds both; odum_live/migrations/0001_groups_and_permissions.py).
+TRADE_PERMISSIONS = {"submit": "orders.add_order", "cancel": "orders.change_order"}
 
-    def __init__(self, *, strategy_id: str, detail: str = ""):
-        self.strategy_id = strategy_id
-        super().__init__(detail or f"you may not trade strategy {strategy_id!r}: you are not one of its traders "
-                                   "and lack the permission orders.trade_any_strategy")
+
+class StrategyForbidden(Exception):
+    """The caller may not trade the named strategy.
+
+    Attributes
+    ----------
+    strategy_id : str
+    code : str
+        ``permission_denied`` (a person lacking the action's permission) or ``strategy_forbidden``
+        (not this strategy's trader, or a service token bound to another strategy).
+    """
+
+    def __init__(self, *, strategy_id: str, detail: str, code: str = "strategy_forbidden"):
+        self.strategy_id, self.code = strategy_id, code
+        super().__init__(detail)
 
 
 @dataclass
@@ -66,7 +81,7 @@ class OrderAccess:
     _tradable_ids: frozenset[str] | None = field(default=None, repr=False)
 
     def can_trade(self, strategy_id: str) -> bool:
-        """Return whether the user may submit / cancel orders of ``strategy_id``."""
+        """Return whether the user has the right to trade ``strategy_id`` (half of :meth:`trade_refusal`)."""
         if self.service_strategy is not None:
             return strategy_id == self.service_strategy.id
         if self._trade_any is None:
@@ -76,6 +91,50 @@ class OrderAccess:
         if self._tradable_ids is None:
             self._tradable_ids = frozenset(self.user.tradable_strategies.values_list("id", flat=True))
         return strategy_id in self._tradable_ids
+
+    def trade_refusal(self, action: str, strategy_id: str | None = None) -> StrategyForbidden | None:
+        """Return why the user may not ``action`` orders of ``strategy_id``, or None when they may.
+
+        The one trading policy of the API, the pages and the command line. A strategy service may
+        submit and cancel its own strategy's orders only, whatever its permissions. A person needs
+        the action's permission (:data:`TRADE_PERMISSIONS`: ``orders.add_order`` to submit,
+        ``orders.change_order`` to cancel) *and* the right to trade the strategy
+        (:meth:`can_trade`).
+
+        Parameters
+        ----------
+        action : str
+            ``"submit"`` (the what-if included) or ``"cancel"``.
+        strategy_id : str | None
+            The order's strategy; None asks about the permission alone (whether a page offers the
+            order ticket or cancel buttons at all).
+
+        Returns
+        -------
+        StrategyForbidden | None
+            The refusal, naming the reason (its ``code`` says which kind); raise it or show it.
+        """
+        if self.service_strategy is not None:
+            if strategy_id is None or strategy_id == self.service_strategy.id:
+                return None
+            return StrategyForbidden(strategy_id=strategy_id,
+                                     detail=f"this token is bound to strategy {self.service_strategy.id!r}; it "
+                                            f"cannot trade strategy {strategy_id!r}")
+        if strategy_id is not None and not self.can_trade(strategy_id):
+            return StrategyForbidden(strategy_id=strategy_id,
+                                     detail=f"you may not {action} orders of strategy {strategy_id!r}: you are not "
+                                            "one of its traders and lack the permission orders.trade_any_strategy")
+        permission = TRADE_PERMISSIONS[action]
+        if not self.user.has_perm(permission):
+            where = f" of strategy {strategy_id!r}" if strategy_id else ""
+            return StrategyForbidden(strategy_id=strategy_id or "", code="permission_denied",
+                                     detail=f"you may not {action} orders{where}: you lack the permission "
+                                            f"{permission} (the trader role)")
+        return None
+
+    def may(self, action: str, strategy_id: str | None = None) -> bool:
+        """Return whether :meth:`trade_refusal` lets the user ``action`` orders of ``strategy_id``."""
+        return self.trade_refusal(action, strategy_id) is None
 
 
 def service_strategy_of(user) -> Strategy | None:
@@ -116,9 +175,9 @@ def order_access_for(*, user) -> OrderAccess:
 def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
     """Resolve the strategy an order of ``user`` belongs to, checking the right to trade it.
 
-    No query for a strategy service token (its strategy comes with the token); two for a person
-    naming a strategy (not a service account; the strategy with their trader flag), plus the
-    permission look-up when they are not one of its traders.
+    No query for a strategy service token (its strategy comes with the token); for a person naming
+    a strategy two (not a service account; the strategy with their trader flag) plus the
+    permission look-up (two more, cached on the user).
 
     Parameters
     ----------
@@ -140,14 +199,15 @@ def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
     StrategyNotFound
         ``strategy_id`` names no strategy.
     StrategyForbidden
-        A service token naming another strategy, or a person who may not trade it.
+        A service token naming another strategy, or a person who may not submit for it
+        (:meth:`OrderAccess.trade_refusal`: ``orders.add_order`` and the right to trade it).
     """
     own = service_strategy_of(user)
     if own is not None:
-        if strategy_id and strategy_id != own.id:
-            raise StrategyForbidden(strategy_id=strategy_id,
-                                    detail=f"this token is bound to strategy {own.id!r}; it cannot trade "
-                                           f"strategy {strategy_id!r}")
+        access = OrderAccess(user=user, service_strategy=own, visible_strategy_ids=frozenset({own.id}))
+        refusal = access.trade_refusal("submit", strategy_id or own.id)
+        if refusal is not None:
+            raise refusal
         return own
     if not strategy_id:
         raise StrategyRequired()
@@ -159,9 +219,14 @@ def strategy_for_submit(*, user, strategy_id: str | None) -> Strategy:
     )
     if named is None:
         raise StrategyNotFound(strategy_id=strategy_id)
-    if named.is_trader or user.has_perm("orders.trade_any_strategy"):
-        return named
-    raise StrategyForbidden(strategy_id=strategy_id)
+    # The policy asks about this one strategy, so its trader flag (read with it) stands in for the
+    # person's whole list of strategies.
+    access = OrderAccess(user=user, service_strategy=None, visible_strategy_ids=frozenset({named.id}),
+                         _tradable_ids=frozenset({named.id}) if named.is_trader else frozenset())
+    refusal = access.trade_refusal("submit", named.id)
+    if refusal is not None:
+        raise refusal
+    return named
 
 
 def order_visible_queryset(*, access: OrderAccess) -> QuerySet[Order]:

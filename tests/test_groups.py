@@ -41,7 +41,8 @@ EXPECTED = {
     "risk manager": VIEW_ALL
     | {"risk.view_openorderexposure"}
     | RISK_MODELS_FULL
-    | {"venues.change_venue", "orders.trade_any_strategy", "knox.view_authtoken", "knox.delete_authtoken"},
+    | {"venues.change_venue", "orders.trade_any_strategy", "orders.change_order", "knox.view_authtoken",
+       "knox.delete_authtoken"},
     "viewer": VIEW_ALL | {"risk.view_openorderexposure"},
     "strategy service": {"orders.add_order", "orders.view_order", "positions.view_position"},
 }

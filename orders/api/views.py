@@ -63,11 +63,18 @@ _E400 = OpenApiResponse(_ERR, description="Invalid input: `fields` names each of
                                        "price": ["is required for a LIMIT order (quote currency)"],
                                        "status": ["is set by the server and cannot be supplied by a client"]}})])
 _E401 = OpenApiResponse(_ERR, description="No or invalid credentials (`Authorization: Bearer <token>`).")
-_E403 = OpenApiResponse(_ERR, description="The caller may not trade the named strategy.",
+_E403 = OpenApiResponse(_ERR, description="The caller may not trade the strategy: `strategy_forbidden` (a person "
+                        "not among its traders and without `orders.trade_any_strategy`, or a service token of another "
+                        "strategy) or `permission_denied` (a person without `orders.add_order` to submit, "
+                        "`orders.change_order` to cancel).",
                         examples=[OpenApiExample("Strategy forbidden", status_codes=["403"], value={
                             "error": "strategy_forbidden", "strategy_id": "momentum-1",
-                            "detail": "you may not trade strategy 'momentum-1': you are not one of its traders and "
-                                      "lack the permission orders.trade_any_strategy"})])
+                            "detail": "you may not submit orders of strategy 'momentum-1': you are not one of its "
+                                      "traders and lack the permission orders.trade_any_strategy"}),
+                                  OpenApiExample("Permission missing", status_codes=["403"], value={
+                                      "error": "permission_denied", "strategy_id": "momentum-1",
+                                      "detail": "you may not submit orders of strategy 'momentum-1': you lack the "
+                                                "permission orders.add_order (the trader role)"})])
 _E404 = OpenApiResponse(_ERR, description="No such order visible to the caller (other strategies' orders are 404).")
 _E422 = OpenApiResponse(_ERR, description="The strategy is disabled.",
                         examples=[OpenApiExample("Strategy disabled", status_codes=["422"], value={
@@ -116,7 +123,11 @@ def _strategy(request, strategy_id):
     except StrategyNotFound as exc:
         raise serializers.ValidationError({"strategy_id": [str(exc)]}) from None
     except StrategyForbidden as exc:
-        raise Forbidden(str(exc), code="strategy_forbidden", strategy_id=exc.strategy_id) from None
+        raise _forbidden(exc) from None
+
+
+def _forbidden(exc: StrategyForbidden) -> Forbidden:
+    return Forbidden(str(exc), code=exc.code, strategy_id=exc.strategy_id)
 
 
 # -- orders ----------------------------------------------------------------------------------------
@@ -225,8 +236,9 @@ class OrderCancelApi(APIView):
         description="ROUTED (not yet handed to a venue): canceled at once → `200` with status CANCELED. "
                     "SUBMITTED / ACCEPTED / PARTIALLY_FILLED: → PENDING_CANCEL and the cancel goes to the venue → "
                     "`202`; the venue's answer moves the order on. Terminal or already PENDING_CANCEL → `409` with "
-                    "the current `status`. An order outside the caller's scope is a 404; a visible order of a "
-                    "strategy the caller may not trade is a 403.",
+                    "the current `status`. An order outside the caller's scope is a 404; a visible order the caller "
+                    "may not cancel (a strategy they do not trade, or a person without `orders.change_order`) "
+                    "is a 403.",
         request=OrderCancelInputSerializer,
         responses={
             200: OpenApiResponse(OrderOutputSerializer, description="Canceled at once (was ROUTED)."),
@@ -248,9 +260,9 @@ class OrderCancelApi(APIView):
         order = order_get_visible(access=access, order_id=order_id)
         if order is None:
             raise Http404(f"no order {order_id}")
-        if not access.can_trade(order.strategy_id):
-            raise Forbidden(f"you may not cancel orders of strategy {order.strategy_id!r}",
-                            code="strategy_forbidden", strategy_id=order.strategy_id)
+        refusal = access.trade_refusal("cancel", order.strategy_id)
+        if refusal is not None:
+            raise _forbidden(refusal)
         try:
             order = order_cancel(order=order, actor=request.user.get_username(),
                                  reason=serializer.validated_data.get("reason", ""))

@@ -34,12 +34,6 @@ def _groups(access: OrderAccess, strategy_id: str | None = None) -> list[str]:
     return [strategy_group(s) for s in sorted(access.visible_strategy_ids)]
 
 
-def _may_cancel(user, access: OrderAccess, order: Order) -> bool:
-    from orders.web.views import may_cancel
-
-    return may_cancel(user) and access.can_trade(order.strategy_id)
-
-
 def _order_id(argument: str) -> uuid.UUID:
     try:
         return uuid.UUID(argument)
@@ -62,7 +56,7 @@ def orders_render(message: dict, user) -> str | None:
     if order is None:
         return None
     return render_to_string("orders/_row.html", {"order": order, "oob": True,
-                                                 "can_cancel": _may_cancel(user, access, order)})
+                                                 "can_cancel": access.may("cancel", order.strategy_id)})
 
 
 # -- order:<id>: the detail page ------------------------------------------------------------------
@@ -94,7 +88,7 @@ def order_render(message: dict, user, *, argument: str) -> str | None:
     if order is None:
         return None
     return render_to_string("orders/_detail.html", {"order": order, "oob": True,
-                                                    "can_cancel": _may_cancel(user, access, order)})
+                                                    "can_cancel": access.may("cancel", order.strategy_id)})
 
 
 # -- ticket:<id>: the Execute page's result ------------------------------------------------------

@@ -55,10 +55,11 @@ class TicketError(Exception):
         Reasons by ticket field (``exec_algorithm_params``: by parameter); ``"ticket"`` for a
         reason about the whole ticket (idempotency conflict, disabled strategy).
     status : int
-        The HTTP status a page answers with: 400 invalid, 403 forbidden strategy, 409 conflict,
-        422 disabled strategy.
+        The HTTP status a page answers with: 400 invalid, 403 forbidden strategy or missing
+        permission, 409 conflict, 422 disabled strategy.
     code : str
-        ``invalid``, ``strategy_forbidden``, ``idempotency_conflict`` or ``strategy_disabled``.
+        ``invalid``, ``strategy_forbidden``, ``permission_denied``, ``idempotency_conflict`` or
+        ``strategy_disabled``.
     """
 
     def __init__(self, fields: dict, *, status: int = 400, code: str = "invalid"):
@@ -132,8 +133,15 @@ def _validated(serializer_class, *, user, ticket: Ticket):
     except (StrategyRequired, StrategyNotFound) as exc:
         raise TicketError({"strategy_id": [str(exc)]}) from None
     except StrategyForbidden as exc:
-        raise TicketError({"strategy_id": [str(exc)]}, status=403, code="strategy_forbidden") from None
+        raise ticket_forbidden(exc) from None
     return strategy, serializer.validated_data["request"]
+
+
+def ticket_forbidden(exc: StrategyForbidden) -> TicketError:
+    """Return the 403 :class:`TicketError` of a refusal: under ``strategy_id`` when the strategy is
+    not the user's to trade, about the whole ticket when the user may not submit at all."""
+    field_name = "strategy_id" if exc.code == "strategy_forbidden" else "ticket"
+    return TicketError({field_name: [str(exc)]}, status=403, code=exc.code)
 
 
 def _plain(reasons):
@@ -165,8 +173,9 @@ def ticket_submit(*, user, ticket: Ticket) -> SubmitResult:
     Raises
     ------
     TicketError
-        Invalid fields (400), a strategy the user may not trade (403), the operation id used for
-        a different order (409), a disabled strategy (422).
+        Invalid fields (400), a strategy the user may not trade or a user without
+        ``orders.add_order`` (403, :meth:`orders.selectors.OrderAccess.trade_refusal`), the
+        operation id used for a different order (409), a disabled strategy (422).
     """
     strategy, request = _validated(OrderCreateInputSerializer, user=user, ticket=ticket)
     try:

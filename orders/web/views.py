@@ -6,11 +6,11 @@ template per page with its partials included; ``request.htmx`` only chooses whet
 or the page is rendered. The live updates come over ``/ws/live/`` (:mod:`orders.web.live`), which
 renders the same partials.
 
-Roles: every page needs a login. Submitting (and the what-if) needs ``orders.add_order`` (the
-``trader`` group); cancelling needs ``orders.change_order`` or ``orders.trade_any_strategy`` (traders,
-risk managers) — and, for both, the right to trade the order's strategy
-(:meth:`orders.selectors.OrderAccess.can_trade`). Viewers read only: a submit or cancel from them
-is a 403. Orders outside the user's scope are a 404.
+Roles: every page needs a login. Who may submit and cancel is the API's policy,
+:meth:`orders.selectors.OrderAccess.trade_refusal`: submitting (and the what-if) needs
+``orders.add_order``, cancelling ``orders.change_order`` (traders, risk managers) — and, for both,
+the right to trade the order's strategy. Viewers read only: a submit or cancel from them is a 403
+that shows the reason. Orders outside the user's scope are a 404.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from orders.web.ticket import (
     TicketError,
     new_operation_id,
     strategies_tradable_by,
+    ticket_forbidden,
     ticket_submit,
     ticket_what_if,
 )
@@ -45,16 +46,6 @@ from venues.models import Instrument, Venue
 #: Orders per page of the Orders page.
 PAGE_SIZE = 50
 ANY = "ANY"
-
-
-def may_submit(user) -> bool:
-    """Return whether ``user`` may use the order ticket (submit, what-if): ``orders.add_order``."""
-    return user.has_perm("orders.add_order")
-
-
-def may_cancel(user) -> bool:
-    """Return whether ``user`` may cancel orders at all (per strategy: :meth:`OrderAccess.can_trade`)."""
-    return user.has_perm("orders.change_order") or user.has_perm("orders.trade_any_strategy")
 
 
 # -- Execute --------------------------------------------------------------------------------------
@@ -98,7 +89,7 @@ def _ticket_context(request, ticket: Ticket | None = None, **extra) -> dict:
         "algorithm_params": {name: sorted(ALGORITHM_PARAMS[name]) for name in Order.ExecAlgorithm.values},
         "param_names": list(PARAM_KINDS),
         "cli": cli_command(ticket.body()),
-        "can_submit": may_submit(user),
+        "can_submit": order_access_for(user=user).may("submit"),
         "errors": {},
         **extra,
     }
@@ -133,16 +124,15 @@ def _errors(exc: TicketError) -> dict:
 
 
 def _ticket_action(request, action, done):
-    # POST a ticket to ``action`` (submit or what-if) as a trader; field errors re-render the ticket
-    # with the reasons under the fields, a strategy the user may not trade is a 403.
-    if not may_submit(request.user):
-        raise PermissionDenied("viewers read only: the order ticket needs the trader role")
+    # POST a ticket to ``action`` (submit or what-if) as a trader; errors (a refusal too: 403)
+    # re-render the ticket with the reasons under the fields.
     ticket = Ticket.from_mapping(request.POST)
+    refusal = order_access_for(user=request.user).trade_refusal("submit")
     try:
+        if refusal is not None:  # before validation: a viewer learns they may not submit, not a field error
+            raise ticket_forbidden(refusal)
         result = action(user=request.user, ticket=ticket)
     except TicketError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(str(exc)) from None
         return _render_ticket(request, _ticket_context(request, ticket, errors=_errors(exc)), status=exc.status)
     return done(ticket, result)
 
@@ -206,10 +196,9 @@ def orders_page(request):
     else:
         queryset, errors = Order.objects.none(), {k: [str(m) for m in v] for k, v in filterset.errors.items()}
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-    cancel_role = may_cancel(request.user)
     orders = list(page.object_list)
     for order in orders:
-        order.ui_can_cancel = cancel_role and access.can_trade(order.strategy_id)
+        order.ui_can_cancel = access.may("cancel", order.strategy_id)
     query = request.GET.copy()
     query.pop("page", None)
     filters = filterset.form.cleaned_data if filterset.is_bound and not errors else {}
@@ -247,7 +236,7 @@ def order_detail_page(request, order_id):
     order = order_get(access=access, order_id=order_id)
     if order is None:
         raise Http404(f"no order {order_id}")
-    context = {"order": order, "can_cancel": may_cancel(request.user) and access.can_trade(order.strategy_id)}
+    context = {"order": order, "can_cancel": access.may("cancel", order.strategy_id)}
     return render(request, "orders/order_detail.html", context)
 
 
@@ -264,16 +253,20 @@ def order_cancel_view(request, order_id):
     """``POST /live/orders/<id>/cancel``: cancel through :func:`orders.services.order_cancel`.
 
     htmx gets the updated row (``orders/_row.html``); a plain form post is redirected to its
-    ``next`` when that is on this site, else to the order's page. 403 for a viewer or a strategy
-    the user may not trade, 404 outside the scope, 409 when the order cannot be canceled in its
-    status, 400 for a ``reason`` holding a null character.
+    ``next`` when that is on this site, else to the order's page. 403 with the reason when
+    :meth:`~orders.selectors.OrderAccess.trade_refusal` refuses (htmx: in the row), 404 outside the
+    scope, 409 when the order cannot be canceled in its status, 400 for a ``reason`` holding a null
+    character.
     """
     access = order_access_for(user=request.user)
     order = order_get_visible(access=access, order_id=order_id)
     if order is None:
         raise Http404(f"no order {order_id}")
-    if not (may_cancel(request.user) and access.can_trade(order.strategy_id)):
-        raise PermissionDenied(f"you may not cancel orders of strategy {order.strategy_id!r}")
+    refusal = access.trade_refusal("cancel", order.strategy_id)
+    if refusal is not None:
+        if request.htmx:
+            return _row(request, access, order, error=str(refusal), status=403)
+        raise PermissionDenied(str(refusal))
     reason = request.POST.get("reason", "")[:500]
     if "\x00" in reason:  # as the API's reason: PostgreSQL cannot store it in the event's payload
         return HttpResponseBadRequest("reason: must not contain null characters", content_type="text/plain")
@@ -287,5 +280,11 @@ def order_cancel_view(request, order_id):
     if not request.htmx:
         return redirect(_same_site(request, request.POST.get("next", ""))
                         or reverse("live-order-detail", args=[order.id]))
+    return _row(request, access, order, error=error, status=status)
+
+
+def _row(request, access, order: Order, *, error: str, status: int) -> HttpResponse:
+    # The order's row for htmx (orders/_row.html, as the Orders page renders it), the error beside its status.
     order = order_list(access=access).get(pk=order.pk)
-    return render(request, "orders/_row.html", {"order": order, "can_cancel": True, "error": error}, status=status)
+    context = {"order": order, "error": error, "can_cancel": access.may("cancel", order.strategy_id)}
+    return render(request, "orders/_row.html", context, status=status)

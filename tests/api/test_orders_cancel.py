@@ -61,6 +61,36 @@ def test_cancel_by_viewer_who_may_not_trade_is_403(strategy):
     assert Order.objects.get(pk=order.pk).status == "ROUTED"
 
 
+def _person(strategy, *codenames):
+    # A person listed among the strategy's traders, holding the given orders permissions.
+    person = UserFactory(username="listed")
+    person.user_permissions.add(*Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
+    strategy.traders.add(person)
+    return person
+
+
+def test_cancel_listed_person_without_change_order_is_403_naming_the_permission(strategy):
+    # Arrange: a trader of the strategy who may see its orders but not cancel them (as on the pages)
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    person = _person(strategy, "view_order")
+    # Act
+    response = _cancel(client_for(person), order)
+    # Assert
+    assert response.status_code == 403
+    body = response.json()
+    assert (body["error"], body["strategy_id"]) == ("permission_denied", "alpha")
+    assert "orders.change_order" in body["detail"]
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+
+
+def test_cancel_listed_person_with_change_order_is_200(strategy):
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+
+    response = _cancel(client_for(_person(strategy, "change_order")), order)
+
+    assert response.status_code == 200 and response.json()["status"] == "CANCELED"
+
+
 def test_cancel_unknown_field_is_400(svc_client, strategy):
     order = OrderFactory(strategy=strategy, status="ROUTED")
     response = _cancel(svc_client, order, status="CANCELED")

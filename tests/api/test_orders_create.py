@@ -227,24 +227,51 @@ def test_post_order_person_not_a_trader_is_403_naming_the_strategy(tradable, str
     assert body["error"] == "strategy_forbidden" and body["strategy_id"] == "alpha" and "'alpha'" in body["detail"]
 
 
-def test_post_order_listed_trader_submits(tradable, strategy, person):
-    strategy.traders.add(person)
+def _grant(user, *codenames):
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="orders", codename__in=codenames))
+    return user
+
+
+def test_post_order_listed_trader_with_add_order_submits(tradable, strategy, person):
+    strategy.traders.add(_grant(person, "add_order"))
     response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
     assert response.status_code == 201
     assert response.json()["created_by"] == person.username
 
 
+def test_post_order_listed_person_without_add_order_is_403_naming_the_permission(tradable, strategy, person):
+    # Arrange: on the strategy's traders, but not allowed to submit (as on the order ticket)
+    strategy.traders.add(person)
+    # Act
+    response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
+    # Assert
+    assert response.status_code == 403
+    body = response.json()
+    assert (body["error"], body["strategy_id"]) == ("permission_denied", "alpha")
+    assert "orders.add_order" in body["detail"]
+    assert not Order.objects.exists()
+
+
 def test_post_order_trade_any_permission_submits_for_any_strategy(tradable, strategy):
-    user = UserFactory(username="desk")
-    user.user_permissions.add(Permission.objects.get(codename="trade_any_strategy"))
+    user = _grant(UserFactory(username="desk"), "trade_any_strategy", "add_order")
     response = client_for(user).post(URL, order_body(strategy_id="alpha"), format="json")
     assert response.status_code == 201
+
+
+def test_post_order_trade_any_permission_without_add_order_is_403(tradable, strategy):
+    # Arrange: the risk manager's rights (every strategy, but no orders.add_order)
+    user = _grant(UserFactory(username="desk"), "trade_any_strategy")
+    # Act
+    response = client_for(user).post(URL, order_body(strategy_id="alpha"), format="json")
+    # Assert
+    assert response.status_code == 403 and "orders.add_order" in response.json()["detail"]
+    assert not Order.objects.exists()
 
 
 def test_post_order_session_user_submits(tradable, strategy, person):
     from rest_framework.test import APIClient
 
-    strategy.traders.add(person)
+    strategy.traders.add(_grant(person, "add_order"))
     client = APIClient()
     client.force_login(person)
     assert client.post(URL, order_body(strategy_id="alpha"), format="json").status_code == 201

@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, OrderEvent
 from risk.models import RiskLimit, Scope, VelocityBucket
+from tests.orders.conftest import client_for
 from tests.orders.factories import order_body
 from tests.risk.factories import RiskLimitFactory
 
@@ -63,3 +64,12 @@ def test_risk_check_operation_id_with_edge_whitespace_is_400_naming_it(tradable,
     # Assert
     assert response.status_code == 400
     assert response.json()["fields"]["operation_id"] == ["must be printable characters without whitespace"]
+
+
+def test_risk_check_listed_person_without_add_order_is_403_naming_the_permission(tradable, strategy, person):
+    # Arrange: the what-if is part of submitting: the same policy applies
+    strategy.traders.add(person)
+    # Act
+    response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
+    # Assert
+    assert response.status_code == 403 and "orders.add_order" in response.json()["detail"]

@@ -172,6 +172,25 @@ def test_cancel_by_trader(trader, strategy):
     assert (event.actor, event.payload["reason"]) == (trader.username, "done")
 
 
+def test_cancel_by_listed_person_without_change_order_fails_naming_it(strategy):
+    # Arrange: on the strategy's traders, but a viewer (the API and the pages refuse the same)
+    strategy.traders.add(web_fixtures.person_in("viewer", username="vera"))
+    order = OrderFactory(strategy=strategy)
+
+    # Act / Assert
+    with pytest.raises(CommandError, match="lack the permission orders.change_order"):
+        orders("cancel", str(order.id), "--user", "vera")
+    order.refresh_from_db()
+    assert order.status == "ROUTED"
+
+
+def test_cancel_by_risk_manager_of_any_strategy(strategy):
+    web_fixtures.person_in("risk manager", username="rita")
+    order = OrderFactory(strategy=strategy)
+
+    assert "CANCELED" in orders("cancel", str(order.id), "--user", "rita")
+
+
 def test_cancel_by_viewer_fails(strategy):
     order = OrderFactory(strategy=strategy)
     web_fixtures.person_in("viewer", username="vera")

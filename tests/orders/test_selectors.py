@@ -86,14 +86,64 @@ def test_strategy_for_submit_unknown_strategy_is_not_found(person):
         strategy_for_submit(user=person, strategy_id="nope")
 
 
-def test_strategy_for_submit_listed_trader_costs_two_queries(strategy, person, django_assert_num_queries):
+def test_strategy_for_submit_listed_trader_costs_four_queries(strategy, person, django_assert_num_queries):
     strategy.traders.add(person)
-    with django_assert_num_queries(2):  # not a service account; the named strategy with is_trader
+    person = _grant(person, "add_order")
+    # not a service account; the named strategy with is_trader; the user's and their groups' permissions
+    with django_assert_num_queries(4):
         assert strategy_for_submit(user=person, strategy_id="alpha") == strategy
 
 
+def test_strategy_for_submit_listed_trader_without_add_order_is_forbidden_naming_it(strategy, person):
+    strategy.traders.add(person)
+
+    with pytest.raises(StrategyForbidden) as exc:
+        strategy_for_submit(user=person, strategy_id="alpha")
+
+    assert (exc.value.code, exc.value.strategy_id) == ("permission_denied", "alpha")
+    assert "orders.add_order" in str(exc.value)
+
+
 def test_strategy_for_submit_trade_any_permission_allows_any_strategy(strategy, person):
-    assert strategy_for_submit(user=_grant(person, "trade_any_strategy"), strategy_id="alpha") == strategy
+    _grant(person, "trade_any_strategy")
+    assert strategy_for_submit(user=_grant(person, "add_order"), strategy_id="alpha") == strategy
+
+
+@pytest.mark.parametrize(("codenames", "action", "allowed"), [
+    (("add_order",), "submit", True),
+    (("change_order",), "cancel", True),
+    (("change_order", "view_order"), "submit", False),
+    (("add_order", "view_order"), "cancel", False),
+    ((), "submit", False),
+])
+def test_trade_refusal_listed_person_needs_the_actions_permission(strategy, person, codenames, action, allowed):
+    # Arrange
+    strategy.traders.add(person)
+    for codename in codenames:
+        person = _grant(person, codename)
+    # Act
+    refusal = order_access_for(user=person).trade_refusal(action, "alpha")
+    # Assert
+    assert (refusal is None) == allowed
+    if not allowed:
+        assert refusal.code == "permission_denied" and refusal.strategy_id == "alpha"
+
+
+def test_trade_refusal_permission_without_the_strategy_is_strategy_forbidden(strategy, other_strategy, person):
+    strategy.traders.add(person)
+    access = order_access_for(user=_grant(_grant(person, "add_order"), "change_order"))
+
+    refusals = [access.trade_refusal(action, "beta") for action in ("submit", "cancel")]
+
+    assert [(r.code, r.strategy_id) for r in refusals] == [("strategy_forbidden", "beta")] * 2
+
+
+def test_trade_refusal_service_account_trades_its_own_strategy_whatever_its_permissions(strategy, other_strategy):
+    # Arrange: the strategy service group holds no orders.change_order, yet the service cancels its orders
+    access = order_access_for(user=strategy.service_account)
+    # Act / Assert
+    assert access.trade_refusal("submit", "alpha") is None and access.trade_refusal("cancel", "alpha") is None
+    assert access.trade_refusal("cancel", "beta").code == "strategy_forbidden"
 
 
 def test_strategy_for_submit_unlisted_person_is_forbidden_naming_the_strategy(strategy):

@@ -159,6 +159,29 @@ def test_execute_strategy_not_traded_by_user_is_403(trader_client, tradable, oth
     assert not Order.objects.exists()
 
 
+def test_execute_strategy_not_traded_by_user_htmx_is_403_with_the_reason_next_to_strategy(trader_client, tradable,
+                                                                                          other_strategy):
+    response = trader_client.post("/live/execute", ticket(strategy_id="beta"), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 403
+    assert ('<p class="error" data-field-error="strategy_id">you may not submit orders of strategy &#x27;beta&#x27;'
+            in response.content.decode())
+
+
+def test_execute_listed_viewer_submit_is_403_showing_the_reason(strategy, tradable):
+    # Arrange: listed among the strategy's traders, but a viewer (the API refuses the same)
+    viewer = web_fixtures.person_in("viewer")
+    strategy.traders.add(viewer)
+
+    # Act
+    response = web_fixtures.logged_in(viewer).post("/live/execute", ticket())
+
+    # Assert
+    assert response.status_code == 403
+    assert "you lack the permission orders.add_order" in response.content.decode()
+    assert not Order.objects.exists()
+
+
 def test_what_if_shows_checks_and_routing_without_placing(trader_client, tradable):
     response = trader_client.post("/live/execute/what-if", ticket(operation_id=""))
 

@@ -187,6 +187,44 @@ def test_cancel_by_viewer_is_403(viewer_client, strategy):
     assert order.status == "ROUTED"
 
 
+def test_cancel_by_viewer_plain_form_is_403_showing_the_reason(viewer_client, strategy):
+    order = OrderFactory(strategy=strategy)
+
+    response = viewer_client.post(f"/live/orders/{order.id}/cancel")
+
+    assert response.status_code == 403
+    assert ('<p class="error" role="alert" data-testid="forbidden">you may not cancel orders of strategy '
+            "&#x27;alpha&#x27;: you are not one of its traders") in response.content.decode()
+
+
+def test_cancel_by_listed_viewer_htmx_is_403_with_the_reason_in_the_row(strategy):
+    # Arrange: listed among the strategy's traders, but a viewer: the API refuses the same
+    viewer = web_fixtures.person_in("viewer")
+    strategy.traders.add(viewer)
+    order = OrderFactory(strategy=strategy)
+
+    # Act
+    response = web_fixtures.logged_in(viewer).post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true")
+
+    # Assert
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert f'<tr id="order-{order.id}"' in body and "orders.change_order" in body
+    order.refresh_from_db()
+    assert order.status == "ROUTED"
+
+
+def test_cancel_by_risk_manager_of_a_strategy_they_are_not_listed_on(strategy):
+    order = OrderFactory(strategy=strategy)
+
+    response = web_fixtures.logged_in(web_fixtures.person_in("risk manager")).post(
+        f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    order.refresh_from_db()
+    assert order.status == "CANCELED"
+
+
 def test_cancel_other_strategy_is_403(trader_client, db):
     order = OrderFactory(strategy=StrategyFactory(id="beta"))
 

@@ -10,14 +10,22 @@ from django.test import Client
 from tests.orders.factories import UserFactory
 
 
+#: The odum_live migrations that grant one more permission to some role groups (after 0001).
+LATER_GRANTS = ("0002_open_order_exposure_permissions", "0003_risk_manager_change_order")
+
+
 def role_group(name: str) -> Group:
-    """The role group ``name`` as the groups migration makes it — made again after a
+    """The role group ``name`` as the groups migrations make it — made again after a
     ``transaction=True`` test flushed the tables (permissions come back with ``post_migrate``)."""
     group, created = Group.objects.get_or_create(name=name)
     if created:
         migration = importlib.import_module("odum_live.migrations.0001_groups_and_permissions")
-        for codename in migration.GROUP_PERMISSIONS[name]:
-            app_label, _, code = codename.partition(".")
+        specs = [spec.partition(".")[::2] for spec in migration.GROUP_PERMISSIONS[name]]
+        for module in LATER_GRANTS:
+            grant = importlib.import_module(f"odum_live.migrations.{module}")
+            if name in grant.GROUPS:
+                specs.append((grant.APP_LABEL, grant.CODENAME))
+        for app_label, code in specs:
             group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=code))
     return group
 

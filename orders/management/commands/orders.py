@@ -104,10 +104,9 @@ class Command(BaseCommand):
         order = order_get_visible(access=access, order_id=_uuid(order_id))
         if order is None:
             raise CommandError(f"order_id: no order {order_id} visible to {person.get_username()!r}")
-        if not (person.has_perm("orders.change_order") or person.has_perm("orders.trade_any_strategy")) \
-                or not access.can_trade(order.strategy_id):
-            raise CommandError(f"order_id: {person.get_username()!r} may not cancel orders of strategy "
-                               f"{order.strategy_id!r}")
+        refusal = access.trade_refusal("cancel", order.strategy_id)  # the API's and the pages' policy
+        if refusal is not None:
+            raise CommandError(f"order_id: {person.get_username()!r}: {refusal}")
         try:
             order = order_cancel(order=order, actor=person.get_username(), reason=reason)
         except OrderNotCancelable as exc:
