@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.models import OrderEvent
 
@@ -139,8 +140,10 @@ def log_filters_parse(params: Mapping) -> LogFilters:
         errors["until"] = "must not be before since"
     texts = {name: (params.get(name) or "").strip() for name in ("venue", "strategy")}
     for name, text in texts.items():
-        if "\x00" in text:  # PostgreSQL refuses it in a query: a 400, not a 500
-            errors[name] = "must not contain null characters"
+        try:
+            refuse_nul(text, field=name)
+        except NulCharacterError as exc:
+            errors[name] = exc.reason
     if errors:
         raise LogFilterError(errors)
     return LogFilters(kinds=kinds, venue=texts["venue"], instrument=instrument, strategy=texts["strategy"],

@@ -13,6 +13,7 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
+from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.sql import CompiledQuery
 
 
@@ -46,8 +47,10 @@ class BearerTokenAuthentication(TokenAuthentication):
             token = token.decode("utf-8")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(msg) from None
-        if "\x00" in token:  # PostgreSQL refuses NUL in text: the look-up would be a 500
-            raise exceptions.AuthenticationFailed(msg)
+        try:
+            refuse_nul(token, field="token")  # the look-up would be a 500 on PostgreSQL
+        except NulCharacterError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         for auth_token in _TOKENS_OF_KEY.send(token[: CONSTANTS.TOKEN_KEY_LENGTH]).all():
             if self._cleanup_token(auth_token):
                 continue

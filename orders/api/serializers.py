@@ -20,7 +20,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
+from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS, NUL_REASON
 from orders.algorithms import format_decimal
 from orders.models import Order, OrderEvent
 from orders.services.request import (
@@ -95,8 +95,7 @@ class JsonObjectField(serializers.JSONField):
 
     default_error_messages = {
         "not_object": "must be a JSON object.",
-        "null_character": "must not contain the NUL character (\\u0000) in a key or string (at {path}): "
-                          "PostgreSQL's jsonb cannot store it.",
+        "null_character": f"{NUL_REASON} in a key or string (at {{path}}): PostgreSQL's jsonb cannot store it.",
     }
 
     def to_internal_value(self, data):

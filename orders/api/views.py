@@ -15,6 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.health import health_report
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.errors import Conflict, Forbidden, Unprocessable
@@ -278,11 +279,13 @@ _STRATEGY_PARAM = OpenApiParameter("strategy", OpenApiTypes.STR, OpenApiParamete
 
 
 def _strategy_param(request) -> str | None:
-    # A NUL character cannot reach PostgreSQL (a 500): refuse it as the order list's filter does.
     value = request.query_params.get("strategy") or None
-    if value is not None and "\x00" in value:
-        raise serializers.ValidationError({"strategy": ["Null characters are not allowed."]})
-    return value
+    if value is None:
+        return None
+    try:
+        return refuse_nul(value, field="strategy")  # PostgreSQL refuses a NUL in a query: a 400, not a 500
+    except NulCharacterError as exc:
+        raise serializers.ValidationError({exc.field: [exc.reason]}) from None
 
 
 class PositionListApi(APIView):

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.filters import OrderFilter
 from orders.formatting import cli_command, order_block, what_if_block
@@ -52,7 +53,9 @@ ANY = "ANY"
 def _instrument_choices(venue: str) -> list[str]:
     listings = Instrument.objects.filter(enabled=True, venue__enabled=True).order_by("instrument_key")
     if venue and venue != ANY:
-        if "\x00" in venue:  # no venue code holds one, and PostgreSQL refuses it in a query
+        try:
+            refuse_nul(venue, field="venue")
+        except NulCharacterError:  # no venue code holds one: nothing is listed for it
             return []
         return list(listings.filter(venue_id=venue).values_list("instrument_key", flat=True))
     keys = []
@@ -267,9 +270,10 @@ def order_cancel_view(request, order_id):
         if request.htmx:
             return _row(request, access, order, error=str(refusal), status=403)
         raise PermissionDenied(str(refusal))
-    reason = request.POST.get("reason", "")[:500]
-    if "\x00" in reason:  # as the API's reason: PostgreSQL cannot store it in the event's payload
-        return HttpResponseBadRequest("reason: must not contain null characters", content_type="text/plain")
+    try:
+        reason = refuse_nul(request.POST.get("reason", "")[:500], field="reason")
+    except NulCharacterError as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
     status = 200
     try:
         order = order_cancel(order=order, actor=request.user.get_username(),

@@ -14,3 +14,13 @@ def test_bearer_token_not_utf8_or_with_nul_is_401(token):
     # Assert
     assert response.status_code == 401
     assert response.json()["error"] == "authentication_failed"
+
+
+def test_bearer_token_with_nul_is_401_naming_the_token():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer abcdefgh\x00ijklmnop")
+
+    response = client.get("/api/orders")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "token: must not contain the NUL character (\\u0000)"

@@ -104,4 +104,4 @@ def test_positions_strategy_filter_with_nul_is_400_naming_strategy(svc_client, b
     response = svc_client.get(url, {"strategy": "alpha\x00"})
     # Assert
     assert response.status_code == 400
-    assert "strategy" in response.json()["fields"]
+    assert response.json()["fields"]["strategy"] == ["must not contain the NUL character (\\u0000)"]

@@ -103,6 +103,15 @@ def test_logs_malformed_filter_is_400_naming_field(timeline, params, field):
     assert f'<p class="error">{field}: ' in response.content.decode()
 
 
+@pytest.mark.parametrize("field", ["venue", "strategy"])
+@pytest.mark.django_db
+def test_logs_filter_with_nul_is_400_with_the_shared_reason(timeline, field):
+    response = logged_in(person_in("viewer")).get("/live/logs", {field: "x\x00"})
+
+    assert response.status_code == 400
+    assert f'<p class="error">{field}: must not contain the NUL character (\\u0000)</p>' in response.content.decode()
+
+
 @pytest.mark.django_db
 def test_execution_log_cursor_pages_through_everything_once(timeline):
     # Act: pages of one entry each
