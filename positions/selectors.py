@@ -36,7 +36,9 @@ class VenuePosition:
         Signed, base units.
     avg_entry_price : Decimal | None
         Quote currency; quantity-weighted over the strategies' positions when they are all on the
-        same side, else None (long and short legs have no common entry price).
+        same side, else None (long and short legs have no common entry price). Harmonic for an
+        inverse listing: inverse or linear is the listing's ``venues.Instrument.is_inverse`` (the
+        flag its fills were netted with), the key's ``@INV`` suffix only for a key without listing.
     mark_price : Decimal | None
         Latest mark, quote currency.
     realized_pnl, unrealized_pnl, fees : Decimal
@@ -80,7 +82,8 @@ class InstrumentPosition:
     gross_quantity : Decimal
         Sum of absolute venue quantities, base units.
     avg_entry_price : Decimal | None
-        As for :class:`VenuePosition`, across venues.
+        As for :class:`VenuePosition`, across venues; None as well when inverse and linear listings
+        both hold a position (options may share an equivalence key across settlements).
     realized_pnl, unrealized_pnl, fees : Decimal
         Quote currency.
     venues : list[VenuePosition]
@@ -225,19 +228,27 @@ def position_aggregates(
         if mark is not None and (vp.marked_at is None or (marked is not None and marked >= vp.marked_at)):
             vp.mark_price, vp.marked_at = mark, marked
         vp.updated_at = _latest(vp.updated_at, updated)
+    # Inverse or linear as the listing says (venues.Instrument.is_inverse, the flag the fills were netted
+    # with), not the key's suffix: an option key may omit it.
+    terms = _terms_of({key for _, _, key in venue_rows})
     for eq, agg in instruments.items():
         legs = []
-        inverse = eq.endswith("@INV")  # the settlement suffix of the equivalence key
+        settlements = set()
         for vp in agg.venues:
-            vp.avg_entry_price = _avg_entry(venue_rows[(eq, vp.venue, vp.instrument_key)], inverse=inverse)
-            legs.extend(venue_rows[(eq, vp.venue, vp.instrument_key)])
+            rows_of_venue = venue_rows[(eq, vp.venue, vp.instrument_key)]
+            inverse = terms[vp.instrument_key].inverse
+            vp.avg_entry_price = _avg_entry(rows_of_venue, inverse=inverse)
+            legs.extend(rows_of_venue)
+            if vp.quantity:
+                settlements.add(inverse)
             agg.quantity += vp.quantity
             agg.gross_quantity += abs(vp.quantity)
             agg.realized_pnl += vp.realized_pnl
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
-        agg.avg_entry_price = _avg_entry(legs, inverse=inverse)
+        # Inverse and linear legs have no common mean (harmonic vs arithmetic).
+        agg.avg_entry_price = _avg_entry(legs, inverse=settlements.pop()) if len(settlements) == 1 else None
     return list(instruments.values())
 
 

@@ -99,6 +99,10 @@ class Instrument(models.Model):
             raise ValidationError({"instrument_key": str(exc)}) from None
         if key.is_any_venue or (self.venue_id and key.venue != self.venue_id):
             raise ValidationError({"instrument_key": f"venue part must be {self.venue_id}"})
+        # is_inverse is what positions and risk go by; a stated @LIN/@INV suffix must say the same
+        # (an option key may omit it, and then is_inverse alone decides).
+        if key.settlement is not None and bool(self.is_inverse) != (key.settlement == "INV"):
+            raise ValidationError({"is_inverse": f"must be {key.settlement == 'INV'} for a key ending @{key.settlement}"})
         for name in ("tick_size", "lot_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:

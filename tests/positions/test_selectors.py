@@ -7,6 +7,7 @@ import pytest
 from positions.selectors import position_aggregates
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
 
 D = Decimal
 INV = "PERPETUAL:BTC-USD@INV"
@@ -42,3 +43,42 @@ def test_position_aggregates_avg_entry_price_across_venues_has_at_most_18_decima
     # Assert: quantized as positions.maths quantizes (NUMERIC(36,18), half-even)
     assert agg.avg_entry_price == D("40333.333333333333333333")
     assert agg.avg_entry_price.as_tuple().exponent >= -18
+
+
+@pytest.mark.django_db
+def test_position_aggregates_inverse_option_without_suffix_averages_harmonically_as_its_listing_says():
+    # Arrange: an inverse (coin-settled) Deribit option keyed without @INV (the suffix is optional for
+    # options); two strategies hold 1 contract each, entered at 40000 and 60000
+    key = "DERIBIT:OPTION:BTC-USD-50000-20241231-C"
+    InstrumentFactory(venue=VenueFactory(code="DERIBIT", adapter="deribit"), instrument_key=key,
+                      venue_symbol="BTC-31DEC24-50000-C", quote_currency="USD", settlement_currency="BTC",
+                      is_inverse=True, contract_multiplier=D("1"))
+    for sid, price in (("s-a", "40000"), ("s-b", "60000")):
+        PositionFactory(strategy=StrategyFactory(id=sid), venue="DERIBIT", instrument_key=key,
+                        equivalence_key="OPTION:BTC-USD-50000-20241231-C", quantity=D("1"), avg_entry_price=D(price))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: the harmonic mean positions.maths uses for this listing (2 / (1/40000 + 1/60000)), not 50000
+    assert agg.venues[0].avg_entry_price == D("48000")
+    assert agg.avg_entry_price == D("48000")
+
+
+@pytest.mark.django_db
+def test_position_aggregates_option_legs_of_mixed_settlement_have_no_common_entry_price():
+    # Arrange: the same option key payload on two venues, one listing inverse, the other linear
+    eq = "OPTION:BTC-USD-50000-20241231-C"
+    strategy = StrategyFactory(id="s-mix")
+    for venue, inverse, price in (("DERIBIT", True, "40000"), ("OKX", False, "60000")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
+                          quote_currency="USD", is_inverse=inverse, contract_multiplier=D("1"))
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
+                        quantity=D("1"), avg_entry_price=D(price))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: neither the arithmetic nor the harmonic mean describes both legs
+    assert [vp.avg_entry_price for vp in agg.venues] == [D("40000"), D("60000")]
+    assert agg.avg_entry_price is None
