@@ -36,11 +36,26 @@ Checks, in the order results are listed (the first failure gives the reason):
 ``position_limit``   Projected position = current position + open orders on the order's
                      side + this order, in the instrument aggregated across venues: the
                      strategy's (STRATEGY limits), the firm's (GLOBAL, INSTRUMENT), the
-                     firm's on the venue (VENUE). Quantity or notional.
+                     firm's on the venue (VENUE). Quantity (base units of the underlying,
+                     see below) or notional.
 ``gross_exposure``   Σ |position| notional + Σ open-order notional + this order's notional:
                      the strategy's (STRATEGY), the firm's (GLOBAL), on the venue (VENUE), in
                      the instrument (INSTRUMENT).
 ==================== ======================================================================
+
+Units across venues: listings of one instrument differ in contract size (OKX BTC-USDT-SWAP 0.01
+BTC, Binance BTCUSDT perpetual 1 BTC), so positions and open orders add up in **base units of the
+underlying**, each linear listing's quantity × contract multiplier, never raw contract counts
+(:class:`risk.valuation.Holding`). Inverse contracts are quote-denominated (face value =
+quantity × multiplier, in quote currency): their base units are face value ÷ price, and the price
+is the lower of the order's limit price and its listing's fresh mid, taken only when the order
+itself is on an inverse listing (a linear listing's price, an option premium for instance, says
+nothing of the inverse listings'). Lower price, more base units: a risk check never counts less
+than it should. Without that price, a MAX_POSITION_QUANTITY check holding inverse contracts has no
+observed value and denies (fail closed), never sums without them; a comparison that needs no
+price (reduce-only, the de-risking exemption, a notional of inverse contracts only) is made on
+face values directly. MAX_ORDER_QUANTITY and the listing rules stay in the order's own unit
+(contracts for derivatives).
 
 Position and gross-exposure limits never block de-risking: an order that strictly reduces the
 absolute projected position (the strategy's, for gross exposure) passes even above the limit.
@@ -83,7 +98,15 @@ from risk.selectors import (
     risk_controls_start,
 )
 from risk.services import open_exposure_adjust
-from risk.valuation import ExposureBook, PrefetchedMarketData, ReferencePrice, in_limit_currency, reference_price
+from risk.valuation import (
+    ExposureBook,
+    Holding,
+    PrefetchedMarketData,
+    ReferencePrice,
+    common_values,
+    in_limit_currency,
+    reference_price,
+)
 from risk.valuation import decimal_text as _dec
 from risk.velocity import velocity_counts, velocity_record, velocity_windows
 from venues.marketdata import MarketDataStore, MarketSnapshot, market_data
@@ -235,21 +258,24 @@ class _Order:
     venue_code: str
     equivalence_key: str
     quote: str
-    unit: str
+    unit: str  # of the order's quantity: contracts for derivatives
+    base_unit: str  # of position limits: base units of the underlying
     multiplier: Decimal | None  # None without a listing
     inverse: bool
     buy_like: bool
     signed_quantity: Decimal
+    holding: Holding  # the order's quantity × contract multiplier, unsigned
 
     @classmethod
     def build(cls, intent: OrderIntent, listing: Instrument | None, venue: Venue | None) -> _Order:
         # Instrument.save() parses its key, so a stored listing's key always parses.
         key = parse_instrument_key(listing.instrument_key) if listing is not None else intent.instrument
         quote = (listing.quote_currency if listing is not None else "") or key.quote or ""
-        if key.instrument_type in _DERIVATIVE_TYPES:
-            unit = "contracts"
-        else:
-            unit = (listing.base_currency if listing is not None else "") or key.base or key.symbol or "units"
+        base_unit = (listing.base_currency if listing is not None else "") or key.base or key.symbol or "units"
+        unit = "contracts" if key.instrument_type in _DERIVATIVE_TYPES else base_unit
+        inverse = bool(listing.is_inverse) if listing is not None else False
+        # Without a listing (instrument_listed denies) the quantity counts as it is.
+        scaled = intent.quantity * (listing.contract_multiplier if listing is not None else Decimal("1"))
         return cls(
             intent=intent,
             listing=listing,
@@ -260,15 +286,21 @@ class _Order:
             equivalence_key=key.equivalence_key,
             quote=quote,
             unit=unit,
+            base_unit=base_unit,
             multiplier=listing.contract_multiplier if listing is not None else None,
-            inverse=bool(listing.is_inverse) if listing is not None else False,
+            inverse=inverse,
             buy_like=intent.side in BUY_LIKE_SIDES,
             signed_quantity=intent.signed_quantity,
+            holding=Holding(face=scaled) if inverse else Holding(base=scaled),
         )
 
     @property
     def sign(self) -> int:
         return 1 if self.buy_like else -1
+
+    def unit_of(self, kind: str) -> str:
+        """Name of a :func:`risk.valuation.common_values` unit."""
+        return self.base_unit if kind == "base" else f"{self.quote or 'quote currency'} face value"
 
     def notional(self, quantity: Decimal, price: Decimal | None) -> Decimal | None:
         """Quote-currency notional of ``quantity`` (base units, ≥ 0) at ``price``; None if unknown."""
@@ -410,6 +442,7 @@ class PreTradeRiskEngine:
         if snapshots:
             store = PrefetchedMarketData(store=store, snapshots=snapshots)
         reference = self._reference(order, controls, store, now)
+        conversion = self._conversion_price(order, controls, reference, store, now)
         price = intent.price if intent.price is not None else reference.mid
         price_problem = "" if price is not None else (reference.problem or "no price")
         notional = order.notional(intent.quantity, price)
@@ -436,10 +469,10 @@ class PreTradeRiskEngine:
         )
         book = ExposureBook(rows=rows, buy_like=order.buy_like, listing_key=order.listing_key, store=store,
                             now=now, reference=reference)
-        self._reducing(order, reducing_states, book, results)
+        self._reducing(order, reducing_states, book, conversion, results)
         self._repeated(order, repeated, results)
-        self._position(order, controls, book, price, price_problem, results)
-        self._gross(order, controls, book, notional, notional_problem, results)
+        self._position(order, controls, book, price, price_problem, conversion, results)
+        self._gross(order, controls, book, notional, notional_problem, conversion, results)
 
         recording = not dry_run and _all_passed(results)
         self._velocity(controls, now, recording, results)
@@ -547,6 +580,25 @@ class PreTradeRiskEngine:
         if order.listing is None:
             return ReferencePrice(needed=True, problem="no listing to take a reference price for")
         return reference_price(store=store, listing_key=order.listing_key, now=now)
+
+    @staticmethod
+    def _conversion_price(
+        order: _Order, controls: RiskControls, reference: ReferencePrice, store: MarketDataStore, now: datetime
+    ) -> ReferencePrice:
+        # The price that turns inverse contracts' face value into base units: only for an order on an
+        # inverse listing (a linear listing's price is not the inverse listings'), the lower of its
+        # limit price and the fresh mid, so a SELL limited far above the market is not counted small.
+        # Read without a check of its own: a missing mid fails the quantity limits that need it, and
+        # never blocks de-risking.
+        if not order.inverse or order.listing is None:
+            return ReferencePrice(needed=False, problem="the order is not on an inverse listing")
+        if reference.mid is None and not reference.needed and controls.of_kind(K.MAX_POSITION_QUANTITY):
+            reference = reference_price(store=store, listing_key=order.listing_key, now=now)
+        if reference.mid is None:
+            return ReferencePrice(needed=True, problem=reference.problem or "no reference mid")
+        price = order.intent.price
+        return ReferencePrice(needed=True, mid=min(reference.mid, price) if price is not None else reference.mid,
+                              age_secs=reference.age_secs)
 
     @staticmethod
     def _reference_check(reference: ReferencePrice, order: _Order, results) -> None:
@@ -680,20 +732,26 @@ class PreTradeRiskEngine:
         return plan
 
     @staticmethod
-    def _reducing(order: _Order, reducing_states, book: ExposureBook, results) -> None:
+    def _reducing(order: _Order, reducing_states, book: ExposureBook, conversion: ReferencePrice, results) -> None:
         if not reducing_states:
             return
-        position = book.position("strategy")
-        open_same = book.open_same_side("strategy")
-        qty = order.intent.quantity
-        reduces = position != 0 and (position > 0) != order.buy_like and open_same + qty <= abs(position)
-        projected = position + order.sign * (open_same + qty)
+        common = common_values([book.position("strategy"), book.open_same_side("strategy"), order.holding],
+                               conversion.mid)
+        if common is None:
+            reduces, projected = False, None
+            made_of = (f"linear and inverse listings held and no price to convert inverse contracts to base "
+                       f"units ({conversion.problem}): cannot tell")
+        else:
+            (position, open_same, mine), kind = common
+            reduces = position != 0 and (position > 0) != order.buy_like and open_same + mine <= abs(position)
+            projected = position + order.sign * (open_same + mine)
+            made_of = (f"position {_dec(position)} {order.unit_of(kind)}, open {order.intent.side} orders "
+                       f"{_dec(open_same)}, this order {_dec(order.sign * mine)}")
         for st in reducing_states:
             results[CHECK_KILL_SWITCH].append(CheckResult(
                 check=CHECK_KILL_SWITCH, passed=reduces, limit=f"REDUCING ({st.scope_label}): reduce-only",
                 observed=_dec(projected), scope=st.scope_label,
-                detail=(f"position {_dec(position)} {order.unit}, open {order.intent.side} orders {_dec(open_same)}, "
-                        f"this order {_dec(order.signed_quantity)}: "
+                detail=(f"{made_of}: "
                         + ("reduces the position without flipping it" if reduces
                            else "does not reduce the position, or would flip it")
                         + f"; reduce-only because: {st.reason}"),
@@ -738,24 +796,40 @@ class PreTradeRiskEngine:
 
     @staticmethod
     def _position(
-        order: _Order, controls: RiskControls, book: ExposureBook, price, price_problem: str, results
+        order: _Order, controls: RiskControls, book: ExposureBook, price, price_problem: str,
+        conversion: ReferencePrice, results
     ) -> None:
+        # Quantities add up in base units of the underlying (quantity × contract multiplier); the face
+        # value of inverse contracts only at the conversion price (see _conversion_price).
+        no_conversion = f"no price to convert inverse contracts to base units: {conversion.problem}"
         for limit in controls.of_kind(K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL):
             population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue"}.get(limit.scope, "firm")
             position = book.position(population)
-            open_same = book.open_same_side(population)
-            base = position + order.sign * open_same
-            projected = base + order.signed_quantity
-            reduces = abs(projected) < abs(base)
-            made_of = (f"{population} position {_dec(position)} "
-                       f"+ open {order.intent.side} orders {_dec(order.sign * open_same)} "
-                       f"+ this order {_dec(order.signed_quantity)} = {_dec(projected)} {order.unit}")
-            if limit.kind == K.MAX_POSITION_QUANTITY:
-                observed, ccy, problem = abs(projected), order.unit, ""
+            open_same = book.open_same_side(population).scaled(order.sign)
+            base = position + open_same
+            projected = base + order.holding.scaled(order.sign)
+            common = common_values([position, open_same, order.holding.scaled(order.sign), projected, base],
+                                   conversion.mid)
+            if common is None:
+                reduces = False
+                made_of = (f"{population} position, open {order.intent.side} orders and this order hold linear "
+                           f"and inverse contracts")
+                base_units = None
             else:
-                native = order.notional(abs(projected), price)
-                unknown = (f"no price: {price_problem}" if order.multiplier is not None
-                           else "no listing to take the contract multiplier from")
+                (pos_v, open_v, mine_v, projected_v, base_v), kind = common
+                reduces = abs(projected_v) < abs(base_v)
+                made_of = (f"{population} position {_dec(pos_v)} + open {order.intent.side} orders {_dec(open_v)} "
+                           f"+ this order {_dec(mine_v)} = {_dec(projected_v)} {order.unit_of(kind)}")
+                base_units = abs(projected_v) if kind == "base" else None
+                if projected.face and kind == "base":
+                    made_of += (f" (inverse contracts {_dec(projected.face)} {order.quote} at "
+                                f"{_dec(conversion.mid)} {order.quote})")
+            if limit.kind == K.MAX_POSITION_QUANTITY:
+                observed, ccy = base_units, order.base_unit
+                problem = "" if observed is not None else no_conversion
+            else:
+                native, unknown = PreTradeRiskEngine._position_notional(order, projected, price, price_problem,
+                                                                        conversion)
                 observed, ccy, problem = in_limit_currency(amount=native, quote=order.quote, limit=limit,
                                                            unknown=unknown)
             within = observed is not None and observed <= limit.value
@@ -769,14 +843,30 @@ class PreTradeRiskEngine:
             ))
 
     @staticmethod
+    def _position_notional(order: _Order, projected: Holding, price, price_problem: str,
+                           conversion: ReferencePrice) -> tuple[Decimal | None, str]:
+        # |projected| in quote currency: base units at the order's price, face value as it is.
+        if order.multiplier is None:
+            return None, "no listing to take the contract multiplier from"
+        if not projected.face:
+            return (abs(projected.base) * price, "") if price is not None else (None, f"no price: {price_problem}")
+        if not projected.base:
+            return abs(projected.face), ""
+        if conversion.mid is None:
+            return None, f"no price to convert inverse contracts to base units: {conversion.problem}"
+        return abs(projected.base * conversion.mid + projected.face), ""
+
+    @staticmethod
     def _gross(
-        order: _Order, controls: RiskControls, book: ExposureBook, notional, notional_problem: str, results
+        order: _Order, controls: RiskControls, book: ExposureBook, notional, notional_problem: str,
+        conversion: ReferencePrice, results
     ) -> None:
         limits = controls.of_kind(K.MAX_GROSS_EXPOSURE)
         if not limits:
             return
-        base = book.position("strategy") + order.sign * book.open_same_side("strategy")
-        reduces = abs(base + order.signed_quantity) < abs(base)
+        base = book.position("strategy") + book.open_same_side("strategy").scaled(order.sign)
+        common = common_values([base + order.holding.scaled(order.sign), base], conversion.mid)
+        reduces = common is not None and abs(common[0][0]) < abs(common[0][1])
         for limit in limits:
             population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue", Scope.INSTRUMENT: "instrument"}.get(
                 limit.scope, "firm")

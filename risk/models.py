@@ -38,15 +38,27 @@ def _clean_scope_key(scope: str, scope_key: str) -> str:
 
 
 class RiskLimit(models.Model):
-    """One pre-trade limit. Units by kind are given in :attr:`Kind` labels."""
+    """One pre-trade limit. Units by kind are given in :attr:`Kind` labels.
+
+    Quantities: MAX_ORDER_QUANTITY is in the order's own unit (base units; contracts for
+    derivatives, as the order is sent). MAX_POSITION_QUANTITY is in **base units of the
+    underlying**, because it adds positions and open orders across venues whose contracts differ in
+    size: each linear listing's quantity × its contract multiplier (100 OKX BTC-USDT-SWAP contracts
+    of 0.01 BTC = 1 BTC). Inverse contracts (quote-denominated: Deribit, Binance COIN-M) count as
+    face value ÷ price, at the lower of the order's limit price and its fresh mid, and only for an
+    order on an inverse listing; when no such price exists the check denies rather than leave them
+    out (``risk.engine``, ``position_limit``).
+    """
 
     class Kind(models.TextChoices):
-        MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY", "Max order quantity (base units)"
+        MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY", "Max order quantity (base units; contracts for derivatives)"
         MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL", "Max order notional (quote currency)"
         PRICE_COLLAR_BPS = "PRICE_COLLAR_BPS", "Price collar around reference mid (bps)"
         MAX_ORDERS_PER_SECOND = "MAX_ORDERS_PER_SECOND", "Velocity: orders per second"
         MAX_ORDERS_PER_MINUTE = "MAX_ORDERS_PER_MINUTE", "Velocity: orders per minute"
-        MAX_POSITION_QUANTITY = "MAX_POSITION_QUANTITY", "Max projected position per instrument (base units)"
+        MAX_POSITION_QUANTITY = (
+            "MAX_POSITION_QUANTITY", "Max projected position per instrument (base units of the underlying)"
+        )
         MAX_POSITION_NOTIONAL = "MAX_POSITION_NOTIONAL", "Max projected position per instrument (notional)"
         MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE", "Max gross exposure, positions + open orders (notional)"
         REPEATED_ORDER_WINDOW_SECS = "REPEATED_ORDER_WINDOW_SECS", "Repeated-order throttle window (seconds)"

@@ -245,7 +245,12 @@ class ExposureRow:
     listed : bool
         False when no ``venues.Instrument`` row matches (contract multiplier then assumed 1).
     quantity : Decimal
-        Positions: Σ signed quantity. Open orders: Σ leaves quantity (unsigned). Base units.
+        Linear listings, in base units of the underlying: positions Σ signed quantity × contract
+        multiplier, open orders Σ leaves quantity × contract multiplier (unsigned). Inverse listings
+        are not in it: see ``inverse_face``. An unlisted row counts with multiplier 1.
+    inverse_face : Decimal
+        Inverse listings, the same sums as ``quantity`` (quantity × contract multiplier), which for
+        quote-denominated contracts is their face value in quote currency, not base units.
     notional : Decimal
         Quote currency, of the priced part. Positions: Σ |quantity| × (mark, else average entry
         price) × multiplier. Open orders: Σ leaves × limit price × multiplier. Inverse listings:
@@ -267,6 +272,7 @@ class ExposureRow:
     quote_currency: str
     listed: bool
     quantity: Decimal
+    inverse_face: Decimal
     notional: Decimal
     unpriced_quantity: Decimal
     unpriced_listing: str
@@ -308,7 +314,8 @@ def exposure_rows(
         f"SELECT 'P', {flags}, 0, COALESCE(i.quote_currency, ''), CASE WHEN i.id IS NULL THEN 0 ELSE 1 END,"
         " CASE WHEN i.is_inverse THEN '' WHEN t.mark_price IS NULL AND t.avg_entry_price IS NULL"
         " THEN t.instrument_key ELSE '' END,"
-        " SUM(t.quantity),"
+        " SUM(CASE WHEN i.is_inverse THEN 0 ELSE t.quantity * COALESCE(i.contract_multiplier, 1) END),"
+        " SUM(CASE WHEN i.is_inverse THEN t.quantity * i.contract_multiplier ELSE 0 END),"
         " SUM(CASE WHEN i.is_inverse THEN ABS(t.quantity) * i.contract_multiplier"
         " ELSE ABS(t.quantity) * COALESCE(t.mark_price, t.avg_entry_price, 0) * COALESCE(i.contract_multiplier, 1)"
         " END),"
@@ -324,7 +331,8 @@ def exposure_rows(
         " COALESCE(i.quote_currency, ''), CASE WHEN i.id IS NULL THEN 0 ELSE 1 END,"
         " CASE WHEN i.is_inverse THEN '' WHEN t.leaves_quantity > t.priced_quantity"
         " THEN t.instrument_key ELSE '' END,"
-        " SUM(t.leaves_quantity),"
+        " SUM(CASE WHEN i.is_inverse THEN 0 ELSE t.leaves_quantity * COALESCE(i.contract_multiplier, 1) END),"
+        " SUM(CASE WHEN i.is_inverse THEN t.leaves_quantity * i.contract_multiplier ELSE 0 END),"
         " SUM(CASE WHEN i.is_inverse THEN t.leaves_quantity * i.contract_multiplier"
         " ELSE t.priced_value * COALESCE(i.contract_multiplier, 1) END),"
         " SUM(CASE WHEN i.is_inverse THEN 0 ELSE t.leaves_quantity - t.priced_quantity END),"
@@ -350,9 +358,10 @@ def exposure_rows(
             listed=bool(r[6]),
             unpriced_listing=r[7] or "",
             quantity=dec(r[8]),
-            notional=dec(r[9]),
-            unpriced_quantity=dec(r[10]),
-            contract_multiplier=dec(r[11]) or Decimal("1"),
+            inverse_face=dec(r[9]),
+            notional=dec(r[10]),
+            unpriced_quantity=dec(r[11]),
+            contract_multiplier=dec(r[12]) or Decimal("1"),
         )
         for r in raw
     )

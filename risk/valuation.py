@@ -6,15 +6,17 @@
   instrument's quote currency for INSTRUMENT-scope limits, USD otherwise, with USD and the USD
   stablecoins (:data:`USD_EQUIVALENTS`) counted 1:1 and any other currency refused (no FX source
   exists in the service, so converting would be guessing).
+- :class:`Holding` — a quantity summed across listings of different contract sizes: base units of
+  the underlying for linear listings, face value for inverse ones, never raw contract counts.
 - :class:`ExposureBook` — positions and open-order totals of one evaluation, summed per population.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal, localcontext
 
 from django.conf import settings
 
@@ -36,6 +38,77 @@ def decimal_text(value: Decimal | int | None) -> str | None:
     if value == 0:
         return "0"
     return format(value.normalize(), "f")
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A quantity of one instrument summed over listings whose contracts differ in size.
+
+    Contract counts of different listings do not add up (an OKX BTC-USDT-SWAP contract is 0.01 BTC,
+    a Binance BTCUSDT perpetual 1 BTC), so each listing's quantity is scaled by its contract
+    multiplier first, into one of two parts that are never silently added together:
+
+    Parameters
+    ----------
+    base : Decimal
+        Linear listings: Σ quantity × contract multiplier, **base units of the underlying** (BTC).
+    face : Decimal
+        Inverse listings (quote-denominated contracts: Deribit, Binance COIN-M): Σ quantity ×
+        contract multiplier, the contracts' **face value in quote currency** (USD). Its size in base
+        units depends on a price: ``face / price`` (:meth:`in_base`).
+
+    Both are signed for positions (+ long) and unsigned for open-order totals.
+    """
+
+    base: Decimal = Decimal("0")
+    face: Decimal = Decimal("0")
+
+    def __add__(self, other: Holding) -> Holding:
+        return Holding(base=self.base + other.base, face=self.face + other.face)
+
+    def scaled(self, sign: int) -> Holding:
+        """Return the holding times ``sign`` (+1 or -1)."""
+        return Holding(base=self.base * sign, face=self.face * sign)
+
+    def in_base(self, price: Decimal | None) -> Decimal | None:
+        """Return the holding in base units: ``base + face / price``; None when it needs a price and has none.
+
+        ``price`` is in quote currency per base unit. The inverse part is rounded away from zero to
+        18 decimal places (NUMERIC(36,18)), so a risk check never counts less than the holding.
+        """
+        if not self.face:
+            return self.base
+        if price is None or price <= 0:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 100  # face ≤ 10**18, price ≥ 10**-18: the quotient has ≤ 36 integer digits
+            return self.base + (self.face / price).quantize(Decimal(1).scaleb(-18), rounding=ROUND_UP)
+
+
+def common_values(holdings: Sequence[Holding], price: Decimal | None) -> tuple[list[Decimal], str] | None:
+    """Express ``holdings`` in one unit so they can be compared; None when no unit fits them all.
+
+    Parameters
+    ----------
+    holdings : sequence of Holding
+    price : Decimal | None
+        Quote currency per base unit, to convert face value (:meth:`Holding.in_base`).
+
+    Returns
+    -------
+    (list of Decimal, str) | None
+        The signed values and their unit: ``"base"`` (base units; face value converted at
+        ``price``, or none held) or ``"face"`` (quote currency; only inverse listings held, no price
+        needed: comparing face values is comparing base units at any one price). None when linear
+        and inverse parts are both held and there is no price.
+    """
+    if all(not h.face for h in holdings):
+        return [h.base for h in holdings], "base"
+    if price is not None and price > 0:
+        return [h.in_base(price) for h in holdings], "base"
+    if all(not h.base for h in holdings):
+        return [h.face for h in holdings], "face"
+    return None
 
 
 @dataclass(frozen=True)
@@ -207,15 +280,22 @@ class ExposureBook:
             return row.same_instrument
         return True
 
-    def position(self, population: str) -> Decimal:
-        """Return the signed position of ``population`` in the order's instrument, all venues, base units."""
-        return sum((r.quantity for r in self._rows
-                    if r.source == "position" and r.same_instrument and self._in(r, population)), Decimal("0"))
+    def position(self, population: str) -> Holding:
+        """Return the signed position of ``population`` in the order's instrument, all venues (:class:`Holding`)."""
+        return self._holding(r for r in self._rows
+                             if r.source == "position" and r.same_instrument and self._in(r, population))
 
-    def open_same_side(self, population: str) -> Decimal:
-        """Return the open quantity of ``population`` on the order's side in its instrument, base units."""
-        return sum((r.quantity for r in self._rows if r.source == "open_orders" and r.same_instrument
-                    and r.buy_like == self._buy_like and self._in(r, population)), Decimal("0"))
+    def open_same_side(self, population: str) -> Holding:
+        """Return the open quantity of ``population`` on the order's side in its instrument (:class:`Holding`)."""
+        return self._holding(r for r in self._rows if r.source == "open_orders" and r.same_instrument
+                             and r.buy_like == self._buy_like and self._in(r, population))
+
+    @staticmethod
+    def _holding(rows: Iterable[ExposureRow]) -> Holding:
+        total = Holding()
+        for r in rows:
+            total += Holding(base=r.quantity, face=r.inverse_face)
+        return total
 
     def gross(self, population: str, *, native_ok: bool) -> tuple[Decimal | None, str]:
         """Return Σ position and open-order notional of ``population`` and the problem, if any.

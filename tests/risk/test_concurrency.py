@@ -15,9 +15,10 @@ from risk.models import OpenOrderExposure, RiskLimit, Scope, VelocityBucket
 from risk.services import open_exposure_rebuild
 from tests.helpers import run_concurrently as run_all_threads
 from tests.orders.factories import StrategyFactory
+from tests.positions.factories import PositionFactory
 from tests.risk.conftest import BTC_USDT, MID, publish_quote, submit
 from tests.risk.factories import RiskLimitFactory, order_intent
-from tests.venues.factories import InstrumentFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
 
 K = RiskLimit.Kind
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -97,6 +98,35 @@ def test_position_limit_global_concurrent_orders_of_many_strategies_admit_exactl
     # Assert
     assert results.count(True) == 5
     assert sum(OpenOrderExposure.objects.values_list("leaves_quantity", flat=True)) == Decimal("5")
+
+
+def test_position_limit_concurrent_orders_in_contracts_of_different_sizes_admit_exactly_the_limit(strategies,
+                                                                                                  engine):
+    # Arrange: one BTC perpetual on two venues, 1 BTC per Binance contract, 0.01 BTC per OKX contract; the firm
+    # holds 200 OKX contracts (2 BTC) and may hold 5 BTC; every order is 1 BTC (1 or 100 contracts)
+    listings = [
+        InstrumentFactory(venue=VenueFactory(code=code, adapter=code.lower()),
+                          instrument_key=f"{code}:PERPETUAL:BTC-USDT@LIN", contract_multiplier=Decimal(multiplier),
+                          lot_size=Decimal("1"), min_notional=None)
+        for code, multiplier in (("BINANCE-FUTURES", "1"), ("OKX", "0.01"))
+    ]
+    RiskLimitFactory(scope=Scope.INSTRUMENT, scope_key="ANY:PERPETUAL:BTC-USDT@LIN", kind=K.MAX_POSITION_QUANTITY,
+                     value=Decimal("5"))
+    PositionFactory(strategy_id=strategies[1], venue="OKX", instrument_key="OKX:PERPETUAL:BTC-USDT@LIN",
+                    equivalence_key="PERPETUAL:BTC-USDT@LIN", quantity=Decimal("200"), avg_entry_price=MID)
+
+    def work(i):
+        listing = listings[i % 2]
+        quantity = Decimal("1") / listing.contract_multiplier
+        intent = order_intent(strategy_id=strategies[i % 4], instrument=listing.instrument_key, quantity=quantity)
+        return submit(engine, intent=intent, listing=listing, operation_id=f"op-{i}")[0].passed
+
+    # Act
+    results = run_concurrently(THREADS, work)
+
+    # Assert
+    assert results.count(True) == 3
+    assert open_exposure_rebuild() == ()
 
 
 def test_gross_exposure_global_concurrent_orders_in_two_instruments_admit_exactly_the_limit(engine, listing,
