@@ -1,9 +1,10 @@
 """Reads of positions: aggregated by canonical instrument across venues, with a per-venue breakdown.
 
 Listings that share an equivalence key (``PERPETUAL:BTC-USDT@LIN``) are the same economic
-instrument (DESIGN.md, "Canonical instrument IDs"), so their positions add up. Quantities are
-signed base units, prices and PnL quote currency; the equivalence key pins the quote currency, so
-sums never mix currencies.
+instrument (DESIGN.md, "Canonical instrument IDs"), so their positions add up — in base units of
+the underlying, since their contracts may differ in size (:attr:`InstrumentPosition.quantity`);
+each listing's own row stays in its contracts. Prices and PnL are in quote currency; the
+equivalence key pins the quote currency, so sums never mix currencies.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class VenuePosition:
     instrument_key : str
         Canonical key of the listing.
     quantity : Decimal
-        Signed, base units.
+        Signed, in the listing's own unit: base units, contracts for derivatives (see
+        :attr:`InstrumentPosition.quantity` for the sum across venues).
     avg_entry_price : Decimal | None
         Quote currency; quantity-weighted over the strategies' positions when they are all on the
         same side, else None (long and short legs have no common entry price). Harmonic for an
@@ -77,10 +79,16 @@ class InstrumentPosition:
     instrument_key : str
         ``ANY:<equivalence_key>``: the canonical key that names the instrument on every venue.
     equivalence_key : str
-    quantity : Decimal
-        Net signed quantity, base units.
-    gross_quantity : Decimal
-        Sum of absolute venue quantities, base units.
+    quantity : Decimal | None
+        Net signed quantity across venues in **base units of the underlying** (``base_unit``), not
+        contracts: each linear listing's quantity × contract multiplier (100 OKX BTC-USDT-SWAP
+        contracts of 0.01 BTC = 1 BTC), each inverse listing's face value (quantity × multiplier,
+        quote currency) ÷ its mark price, else its average entry price. None when an inverse
+        listing's face value is unknown (no ``venues.Instrument`` row): never a partial sum.
+    gross_quantity : Decimal | None
+        Sum of absolute venue quantities, in the same base units (None likewise).
+    base_unit : str
+        The underlying's currency (``BTC``), unit of ``quantity``.
     avg_entry_price : Decimal | None
         As for :class:`VenuePosition`, across venues; None as well when inverse and linear listings
         both hold a position (options may share an equivalence key across settlements).
@@ -97,8 +105,9 @@ class InstrumentPosition:
 
     instrument_key: str
     equivalence_key: str
-    quantity: Decimal = ZERO
-    gross_quantity: Decimal = ZERO
+    quantity: Decimal | None = ZERO
+    gross_quantity: Decimal | None = ZERO
+    base_unit: str = ""
     avg_entry_price: Decimal | None = None
     realized_pnl: Decimal = ZERO
     unrealized_pnl: Decimal = ZERO
@@ -234,22 +243,48 @@ def position_aggregates(
     for eq, agg in instruments.items():
         legs = []
         settlements = set()
+        sizes_known = True
         for vp in agg.venues:
             rows_of_venue = venue_rows[(eq, vp.venue, vp.instrument_key)]
-            inverse = terms[vp.instrument_key].inverse
-            vp.avg_entry_price = _avg_entry(rows_of_venue, inverse=inverse)
-            legs.extend(rows_of_venue)
+            t = terms[vp.instrument_key]
+            vp.avg_entry_price = _avg_entry(rows_of_venue, inverse=t.inverse)
+            # Across venues contracts differ in size: weigh each leg by quantity × multiplier (base units;
+            # face value for inverse contracts, the weight of their harmonic mean).
+            legs.extend((q * t.multiplier, p) for q, p in rows_of_venue)
             if vp.quantity:
-                settlements.add(inverse)
-            agg.quantity += vp.quantity
-            agg.gross_quantity += abs(vp.quantity)
+                settlements.add(t.inverse)
+                sizes_known = sizes_known and t.multiplier > 0
+            agg.base_unit = agg.base_unit or t.base_currency
+            base = _base_units(vp, t)
+            agg.quantity = None if base is None or agg.quantity is None else agg.quantity + base
+            agg.gross_quantity = None if base is None or agg.gross_quantity is None else agg.gross_quantity + abs(base)
             agg.realized_pnl += vp.realized_pnl
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
         # Inverse and linear legs have no common mean (harmonic vs arithmetic).
-        agg.avg_entry_price = _avg_entry(legs, inverse=settlements.pop()) if len(settlements) == 1 else None
+        holding = [vp for vp in agg.venues if vp.quantity]
+        if len(holding) == 1:
+            agg.avg_entry_price = holding[0].avg_entry_price  # one listing: no contract sizes to weigh
+        else:
+            agg.avg_entry_price = (_avg_entry(legs, inverse=settlements.pop())
+                                   if len(settlements) == 1 and sizes_known else None)
     return list(instruments.values())
+
+
+def _base_units(vp: VenuePosition, terms: _Terms) -> Decimal | None:
+    # The listing's signed quantity in base units of the underlying: linear quantity × multiplier;
+    # inverse face value (quantity × multiplier, quote currency) ÷ mark, else average entry price.
+    if vp.quantity == 0:
+        return ZERO
+    if not terms.inverse:
+        return vp.quantity * terms.multiplier
+    price = vp.mark_price if vp.mark_price is not None else vp.avg_entry_price
+    if not terms.multiplier or price is None:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        return (vp.quantity * terms.multiplier / price).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 # --- the positions page and CLI: notional, totals, equity curve -----------------------------------
@@ -307,6 +342,7 @@ class _Terms:
     inverse: bool
     pnl_currency: str
     quote_currency: str
+    base_currency: str = ""
 
 
 def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
@@ -329,11 +365,11 @@ def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
             mult, inverse, quote, settle, base = listings[key]
             quote = quote or key_quote
             pnl = (settle or base or key_base) if inverse else quote
-            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?")
+            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?", base or key_base)
         else:
             # An inverse key without listing has no known face value: notional stays unknown.
             terms[key] = _Terms(ZERO if key_inverse else Decimal(1), key_inverse,
-                                (key_base if key_inverse else key_quote) or "?", key_quote or "?")
+                                (key_base if key_inverse else key_quote) or "?", key_quote or "?", key_base)
     return terms
 
 

@@ -505,7 +505,8 @@ class VenuePositionOutputSerializer(serializers.Serializer):
 
     venue = serializers.CharField(help_text="Venue code.")
     instrument_key = serializers.CharField(help_text="Canonical key of the listing.")
-    quantity = StrictDecimalField(help_text="Signed quantity in base units (positive long, negative short).")
+    quantity = StrictDecimalField(help_text="Signed quantity in the listing's own unit: base units, contracts for "
+                                  "derivatives (positive long, negative short).")
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when strategies hold opposite sides.")
     mark_price = StrictDecimalField(allow_null=True, help_text="Latest mark price in quote currency.")
@@ -529,8 +530,14 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
 
     instrument_key = serializers.CharField(help_text="ANY:<equivalence key>: the instrument on every venue.")
     equivalence_key = serializers.CharField(help_text="Key without venue, e.g. PERPETUAL:BTC-USDT@LIN.")
-    quantity = StrictDecimalField(help_text="Net signed quantity in base units across venues.")
-    gross_quantity = StrictDecimalField(help_text="Sum of absolute venue quantities, base units.")
+    quantity = StrictDecimalField(allow_null=True, help_text=(
+        "Net signed quantity across venues in base units of the underlying (base_unit), not contracts: each linear "
+        "listing's quantity × contract multiplier, each inverse listing's face value (quantity × multiplier, quote "
+        "currency) ÷ its mark price, else its average entry price; null when an inverse listing's face value is "
+        "unknown."))
+    gross_quantity = StrictDecimalField(allow_null=True, help_text="Sum of absolute venue quantities, in the same "
+                                        "base units; null likewise.")
+    base_unit = serializers.CharField(help_text="Unit of quantity and gross_quantity: the underlying (BTC).")
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when venues hold opposite sides.")
     realized_pnl = StrictDecimalField(help_text="Realized PnL in quote currency.")
@@ -542,7 +549,8 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
     def to_representation(self, agg):
         return {"instrument_key": agg.instrument_key, "equivalence_key": agg.equivalence_key,
                 "quantity": _dec(agg.quantity), "gross_quantity": _dec(agg.gross_quantity),
-                "avg_entry_price": _dec(agg.avg_entry_price), "realized_pnl": _dec(agg.realized_pnl),
+                "base_unit": agg.base_unit, "avg_entry_price": _dec(agg.avg_entry_price),
+                "realized_pnl": _dec(agg.realized_pnl),
                 "unrealized_pnl": _dec(agg.unrealized_pnl), "fees": _dec(agg.fees),
                 "updated_at": _dt(agg.updated_at),
                 "venues": [VenuePositionOutputSerializer().to_representation(v) for v in agg.venues]}

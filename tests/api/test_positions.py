@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 
 from tests.positions.factories import PositionFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +90,8 @@ def test_list_positions_inverse_contracts_average_entry_is_harmonic_across_venue
     # Arrange: 1000 contracts at 40000 on one venue, 1000 at 50000 on another (inverse, USD-margined)
     inv = "PERPETUAL:BTC-USD@INV"
     for venue, price in (("DERIBIT", "40000"), ("BYBIT", "50000")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{inv}",
+                          quote_currency="USD", is_inverse=True, contract_multiplier=Decimal("10"))
         PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{inv}", equivalence_key=inv,
                         quantity=Decimal("1000"), avg_entry_price=Decimal(price))
     # Act
@@ -105,3 +108,19 @@ def test_positions_strategy_filter_with_nul_is_400_naming_strategy(svc_client, b
     # Assert
     assert response.status_code == 400
     assert response.json()["fields"]["strategy"] == ["must not contain the NUL character (\\u0000)"]
+
+
+def test_get_position_sums_venues_in_base_units_of_the_underlying(svc_client, strategy):
+    # Arrange: 1 BTC on Binance (1 contract) and 100 OKX contracts of 0.01 BTC
+    for venue, multiplier, quantity in (("BINANCE-FUTURES", "1", "1"), ("OKX", "0.01", "100")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{PERP}",
+                          contract_multiplier=Decimal(multiplier))
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{PERP}", equivalence_key=PERP,
+                        quantity=Decimal(quantity), avg_entry_price=Decimal("40000"))
+
+    # Act
+    body = svc_client.get(f"/api/positions/ANY:{PERP}").json()
+
+    # Assert
+    assert (body["quantity"], body["gross_quantity"], body["base_unit"]) == ("2", "2", "BTC")
+    assert [v["quantity"] for v in body["venues"]] == ["1", "100"]

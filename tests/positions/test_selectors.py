@@ -82,3 +82,77 @@ def test_position_aggregates_option_legs_of_mixed_settlement_have_no_common_entr
     # Assert: neither the arithmetic nor the harmonic mean describes both legs
     assert [vp.avg_entry_price for vp in agg.venues] == [D("40000"), D("60000")]
     assert agg.avg_entry_price is None
+
+
+def _perp(venue: str, key: str, multiplier: str, *, inverse: bool = False):
+    return InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{key}",
+                             quote_currency=key.split("-")[-1].split("@")[0], contract_multiplier=D(multiplier),
+                             is_inverse=inverse)
+
+
+@pytest.mark.django_db
+def test_position_aggregates_sums_venues_in_base_units_and_keeps_listing_rows_in_contracts():
+    # Arrange: 100 OKX contracts of 0.01 BTC at 40000 and 1 Binance contract of 1 BTC at 50000, short 0.5 BTC on Bybit
+    strategy = StrategyFactory(id="s-lin")
+    for venue, multiplier, quantity, price in (("BINANCE-FUTURES", "1", "1", "50000"), ("OKX", "0.01", "100", "40000"),
+                                               ("BYBIT", "1", "-0.5", "45000")):
+        _perp(venue, LIN, multiplier)
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
+                        quantity=D(quantity), avg_entry_price=D(price))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: 1 + 1 - 0.5 BTC, not 100.5 contracts; each listing in its own contracts
+    assert (agg.quantity, agg.gross_quantity, agg.base_unit) == (D("1.5"), D("2.5"), "BTC")
+    assert [vp.quantity for vp in agg.venues] == [D("1"), D("-0.5"), D("100")]
+
+
+@pytest.mark.django_db
+def test_position_aggregates_avg_entry_across_venues_weighs_base_units_not_contracts():
+    # Arrange: 1 BTC at 40000 on OKX (100 contracts), 1 BTC at 50000 on Binance (1 contract)
+    strategy = StrategyFactory(id="s-lin")
+    for venue, multiplier, quantity, price in (("BINANCE-FUTURES", "1", "1", "50000"), ("OKX", "0.01", "100", "40000")):
+        _perp(venue, LIN, multiplier)
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
+                        quantity=D(quantity), avg_entry_price=D(price))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert
+    assert agg.avg_entry_price == D("45000")
+
+
+@pytest.mark.django_db
+def test_position_aggregates_inverse_contracts_count_their_face_value_at_the_mark_in_base_units():
+    # Arrange: 1000 Deribit contracts of 10 USD marked at 40000; 100 Binance COIN-M contracts of 100 USD,
+    # never marked, entered at 50000
+    strategy = StrategyFactory(id="s-inv")
+    for venue, multiplier, quantity, entry, mark in (("DERIBIT", "10", "1000", "40000", "40000"),
+                                                     ("BINANCE-FUTURES", "100", "100", "50000", None)):
+        _perp(venue, INV, multiplier, inverse=True)
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{INV}", equivalence_key=INV,
+                        quantity=D(quantity), avg_entry_price=D(entry), mark_price=D(mark) if mark else None)
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: 10000 USD / 40000 + 10000 USD / 50000 = 0.45 BTC; the entry price is the face-weighted harmonic mean
+    assert agg.quantity == D("0.45")
+    assert agg.avg_entry_price == D("44444.444444444444444444")
+
+
+@pytest.mark.django_db
+def test_position_aggregates_inverse_contracts_without_listing_leave_the_quantity_unknown():
+    # Arrange: an inverse position whose face value nobody knows (no venues.Instrument row)
+    PositionFactory(strategy=StrategyFactory(id="s-inv"), venue="DERIBIT", instrument_key=f"DERIBIT:{INV}",
+                    equivalence_key=INV, quantity=D("10"), avg_entry_price=D("40000"))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert
+    assert agg.venues[0].quantity == D("10")
+    assert agg.quantity is None
+    assert agg.gross_quantity is None

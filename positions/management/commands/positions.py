@@ -15,13 +15,16 @@ COLUMNS = ("instrument / listing", "quantity", "avg entry", "mark", "unrealized 
 def format_book(book: PositionBook) -> str:
     """Return the book as a fixed-width table: one line per instrument, one per venue listing, totals.
 
-    Quantities in base units (signed), prices and notionals in quote currency, PnL in the PnL
-    currency (named on the instrument line and the totals); the formats of the positions page.
+    Quantities signed: on the instrument line in base units of the underlying summed over venues
+    (named there; ``positions.selectors.InstrumentPosition.quantity``), on a listing line in the
+    listing's own unit (contracts for derivatives). Prices and notionals in quote currency, PnL in
+    the PnL currency (named on the instrument line and the totals); the formats of the positions page.
     """
     rows: list[tuple[str, ...]] = []
     for agg in book.instruments:
         pnl, quote = agg.pnl_currency, agg.notional_currency
-        rows.append((agg.instrument_key, plain_decimal(agg.quantity), plain_decimal(agg.avg_entry_price), "",
+        quantity = f"{plain_decimal(agg.quantity)} {agg.base_unit}" if agg.quantity is not None else plain_decimal(None)
+        rows.append((agg.instrument_key, quantity, plain_decimal(agg.avg_entry_price), "",
                      f"{money(agg.unrealized_pnl, pnl)} {pnl}", f"{money(agg.realized_pnl, pnl)} {pnl}",
                      money(agg.fees, pnl), f"{money(agg.notional, quote)} {quote}", ""))
         for vp in agg.venues:
