@@ -41,6 +41,13 @@ Checks, in the order results are listed (the first failure gives the reason):
 ``gross_exposure``   Σ |position| notional + Σ open-order notional + this order's notional:
                      the strategy's (STRATEGY), the firm's (GLOBAL), on the venue (VENUE), in
                      the instrument (INSTRUMENT).
+``open_exposure``    Always, limits or not (scope SYSTEM): the running totals of the
+                     strategy's open orders in the listing on the order's side
+                     (``risk.models.OpenOrderExposure``: Σ open quantity, Σ quantity × limit
+                     price) must stay below 10**18 with this order, the most NUMERIC(36,18)
+                     stores (``odum_live.fields.NUMERIC_BOUND``). Listed only when it fails.
+                     Decided by the database when the order is recorded
+                     (``risk.services.open_exposure_add_start``), read beforehand for a what-if.
 ==================== ======================================================================
 
 Units across venues: listings of one instrument differ in contract size (OKX BTC-USDT-SWAP 0.01
@@ -95,9 +102,10 @@ from risk.selectors import (
     RiskControls,
     StateRow,
     exposure_rows,
+    open_exposure_total,
     risk_controls_start,
 )
-from risk.services import open_exposure_adjust
+from risk.services import open_exposure_add_start, open_exposure_adjust
 from risk.valuation import (
     ExposureBook,
     Holding,
@@ -108,7 +116,7 @@ from risk.valuation import (
     reference_price,
 )
 from risk.valuation import decimal_text as _dec
-from risk.velocity import velocity_counts, velocity_record, velocity_windows
+from risk.velocity import velocity_counts, velocity_record, velocity_release, velocity_windows
 from venues.marketdata import MarketDataStore, MarketSnapshot, market_data
 from venues.models import Instrument, Venue
 
@@ -129,12 +137,14 @@ CHECK_REPEATED_ORDER = "repeated_order"
 CHECK_VELOCITY = "velocity"
 CHECK_POSITION_LIMIT = "position_limit"
 CHECK_GROSS_EXPOSURE = "gross_exposure"
+CHECK_OPEN_EXPOSURE = "open_exposure"
 
 #: Result order; the first failure in this order is the denial reason.
 CHECK_ORDER = (
     CHECK_KILL_SWITCH, CHECK_INSTRUMENT_LISTED, CHECK_LOT_SIZE, CHECK_TICK_SIZE, CHECK_MIN_QUANTITY,
     CHECK_MAX_QUANTITY, CHECK_MIN_NOTIONAL, CHECK_REFERENCE_PRICE, CHECK_PRICE_COLLAR, CHECK_MAX_ORDER_QUANTITY,
     CHECK_MAX_ORDER_NOTIONAL, CHECK_REPEATED_ORDER, CHECK_VELOCITY, CHECK_POSITION_LIMIT, CHECK_GROSS_EXPOSURE,
+    CHECK_OPEN_EXPOSURE,
 )
 
 #: Scope of the notional bound every order is held to, configured limits or not.
@@ -329,6 +339,13 @@ class _Plan:
                              everything=self.everything)
 
 
+def _exposure_deltas(intent: OrderIntent) -> tuple[Decimal, Decimal, Decimal]:
+    # What the order adds to its open-order total: leaves, priced leaves, leaves × limit price.
+    if intent.price is None:
+        return intent.quantity, Decimal("0"), Decimal("0")
+    return intent.quantity, intent.quantity, intent.quantity * intent.price
+
+
 def _all_passed(results: dict[str, list[CheckResult]]) -> bool:
     return all(c.passed for group in results.values() for c in group)
 
@@ -475,18 +492,29 @@ class PreTradeRiskEngine:
         self._gross(order, controls, book, notional, notional_problem, conversion, results)
 
         recording = not dry_run and _all_passed(results)
-        self._velocity(controls, now, recording, results)
+        deltas = _exposure_deltas(intent)
+        # Sent before velocity is counted and read after it: in a pipeline both share a round trip.
+        added = open_exposure_add_start(strategy_id=intent.strategy_id, instrument_key=order.listing_key,
+                                        side=intent.side, leaves_delta=deltas[0], priced_delta=deltas[1],
+                                        value_delta=deltas[2]) if recording else None
+        if dry_run:
+            self._open_exposure(order, deltas, refused=False, results=results)
+        counted = self._velocity(controls, now, recording, results)
+        recorded = False
+        if added is not None:
+            exposure_added = added()
+            if not exposure_added:
+                self._open_exposure(order, deltas, refused=True, results=results)
+            recorded = _all_passed(results)
+            if not recorded:
+                # One of the two guarded writes refused the order: take back the other.
+                velocity_release(windows=counted)
+                if exposure_added:
+                    open_exposure_adjust(strategy_id=intent.strategy_id, instrument_key=order.listing_key,
+                                         side=intent.side, leaves_delta=-deltas[0], priced_delta=-deltas[1],
+                                         value_delta=-deltas[2])
         checks = tuple(c for name in CHECK_ORDER for c in results[name])
         passed = all(c.passed for c in checks)
-        recorded = False
-        if recording and passed:
-            open_exposure_adjust(
-                strategy_id=intent.strategy_id, instrument_key=order.listing_key, side=intent.side,
-                leaves_delta=intent.quantity,
-                priced_delta=intent.quantity if intent.price is not None else Decimal("0"),
-                value_delta=intent.quantity * intent.price if intent.price is not None else Decimal("0"),
-            )
-            recorded = True
         return RiskResult(passed=passed, checks=checks, evaluated_at=now, recorded=recorded)
 
     # -- stateless checks ----------------------------------------------------------------------------
@@ -667,12 +695,46 @@ class PreTradeRiskEngine:
 
     # -- stateful checks ------------------------------------------------------------------------------
     @staticmethod
-    def _velocity(controls: RiskControls, now: datetime, recording: bool, results) -> None:
+    def _open_exposure(order: _Order, deltas: tuple[Decimal, Decimal, Decimal], *, refused: bool, results) -> None:
+        # The open-order totals this order would make, against what NUMERIC(36,18) stores; a result only
+        # when they do not fit (or the database refused the addition).
+        if not order.listing_key:
+            return  # nothing routed, nothing recorded (instrument_listed denies)
+        current = open_exposure_total(strategy_id=order.intent.strategy_id, instrument_key=order.listing_key,
+                                      side=order.intent.side)
+        with localcontext() as ctx:
+            ctx.prec = 100  # exact sums of NUMERIC(36,18) values
+            totals = [c + d for c, d in zip(current, deltas, strict=True)]
+        names = ((f"open quantity ({order.unit})", order.unit), (f"priced open quantity ({order.unit})", order.unit),
+                 (f"Σ open quantity × limit price ({order.quote})", order.quote))
+        over = [(total, name, unit, c, d) for total, (name, unit), c, d in zip(totals, names, current, deltas,
+                                                                             strict=True) if total >= NUMERIC_BOUND]
+        if not over and not refused:
+            return
+        out = results[CHECK_OPEN_EXPOSURE]
+        where = f"open {order.intent.side} orders of {order.intent.strategy_id} in {order.listing_key}"
+        if not over:
+            out.append(CheckResult(
+                check=CHECK_OPEN_EXPOSURE, passed=False, limit=f"below {_dec(NUMERIC_BOUND)} ({NOTIONAL_BOUND_SCOPE})",
+                observed=None, scope=NOTIONAL_BOUND_SCOPE,
+                detail=f"{where}: a total reached the storage bound while this order was recorded (concurrent orders)",
+            ))
+            return
+        total, name, unit, current_value, delta = max(over, key=lambda o: o[0])
+        out.append(CheckResult(
+            check=CHECK_OPEN_EXPOSURE, passed=False, observed=_dec(total), scope=NOTIONAL_BOUND_SCOPE,
+            limit=f"below {_dec(NUMERIC_BOUND)} {unit} ({NOTIONAL_BOUND_SCOPE})",
+            detail=f"{where}: {name} {_dec(current_value)} + this order {_dec(delta)} does not fit NUMERIC(36,18), "
+                   f"at most 18 integer digits",
+        ))
+
+    @staticmethod
+    def _velocity(controls: RiskControls, now: datetime, recording: bool, results) -> tuple:
         # Last check: when every other check passed (and not a dry run) the order is counted here,
-        # all windows or none; otherwise the windows are only read.
+        # all windows or none; otherwise the windows are only read. Returns the windows it was counted in.
         windows = velocity_windows(limits=controls.of_kind(K.MAX_ORDERS_PER_SECOND, K.MAX_ORDERS_PER_MINUTE), now=now)
         if not windows:
-            return
+            return ()
         if recording:
             admitted, counts = velocity_record(windows=windows)
         else:
@@ -695,6 +757,7 @@ class PreTradeRiskEngine:
             # emptied concurrently. Deny rather than route an order that was not counted.
             out.append(CheckResult(check=CHECK_VELOCITY, passed=False, limit=None, observed=None,
                                    detail="velocity window was full when this order was counted"))
+        return windows if recording and admitted else ()
 
     @staticmethod
     def _plan(order: _Order, controls: RiskControls, reducing_states) -> _Plan:

@@ -402,3 +402,17 @@ def _sqlite_decimal(value) -> Decimal:
     if isinstance(value, float):
         return _SQLITE_DECIMAL.create_decimal_from_float(value)
     return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+def open_exposure_total(
+    *, strategy_id: str, instrument_key: str, side: str, using: str = DEFAULT_DB_ALIAS
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Return one :class:`risk.models.OpenOrderExposure` total: (leaves, priced quantity, priced value).
+
+    Quantities in the listing's unit (contracts for derivatives), value in quote currency; zeros
+    when the strategy has no open order in the listing on that side.
+    """
+    row = (OpenOrderExposure.objects.using(using)
+           .filter(strategy_id=strategy_id, instrument_key=instrument_key, side=side)
+           .values_list("leaves_quantity", "priced_quantity", "priced_value").first())
+    return tuple(row) if row is not None else (Decimal("0"),) * 3

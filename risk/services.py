@@ -2,7 +2,8 @@
 
 - :func:`trading_state_set` — the one way a kill switch changes (admin actions, UI, CLI).
 - :func:`open_exposure_adjust` — add or subtract an order's open quantity in
-  :class:`~risk.models.OpenOrderExposure` (the engine adds, ``orders.exposure`` subtracts).
+  :class:`~risk.models.OpenOrderExposure` (the engine adds, ``orders.exposure`` subtracts);
+  :func:`open_exposure_add_start` — the addition, refused when a total would not fit NUMERIC(36,18).
 - :func:`open_exposure_rebuild` — recompute those totals from the order table (reconciliation).
 """
 
@@ -18,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
+from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from odum_live.sql import in_pipeline, send_query
 from risk.exposure import OpenOrderSource, OpenOrderTotal, default_open_order_source
@@ -141,7 +143,7 @@ def open_exposure_adjust(
     value_delta: Decimal,
     using: str = DEFAULT_DB_ALIAS,
     checks: list[Callable[[], None]] | None = None,
-) -> None:
+) -> bool:
     """Add to (all deltas ≥ 0) or subtract from (all ≤ 0) one open-order total, in one statement.
 
     Call inside the transaction that creates or changes the order, so the totals commit or roll
@@ -170,6 +172,12 @@ def open_exposure_adjust(
         to run once the statement's result is in (after its pipeline's read: odum_live.sql); by
         default, and outside a pipeline, it runs here, at once.
 
+    Returns
+    -------
+    bool
+        True, except for an addition refused because a total would reach ``NUMERIC_BOUND``
+        (see :func:`open_exposure_add_start`): then nothing changed.
+
     Raises
     ------
     ValueError
@@ -177,30 +185,14 @@ def open_exposure_adjust(
     """
     deltas = (leaves_delta, priced_delta, value_delta)
     if all(d == 0 for d in deltas):
-        return
+        return True
+    if all(d >= 0 for d in deltas):
+        return open_exposure_add_start(strategy_id=strategy_id, instrument_key=instrument_key, side=side,
+                                       leaves_delta=leaves_delta, priced_delta=priced_delta,
+                                       value_delta=value_delta, using=using)()
     connection = connections[using]
     table = OpenOrderExposure._meta.db_table
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    if all(d >= 0 for d in deltas):
-        try:
-            key = parse_instrument_key(instrument_key)
-        except InstrumentKeyError as exc:
-            raise ValueError(f"open exposure needs a routed listing key: {exc}") from exc
-        if key.is_any_venue:
-            raise ValueError(f"open exposure needs a routed listing key, not {instrument_key!r}")
-        sql = (
-            f"INSERT INTO {table} (strategy_id, instrument_key, side, venue, equivalence_key,"
-            " leaves_quantity, priced_quantity, priced_value, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (strategy_id, instrument_key, side) DO UPDATE SET"
-            f" leaves_quantity = {table}.leaves_quantity + excluded.leaves_quantity,"
-            f" priced_quantity = {table}.priced_quantity + excluded.priced_quantity,"
-            f" priced_value = {table}.priced_value + excluded.priced_value,"
-            " updated_at = excluded.updated_at"
-        )
-        params = [strategy_id, instrument_key, side, key.venue, key.equivalence_key, *deltas, now]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
     if not all(d <= 0 for d in deltas):
         raise ValueError(f"open exposure deltas must share one sign, got {deltas}")
     sets = ", ".join(
@@ -223,6 +215,77 @@ def open_exposure_adjust(
         check()
     else:
         checks.append(check)
+    return True
+
+
+def open_exposure_add_start(
+    *,
+    strategy_id: str,
+    instrument_key: str,
+    side: str,
+    leaves_delta: Decimal,
+    priced_delta: Decimal,
+    value_delta: Decimal,
+    using: str = DEFAULT_DB_ALIAS,
+) -> Callable[[], bool]:
+    """Send the addition of an order to its open-order total; return the reader of whether it was made.
+
+    The columns are NUMERIC(36,18): a total of 10**18 or more (``odum_live.fields.NUMERIC_BOUND``)
+    cannot be stored (PostgreSQL raises "numeric field overflow", failing the whole transaction;
+    SQLite would store a rounded float). So the upsert adds only when every new total stays below
+    the bound, decided by the database under the row's lock (concurrent additions cannot jointly
+    overflow), and otherwise changes nothing. In a psycopg pipeline the statement travels with the
+    statements sent after it, up to the first read.
+
+    Parameters
+    ----------
+    strategy_id, instrument_key, side : str
+        As :func:`open_exposure_adjust` (a routed listing key, not ``ANY``).
+    leaves_delta, priced_delta : Decimal
+        Open quantity to add (≥ 0), base units (contracts for derivatives).
+    value_delta : Decimal
+        Σ quantity × limit price to add (≥ 0), quote currency.
+    using : str
+        Database alias.
+
+    Returns
+    -------
+    Callable[[], bool]
+        Call once: True when added, False when a total would have reached the bound.
+
+    Raises
+    ------
+    ValueError
+        A negative delta, or an instrument key that does not parse (or is ``ANY``).
+    """
+    deltas = (leaves_delta, priced_delta, value_delta)
+    if any(d < 0 for d in deltas):
+        raise ValueError(f"open exposure additions must not be negative, got {deltas}")
+    try:
+        key = parse_instrument_key(instrument_key)
+    except InstrumentKeyError as exc:
+        raise ValueError(f"open exposure needs a routed listing key: {exc}") from exc
+    if key.is_any_venue:
+        raise ValueError(f"open exposure needs a routed listing key, not {instrument_key!r}")
+    if any(d >= NUMERIC_BOUND for d in deltas):
+        return lambda: False
+    connection = connections[using]
+    table = OpenOrderExposure._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    bound = int(NUMERIC_BOUND)  # a literal: SQLite would compare a bound parameter as text
+    columns = ("leaves_quantity", "priced_quantity", "priced_value")
+    sql = (
+        f"INSERT INTO {table} (strategy_id, instrument_key, side, venue, equivalence_key,"
+        " leaves_quantity, priced_quantity, priced_value, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (strategy_id, instrument_key, side) DO UPDATE SET "
+        + ", ".join(f"{col} = {table}.{col} + excluded.{col}" for col in columns)
+        + ", updated_at = excluded.updated_at WHERE "
+        + " AND ".join(f"{table}.{col} + excluded.{col} < {bound}" for col in columns)
+        + " RETURNING 1"
+    )
+    params = [strategy_id, instrument_key, side, key.venue, key.equivalence_key, *deltas, now]
+    sent = send_query(sql, params, using=using)
+    return lambda: bool(sent.fetchall())
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,13 +138,7 @@ def velocity_record(
         cursor.execute(sql, params)
         counted = {key: int(count) for key, count in cursor.fetchall()}
         if len(counted) < len(windows):
-            admitted = [w for w in windows if w.bucket_key in counted]
-            if admitted:
-                where = " OR ".join(["(scope_key = %s AND window_start = %s)"] * len(admitted))
-                cursor.execute(
-                    f'UPDATE {table} SET "count" = "count" - 1 WHERE {where}',
-                    [p for w in admitted for p in (w.bucket_key, adapt(w.window_start))],
-                )
+            velocity_release(windows=tuple(w for w in windows if w.bucket_key in counted), using=using)
             counts = velocity_counts(windows=windows, using=using)
             return False, {key: count + 1 for key, count in counts.items()}
         opened = [w for w in windows if counted[w.bucket_key] == 1]
@@ -156,3 +150,21 @@ def velocity_record(
                 [p for w in opened for p in (w.bucket_key, adapt(w.window_start))],
             )
     return True, counted
+
+
+def velocity_release(*, windows: tuple[VelocityWindow, ...], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Take back one order counted in each of ``windows`` by :func:`velocity_record` (in the same transaction).
+
+    For an order counted and then refused by a later step of its evaluation, so it is not counted
+    against the strategy's velocity.
+    """
+    if not windows:
+        return
+    connection = connections[using]
+    adapt = connection.ops.adapt_datetimefield_value
+    where = " OR ".join(["(scope_key = %s AND window_start = %s)"] * len(windows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE {VelocityBucket._meta.db_table} SET "count" = "count" - 1 WHERE {where}',
+            [p for w in windows for p in (w.bucket_key, adapt(w.window_start))],
+        )

@@ -412,3 +412,17 @@ def test_post_order_operation_id_with_edge_whitespace_is_400_naming_it(tradable,
     assert response.status_code == 400, response.json()
     assert response.json()["fields"]["operation_id"] == ["must be printable characters without whitespace"]
     assert Order.objects.count() == 0
+
+
+def test_post_order_open_orders_beyond_the_storage_bound_is_201_denied_not_500(tradable, svc_client):
+    # Arrange: an open order of 9000 BTC at 66666666666666 USDT (≈ 6 × 10**17, under the per-order bound)
+    body = order_body(quantity="9000", price="66666666666666")
+    assert svc_client.post(URL, body, format="json").json()["status"] == "ROUTED"
+
+    # Act: the same again would take the open total to 1.2 × 10**18, more than NUMERIC(36,18) holds
+    response = svc_client.post(URL, {**body, "operation_id": "op-overflow"}, format="json")
+
+    # Assert
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "DENIED"
+    assert response.json()["rejection_reason"].startswith("open_exposure: observed 1199999999999988000")
