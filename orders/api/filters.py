@@ -20,7 +20,9 @@ def _validate_instrument_key(value: str) -> None:
     try:
         parse_instrument_key(value)
     except InstrumentKeyError as exc:
-        raise ValidationError(str(exc)) from None
+        # The reason quotes the key: passed as a parameter, a "%" in it is not a format directive
+        # (django-filter %-formats every message, which raised on "100%": a 500).
+        raise ValidationError("%(reason)s", params={"reason": str(exc)}) from None
 
 
 class OrderFilter(django_filters.FilterSet):

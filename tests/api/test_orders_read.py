@@ -155,6 +155,16 @@ def test_list_orders_bad_filter_is_400_naming_it(svc_client, params, field):
     assert field in response.json()["fields"]
 
 
+@pytest.mark.parametrize("instrument", ["50%s off", "100%", "%(x)d", "BINANCE-SPOT:SPOT_PAIR:BTC%USDT"])
+def test_list_orders_instrument_filter_with_percent_sign_is_400_naming_it(svc_client, instrument):
+    # Act: django-filter %-formats a validator's message, and the reason quotes the key
+    response = svc_client.get("/api/orders", {"instrument": instrument})
+    # Assert
+    assert response.status_code == 400
+    reasons = response.json()["fields"]["instrument"]
+    assert len(reasons) == 1 and "%" in reasons[0]  # the offending part quoted as sent
+
+
 def test_list_orders_cursor_pages_newest_first_without_overlap(svc_client, strategy):
     # Arrange: 5 orders, two sharing a timestamp (ties broken by id)
     now = timezone.now()
