@@ -79,6 +79,21 @@ class OrderCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    page_size_query_description = "Orders per page: a positive integer (default 50); above 500 it is taken as 500."
+
+    def get_page_size(self, request):
+        """Return the requested page size (default 50, at most 500); one that is not a positive integer is a 400.
+
+        DRF falls back to the default page size for ``page_size=abc`` or ``0``: a request the API
+        would accept without doing what it asked.
+        """
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not (value.isascii() and value.isdigit()) or int(value) == 0:  # digits only: no sign, "_" or spaces
+            raise DrfValidationError({self.page_size_query_param: [
+                f"must be a positive integer (at most {self.max_page_size} orders a page), got {value!r}"]})
+        return min(int(value), self.max_page_size)
 
     def _get_position_from_instance(self, instance, ordering):
         return f"{instance.created_at.isoformat()}|{instance.pk}"

@@ -165,6 +165,26 @@ def test_list_orders_instrument_filter_with_percent_sign_is_400_naming_it(svc_cl
     assert len(reasons) == 1 and "%" in reasons[0]  # the offending part quoted as sent
 
 
+@pytest.mark.parametrize("page_size", ["null", "abc", "0", "-5", "2.5", "", "1_0", "\u0665"])
+def test_list_orders_bad_page_size_is_400_naming_it(svc_client, strategy, page_size):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", {"page_size": page_size})
+    # Assert: refused, not silently replaced by the default page size
+    assert response.status_code == 400
+    assert "page_size" in response.json()["fields"]
+
+
+def test_list_orders_page_size_above_maximum_gives_maximum_page(svc_client, strategy):
+    # Arrange
+    OrderFactory.create_batch(3, strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", {"page_size": "100000"})
+    # Assert: documented ("at most 500 a page"): taken as 500
+    assert response.status_code == 200 and len(_ids(response)) == 3
+
+
 def test_list_orders_cursor_pages_newest_first_without_overlap(svc_client, strategy):
     # Arrange: 5 orders, two sharing a timestamp (ties broken by id)
     now = timezone.now()
