@@ -21,12 +21,21 @@ class InstrumentKeyConverter:
         return value
 
 
+class OrderIdConverter(InstrumentKeyConverter):
+    """An order id in a path segment: anything but ``/``.
+
+    Loose for the same reason: the view parses the UUID, so a malformed id is a 400 JSON error
+    naming ``order_id`` rather than the URL resolver's HTML 404 page.
+    """
+
+
 register_converter(InstrumentKeyConverter, "instrument_key")
+register_converter(OrderIdConverter, "order_id")
 
 urlpatterns = [
     path("orders", views.OrderCollectionApi.as_view(), name="orders"),
-    path("orders/<uuid:order_id>", views.OrderDetailApi.as_view(), name="order-detail"),
-    path("orders/<uuid:order_id>/cancel", views.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<order_id:order_id>", views.OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<order_id:order_id>/cancel", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("positions", views.PositionListApi.as_view(), name="positions"),
     path("positions/<instrument_key:instrument_key>", views.PositionDetailApi.as_view(), name="position-detail"),
     path("risk/check", views.RiskCheckApi.as_view(), name="risk-check"),

@@ -6,6 +6,8 @@ serializers. Errors are JSON ``{"error", "detail", ["fields"]}`` (:mod:`orders.a
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -116,6 +118,18 @@ _REQUEST_EXAMPLES = [
 ]
 
 
+_ORDER_ID_PARAM = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
+                                   description="Order id (UUID); a malformed one is a 400 naming order_id.")
+
+
+def _order_id(value: str) -> uuid.UUID:
+    # The route takes any path segment (orders.api.urls.OrderIdConverter): parse it here for a 400.
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise serializers.ValidationError({"order_id": [f"must be an order id (a UUID), got {value!r}"]}) from None
+
+
 def _strategy(request, strategy_id):
     try:
         return strategy_for_submit(user=request.user, strategy_id=strategy_id)
@@ -217,10 +231,11 @@ class OrderDetailApi(APIView):
         summary="Fetch one order",
         description="The order with its fills, child orders (algorithm slices) and timeline events. An order "
                     "outside the caller's scope is a 404.",
-        responses={200: OrderDetailOutputSerializer, 401: _E401, 404: _E404, 429: _E429},
+        parameters=[_ORDER_ID_PARAM],
+        responses={200: OrderDetailOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429},
     )
     def get(self, request, order_id):
-        order = order_get(access=request_access(request), order_id=order_id)
+        order = order_get(access=request_access(request), order_id=_order_id(order_id))
         if order is None:
             raise Http404(f"no order {order_id}")
         return Response(OrderDetailOutputSerializer().to_representation(order))
@@ -241,6 +256,7 @@ class OrderCancelApi(APIView):
                     "may not cancel (a strategy they do not trade, or a person without `orders.change_order`) "
                     "is a 403.",
         request=OrderCancelInputSerializer,
+        parameters=[_ORDER_ID_PARAM],
         responses={
             200: OpenApiResponse(OrderOutputSerializer, description="Canceled at once (was ROUTED)."),
             202: OpenApiResponse(OrderOutputSerializer, description="Cancel requested at the venue (PENDING_CANCEL)."),
@@ -255,6 +271,7 @@ class OrderCancelApi(APIView):
         },
     )
     def post(self, request, order_id):
+        order_id = _order_id(order_id)
         serializer = OrderCancelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         access = request_access(request)

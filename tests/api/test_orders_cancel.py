@@ -36,6 +36,26 @@ def test_cancel_submitted_order_via_api_after_submit_flow(tradable, svc_client, 
     assert OrderEvent.objects.filter(order_id=order_id, type="DISPATCHED", payload__command="cancel").exists()
 
 
+@pytest.mark.parametrize("order_id", ["null,null", "123", "not-a-uuid"])
+def test_cancel_malformed_order_id_is_400_json_naming_order_id(svc_client, order_id):
+    # Act
+    response = svc_client.post(f"/api/orders/{order_id}/cancel", {}, format="json")
+    # Assert
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "order_id" in response.json()["fields"]
+
+
+def test_cancel_order_id_in_upper_case_cancels_the_order(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    # Act: a UUID is case-insensitive (RFC 9562)
+    response = svc_client.post(f"/api/orders/{str(order.pk).upper()}/cancel", {}, format="json")
+    # Assert
+    assert response.status_code == 200 and response.json()["order_id"] == str(order.pk)
+    assert Order.objects.get(pk=order.pk).status == "CANCELED"
+
+
 @pytest.mark.parametrize("status", ["FILLED", "CANCELED", "DENIED", "PENDING_CANCEL"])
 def test_cancel_not_cancelable_is_409_with_current_status(svc_client, strategy, status):
     order = OrderFactory(strategy=strategy, status=status, filled_quantity=Decimal("0"))

@@ -69,6 +69,16 @@ def test_list_orders_service_account_detached_from_its_strategy_sees_nothing(str
     assert positions.status_code == 200 and positions.json()["count"] == 0
 
 
+@pytest.mark.parametrize("order_id", ["null,null", "123", "not-a-uuid", "01a250c6-b425-7c66-80bd-bf144211f5eZ"])
+def test_get_order_malformed_id_is_400_json_naming_order_id(svc_client, order_id):
+    # Act
+    response = svc_client.get(f"/api/orders/{order_id}")
+    # Assert: the API's JSON error naming the field, not the URL resolver's HTML 404 page
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "order_id" in response.json()["fields"]
+
+
 def test_list_orders_person_with_view_permission_sees_all(strategy, other_strategy):
     OrderFactory(strategy=strategy)
     OrderFactory(strategy=other_strategy)
