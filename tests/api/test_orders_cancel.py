@@ -36,6 +36,27 @@ def test_cancel_submitted_order_via_api_after_submit_flow(tradable, svc_client, 
     assert OrderEvent.objects.filter(order_id=order_id, type="DISPATCHED", payload__command="cancel").exists()
 
 
+def test_cancel_malformed_multipart_body_is_415_and_changes_nothing(svc_client, strategy):
+    # Arrange: a multipart body of no part at all, which the form parser read as an empty request
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    body = b"--b\r\n6.592743450360763e+16--b--\r\n"
+    # Act
+    response = svc_client.post(f"/api/orders/{order.pk}/cancel", body, content_type="multipart/form-data; boundary=b")
+    # Assert
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+
+
+def test_cancel_without_body_is_200_canceled(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    # Act: the body is optional (curl -X POST with nothing)
+    response = svc_client.generic("POST", f"/api/orders/{order.pk}/cancel")
+    # Assert
+    assert response.status_code == 200 and response.json()["status"] == "CANCELED"
+
+
 @pytest.mark.parametrize("order_id", ["null,null", "123", "not-a-uuid"])
 def test_cancel_malformed_order_id_is_400_json_naming_order_id(svc_client, order_id):
     # Act

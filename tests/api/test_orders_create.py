@@ -189,6 +189,24 @@ def test_post_order_body_not_an_object_is_400(svc_client):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("fmt", ["multipart", "form"])
+def test_post_order_form_encoded_body_is_415_and_records_nothing(tradable, svc_client, fmt):
+    # Arrange: a form can spell neither null nor a JSON integer; the API's contract is JSON
+    body = {k: v for k, v in order_body().items() if v is not None}
+    content_type = {"form": "application/x-www-form-urlencoded"}.get(fmt)
+    # Act
+    if content_type:
+        from urllib.parse import urlencode
+
+        response = svc_client.post(URL, urlencode(body), content_type=content_type)
+    else:
+        response = svc_client.post(URL, body, format=fmt)
+    # Assert
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert Order.objects.count() == 0
+
+
 def test_post_order_unauthenticated_is_401(client, tradable):
     response = client.post(URL, order_body(), content_type="application/json")
     assert response.status_code == 401
