@@ -75,6 +75,30 @@ class DecimalInputField(StrictDecimalField):
     """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer."""
 
 
+class StrictCharField(serializers.CharField):
+    """Text given as a JSON string; a number, boolean, array or object is refused.
+
+    DRF's ``CharField`` takes a JSON number as its ``str()``: ``0`` became ``"0"`` and
+    ``1.00000000000000001`` became ``"1.0"``, so two keys the client tells apart could be one
+    ``operation_id``.
+    """
+
+    default_error_messages = {"not_string": "must be a JSON string, got {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_string", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
 class StrictIntegerField(serializers.IntegerField):
     """An integer given as a JSON integer (or a string of digits); floats and booleans are refused."""
 
@@ -153,19 +177,19 @@ class OrderCreateInputSerializer(serializers.Serializer):
     #: Let a passed expire_time through to order_submit (a replay may still be answered).
     expired_request_passes = True
 
-    strategy_id = serializers.CharField(
+    strategy_id = StrictCharField(
         required=False, allow_blank=False, max_length=64,
         help_text="Strategy the order belongs to. Required for people (session / personal token); optional for a "
                   "strategy service token, which implies its own strategy (naming another one is a 403).",
     )
     # Not trimmed: "op-1 " is not "op-1" (it would silently be the same idempotency key); the
     # no-whitespace rule of order_request_build refuses it.
-    operation_id = serializers.CharField(
+    operation_id = StrictCharField(
         max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
         help_text="The client's idempotency key, unique per strategy: resending the same operation_id with the "
                   "same body returns the stored order (200, nothing re-sent); with a different body it is a 409.",
     )
-    instrument_key = serializers.CharField(
+    instrument_key = StrictCharField(
         max_length=128,
         help_text="Canonical instrument key [ASSET_CLASS:]VENUE:INSTRUMENT_TYPE:PAYLOAD[@SUFFIX], e.g. "
                   "BINANCE-SPOT:SPOT_PAIR:BTC-USDT; venue ANY lets the router choose (ANY:PERPETUAL:BTC-USDT@LIN).",
@@ -192,19 +216,19 @@ class OrderCreateInputSerializer(serializers.Serializer):
     )
     operation = serializers.ChoiceField(choices=Order.Operation.choices, required=False,
                                         help_text="trade (default), supply, borrow, stake, withdraw, swap, transfer, bet.")
-    tx_hash = serializers.CharField(required=False, allow_blank=True, max_length=80,
+    tx_hash = StrictCharField(required=False, allow_blank=True, max_length=80,
                                     help_text="DeFi: transaction hash, when the client already broadcast it.")
     gas_used = DecimalInputField(required=False, allow_null=True, help_text="DeFi: gas used, in gas units, ≥ 0.")
     gas_price_gwei = DecimalInputField(required=False, allow_null=True, help_text="DeFi: gas price in gwei, ≥ 0.")
-    contract_address = serializers.CharField(required=False, allow_blank=True, max_length=80,
+    contract_address = StrictCharField(required=False, allow_blank=True, max_length=80,
                                              help_text="DeFi: contract address (hex).")
-    source_token = serializers.CharField(required=False, allow_blank=True, max_length=32,
+    source_token = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="DeFi swap: token sold (symbol).")
-    target_token = serializers.CharField(required=False, allow_blank=True, max_length=32,
+    target_token = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="DeFi swap: token bought (symbol).")
     max_slippage = DecimalInputField(required=False, allow_null=True,
                                       help_text="Maximum slippage as a fraction in [0, 1] (0.005 = 50 bps).")
-    atomic_group_id = serializers.CharField(required=False, allow_blank=True, max_length=128,
+    atomic_group_id = StrictCharField(required=False, allow_blank=True, max_length=128,
                                             help_text="Orders sharing it form one atomic group.")
     sequence_in_group = StrictIntegerField(
         required=False, allow_null=True, min_value=0, max_value=SEQUENCE_IN_GROUP_MAX,
@@ -214,13 +238,13 @@ class OrderCreateInputSerializer(serializers.Serializer):
     )
     odds = DecimalInputField(required=False, allow_null=True,
                               help_text="Sports bets: decimal (European) odds, > 1; required for operation bet.")
-    selection = serializers.CharField(required=False, allow_blank=True, max_length=200,
+    selection = StrictCharField(required=False, allow_blank=True, max_length=200,
                                       help_text="Sports bets: the selection backed or laid.")
     potential_payout = DecimalInputField(required=False, allow_null=True,
                                           help_text="Sports bets: potential payout in the stake currency, ≥ 0.")
-    source_venue = serializers.CharField(required=False, allow_blank=True, max_length=32,
+    source_venue = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="Transfers: venue the funds leave (operation transfer only).")
-    target_venue = serializers.CharField(required=False, allow_blank=True, max_length=32,
+    target_venue = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="Transfers: venue the funds go to (operation transfer only).")
     expected_deltas = JsonObjectField(required=False,
                                       help_text="Expected balance changes: asset → signed decimal string, e.g. "
@@ -267,7 +291,7 @@ class RiskCheckInputSerializer(OrderCreateInputSerializer):
 
     expired_request_passes = False  # nothing to replay: a passed expire_time is a 400 here
 
-    operation_id = serializers.CharField(required=False, max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
+    operation_id = StrictCharField(required=False, max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
                                          help_text="Optional; ignored (a what-if creates no order).")
 
     def validate(self, attrs):
@@ -279,7 +303,7 @@ class RiskCheckInputSerializer(OrderCreateInputSerializer):
 class OrderCancelInputSerializer(serializers.Serializer):
     """Optional body of a cancel request."""
 
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500,
+    reason = StrictCharField(required=False, allow_blank=True, max_length=500,
                                    help_text="Why the order is canceled (recorded on the order's timeline).")
 
     def to_internal_value(self, data):

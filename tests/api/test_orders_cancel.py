@@ -48,6 +48,16 @@ def test_cancel_malformed_multipart_body_is_415_and_changes_nothing(svc_client, 
     assert Order.objects.get(pk=order.pk).status == "ROUTED"
 
 
+def test_cancel_number_as_reason_is_400_naming_reason_and_changes_nothing(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    # Act
+    response = _cancel(svc_client, order, reason=42)
+    # Assert
+    assert response.status_code == 400 and "reason" in response.json()["fields"]
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+
+
 def test_cancel_without_body_is_200_canceled(svc_client, strategy):
     # Arrange
     order = OrderFactory(strategy=strategy, status="ROUTED")

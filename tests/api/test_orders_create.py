@@ -207,6 +207,22 @@ def test_post_order_form_encoded_body_is_415_and_records_nothing(tradable, svc_c
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("field, value", [
+    ("operation_id", 0), ("operation_id", 1.00000000000000001), ("instrument_key", 5), ("strategy_id", 7),
+    ("atomic_group_id", 0), ("tx_hash", 12), ("selection", 2.5), ("source_venue", 1),
+])
+def test_post_order_number_for_a_text_field_is_400_naming_it(tradable, svc_client, field, value):
+    # Arrange: DRF turns a number into its str() ("1.0" for 1.00000000000000001: another client
+    # key would be the same operation_id)
+    body = {**order_body(), field: value}
+    # Act
+    response = svc_client.post(URL, body, format="json")
+    # Assert
+    assert response.status_code == 400
+    assert "must be a JSON string" in response.json()["fields"][field][0]
+    assert Order.objects.count() == 0
+
+
 def test_post_order_unauthenticated_is_401(client, tradable):
     response = client.post(URL, order_body(), content_type="application/json")
     assert response.status_code == 401
