@@ -252,6 +252,9 @@ SPECTACULAR_SETTINGS = {
     # Several outputs have a "status" field (order, health, risk check); name the order's enum so
     # the schema does not fall back to a hashed name (drf_spectacular.W001 in `check --deploy`).
     "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "orders.models.Order.Status"},
+    # The order, what-if and cancel bodies refuse unknown fields: the schema says so.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "orders.api.schema.refuse_unknown_fields"],
 }
 
 # --- Production hardening (manage.py check --deploy clean when DEBUG is off) ----------------
