@@ -38,6 +38,9 @@ SERVER_OWNED_FIELDS = frozenset({
     "updated_at", "submitted_at", "accepted_at", "closed_at", "dispatched_at", "parent", "parent_id",
     "parent_order_id", "strategy",
 })
+#: Deepest nesting of a JSON object field (``metadata``, ``exec_algorithm_params``, ``expected_deltas``), in
+#: levels of objects and arrays. Deeper values overflowed the interpreter's stack in the request fingerprint.
+MAX_JSON_DEPTH = 64
 #: Largest ``sequence_in_group``: the column is a PositiveIntegerField, a 32-bit ``integer`` on PostgreSQL.
 SEQUENCE_IN_GROUP_MAX = 2**31 - 1
 
@@ -110,7 +113,8 @@ class StrictIntegerField(serializers.IntegerField):
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class JsonObjectField(serializers.JSONField):
-    """A JSON object (``{}``); other JSON values, and NUL characters in its keys or strings, are refused.
+    """A JSON object (``{}``); other JSON values, nesting deeper than :data:`MAX_JSON_DEPTH` levels and
+    NUL characters in its keys or strings are refused.
 
     PostgreSQL's ``jsonb`` cannot store ``\\u0000`` (it refuses the INSERT: "unsupported Unicode
     escape sequence"), so the character is refused here, on every database alike, as DRF's
@@ -119,6 +123,7 @@ class JsonObjectField(serializers.JSONField):
 
     default_error_messages = {
         "not_object": "must be a JSON object.",
+        "too_deep": f"must be nested at most {MAX_JSON_DEPTH} levels deep.",
         "null_character": f"{NUL_REASON} in a key or string (at {{path}}): PostgreSQL's jsonb cannot store it.",
     }
 
@@ -126,10 +131,27 @@ class JsonObjectField(serializers.JSONField):
         value = super().to_internal_value(data)
         if not isinstance(value, dict):
             self.fail("not_object")
+        if _deeper_than(value, MAX_JSON_DEPTH):  # first: the walks below (and the fingerprint) recurse
+            self.fail("too_deep")
         path = _nul_path(value, "")
         if path is not None:
             self.fail("null_character", path=path or "the top level")
         return value
+
+
+def _deeper_than(value, limit: int) -> bool:
+    # Whether objects / arrays nest more than ``limit`` levels ({"a": 1} is 1). Iterative: a
+    # recursive walk would overflow the stack on the very values it must refuse.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _nul_path(value, path: str) -> str | None:

@@ -223,6 +223,41 @@ def test_post_order_number_for_a_text_field_is_400_naming_it(tradable, svc_clien
     assert Order.objects.count() == 0
 
 
+def _nested(depth: int) -> dict:
+    # A JSON object nested ``depth`` levels deep: {"a": {"a": ... {"a": 1}}}.
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("field", ["metadata", "expected_deltas", "exec_algorithm_params"])
+@pytest.mark.parametrize("depth", [65, 500])
+def test_post_order_json_field_nested_too_deeply_is_400_naming_it(tradable, svc_client, field, depth):
+    # Act: 500 levels overflowed the interpreter's stack in the fingerprint (a 500)
+    response = svc_client.post(URL, {**order_body(), field: _nested(depth)}, format="json")
+    # Assert
+    assert response.status_code == 400
+    assert "at most 64 levels" in response.json()["fields"][field][0]
+    assert Order.objects.count() == 0
+
+
+def test_post_order_metadata_nested_64_levels_is_accepted(tradable, svc_client):
+    # Act
+    response = svc_client.post(URL, {**order_body(), "metadata": _nested(64)}, format="json")
+    # Assert
+    assert response.status_code == 201
+    assert Order.objects.get().metadata == _nested(64)
+
+
+def test_post_order_body_nested_beyond_the_json_parser_is_400_parse_error(tradable, svc_client):
+    # Act
+    response = svc_client.post(URL, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    # Assert
+    assert response.status_code == 400
+    assert response.json()["error"] == "parse_error" and "nested" in response.json()["detail"]
+
+
 def test_post_order_unauthenticated_is_401(client, tradable):
     response = client.post(URL, order_body(), content_type="application/json")
     assert response.status_code == 401
