@@ -84,6 +84,7 @@ _E422 = OpenApiResponse(_ERR, description="The strategy is disabled.",
                             "error": "strategy_disabled", "strategy_id": "momentum-1",
                             "detail": "strategy 'momentum-1' is disabled: new orders are refused"})])
 _E429 = OpenApiResponse(_ERR, description="Rate limit of the token exceeded; retry after `retry_after_secs`.")
+_E415 = OpenApiResponse(_ERR, description="The body is not JSON (`Content-Type: application/json`).")
 
 _ORDER_EXAMPLE = {
     "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00", "client_order_id": "OL00001vEgL3UqJ7hTzXkQW2aB",
@@ -199,7 +200,7 @@ class OrderCollectionApi(GenericAPIView):
                                      "detail": "operation_id 'op-20250101-0001' was already used for order "
                                                "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 with a different request body; "
                                                "use a new operation_id for a new order"})]),
-            422: _E422, 429: _E429,
+            415: _E415, 422: _E422, 429: _E429,
         },
     )
     def post(self, request):
@@ -267,7 +268,7 @@ class OrderCancelApi(APIView):
                                      "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00",
                                      "detail": "order 0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 cannot be canceled in "
                                                "status FILLED: the order is terminal"})]),
-            429: _E429,
+            415: _E415, 429: _E429,
         },
     )
     def post(self, request, order_id):
@@ -317,7 +318,7 @@ class PositionListApi(APIView):
                     "equivalence key), each with its per-venue breakdown. Quantities are signed base units, "
                     "prices and PnL quote currency, all decimal strings.",
         parameters=[_STRATEGY_PARAM],
-        responses={200: PositionListOutputSerializer, 401: _E401, 429: _E429},
+        responses={200: PositionListOutputSerializer, 400: _E400, 401: _E401, 429: _E429},
     )
     def get(self, request):
         access = request_access(request)
@@ -375,7 +376,8 @@ class RiskCheckApi(APIView):
                     "optional. Concurrent orders may change velocity and exposure before a real submit.",
         request=RiskCheckInputSerializer,
         examples=_REQUEST_EXAMPLES,
-        responses={200: RiskCheckOutputSerializer, 400: _E400, 401: _E401, 403: _E403, 422: _E422, 429: _E429},
+        responses={200: RiskCheckOutputSerializer, 400: _E400, 401: _E401, 403: _E403, 415: _E415, 422: _E422,
+                   429: _E429},
     )
     def post(self, request):
         serializer = RiskCheckInputSerializer(data=request.data)

@@ -53,3 +53,14 @@ def test_schema_request_bodies_refuse_unknown_fields(schema):
     # Act / Assert: so the schema says so, or a client (or a fuzzer) reads extra fields as allowed
     for name in ("OrderCreateInputRequest", "RiskCheckInputRequest", "OrderCancelInputRequest"):
         assert components[name]["additionalProperties"] is False, name
+
+
+def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
+    # Arrange: query, path and body input is validated (400); bodies are JSON only (415)
+    operations = {(path, method): op for path, item in schema["paths"].items() for method, op in item.items()}
+    # Act / Assert
+    for (path, method), op in operations.items():
+        if op.get("parameters") or "requestBody" in op:
+            assert "400" in op["responses"], f"{method.upper()} {path}"
+        if "requestBody" in op:
+            assert "415" in op["responses"], f"{method.upper()} {path}"
