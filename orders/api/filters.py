@@ -66,6 +66,26 @@ class OrderFilter(django_filters.FilterSet):
         return queryset.filter(condition)
 
 
+class OrderApiFilter(OrderFilter):
+    """:class:`OrderFilter` for ``GET /api/orders``: an empty value of a filter with a fixed form is a 400.
+
+    "created_before=" was read as no bound at all, listing every order. The Orders page keeps
+    :class:`OrderFilter`, whose form submits its unfilled fields empty. An empty ``status`` is
+    already no valid choice.
+    """
+
+    #: Filters whose values have a fixed form (a time, a side).
+    NOT_EMPTY = ("side", "created_after", "created_before")
+
+    def is_valid(self) -> bool:
+        """Validate the filters (django-filter's form) and refuse an empty value of :attr:`NOT_EMPTY`."""
+        super().is_valid()
+        for name in self.NOT_EMPTY:
+            if "" in self.data.getlist(name, []):
+                self.form.add_error(name, "must not be empty: leave the parameter out for no filter")
+        return self.form.is_valid()
+
+
 class OrderCursorPagination(CursorPagination):
     """Cursor pages ordered newest first (``-created_at, -id``); ``page_size`` up to 500 (default 50).
 

@@ -21,7 +21,7 @@ from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.health import health_report
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.errors import Conflict, Forbidden, Unprocessable
-from orders.api.filters import OrderCursorPagination, OrderFilter
+from orders.api.filters import OrderApiFilter, OrderCursorPagination
 from orders.api.permissions import IsApiUser, request_access
 from orders.api.serializers import (
     ErrorOutputSerializer,
@@ -151,7 +151,7 @@ class OrderCollectionApi(GenericAPIView):
     """``GET /api/orders`` (list) and ``POST /api/orders`` (submit)."""
 
     permission_classes = [IsApiUser]
-    filterset_class = OrderFilter
+    filterset_class = OrderApiFilter
     pagination_class = OrderCursorPagination
     serializer_class = OrderOutputSerializer
 

@@ -165,6 +165,17 @@ def test_list_orders_bad_filter_is_400_naming_it(svc_client, params, field):
     assert field in response.json()["fields"]
 
 
+@pytest.mark.parametrize("field", ["created_after", "created_before", "side"])
+def test_list_orders_empty_value_of_a_typed_filter_is_400_naming_it(svc_client, strategy, field):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act: "created_before=" was read as no bound at all
+    response = svc_client.get(f"/api/orders?{field}=")
+    # Assert
+    assert response.status_code == 400
+    assert "must not be empty" in response.json()["fields"][field][0]
+
+
 @pytest.mark.parametrize("instrument", ["50%s off", "100%", "%(x)d", "BINANCE-SPOT:SPOT_PAIR:BTC%USDT"])
 def test_list_orders_instrument_filter_with_percent_sign_is_400_naming_it(svc_client, instrument):
     # Act: django-filter %-formats a validator's message, and the reason quotes the key

@@ -77,6 +77,16 @@ def test_orders_created_range(trader_client, strategy):
     assert rows(trader_client.get("/live/orders", {"created_after": cut})) == ["op-late"]
 
 
+def test_orders_blank_filter_form_fields_list_every_order(trader_client, strategy):
+    # Arrange
+    OrderFactory(strategy=strategy, operation_id="op-a")
+    # Act: the filter form submits its unfilled fields empty
+    response = trader_client.get("/live/orders", {"side": "", "created_after": "", "created_before": "", "venue": ""})
+    # Assert
+    assert rows(response) == ["op-a"]
+    assert "data-field-error" not in response.content.decode()
+
+
 def test_orders_bad_filter_names_the_field(trader_client, db):
     response = trader_client.get("/live/orders", {"instrument": "binance"})
 
