@@ -115,6 +115,14 @@ class OrderCursorPagination(CursorPagination):
                 f"must be a positive integer (at most {self.max_page_size} orders a page), got {value!r}"]})
         return min(int(value), self.max_page_size)
 
+    def get_schema_operation_parameters(self, view):
+        """DRF's ``cursor`` and ``page_size`` parameters; ``page_size`` with its minimum of 1."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters
+
     def _get_position_from_instance(self, instance, ordering):
         return f"{instance.created_at.isoformat()}|{instance.pk}"
 

@@ -64,3 +64,10 @@ def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
             assert "400" in op["responses"], f"{method.upper()} {path}"
         if "requestBody" in op:
             assert "415" in op["responses"], f"{method.upper()} {path}"
+
+
+def test_schema_order_list_page_size_is_at_least_one(schema):
+    # Arrange: page_size=0 is a 400 (orders.api.filters.OrderCursorPagination.get_page_size)
+    parameters = {p["name"]: p for p in schema["paths"]["/api/orders"]["get"]["parameters"]}
+    # Act / Assert
+    assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1}
