@@ -84,6 +84,8 @@ _E422 = OpenApiResponse(_ERR, description="The strategy is disabled.",
                             "error": "strategy_disabled", "strategy_id": "momentum-1",
                             "detail": "strategy 'momentum-1' is disabled: new orders are refused"})])
 _E429 = OpenApiResponse(_ERR, description="Rate limit of the token exceeded; retry after `retry_after_secs`.")
+_E503 = OpenApiResponse(_ERR, description="The rate limiter's store (Redis) does not answer: nothing was done; "
+                                          "retry later (`throttle_unavailable`).")
 _E415 = OpenApiResponse(_ERR, description="The body is not JSON (`Content-Type: application/json`).")
 
 _ORDER_EXAMPLE = {
@@ -166,7 +168,7 @@ class OrderCollectionApi(GenericAPIView):
         description="Orders visible to the caller, newest first (`-created_at, -id`), cursor-paginated. A strategy "
                     "service token sees its own strategy's orders only; people with `orders.view_order` see all; "
                     "other people see the strategies they trade.",
-        responses={200: OrderOutputSerializer(many=True), 400: _E400, 401: _E401, 429: _E429},
+        responses={200: OrderOutputSerializer(many=True), 400: _E400, 401: _E401, 429: _E429, 503: _E503},
     )
     def get(self, request):
         queryset = self.filter_queryset(self.get_queryset())
@@ -200,7 +202,7 @@ class OrderCollectionApi(GenericAPIView):
                                      "detail": "operation_id 'op-20250101-0001' was already used for order "
                                                "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 with a different request body; "
                                                "use a new operation_id for a new order"})]),
-            415: _E415, 422: _E422, 429: _E429,
+            415: _E415, 422: _E422, 429: _E429, 503: _E503,
         },
     )
     def post(self, request):
@@ -233,7 +235,7 @@ class OrderDetailApi(APIView):
         description="The order with its fills, child orders (algorithm slices) and timeline events. An order "
                     "outside the caller's scope is a 404.",
         parameters=[_ORDER_ID_PARAM],
-        responses={200: OrderDetailOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429},
+        responses={200: OrderDetailOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429, 503: _E503},
     )
     def get(self, request, order_id):
         order = order_get(access=request_access(request), order_id=_order_id(order_id))
@@ -268,7 +270,7 @@ class OrderCancelApi(APIView):
                                      "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00",
                                      "detail": "order 0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 cannot be canceled in "
                                                "status FILLED: the order is terminal"})]),
-            415: _E415, 429: _E429,
+            415: _E415, 429: _E429, 503: _E503,
         },
     )
     def post(self, request, order_id):
@@ -286,7 +288,8 @@ class OrderCancelApi(APIView):
             order = order_cancel(order=order, actor=request.user.get_username(),
                                  reason=serializer.validated_data.get("reason", ""))
         except OrderNotCancelable as exc:
-            raise Conflict(str(exc), code="order_not_cancelable", status=exc.status, order_id=str(exc.order_id)) from None
+            raise Conflict(str(exc), code="order_not_cancelable", status=exc.status,
+                           order_id=str(exc.order_id)) from None
         code = status.HTTP_200_OK if order.status == "CANCELED" else status.HTTP_202_ACCEPTED
         return Response(OrderOutputSerializer().to_representation(order), status=code)
 
@@ -318,7 +321,7 @@ class PositionListApi(APIView):
                     "equivalence key), each with its per-venue breakdown. Quantities are signed base units, "
                     "prices and PnL quote currency, all decimal strings.",
         parameters=[_STRATEGY_PARAM],
-        responses={200: PositionListOutputSerializer, 400: _E400, 401: _E401, 429: _E429},
+        responses={200: PositionListOutputSerializer, 400: _E400, 401: _E401, 429: _E429, 503: _E503},
     )
     def get(self, request):
         access = request_access(request)
@@ -346,7 +349,7 @@ class PositionDetailApi(APIView):
                                        OpenApiExample("one listing", value="BINANCE-SPOT:SPOT_PAIR:BTC-USDT")]),
             _STRATEGY_PARAM,
         ],
-        responses={200: InstrumentPositionOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429},
+        responses={200: InstrumentPositionOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429, 503: _E503},
     )
     def get(self, request, instrument_key: str):
         try:
@@ -377,7 +380,7 @@ class RiskCheckApi(APIView):
         request=RiskCheckInputSerializer,
         examples=_REQUEST_EXAMPLES,
         responses={200: RiskCheckOutputSerializer, 400: _E400, 401: _E401, 403: _E403, 415: _E415, 422: _E422,
-                   429: _E429},
+                   429: _E429, 503: _E503},
     )
     def post(self, request):
         serializer = RiskCheckInputSerializer(data=request.data)

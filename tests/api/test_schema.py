@@ -66,6 +66,17 @@ def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
             assert "415" in op["responses"], f"{method.upper()} {path}"
 
 
+def test_schema_throttled_operations_document_the_503_of_an_unreachable_throttle(schema):
+    # Arrange: every operation that answers 429 is throttled, and the throttle answers 503
+    # throttle_unavailable when Redis does not (orders.api.throttling)
+    operations = {(path, method): op for path, item in schema["paths"].items() for method, op in item.items()}
+    throttled = {key: op for key, op in operations.items() if "429" in op["responses"]}
+    # Act / Assert
+    assert throttled
+    for (path, method), op in throttled.items():
+        assert "503" in op["responses"], f"{method.upper()} {path}"
+
+
 def test_schema_order_list_page_size_is_at_least_one(schema):
     # Arrange: page_size=0 is a 400 (orders.api.filters.OrderCursorPagination.get_page_size)
     parameters = {p["name"]: p for p in schema["paths"]["/api/orders"]["get"]["parameters"]}
