@@ -7,7 +7,8 @@
   true when an order's open quantity shrinks. **Every service that changes an order's status or
   filled quantity calls it, in the same transaction** (fills and venue events, cancel, reject,
   expire). Missing a call leaves the totals too high — risk denies more, never less — until
-  ``risk.services.open_exposure_rebuild`` repairs them.
+  ``risk.services.open_exposure_rebuild`` repairs them. Its arithmetic is exact (a local context of
+  ``positions.maths.PRECISION`` digits) and values follow ``risk.services.open_exposure_value``.
 
 Quantities in base units (contracts for derivatives), prices in quote currency.
 """
@@ -16,20 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.db import connection
 from django.db.models import Case, DecimalField, F, Sum, Value, When
 from django.db.models.fields.json import KT
+from django.db.models.functions import Ceil
 
 from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS
 from orders.models import Order
 from orders.state import OPEN_STATUSES, OrderStatus
+from positions.maths import PRECISION, QUANTUM
 from risk.exposure import OpenOrderTotal
 from odum_live.sql import send_query
-from risk.services import open_exposure_adjust
+from risk.services import open_exposure_adjust, open_exposure_value
 
 _ZERO = Decimal("0")
+_PER_QUANTUM = Decimal(10) ** DECIMAL_PLACES
 
 
 def _leaves(status: str, quantity: Decimal, filled_quantity: Decimal) -> Decimal:
@@ -45,10 +49,16 @@ class OrdersOpenOrderSource:
 
         Grouped by strategy, routed listing and side; one aggregate query over the orders in
         ``OPEN_STATUSES`` whose ``risk_result["recorded"]`` is true (orders the engine counted).
-        Scans every open order: reconciliation only.
+        Scans every open order: reconciliation only. Each order's leaves × price is taken as the
+        totals store it (``risk.services.open_exposure_value``: rounded up to 18 places) on
+        PostgreSQL; SQLite's doubles hold no 18 places to round.
         """
         dec = DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
         leaves = F("quantity") - F("filled_quantity")
+        value = leaves * F("price")
+        if connection.vendor == "postgresql":
+            # Exact numeric: ceil(value × 10**18) × 10**-18 is open_exposure_value's ROUND_UP for value ≥ 0.
+            value = Ceil(value * Value(_PER_QUANTUM, output_field=dec)) * Value(QUANTUM, output_field=dec)
         rows = (
             Order.objects.filter(status__in=OPEN_STATUSES, risk_result__recorded=True)
             .order_by()
@@ -56,8 +66,7 @@ class OrdersOpenOrderSource:
             .annotate(
                 leaves=Sum(leaves, output_field=dec),
                 priced=Sum(Case(When(price__isnull=False, then=leaves), default=Value(_ZERO), output_field=dec)),
-                value=Sum(Case(When(price__isnull=False, then=leaves * F("price")), default=Value(_ZERO),
-                               output_field=dec)),
+                value=Sum(Case(When(price__isnull=False, then=value), default=Value(_ZERO), output_field=dec)),
             )
         )
         return [
@@ -149,23 +158,28 @@ def order_exposure_changed(*, order: Order, previous_status: str, previous_fille
     """
     if not _exposure_recorded(order):
         return
-    before = _leaves(previous_status, order.quantity, previous_filled_quantity)
-    after = _leaves(order.status, order.quantity, order.filled_quantity)
-    released = before - after
-    if released == 0:
-        return
-    if released < 0:
-        raise ValueError(
-            f"order {order.id}: open quantity grew from {before} to {after} "
-            f"({previous_status} → {order.status}); open exposure only shrinks after acceptance"
-        )
-    priced = order.price is not None
+    with localcontext(prec=PRECISION):  # exact: two NUMERIC(36,18) values differ in up to 37 digits
+        before = _leaves(previous_status, order.quantity, previous_filled_quantity)
+        after = _leaves(order.status, order.quantity, order.filled_quantity)
+        released = before - after
+        if released == 0:
+            return
+        if released < 0:
+            raise ValueError(
+                f"order {order.id}: open quantity grew from {before} to {after} "
+                f"({previous_status} → {order.status}); open exposure only shrinks after acceptance"
+            )
+        priced = order.price is not None
+        # The value after minus the value before, each as stored: the order's releases cancel its addition exactly.
+        value_delta = (open_exposure_value(quantity=after, price=order.price)
+                       - open_exposure_value(quantity=before, price=order.price)) if priced else _ZERO
+        leaves_delta = -released  # negation rounds to the context too: inside it
     open_exposure_adjust(
         strategy_id=order.strategy_id,
         instrument_key=order.routed_instrument_key,
         side=order.side,
-        leaves_delta=-released,
-        priced_delta=-released if priced else _ZERO,
-        value_delta=-(released * order.price) if priced else _ZERO,
+        leaves_delta=leaves_delta,
+        priced_delta=leaves_delta if priced else _ZERO,
+        value_delta=value_delta,
         checks=checks,
     )

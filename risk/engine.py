@@ -93,6 +93,7 @@ from django.utils import timezone
 from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
+from positions.maths import PRECISION
 from risk import locks
 from risk.exposure import OpenOrderSource, default_open_order_source
 from risk.models import RiskLimit, Scope, TradingState
@@ -105,7 +106,7 @@ from risk.selectors import (
     open_exposure_total,
     risk_controls_start,
 )
-from risk.services import open_exposure_add_start, open_exposure_adjust
+from risk.services import open_exposure_add_start, open_exposure_adjust, open_exposure_value
 from risk.valuation import (
     ExposureBook,
     Holding,
@@ -340,10 +341,10 @@ class _Plan:
 
 
 def _exposure_deltas(intent: OrderIntent) -> tuple[Decimal, Decimal, Decimal]:
-    # What the order adds to its open-order total: leaves, priced leaves, leaves × limit price.
+    # What the order adds to its open-order total: leaves, priced leaves, leaves × limit price (as stored).
     if intent.price is None:
         return intent.quantity, Decimal("0"), Decimal("0")
-    return intent.quantity, intent.quantity, intent.quantity * intent.price
+    return intent.quantity, intent.quantity, open_exposure_value(quantity=intent.quantity, price=intent.price)
 
 
 def _all_passed(results: dict[str, list[CheckResult]]) -> bool:
@@ -351,12 +352,11 @@ def _all_passed(results: dict[str, list[CheckResult]]) -> bool:
 
 
 def _is_multiple(value: Decimal, step: Decimal) -> bool:
-    with localcontext() as ctx:
-        ctx.prec = 100  # quantity / lot can exceed the default 28 digits (1e18 / 1e-18)
-        try:
-            return value % step == 0
-        except InvalidOperation:
-            return False
+    # Inside the evaluation's context: quantity / lot can exceed the default 28 digits (1e18 / 1e-18).
+    try:
+        return value % step == 0
+    except InvalidOperation:
+        return False
 
 
 # --- the engine ------------------------------------------------------------------------------------
@@ -443,7 +443,22 @@ class PreTradeRiskEngine:
         commits; SQLite's IMMEDIATE transactions already serialize writers), then reads exposure,
         so two orders can never jointly breach a limit. An order already denied by a stateless
         check takes no lock and records nothing.
+
+        Arithmetic is exact: the whole evaluation runs in one local decimal context of
+        ``positions.maths.PRECISION`` (120) significant digits, enough for a product of three
+        NUMERIC(36,18) values (quantity × price × contract multiplier) and sums of them, so no check
+        compares a value rounded to the default 28 digits. Only a division (inverse face value ÷
+        price, the collar's deviation) rounds, as its check states; the open-order total is stored
+        by :func:`risk.services.open_exposure_value`'s rule.
         """
+        with localcontext(prec=PRECISION):
+            return self._evaluate(intent=intent, listing=listing, venue=venue, dry_run=dry_run, controls=controls,
+                                  snapshots=snapshots)
+
+    def _evaluate(
+        self, *, intent: OrderIntent, listing: Instrument | None, venue: Venue | None, dry_run: bool,
+        controls: PendingControls | None, snapshots: Mapping[str, MarketSnapshot | None] | None,
+    ) -> RiskResult:
         now = self._clock()
         if not dry_run:
             locks.require_transaction()
@@ -653,12 +668,10 @@ class PreTradeRiskEngine:
                     detail=f"no reference mid: {reference.problem}",
                 ))
                 continue
-            with localcontext() as ctx:
-                # A fat-fingered price far from a tiny mid (10**16 vs 0.00001: 10**25 bps) has more
-                # digits than the default 28 can quantize; NUMERIC(36,18) bounds it below 10**41.
-                ctx.prec = 100
-                deviation = abs(price - reference.mid) / reference.mid * _BPS
-                shown = deviation.quantize(Decimal("0.0001"))
+            # A fat-fingered price far from a tiny mid (10**16 vs 0.00001: 10**25 bps) has more digits than
+            # the default 28 can quantize; NUMERIC(36,18) bounds it below 10**41 (the evaluation's context).
+            deviation = abs(price - reference.mid) / reference.mid * _BPS
+            shown = deviation.quantize(Decimal("0.0001"))
             results[CHECK_PRICE_COLLAR].append(CheckResult(
                 check=CHECK_PRICE_COLLAR, passed=deviation <= limit.value, limit=label,
                 observed=_dec(shown), scope=limit.scope_label,
@@ -702,9 +715,7 @@ class PreTradeRiskEngine:
             return  # nothing routed, nothing recorded (instrument_listed denies)
         current = open_exposure_total(strategy_id=order.intent.strategy_id, instrument_key=order.listing_key,
                                       side=order.intent.side)
-        with localcontext() as ctx:
-            ctx.prec = 100  # exact sums of NUMERIC(36,18) values
-            totals = [c + d for c, d in zip(current, deltas, strict=True)]
+        totals = [c + d for c, d in zip(current, deltas, strict=True)]
         names = ((f"open quantity ({order.unit})", order.unit), (f"priced open quantity ({order.unit})", order.unit),
                  (f"Σ open quantity × limit price ({order.quote})", order.quote))
         over = [(total, name, unit, c, d) for total, (name, unit), c, d in zip(totals, names, current, deltas,

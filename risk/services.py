@@ -4,6 +4,7 @@
 - :func:`open_exposure_adjust` — add or subtract an order's open quantity in
   :class:`~risk.models.OpenOrderExposure` (the engine adds, ``orders.exposure`` subtracts);
   :func:`open_exposure_add_start` — the addition, refused when a total would not fit NUMERIC(36,18).
+- :func:`open_exposure_value` — what an open quantity at its limit price counts in those totals.
 - :func:`open_exposure_rebuild` — recompute those totals from the order table (reconciliation).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal, localcontext
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
@@ -22,6 +23,7 @@ from django.utils import timezone
 from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from odum_live.sql import in_pipeline, send_query
+from positions.maths import PRECISION, QUANTUM
 from risk.exposure import OpenOrderSource, OpenOrderTotal, default_open_order_source
 from risk.models import OpenOrderExposure, Scope, TradingState, _clean_scope_key
 from venues.models import Venue
@@ -133,6 +135,33 @@ def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, ac
 
 
 # --- open-order exposure totals ------------------------------------------------------------------
+def open_exposure_value(*, quantity: Decimal, price: Decimal) -> Decimal:
+    """Return what ``quantity`` open at limit ``price`` counts in ``OpenOrderExposure.priced_value``.
+
+    The exact product (never rounded to the default context's 28 digits: two NUMERIC(36,18) values
+    make up to 72), rounded **away from zero** to the column's 18 decimal places, so a stored total
+    never counts less than its open orders are worth (risk denies more, never less). The engine adds
+    this value of an order's quantity; a release subtracts the difference of this value before and
+    after (``orders.exposure.order_exposure_changed``), never the value of the released part, so an
+    order's additions and releases cancel exactly and the total stays Σ over open orders of this
+    value, whatever the fills.
+
+    Parameters
+    ----------
+    quantity : Decimal
+        Open quantity, base units (contracts for derivatives), ≥ 0, NUMERIC(36,18).
+    price : Decimal
+        Limit price, quote currency, NUMERIC(36,18).
+
+    Returns
+    -------
+    Decimal
+        Quote currency, 18 decimal places.
+    """
+    with localcontext(prec=PRECISION):
+        return (quantity * price).quantize(QUANTUM, rounding=ROUND_UP)
+
+
 def open_exposure_adjust(
     *,
     strategy_id: str,
