@@ -62,7 +62,10 @@ than it should. Without that price, a MAX_POSITION_QUANTITY check holding invers
 observed value and denies (fail closed), never sums without them; a comparison that needs no
 price (reduce-only, the de-risking exemption, a notional of inverse contracts only) is made on
 face values directly. MAX_ORDER_QUANTITY and the listing rules stay in the order's own unit
-(contracts for derivatives).
+(contracts for derivatives). A position or open orders whose listing no longer exists (no
+``venues.Instrument`` for its key) have no known contract size nor inverse flag: every check
+that counts them (position limits, gross exposure, reduce-only) has no observed value and denies,
+naming the holder and the missing listing, exactly as inverse contracts without a price do.
 
 Position and gross-exposure limits never block de-risking: an order that strictly reduces the
 absolute projected position (the strategy's, for gross exposure) passes even above the limit.
@@ -115,6 +118,7 @@ from risk.valuation import (
     common_values,
     in_limit_currency,
     reference_price,
+    unlisted_reason,
 )
 from risk.valuation import decimal_text as _dec
 from risk.velocity import velocity_counts, velocity_record, velocity_release, velocity_windows
@@ -813,8 +817,10 @@ class PreTradeRiskEngine:
                                conversion.mid)
         if common is None:
             reduces, projected = False, None
-            made_of = (f"linear and inverse listings held and no price to convert inverse contracts to base "
-                       f"units ({conversion.problem}): cannot tell")
+            why = unlisted_reason([book.position("strategy"), book.open_same_side("strategy")]) or (
+                f"linear and inverse listings held and no price to convert inverse contracts to base units "
+                f"({conversion.problem})")
+            made_of = f"{why}: cannot tell"
         else:
             (position, open_same, mine), kind = common
             reduces = position != 0 and (position > 0) != order.buy_like and open_same + mine <= abs(position)
@@ -884,10 +890,11 @@ class PreTradeRiskEngine:
             projected = base + order.holding.scaled(order.sign)
             common = common_values([position, open_same, order.holding.scaled(order.sign), projected, base],
                                    conversion.mid)
+            unsized = unlisted_reason([base])
             if common is None:
                 reduces = False
-                made_of = (f"{population} position, open {order.intent.side} orders and this order hold linear "
-                           f"and inverse contracts")
+                made_of = unsized or (f"{population} position, open {order.intent.side} orders and this order hold "
+                                      f"linear and inverse contracts")
                 base_units = None
             else:
                 (pos_v, open_v, mine_v, projected_v, base_v), kind = common
@@ -906,6 +913,8 @@ class PreTradeRiskEngine:
                                                                         conversion)
                 observed, ccy, problem = in_limit_currency(amount=native, quote=order.quote, limit=limit,
                                                            unknown=unknown)
+            if unsized:
+                problem = ""  # made_of already names what cannot be sized
             within = observed is not None and observed <= limit.value
             detail = made_of + (f"; {problem}" if problem else "")
             if not within and reduces:
@@ -922,6 +931,8 @@ class PreTradeRiskEngine:
         # |projected| in quote currency: base units at the order's price, face value as it is.
         if order.multiplier is None:
             return None, "no listing to take the contract multiplier from"
+        if projected.unlisted:
+            return None, unlisted_reason([projected])
         if not projected.face:
             return (abs(projected.base) * price, "") if price is not None else (None, f"no price: {price_problem}")
         if not projected.base:
@@ -952,7 +963,8 @@ class PreTradeRiskEngine:
             problems = [p for p in (problem, mine_problem) if p]
             observed = existing + mine if existing is not None and mine is not None else None
             within = observed is not None and observed <= limit.value
-            detail = (f"{population} positions and open orders {_dec(existing)} + this order {_dec(mine)} {ccy}"
+            detail = (f"{population} positions and open orders {_dec(existing) or 'n/a'} + this order "
+                      f"{_dec(mine) or 'n/a'} {ccy}"
                       + (f"; {'; '.join(problems)}" if problems else ""))
             if not within and reduces:
                 detail += "; reduces the strategy's position: allowed above the limit"

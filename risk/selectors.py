@@ -243,11 +243,13 @@ class ExposureRow:
     quote_currency : str
         Quote currency of the listings, ``""`` when no ``venues.Instrument`` row matches.
     listed : bool
-        False when no ``venues.Instrument`` row matches (contract multiplier then assumed 1).
+        False when no ``venues.Instrument`` row matches: the listing was removed (or never
+        existed), so the contract multiplier and inverse flag are unknown. The sums below then take
+        multiplier 1, which is no measure of size: use :attr:`unlisted` and fail closed.
     quantity : Decimal
         Linear listings, in base units of the underlying: positions Σ signed quantity × contract
         multiplier, open orders Σ leaves quantity × contract multiplier (unsigned). Inverse listings
-        are not in it: see ``inverse_face``. An unlisted row counts with multiplier 1.
+        are not in it: see ``inverse_face``. An unlisted row counts with multiplier 1 (see ``listed``).
     inverse_face : Decimal
         Inverse listings, the same sums as ``quantity`` (quantity × contract multiplier), which for
         quote-denominated contracts is their face value in quote currency, not base units.
@@ -262,6 +264,13 @@ class ExposureRow:
         The listing of ``unpriced_quantity`` (``""`` when there is none).
     contract_multiplier : Decimal
         Of ``unpriced_listing`` (1 when unlisted).
+    missing_listing : str
+        Unlisted rows: the listing key that has no ``venues.Instrument`` (one row per key, strategy
+        and side); ``""`` otherwise.
+    holder_strategy : str
+        Unlisted rows: the strategy holding the position or open orders.
+    holder_side : str
+        Unlisted open-order rows: their side (``Order.Side`` value); ``""`` for positions.
     """
 
     source: str
@@ -277,6 +286,19 @@ class ExposureRow:
     unpriced_quantity: Decimal
     unpriced_listing: str
     contract_multiplier: Decimal
+    missing_listing: str = ""
+    holder_strategy: str = ""
+    holder_side: str = ""
+
+    @property
+    def unlisted(self) -> str:
+        """Why this row has no size in base units (names it and the missing listing); ``""`` when listed."""
+        if self.listed:
+            return ""
+        what = (f"position of {self.holder_strategy}" if self.source == "position"
+                else f"open {self.holder_side} orders of {self.holder_strategy}")
+        return (f"{what} in {self.missing_listing}: its listing {self.missing_listing} no longer exists "
+                "(no venues.Instrument), so its contract multiplier and inverse flag are unknown")
 
 
 def exposure_rows(
@@ -321,10 +343,13 @@ def exposure_rows(
         " END),"
         " SUM(CASE WHEN i.is_inverse THEN 0 WHEN t.mark_price IS NULL AND t.avg_entry_price IS NULL"
         " THEN ABS(t.quantity) ELSE 0 END),"
-        " MAX(COALESCE(i.contract_multiplier, 1))"
+        " MAX(COALESCE(i.contract_multiplier, 1)),"
+        # Unlisted: one row per listing and strategy, to name them (multiplier and inverse flag unknown).
+        " CASE WHEN i.id IS NULL THEN t.instrument_key ELSE '' END, CASE WHEN i.id IS NULL THEN t.strategy_id"
+        " ELSE '' END, ''"
         f" FROM {position} t LEFT JOIN {instrument} i ON i.instrument_key = t.instrument_key"
         f" WHERE t.quantity <> 0{where}"
-        " GROUP BY 2, 3, 4, 6, 7, 8"
+        " GROUP BY 2, 3, 4, 6, 7, 8, 14, 15"
         " UNION ALL "
         # Open orders: leaves unsigned, by side group; MARKET quantity is left to the reference mid.
         f"SELECT 'O', {flags}, CASE WHEN t.side IN ({', '.join(['%s'] * len(buy_like))}) THEN 1 ELSE 0 END,"
@@ -336,10 +361,12 @@ def exposure_rows(
         " SUM(CASE WHEN i.is_inverse THEN t.leaves_quantity * i.contract_multiplier"
         " ELSE t.priced_value * COALESCE(i.contract_multiplier, 1) END),"
         " SUM(CASE WHEN i.is_inverse THEN 0 ELSE t.leaves_quantity - t.priced_quantity END),"
-        " MAX(COALESCE(i.contract_multiplier, 1))"
+        " MAX(COALESCE(i.contract_multiplier, 1)),"
+        " CASE WHEN i.id IS NULL THEN t.instrument_key ELSE '' END, CASE WHEN i.id IS NULL THEN t.strategy_id"
+        " ELSE '' END, CASE WHEN i.id IS NULL THEN t.side ELSE '' END"
         f" FROM {totals} t LEFT JOIN {instrument} i ON i.instrument_key = t.instrument_key"
         f" WHERE t.leaves_quantity > 0{where}"
-        " GROUP BY 2, 3, 4, 5, 6, 7, 8"
+        " GROUP BY 2, 3, 4, 5, 6, 7, 8, 14, 15, 16"
     )
     params = [*flag_params, *where_params, *flag_params, *buy_like, *where_params]
     connection = connections[using]
@@ -362,6 +389,9 @@ def exposure_rows(
             notional=dec(r[10]),
             unpriced_quantity=dec(r[11]),
             contract_multiplier=dec(r[12]) or Decimal("1"),
+            missing_listing=r[13] or "",
+            holder_strategy=r[14] or "",
+            holder_side=r[15] or "",
         )
         for r in raw
     )

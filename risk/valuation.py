@@ -57,18 +57,26 @@ class Holding:
         contract multiplier, the contracts' **face value in quote currency** (USD). Its size in base
         units depends on a price: ``face / price`` (:meth:`in_base`).
 
+    unlisted : frozenset of str
+        Positions and open orders whose listing no longer exists (``ExposureRow.unlisted``: each
+        names the holder and the missing listing). Their contract multiplier and inverse flag are
+        unknown, so the holding has no size in base units: :meth:`in_base` and
+        :func:`common_values` give None, as for inverse contracts without a price.
+
     Both are signed for positions (+ long) and unsigned for open-order totals.
     """
 
     base: Decimal = Decimal("0")
     face: Decimal = Decimal("0")
+    unlisted: frozenset[str] = frozenset()
 
     def __add__(self, other: Holding) -> Holding:
-        return Holding(base=self.base + other.base, face=self.face + other.face)
+        return Holding(base=self.base + other.base, face=self.face + other.face,
+                       unlisted=self.unlisted | other.unlisted)
 
     def scaled(self, sign: int) -> Holding:
         """Return the holding times ``sign`` (+1 or -1)."""
-        return Holding(base=self.base * sign, face=self.face * sign)
+        return Holding(base=self.base * sign, face=self.face * sign, unlisted=self.unlisted)
 
     def in_base(self, price: Decimal | None) -> Decimal | None:
         """Return the holding in base units: ``base + face / price``; None when it needs a price and has none.
@@ -76,6 +84,8 @@ class Holding:
         ``price`` is in quote currency per base unit. The inverse part is rounded away from zero to
         18 decimal places (NUMERIC(36,18)), so a risk check never counts less than the holding.
         """
+        if self.unlisted:
+            return None
         if not self.face:
             return self.base
         if price is None or price <= 0:
@@ -100,8 +110,11 @@ def common_values(holdings: Sequence[Holding], price: Decimal | None) -> tuple[l
         The signed values and their unit: ``"base"`` (base units; face value converted at
         ``price``, or none held) or ``"face"`` (quote currency; only inverse listings held, no price
         needed: comparing face values is comparing base units at any one price). None when linear
-        and inverse parts are both held and there is no price.
+        and inverse parts are both held and there is no price, or when any holding counts a
+        position or open orders whose listing no longer exists (:func:`unlisted_reason` says which).
     """
+    if any(h.unlisted for h in holdings):
+        return None
     if all(not h.face for h in holdings):
         return [h.base for h in holdings], "base"
     if price is not None and price > 0:
@@ -109,6 +122,15 @@ def common_values(holdings: Sequence[Holding], price: Decimal | None) -> tuple[l
     if all(not h.base for h in holdings):
         return [h.face for h in holdings], "face"
     return None
+
+
+def unlisted_reason(holdings: Iterable[Holding]) -> str:
+    """Return why ``holdings`` cannot be sized for want of a listing, ``""`` when every listing exists.
+
+    E.g. ``"position of demo in OKX:PERPETUAL:BTC-USDT@LIN: its listing OKX:PERPETUAL:BTC-USDT@LIN no
+    longer exists (no venues.Instrument), so its contract multiplier and inverse flag are unknown"``.
+    """
+    return "; ".join(sorted(frozenset().union(*(h.unlisted for h in holdings))))
 
 
 @dataclass(frozen=True)
@@ -294,7 +316,8 @@ class ExposureBook:
     def _holding(rows: Iterable[ExposureRow]) -> Holding:
         total = Holding()
         for r in rows:
-            total += Holding(base=r.quantity, face=r.inverse_face)
+            total += Holding(base=r.quantity, face=r.inverse_face,
+                             unlisted=frozenset((r.unlisted,)) if r.unlisted else frozenset())
         return total
 
     def gross(self, population: str, *, native_ok: bool) -> tuple[Decimal | None, str]:
@@ -302,12 +325,16 @@ class ExposureBook:
 
         In USD (stablecoins 1:1) unless ``native_ok`` (one instrument: its quote currency).
         Unpriced quantity is valued at its listing's fresh mid × contract multiplier. The amount is
-        None when any part cannot be valued or converted; the problem then says which.
+        None when any part cannot be valued or converted (a position or open orders whose listing
+        no longer exists cannot be: :attr:`ExposureRow.unlisted`); the problem then says which.
         """
         total = Decimal("0")
         problems: list[str] = []
         for row in self._rows:
             if not self._in(row, population):
+                continue
+            if row.unlisted:
+                problems.append(row.unlisted)
                 continue
             amount = row.notional
             if row.unpriced_quantity:

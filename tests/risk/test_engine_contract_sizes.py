@@ -203,3 +203,81 @@ def test_reducing_inverse_order_compares_face_values_without_market_data(engine,
     assert (reduces.passed, reduces.observed) == (True, "5000")
     assert reduces.detail.startswith("position 10000 USD face value, open SELL orders 0, this order -5000")
     assert (flips.passed, flips.observed) == (False, "-5000")
+
+
+# --- positions and open orders whose listing no longer exists ------------------------------------------
+
+
+def test_position_limit_position_without_its_listing_denies_naming_the_position_and_listing(engine, strategy,
+                                                                                            binance_lin, okx_lin):
+    # Arrange: 100 OKX contracts (1 BTC at 0.01 BTC each), then the OKX listing is removed
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_QUANTITY, value=Decimal("200"))
+    _position(strategy, OKX_LIN, "100")
+    okx_lin.delete()
+
+    # Act
+    result = evaluate(engine, binance_lin, quantity=Decimal("0.5"))
+
+    # Assert: the contract size is unknown, so the projected position is unknown: fail closed
+    assert not result.passed
+    check = only_check(result, "position_limit")
+    assert (check.passed, check.observed) == (False, None)
+    assert f"position of demo in {OKX_LIN}: its listing {OKX_LIN} no longer exists" in check.detail
+    assert result.reason.startswith("position_limit: observed n/a, limit 200 BTC (STRATEGY:demo)")
+
+
+def test_position_notional_limit_position_without_its_listing_denies(engine, strategy, binance_lin, okx_lin):
+    # Arrange
+    RiskLimitFactory(scope=Scope.GLOBAL, kind=K.MAX_POSITION_NOTIONAL, value=Decimal("100000000"))
+    _position(strategy, OKX_LIN, "100")
+    okx_lin.delete()
+
+    # Act
+    check = only_check(evaluate(engine, binance_lin, quantity=Decimal("0.5")), "position_limit")
+
+    # Assert
+    assert (check.passed, check.observed) == (False, None)
+    assert f"its listing {OKX_LIN} no longer exists" in check.detail
+
+
+def test_position_limit_open_orders_without_their_listing_deny_naming_them(engine, strategy, binance_lin):
+    # Arrange: 30 contracts working on an OKX listing that is not (or no longer) known
+    RiskLimitFactory(scope=Scope.GLOBAL, kind=K.MAX_POSITION_QUANTITY, value=Decimal("1000"))
+    OpenOrderExposureFactory(instrument_key=OKX_LIN, leaves_quantity=Decimal("30"), priced_value=Decimal("1200000"))
+
+    # Act
+    check = only_check(evaluate(engine, binance_lin, quantity=Decimal("0.5")), "position_limit")
+
+    # Assert
+    assert (check.passed, check.observed) == (False, None)
+    assert f"open BUY orders of demo in {OKX_LIN}: its listing {OKX_LIN} no longer exists" in check.detail
+
+
+def test_gross_exposure_in_quote_currency_position_without_its_listing_denies(engine, strategy, binance_lin,
+                                                                              okx_lin):
+    # Arrange: an INSTRUMENT-scope limit is in USDT, which an unlisted row would otherwise pass as
+    RiskLimitFactory(scope=Scope.INSTRUMENT, scope_key="ANY:PERPETUAL:BTC-USDT@LIN", kind=K.MAX_GROSS_EXPOSURE,
+                     value=Decimal("100000000"))
+    _position(strategy, OKX_LIN, "100")
+    okx_lin.delete()
+
+    # Act
+    check = only_check(evaluate(engine, binance_lin, quantity=Decimal("0.5")), "gross_exposure")
+
+    # Assert
+    assert (check.passed, check.observed) == (False, None)
+    assert f"position of demo in {OKX_LIN}: its listing {OKX_LIN} no longer exists" in check.detail
+
+
+def test_reducing_position_without_its_listing_cannot_tell_and_denies(engine, strategy, binance_lin, okx_lin):
+    # Arrange: long 100 OKX contracts (1 BTC); reduce-only; the order sells 2 BTC, which flips the real position
+    TradingStateFactory(scope=Scope.GLOBAL, state=TradingState.State.REDUCING, reason="drawdown")
+    _position(strategy, OKX_LIN, "100")
+    okx_lin.delete()
+
+    # Act
+    check = only_check(evaluate(engine, binance_lin, side="SELL", quantity=Decimal("2")), "kill_switch")
+
+    # Assert
+    assert (check.passed, check.observed) == (False, None)
+    assert f"position of demo in {OKX_LIN}: its listing {OKX_LIN} no longer exists" in check.detail

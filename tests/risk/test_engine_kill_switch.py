@@ -11,6 +11,7 @@ from risk.services import trading_state_set
 from tests.positions.factories import PositionFactory
 from tests.risk.conftest import BTC_USDT, checks_named, submit
 from tests.risk.factories import TradingStateFactory, order_intent
+from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
 HALTED, REDUCING, ACTIVE = TradingState.State.HALTED, TradingState.State.REDUCING, TradingState.State.ACTIVE
@@ -146,6 +147,7 @@ def test_reducing_flat_position_denies_any_order(engine, listing):
 
 def test_reducing_counts_position_across_venues_and_open_reducing_orders(engine, listing, strategy, store):
     # Arrange: long 0.6 on BINANCE-SPOT + 0.4 on OKX = 1; a SELL 0.7 is already working
+    InstrumentFactory(venue=VenueFactory(code="OKX", adapter="okx"), instrument_key="OKX:SPOT_PAIR:BTC-USDT")
     PositionFactory(strategy=strategy, quantity=Decimal("0.6"))
     PositionFactory(strategy=strategy, venue="OKX", instrument_key="OKX:SPOT_PAIR:BTC-USDT", quantity=Decimal("0.4"))
     first, _ = submit(engine, intent=order_intent(side="SELL", quantity=Decimal("0.7")), listing=listing)
