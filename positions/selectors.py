@@ -3,8 +3,13 @@
 Listings that share an equivalence key (``PERPETUAL:BTC-USDT@LIN``) are the same economic
 instrument (DESIGN.md, "Canonical instrument IDs"), so their positions add up — in base units of
 the underlying, since their contracts may differ in size (:attr:`InstrumentPosition.quantity`);
-each listing's own row stays in its contracts. Prices and PnL are in quote currency; the
-equivalence key pins the quote currency, so sums never mix currencies.
+each listing's own row stays in its contracts. Prices and notionals are in quote currency, which
+the equivalence key pins. PnL and fees are in each listing's PnL currency (the quote currency;
+the settlement currency for an inverse listing), which the key does not pin: an option may be
+listed inverse and BTC-settled on one venue, linear and USD-settled on another. So an
+instrument's PnL total exists only when its listings share one PnL currency
+(:attr:`InstrumentPosition.pnl_currency`); amounts of different currencies are never added (no FX
+source exists in the service).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class VenuePosition:
     mark_price : Decimal | None
         Latest mark, quote currency.
     realized_pnl, unrealized_pnl, fees : Decimal
-        Quote currency.
+        In ``pnl_currency``.
     strategies : list[str]
     updated_at, marked_at : datetime | None
     notional : Decimal | None
@@ -52,7 +57,8 @@ class VenuePosition:
         price when never marked) in quote currency; ``|quantity| × multiplier`` (the contracts'
         face value, quote currency) for inverse contracts; None when no price is known.
     pnl_currency : str
-        Filled by :func:`position_book`: currency of the PnL and fees (quote; settlement for inverse).
+        Currency of the PnL and fees: the listing's quote currency; for an inverse listing its
+        settlement currency, else its base currency (``"?"`` when none is known).
     """
 
     venue: str
@@ -92,13 +98,18 @@ class InstrumentPosition:
     avg_entry_price : Decimal | None
         As for :class:`VenuePosition`, across venues; None as well when inverse and linear listings
         both hold a position (options may share an equivalence key across settlements).
-    realized_pnl, unrealized_pnl, fees : Decimal
-        Quote currency.
+    realized_pnl, unrealized_pnl, fees : Decimal | None
+        Sums over the venues, in ``pnl_currency``; None when the venues' PnL currencies differ
+        (amounts of different currencies are never added: each venue line keeps its own).
+    pnl_currency : str
+        The one PnL currency of every venue line; ``""`` when they differ (see ``pnl_currencies``).
+    pnl_currencies : list[str]
+        The venues' PnL currencies, sorted, each once.
     venues : list[VenuePosition]
         Ordered by venue code.
-    notional, pnl_currency : Decimal | None, str
+    notional : Decimal | None
         Filled by :func:`position_book`: the sum of the venues' notionals (gross exposure; None
-        when one is unknown) and the PnL currency.
+        when one is unknown).
     notional_currency : str
         Filled by :func:`position_book`: the quote currency the notional is in.
     """
@@ -109,13 +120,14 @@ class InstrumentPosition:
     gross_quantity: Decimal | None = ZERO
     base_unit: str = ""
     avg_entry_price: Decimal | None = None
-    realized_pnl: Decimal = ZERO
-    unrealized_pnl: Decimal = ZERO
-    fees: Decimal = ZERO
+    realized_pnl: Decimal | None = ZERO
+    unrealized_pnl: Decimal | None = ZERO
+    fees: Decimal | None = ZERO
     venues: list[VenuePosition] = field(default_factory=list)
     updated_at: datetime | None = None
     notional: Decimal | None = None
     pnl_currency: str = ""
+    pnl_currencies: list[str] = field(default_factory=list)
     notional_currency: str = ""
 
 
@@ -247,6 +259,7 @@ def position_aggregates(
         for vp in agg.venues:
             rows_of_venue = venue_rows[(eq, vp.venue, vp.instrument_key)]
             t = terms[vp.instrument_key]
+            vp.pnl_currency = t.pnl_currency
             vp.avg_entry_price = _avg_entry(rows_of_venue, inverse=t.inverse)
             # Across venues contracts differ in size: weigh each leg by quantity × multiplier (base units;
             # face value for inverse contracts, the weight of their harmonic mean).
@@ -262,6 +275,11 @@ def position_aggregates(
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
+        agg.pnl_currencies = sorted({vp.pnl_currency for vp in agg.venues})
+        if len(agg.pnl_currencies) == 1:
+            agg.pnl_currency = agg.pnl_currencies[0]
+        else:  # e.g. BTC and USD: no sum (no FX source); the venue lines keep theirs
+            agg.pnl_currency, agg.realized_pnl, agg.unrealized_pnl, agg.fees = "", None, None, None
         # Inverse and linear legs have no common mean (harmonic vs arithmetic).
         holding = [vp for vp in agg.venues if vp.quantity]
         if len(holding) == 1:
@@ -409,9 +427,8 @@ def position_book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None
         agg.notional = ZERO
         for vp in agg.venues:
             t = terms[vp.instrument_key]
-            vp.pnl_currency = t.pnl_currency
             vp.notional = _notional(vp, t)
-            agg.pnl_currency, agg.notional_currency = t.pnl_currency, t.quote_currency
+            agg.notional_currency = t.quote_currency
             pnl = totals.setdefault(t.pnl_currency, CurrencyTotal(t.pnl_currency))
             pnl.realized_pnl += vp.realized_pnl
             pnl.unrealized_pnl += vp.unrealized_pnl

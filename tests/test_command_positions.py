@@ -82,3 +82,23 @@ def test_positions_unknown_strategy_is_an_error_naming_the_option(db):
 
 def test_positions_empty_says_so(db):
     assert "no positions" in positions()
+
+
+def test_positions_pnl_of_listings_settling_in_different_currencies_has_no_total_and_says_why(db):
+    # Arrange: one option on Deribit (inverse, BTC-settled) and OKX (linear, USD-settled)
+    from tests.positions.factories import PositionFactory
+
+    strategy = StrategyFactory(id="alpha")
+    eq = "OPTION:BTC-USD-50000-20241231-C"
+    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
+                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
+                        quantity=D("1"), avg_entry_price=D("0.05"), realized_pnl=D(realized))
+
+    # Act
+    text = positions()
+
+    # Assert
+    assert "100.01" not in text
+    assert f"no PnL total for ANY:{eq}: its listings settle in BTC and USD" in text

@@ -556,9 +556,12 @@ class VenuePositionOutputSerializer(serializers.Serializer):
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when strategies hold opposite sides.")
     mark_price = StrictDecimalField(allow_null=True, help_text="Latest mark price in quote currency.")
-    realized_pnl = StrictDecimalField(help_text="Realized PnL in quote currency, net of fees.")
-    unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL at mark, in quote currency.")
-    fees = StrictDecimalField(help_text="Fees paid, in quote currency.")
+    realized_pnl = StrictDecimalField(help_text="Realized PnL in pnl_currency, net of fees.")
+    unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL at mark, in pnl_currency.")
+    fees = StrictDecimalField(help_text="Fees paid, in pnl_currency.")
+    pnl_currency = serializers.CharField(help_text=(
+        "Currency of realized_pnl, unrealized_pnl and fees: the listing's quote currency; for an inverse listing "
+        "its settlement currency (BTC for a Deribit BTC option), else its base currency."))
     strategies = serializers.ListField(child=serializers.CharField(), help_text="Strategies holding it.")
     marked_at = serializers.DateTimeField(allow_null=True, help_text="Time of the mark (UTC).")
     updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change (UTC).")
@@ -567,7 +570,8 @@ class VenuePositionOutputSerializer(serializers.Serializer):
         return {"venue": vp.venue, "instrument_key": vp.instrument_key, "quantity": _dec(vp.quantity),
                 "avg_entry_price": _dec(vp.avg_entry_price), "mark_price": _dec(vp.mark_price),
                 "realized_pnl": _dec(vp.realized_pnl), "unrealized_pnl": _dec(vp.unrealized_pnl),
-                "fees": _dec(vp.fees), "strategies": list(vp.strategies), "marked_at": _dt(vp.marked_at),
+                "fees": _dec(vp.fees), "pnl_currency": vp.pnl_currency, "strategies": list(vp.strategies),
+                "marked_at": _dt(vp.marked_at),
                 "updated_at": _dt(vp.updated_at)}
 
 
@@ -586,9 +590,17 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
     base_unit = serializers.CharField(help_text="Unit of quantity and gross_quantity: the underlying (BTC).")
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when venues hold opposite sides.")
-    realized_pnl = StrictDecimalField(help_text="Realized PnL in quote currency.")
-    unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL in quote currency.")
-    fees = StrictDecimalField(help_text="Fees in quote currency.")
+    realized_pnl = StrictDecimalField(allow_null=True, help_text=(
+        "Realized PnL summed over the venues, in pnl_currency; null when the venues' PnL currencies differ (e.g. an "
+        "inverse BTC-settled and a linear USD-settled listing of one option): amounts of different currencies are "
+        "never added, there is no FX source. Each venue keeps its own, with its pnl_currency."))
+    unrealized_pnl = StrictDecimalField(allow_null=True, help_text="Unrealized PnL summed over the venues, in "
+                                        "pnl_currency; null likewise.")
+    fees = StrictDecimalField(allow_null=True, help_text="Fees summed over the venues, in pnl_currency; null "
+                              "likewise.")
+    pnl_currency = serializers.CharField(allow_null=True, help_text=(
+        "The one currency of realized_pnl, unrealized_pnl and fees, shared by every venue; null when the venues' "
+        "PnL currencies differ (the three totals are then null)."))
     updated_at = serializers.DateTimeField(allow_null=True, help_text="Last change (UTC).")
     venues = VenuePositionOutputSerializer(many=True, help_text="Per-venue breakdown, by venue code.")
 
@@ -598,7 +610,7 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
                 "base_unit": agg.base_unit, "avg_entry_price": _dec(agg.avg_entry_price),
                 "realized_pnl": _dec(agg.realized_pnl),
                 "unrealized_pnl": _dec(agg.unrealized_pnl), "fees": _dec(agg.fees),
-                "updated_at": _dt(agg.updated_at),
+                "pnl_currency": agg.pnl_currency or None, "updated_at": _dt(agg.updated_at),
                 "venues": [VenuePositionOutputSerializer().to_representation(v) for v in agg.venues]}
 
 

@@ -124,3 +124,31 @@ def test_get_position_sums_venues_in_base_units_of_the_underlying(svc_client, st
     # Assert
     assert (body["quantity"], body["gross_quantity"], body["base_unit"]) == ("2", "2", "BTC")
     assert [v["quantity"] for v in body["venues"]] == ["1", "100"]
+
+
+def test_get_position_pnl_of_listings_settling_in_different_currencies_is_null_with_each_currency(svc_client,
+                                                                                                   strategy):
+    # Arrange: one option on Deribit (inverse, BTC-settled) and OKX (linear, USD-settled)
+    eq = "OPTION:BTC-USD-50000-20241231-C"
+    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
+                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
+                        quantity=Decimal("1"), avg_entry_price=Decimal("0.05"), realized_pnl=Decimal(realized))
+
+    # Act
+    body = svc_client.get(f"/api/positions/ANY:{eq}").json()
+
+    # Assert
+    assert (body["realized_pnl"], body["unrealized_pnl"], body["fees"], body["pnl_currency"]) == (
+        None, None, None, None)
+    assert [(v["realized_pnl"], v["pnl_currency"]) for v in body["venues"]] == [("0.01", "BTC"), ("100", "USD")]
+
+
+def test_get_position_pnl_total_states_its_single_currency(svc_client, book):
+    # Act
+    body = svc_client.get(f"/api/positions/ANY:{PERP}").json()
+
+    # Assert
+    assert (body["realized_pnl"], body["pnl_currency"]) == ("10", "USDT")
+    assert {v["pnl_currency"] for v in body["venues"]} == {"USDT"}

@@ -156,3 +156,47 @@ def test_position_aggregates_inverse_contracts_without_listing_leave_the_quantit
     assert agg.venues[0].quantity == D("10")
     assert agg.quantity is None
     assert agg.gross_quantity is None
+
+
+def _mixed_settlement_option(strategy):
+    # The same option on Deribit (inverse, settled in BTC) and OKX (linear, settled in USD).
+    eq = "OPTION:BTC-USD-50000-20241231-C"
+    for venue, inverse, settles, realized, unrealized, fees in (
+            ("DERIBIT", True, "BTC", "0.01", "0.002", "0.0001"), ("OKX", False, "USD", "100", "20", "1.5")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
+                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse,
+                          contract_multiplier=D("1"))
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
+                        quantity=D("1"), avg_entry_price=D("0.05") if inverse else D("2000"),
+                        realized_pnl=D(realized), unrealized_pnl=D(unrealized), fees=D(fees))
+    return eq
+
+
+@pytest.mark.django_db
+def test_position_aggregates_pnl_of_listings_settling_in_different_currencies_has_no_total():
+    # Arrange
+    _mixed_settlement_option(StrategyFactory(id="s-mix"))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: BTC and USD are never added; each listing keeps its own
+    assert (agg.realized_pnl, agg.unrealized_pnl, agg.fees) == (None, None, None)
+    assert (agg.pnl_currency, agg.pnl_currencies) == ("", ["BTC", "USD"])
+    assert [(vp.pnl_currency, vp.realized_pnl) for vp in agg.venues] == [("BTC", D("0.01")), ("USD", D("100"))]
+
+
+@pytest.mark.django_db
+def test_position_aggregates_pnl_total_of_one_currency_states_it():
+    # Arrange: two linear USDT listings
+    strategy = StrategyFactory(id="s-one")
+    for venue, realized in (("BINANCE-FUTURES", "10"), ("OKX", "2.5")):
+        _perp(venue, LIN, "1")
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
+                        quantity=D("1"), avg_entry_price=D("40000"), realized_pnl=D(realized))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert
+    assert (agg.realized_pnl, agg.pnl_currency, agg.pnl_currencies) == (D("12.5"), "USDT", ["USDT"])

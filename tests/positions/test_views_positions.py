@@ -151,3 +151,26 @@ def test_positions_live_topic_pushes_book_after_mark(alpha, trader):
     # Assert: the book partial, out of band, with the new mark and unrealized PnL
     assert 'id="positions-book" hx-swap-oob="true"' in html
     assert "123.45" in html and "23.45 USDT" in html
+
+
+@pytest.mark.django_db
+def test_positions_pnl_of_listings_settling_in_different_currencies_shows_a_dash_and_says_why(alpha, trader):
+    # Arrange: one option on Deribit (inverse, BTC-settled, realized 0.01 BTC) and OKX (linear, 100 USD)
+    from tests.positions.factories import PositionFactory
+    from tests.venues.factories import VenueFactory
+
+    eq = "OPTION:BTC-USD-50000-20241231-C"
+    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
+                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
+        PositionFactory(strategy=alpha, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
+                        quantity=D("1"), avg_entry_price=D("0.05"), realized_pnl=D(realized))
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: no 100.01 of BTC and USD added; each listing keeps its line; the page says why
+    assert "100.01" not in body
+    assert "0.01000000" in body and "100.00" in body
+    assert f"No PnL total for ANY:{eq}: its listings settle in BTC and USD" in body
+    assert 'title="PnL in BTC and USD: amounts of different currencies are not added"' in body

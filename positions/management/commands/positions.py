@@ -18,14 +18,17 @@ def format_book(book: PositionBook) -> str:
     Quantities signed: on the instrument line in base units of the underlying summed over venues
     (named there; ``positions.selectors.InstrumentPosition.quantity``), on a listing line in the
     listing's own unit (contracts for derivatives). Prices and notionals in quote currency, PnL in
-    the PnL currency (named on the instrument line and the totals); the formats of the positions page.
+    the PnL currency (named on the instrument line and the totals; an instrument whose listings
+    settle in different currencies has no PnL total, and a note says so); the formats of the
+    positions page.
     """
     rows: list[tuple[str, ...]] = []
     for agg in book.instruments:
         pnl, quote = agg.pnl_currency, agg.notional_currency
         quantity = f"{plain_decimal(agg.quantity)} {agg.base_unit}" if agg.quantity is not None else plain_decimal(None)
         rows.append((agg.instrument_key, quantity, plain_decimal(agg.avg_entry_price), "",
-                     f"{money(agg.unrealized_pnl, pnl)} {pnl}", f"{money(agg.realized_pnl, pnl)} {pnl}",
+                     f"{money(agg.unrealized_pnl, pnl)} {pnl}".rstrip(),
+                     f"{money(agg.realized_pnl, pnl)} {pnl}".rstrip(),
                      money(agg.fees, pnl), f"{money(agg.notional, quote)} {quote}", ""))
         for vp in agg.venues:
             rows.append((f"  {vp.instrument_key}", plain_decimal(vp.quantity), plain_decimal(vp.avg_entry_price),
@@ -47,6 +50,10 @@ def format_book(book: PositionBook) -> str:
     out.extend(line(r) for r in rows)
     if not book.instruments:
         out.append("no positions")
+    for agg in book.instruments:
+        if not agg.pnl_currency:
+            out.append(f"no PnL total for {agg.instrument_key}: its listings settle in "
+                       f"{' and '.join(agg.pnl_currencies)}, and amounts of different currencies are not added")
     if book.unpriced:
         out.append(f"notional unknown (no mark or entry price, or no listing): {', '.join(book.unpriced)}")
     return "\n".join(out)
