@@ -12,9 +12,8 @@ def redispatch_stale_orders() -> dict:
     Returns
     -------
     dict
-        Counts ``{"submits": n, "cancels": n, "failed": n, "rejected": n, "stopped_early": bool,
-        "skipped_locked": bool}``
-        (logged by Celery; results are not stored).
+        Counts ``{"submits": n, "cancels": n, "failed": n, "rejected": n, "moved_on": n,
+        "stopped_early": bool, "skipped_locked": bool}`` (logged by Celery; results are not stored).
     """
     from orders.services.dispatch import orders_redispatch_stale
 
@@ -24,6 +23,7 @@ def redispatch_stale_orders() -> dict:
         "cancels": len(report.cancels),
         "failed": len(report.failed),
         "rejected": len(report.rejected),
+        "moved_on": len(report.moved_on),
         "stopped_early": report.stopped_early,
         "skipped_locked": report.skipped_locked,
     }

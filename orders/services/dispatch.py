@@ -7,8 +7,10 @@ seconds because publish retries are off — leaves the order as it is (ROUTED / 
 DISPATCH_FAILED event; :func:`orders_redispatch_stale` (beat task
 ``orders.tasks.redispatch_stale_orders``, every 10 s) sends it again — unless the worker has not
 received it ``DISPATCH_MAX_AGE_SECS`` after acceptance, when it is REJECTED as never sent
-(:func:`orders_reject_undispatched`). Delivery is therefore *at
-least once*: the trading worker must treat a command for an order that has moved on as a no-op
+(:func:`orders_reject_undispatched`). The sweeper decides each re-send again at send time, under the
+order's row lock: an order that moved on since the sweep selected it is not sent again. Delivery is
+still *at least once* (an earlier message may reach the worker after the re-send was decided): the
+trading worker must treat a command for an order that has moved on as a no-op
 (:mod:`orders.services.venue_commands`).
 
 Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery is Celery's job
@@ -257,12 +259,17 @@ def order_dispatch_cancel(*, order_id, attempt: str = INITIAL) -> bool:
 
 @dataclass
 class RedispatchReport:
-    """Outcome of one sweep: order ids re-sent per command, and whether it stopped early."""
+    """Outcome of one sweep: order ids re-sent per command, and whether it stopped early.
+
+    ``moved_on``: ids selected as stale that were no longer so at send time (claimed by the worker,
+    canceled, or received meanwhile), and therefore not sent again.
+    """
 
     submits: list = field(default_factory=list)
     cancels: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     rejected: list = field(default_factory=list)
+    moved_on: list = field(default_factory=list)
     stopped_early: bool = False
     skipped_locked: bool = False
 
@@ -306,6 +313,19 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
         )
         .order_by("created_at", "id")
     )
+
+
+def _still_stale(*, order_id, status: str, now: datetime) -> bool:
+    # The send-time decision of a re-send: the order is still ``status`` and still stale at ``now``.
+    # The row lock comes first, in a statement of its own: a worker's claim (ROUTED → SUBMITTED) or
+    # cancel receipt in progress commits before the check, which then reads it (READ COMMITTED takes
+    # a fresh snapshot per statement; a lock-and-check in one statement would judge the events by the
+    # snapshot taken before the wait). The lock is not held over the publish: a claim after this point
+    # comes from a message already in flight, which the re-send could not have prevented.
+    with transaction.atomic():
+        if not Order.objects.select_for_update().filter(pk=order_id, status=status).values_list("pk").exists():
+            return False
+        return stale_dispatch_queryset(now=now).filter(pk=order_id).exists()
 
 
 def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500) -> list:
@@ -422,10 +442,13 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
     Returns
     -------
     RedispatchReport
-        The sweep stops at the first failed publish: with the broker down every further publish
-        would wait out the connection timeout too.
+        Each selected order is sent again only if, at send time and under its row lock, it is still
+        in the status and the staleness that selected it (``moved_on`` otherwise: the worker would
+        only record the command as IGNORED). The sweep stops at the first failed publish: with the
+        broker down every further publish would wait out the connection timeout too.
     """
     report = RedispatchReport()
+    now = now or timezone.now()
     with _sweeper_lock() as held:
         if not held:
             report.skipped_locked = True
@@ -433,7 +456,11 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
         # Too old to send: rejected rather than re-sent (orders_reject_undispatched).
         report.rejected = orders_reject_undispatched(now=now, limit=limit)
         rows = list(stale_dispatch_queryset(now=now).values_list("id", "status")[:limit])
-        for order_id, status in rows:
+        for index, (order_id, status) in enumerate(rows):
+            if not _still_stale(order_id=order_id, status=status, now=now):
+                logger.info("order %s moved on since the sweep selected it as %s: not sent again", order_id, status)
+                report.moved_on.append(order_id)
+                continue
             if status == OrderStatus.ROUTED:
                 ok = order_dispatch_submit(order_id=order_id, attempt="sweeper")
                 (report.submits if ok else report.failed).append(order_id)
@@ -441,9 +468,10 @@ def orders_redispatch_stale(*, now: datetime | None = None, limit: int = 500) ->
                 ok = order_dispatch_cancel(order_id=order_id, attempt="sweeper")
                 (report.cancels if ok else report.failed).append(order_id)
             if not ok:
-                report.stopped_early = len(report.submits) + len(report.cancels) + len(report.failed) < len(rows)
+                report.stopped_early = index + 1 < len(rows)
                 break
-    if report.submits or report.cancels or report.failed or report.rejected:
-        logger.info("redispatch sweep: %d submits, %d cancels re-sent, %d failed%s", len(report.submits),
-                    len(report.cancels), len(report.failed), " (stopped early)" if report.stopped_early else "")
+    if report.submits or report.cancels or report.failed or report.rejected or report.moved_on:
+        logger.info("redispatch sweep: %d submits, %d cancels re-sent, %d failed, %d moved on%s",
+                    len(report.submits), len(report.cancels), len(report.failed), len(report.moved_on),
+                    " (stopped early)" if report.stopped_early else "")
     return report

@@ -332,7 +332,8 @@ def test_sweeper_task_returns_counts():
     OrderEventFactory(order=order, type="ROUTED", ts=timezone.now() - timedelta(seconds=60))
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(seconds=60))
     assert redispatch_stale_orders.apply().get() == {
-        "submits": 1, "cancels": 0, "failed": 0, "rejected": 0, "stopped_early": False, "skipped_locked": False}
+        "submits": 1, "cancels": 0, "failed": 0, "rejected": 0, "moved_on": 0, "stopped_early": False,
+        "skipped_locked": False}
 
 
 def test_sweeper_second_concurrent_run_is_skipped():
@@ -442,8 +443,10 @@ def _contradictions(order) -> list:
             for p, e in zip(events, events[1:]) if e.status_before != p.status_after]
 
 
-def test_sweeper_resend_of_an_order_the_worker_claimed_after_the_sweep_query_keeps_the_timeline_true(monkeypatch):
-    # Arrange: the worker takes the first message between the sweep's query and its hand-off
+def test_sweeper_resend_of_an_order_the_worker_claimed_after_the_send_time_check_keeps_the_timeline_true(
+    monkeypatch,
+):
+    # Arrange: the worker takes the first message between the sweep's send-time check and its hand-off
     from orders.services import dispatch
     from orders.services.venue_commands import order_venue_submit_claim
 
@@ -523,3 +526,80 @@ def test_sweeper_resending_a_cancel_the_venue_never_answers_keeps_one_entry_per_
     assert _contradictions(order) == []
     logged = [r.getMessage() for r in caplog.records if str(order.pk) in r.getMessage() and "re-sent" in r.getMessage()]
     assert len(logged) == 4, logged
+
+
+def _stale_pending_cancel_order():
+    old = timezone.now() - timedelta(seconds=60)
+    order = OrderFactory(status="PENDING_CANCEL")
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", status_before="ACCEPTED", status_after="PENDING_CANCEL",
+                      ts=old)
+    Order.objects.filter(pk=order.pk).update(created_at=old)
+    return order
+
+
+def _lock_waiters() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)  # the worker and the sweep commit in threads of their own
+@pytest.mark.parametrize("command", ["submit", "cancel"])
+def test_sweeper_does_not_resend_to_an_order_that_moved_on_after_the_selection(command, request):
+    # Arrange: a stale order; the trading worker takes an earlier message of it (submit: claims it,
+    # ROUTED → SUBMITTED; cancel: records receipt) in a transaction still open when the sweep selects it
+    import threading
+
+    from django.db import connections, transaction
+
+    from orders.services.venue_commands import order_venue_cancel_claim, order_venue_submit_claim
+    from tests.helpers import eventually
+
+    order = _stale_routed_order() if command == "submit" else _stale_pending_cancel_order()
+    claim = order_venue_submit_claim if command == "submit" else order_venue_cancel_claim
+    claimed, release, reports, errors = threading.Event(), threading.Event(), [], []
+
+    def worker():
+        try:
+            with transaction.atomic():
+                assert claim(order_id=str(order.pk), worker="w1") is not None
+                claimed.set()
+                release.wait(30)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+            claimed.set()
+        finally:
+            connections.close_all()
+
+    def sweep():
+        try:
+            reports.append(orders_redispatch_stale())
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, daemon=True)]
+    threads[0].start()
+    assert claimed.wait(30) and not errors
+    threads.append(threading.Thread(target=sweep, daemon=True))
+    threads[1].start()
+    # Act: the sweep has selected the order and waits for its row; the worker commits
+    try:
+        eventually(lambda: _lock_waiters() > 0, timeout=30, message="the sweep waiting for the order's row lock")
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(30)
+    # Assert: nothing re-sent, so nothing for the worker to ignore and no hand-off on the timeline
+    assert not errors and len(reports) == 1
+    assert reports[0].submits == reports[0].cancels == reports[0].failed == []
+    assert reports[0].moved_on == [order.pk]
+    assert not OrderEvent.objects.filter(order=order, type__in=["DISPATCHED", "DISPATCH_FAILED", "IGNORED"]).exists()
+    if redis_configured():
+        assert request.getfixturevalue("venue_queue")() == []
