@@ -18,7 +18,9 @@ Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery i
 cancel still pending ``DISPATCH_RETRY_AFTER_SECS`` after its receipt, which is sent again. Those
 re-sends and their receipts are folded into one timeline entry each per cancel request
 (:func:`entry_repeat`, with a count) and logged one by one, so a venue that never answers does not
-bury the timeline.
+bury the timeline. Likewise a failed hand-off repeating the one right before it on the timeline (same
+command, no entry between: the broker still down at every sweep) is folded into that DISPATCH_FAILED
+entry, each failure still logged.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def _dispatch(*, order_id, command: str, attempt: str, status: str) -> bool:
         _record(order_id=order_id, status=status, type_=OrderEvent.Type.DISPATCH_FAILED, ts=timezone.now(),
                 payload={"command": command, "queue": VENUES_QUEUE, "attempt": attempt,
                          "error": error[:500], "detail": "broker unreachable; order left as is for the sweeper"},
-                dispatched_at=None if command == SUBMIT else _KEEP)
+                dispatched_at=None if command == SUBMIT else _KEEP, coalesce=True)
         return False
     if attempt == INITIAL and command == SUBMIT:
         # The first hand-off of a new order is already on record: the order row carries
@@ -163,9 +165,10 @@ def entry_repeat(entry: OrderEvent, *, ts: datetime, payload: dict) -> int:
     """Fold one more occurrence (at ``ts``, with ``payload``) into the timeline ``entry``; return the count.
 
     A cancel the venue never answers is re-sent every ``DISPATCH_RETRY_AFTER_SECS`` and received again
-    by the trading worker: one entry per kind then stands for all of them, at the time of the latest,
-    with ``payload["count"]`` occurrences since ``payload["first_at"]`` (ISO-8601 UTC). The caller
-    saves ``ts`` and ``payload`` under the order's row lock and logs the occurrence.
+    by the trading worker; a command the broker never takes fails again at every sweep: one entry per
+    kind then stands for all of them, at the time of the latest, with ``payload["count"]`` occurrences
+    since ``payload["first_at"]`` (ISO-8601 UTC). The caller saves ``ts`` and ``payload`` under the
+    order's row lock and logs the occurrence.
     """
     count = int(entry.payload.get("count", 1)) + 1
     entry.payload = {**payload, "count": count, "first_at": entry.payload.get("first_at", entry.ts.isoformat())}
@@ -198,10 +201,10 @@ def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, d
                                      f"{current} by the time the hand-off was recorded (the trading worker acts "
                                      f"only on an order still {status})"}
                 status, ts, dispatched_at, coalesce = current, timezone.now(), _KEEP, False
-            if coalesce and _coalesced(order_id=order_id, type_=type_, ts=ts, payload=payload):
-                return
             if dispatched_at is not _KEEP:
                 Order.objects.filter(pk=order_id).update(dispatched_at=dispatched_at, updated_at=timezone.now())
+            if coalesce and _coalesced(order_id=order_id, type_=type_, ts=ts, payload=payload):
+                return
             OrderEvent.objects.create(order_id=order_id, type=type_, status_before=status, status_after=status,
                                       actor=DISPATCHER, ts=ts, payload=payload)
     except Exception:  # noqa: BLE001 - the hand-off already happened (or failed); never raise after commit
@@ -209,16 +212,24 @@ def _record(*, order_id, status: str, type_: str, ts: datetime, payload: dict, d
 
 
 def _coalesced(*, order_id, type_: str, ts: datetime, payload: dict) -> bool:
-    # A sweeper re-send of a cancel: the first is an entry of its own, later ones of the same cancel
-    # request fold into it (entry_repeat); each is logged. True when folded.
-    earlier = cancel_request_entries(order_id, type=type_, payload__command=payload["command"],
-                                     payload__attempt=payload["attempt"]).first()
+    # A repeat folds into the entry it repeats (entry_repeat); True when folded. A sweeper re-send of a
+    # cancel: into the earlier re-send of the same cancel request (each logged here). A failed hand-off:
+    # into the order's latest entry when that is a failed hand-off of the same command (each failure is
+    # logged by _dispatch).
+    if type_ == OrderEvent.Type.DISPATCH_FAILED:
+        earlier = OrderEvent.objects.filter(order_id=order_id).order_by("-ts", "-id").first()
+        if earlier is not None and (earlier.type != type_ or earlier.payload.get("command") != payload["command"]):
+            earlier = None
+    else:
+        earlier = cancel_request_entries(order_id, type=type_, payload__command=payload["command"],
+                                         payload__attempt=payload["attempt"]).first()
     count = 1
     if earlier is not None:
         count = entry_repeat(earlier, ts=ts, payload=payload)
         earlier.save(update_fields=["ts", "payload"])
-    logger.warning("%s of order %s re-sent by the sweeper (%d since the cancel request): the venue has not "
-                   "answered it", payload["command"], order_id, count)
+    if type_ == OrderEvent.Type.DISPATCHED:
+        logger.warning("%s of order %s re-sent by the sweeper (%d since the cancel request): the venue has not "
+                       "answered it", payload["command"], order_id, count)
     return earlier is not None
 
 
@@ -240,7 +251,8 @@ def order_dispatch_submit(*, order_id, attempt: str = INITIAL) -> bool:
     bool
         True when the broker took the message (a sweeper re-send also records a DISPATCHED event
         and moves ``dispatched_at``; the initial hand-off is recorded by the submit transaction),
-        False when it did not (DISPATCH_FAILED event, order still ROUTED). Either event is written
+        False when it did not (DISPATCH_FAILED event, order still ROUTED; a failure right after a
+        failure of the same command is folded into that entry: :func:`entry_repeat`). Either event is written
         under the order's row lock: if the order is no longer ROUTED by then (the worker claimed it
         meanwhile), the event carries the order's current status and the time of recording, and
         ``dispatched_at`` is left alone.

@@ -603,3 +603,45 @@ def test_sweeper_does_not_resend_to_an_order_that_moved_on_after_the_selection(c
     assert not OrderEvent.objects.filter(order=order, type__in=["DISPATCHED", "DISPATCH_FAILED", "IGNORED"]).exists()
     if redis_configured():
         assert request.getfixturevalue("venue_queue")() == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["submit", "cancel"])
+def test_sweeper_with_the_broker_down_folds_repeated_dispatch_failures_into_one_entry_and_logs_each(
+    command, broker_down, caplog
+):
+    # Arrange: a stale order whose command cannot be handed off (the broker stays down)
+    order = _stale_routed_order() if command == "submit" else _stale_pending_cancel_order()
+    entries_before = OrderEvent.objects.filter(order=order).count()
+    now = timezone.now()
+    # Act: three sweeps, 20 s apart (retry after 15 s)
+    for k in range(3):
+        assert orders_redispatch_stale(now=now + timedelta(seconds=20 * k)).failed == [order.pk]
+    # Assert: one DISPATCH_FAILED entry counting the three, at the latest; each failure logged
+    failed = OrderEvent.objects.get(order=order, type="DISPATCH_FAILED")
+    assert OrderEvent.objects.filter(order=order).count() == entries_before + 1
+    assert failed.payload["count"] == 3 and failed.payload["command"] == command
+    assert failed.payload["first_at"] < failed.ts.isoformat()
+    assert "OperationalError" in failed.payload["error"]
+    assert f"3 times since {failed.payload['first_at']}" in log_entry(failed).detail
+    assert _contradictions(order) == []
+    logged = [r.getMessage() for r in caplog.records
+              if str(order.pk) in r.getMessage() and f"dispatch of {command} command" in r.getMessage()]
+    assert len(logged) == 3, logged
+
+
+@pytest.mark.timeout(60)
+def test_dispatch_failure_after_another_entry_starts_a_new_entry(broker):
+    # Arrange: a failed hand-off, then one that went through (never received), then the broker down again
+    order = _stale_routed_order()
+    now = timezone.now()
+    broker.down()
+    assert orders_redispatch_stale(now=now).failed == [order.pk]
+    broker.up()
+    assert orders_redispatch_stale(now=now + timedelta(seconds=20)).submits == [order.pk]
+    broker.down()
+    # Act
+    assert orders_redispatch_stale(now=now + timedelta(seconds=40)).failed == [order.pk]
+    # Assert: the failures on either side of the hand-off are entries of their own
+    assert _types(order) == ["ROUTED", "DISPATCH_FAILED", "DISPATCHED", "DISPATCH_FAILED"]
+    assert [e.payload.get("count", 1) for e in OrderEvent.objects.filter(order=order, type="DISPATCH_FAILED")] == [1, 1]
