@@ -122,11 +122,16 @@ class NodeOrderStatus:
         The venue's order id ("" before the venue accepted the order).
     status : str
         NautilusTrader's order status name (``INITIALIZED``, ``SUBMITTED``, ``ACCEPTED``,
-        ``PARTIALLY_FILLED``, ``FILLED``, ``CANCELED``, ``REJECTED``, ``EXPIRED`` …).
+        ``PARTIALLY_FILLED``, ``FILLED``, ``CANCELED``, ``REJECTED``, ``EXPIRED`` …). For an
+        algorithm's parent, its family's (the primary and its children), as the OMS holds the parent:
+        ``SUBMITTED`` while the algorithm holds the primary and nothing has filled.
     quantity, filled_quantity, leaves_quantity : Decimal
-        Base units (contracts); leaves are 0 once the order is closed (FIX LeavesQty).
+        Base units (contracts); leaves are 0 once the order is closed (FIX LeavesQty). For an
+        algorithm's parent: the quantity submitted and the fills of the whole family (not the
+        primary's, which NautilusTrader reduces by each child spawned from it).
     avg_fill_price : Decimal | None
-        Quote currency; None before the first fill.
+        Quote currency, exact (quantity-weighted over the fills; a parent's: its family's); None
+        before the first fill.
     child_client_order_ids : tuple[str, ...]
         An algorithm parent's children the node knows, in the node's order.
     """

@@ -300,3 +300,68 @@ def test_node_twap_slice_timer_works_its_slices_on_the_node_loop_thread(node, li
     eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
     assert len(threads) == 2
     assert set(threads) == {loop_thread}
+
+
+def _as_stored(price: Decimal | None) -> Decimal | None:
+    # A price as the journal stores an average (NUMERIC(36,18); SQLite reads back 15 significant digits).
+    if price is None:
+        return None
+    price = price.quantize(_AVG_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return Context(prec=15).create_decimal(price) if connection.vendor == "sqlite" else price
+
+
+def _queried(node, parent: Order) -> tuple:
+    from venues.commands import OrderStatusQuery
+
+    answer = node.query(OrderStatusQuery(client_order_id=parent.client_order_id))
+    return (answer.status, answer.quantity, answer.filled_quantity, answer.leaves_quantity,
+            _as_stored(answer.avg_fill_price), answer.child_client_order_ids)
+
+
+def test_node_query_of_a_working_then_canceled_twap_parent_gives_the_family_figures(node, listing):
+    # Arrange: a TWAP parent of three slices 20 s apart: its first child fills at once, the primary is
+    # held by the algorithm (NautilusTrader reduced its quantity by the slice spawned from it).
+    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.03"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20})
+    submit_order.apply(args=[str(parent.pk)])
+    eventually(lambda: Order.objects.filter(pk=parent.pk, status="PARTIALLY_FILLED",
+                                            filled_quantity=Decimal("0.01")).exists(),
+               timeout=20, message="first TWAP slice filled")
+    parent.refresh_from_db()
+    first = f"{parent.client_order_id}-E1"
+
+    # Act
+    working = _queried(node, parent)
+
+    # Assert: the node's answer for the parent is its family's, as the OMS's row for the parent holds it
+    assert working == ("PARTIALLY_FILLED", Decimal("0.03"), Decimal("0.01"), Decimal("0.02"),
+                       parent.avg_fill_price, (first,))
+    assert (parent.status, parent.filled_quantity) == ("PARTIALLY_FILLED", Decimal("0.01"))
+
+    # Act: cancel the parent (the unsent slices with it), then query again
+    order_cancel(order=parent, actor="test", reason="test cancel")
+    cancel_order.apply(args=[str(parent.pk)])
+    eventually(lambda: _status(parent, "CANCELED"), timeout=15, message="TWAP parent canceled")
+    parent.refresh_from_db()
+    canceled = _queried(node, parent)
+
+    # Assert
+    assert canceled == ("CANCELED", Decimal("0.03"), parent.filled_quantity, Decimal("0"), parent.avg_fill_price,
+                        (first,))
+
+
+def test_node_query_of_a_filled_twap_parent_gives_the_family_figures(node, listing):
+    # Arrange: a TWAP parent of two slices: a child, then the primary itself for the rest
+    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.02"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
+    submit_order.apply(args=[str(parent.pk)])
+    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
+    parent.refresh_from_db()
+
+    # Act
+    filled = _queried(node, parent)
+
+    # Assert: the parent's quantity, the family's fills and their average, as the OMS holds them
+    assert filled == ("FILLED", Decimal("0.02"), Decimal("0.02"), Decimal("0"), parent.avg_fill_price,
+                      (f"{parent.client_order_id}-E1",))
+    assert _family_figures(parent) == (parent.filled_quantity, parent.avg_fill_price)

@@ -11,7 +11,9 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``).
 - :meth:`BridgeStrategy.query` answers the node's state of one order (FIX OrderStatusRequest:
   status, venue order id, filled / leaves quantity, exact average fill price, known children) and,
-  when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own.
+  when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own. For an algorithm's
+  parent the figures are its family's (the primary and the children spawned from it), as the OMS
+  holds the parent, not those of NautilusTrader's primary order alone.
 - :meth:`BridgeStrategy.on_order_event` translates each order event with
   :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit`` — also while
   the node stops (:meth:`BridgeStrategy.handle_event`): a venue's answer is never dropped.
@@ -35,6 +37,7 @@ from decimal import Decimal
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, QuoteTick
 from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.enums import OrderStatus as NtStatus
 from nautilus_trader.model.events import (
     OrderAccepted,
     OrderCanceled,
@@ -68,13 +71,38 @@ _LIQUIDITY = {LiquiditySide.MAKER: Liquidity.MAKER, LiquiditySide.TAKER: Liquidi
 _ORDER_TYPES = {OrderType.MARKET: "MARKET", OrderType.LIMIT: "LIMIT"}
 
 
-def _average_fill_price(order) -> Decimal | None:
-    # Exact, from the order's fills (NautilusTrader's ``avg_px`` is a float: 39444.950000000004).
-    fills = [e for e in order.events if isinstance(e, OrderFilled)]
+def _fill_figures(orders) -> tuple[Decimal, Decimal | None]:
+    # (Σ quantity, average price or None) over the fills of ``orders``, exact (``avg_px``: a float, 39444.950000000004).
+    fills = [e for order in orders for e in order.events if isinstance(e, OrderFilled)]
     quantity = sum((e.last_qty.as_decimal() for e in fills), Decimal(0))
     if not quantity:
-        return None
-    return sum((e.last_px.as_decimal() * e.last_qty.as_decimal() for e in fills), Decimal(0)) / quantity
+        return quantity, None
+    return quantity, sum((e.last_px.as_decimal() * e.last_qty.as_decimal() for e in fills), Decimal(0)) / quantity
+
+
+_CLOSED_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "DENIED"})
+
+
+def _family_figures(primary, family) -> tuple[str, Decimal, Decimal, Decimal, Decimal | None]:
+    # (status, quantity, filled, leaves, average price) of an algorithm's parent: BridgeStrategy.query says how.
+    quantity = primary.init_event.quantity.as_decimal()
+    filled, average = _fill_figures(family)
+    if filled >= quantity:
+        status = "FILLED"
+    elif primary.is_closed and primary.status != NtStatus.FILLED:
+        status = primary.status_string()
+        if filled and status in ("REJECTED", "DENIED"):
+            status = "CANCELED"
+    elif primary.is_pending_cancel:
+        status = "PENDING_CANCEL"
+    elif filled:
+        status = "PARTIALLY_FILLED"
+    elif primary.status == NtStatus.INITIALIZED:
+        status = "SUBMITTED"
+    else:
+        status = primary.status_string()
+    leaves = Decimal(0) if status in _CLOSED_STATUSES else quantity - filled
+    return status, quantity, filled, leaves, average
 
 
 def nanos_to_datetime(ns: int) -> datetime:
@@ -254,6 +282,18 @@ class BridgeStrategy(Strategy):
     def query(self, query: OrderStatusQuery) -> NodeOrderStatus | None:
         """Return the node's state of one order, or None when the node does not know it.
 
+        For an algorithm's parent (the primary order of an ``exec_algorithm_id``) the figures are its
+        family's, as the OMS holds the parent (orders.services.venue_events: fills of the parent and
+        its children). NautilusTrader reduces the primary's quantity by each child spawned from it
+        (``ExecAlgorithm._reduce_primary_order``) and keeps it INITIALIZED while the algorithm holds
+        it, so the primary alone shows neither. Quantity: as submitted (the primary's
+        OrderInitialized); filled quantity and exact average price: over the fills of the primary
+        and its children (``cache.orders_for_exec_spawn``); status: FILLED once the family filled
+        the quantity, else the primary's closed status (REJECTED / DENIED with fills: CANCELED, as
+        the journal records it), else PENDING_CANCEL, PARTIALLY_FILLED with a fill, SUBMITTED while
+        the algorithm holds the primary, or the primary's own once sent as the last slice; leaves:
+        0 once closed, else quantity − filled. The venue order id is the primary's own.
+
         With ``query.ask_venue`` and the order still open, NautilusTrader's ``QueryOrder`` also goes
         to the order's execution client (the venue answers with a status report, applied as any).
         """
@@ -264,18 +304,20 @@ class BridgeStrategy(Strategy):
         if query.ask_venue and not order.is_closed:
             listing = self._listings.get(order.instrument_id.value)
             self.query_order(order, client_id=ClientId(listing[2]) if listing else None)
-        children = tuple(o.client_order_id.value for o in self.cache.orders_for_exec_spawn(cid)
-                         if o.client_order_id != cid)
+        family = self.cache.orders_for_exec_spawn(cid)  # the primary and its children; empty for a plain order
+        children = tuple(o.client_order_id.value for o in family if o.client_order_id != cid)
+        if order.exec_algorithm_id is not None and order.exec_spawn_id == cid:
+            status, quantity, filled, leaves, average = _family_figures(order, family or [order])
+        else:
+            status, quantity, filled = order.status_string(), order.quantity.as_decimal(), order.filled_qty.as_decimal()
+            # FIX LeavesQty: 0 once the order is closed (NautilusTrader keeps the last open leaves on a cancel).
+            leaves = Decimal(0) if order.is_closed else order.leaves_qty.as_decimal()
+            average = _fill_figures([order])[1]
         return NodeOrderStatus(
             client_order_id=cid.value,
             venue_order_id=order.venue_order_id.value if order.venue_order_id is not None else "",
-            status=order.status_string(),
-            quantity=order.quantity.as_decimal(),
-            filled_quantity=order.filled_qty.as_decimal(),
-            # FIX LeavesQty: 0 once the order is closed (NautilusTrader keeps the last open leaves on a cancel).
-            leaves_quantity=Decimal(0) if order.is_closed else order.leaves_qty.as_decimal(),
-            avg_fill_price=_average_fill_price(order),
-            child_client_order_ids=children,
+            status=status, quantity=quantity, filled_quantity=filled, leaves_quantity=leaves,
+            avg_fill_price=average, child_client_order_ids=children,
         )
 
     # -- events -----------------------------------------------------------------------------------
