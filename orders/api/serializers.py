@@ -20,7 +20,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS, NUL_REASON
+from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS, NUL_REASON, NulCharacterError, refuse_nul
 from orders.algorithms import format_decimal
 from orders.models import Order, OrderEvent
 from orders.services.request import (
@@ -83,14 +83,19 @@ class StrictCharField(serializers.CharField):
 
     DRF's ``CharField`` takes a JSON number as its ``str()``: ``0`` became ``"0"`` and
     ``1.00000000000000001`` became ``"1.0"``, so two keys the client tells apart could be one
-    ``operation_id``.
+    ``operation_id``. A text holding the NUL character is refused with the project's reason
+    (:func:`odum_live.fields.refuse_nul`), not DRF's "Null characters are not allowed.".
     """
 
-    default_error_messages = {"not_string": "must be a JSON string, got {kind}."}
+    default_error_messages = {"not_string": "must be a JSON string, got {kind}.", "null_character": NUL_REASON}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_string", kind=_json_kind(data))
+        try:
+            refuse_nul(data, field=self.field_name)
+        except NulCharacterError:
+            self.fail("null_character")
         return super().to_internal_value(data)
 
 

@@ -146,3 +146,14 @@ def test_cancel_unknown_field_is_400(svc_client, strategy):
     order = OrderFactory(strategy=strategy, status="ROUTED")
     response = _cancel(svc_client, order, status="CANCELED")
     assert response.status_code == 400 and "status" in response.json()["fields"]
+
+
+def test_cancel_reason_with_nul_is_400_with_the_project_reason_and_changes_nothing(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    # Act: PostgreSQL cannot store a NUL in text (odum_live.fields.refuse_nul)
+    response = _cancel(svc_client, order, reason="fat\x00finger")
+    # Assert: the project's reason under the field, as the web cancel and the other inputs answer
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"reason": ["must not contain the NUL character (\\u0000)"]}
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"

@@ -381,6 +381,16 @@ def test_post_order_value_the_database_cannot_store_is_400_naming_the_field(trad
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("field", ["operation_id", "strategy_id", "instrument_key", "tx_hash", "selection"])
+def test_post_order_text_field_with_nul_is_400_with_the_project_reason(tradable, svc_client, field):
+    # Act
+    response = svc_client.post(URL, order_body(**{field: "a\x00b"}), format="json")
+    # Assert: odum_live.fields.NUL_REASON under the field, not DRF's "Null characters are not allowed."
+    assert response.status_code == 400
+    assert response.json()["fields"] == {field: ["must not contain the NUL character (\\u0000)"]}
+    assert Order.objects.count() == 0
+
+
 def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc_client):
     # Act
     response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=2**31 - 1), format="json")
