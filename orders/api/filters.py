@@ -12,6 +12,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.pagination import CursorPagination
 
+from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.models import Order
 
@@ -52,6 +53,26 @@ class OrderFilter(django_filters.FilterSet):
     class Meta:
         model = Order
         fields: list[str] = []
+
+    def is_valid(self) -> bool:
+        """Validate the filters; a value holding the NUL character is refused with the project's reason alone.
+
+        PostgreSQL refuses a NUL in a query parameter. Django's form answered it with its own
+        "Null characters are not allowed." or a "not a valid choice / date/time" quoting the value;
+        the reason is :data:`odum_live.fields.NUL_REASON`, as for every other input
+        (:func:`odum_live.fields.refuse_nul`).
+        """
+        valid = super().is_valid()
+        if not self.is_bound:
+            return valid
+        for name in self.filters:
+            try:
+                for value in self.data.getlist(name, []):
+                    refuse_nul(value, field=name)
+            except NulCharacterError as exc:
+                self.form.errors.pop(name, None)
+                self.form.add_error(name, exc.reason)
+        return self.form.is_valid()
 
     def filter_instrument(self, queryset, name, value):
         return queryset.filter(Q(instrument_key=value) | Q(routed_instrument_key=value))

@@ -165,6 +165,24 @@ def test_list_orders_bad_filter_is_400_naming_it(svc_client, params, field):
     assert field in response.json()["fields"]
 
 
+@pytest.mark.parametrize("field", ["status", "venue", "instrument", "strategy", "side", "created_after",
+                                   "created_before", "q"])
+def test_list_orders_filter_with_nul_is_400_with_the_project_reason_alone(svc_client, strategy, field):
+    # Act: PostgreSQL refuses a NUL in a query parameter (odum_live.fields.refuse_nul)
+    response = svc_client.get("/api/orders", {field: "ROUTED\x00"})
+    # Assert: the project's reason under the parameter, not django's "Null characters are not allowed."
+    # nor a "not a valid choice / date" quoting the value
+    assert response.status_code == 400
+    assert response.json()["fields"] == {field: ["must not contain the NUL character (\\u0000)"]}
+
+
+def test_list_orders_nul_in_one_filter_keeps_the_other_filters_errors(svc_client):
+    response = svc_client.get("/api/orders", {"q": "x\x00", "side": "UP"})
+
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"q", "side"}
+
+
 @pytest.mark.parametrize("field", ["created_after", "created_before", "side"])
 def test_list_orders_empty_value_of_a_typed_filter_is_400_naming_it(svc_client, strategy, field):
     # Arrange

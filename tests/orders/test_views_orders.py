@@ -93,6 +93,15 @@ def test_orders_bad_filter_names_the_field(trader_client, db):
     assert 'data-field-error="instrument"' in response.content.decode()
 
 
+def test_orders_filter_with_nul_shows_the_project_reason_next_to_it(trader_client, db):
+    # Act: the page shares the API's filters (orders.api.filters.OrderFilter)
+    response = trader_client.get("/live/orders", {"q": "op\x00"})
+
+    # Assert
+    assert ('<p data-field-error="q">q: must not contain the NUL character (\\u0000)</p>'
+            in response.content.decode())
+
+
 def test_orders_paginates(trader_client, strategy, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     for i in range(3):
