@@ -36,11 +36,6 @@ from orders.services import (
 #: Ticket fields, in form / command-line order (the order API's field names).
 TICKET_FIELDS = ("strategy_id", "instrument_key", "side", "order_type", "quantity", "price", "time_in_force",
                  "expire_time", "exec_algorithm", "operation_id")
-#: Ticket fields the API's input serializer takes as sent (``trim_whitespace=False``): ``operation_id``,
-#: where " op-1" is another idempotency key than "op-1" and is refused, not trimmed into it.
-UNTRIMMED_FIELDS = frozenset(name for name in TICKET_FIELDS
-                             if getattr(OrderCreateInputSerializer._declared_fields.get(name), "trim_whitespace", True)
-                             is False)
 #: Algorithm parameters the ticket offers, in display order, with how a text value is read.
 PARAM_KINDS = {"horizon_secs": "int", "interval_secs": "int", "max_participation": "decimal",
                "volume_profile": "list", "display_qty": "decimal"}
@@ -91,10 +86,15 @@ class Ticket:
     def from_mapping(cls, data) -> Ticket:
         """Read a ticket from a form (``QueryDict``) or dict: fields by name, params as ``param_<name>``.
 
-        Values are trimmed as the API trims them: :data:`UNTRIMMED_FIELDS` are kept as typed, so the
-        API's validation refuses edge whitespace in an operation id with its own reason.
+        Fields are kept as typed: the API's input serializer, which validates the ticket, trims what
+        the API trims (free text such as ``strategy_id`` and ``instrument_key``, decimal strings) and
+        refuses edge whitespace where the API does, with its own reason (a choice: " BUY" is no side;
+        ``expire_time``; ``operation_id``, where " op-1" would be another idempotency key). Trimming
+        here had the ticket take " BUY" where the API refuses it. Algorithm parameters are trimmed:
+        the ticket turns them into the JSON values the API takes (integer seconds, decimal strings,
+        which the API trims too).
         """
-        values = {name: _as_the_api_reads(name, str(data.get(name, "") or "")) for name in TICKET_FIELDS}
+        values = {name: str(data.get(name, "") or "") for name in TICKET_FIELDS}
         params = {name: str(data.get(f"param_{name}", "") or "").strip() for name in PARAM_KINDS}
         return cls(values=values, params={k: v for k, v in params.items() if v})
 
@@ -118,10 +118,6 @@ class Ticket:
         if params:
             body["exec_algorithm_params"] = params
         return body
-
-
-def _as_the_api_reads(name: str, value: str) -> str:
-    return value if name in UNTRIMMED_FIELDS else value.strip()
 
 
 def _validated(serializer_class, *, user, ticket: Ticket):

@@ -1,5 +1,6 @@
 """The Execute page (/live/execute): the order ticket, its CLI preview, submit and what-if."""
 
+import html
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
@@ -8,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from orders.models import Order
-from tests.orders.conftest import SPOT_KEY
+from tests.orders.conftest import SPOT_KEY, client_for
 from tests.orders import web_fixtures
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +113,40 @@ def test_execute_operation_id_with_edge_whitespace_is_400_with_the_api_reason(tr
     assert ('<p class="error" data-field-error="operation_id">must be printable characters without whitespace</p>'
             in response.content.decode())
     assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(("field", "overrides", "accepted"), [
+    # Choices and the expire time (the operation id: above) must be exact in the API: " BUY" is no side.
+    ("side", {"side": " BUY"}, False),
+    ("order_type", {"order_type": "MARKET "}, False),
+    ("time_in_force", {"time_in_force": "\tGTC"}, False),
+    ("exec_algorithm", {"exec_algorithm": "NORMAL\n"}, False),
+    ("expire_time", {"order_type": "LIMIT", "price": "40000", "time_in_force": "GTD", "expire_time": " {future}"},
+     False),
+    # Free text and decimal strings, which the API trims: the same order either way.
+    ("strategy_id", {"strategy_id": " alpha "}, True),
+    ("instrument_key", {"instrument_key": f" {SPOT_KEY} "}, True),
+    ("quantity", {"quantity": " 0.05 "}, True),
+    ("price", {"order_type": "LIMIT", "price": " 40000 "}, True),
+])
+def test_execute_field_with_edge_whitespace_is_taken_as_the_api_takes_it(trader_client, trader, tradable, field,
+                                                                           overrides, accepted):
+    # Arrange: the same fields as a ticket and as an order API body (empty ticket fields are absent)
+    future = (timezone.now() + timedelta(hours=1)).isoformat()
+    fields = {name: value.format(future=future) for name, value in ticket(**overrides).items()}
+    body = {name: value for name, value in fields.items() if value != "" and name != "venue"}
+
+    # Act
+    api = client_for(trader).post("/api/orders", {**body, "operation_id": "api-test-1"}, format="json")
+    page = trader_client.post("/live/execute", fields)
+
+    # Assert: the ticket answers as the API does, with the API's reason next to the field
+    assert (api.status_code, page.status_code) == ((201, 201) if accepted else (400, 400)), api.json()
+    if not accepted:
+        (reason,) = api.json()["fields"][field]
+        assert (f'<p class="error" data-field-error="{field}">{html.escape(reason)}</p>'
+                in page.content.decode())
+    assert Order.objects.count() == (2 if accepted else 0)
 
 
 @pytest.mark.parametrize(("overrides", "field"), [
