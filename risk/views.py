@@ -5,7 +5,9 @@ state through :func:`risk.services.trading_state_set` — the one way a kill swi
 the logged-in user as the actor; django-simple-history keeps every change (who, when, reason,
 before → after), shown under the form and in the admin. Only holders of
 ``risk.change_tradingstate`` (the ``risk manager`` group) see the controls; anyone else posting
-gets 403. An invalid request re-renders the controls with the errors, naming the field (400).
+gets 403 — through htmx (a page opened before the permission was withdrawn), the reason shown
+inside the card, which stays. An invalid request re-renders the controls with the errors, naming
+the field (400).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import reswap, retarget
 
 from risk.models import Scope, TradingState
 from risk.services import trading_state_set
@@ -52,7 +55,10 @@ def kill_switch_context(*, errors: dict | None = None, form: dict | None = None)
 def kill_switch_set(request: HttpRequest) -> HttpResponse:
     """``POST /risk/kill-switch``: set one scope's trading state, attributed to the user."""
     if not request.user.has_perm("risk.change_tradingstate"):
-        raise PermissionDenied("kill switches need the permission risk.change_tradingstate (risk managers)")
+        refusal = "kill switches need the permission risk.change_tradingstate (risk managers)"
+        if request.htmx:
+            return _refused_in_card(request, refusal)
+        raise PermissionDenied(refusal)
     form = {name: request.POST.get(name, "") for name in ("scope", "scope_key", "state", "reason")}
     try:
         row = trading_state_set(scope=form["scope"], scope_key=form["scope_key"], state=form["state"],
@@ -65,3 +71,10 @@ def kill_switch_set(request: HttpRequest) -> HttpResponse:
         return render(request, "risk/_kill_switches.html", {**kill_switch_context(), "done": done})
     messages.success(request, done)
     return redirect("status")
+
+
+def _refused_in_card(request: HttpRequest, refusal: str) -> HttpResponse:
+    # htmx swaps 403 answers (base.html) into the form's target, the whole card: the reason goes into the
+    # card's refusal slot instead, and the card — states and history the user may no longer read — stays.
+    response = render(request, "403.html", {"exception": refusal}, status=403)
+    return reswap(retarget(response, "#kill-switch-refusal"), "innerHTML")

@@ -80,3 +80,21 @@ def test_kill_switch_invalid_is_400_naming_field_and_changes_nothing(data, field
     assert response.status_code == 400
     assert f'<p class="error">{field}: ' in response.content.decode()
     assert not TradingState.objects.exists()
+
+
+def test_kill_switch_htmx_post_without_permission_shows_the_refusal_inside_the_card():
+    # Arrange: a risk manager's status page holds the card; the person posting from it no longer may
+    page = logged_in(person_in("risk manager")).get("/status").content.decode()
+    refused = logged_in(person_in("trader"))
+
+    # Act: the card's own htmx post (hx-target="#kill-switches", hx-swap="outerHTML")
+    response = refused.post(URL, {"scope": "GLOBAL", "state": "HALTED", "reason": "panic"}, HTTP_HX_REQUEST="true")
+
+    # Assert: htmx swaps 403 answers (base.html); this one goes into the card's refusal slot, not over the card
+    assert response.status_code == 403
+    assert (response["HX-Retarget"], response["HX-Reswap"]) == ("#kill-switch-refusal", "innerHTML")
+    card = page[page.index('<section id="kill-switches"'):page.index("</section>", page.index('id="kill-switches"'))]
+    assert 'id="kill-switch-refusal"' in card
+    body = response.content.decode()
+    assert 'role="alert"' in body and "risk.change_tradingstate" in body and "<section" not in body
+    assert not TradingState.objects.exists()
