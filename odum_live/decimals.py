@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 
 def plain_decimal(value: Decimal | int | str) -> str:
     """Return ``value`` as plain decimal text: no exponent, no trailing zeros (``Decimal("1.50")`` → ``"1.5"``).
 
     NUMERIC(36,18) columns come back with 18 places (``0.001000000000000000``) and ``normalize``
-    alone may give an exponent (``1E+3``); this gives ``0.001`` and ``1000``.
+    alone may give an exponent (``1E+3``); this gives ``0.001`` and ``1000``. Every digit is kept:
+    a NUMERIC(36,18) value has up to 36 significant digits, an exact sum or product of them more,
+    and the default 28-digit context would round them.
 
     Parameters
     ----------
@@ -29,4 +31,5 @@ def plain_decimal(value: Decimal | int | str) -> str:
     number = Decimal(value)
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")
+    # normalize() rounds to its context's precision: give it every digit the number has.
+    return format(number.normalize(Context(prec=len(number.as_tuple().digits))), "f")
