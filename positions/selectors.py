@@ -10,6 +10,13 @@ listed inverse and BTC-settled on one venue, linear and USD-settled on another. 
 instrument's PnL total exists only when its listings share one PnL currency
 (:attr:`InstrumentPosition.pnl_currency`); amounts of different currencies are never added (no FX
 source exists in the service).
+
+Arithmetic is exact: each read (:func:`position_aggregates`, :func:`position_book`,
+:func:`equity_curve`) runs in one local decimal context of ``positions.maths.PRECISION`` (120)
+significant digits, as the pre-trade risk engine does, so sums of NUMERIC(36,18) values and
+products quantity × multiplier × price are never rounded to Python's default 28 digits. Only the
+divisions round, to 18 decimal places half-even as ``positions.maths`` stores them: average entry
+prices, and an inverse listing's face value ÷ price.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -27,6 +34,8 @@ from positions.models import Position, PositionSnapshot
 from venues.models import Instrument
 
 ZERO = Decimal("0")
+#: For the figures read after the selector returned (``equity``): as exact as the selector's context.
+_EXACT = Context(prec=PRECISION)
 
 
 @dataclass
@@ -160,22 +169,20 @@ def position_behind_mark_exists(*, instrument_key: str, venue: str, ts: datetime
 
 def _avg_entry(rows: list[tuple[Decimal, Decimal | None]], *, inverse: bool) -> Decimal | None:
     # Quantity-weighted mean of same-direction legs; for inverse contracts the harmonic mean, the
-    # rule positions.maths applies within one position (BitMEX, "average entry price"). Computed and
-    # quantized as positions.maths does (18 places, half-even): the default 28-digit context rounded
-    # 1/p, so one inverse leg at 58354.36 came back as 58354.36000000000000000000001.
+    # rule positions.maths applies within one position (BitMEX, "average entry price"). Computed (in the
+    # read's PRECISION context) and quantized as positions.maths does (18 places, half-even): the default
+    # 28-digit context rounded 1/p, so one inverse leg at 58354.36 came back as 58354.36000000000000000000001.
     legs = [(q, p) for q, p in rows if q != 0]
     if not legs or any(p is None for _, p in legs):
         return None
     if len({q > 0 for q, _ in legs}) != 1:
         return None
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        weight = sum(abs(q) for q, _ in legs)
-        if inverse:
-            avg = weight / sum(abs(q) / p for q, p in legs)
-        else:
-            avg = sum(abs(q) * p for q, p in legs) / weight
-        return avg.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    weight = sum(abs(q) for q, _ in legs)
+    if inverse:
+        avg = weight / sum(abs(q) / p for q, p in legs)
+    else:
+        avg = sum(abs(q) * p for q, p in legs) / weight
+    return avg.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -212,8 +219,17 @@ def position_aggregates(
     Returns
     -------
     list[InstrumentPosition]
-        Ordered by equivalence key; empty when nothing matches.
+        Ordered by equivalence key; empty when nothing matches. Exact sums and products (see the
+        module docstring).
     """
+    with localcontext(prec=PRECISION):
+        return _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, equivalence_key=equivalence_key,
+                           instrument_key=instrument_key, venue=venue)
+
+
+def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, equivalence_key: str | None,
+                instrument_key: str | None, venue: str | None) -> list[InstrumentPosition]:
+    # position_aggregates inside the caller's PRECISION context.
     qs = position_visible_queryset(strategy_ids=strategy_ids)
     if strategy_id:
         qs = qs.filter(strategy_id=strategy_id)
@@ -300,9 +316,7 @@ def _base_units(vp: VenuePosition, terms: _Terms) -> Decimal | None:
     price = vp.mark_price if vp.mark_price is not None else vp.avg_entry_price
     if not terms.multiplier or price is None:
         return None
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return (vp.quantity * terms.multiplier / price).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    return (vp.quantity * terms.multiplier / price).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 # --- the positions page and CLI: notional, totals, equity curve -----------------------------------
@@ -330,7 +344,7 @@ class CurrencyTotal:
 
     @property
     def equity(self) -> Decimal:
-        return self.realized_pnl + self.unrealized_pnl
+        return _EXACT.add(self.realized_pnl, self.unrealized_pnl)  # read outside the selector's context
 
 
 @dataclass
@@ -417,9 +431,16 @@ def position_book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None
     -------
     PositionBook
         Quantities in base units; prices, notionals and linear PnL in quote currency; inverse PnL
-        in the settlement currency.
+        in the settlement currency. Exact sums and products (see the module docstring).
     """
-    instruments = position_aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, venue=venue)
+    with localcontext(prec=PRECISION):
+        return _book(strategy_ids=strategy_ids, strategy_id=strategy_id, venue=venue)
+
+
+def _book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, venue: str | None) -> PositionBook:
+    # position_book inside the caller's PRECISION context.
+    instruments = _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, equivalence_key=None,
+                              instrument_key=None, venue=venue)
     terms = _terms_of({vp.instrument_key for agg in instruments for vp in agg.venues})
     totals: dict[str, CurrencyTotal] = {}
     unpriced = []
@@ -461,7 +482,7 @@ class EquityPoint:
 
     @property
     def equity(self) -> Decimal:
-        return self.realized_pnl + self.unrealized_pnl
+        return _EXACT.add(self.realized_pnl, self.unrealized_pnl)  # read outside the selector's context
 
 
 def equity_curve(*, strategy_ids: Iterable[str] | None, since: datetime, until: datetime | None = None,
@@ -487,7 +508,8 @@ def equity_curve(*, strategy_ids: Iterable[str] | None, since: datetime, until: 
     Returns
     -------
     dict[str, list[EquityPoint]]
-        Currency → points by time; empty when no snapshot exists.
+        Currency → points by time; empty when no snapshot exists. Exact sums (see the module
+        docstring).
 
     Raises
     ------
@@ -496,6 +518,14 @@ def equity_curve(*, strategy_ids: Iterable[str] | None, since: datetime, until: 
     """
     if max_points < 2:
         raise ValueError(f"max_points: must be at least 2, got {max_points}")
+    with localcontext(prec=PRECISION):
+        return _equity_series(strategy_ids=strategy_ids, since=since, until=until, strategy_id=strategy_id,
+                              max_points=max_points)
+
+
+def _equity_series(*, strategy_ids: Iterable[str] | None, since: datetime, until: datetime | None,
+                   strategy_id: str | None, max_points: int) -> dict[str, list[EquityPoint]]:
+    # equity_curve inside the caller's PRECISION context.
     positions = position_visible_queryset(strategy_ids=strategy_ids)
     if strategy_id:
         positions = positions.filter(strategy_id=strategy_id)

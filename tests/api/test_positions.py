@@ -152,3 +152,30 @@ def test_get_position_pnl_total_states_its_single_currency(svc_client, book):
     # Assert
     assert (body["realized_pnl"], body["pnl_currency"]) == ("10", "USDT")
     assert {v["pnl_currency"] for v in body["venues"]} == {"USDT"}
+
+
+
+def test_get_position_figures_are_exact_beyond_28_digits(strategy, other_strategy):
+    # Arrange: alpha 10000000000 and beta 0.000000000000000001 contracts of 0.01 BTC, read by a risk manager
+    # (the sums need 29 and 31 significant digits)
+    from django.contrib.auth.models import Permission
+
+    from tests.orders.conftest import client_for
+    from tests.orders.factories import UserFactory
+
+    InstrumentFactory(venue=VenueFactory(code="OKX", adapter="okx"), instrument_key=f"OKX:{PERP}",
+                      contract_multiplier=Decimal("0.01"))
+    for holder, quantity, realized in ((strategy, "10000000000", "1000000000000"),
+                                       (other_strategy, "0.000000000000000001", "0.000000000000000001")):
+        PositionFactory(strategy=holder, venue="OKX", instrument_key=f"OKX:{PERP}", equivalence_key=PERP,
+                        quantity=Decimal(quantity), avg_entry_price=Decimal("40000"), realized_pnl=Decimal(realized))
+    user = UserFactory(username="rm")
+    user.user_permissions.add(Permission.objects.get(codename="view_order"))
+
+    # Act
+    body = client_for(user).get(f"/api/positions/ANY:{PERP}").json()
+
+    # Assert: exact, not rounded to 28 significant digits
+    assert (body["quantity"], body["realized_pnl"]) == ("100000000.00000000000000000001",
+                                                        "1000000000000.000000000000000001")
+    assert body["venues"][0]["quantity"] == "10000000000.000000000000000001"

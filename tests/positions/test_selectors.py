@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from positions.selectors import position_aggregates
+from positions.selectors import position_aggregates, position_book
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
@@ -200,3 +200,47 @@ def test_position_aggregates_pnl_total_of_one_currency_states_it():
 
     # Assert
     assert (agg.realized_pnl, agg.pnl_currency, agg.pnl_currencies) == (D("12.5"), "USDT", ["USDT"])
+
+
+def _wide_book(strategy_a, strategy_b):
+    # One OKX listing of 0.01 BTC contracts: figures whose exact sums and products need more than the
+    # default 28 digits, from stored values of at most 15 significant digits (SQLite keeps no more).
+    _perp("OKX", LIN, "0.01")
+    for strategy, quantity, realized in ((strategy_a, "10000000000", "1000000000000"),
+                                         (strategy_b, "0.000000000000000001", "0.000000000000000001")):
+        PositionFactory(strategy=strategy, venue="OKX", instrument_key=f"OKX:{LIN}", equivalence_key=LIN,
+                        quantity=D(quantity), avg_entry_price=D("40000"), mark_price=D("40000.5"),
+                        realized_pnl=D(realized))
+
+
+@pytest.mark.django_db
+def test_position_aggregates_sums_and_base_units_are_exact_beyond_28_digits():
+    # Arrange
+    _wide_book(StrategyFactory(id="s-a"), StrategyFactory(id="s-b"))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: exact, not rounded to 28 significant digits (10000000000.00000000000000000 …)
+    (vp,) = agg.venues
+    assert vp.quantity == D("10000000000.000000000000000001")
+    assert vp.realized_pnl == D("1000000000000.000000000000000001")
+    assert agg.quantity == agg.gross_quantity == D("100000000.00000000000000000001")
+    assert agg.realized_pnl == D("1000000000000.000000000000000001")
+
+
+@pytest.mark.django_db
+def test_position_book_notionals_and_totals_are_exact_beyond_28_digits():
+    # Arrange
+    _wide_book(StrategyFactory(id="s-a"), StrategyFactory(id="s-b"))
+
+    # Act
+    book = position_book(strategy_ids=None)
+
+    # Assert: |quantity| × mark × multiplier = 10000000000.000000000000000001 × 40000.5 × 0.01, exactly
+    (agg,) = book.instruments
+    assert agg.venues[0].notional == agg.notional == D("4000050000000.000000000000000400005")
+    (usdt,) = book.totals
+    assert (usdt.notional, usdt.realized_pnl) == (D("4000050000000.000000000000000400005"),
+                                                  D("1000000000000.000000000000000001"))
+    assert usdt.equity == D("1000000000000.000000000000000001")

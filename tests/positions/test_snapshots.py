@@ -216,6 +216,19 @@ def test_equity_curve_separates_currencies_and_thins_to_max_points(strategy):
     assert (series["USDT"][0].ts, series["USDT"][-1].ts) == (T0, T0 + timedelta(seconds=29))
 
 
+@pytest.mark.django_db
+def test_equity_curve_sums_are_exact_beyond_28_digits(strategy):
+    # Arrange: two positions whose realized PnL adds up to 31 significant digits
+    for holder, realized in ((strategy, "1000000000000"), (StrategyFactory(id="s-small"), "0.000000000000000001")):
+        position = PositionFactory(strategy=holder, quantity=D(1), avg_entry_price=D(100), realized_pnl=D(realized))
+        position_snapshot_record(positions=[position], ts=T0, source="fill")
+
+    # Act
+    series = equity_curve(strategy_ids=None, since=T0 - timedelta(minutes=1))
+
+    # Assert: not 1000000000000.000000000000000 (28 digits)
+    assert [p.realized_pnl for p in series["USDT"]] == [D("1000000000000.000000000000000001")]
+
 def test_equity_curve_max_points_below_two_raises():
     with pytest.raises(ValueError, match="max_points"):
         equity_curve(strategy_ids=None, since=T0, max_points=1)

@@ -174,3 +174,25 @@ def test_positions_pnl_of_listings_settling_in_different_currencies_shows_a_dash
     assert "0.01000000" in body and "100.00" in body
     assert f"No PnL total for ANY:{eq}: its listings settle in BTC and USD" in body
     assert 'title="PnL in BTC and USD: amounts of different currencies are not added"' in body
+
+
+@pytest.mark.django_db
+def test_positions_quantities_are_exact_beyond_28_digits(alpha, trader):
+    # Arrange: 10000000000 + 0.000000000000000001 contracts of 0.01 BTC on OKX (sums of 29 significant digits)
+    from tests.positions.factories import PositionFactory
+    from tests.venues.factories import VenueFactory
+
+    lin = "PERPETUAL:BTC-USDT@LIN"
+    InstrumentFactory(venue=VenueFactory(code="OKX", adapter="okx"), instrument_key=f"OKX:{lin}",
+                      contract_multiplier=D("0.01"))
+    for holder, quantity in ((alpha, "10000000000"), (StrategyFactory(id="alpha-2"), "0.000000000000000001")):
+        holder.traders.add(trader)
+        PositionFactory(strategy=holder, venue="OKX", instrument_key=f"OKX:{lin}", equivalence_key=lin,
+                        quantity=D(quantity), avg_entry_price=D("40000"))
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: the instrument in BTC and the listing in contracts, exactly
+    assert "<strong>100000000.00000000000000000001</strong> BTC" in body
+    assert '<td class="num">10000000000.000000000000000001</td>' in body
