@@ -223,13 +223,14 @@ def position_aggregates(
         module docstring).
     """
     with localcontext(prec=PRECISION):
-        return _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, equivalence_key=equivalence_key,
-                           instrument_key=instrument_key, venue=venue)
+        instruments, _ = _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id,
+                                     equivalence_key=equivalence_key, instrument_key=instrument_key, venue=venue)
+    return instruments
 
 
 def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, equivalence_key: str | None,
-                instrument_key: str | None, venue: str | None) -> list[InstrumentPosition]:
-    # position_aggregates inside the caller's PRECISION context.
+                instrument_key: str | None, venue: str | None) -> tuple[list[InstrumentPosition], dict[str, _Terms]]:
+    # position_aggregates inside the caller's PRECISION context, with the listings' terms it read (one query).
     qs = position_visible_queryset(strategy_ids=strategy_ids)
     if strategy_id:
         qs = qs.filter(strategy_id=strategy_id)
@@ -303,7 +304,7 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
         else:
             agg.avg_entry_price = (_avg_entry(legs, inverse=settlements.pop())
                                    if len(settlements) == 1 and sizes_known else None)
-    return list(instruments.values())
+    return list(instruments.values()), terms
 
 
 def _base_units(vp: VenuePosition, terms: _Terms) -> Decimal | None:
@@ -439,9 +440,8 @@ def position_book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None
 
 def _book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, venue: str | None) -> PositionBook:
     # position_book inside the caller's PRECISION context.
-    instruments = _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, equivalence_key=None,
-                              instrument_key=None, venue=venue)
-    terms = _terms_of({vp.instrument_key for agg in instruments for vp in agg.venues})
+    instruments, terms = _aggregates(strategy_ids=strategy_ids, strategy_id=strategy_id, equivalence_key=None,
+                                     instrument_key=None, venue=venue)
     totals: dict[str, CurrencyTotal] = {}
     unpriced = []
     for agg in instruments:

@@ -244,3 +244,18 @@ def test_position_book_notionals_and_totals_are_exact_beyond_28_digits():
     assert (usdt.notional, usdt.realized_pnl) == (D("4000050000000.000000000000000400005"),
                                                   D("1000000000000.000000000000000001"))
     assert usdt.equity == D("1000000000000.000000000000000001")
+
+
+@pytest.mark.django_db
+def test_position_book_reads_positions_once_and_listings_once(django_assert_num_queries):
+    # Arrange: two listings of one instrument
+    strategy = StrategyFactory(id="s-q")
+    for venue in ("BINANCE-FUTURES", "OKX"):
+        _perp(venue, LIN, "1")
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
+                        quantity=D("1"), avg_entry_price=D("40000"))
+
+    # Act / Assert: the positions, then their listings' terms (venues.Instrument): two queries
+    with django_assert_num_queries(2):
+        book = position_book(strategy_ids=None)
+    assert book.instruments[0].notional == D("80000")
