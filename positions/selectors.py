@@ -64,7 +64,8 @@ class VenuePosition:
     notional : Decimal | None
         Filled by :func:`position_book` only: exposure ``|quantity| × mark × multiplier`` (entry
         price when never marked) in quote currency; ``|quantity| × multiplier`` (the contracts'
-        face value, quote currency) for inverse contracts; None when no price is known.
+        face value, quote currency) for inverse contracts; None when no price is known or the
+        listing no longer exists (no ``venues.Instrument``: the multiplier is unknown).
     pnl_currency : str
         Currency of the PnL and fees: the listing's quote currency; for an inverse listing its
         settlement currency, else its base currency (``"?"`` when none is known).
@@ -98,10 +99,15 @@ class InstrumentPosition:
         Net signed quantity across venues in **base units of the underlying** (``base_unit``), not
         contracts: each linear listing's quantity × contract multiplier (100 OKX BTC-USDT-SWAP
         contracts of 0.01 BTC = 1 BTC), each inverse listing's face value (quantity × multiplier,
-        quote currency) ÷ its mark price, else its average entry price. None when an inverse
-        listing's face value is unknown (no ``venues.Instrument`` row): never a partial sum.
+        quote currency) ÷ its mark price, else its average entry price. None when a listing holding
+        a position cannot be sized (``quantity_problem`` says which and why): never a partial sum.
     gross_quantity : Decimal | None
         Sum of absolute venue quantities, in the same base units (None likewise).
+    quantity_problem : str
+        Why ``quantity`` is None, ``"; "``-joined per listing: its listing no longer exists (no
+        ``venues.Instrument`` row, so neither its contract multiplier nor, for inverse contracts,
+        its face value is known — the rule the pre-trade risk engine applies), or inverse contracts
+        with neither a mark nor a common entry price to convert their face value; ``""`` when known.
     base_unit : str
         The underlying's currency (``BTC``), unit of ``quantity``.
     avg_entry_price : Decimal | None
@@ -128,6 +134,7 @@ class InstrumentPosition:
     quantity: Decimal | None = ZERO
     gross_quantity: Decimal | None = ZERO
     base_unit: str = ""
+    quantity_problem: str = ""
     avg_entry_price: Decimal | None = None
     realized_pnl: Decimal | None = ZERO
     unrealized_pnl: Decimal | None = ZERO
@@ -273,6 +280,7 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
         legs = []
         settlements = set()
         sizes_known = True
+        problems = []
         for vp in agg.venues:
             rows_of_venue = venue_rows[(eq, vp.venue, vp.instrument_key)]
             t = terms[vp.instrument_key]
@@ -285,13 +293,16 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
                 settlements.add(t.inverse)
                 sizes_known = sizes_known and t.multiplier > 0
             agg.base_unit = agg.base_unit or t.base_currency
-            base = _base_units(vp, t)
+            base, problem = _base_units(vp, t)
+            if problem:
+                problems.append(problem)
             agg.quantity = None if base is None or agg.quantity is None else agg.quantity + base
             agg.gross_quantity = None if base is None or agg.gross_quantity is None else agg.gross_quantity + abs(base)
             agg.realized_pnl += vp.realized_pnl
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
+        agg.quantity_problem = "; ".join(problems)
         agg.pnl_currencies = sorted({vp.pnl_currency for vp in agg.venues})
         if len(agg.pnl_currencies) == 1:
             agg.pnl_currency = agg.pnl_currencies[0]
@@ -307,17 +318,21 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
     return list(instruments.values()), terms
 
 
-def _base_units(vp: VenuePosition, terms: _Terms) -> Decimal | None:
-    # The listing's signed quantity in base units of the underlying: linear quantity × multiplier;
-    # inverse face value (quantity × multiplier, quote currency) ÷ mark, else average entry price.
+def _base_units(vp: VenuePosition, terms: _Terms) -> tuple[Decimal | None, str]:
+    # The listing's signed quantity in base units of the underlying, or None and why: linear quantity ×
+    # multiplier; inverse face value (quantity × multiplier, quote currency) ÷ mark, else average entry price.
     if vp.quantity == 0:
-        return ZERO
+        return ZERO, ""
+    if not terms.multiplier:
+        return None, (f"{vp.instrument_key}: its listing no longer exists (no venues.Instrument), so its contract "
+                      f"size is unknown")
     if not terms.inverse:
-        return vp.quantity * terms.multiplier
+        return vp.quantity * terms.multiplier, ""
     price = vp.mark_price if vp.mark_price is not None else vp.avg_entry_price
-    if not terms.multiplier or price is None:
-        return None
-    return (vp.quantity * terms.multiplier / price).quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    if price is None:
+        return None, (f"{vp.instrument_key}: inverse contracts with neither a mark nor a common entry price to "
+                      f"convert their face value to base units")
+    return (vp.quantity * terms.multiplier / price).quantize(QUANTUM, rounding=ROUND_HALF_EVEN), ""
 
 
 # --- the positions page and CLI: notional, totals, equity curve -----------------------------------
@@ -371,7 +386,7 @@ class PositionBook:
 
 @dataclass(frozen=True)
 class _Terms:
-    multiplier: Decimal
+    multiplier: Decimal  # ZERO: unknown, the listing no longer exists
     inverse: bool
     pnl_currency: str
     quote_currency: str
@@ -379,8 +394,8 @@ class _Terms:
 
 
 def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
-    # Listing terms from venues.Instrument; a key without a listing falls back to its own currencies
-    # (linear, multiplier 1), the rule positions.services.position_mark applies.
+    # Listing terms from venues.Instrument; a key without a listing has no known contract size (multiplier
+    # ZERO, the risk engine's rule for unlisted rows) and takes its currencies and inverse flag from the key.
     listings = {key: (mult, inv, quote, settle, base) for key, mult, inv, quote, settle, base in
                 Instrument.objects.filter(instrument_key__in=instrument_keys).values_list(
                     "instrument_key", "contract_multiplier", "is_inverse", "quote_currency", "settlement_currency",
@@ -400,17 +415,19 @@ def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
             pnl = (settle or base or key_base) if inverse else quote
             terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?", base or key_base)
         else:
-            # An inverse key without listing has no known face value: notional stays unknown.
-            terms[key] = _Terms(ZERO if key_inverse else Decimal(1), key_inverse,
-                                (key_base if key_inverse else key_quote) or "?", key_quote or "?", key_base)
+            # No listing, no contract size: base units and notional stay unknown (linear or inverse alike).
+            terms[key] = _Terms(ZERO, key_inverse, (key_base if key_inverse else key_quote) or "?", key_quote or "?",
+                                key_base)
     return terms
 
 
 def _notional(vp: VenuePosition, terms: _Terms) -> Decimal | None:
     if vp.quantity == 0:
         return ZERO
+    if not terms.multiplier:
+        return None  # no listing: its contract size is unknown
     if terms.inverse:
-        return abs(vp.quantity) * terms.multiplier if terms.multiplier else None
+        return abs(vp.quantity) * terms.multiplier
     price = vp.mark_price if vp.mark_price is not None else vp.avg_entry_price
     return None if price is None else abs(vp.quantity) * price * terms.multiplier
 

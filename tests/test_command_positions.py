@@ -102,3 +102,25 @@ def test_positions_pnl_of_listings_settling_in_different_currencies_has_no_total
     # Assert
     assert "100.01" not in text
     assert f"no PnL total for ANY:{eq}: its listings settle in BTC and USD" in text
+
+
+def test_positions_linear_contracts_without_listing_show_no_instrument_quantity_and_say_why(db):
+    # Arrange: 1 Binance contract of 1 BTC; 100 OKX contracts whose listing (0.01 BTC each) was removed
+    from tests.positions.factories import PositionFactory
+
+    strategy = StrategyFactory(id="alpha")
+    InstrumentFactory(venue=VenueFactory(code="BINANCE-FUTURES", adapter="binance_futures"), instrument_key=FUT)
+    for key, quantity in ((FUT, "1"), ("OKX:PERPETUAL:BTC-USDT@LIN", "100")):
+        PositionFactory(strategy=strategy, venue=key.split(":")[0], instrument_key=key,
+                        equivalence_key="PERPETUAL:BTC-USDT@LIN", quantity=D(quantity), avg_entry_price=D("40000"))
+
+    # Act
+    lines = positions().splitlines()
+
+    # Assert: a dash, not 101 BTC; the listing line keeps its contracts; a note names the listing
+    instrument = next(line for line in lines if line.startswith("ANY:PERPETUAL:BTC-USDT@LIN"))
+    assert instrument.split()[1] == "—"
+    okx = next(line for line in lines if line.strip().startswith("OKX:"))
+    assert okx.split()[1] == "100"
+    assert ("quantity unknown for ANY:PERPETUAL:BTC-USDT@LIN: OKX:PERPETUAL:BTC-USDT@LIN: its listing no longer "
+            "exists (no venues.Instrument), so its contract size is unknown") in lines

@@ -588,10 +588,14 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
     quantity = StrictDecimalField(allow_null=True, help_text=(
         "Net signed quantity across venues in base units of the underlying (base_unit), not contracts: each linear "
         "listing's quantity × contract multiplier, each inverse listing's face value (quantity × multiplier, quote "
-        "currency) ÷ its mark price, else its average entry price; null when an inverse listing's face value is "
-        "unknown."))
+        "currency) ÷ its mark price, else its average entry price; null when a listing holding a position cannot be "
+        "sized (quantity_problem says which and why)."))
     gross_quantity = StrictDecimalField(allow_null=True, help_text="Sum of absolute venue quantities, in the same "
                                         "base units; null likewise.")
+    quantity_problem = serializers.CharField(allow_null=True, help_text=(
+        "Why quantity and gross_quantity are null, per listing ('; '-separated): its listing no longer exists (no "
+        "contract size known), or inverse contracts with neither a mark nor a common entry price; null when they "
+        "are known. Each venue line keeps its own quantity in contracts."))
     base_unit = serializers.CharField(help_text="Unit of quantity and gross_quantity: the underlying (BTC).")
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when venues hold opposite sides.")
@@ -612,6 +616,7 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
     def to_representation(self, agg):
         return {"instrument_key": agg.instrument_key, "equivalence_key": agg.equivalence_key,
                 "quantity": _dec(agg.quantity), "gross_quantity": _dec(agg.gross_quantity),
+                "quantity_problem": agg.quantity_problem or None,
                 "base_unit": agg.base_unit, "avg_entry_price": _dec(agg.avg_entry_price),
                 "realized_pnl": _dec(agg.realized_pnl),
                 "unrealized_pnl": _dec(agg.unrealized_pnl), "fees": _dec(agg.fees),

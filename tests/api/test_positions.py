@@ -13,6 +13,8 @@ PERP = "PERPETUAL:BTC-USDT@LIN"
 @pytest.fixture
 def book(strategy, other_strategy):
     """alpha: long 2 on Binance futures, long 1 on Bybit; beta: short 5 on Bybit; alpha spot flat."""
+    for venue in ("BINANCE-FUTURES", "BYBIT"):  # listed: contracts of 1 BTC
+        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{PERP}")
     PositionFactory(strategy=strategy, venue="BINANCE-FUTURES", instrument_key=f"BINANCE-FUTURES:{PERP}",
                     equivalence_key=PERP, quantity=Decimal("2"), avg_entry_price=Decimal("40000"),
                     realized_pnl=Decimal("10.5"), unrealized_pnl=Decimal("100"), fees=Decimal("1.2"),
@@ -179,3 +181,26 @@ def test_get_position_figures_are_exact_beyond_28_digits(strategy, other_strateg
     assert (body["quantity"], body["realized_pnl"]) == ("100000000.00000000000000000001",
                                                         "1000000000000.000000000000000001")
     assert body["venues"][0]["quantity"] == "10000000000.000000000000000001"
+
+
+def test_get_position_linear_contracts_without_listing_have_null_quantity_naming_the_listing(svc_client, strategy):
+    # Arrange: 1 Binance contract of 1 BTC; 100 OKX contracts whose listing was removed
+    InstrumentFactory(venue=VenueFactory(code="BINANCE-FUTURES", adapter="binance_futures"),
+                      instrument_key=f"BINANCE-FUTURES:{PERP}")
+    for venue, quantity in (("BINANCE-FUTURES", "1"), ("OKX", "100")):
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{PERP}", equivalence_key=PERP,
+                        quantity=Decimal(quantity), avg_entry_price=Decimal("40000"))
+
+    # Act
+    body = svc_client.get(f"/api/positions/ANY:{PERP}").json()
+
+    # Assert: no 101 BTC; the reason names the listing; each venue line keeps its contracts
+    assert (body["quantity"], body["gross_quantity"]) == (None, None)
+    assert body["quantity_problem"] == (f"OKX:{PERP}: its listing no longer exists (no venues.Instrument), so its "
+                                        f"contract size is unknown")
+    assert [v["quantity"] for v in body["venues"]] == ["1", "100"]
+
+
+def test_list_positions_known_quantity_has_null_problem(svc_client, book):
+    body = svc_client.get("/api/positions").json()
+    assert [p["quantity_problem"] for p in body["results"]] == [None, None]

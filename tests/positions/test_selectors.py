@@ -34,6 +34,7 @@ def test_position_aggregates_avg_entry_price_across_venues_has_at_most_18_decima
     # Arrange: 2 at 40000 and 1 at 41000: 40333.33… recurring
     strategy = StrategyFactory(id="s-lin")
     for venue, quantity, price in (("BINANCE-FUTURES", "2", "40000"), ("BYBIT", "1", "41000")):
+        _perp(venue, LIN, "1")
         PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
                         quantity=D(quantity), avg_entry_price=D(price))
 
@@ -156,6 +157,8 @@ def test_position_aggregates_inverse_contracts_without_listing_leave_the_quantit
     assert agg.venues[0].quantity == D("10")
     assert agg.quantity is None
     assert agg.gross_quantity is None
+    assert agg.quantity_problem == (f"DERIBIT:{INV}: its listing no longer exists (no venues.Instrument), so its "
+                                    f"contract size is unknown")
 
 
 def _mixed_settlement_option(strategy):
@@ -259,3 +262,57 @@ def test_position_book_reads_positions_once_and_listings_once(django_assert_num_
     with django_assert_num_queries(2):
         book = position_book(strategy_ids=None)
     assert book.instruments[0].notional == D("80000")
+
+
+def _okx_unlisted(strategy):
+    # 1 Binance contract of 1 BTC (listed) and 100 OKX contracts whose listing (0.01 BTC each) was removed.
+    _perp("BINANCE-FUTURES", LIN, "1")
+    for venue, quantity in (("BINANCE-FUTURES", "1"), ("OKX", "100")):
+        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{LIN}", equivalence_key=LIN,
+                        quantity=D(quantity), avg_entry_price=D("40000"))
+
+
+@pytest.mark.django_db
+def test_position_aggregates_linear_contracts_without_listing_leave_the_quantity_unknown_naming_it():
+    # Arrange
+    _okx_unlisted(StrategyFactory(id="s-lin"))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert: not 1 + 100 × 1 = 101 BTC; the listing lines keep their contracts
+    assert (agg.quantity, agg.gross_quantity) == (None, None)
+    assert agg.quantity_problem == (f"OKX:{LIN}: its listing no longer exists (no venues.Instrument), so its "
+                                    f"contract size is unknown")
+    assert [vp.quantity for vp in agg.venues] == [D("1"), D("100")]
+    assert agg.avg_entry_price is None  # the legs cannot be weighed in base units
+
+
+@pytest.mark.django_db
+def test_position_book_linear_contracts_without_listing_have_no_notional():
+    # Arrange
+    _okx_unlisted(StrategyFactory(id="s-lin"))
+
+    # Act
+    book = position_book(strategy_ids=None)
+
+    # Assert: not 100 × 40000 × 1; left out of the totals and listed as unpriced
+    (agg,) = book.instruments
+    assert [vp.notional for vp in agg.venues] == [D("40000"), None]
+    assert agg.notional is None
+    assert book.unpriced == [f"OKX:{LIN}"]
+    assert [(t.currency, t.notional) for t in book.totals] == [("USDT", D("40000"))]
+
+
+@pytest.mark.django_db
+def test_position_aggregates_listed_quantity_has_no_problem():
+    # Arrange
+    _perp("OKX", LIN, "0.01")
+    PositionFactory(strategy=StrategyFactory(id="s-lin"), venue="OKX", instrument_key=f"OKX:{LIN}",
+                    equivalence_key=LIN, quantity=D("100"), avg_entry_price=D("40000"))
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+
+    # Assert
+    assert (agg.quantity, agg.quantity_problem) == (D("1"), "")

@@ -275,7 +275,7 @@ def test_position_book_venue_filter_and_unpriced_listing(strategy):
     # Assert
     assert everything.unpriced == ["OKX:SPOT_PAIR:ETH-USDT"]
     assert [agg.instrument_key for agg in okx.instruments] == ["ANY:SPOT_PAIR:ETH-USDT"]
-    assert okx.instruments[0].quantity == D(3) and okx.instruments[0].notional is None
+    assert okx.instruments[0].venues[0].quantity == D(3) and okx.instruments[0].notional is None
 
 
 # --- the chart -----------------------------------------------------------------------------------

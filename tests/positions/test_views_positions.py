@@ -196,3 +196,26 @@ def test_positions_quantities_are_exact_beyond_28_digits(alpha, trader):
     # Assert: the instrument in BTC and the listing in contracts, exactly
     assert "<strong>100000000.00000000000000000001</strong> BTC" in body
     assert '<td class="num">10000000000.000000000000000001</td>' in body
+
+
+@pytest.mark.django_db
+def test_positions_linear_contracts_without_listing_show_no_instrument_quantity_and_say_why(alpha, trader):
+    # Arrange: 1 Binance contract of 1 BTC; 100 OKX contracts whose listing (0.01 BTC each) was removed
+    from tests.positions.factories import PositionFactory
+    from tests.venues.factories import VenueFactory
+
+    lin = "PERPETUAL:BTC-USDT@LIN"
+    InstrumentFactory(venue=VenueFactory(code="BINANCE-FUTURES", adapter="binance_futures"),
+                      instrument_key=f"BINANCE-FUTURES:{lin}")
+    for venue, quantity in (("BINANCE-FUTURES", "1"), ("OKX", "100")):
+        PositionFactory(strategy=alpha, venue=venue, instrument_key=f"{venue}:{lin}", equivalence_key=lin,
+                        quantity=D(quantity), avg_entry_price=D("40000"))
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: a dash, not 101 BTC; the listing line keeps its 100 contracts; the page names the listing
+    reason = f"OKX:{lin}: its listing no longer exists (no venues.Instrument), so its contract size is unknown"
+    assert "<strong>101</strong>" not in body and "<strong>—</strong> BTC" in body
+    assert '<td class="num">100</td>' in body
+    assert f"Quantity unknown for ANY:{lin}: {reason}." in body

@@ -20,7 +20,8 @@ def format_book(book: PositionBook) -> str:
     listing's own unit (contracts for derivatives). Prices and notionals in quote currency, PnL in
     the PnL currency (named on the instrument line and the totals; an instrument whose listings
     settle in different currencies has no PnL total, and a note says so); the formats of the
-    positions page.
+    positions page. An instrument whose quantity cannot be summed in base units shows ``—`` and a note
+    names the listing and why (``positions.selectors.InstrumentPosition.quantity_problem``).
     """
     rows: list[tuple[str, ...]] = []
     for agg in book.instruments:
@@ -51,6 +52,8 @@ def format_book(book: PositionBook) -> str:
     if not book.instruments:
         out.append("no positions")
     for agg in book.instruments:
+        if agg.quantity_problem:
+            out.append(f"quantity unknown for {agg.instrument_key}: {agg.quantity_problem}")
         if not agg.pnl_currency:
             out.append(f"no PnL total for {agg.instrument_key}: its listings settle in "
                        f"{' and '.join(agg.pnl_currencies)}, and amounts of different currencies are not added")
