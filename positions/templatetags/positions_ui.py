@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django import template
 
 from odum_live.decimals import plain_decimal as decimal_text
+from positions.maths import PRECISION
 
 register = template.Library()
 
@@ -33,13 +34,16 @@ def money(value, places: int | str = 2) -> str:
     """Return ``value`` rounded half-even to ``places`` decimals with thousands separators; ``"—"`` for None.
 
     ``places`` may name the amount's currency instead (``"BTC"``): :func:`currency_places` of it.
+    Rounded in a context of ``positions.maths.PRECISION`` digits: an amount of two NUMERIC(36,18)
+    figures (a notional) has more than the default 28.
     """
     if value is None or value == "":
         return "—"
     if isinstance(places, str) and not places.isdigit():
         places = currency_places(places)
     quantum = Decimal(1).scaleb(-int(places))
-    return f"{Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
+    with localcontext(prec=PRECISION):
+        return f"{Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
 
 
 @register.filter(name="dec")
