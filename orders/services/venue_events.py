@@ -26,6 +26,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from django.db import transaction
 from django.db.models import Q
 
+from odum_live.decimals import plain_decimal
 from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
 from odum_live.sql import (
@@ -132,7 +133,7 @@ _LOCKED_BY_CLIENT_ORDER_ID = CompiledQuery(
 #: ~50 columns into an instance was a fifth of a fill's write in the trading worker).
 _FILL_ORDER_FIELDS = ("id", "strategy_id", "client_order_id", "venue", "routed_instrument_key", "status", "side",
                       "quantity", "price", "filled_quantity", "avg_fill_price", "fees", "submitted_at", "closed_at",
-                      "venue_order_id", "parent_id")
+                      "venue_order_id", "parent_id", "exec_algorithm")
 _LOCKED_FOR_FILL = CompiledQuery(
     lambda client_order_id: orders_for_state_change().only(*_FILL_ORDER_FIELDS).select_for_update(of=("self",))
     .order_by().filter(client_order_id=client_order_id),
@@ -169,6 +170,17 @@ _FILLS_OF_CHILDREN = CompiledQuery(
     lambda client_order_id: Fill.objects.order_by().only("id", "quantity", "price", "fee").filter(
         order__parent__client_order_id=client_order_id),
     markers=("<client_order_id marker>",),
+)
+# What the check of an algorithm's family end reads (_close_short_family): its children's figures and
+# the parent's own fills (the primary's), each sent after the writes it must see.
+_CHILDREN_OF_PARENT = CompiledQuery(
+    lambda parent_id: Order.objects.order_by("created_at", "id").only(
+        "id", "client_order_id", "status", "quantity", "filled_quantity").filter(parent_id=parent_id),
+    markers=(uuid.UUID(int=4),),
+)
+_OWN_FILLS = CompiledQuery(
+    lambda order_id: Fill.objects.order_by().only("id", "quantity").filter(order_id=order_id),
+    markers=(uuid.UUID(int=5),),
 )
 _LISTING_TERM_FIELDS = ("contract_multiplier", "is_inverse", "base_currency", "quote_currency", "settlement_currency")
 _LISTING_TERMS_OF_ORDER = CompiledQuery(
@@ -213,6 +225,16 @@ def order_apply_venue_event(*, event: VenueEvent,
       ``parent`` set, the parent's strategy / listing / venue / side, and the event's
       client_order_id. Each child fill re-computes the parent: filled quantity = Σ fills of the
       parent and its children, weighted average price, status PARTIALLY_FILLED / FILLED.
+    - **A family that ends short**: once nothing of an algorithm's family can fill any more — every
+      child has ended (FILLED, CANCELED, EXPIRED, REJECTED) and the primary, sent as the last slice,
+      has filled the quantity it was sent with (the parent's quantity less its children's:
+      NautilusTrader shrinks the primary by each slice spawned from it) — while the parent is short
+      of its quantity, the parent becomes CANCELED with its fills standing (FIX: a rest that will
+      not be worked is canceled; as for REJECTED after fills), ``rejection_reason`` naming the
+      slices that ended short, its rest released from the open-order totals, and a CANCELED
+      ``OrderEvent`` saying why. Checked on the event that closes the family: a child's end or last
+      fill, or the primary's last fill. (A primary still held, or canceled / rejected itself, is
+      closed by its own event, as before.)
 
     Every changed order gets ``order_exposure_changed`` and one ``OrderEvent`` (actor
     ``venue:<code>``, ``ts`` = event time, figures as strings in the payload).
@@ -390,8 +412,15 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
     _record(order, event, _EVENT_TYPE[K.CANCELED if target == S.CANCELED else event.kind], before, payload)
     touched.add(order)
     logger.info("order %s: %s %s -> %s", order.client_order_id, event.kind, before, order.status)
+    parent_id = None
+    if order.parent_id and order.status in TERMINAL_STATUSES and before not in TERMINAL_STATUSES:
+        # A child's end may be the last of its family (lock order: the child, then its parent).
+        parent = _LOCKED_PARENT_FOR_FILL.one(order.parent_id)
+        if parent is not None and _close_short_family(parent, event=event, touched=touched):
+            parent_id = parent.pk
     return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id, reason=detail,
-                        order_id=order.pk, status_before=before, status_after=order.status)
+                        order_id=order.pk, status_before=before, status_after=order.status,
+                        parent_order_id=parent_id)
 
 
 def _misrouted(order: Order | None, event: VenueEvent, touched: _Touched) -> AppliedEvent | None:
@@ -500,6 +529,10 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     touched.add(order)
     if parent is not None:
         _recompute_parent(parent, child=order, event=event, touched=touched, fills=parent_fills)
+        if order.status in TERMINAL_STATUSES:  # the child's last fill may close its family
+            _close_short_family(parent, event=event, touched=touched)
+    elif order.exec_algorithm != Order.ExecAlgorithm.NORMAL:  # an algorithm's primary, sent as the last slice
+        _close_short_family(order, event=event, touched=touched)
     logger.info("order %s: fill %s %s@%s -> %s filled %s", order.client_order_id, event.trade_id, qty,
                 event.last_px, order.status, order.filled_quantity)
     return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id,
@@ -607,6 +640,47 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
         payload["detail"] = "; ".join(notes)
     _record(parent, event, _fill_event_type(parent), before, payload)
     touched.add(parent)
+
+
+def _close_short_family(parent: Order, *, event: VenueEvent, touched: _Touched) -> bool:
+    # An algorithm's parent (locked by the caller) whose family can fill no more while short of its
+    # quantity becomes CANCELED with its fills (see order_apply_venue_event). True when it did.
+    if parent.status in TERMINAL_STATUSES or parent.filled_quantity >= parent.quantity:
+        return False
+    children_sent, own_sent = _CHILDREN_OF_PARENT.send(parent.pk), _OWN_FILLS.send(parent.pk)
+    children = children_sent.all()
+    own_filled = sum((f.quantity for f in own_sent.all()), _ZERO)
+    reason = _short_family_reason(parent, children, own_filled)
+    if not reason:
+        return False
+    before = parent.status
+    parent.transition_to(S.CANCELED)
+    parent.closed_at = event.ts_event
+    parent.rejection_reason = reason
+    send_update(parent, ["status", "closed_at", "rejection_reason", "updated_at"])  # locked by the caller
+    order_exposure_changed(order=parent, previous_status=before, previous_filled_quantity=parent.filled_quantity,
+                           checks=touched.checks)
+    payload = {"kind": str(event.kind), "ts_event": event.ts_event.isoformat(), "source": "family",
+               "last_event_of": event.client_order_id, "detail": reason} | _fill_payload(parent)
+    _record(parent, event, OrderEvent.Type.CANCELED, before, payload)
+    touched.add(parent)
+    logger.warning("order %s: %s -> CANCELED: %s", parent.client_order_id, before, reason)
+    return True
+
+
+def _short_family_reason(parent: Order, children: list[Order], own_filled: Decimal) -> str:
+    # Why nothing of the family can fill any more ("" while something can): every child ended, and the
+    # primary filled what it was sent with (the parent's quantity less the slices spawned from it).
+    if not children or any(child.status not in TERMINAL_STATUSES for child in children):
+        return ""
+    primary_quantity = parent.quantity - sum((child.quantity for child in children), _ZERO)
+    if own_filled < primary_quantity:
+        return ""  # the primary is still held by the algorithm, or working at the venue
+    short = "; ".join(f"{child.client_order_id} {child.status} with {plain_decimal(child.filled_quantity)} of "
+                      f"{plain_decimal(child.quantity)} filled" for child in children if child.status != S.FILLED)
+    return (f"execution algorithm's family ended short: {plain_decimal(parent.filled_quantity)} of "
+            f"{plain_decimal(parent.quantity)} filled, the primary filled the {plain_decimal(primary_quantity)} "
+            f"it was sent with as the last slice and no slice is left working ({short}); the rest is canceled")
 
 
 def _fill_figures(sent: SentRows) -> list[tuple[Decimal, Decimal, Decimal]]:

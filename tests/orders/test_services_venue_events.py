@@ -679,3 +679,141 @@ def test_venue_event_refuses_bad_fields():
     with pytest.raises(ValueError, match="price"):
         VenueEvent(kind=K.CHILD_CREATED, client_order_id="X-E1", venue="V", ts_event=T0, parent_client_order_id="X",
                    side="BUY", quantity=Decimal("1"), order_type="LIMIT")
+
+
+# --- an algorithm's family that ends short of the parent's quantity ----------------------------
+
+def _twap_limit_parent(strategy, *, quantity="0.03", recorded=True):
+    # A TWAP LIMIT BUY @ 40000 the risk engine counted: its whole quantity open in the running totals.
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, quantity=Decimal(quantity), exec_algorithm="TWAP",
+                          exec_algorithm_params={"horizon_secs": 30, "interval_secs": 10},
+                          risk_result={"recorded": True} if recorded else {})
+    if recorded:
+        open_exposure_adjust(strategy_id=strategy.id, instrument_key=SPOT, side="BUY", leaves_delta=Decimal(quantity),
+                             priced_delta=Decimal(quantity), value_delta=Decimal(quantity) * 40000)
+    return parent
+
+
+def _resting_child(parent, n, qty="0.01", *, seconds=0, accepted=True):
+    created = order_apply_venue_event(event=_child_created(parent, n, qty))
+    child = Order.objects.get(pk=created.order_id)
+    order_apply_venue_event(event=ev(K.SUBMITTED, child, seconds=seconds))
+    if accepted:
+        order_apply_venue_event(event=ev(K.ACCEPTED, child, seconds=seconds))
+    return child
+
+
+def _open_total(strategy):
+    return OpenOrderExposure.objects.get(strategy_id=strategy.id, instrument_key=SPOT, side="BUY").leaves_quantity
+
+
+@pytest.mark.parametrize("ended", [K.CANCELED, K.EXPIRED, K.REJECTED])
+def test_apply_primary_filling_its_last_slice_after_a_child_ended_unfilled_closes_the_parent_canceled(
+        listing, strategy, ended):
+    # Arrange: TWAP 0.03: E1 filled, E2 ended at the venue without a fill after the primary was sent as
+    # the last slice (the sequence had finished: the algorithm does not abort), the primary resting.
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+    e2 = _resting_child(parent, 2, seconds=1, accepted=ended != K.REJECTED)  # a venue rejects before accepting
+    order_apply_venue_event(event=ev(K.ACCEPTED, parent, seconds=2))
+    order_apply_venue_event(event=ev(ended, e2, seconds=3, reason="venue: self-trade prevention"))
+
+    # Act: the primary fills its 0.01 in full: nothing of the family can fill any more
+    result = order_apply_venue_event(event=fill(parent, "T3", "0.01", "39990", seconds=4))
+
+    # Assert: CANCELED with its fills, the rest released from the open totals, the reason named
+    parent.refresh_from_db()
+    e2.refresh_from_db()
+    assert result.applied and e2.status == ended.value
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.02")
+    assert parent.avg_fill_price == Decimal("39995") and parent.closed_at == T0 + timedelta(seconds=4)
+    assert e2.client_order_id in parent.rejection_reason and ended.value in parent.rejection_reason
+    assert "0.02 of 0.03" in parent.rejection_reason
+    last = parent.events.order_by("id").last()
+    assert (last.type, last.status_before, last.status_after) == (
+        OrderEvent.Type.CANCELED, S.PARTIALLY_FILLED, S.CANCELED)
+    assert last.payload["detail"] == parent.rejection_reason and last.payload["leaves_quantity"] == "0"
+    assert _open_total(strategy) == 0
+    assert Position.objects.get().quantity == Decimal("0.02")
+
+
+@pytest.mark.parametrize("pending_cancel", [False, True])
+def test_apply_child_ending_after_the_primary_filled_its_last_slice_closes_the_parent_canceled(
+        listing, strategy, pending_cancel):
+    # Arrange: TWAP 0.03: E1 resting, the primary sent as the last slice filled its 0.02 (the parent
+    # rightly stays open: E1 may still fill); optionally the trader has asked to cancel the parent.
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(parent, "T2", "0.02", "40000", seconds=2))
+    parent.refresh_from_db()
+    assert parent.status == S.PARTIALLY_FILLED and _open_total(strategy) == Decimal("0.01")
+    if pending_cancel:
+        Order.objects.filter(pk=parent.pk).update(status=S.PENDING_CANCEL)
+
+    # Act: E1 is canceled with nothing filled
+    order_apply_venue_event(event=ev(K.CANCELED, e1, seconds=3))
+
+    # Assert
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.02")
+    assert parent.closed_at == T0 + timedelta(seconds=3) and e1.client_order_id in parent.rejection_reason
+    assert parent.events.order_by("id").last().type == OrderEvent.Type.CANCELED
+    assert _open_total(strategy) == 0
+
+
+def test_apply_last_fill_of_a_child_closing_a_short_family_closes_the_parent_canceled(listing, strategy):
+    # Arrange: TWAP 0.03: E1 and E2 resting, the primary filled its 0.01; E2 canceled.
+    parent = _twap_limit_parent(strategy)
+    e1, e2 = _resting_child(parent, 1), _resting_child(parent, 2, seconds=1)
+    order_apply_venue_event(event=fill(parent, "T3", "0.01", "40000", seconds=2))
+    order_apply_venue_event(event=ev(K.CANCELED, e2, seconds=3))
+    parent.refresh_from_db()
+    assert parent.status == S.PARTIALLY_FILLED  # E1 may still fill
+
+    # Act: E1 fills, in two parts
+    order_apply_venue_event(event=fill(e1, "T4", "0.004", "40000", seconds=4))
+    parent.refresh_from_db()
+    assert parent.status == S.PARTIALLY_FILLED
+    order_apply_venue_event(event=fill(e1, "T5", "0.006", "40000", seconds=5))
+
+    # Assert
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.02")
+    assert e2.client_order_id in parent.rejection_reason and parent.closed_at == T0 + timedelta(seconds=5)
+    assert types(parent)[-2:] == [OrderEvent.Type.PARTIALLY_FILLED, OrderEvent.Type.CANCELED]
+    assert _open_total(strategy) == 0
+
+
+def test_apply_child_ended_while_the_primary_is_held_leaves_the_parent_to_the_primary_cancel(listing, strategy):
+    # Arrange: TWAP 0.03: E1 filled, E2 canceled while the algorithm still holds the primary (0.01 unsent):
+    # the algorithm aborts and cancels the primary, whose own CANCELED closes the parent.
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+    e2 = _resting_child(parent, 2, seconds=1)
+
+    # Act / Assert: the child's end alone does not close the parent (the primary is not done)
+    order_apply_venue_event(event=ev(K.CANCELED, e2, seconds=2))
+    parent.refresh_from_db()
+    assert parent.status == S.PARTIALLY_FILLED
+
+    # Act: the primary's cancel
+    order_apply_venue_event(event=ev(K.CANCELED, parent, seconds=2))
+
+    # Assert: CANCELED once, by the primary's own event, with its fills
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.01")
+    assert types(parent).count(OrderEvent.Type.CANCELED) == 1 and parent.rejection_reason == ""
+    assert _open_total(strategy) == 0
+
+
+def test_apply_primary_filled_while_a_child_still_works_keeps_the_parent_open(listing, strategy):
+    parent = _twap_limit_parent(strategy)
+    _resting_child(parent, 1)
+
+    order_apply_venue_event(event=fill(parent, "T2", "0.02", "40000", seconds=2))
+
+    parent.refresh_from_db()
+    assert parent.status == S.PARTIALLY_FILLED and parent.closed_at is None
+    assert _open_total(strategy) == Decimal("0.01")
