@@ -413,3 +413,5 @@ def test_node_twap_parent_whose_last_slice_fills_after_a_child_was_canceled_clos
     last = OrderEvent.objects.filter(order=parent).order_by("id").last()
     assert (last.type, last.status_after) == ("CANCELED", "CANCELED")
     assert first.client_order_id in last.payload["detail"]
+    # The node's answer for the parent agrees with the OMS's row.
+    assert _queried(node, parent)[:4] == ("CANCELED", Decimal("0.002"), Decimal("0.001"), Decimal("0"))

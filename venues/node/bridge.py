@@ -93,6 +93,8 @@ def _family_figures(primary, family) -> tuple[str, Decimal, Decimal, Decimal, De
         status = primary.status_string()
         if filled and status in ("REJECTED", "DENIED"):
             status = "CANCELED"
+    elif primary.status == NtStatus.FILLED and all(order.is_closed for order in family):
+        status = "CANCELED"  # the family ended short: nothing of it can fill any more, as the journal closes it
     elif primary.is_pending_cancel:
         status = "PENDING_CANCEL"
     elif filled:
@@ -290,9 +292,11 @@ class BridgeStrategy(Strategy):
         OrderInitialized); filled quantity and exact average price: over the fills of the primary
         and its children (``cache.orders_for_exec_spawn``); status: FILLED once the family filled
         the quantity, else the primary's closed status (REJECTED / DENIED with fills: CANCELED, as
-        the journal records it), else PENDING_CANCEL, PARTIALLY_FILLED with a fill, SUBMITTED while
-        the algorithm holds the primary, or the primary's own once sent as the last slice; leaves:
-        0 once closed, else quantity − filled. The venue order id is the primary's own.
+        the journal records it), else CANCELED when the primary filled as the last slice and every
+        child has ended (the family ended short: the journal closes the parent so), else
+        PENDING_CANCEL, PARTIALLY_FILLED with a fill, SUBMITTED while the algorithm holds the
+        primary, or the primary's own once sent as the last slice; leaves: 0 once closed, else
+        quantity − filled. The venue order id is the primary's own.
 
         With ``query.ask_venue`` and the order still open, NautilusTrader's ``QueryOrder`` also goes
         to the order's execution client (the venue answers with a status report, applied as any).
