@@ -233,8 +233,9 @@ def order_apply_venue_event(*, event: VenueEvent,
       not be worked is canceled; as for REJECTED after fills), ``rejection_reason`` naming the
       slices that ended short, its rest released from the open-order totals, and a CANCELED
       ``OrderEvent`` saying why. Checked on the event that closes the family: a child's end or last
-      fill, or the primary's last fill. (A primary still held, or canceled / rejected itself, is
-      closed by its own event, as before.)
+      fill, or the primary's last fill — or a replay of one of the primary's fills (node-start
+      reconciliation replays them), which closes a family left open. (A primary still held, or
+      canceled / rejected itself, is closed by its own event, as before.)
 
     Every changed order gets ``order_exposure_changed`` and one ``OrderEvent`` (actor
     ``venue:<code>``, ``ts`` = event time, figures as strings in the payload).
@@ -469,7 +470,17 @@ def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
 def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None,
                 reads: _FillReads) -> AppliedEvent:
     if duplicate is not None:
-        return _duplicate_fill(order, event, duplicate.order_id)
+        result = _duplicate_fill(order, event, duplicate.order_id)
+        if duplicate.order_id == order.pk and order.parent_id is None \
+                and order.exec_algorithm != Order.ExecAlgorithm.NORMAL:
+            # A replayed fill of an algorithm's primary (reconciliation at node start replays every fill
+            # of an open order): a family that ended short but was left open is closed now.
+            before = order.status
+            if _close_short_family(order, event=event, touched=touched):
+                return AppliedEvent(applied=True, kind=event.kind, client_order_id=event.client_order_id,
+                                    reason=f"{result.reason}: no fill added; {order.rejection_reason}",
+                                    order_id=order.pk, status_before=before, status_after=order.status)
+        return result
     parent = parent_family = None
     if order.parent_id:
         locked_parent = _LOCKED_PARENT_FOR_FILL.send(order.parent_id)

@@ -817,3 +817,39 @@ def test_apply_primary_filled_while_a_child_still_works_keeps_the_parent_open(li
     parent.refresh_from_db()
     assert parent.status == S.PARTIALLY_FILLED and parent.closed_at is None
     assert _open_total(strategy) == Decimal("0.01")
+
+
+def test_apply_replayed_primary_fill_closes_a_family_left_open_short(listing, strategy):
+    # Arrange: a family that ended short (E1 canceled unfilled, the primary filled its 0.02) whose
+    # parent was left PARTIALLY_FILLED (a journal that did not close short families).
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    Order.objects.filter(pk=e1.pk).update(status=S.CANCELED)
+    Order.objects.filter(pk=parent.pk).update(status=S.PARTIALLY_FILLED)
+    Fill.objects.create(order=parent, venue="BINANCE-SPOT", venue_trade_id="T2", price=Decimal("40000"),
+                        quantity=Decimal("0.02"), fee=Decimal("0"), fee_currency="USDT", ts_event=T0)
+    Order.objects.filter(pk=parent.pk).update(filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40000"))
+    open_exposure_adjust(strategy_id=strategy.id, instrument_key=SPOT, side="BUY", leaves_delta=Decimal("-0.02"),
+                         priced_delta=Decimal("-0.02"), value_delta=Decimal("-800"))
+
+    # Act: reconciliation replays the primary's fill
+    result = order_apply_venue_event(event=fill(parent, "T2", "0.02", "40000", seconds=2))
+
+    # Assert: no fill added, the parent closed CANCELED with its fill
+    parent.refresh_from_db()
+    assert result.applied and "no fill added" in result.reason
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.02") and parent.fills.count() == 1
+    assert e1.client_order_id in parent.rejection_reason
+    assert _open_total(strategy) == 0
+
+
+def test_apply_replayed_fill_of_a_working_primary_changes_nothing(listing, strategy):
+    parent = _twap_limit_parent(strategy)
+    _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(parent, "T2", "0.02", "40000", seconds=2))
+
+    result = order_apply_venue_event(event=fill(parent, "T2", "0.02", "40000", seconds=2))
+
+    parent.refresh_from_db()
+    assert not result.applied and "duplicate fill" in result.reason
+    assert parent.status == S.PARTIALLY_FILLED and _open_total(strategy) == Decimal("0.01")

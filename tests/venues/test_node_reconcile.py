@@ -119,6 +119,61 @@ def test_reconcile_parent_cached_resolves_open_children_missing_from_the_cache_b
     assert all(e.reason.startswith("reconciliation:") for e in events)
 
 
+@pytest.mark.parametrize("child_recorded", ["ACCEPTED", "CANCELED"])
+def test_reconcile_parent_whose_family_ended_short_in_the_cache_ends_canceled_with_its_fill(child_recorded):
+    # Arrange: the node's cache holds a TWAP parent (0.002) whose primary, sent as the last slice, filled its
+    # 0.001 and whose child E1 (0.001) was canceled unfilled: the family ended short. The OMS has the
+    # primary's fill, its parent PARTIALLY_FILLED, and E1 either still ACCEPTED (its CANCELED was lost with the
+    # process) or CANCELED (the parent left open by a journal that did not close short families).
+    from django.utils import timezone
+    from nautilus_trader.model.identifiers import TradeId
+    from nautilus_trader.test_kit.providers import TestInstrumentProvider
+    from nautilus_trader.test_kit.stubs.events import TestEventStubs
+
+    from orders.services.venue_events import order_apply_venue_event
+    from venues.node.reconcile import open_orders
+
+    _listing()
+    parent = _order(status="PARTIALLY_FILLED", order_type="LIMIT", price=Decimal("40000"), quantity=Decimal("0.002"),
+                    filled_quantity=Decimal("0.001"), avg_fill_price=Decimal("40000"), exec_algorithm="TWAP",
+                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
+    child = _order(status=child_recorded, order_type="LIMIT", price=Decimal("40000"), quantity=Decimal("0.001"),
+                   parent=parent, strategy=parent.strategy, client_order_id=f"{parent.client_order_id}-E1")
+    Fill.objects.create(order=parent, venue="BINANCE-SPOT", venue_trade_id="T-PRIMARY", price=Decimal("40000"),
+                        quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT", ts_event=timezone.now())
+    instrument = TestInstrumentProvider.btcusdt_binance()
+    primary_id, strategy_id = ClientOrderId(parent.client_order_id), StrategyId("BridgeStrategy-BRIDGE")
+
+    def limit(cid: ClientOrderId, quantity: str) -> LimitOrder:
+        return LimitOrder(trader_id=TraderId("RECON-005"), strategy_id=strategy_id, instrument_id=instrument.id,
+                          client_order_id=cid, order_side=OrderSide.BUY, quantity=Quantity.from_str(quantity),
+                          price=Price.from_str("40000.00"), init_id=UUID4(), ts_init=0,
+                          exec_algorithm_id=ExecAlgorithmId("TWAP"), exec_spawn_id=primary_id)
+
+    primary, first = limit(primary_id, "0.002000"), limit(ClientOrderId(child.client_order_id), "0.001000")
+    primary.apply(TestEventStubs.order_updated(primary, quantity=Quantity.from_str("0.001000")))  # spawned E1
+    for event in (TestEventStubs.order_submitted(first), TestEventStubs.order_accepted(first),
+                  TestEventStubs.order_canceled(first), TestEventStubs.order_submitted(primary),
+                  TestEventStubs.order_accepted(primary)):
+        (first if event.client_order_id == first.client_order_id else primary).apply(event)
+    primary.apply(TestEventStubs.order_filled(primary, instrument, trade_id=TradeId("T-PRIMARY"),
+                                              last_px=Price.from_str("40000.00")))
+    cache = Cache()
+    cache.add_order(primary)
+    cache.add_order(first)
+
+    # Act: start-up reconciliation's events, through the journal
+    for event in reconcile_orders_on_node(cache, open_orders(venues={"BINANCE-SPOT": "paper"})):
+        order_apply_venue_event(event=event)
+
+    # Assert: the parent is closed CANCELED with its fill (none added), saying why
+    parent.refresh_from_db(), child.refresh_from_db()
+    assert child.status == "CANCELED"
+    assert parent.status == "CANCELED" and parent.filled_quantity == Decimal("0.001")
+    assert child.client_order_id in parent.rejection_reason and parent.closed_at is not None
+    assert Fill.objects.filter(order__in=[parent, child]).count() == 1
+
+
 def test_reconcile_position_difference_is_a_finding_not_a_fix():
     _listing()
     strategy = StrategyFactory()
