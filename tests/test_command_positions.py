@@ -14,6 +14,7 @@ from positions.selectors import position_book
 from positions.services import position_apply_fill, position_mark
 from positions.templatetags.positions_ui import money
 from tests.orders.factories import StrategyFactory
+from tests.positions.factories import option_positions_settling_in_two_currencies
 from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
@@ -86,15 +87,8 @@ def test_positions_empty_says_so(db):
 
 def test_positions_pnl_of_listings_settling_in_different_currencies_has_no_total_and_says_why(db):
     # Arrange: one option on Deribit (inverse, BTC-settled) and OKX (linear, USD-settled)
-    from tests.positions.factories import PositionFactory
-
     strategy = StrategyFactory(id="alpha")
-    eq = "OPTION:BTC-USD-50000-20241231-C"
-    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
-        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
-                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
-        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
-                        quantity=D("1"), avg_entry_price=D("0.05"), realized_pnl=D(realized))
+    eq = option_positions_settling_in_two_currencies(strategy)
 
     # Act
     text = positions()

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.positions.factories import PositionFactory
+from tests.positions.factories import PositionFactory, option_positions_settling_in_two_currencies
 from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
@@ -131,12 +131,7 @@ def test_get_position_sums_venues_in_base_units_of_the_underlying(svc_client, st
 def test_get_position_pnl_of_listings_settling_in_different_currencies_is_null_with_each_currency(svc_client,
                                                                                                    strategy):
     # Arrange: one option on Deribit (inverse, BTC-settled) and OKX (linear, USD-settled)
-    eq = "OPTION:BTC-USD-50000-20241231-C"
-    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
-        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
-                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
-        PositionFactory(strategy=strategy, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
-                        quantity=Decimal("1"), avg_entry_price=Decimal("0.05"), realized_pnl=Decimal(realized))
+    eq = option_positions_settling_in_two_currencies(strategy)
 
     # Act
     body = svc_client.get(f"/api/positions/ANY:{eq}").json()

@@ -13,6 +13,7 @@ from positions.services import position_apply_fill, position_mark
 from tests.orders.factories import StrategyFactory, UserFactory
 from tests.live_helpers import live_fragment_after
 from tests.orders.web_fixtures import logged_in, person_in
+from tests.positions.factories import option_positions_settling_in_two_currencies
 from tests.venues.factories import InstrumentFactory
 
 D = Decimal
@@ -156,15 +157,7 @@ def test_positions_live_topic_pushes_book_after_mark(alpha, trader):
 @pytest.mark.django_db
 def test_positions_pnl_of_listings_settling_in_different_currencies_shows_a_dash_and_says_why(alpha, trader):
     # Arrange: one option on Deribit (inverse, BTC-settled, realized 0.01 BTC) and OKX (linear, 100 USD)
-    from tests.positions.factories import PositionFactory
-    from tests.venues.factories import VenueFactory
-
-    eq = "OPTION:BTC-USD-50000-20241231-C"
-    for venue, inverse, settles, realized in (("DERIBIT", True, "BTC", "0.01"), ("OKX", False, "USD", "100")):
-        InstrumentFactory(venue=VenueFactory(code=venue, adapter=venue.lower()), instrument_key=f"{venue}:{eq}",
-                          quote_currency="USD", settlement_currency=settles, is_inverse=inverse)
-        PositionFactory(strategy=alpha, venue=venue, instrument_key=f"{venue}:{eq}", equivalence_key=eq,
-                        quantity=D("1"), avg_entry_price=D("0.05"), realized_pnl=D(realized))
+    eq = option_positions_settling_in_two_currencies(alpha)
 
     # Act
     body = logged_in(trader).get("/live/positions").content.decode()
