@@ -14,6 +14,7 @@ Times are ISO-8601; a time without an offset is taken as UTC. Responses use UTC 
 from __future__ import annotations
 
 import copy
+import re
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
@@ -45,12 +46,30 @@ MAX_JSON_DEPTH = 64
 SEQUENCE_IN_GROUP_MAX = 2**31 - 1
 
 
+#: A request's decimal string: an optional "-", up to 18 integer and 18 fraction digits (NUMERIC(36,18)), at
+#: least one digit, nothing else (no edge whitespace, exponent, "+", "_" or non-ASCII digit). The API's
+#: rule and its OpenAPI schema's ``pattern`` alike (ECMA-262 syntax, which Python's ``re`` reads the same).
+DECIMAL_STRING_PATTERN = (
+    rf"^-?(?:[0-9]{{1,{MAX_DIGITS - DECIMAL_PLACES}}}(?:\.[0-9]{{0,{DECIMAL_PLACES}}})?|\.[0-9]{{1,{DECIMAL_PLACES}}})$"
+)
+_DECIMAL_STRING = re.compile(DECIMAL_STRING_PATTERN)
+
+
 class StrictDecimalField(serializers.DecimalField):
-    """A decimal given as a JSON string or integer (NUMERIC(36,18)); JSON floats are refused."""
+    """A decimal given as a JSON string or integer (NUMERIC(36,18)); JSON floats are refused.
+
+    A string must match :data:`DECIMAL_STRING_PATTERN`, the pattern the OpenAPI schema gives, so a client
+    generated from the schema and the API take the same strings. DRF's ``DecimalField`` trims edge
+    whitespace and reads anything :class:`decimal.Decimal` reads (``"1e3"``, ``"+1"``, ``"1_000"``, non-ASCII
+    digits) and, where null is allowed, takes ``""`` for null; here those are a 400 naming the field.
+    """
 
     default_error_messages = {
         "float": "must be a decimal string such as \"0.01\" or a JSON integer: JSON numbers with a fraction "
                  "or exponent are binary floats and lose precision.",
+        "whitespace": "must not have leading or trailing whitespace",
+        "format": "must be a plain decimal string such as \"0.01\": an optional \"-\", ASCII digits and an "
+                  "optional \".\" (no exponent, \"+\" or separators)",
     }
 
     def __init__(self, **kwargs):
@@ -59,10 +78,19 @@ class StrictDecimalField(serializers.DecimalField):
         kwargs.setdefault("coerce_to_string", True)
         super().__init__(**kwargs)
 
+    def validate_empty_values(self, data):
+        # DRF's DecimalField takes "" and "  " for null when null is allowed; the schema's null is JSON null.
+        return serializers.Field.validate_empty_values(self, data)
+
     def to_internal_value(self, data):
         if isinstance(data, (bool, float)):
             self.fail("float")
-        return super().to_internal_value(data)
+        if isinstance(data, str) and data != data.strip():
+            self.fail("whitespace")
+        value = super().to_internal_value(data)  # DRF's reasons first: "A valid number is required." …
+        if isinstance(data, str) and not _DECIMAL_STRING.fullmatch(data):
+            self.fail("format")
+        return value
 
     def to_representation(self, value):
         return None if value is None else format_decimal(Decimal(value))
@@ -70,7 +98,7 @@ class StrictDecimalField(serializers.DecimalField):
 
 @extend_schema_field({
     "oneOf": [
-        {"type": "string", "format": "decimal", "pattern": r"^-?\d{0,18}(?:\.\d{0,18})?$", "example": "0.01"},
+        {"type": "string", "format": "decimal", "pattern": DECIMAL_STRING_PATTERN, "example": "0.01"},
         {"type": "integer"},
     ]
 })

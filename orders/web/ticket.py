@@ -87,9 +87,10 @@ class Ticket:
         """Read a ticket from a form (``QueryDict``) or dict: fields by name, params as ``param_<name>``.
 
         Fields are kept as typed: the API's input serializer, which validates the ticket, trims what
-        the API trims (free text such as ``strategy_id`` and ``instrument_key``, decimal strings) and
-        refuses edge whitespace where the API does, with its own reason (a choice: " BUY" is no side;
-        ``expire_time``; ``operation_id``, where " op-1" would be another idempotency key). Trimming
+        the API trims (free text such as ``strategy_id`` and ``instrument_key``) and refuses edge
+        whitespace where the API does, with its own reason (a choice: " BUY" is no side;
+        ``expire_time``; ``quantity`` and ``price``, whose decimal strings the OpenAPI schema's pattern
+        refuses with it; ``operation_id``, where " op-1" would be another idempotency key). Trimming
         here had the ticket take " BUY" where the API refuses it. Algorithm parameters are trimmed:
         the ticket turns them into the JSON values the API takes (integer seconds, decimal strings,
         which the API trims too).

@@ -391,6 +391,19 @@ def test_post_order_text_field_with_nul_is_400_with_the_project_reason(tradable,
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize(("field", "value"), [
+    ("quantity", " 0.01"), ("quantity", "0.01 "), ("quantity", "0.01\n"), ("price", "\t40000"), ("price", " 40000 "),
+    ("max_slippage", " 0.005"),
+])
+def test_post_order_decimal_string_with_edge_whitespace_is_400_naming_the_field(tradable, svc_client, field, value):
+    # Act: the schema's pattern for a decimal string allows no whitespace, so a generated client refuses it too
+    response = svc_client.post(URL, order_body(**{field: value}), format="json")
+    # Assert
+    assert response.status_code == 400
+    assert response.json()["fields"] == {field: ["must not have leading or trailing whitespace"]}
+    assert Order.objects.count() == 0
+
+
 def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc_client):
     # Act
     response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=2**31 - 1), format="json")

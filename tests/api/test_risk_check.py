@@ -66,6 +66,14 @@ def test_risk_check_operation_id_with_edge_whitespace_is_400_naming_it(tradable,
     assert response.json()["fields"]["operation_id"] == ["must be printable characters without whitespace"]
 
 
+def test_risk_check_decimal_string_with_edge_whitespace_is_400_naming_the_field(tradable, svc_client):
+    # Act: the same rule as POST /api/orders
+    response = svc_client.post(URL, order_body(quantity="0.01 "), format="json")
+    # Assert
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"quantity": ["must not have leading or trailing whitespace"]}
+
+
 def test_risk_check_listed_person_without_add_order_is_403_naming_the_permission(tradable, strategy, person):
     # Arrange: the what-if is part of submitting: the same policy applies
     strategy.traders.add(person)

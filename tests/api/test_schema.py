@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 from django.core.management import call_command
@@ -82,3 +84,42 @@ def test_schema_order_list_page_size_is_at_least_one(schema):
     parameters = {p["name"]: p for p in schema["paths"]["/api/orders"]["get"]["parameters"]}
     # Act / Assert
     assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1}
+
+
+#: Decimal strings on both sides of the schema's pattern: edge whitespace, exponents, signs, digit counts,
+#: non-ASCII digits (Python's Decimal and \d take "١"; JSON Schema's pattern is ECMA-262, \d is ASCII).
+DECIMAL_SAMPLES = [
+    "0.01", "40000", "-0.5", "5.", ".5", "0", "1" * 18, "1" * 18 + "." + "1" * 18,
+    " 0.01", "0.01 ", "0.01\n", "\t0.01", "", ".", "-", "1e3", "+1", "1_000", "NaN", "Infinity", "0x10",
+    "1" * 19, "0." + "1" * 19, "0" * 19 + "1", "\u0661", "1,5",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest"])
+def test_schema_decimal_string_pattern_accepts_what_the_api_accepts(client, component):
+    # Arrange: the served schema, and the serializer of the same request body
+    from orders.api.serializers import OrderCreateInputSerializer, RiskCheckInputSerializer
+    from rest_framework.exceptions import ValidationError
+
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
+                  "RiskCheckInputRequest": RiskCheckInputSerializer}[component]()
+    decimals = {name: next(alt["pattern"] for alt in spec["oneOf"] if alt.get("type") == "string")
+                for name, spec in schema["components"]["schemas"][component]["properties"].items()
+                if any(alt.get("format") == "decimal" for alt in spec.get("oneOf", ()))}
+    assert {"quantity", "price", "max_slippage"} <= set(decimals)
+
+    def api_accepts(name, value):
+        try:
+            serializer.fields[name].run_validation(value)
+        except ValidationError:
+            return False
+        return True
+
+    # Act / Assert: a JSON Schema pattern is searched, not anchored for us; fullmatch = ECMA "^…$" (no "\n" before $)
+    for name, pattern in decimals.items():
+        assert pattern.startswith("^") and pattern.endswith("$"), (name, pattern)
+        for value in DECIMAL_SAMPLES:
+            in_schema = re.fullmatch(pattern, value, flags=re.ASCII) is not None
+            assert api_accepts(name, value) == in_schema, (name, value, pattern)

@@ -116,18 +116,19 @@ def test_execute_operation_id_with_edge_whitespace_is_400_with_the_api_reason(tr
 
 
 @pytest.mark.parametrize(("field", "overrides", "accepted"), [
-    # Choices and the expire time (the operation id: above) must be exact in the API: " BUY" is no side.
+    # Choices, the expire time and decimal strings (the operation id: above) must be exact in the API: " BUY" is
+    # no side, and " 0.05" is outside the schema's decimal pattern.
     ("side", {"side": " BUY"}, False),
     ("order_type", {"order_type": "MARKET "}, False),
     ("time_in_force", {"time_in_force": "\tGTC"}, False),
     ("exec_algorithm", {"exec_algorithm": "NORMAL\n"}, False),
     ("expire_time", {"order_type": "LIMIT", "price": "40000", "time_in_force": "GTD", "expire_time": " {future}"},
      False),
-    # Free text and decimal strings, which the API trims: the same order either way.
+    ("quantity", {"quantity": " 0.05 "}, False),
+    ("price", {"order_type": "LIMIT", "price": " 40000 "}, False),
+    # Free text, which the API trims: the same order either way.
     ("strategy_id", {"strategy_id": " alpha "}, True),
     ("instrument_key", {"instrument_key": f" {SPOT_KEY} "}, True),
-    ("quantity", {"quantity": " 0.05 "}, True),
-    ("price", {"order_type": "LIMIT", "price": " 40000 "}, True),
 ])
 def test_execute_field_with_edge_whitespace_is_taken_as_the_api_takes_it(trader_client, trader, tradable, field,
                                                                            overrides, accepted):
