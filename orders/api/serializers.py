@@ -106,25 +106,45 @@ class DecimalInputField(StrictDecimalField):
     """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer."""
 
 
-class StrictCharField(serializers.CharField):
+class RefuseNulMixin:
+    """Refuse a string input holding the NUL character with the project's reason, before the field reads it.
+
+    Mixed in before a DRF field class. The 400 gives :data:`odum_live.fields.NUL_REASON` under the field
+    (:func:`odum_live.fields.refuse_nul`), where DRF answered with its own words ("Null characters are not
+    allowed." for text, "\"BUY\\x00\" is not a valid choice." for a choice), so every input says the same.
+    """
+
+    default_error_messages = {"null_character": NUL_REASON}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                refuse_nul(data, field=self.field_name)
+            except NulCharacterError:
+                self.fail("null_character")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(RefuseNulMixin, serializers.CharField):
     """Text given as a JSON string; a number, boolean, array or object is refused.
 
     DRF's ``CharField`` takes a JSON number as its ``str()``: ``0`` became ``"0"`` and
     ``1.00000000000000001`` became ``"1.0"``, so two keys the client tells apart could be one
     ``operation_id``. A text holding the NUL character is refused with the project's reason
-    (:func:`odum_live.fields.refuse_nul`), not DRF's "Null characters are not allowed.".
+    (:class:`RefuseNulMixin`), not DRF's "Null characters are not allowed.".
     """
 
-    default_error_messages = {"not_string": "must be a JSON string, got {kind}.", "null_character": NUL_REASON}
+    default_error_messages = {"not_string": "must be a JSON string, got {kind}."}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_string", kind=_json_kind(data))
-        try:
-            refuse_nul(data, field=self.field_name)
-        except NulCharacterError:
-            self.fail("null_character")
         return super().to_internal_value(data)
+
+
+class StrictChoiceField(RefuseNulMixin, serializers.ChoiceField):
+    """One of ``choices``, given exactly (no trimming); a NUL character is refused with the project's reason
+    (:class:`RefuseNulMixin`), not DRF's "is not a valid choice"."""
 
 
 def _json_kind(value) -> str:
@@ -249,28 +269,28 @@ class OrderCreateInputSerializer(serializers.Serializer):
         help_text="Canonical instrument key [ASSET_CLASS:]VENUE:INSTRUMENT_TYPE:PAYLOAD[@SUFFIX], e.g. "
                   "BINANCE-SPOT:SPOT_PAIR:BTC-USDT; venue ANY lets the router choose (ANY:PERPETUAL:BTC-USDT@LIN).",
     )
-    side = serializers.ChoiceField(choices=Order.Side.choices, help_text="BUY/SELL for trades and swaps; "
-                                   "SUPPLY/BORROW/STAKE/WITHDRAW for those operations; BACK/LAY for bets.")
+    side = StrictChoiceField(choices=Order.Side.choices, help_text="BUY/SELL for trades and swaps; "
+                             "SUPPLY/BORROW/STAKE/WITHDRAW for those operations; BACK/LAY for bets.")
     quantity = DecimalInputField(help_text="Order quantity in base units (contracts for derivatives), > 0. "
                                   "Decimal string or JSON integer.")
     price = DecimalInputField(required=False, allow_null=True,
                                help_text="Limit price in quote currency, > 0: required for LIMIT, omitted for MARKET.")
-    order_type = serializers.ChoiceField(choices=Order.OrderType.choices, help_text="MARKET or LIMIT.")
-    time_in_force = serializers.ChoiceField(choices=Order.TimeInForce.choices, required=False,
-                                            help_text="GTC (default), IOC, FOK or GTD (then expire_time is required).")
+    order_type = StrictChoiceField(choices=Order.OrderType.choices, help_text="MARKET or LIMIT.")
+    time_in_force = StrictChoiceField(choices=Order.TimeInForce.choices, required=False,
+                                      help_text="GTC (default), IOC, FOK or GTD (then expire_time is required).")
     expire_time = serializers.DateTimeField(required=False, allow_null=True,
                                             help_text="Expiry (ISO-8601, UTC if no offset) for GTD orders only; "
                                                       "must be in the future.")
-    exec_algorithm = serializers.ChoiceField(choices=Order.ExecAlgorithm.choices, required=False,
-                                             help_text="NORMAL (default), TWAP, VWAP or ICEBERG.")
+    exec_algorithm = StrictChoiceField(choices=Order.ExecAlgorithm.choices, required=False,
+                                       help_text="NORMAL (default), TWAP, VWAP or ICEBERG.")
     exec_algorithm_params = JsonObjectField(
         required=False,
         help_text="Per algorithm: TWAP {horizon_secs, interval_secs} (positive integer seconds, interval ≤ horizon); "
                   "VWAP the same plus max_participation (decimal string in (0, 1]); ICEBERG {display_qty} "
                   "(decimal string, base units, 0 < display_qty < quantity; LIMIT only); NORMAL takes none.",
     )
-    operation = serializers.ChoiceField(choices=Order.Operation.choices, required=False,
-                                        help_text="trade (default), supply, borrow, stake, withdraw, swap, transfer, bet.")
+    operation = StrictChoiceField(choices=Order.Operation.choices, required=False,
+                                  help_text="trade (default), supply, borrow, stake, withdraw, swap, transfer, bet.")
     tx_hash = StrictCharField(required=False, allow_blank=True, max_length=80,
                                     help_text="DeFi: transaction hash, when the client already broadcast it.")
     gas_used = DecimalInputField(required=False, allow_null=True, help_text="DeFi: gas used, in gas units, ≥ 0.")

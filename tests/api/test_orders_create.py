@@ -404,6 +404,19 @@ def test_post_order_decimal_string_with_edge_whitespace_is_400_naming_the_field(
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("field", ["side", "order_type", "time_in_force", "exec_algorithm", "operation"])
+def test_post_order_choice_field_with_nul_is_400_with_the_project_reason(tradable, svc_client, field):
+    # Arrange: a valid choice with a NUL appended
+    value = {"side": "BUY", "order_type": "LIMIT", "time_in_force": "GTC", "exec_algorithm": "NORMAL",
+             "operation": "trade"}[field] + "\x00"
+    # Act
+    response = svc_client.post(URL, order_body(**{field: value}), format="json")
+    # Assert: odum_live.fields.NUL_REASON under the field, as for the text fields, not "is not a valid choice"
+    assert response.status_code == 400
+    assert response.json()["fields"] == {field: ["must not contain the NUL character (\\u0000)"]}
+    assert Order.objects.count() == 0
+
+
 def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc_client):
     # Act
     response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=2**31 - 1), format="json")

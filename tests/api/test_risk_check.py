@@ -74,6 +74,14 @@ def test_risk_check_decimal_string_with_edge_whitespace_is_400_naming_the_field(
     assert response.json()["fields"] == {"quantity": ["must not have leading or trailing whitespace"]}
 
 
+def test_risk_check_choice_field_with_nul_is_400_with_the_project_reason(tradable, svc_client):
+    # Act: the same rule as POST /api/orders
+    response = svc_client.post(URL, order_body(side="SELL\x00"), format="json")
+    # Assert
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"side": ["must not contain the NUL character (\\u0000)"]}
+
+
 def test_risk_check_listed_person_without_add_order_is_403_naming_the_permission(tradable, strategy, person):
     # Arrange: the what-if is part of submitting: the same policy applies
     strategy.traders.add(person)
