@@ -13,7 +13,7 @@ from positions.services import position_apply_fill, position_mark
 from tests.helpers import position_row_held, run_concurrently
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
-from tests.venues.factories import InstrumentFactory, VenueFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory, listing_of
 
 D = Decimal
 SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
@@ -29,6 +29,12 @@ def apply(strategy_id, side, quantity, price, fee="0", *, key=SPOT, venue="BINAN
 @pytest.fixture
 def strategy(db):
     return StrategyFactory(id="s-pos")
+
+
+@pytest.fixture
+def spot_listing():
+    """SPOT's listing (linear, multiplier 1): a mark needs the listing's contract terms."""
+    return listing_of(SPOT)
 
 
 @pytest.mark.django_db
@@ -79,7 +85,7 @@ def test_position_apply_fill_strategies_and_venues_get_separate_rows(strategy):
 
 
 @pytest.mark.django_db
-def test_position_apply_fill_marked_position_recomputes_unrealized_from_stored_mark(strategy):
+def test_position_apply_fill_marked_position_recomputes_unrealized_from_stored_mark(strategy, spot_listing):
     # Arrange
     with transaction.atomic():
         apply(strategy.id, "BUY", "1", "100")
@@ -169,7 +175,7 @@ def test_position_apply_fill_inconsistent_stored_row_raises_instead_of_guessing(
 # --- marks ---------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_position_mark_every_strategy_in_listing_updates_mark_and_unrealized(strategy):
+def test_position_mark_every_strategy_in_listing_updates_mark_and_unrealized(strategy, spot_listing):
     # Arrange
     other = StrategyFactory(id="s-other")
     with transaction.atomic():
@@ -190,7 +196,7 @@ def test_position_mark_every_strategy_in_listing_updates_mark_and_unrealized(str
 
 
 @pytest.mark.django_db
-def test_position_mark_older_than_stored_mark_is_ignored(strategy):
+def test_position_mark_older_than_stored_mark_is_ignored(strategy, spot_listing):
     # Arrange
     with transaction.atomic():
         apply(strategy.id, "BUY", "1", "100")
@@ -245,7 +251,7 @@ def test_position_mark_linear_key_without_listing_uses_multiplier_one(strategy):
 
 
 @pytest.mark.django_db
-def test_position_mark_no_positions_returns_zero(db):
+def test_position_mark_no_positions_returns_zero(db, spot_listing):
     # Act / Assert
     assert position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(1), ts=T0) == 0
 
@@ -260,7 +266,7 @@ def test_position_mark_no_positions_returns_zero(db):
         ({"venue": "OKX"}, "^venue: 'OKX' differs"),
     ],
 )
-def test_position_mark_invalid_input_raises_naming_field(strategy, kwargs, match):
+def test_position_mark_invalid_input_raises_naming_field(strategy, spot_listing, kwargs, match):
     # Arrange
     arguments = {"instrument_key": SPOT, "venue": "BINANCE-SPOT", "mark_price": D(100), "ts": T0, **kwargs}
 
@@ -342,7 +348,7 @@ def test_position_apply_fill_locks_the_position_row_not_its_strategy():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_position_mark_skips_a_position_a_fill_holds_locked():
+def test_position_mark_skips_a_position_a_fill_holds_locked(spot_listing):
     # A mark never waits for the journal's fill (which holds the row until it commits): the row is
     # left for the next mark. Were the mark to wait, it would mark the row once the holder gives up
     # (after 5 s) and count it.

@@ -19,7 +19,7 @@ from positions.services import position_apply_fill, position_mark, position_snap
 from tests.helpers import ChannelListener, eventually
 from tests.orders.factories import StrategyFactory
 from tests.positions.factories import PositionFactory
-from tests.venues.factories import InstrumentFactory, VenueFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory, listing_of
 
 D = Decimal
 SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
@@ -139,6 +139,7 @@ def test_position_mark_sends_positions_updated_after_commit(strategy, django_cap
 
 @pytest.mark.django_db
 def test_position_mark_without_positions_sends_nothing(db, django_capture_on_commit_callbacks):
+    listing_of(SPOT)
     with django_capture_on_commit_callbacks() as callbacks:
         mark("101", ts=T0)
     assert callbacks == []

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import factory
 
+from odum_live.instruments import parse_instrument_key
 from venues.models import Instrument, Venue
 
 
@@ -41,3 +42,20 @@ class InstrumentFactory(factory.django.DjangoModelFactory):
     max_quantity = Decimal("9000")
     min_notional = Decimal("10")
     enabled = True
+
+
+def listing_of(instrument_key: str, **fields) -> Instrument:
+    """The ``venues.Instrument`` listing of ``instrument_key``, made with its venue when missing.
+
+    Linear with contract multiplier 1 unless ``fields`` say otherwise; ``is_inverse`` follows an
+    ``@INV`` suffix, the currencies a pair key's base and quote (settling in the base when inverse).
+    For tests that mark positions: ``positions.services.position_mark`` refuses a key without a listing.
+    """
+    key = parse_instrument_key(instrument_key)
+    inverse = fields.get("is_inverse", key.settlement == "INV")
+    terms = {"is_inverse": inverse}
+    if key.base and key.quote:
+        terms.update(base_currency=key.base, quote_currency=key.quote,
+                     settlement_currency=key.base if inverse else key.quote)
+    venue = VenueFactory(code=key.venue, adapter=key.venue.lower().replace("-", "_"))
+    return InstrumentFactory(venue=venue, instrument_key=instrument_key, **{**terms, **fields})

@@ -23,6 +23,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from positions.models import Position
 from tests.helpers import position_row_held
 from tests.positions.factories import PositionFactory
+from tests.venues.factories import listing_of
 from venues.marketdata import MarketSnapshot, MemoryMarketDataStore, RedisMarketDataStore, set_market_data_store
 from venues.node.publisher import MarketDataPublisher
 
@@ -119,6 +120,12 @@ def at(ms: int) -> datetime:
     return T0 + timedelta(milliseconds=ms)
 
 
+@pytest.fixture
+def listings():
+    """The spot and perpetual listings (linear, multiplier 1) whose positions the publisher marks."""
+    return listing_of(SPOT, nautilus_instrument_id=SPOT_ID), listing_of(PERP, nautilus_instrument_id=PERP_ID)
+
+
 # --- publishing ----------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_publisher_round_publishes_each_listing_once_with_its_latest_quote(store):
@@ -166,7 +173,7 @@ def test_publisher_round_without_new_quotes_publishes_nothing_and_the_next_quote
 # transaction=True: the loop closes the database connections of its thread (here the test's) as
 # the real thread does, which a test inside one transaction could not survive.
 @pytest.mark.django_db(transaction=True)
-def test_publisher_thread_waits_interval_secs_between_rounds_and_publishes_at_most_once_per_listing(store):
+def test_publisher_thread_waits_interval_secs_between_rounds_and_publishes_at_most_once_per_listing(store, listings):
     # Arrange
     publisher = MarketDataPublisher(interval_secs=0.25, clock=FakeClock())
 
@@ -204,7 +211,7 @@ def test_publisher_thread_waits_interval_secs_between_rounds_and_publishes_at_mo
 
 # --- marks ---------------------------------------------------------------------------------------
 @pytest.fixture
-def open_positions():
+def open_positions(listings):
     """A long BTC-USDT spot position and a short perpetual one of one strategy, never marked."""
     spot = PositionFactory(quantity=Decimal("1"), avg_entry_price=Decimal("40000"))
     perp = PositionFactory(strategy=spot.strategy, venue="BINANCE-FUTURES", instrument_key=PERP,
@@ -325,7 +332,8 @@ def test_publisher_marks_a_position_opened_after_the_last_quote_once_the_mark_in
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_publisher_marks_a_position_a_fill_held_locked_during_the_last_mark_once_the_interval_has_passed(store):
+def test_publisher_marks_a_position_a_fill_held_locked_during_the_last_mark_once_the_interval_has_passed(
+        store, listings):
     # Arrange: two strategies long spot; a fill holds the first one's row while the last quote is marked
     held_row = PositionFactory(quantity=Decimal("1"), avg_entry_price=Decimal("40000"))
     free_row = PositionFactory(quantity=Decimal("3"), avg_entry_price=Decimal("40000"))
