@@ -200,9 +200,11 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
     counted: the next mark takes it.
 
     The contract multiplier and inverse flag come from the ``venues.Instrument`` listing of
-    ``instrument_key``. Without a listing the position is treated as linear with multiplier 1 —
-    except for ``@INV`` keys, which have no safe default (the face value of an inverse contract
-    varies: 10 USD on Deribit BTC, 1 USD on BitMEX XBTUSD), so they raise.
+    ``instrument_key``. A key without a listing, linear or inverse, has no safe default and raises
+    before any row is touched: the contract size varies by venue (0.01 BTC per OKX BTC-USDT swap,
+    1 BTC on Binance; an inverse face value of 10 USD on Deribit BTC, 1 USD on BitMEX XBTUSD), so a
+    multiplier of 1 would store a wrong unrealized PnL. This is the rule of the read side
+    (``positions.selectors``: quantity unknown) and of the risk engine for unlisted rows.
 
     Parameters
     ----------
@@ -225,8 +227,10 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
     PositionMathsError (a ValueError)
         Field ``mark`` for an invalid ``mark_price``.
     ValueError
-        For a malformed or ``ANY`` key, a mismatched venue, a naive ``ts``, an ``@INV`` key with
-        no ``venues.Instrument`` listing, or a listing whose ``is_inverse`` contradicts the key.
+        For a malformed or ``ANY`` key, a mismatched venue, a naive ``ts``, a key with no
+        ``venues.Instrument`` listing (``"instrument_key: '…' has no venues.Instrument listing; its
+        contract multiplier (contract size) is unknown"``; for ``@INV`` keys ``"… is inverse but has no
+        … (face value) is unknown"``), or a listing whose ``is_inverse`` contradicts the key.
     """
     key = _listing_key(instrument_key=instrument_key, venue=venue)
     _require_aware("ts", ts)
@@ -451,7 +455,10 @@ def _listing_terms(*, key: InstrumentKey, instrument_key: str) -> tuple[Decimal,
                 f"instrument_key: {instrument_key!r} is inverse but has no venues.Instrument listing; "
                 f"its contract multiplier (face value) is unknown"
             )
-        return ONE, False
+        raise ValueError(
+            f"instrument_key: {instrument_key!r} has no venues.Instrument listing; "
+            f"its contract multiplier (contract size) is unknown"
+        )
     multiplier, inverse = listing
     _check_settlement(key=key, inverse=inverse)
     return multiplier, inverse

@@ -236,18 +236,18 @@ def test_position_mark_inverse_key_without_listing_raises(strategy):
 
 
 @pytest.mark.django_db
-def test_position_mark_linear_key_without_listing_uses_multiplier_one(strategy):
-    # Arrange
+def test_position_mark_linear_key_without_listing_raises_and_leaves_the_row(strategy):
+    # Arrange: a linear position whose listing no longer exists (its contract size is unknown:
+    # 1 ETH on one venue, 0.01 BTC per contract on OKX)
     key = "BYBIT:PERPETUAL:ETH-USDT@LIN"
     with transaction.atomic():
         apply(strategy.id, "BUY", "4", "2000", key=key, venue="BYBIT")
 
-    # Act
-    updated = position_mark(instrument_key=key, venue="BYBIT", mark_price=D("2000.5"), ts=T0)
-
-    # Assert
-    assert updated == 1
-    assert Position.objects.get().unrealized_pnl == D(2)
+    # Act / Assert
+    with pytest.raises(ValueError, match="^instrument_key: .* no venues.Instrument listing; .* multiplier .* unknown"):
+        position_mark(instrument_key=key, venue="BYBIT", mark_price=D("2000.5"), ts=T0)
+    row = Position.objects.get()
+    assert (row.mark_price, row.unrealized_pnl, row.marked_at) == (None, D(0), None)
 
 
 @pytest.mark.django_db
