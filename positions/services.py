@@ -228,13 +228,19 @@ def position_mark(*, instrument_key: str, venue: str, mark_price: Decimal, ts: d
         Field ``mark`` for an invalid ``mark_price``.
     ValueError
         For a malformed or ``ANY`` key, a mismatched venue, a naive ``ts``, a key with no
-        ``venues.Instrument`` listing (``"instrument_key: '…' has no venues.Instrument listing; its
-        contract multiplier (contract size) is unknown"``; for ``@INV`` keys ``"… is inverse but has no
-        … (face value) is unknown"``), or a listing whose ``is_inverse`` contradicts the key.
+        ``venues.Instrument`` listing while positions of it exist (``"instrument_key: '…' has no
+        venues.Instrument listing; its contract multiplier (contract size) is unknown"``; for ``@INV``
+        keys ``"… is inverse but has no … (face value) is unknown"``; with no positions there is
+        nothing to mark: 0), or a listing whose ``is_inverse`` contradicts the key.
     """
     key = _listing_key(instrument_key=instrument_key, venue=venue)
     _require_aware("ts", ts)
-    multiplier, inverse = _listing_terms(key=key, instrument_key=instrument_key)
+    try:
+        multiplier, inverse = _listing_terms(key=key, instrument_key=instrument_key)
+    except _ListingMissing:
+        if not Position.objects.filter(instrument_key=instrument_key, venue=venue).exists():
+            return 0  # nobody holds it: no contract size needed, nothing to mark
+        raise
     unrealized_pnl(PositionState(), mark=mark_price, multiplier=multiplier, inverse=inverse)  # validates the mark
     marked = []
     # SKIP LOCKED: a mark never waits for a fill (the journal's write, which holds the row until it
@@ -446,16 +452,20 @@ def _check_settlement(*, key: InstrumentKey, inverse: bool) -> None:
         raise ValueError(f"inverse: {inverse} contradicts instrument_key {str(key)!r} (settlement @{key.settlement})")
 
 
+class _ListingMissing(ValueError):
+    """The key has no ``venues.Instrument`` listing: its contract multiplier is unknown."""
+
+
 def _listing_terms(*, key: InstrumentKey, instrument_key: str) -> tuple[Decimal, bool]:
     listing = (Instrument.objects.filter(instrument_key=instrument_key)
                .values_list("contract_multiplier", "is_inverse").first())
     if listing is None:
         if key.settlement == "INV":
-            raise ValueError(
+            raise _ListingMissing(
                 f"instrument_key: {instrument_key!r} is inverse but has no venues.Instrument listing; "
                 f"its contract multiplier (face value) is unknown"
             )
-        raise ValueError(
+        raise _ListingMissing(
             f"instrument_key: {instrument_key!r} has no venues.Instrument listing; "
             f"its contract multiplier (contract size) is unknown"
         )

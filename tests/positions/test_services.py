@@ -230,6 +230,10 @@ def test_position_mark_inverse_listing_uses_instrument_multiplier(strategy):
 
 @pytest.mark.django_db
 def test_position_mark_inverse_key_without_listing_raises(strategy):
+    # Arrange: a position of an inverse listing that no longer exists (its face value is unknown)
+    PositionFactory(strategy=strategy, venue="DERIBIT", instrument_key=INV, equivalence_key=INV.split(":", 1)[1],
+                    quantity=D(10), avg_entry_price=D(40000))
+
     # Act / Assert
     with pytest.raises(ValueError, match="^instrument_key: .* no venues.Instrument listing"):
         position_mark(instrument_key=INV, venue="DERIBIT", mark_price=D(40000), ts=T0)
@@ -254,6 +258,13 @@ def test_position_mark_linear_key_without_listing_raises_and_leaves_the_row(stra
 def test_position_mark_no_positions_returns_zero(db, spot_listing):
     # Act / Assert
     assert position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(1), ts=T0) == 0
+
+
+@pytest.mark.django_db
+def test_position_mark_key_without_listing_or_positions_returns_zero(db):
+    # A quote for a key nobody holds needs no contract size: nothing to mark, nothing wrong (the
+    # publisher would otherwise log an error every mark interval for an unlisted key).
+    assert position_mark(instrument_key="BYBIT:PERPETUAL:ETH-USDT@LIN", venue="BYBIT", mark_price=D(1), ts=T0) == 0
 
 
 @pytest.mark.django_db
