@@ -9,6 +9,8 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
 from odum_live.decimals import plain_decimal
@@ -129,6 +131,30 @@ class ChangeReasonModelForm(forms.ModelForm):
         if not data.get("change_reason") and self.reason_required_changes():
             self.add_error("change_reason", self.reason_required_message)
         return data
+
+
+class HistoryRevertPermissionMixin:
+    """SimpleHistoryAdmin mixin: only a user who may change the row may save a version of it (a revert).
+
+    django-simple-history 3.13's ``history_form_view`` lets anyone who may *view* the row open a
+    historical version and saves whatever form is posted there: a viewer could raise or disable a
+    risk limit, or switch a venue off. A POST is refused (403) unless ``has_change_permission``
+    allows it for the current row; viewing a version stays open to viewers.
+    """
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """Show a historical version; a POST (a revert) needs the change permission on the row.
+
+        Raises
+        ------
+        django.core.exceptions.PermissionDenied
+            A POST by a user without change permission.
+        """
+        if request.method == "POST":
+            current = self.get_object(request, unquote(object_id))
+            if not self.has_change_permission(request, current):
+                raise PermissionDenied("changing this row needs the change permission")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 class ChangeReasonAdminMixin:

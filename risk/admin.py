@@ -22,6 +22,7 @@ from odum_live.admin import (
     COMPACT_DECIMALS,
     ChangeReasonAdminMixin,
     ChangeReasonModelForm,
+    HistoryRevertPermissionMixin,
     ReadOnlyAdminMixin,
     ReasonField,
     decimal_column,
@@ -65,7 +66,7 @@ class RiskLimitForm(ScopeKeyFormMixin, ChangeReasonModelForm):
 
 
 @admin.register(RiskLimit)
-class RiskLimitAdmin(ChangeReasonAdminMixin, SimpleHistoryAdmin):
+class RiskLimitAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHistoryAdmin):
     """Pre-trade limits: filter by scope and kind, search by scope key, edit value/enabled in the list."""
 
     form = RiskLimitForm

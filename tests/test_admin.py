@@ -174,6 +174,53 @@ def test_risk_limit_changelist_edits_value_and_enabled_in_place(rm_client, risk_
     assert limit.history.first().history_user == risk_manager
 
 
+def _history_form_post(client, label: str, obj, form: dict):
+    # POST the form of the row's latest history version (the "Revert" page of django-simple-history).
+    app, model = label.split(".")
+    url = reverse(f"admin:{app}_{model}_simple_history", args=[obj.pk, obj.history.first().history_id])
+    return client.post(url, form)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("label", "form"),
+    [
+        ("risk.risklimit", {"scope": "GLOBAL", "scope_key": "", "kind": "MAX_ORDER_QUANTITY", "value": "99999",
+                            "enabled": "", "change_reason": "raise it"}),
+        ("venues.venue", {"enabled": "", "change_reason": "switch it off"}),
+    ],
+)
+def test_history_revert_by_viewer_is_refused_and_changes_nothing(client, data, label, form):
+    # Arrange: a viewer may see a row's history, never save a version of it
+    client.force_login(staff_user("v", "viewer"))
+    obj = data[label]
+    before = type(obj).objects.filter(pk=obj.pk).values().get()
+
+    # Act
+    response = _history_form_post(client, label, obj, form)
+
+    # Assert
+    assert response.status_code == 403
+    assert type(obj).objects.filter(pk=obj.pk).values().get() == before
+
+
+@pytest.mark.django_db
+def test_risk_limit_history_revert_by_risk_manager_saves_with_user_and_reason(rm_client, risk_manager, data):
+    # Arrange
+    limit = data["risk.risklimit"]
+    form = {"scope": "GLOBAL", "scope_key": "", "kind": "MAX_ORDER_QUANTITY", "value": "4", "enabled": "on",
+            "change_reason": "back to 4"}
+
+    # Act
+    response = _history_form_post(rm_client, "risk.risklimit", limit, form)
+
+    # Assert
+    assert response.status_code == 302
+    latest = limit.history.first()
+    assert (latest.value, latest.history_user, latest.history_change_reason) == (Decimal("4"), risk_manager,
+                                                                                 "back to 4")
+
+
 @pytest.mark.django_db
 def test_risk_limit_changelist_filters_and_searches(rm_client, data):
     RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=RiskLimit.Kind.PRICE_COLLAR_BPS, value=200)

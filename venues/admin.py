@@ -21,6 +21,7 @@ from odum_live.admin import (
     COMPACT_DECIMALS,
     ChangeReasonAdminMixin,
     ChangeReasonModelForm,
+    HistoryRevertPermissionMixin,
     ReadOnlyAdminMixin,
     decimal_column,
 )
@@ -72,7 +73,7 @@ class VenueForm(ChangeReasonModelForm):
 
 
 @admin.register(Venue)
-class VenueAdmin(ChangeReasonAdminMixin, SimpleHistoryAdmin):
+class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHistoryAdmin):
     """Venues: mode, fees, latency estimate, adapter config (env var names only), enabled switch.
 
     No switch in the list (``list_editable``): it could not ask for the reason.
