@@ -19,6 +19,11 @@ needs_market_data = pytest.mark.skipif(
     not MARKET_DATA.is_dir(), reason=f"shared market data not found at {MARKET_DATA} (CI provides ../shared/data)"
 )
 
+#: Seconds a test waits for a WebSocket / channel-layer message that must come. A wait for work, not
+#: a deadline: it returns at the first message. 5 s was not enough on a slow CI machine under load
+#: (a positions push timed out in the full PostgreSQL run while passing alone).
+WS_TIMEOUT = 30.0
+
 
 def eventually(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, message: str = "") -> T:
     """Poll ``predicate`` until it returns a truthy value; return that value.

@@ -8,10 +8,11 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from odum_live.asgi import application
+from tests.helpers import WS_TIMEOUT
 from tests.orders.test_consumers import session_headers
 
 
-def live_fragment_after(*, user, topics: str, act: Callable[[], object], timeout: float = 5.0) -> str:
+def live_fragment_after(*, user, topics: str, act: Callable[[], object], timeout: float = WS_TIMEOUT) -> str:
     """Subscribe ``user``'s session to ``/ws/live/?topics=<topics>``, run ``act()`` on the database
     thread (as a service call from another process would), and return the first fragment received.
 

@@ -39,6 +39,7 @@ from orders.services.publish import (
     publish_orders_updated,
     stream_log,
 )
+from tests.helpers import WS_TIMEOUT
 from tests.orders.conftest import typed_request
 from risk.models import RiskLimit, Scope
 from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory, UserFactory, make_token
@@ -48,7 +49,7 @@ from venues.events import VenueEvent, VenueEventKind
 K = VenueEventKind
 S = Order.Status
 ETH_KEY = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
-TIMEOUT = 5
+TIMEOUT = WS_TIMEOUT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

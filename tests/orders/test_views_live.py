@@ -15,12 +15,13 @@ from channels.testing import WebsocketCommunicator
 from odum_live import live
 from odum_live.asgi import application
 from orders.services import order_cancel, order_submit
+from tests.helpers import WS_TIMEOUT
 from tests.orders.conftest import typed_request
 from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory
 from tests.orders.test_consumers import _fresh_stream, db, run, session_headers  # noqa: F401 (autouse fixture)
 from tests.orders.web_fixtures import person_in
 
-TIMEOUT = 5
+TIMEOUT = WS_TIMEOUT
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
