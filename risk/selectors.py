@@ -43,7 +43,7 @@ class LimitRow:
     @property
     def scope_label(self) -> str:
         """``GLOBAL`` or ``SCOPE:key`` (``STRATEGY:demo``)."""
-        return _label(self.scope, self.scope_key)
+        return scope_label_of(self.scope, self.scope_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class StateRow:
     @property
     def scope_label(self) -> str:
         """``GLOBAL`` or ``SCOPE:key``."""
-        return _label(self.scope, self.scope_key)
+        return scope_label_of(self.scope, self.scope_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,8 @@ class RiskControls:
         return tuple(limit for limit in self.limits if limit.kind in kinds)
 
 
-def _label(scope: str, scope_key: str) -> str:
+def scope_label_of(scope: str, scope_key: str) -> str:
+    """Return how a scope is written in results, reasons and reports: ``GLOBAL``, ``VENUE:OKX`` …"""
     return f"{scope}:{scope_key}" if scope_key else scope
 
 
@@ -96,6 +97,40 @@ def instrument_scope_matches(*, scope_key: str, instrument: InstrumentKey) -> bo
     except InstrumentKeyError:
         return False
     return key.equivalence_key == instrument.equivalence_key and key.venue in (instrument.venue, ANY_VENUE)
+
+
+def scope_covers(*, scope: str, scope_key: str, strategy_id: str, venue_code: str, instrument_key: str) -> bool:
+    """Return whether a limit or kill switch of ``scope`` / ``scope_key`` applies to an order.
+
+    The engine's matching (:meth:`PendingControls.result`, :func:`instrument_scope_matches`) from
+    the other side: given the scope, does it cover this order? Used where a kill switch acts on
+    orders already accepted (``orders.services.kill_switch``, the trading worker's claim).
+
+    Parameters
+    ----------
+    scope, scope_key : str
+        ``risk.models.Scope`` value and its key (empty for GLOBAL).
+    strategy_id : str
+        The order's strategy.
+    venue_code : str
+        The venue the order was routed to.
+    instrument_key : str
+        The routed listing's canonical key. One that does not parse is covered by every
+        INSTRUMENT scope: a kill switch that cannot tell stops the order (fail closed).
+    """
+    if scope == Scope.GLOBAL:
+        return True
+    if scope == Scope.VENUE:
+        return scope_key == venue_code
+    if scope == Scope.STRATEGY:
+        return scope_key == strategy_id
+    if scope == Scope.INSTRUMENT:
+        try:
+            instrument = parse_instrument_key(instrument_key)
+        except InstrumentKeyError:
+            return True
+        return instrument_scope_matches(scope_key=scope_key, instrument=instrument)
+    return False
 
 
 def risk_controls_for_order(

@@ -1,6 +1,7 @@
 """Writes of pre-trade risk: kill switches and the open-order exposure totals.
 
-- :func:`trading_state_set` — the one way a kill switch changes (admin actions, UI, CLI).
+- :func:`trading_state_set` — the one way a kill switch changes (admin actions, UI, CLI); a HALTED
+  scope also cancels its working orders once the change commits (:class:`HaltSweep` says what it did).
 - :func:`open_exposure_adjust` — add or subtract an order's open quantity in
   :class:`~risk.models.OpenOrderExposure` (the engine adds, ``orders.exposure`` subtracts);
   :func:`open_exposure_add_start` — the addition, refused when a total would not fit NUMERIC(36,18).
@@ -10,9 +11,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal, localcontext
 
 from django.apps import apps
@@ -71,12 +73,80 @@ def scope_key_validate(*, scope: str, scope_key: str) -> str:
     return scope_key
 
 
-def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, actor: str) -> TradingState:
+@dataclass
+class HaltSweep:
+    """What setting a scope HALTED did to the working orders in it (order ids, as ``uuid.UUID``).
+
+    Attributes
+    ----------
+    scope_label : str
+        The halted scope, e.g. ``"VENUE:OKX"`` or ``"GLOBAL"``.
+    canceled : list
+        Orders CANCELED at once: ROUTED, never handed to a venue.
+    cancel_requested : list
+        Orders now PENDING_CANCEL: the cancel is on its way to the venue (an execution algorithm's
+        parent cancels its open slices and stops its schedule with it).
+    already_canceling : list
+        Orders whose cancel was already pending.
+    moved_on : list
+        Orders that ended (filled, canceled, rejected …) between the read and their cancel.
+    failed : list of (order id, error text)
+        Orders whose cancel failed: still working, each logged as an error.
+    error : str
+        Why the open orders could not even be read (nothing was canceled); empty otherwise.
+    """
+
+    scope_label: str
+    canceled: list = field(default_factory=list)
+    cancel_requested: list = field(default_factory=list)
+    already_canceling: list = field(default_factory=list)
+    moved_on: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every working order of the scope is canceled or has its cancel pending."""
+        return not (self.failed or self.error)
+
+    def summary(self) -> str:
+        """One line for the person who halted: what was canceled, and every failure with its order id."""
+        if self.error:
+            return (f"{self.scope_label}: open orders NOT canceled, they could not be read ({self.error}); "
+                    "set HALTED again to retry")
+        text = (f"{self.scope_label}: {_orders(self.canceled)} canceled, "
+                f"{_orders(self.cancel_requested)} asked to cancel at the venue")
+        if self.already_canceling:
+            text += f", {_orders(self.already_canceling)} already canceling"
+        if self.failed:
+            text += f"; {_orders(self.failed)} NOT canceled, still working: " + "; ".join(
+                f"{order_id}: {error}" for order_id, error in self.failed)
+        return text
+
+
+def _orders(ids: list) -> str:
+    return f"{len(ids)} order" + ("" if len(ids) == 1 else "s")
+
+
+def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, actor: str,
+                      on_halt: Callable[[HaltSweep], None] | None = None) -> TradingState:
     """Set the kill switch of one scope: ACTIVE, REDUCING (reduce-only) or HALTED.
 
     The change applies to the very next order evaluated (the engine reads states fresh). The row
     is created on first use; django-simple-history records every change with ``reason`` as the
     history change reason (first 100 characters; the full text stays on the row).
+
+    HALTED also stops what is already working (FIA "Best Practices for Automated Trading Risk
+    Controls", 2010, and CME Globex's kill switch: cancel all working orders, block new ones):
+    once the change commits — at the end of this call, or of the caller's transaction when it
+    holds one — every open top-level order in the scope is canceled through
+    ``orders.services.order_cancel`` (``orders.services.kill_switch.orders_cancel_in_halted_scope``;
+    the scope covers the orders the engine would deny: :func:`risk.selectors.scope_covers`). A ROUTED
+    order is CANCELED at once; one at a venue goes PENDING_CANCEL and its cancel to the venue; an
+    execution algorithm's parent cancels its slices and stops its schedule. Each order's timeline
+    names the kill switch, ``actor`` and ``reason``. A failure to cancel one order is logged and
+    reported and does not stop the others. REDUCING and ACTIVE cancel nothing. Setting HALTED
+    again sweeps again.
 
     Parameters
     ----------
@@ -92,6 +162,9 @@ def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, ac
         switch use is logged with its reason).
     actor : str
         Who sets it (user name or component); required.
+    on_halt : Callable[[HaltSweep], None], optional
+        Called with what the halt did, after the commit, when ``state`` is HALTED (e.g. to show it
+        to the person who halted). A rolled-back change sweeps nothing and never calls it.
 
     Returns
     -------
@@ -125,6 +198,9 @@ def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, ac
                 row.state, row.reason, row.changed_by = state, reason, actor
                 row._change_reason = reason[:100]  # simple-history's change-reason column is 100 chars
                 row.save()
+                if state == TradingState.State.HALTED:
+                    transaction.on_commit(functools.partial(_halt_sweep, scope=scope, scope_key=scope_key,
+                                                            set_by=actor, reason=reason, on_halt=on_halt))
             break
         except IntegrityError:
             # Another request created the row first: the second attempt updates it.
@@ -132,6 +208,16 @@ def trading_state_set(*, scope: str, scope_key: str, state: str, reason: str, ac
                 raise
     logger.warning("trading state %s set to %s by %s: %s", row, state, actor, reason)
     return row
+
+
+def _halt_sweep(*, scope: str, scope_key: str, set_by: str, reason: str,
+                on_halt: Callable[[HaltSweep], None] | None) -> None:
+    # Imported here: orders imports risk, never the other way round at import time.
+    from orders.services.kill_switch import orders_cancel_in_halted_scope
+
+    sweep = orders_cancel_in_halted_scope(scope=scope, scope_key=scope_key, set_by=set_by, reason=reason)
+    if on_halt is not None:
+        on_halt(sweep)
 
 
 # --- open-order exposure totals ------------------------------------------------------------------
