@@ -28,7 +28,7 @@ from odum_live.admin import (
     decimal_column,
 )
 from risk.models import OpenOrderExposure, RiskLimit, TradingState, VelocityBucket
-from risk.services import scope_key_validate, trading_state_set
+from risk.services import HaltSweep, scope_key_validate, trading_state_set
 
 _REASON_HELP = "Why the state is being set. Required; recorded with your user name in the history."
 
@@ -146,13 +146,18 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change):
-        """Set the state through the risk service, which stores the reason, actor and history."""
+        """Set the state through the risk service, which stores the reason, actor and history.
+
+        A halt's cancel sweep runs once the admin's transaction commits; what it did is shown as a
+        message on the page the admin redirects to.
+        """
         saved = trading_state_set(
             scope=obj.scope,
             scope_key=obj.scope_key,
             state=obj.state,
             reason=form.cleaned_data["reason"],
             actor=request.user.get_username(),
+            on_halt=lambda sweep: self._report_halt(request, sweep),
         )
         # The admin goes on with ``obj`` (change message, redirect): make it the saved row.
         obj.pk = saved.pk
@@ -161,6 +166,10 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         obj.updated_at = saved.updated_at
         obj._state.adding = False
         obj._state.db = saved._state.db
+
+    def _report_halt(self, request, sweep: HaltSweep) -> None:
+        # What a halt canceled; an order it could not cancel makes it an error, with the order named.
+        self.message_user(request, f"Halted {sweep.summary()}", messages.SUCCESS if sweep.ok else messages.ERROR)
 
     # -- kill-switch actions -------------------------------------------------------------------
     @admin.action(description="Halt trading (kill switch) for the selected scopes…", permissions=["change"])
@@ -182,7 +191,9 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         """Render the confirmation page, or apply ``state`` once a valid reason was posted.
 
         Returns ``None`` after applying (the admin redirects back to the changelist) or the
-        confirmation page (first visit, or the reason was missing).
+        confirmation page (first visit, or the reason was missing). A halt's cancel sweeps run once
+        every selected switch has committed; each reports what it canceled (an error message when
+        an order could not be canceled).
         """
         switches = list(queryset.order_by("scope", "scope_key"))
         submitted = "apply" in request.POST
@@ -190,6 +201,7 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         if submitted and form.is_valid():
             actor = request.user.get_username()
             changed, unchanged = [], []
+            swept: list[HaltSweep] = []
             label = TradingState.State(state).label
             try:
                 with transaction.atomic():  # all selected switches change, or none
@@ -203,6 +215,7 @@ class TradingStateAdmin(SimpleHistoryAdmin):
                             state=state,
                             reason=form.cleaned_data["reason"],
                             actor=actor,
+                            on_halt=swept.append,
                         )
                         changed.append(_where(switch))
             except ValidationError as exc:
@@ -213,6 +226,8 @@ class TradingStateAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"{label}: {', '.join(changed)}.", messages.SUCCESS)
             if unchanged:
                 self.message_user(request, f"Already {label}, left unchanged: {', '.join(unchanged)}.", messages.INFO)
+            for sweep in swept:
+                self._report_halt(request, sweep)
             return None
         context = {
             **self.admin_site.each_context(request),

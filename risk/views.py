@@ -2,7 +2,8 @@
 
 ``POST /risk/kill-switch`` (form fields ``scope``, ``scope_key``, ``state``, ``reason``) sets the
 state through :func:`risk.services.trading_state_set` — the one way a kill switch changes — with
-the logged-in user as the actor; django-simple-history keeps every change (who, when, reason,
+the logged-in user as the actor (a halt also cancels the scope's working orders, and the answer
+says how many: :class:`risk.services.HaltSweep`); django-simple-history keeps every change (who, when, reason,
 before → after), shown under the form and in the admin. Only holders of
 ``risk.change_tradingstate`` (the ``risk manager`` group) see the controls; anyone else posting
 gets 403 — through htmx (a page opened before the permission was withdrawn), the reason shown
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
 from risk.models import Scope, TradingState
-from risk.services import trading_state_set
+from risk.services import HaltSweep, trading_state_set
 
 #: History entries shown under the controls.
 HISTORY_LIMIT = 20
@@ -60,16 +61,20 @@ def kill_switch_set(request: HttpRequest) -> HttpResponse:
             return _refused_in_card(request, refusal)
         raise PermissionDenied(refusal)
     form = {name: request.POST.get(name, "") for name in ("scope", "scope_key", "state", "reason")}
+    swept: list[HaltSweep] = []  # no transaction here: a halt's sweep has run when the service returns
     try:
         row = trading_state_set(scope=form["scope"], scope_key=form["scope_key"], state=form["state"],
-                                reason=form["reason"], actor=request.user.get_username())
+                                reason=form["reason"], actor=request.user.get_username(), on_halt=swept.append)
     except ValidationError as exc:
         errors = {name: " ".join(texts) for name, texts in exc.message_dict.items()}
         return render(request, "risk/_kill_switches.html", kill_switch_context(errors=errors, form=form), status=400)
     done = f"{row} set by {row.changed_by}: {row.reason}"
+    halt = swept[0] if swept else None
     if request.htmx:
-        return render(request, "risk/_kill_switches.html", {**kill_switch_context(), "done": done})
+        return render(request, "risk/_kill_switches.html", {**kill_switch_context(), "done": done, "halt": halt})
     messages.success(request, done)
+    if halt is not None:
+        (messages.success if halt.ok else messages.error)(request, halt.summary())
     return redirect("status")
 
 

@@ -4,7 +4,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 from knox.auth import TokenAuthentication
@@ -15,6 +14,7 @@ from rest_framework.test import APIRequestFactory
 from orders.models import Fill, Order, OrderEvent
 from risk.models import OpenOrderExposure, RiskLimit, Scope, TradingState
 from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory
+from tests.orders.web_fixtures import role_group
 from tests.positions.factories import PositionFactory
 from tests.risk.factories import RiskLimitFactory, TradingStateFactory
 from tests.venues.factories import InstrumentFactory, VenueFactory
@@ -24,7 +24,7 @@ from venues.models import Instrument, Venue
 def staff_user(username: str, group: str):
     """A staff user (admin access) in role ``group``."""
     user = UserFactory(username=username, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
+    user.groups.add(role_group(group))  # made again when a transaction=True test flushed the tables
     return user
 
 
@@ -130,7 +130,7 @@ def test_admin_index_lists_every_app_for_risk_manager(rm_client, data):
 @pytest.mark.django_db
 def test_admin_non_staff_trader_is_sent_to_login(client, db):
     trader = UserFactory(username="t1")
-    trader.groups.add(Group.objects.get(name="trader"))
+    trader.groups.add(role_group("trader"))
     client.force_login(trader)
 
     response = client.get(admin_url("orders.order", "changelist"))
@@ -298,6 +298,37 @@ def test_kill_switch_resume_sets_active(rm_client, data):
     assert response.status_code == 302
     switch.refresh_from_db()
     assert (switch.state, switch.reason) == (TradingState.State.ACTIVE, "drill over")
+
+
+@pytest.mark.django_db(transaction=True)  # the sweep runs once the action's transaction commits, as in production
+def test_kill_switch_halt_action_cancels_the_scope_orders_after_commit_and_says_how_many(rm_client, data):
+    # Arrange: the strategy "demo" has a ROUTED order (data), plus one working at the venue
+    switch = data["risk.tradingstate"]
+    working = OrderFactory(strategy=data["orders.strategy"], status="ACCEPTED")
+
+    # Act
+    response = _action(rm_client, "halt", switch, apply="Set", reason="runaway strategy")
+
+    # Assert
+    assert response.status_code == 302
+    statuses = [Order.objects.get(pk=o.pk).status for o in (data["orders.order"], working)]
+    assert statuses == ["CANCELED", "PENDING_CANCEL"]
+    page = rm_client.get(response["Location"]).content.decode()
+    assert "STRATEGY:demo: 1 order canceled, 1 order asked to cancel at the venue" in page
+
+
+@pytest.mark.django_db(transaction=True)  # the sweep runs once the change form's transaction commits
+def test_trading_state_change_form_halt_reports_what_it_canceled(rm_client, data):
+    # Arrange
+    switch = data["risk.tradingstate"]
+    url = admin_url("risk.tradingstate", "change", switch.pk)
+
+    # Act
+    response = rm_client.post(url, {"state": TradingState.State.HALTED, "reason": "runaway strategy"}, follow=True)
+
+    # Assert
+    assert Order.objects.get(pk=data["orders.order"].pk).status == "CANCELED"
+    assert "STRATEGY:demo: 1 order canceled, 0 orders asked to cancel at the venue" in response.content.decode()
 
 
 @pytest.mark.django_db

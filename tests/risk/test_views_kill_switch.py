@@ -2,8 +2,9 @@
 
 import pytest
 
+from orders.models import Order
 from risk.models import TradingState
-from tests.orders.factories import StrategyFactory
+from tests.orders.factories import OrderFactory, StrategyFactory
 from tests.orders.web_fixtures import logged_in, person_in
 from tests.venues.factories import VenueFactory
 
@@ -98,3 +99,50 @@ def test_kill_switch_htmx_post_without_permission_shows_the_refusal_inside_the_c
     body = response.content.decode()
     assert 'role="alert"' in body and "risk.change_tradingstate" in body and "<section" not in body
     assert not TradingState.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # no transaction around the view: the sweep runs before it answers
+def test_kill_switch_halt_shows_how_many_working_orders_it_canceled():
+    # Arrange: one order not yet at the venue, one working there, one in another venue
+    VenueFactory(), VenueFactory(code="OKX")
+    routed, working = OrderFactory(status="ROUTED"), OrderFactory(status="ACCEPTED")
+    elsewhere = OrderFactory(status="ACCEPTED", venue="OKX", routed_instrument_key="OKX:SPOT_PAIR:BTC-USDT")
+    client = logged_in(person_in("risk manager", username="rm-anna"))
+
+    # Act
+    response = client.post(URL, {"scope": "VENUE", "scope_key": "BINANCE-SPOT", "state": "HALTED",
+                                 "reason": "venue latency spike"}, HTTP_HX_REQUEST="true")
+
+    # Assert
+    assert response.status_code == 200
+    assert [Order.objects.get(pk=o.pk).status for o in (routed, working, elsewhere)] == [
+        "CANCELED", "PENDING_CANCEL", "ACCEPTED"]
+    body = response.content.decode()
+    assert 'data-testid="kill-switch-halt"' in body
+    assert "VENUE:BINANCE-SPOT: 1 order canceled, 1 order asked to cancel at the venue" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_switch_halt_an_order_it_could_not_cancel_is_shown_as_an_error_naming_it(monkeypatch):
+    # Arrange
+    VenueFactory()
+    stuck, other = OrderFactory(status="ACCEPTED"), OrderFactory(status="ACCEPTED")
+    from orders.services import kill_switch
+
+    real_cancel = kill_switch.order_cancel
+
+    def cancel(*, order, **kwargs):
+        if order.pk == stuck.pk:
+            raise RuntimeError("connection reset")
+        return real_cancel(order=order, **kwargs)
+
+    monkeypatch.setattr(kill_switch, "order_cancel", cancel)
+    client = logged_in(person_in("risk manager"))
+
+    # Act: a plain post (no htmx): the status page shows the messages
+    response = client.post(URL, {"scope": "GLOBAL", "state": "HALTED", "reason": "incident"}, follow=True)
+
+    # Assert
+    assert Order.objects.get(pk=other.pk).status == "PENDING_CANCEL"
+    body = response.content.decode()
+    assert "1 order NOT canceled, still working" in body and str(stuck.pk) in body and "connection reset" in body
