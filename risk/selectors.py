@@ -133,6 +133,20 @@ def scope_covers(*, scope: str, scope_key: str, strategy_id: str, venue_code: st
     return False
 
 
+def halted_scopes_of(*, strategy_id: str, venue_code: str, instrument_key: str,
+                     using: str = DEFAULT_DB_ALIAS) -> list[TradingState]:
+    """Return the HALTED kill switches that cover an order (:func:`scope_covers`), in scope order.
+
+    One query over the HALTED rows (a handful at most). Parameters as :func:`scope_covers`.
+    """
+    return [
+        row for row in TradingState.objects.using(using).filter(state=TradingState.State.HALTED)
+        .order_by("scope", "scope_key")
+        if scope_covers(scope=row.scope, scope_key=row.scope_key, strategy_id=strategy_id, venue_code=venue_code,
+                        instrument_key=instrument_key)
+    ]
+
+
 def risk_controls_for_order(
     *, strategy_id: str, venue_code: str, instrument: InstrumentKey, using: str = DEFAULT_DB_ALIAS
 ) -> RiskControls:

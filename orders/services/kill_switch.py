@@ -12,6 +12,11 @@ What reaches no venue after the halt, and why:
   command (or the sweeper's re-send) as IGNORED; at a venue → PENDING_CANCEL and a cancel to the
   venue. An execution algorithm's parent is canceled, never its slices: its cancel carries its open
   slices' ids to the node, which cancels them and runs no further slice step.
+- Orders that commit after the sweep read (risk-checked just before the halt committed), ROUTED
+  orders the sweep has not reached yet, and the sweeper's re-sends: the trading worker's claim
+  refuses any order in a HALTED scope (:mod:`orders.services.venue_commands`), so nothing in the
+  scope is claimed once the halt has committed; such an order is canceled there, through the same
+  service, with the same actor and reason.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from orders.state import check_transition
 def transition_in_one_statement(
     *, where: dict[str, Any], source: str, target: str, set_columns: dict[str, str], values: dict[str, Any],
     event_type: str, actor: str, ts: datetime, payload: dict, returning: tuple[str, ...],
+    conditions: tuple[str, ...] = (),
 ) -> Order | None:
     """Move the one order matching ``where`` from ``source`` to ``target`` and record its event.
 
@@ -54,6 +55,9 @@ def transition_in_one_statement(
         The event's payload (JSON).
     returning : tuple[str, ...]
         ``Order`` fields to load on the returned instance (the rest are deferred).
+    conditions : tuple[str, ...]
+        Further SQL conditions the row must meet, over named parameters of ``values`` (the order
+        table's columns qualified by its name), e.g. the claim's "no HALTED kill switch may cover it".
 
     Returns
     -------
@@ -79,17 +83,18 @@ def transition_in_one_statement(
                               "_payload": events.get_field("payload").get_db_prep_save(payload, connection)}
     for i, value in enumerate(where.values()):
         params[f"_where{i}"] = value
-    key = (tuple(where), tuple(set_columns.items()), returning)
+    key = (tuple(where), tuple(set_columns.items()), returning, conditions)
     sql = _STATEMENTS.get(key)
     if sql is None:
         assignments = ["status = %(_target)s", "updated_at = %(_now)s"]
         assignments += [f"{opts.get_field(name).column} = {expression}" for name, expression in set_columns.items()]
-        conditions = ["status = %(_source)s"]
-        conditions += [f"{opts.get_field(name).column} = %(_where{i})s" for i, name in enumerate(where)]
+        matches = ["status = %(_source)s"]
+        matches += [f"{opts.get_field(name).column} = %(_where{i})s" for i, name in enumerate(where)]
+        matches += [f"({condition})" for condition in conditions]
         columns = ", ".join(opts.get_field(name).column for name in returning)
         sql = _STATEMENTS[key] = f"""WITH changed AS (
                 UPDATE {opts.db_table} SET {", ".join(assignments)}
-                WHERE {" AND ".join(conditions)}
+                WHERE {" AND ".join(matches)}
                 RETURNING {columns}
             ), recorded AS (
                 INSERT INTO {events.db_table} (order_id, type, status_before, status_after, payload, actor, ts)
@@ -102,5 +107,5 @@ def transition_in_one_statement(
     return rows[0] if rows else None
 
 
-#: The statement of each call site's shape (where columns, set expressions, returned fields).
+#: The statement of each call site's shape (where columns, set expressions, returned fields, conditions).
 _STATEMENTS: dict[tuple, str] = {}

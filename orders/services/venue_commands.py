@@ -7,6 +7,17 @@ redelivery, or the sweeper) then finds SUBMITTED and is a recorded no-op, so an 
 twice. If the process dies between the commit and the hand-off, the order is SUBMITTED but unknown
 to the venue: start-up reconciliation resolves it (:mod:`venues.node.reconcile`).
 
+No order is claimed in a HALTED scope (the kill switch: ``risk.services.trading_state_set``). The
+claim checks the kill switches in the same statement, so the check costs no round trip: a claim
+that finds a HALTED kill switch covering the order (:func:`risk.selectors.halted_scopes_of`, the
+engine's scope matching) cancels it instead, through :func:`orders.services.order_cancel`, naming
+the switch, who set it and why. With that, nothing in a halted scope reaches a venue through a
+claim that starts after the halt commits: an order risk-checked just before the halt and committed
+after the halt's cancel sweep read the open orders, a ROUTED order the sweep has not reached yet,
+and the sweeper's re-sends alike. (A claim already running when the halt commits took its decision
+before it; the sweep, reading after the halt commits, waits for its row lock and cancels the order at
+the venue.)
+
 A cancel is at least once: the worker records receipt (VENUE_RECEIVED, which stops the sweeper)
 and sends the cancel; the venue answers CANCELED or CANCEL_REJECTED.
 
@@ -27,8 +38,12 @@ from odum_live.sql import CompiledQuery, pipelined_transaction, send_insert, sen
 from orders.models import Order, OrderEvent
 from orders.services.dispatch import cancel_request_entries, entry_repeat
 from orders.services.venue_events import order_apply_venue_event, publish_orders_updated
+from orders.services.cancel import order_cancel
+from orders.services.kill_switch import kill_switch_actor, kill_switch_reason
 from orders.services.one_statement import transition_in_one_statement
 from orders.state import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
+from risk.models import Scope, TradingState
+from risk.selectors import halted_scopes_of, scope_label_of
 from venues.commands import CancelOrderCommand, SubmitOrderCommand
 from venues.events import VenueEvent, VenueEventKind
 
@@ -120,7 +135,8 @@ def order_venue_submit_claim(*, order_id: str, worker: str,
     -------
     SubmitOrderCommand | None
         The command, once the SUBMITTED status has committed; None when the order is unknown (a
-        log line), or not ROUTED (an IGNORED event: duplicate delivery, canceled meanwhile).
+        log line), not ROUTED (an IGNORED event: duplicate delivery, canceled meanwhile), or in a
+        HALTED scope (canceled, never sent: see the module's docstring).
 
     Raises
     ------
@@ -135,6 +151,11 @@ def order_venue_submit_claim(*, order_id: str, worker: str,
         with transaction.atomic():
             order = _claimable(order_id, SUBMIT, worker)
             if order is None:
+                return None
+            halts = halted_scopes_of(strategy_id=order.strategy_id, venue_code=order.venue,
+                                     instrument_key=order.routed_instrument_key)
+            if halts:
+                _cancel_halted(order, halts[0], worker)
                 return None
             now = timezone.now()
             before = order.status
@@ -155,6 +176,15 @@ def order_venue_submit_claim(*, order_id: str, worker: str,
     )
 
 
+def _cancel_halted(order: Order, halt: TradingState, worker: str) -> None:
+    # A claimed order in a HALTED scope is canceled (ROUTED → CANCELED) instead, in the claim's
+    # transaction, under its row lock.
+    label = scope_label_of(halt.scope, halt.scope_key)
+    logger.warning("order %s not sent by worker %s: kill switch %s is HALTED", order.pk, worker, label)
+    order_cancel(order=order, actor=kill_switch_actor(halt.changed_by),
+                 reason=kill_switch_reason(scope_label=label, set_by=halt.changed_by, reason=halt.reason))
+
+
 def _submitted_payload(worker: str) -> dict:
     return {"command": SUBMIT, "worker": worker, "detail": "claimed by the trading worker; handed to the venue layer"}
 
@@ -172,10 +202,26 @@ def _claim_in_one_statement(order_id: str, worker: str) -> Order | None:
     now = timezone.now()
     return transition_in_one_statement(
         where={"id": pk}, source=OrderStatus.ROUTED, target=OrderStatus.SUBMITTED,
-        set_columns={"submitted_at": "%(submitted_at)s"}, values={"submitted_at": now},
+        set_columns={"submitted_at": "%(submitted_at)s"},
+        values={"submitted_at": now, **_NOT_HALTED_VALUES},
         event_type=OrderEvent.Type.SUBMITTED, actor=f"worker:{worker}", ts=now, payload=_submitted_payload(worker),
-        returning=_COMMAND_FIELDS,
+        returning=_COMMAND_FIELDS, conditions=(_NOT_HALTED,),
     )
+
+
+#: The one-statement claim's kill-switch check: no HALTED switch that may cover the order — GLOBAL, its
+#: venue's, its strategy's, or any INSTRUMENT one (matched on parsed keys, so left to the general path,
+#: which decides with :func:`risk.selectors.halted_scopes_of`). The table holds a row per scope ever
+#: switched, a handful: the check adds no round trip, and while nothing covering is halted, no statement.
+_NOT_HALTED = (
+    f"NOT EXISTS (SELECT 1 FROM {TradingState._meta.db_table} ks WHERE ks.state = %(_ks_halted)s"
+    f" AND (ks.scope IN (%(_ks_global)s, %(_ks_instrument)s)"
+    f" OR ks.scope = %(_ks_venue)s AND ks.scope_key = {Order._meta.db_table}.venue"
+    f" OR ks.scope = %(_ks_strategy)s AND ks.scope_key = {Order._meta.db_table}.strategy_id))"
+)
+_NOT_HALTED_VALUES = {"_ks_halted": TradingState.State.HALTED.value, "_ks_global": Scope.GLOBAL.value,
+                      "_ks_instrument": Scope.INSTRUMENT.value, "_ks_venue": Scope.VENUE.value,
+                      "_ks_strategy": Scope.STRATEGY.value}
 
 
 def order_venue_cancel_claim(*, order_id: str, worker: str) -> CancelOrderCommand | None:

@@ -18,7 +18,9 @@ from orders.services.venue_commands import (
     order_venue_submit_claim,
     order_venue_submit_failed,
 )
-from tests.orders.factories import OrderFactory
+from risk.models import Scope, TradingState
+from tests.orders.factories import OrderFactory, StrategyFactory
+from tests.risk.factories import TradingStateFactory
 from tests.venues.factories import InstrumentFactory
 from venues.tasks import cancel_order, submit_order
 
@@ -67,6 +69,52 @@ def test_submit_claim_moves_routed_to_submitted_and_returns_the_command():
     assert (command.side, command.order_type, command.quantity, command.price) == ("BUY", "LIMIT", Decimal("0.01"),
                                                                                  Decimal("40000"))
     assert (command.exec_algorithm, command.exec_algorithm_params) == ("TWAP", {"horizon_secs": 60, "interval_secs": 10})
+
+
+@pytest.mark.parametrize(("scope", "scope_key"), [
+    (Scope.GLOBAL, ""),
+    (Scope.VENUE, "BINANCE-SPOT"),
+    (Scope.STRATEGY, "alpha"),
+    (Scope.INSTRUMENT, "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"),
+    (Scope.INSTRUMENT, "ANY:SPOT_PAIR:BTC-USDT"),
+])
+def test_submit_claim_in_a_halted_scope_cancels_the_order_naming_the_kill_switch(scope, scope_key):
+    # Arrange: HALTED after the halt's cancel sweep read the open orders (the order committed later, or
+    # its dispatch failed and the sweeper re-sends it): the claim is what stops it
+    order = OrderFactory(status="ROUTED", strategy=StrategyFactory(id="alpha"))
+    TradingStateFactory(scope=scope, scope_key=scope_key, state=TradingState.State.HALTED, reason="venue incident",
+                        changed_by="rm-anna")
+
+    # Act
+    command = order_venue_submit_claim(order_id=str(order.pk), worker="w1")
+
+    # Assert: never sent; canceled through the cancel service, the timeline naming the switch, who and why
+    assert command is None
+    assert Order.objects.get(pk=order.pk).status == "CANCELED"
+    event = OrderEvent.objects.get(order=order)
+    assert (event.type, event.status_before, event.actor) == ("CANCELED", "ROUTED", "kill-switch:rm-anna")
+    label = f"{scope}:{scope_key}" if scope_key else scope
+    assert event.payload["reason"] == f"kill switch {label} HALTED by rm-anna: venue incident"
+
+
+@pytest.mark.parametrize(("scope", "scope_key", "state"), [
+    (Scope.GLOBAL, "", TradingState.State.REDUCING),
+    (Scope.VENUE, "OKX", TradingState.State.HALTED),
+    (Scope.STRATEGY, "beta", TradingState.State.HALTED),
+    (Scope.INSTRUMENT, "BINANCE-SPOT:SPOT_PAIR:ETH-USDT", TradingState.State.HALTED),
+    (Scope.INSTRUMENT, "OKX:SPOT_PAIR:BTC-USDT", TradingState.State.HALTED),
+])
+def test_submit_claim_with_a_halt_elsewhere_or_reduce_only_claims_the_order(scope, scope_key, state):
+    # Arrange
+    order = OrderFactory(status="ROUTED", strategy=StrategyFactory(id="alpha"))
+    TradingStateFactory(scope=scope, scope_key=scope_key, state=state, reason="elsewhere")
+
+    # Act
+    command = order_venue_submit_claim(order_id=str(order.pk), worker="w1")
+
+    # Assert
+    assert command is not None and command.order_id == str(order.pk)
+    assert Order.objects.get(pk=order.pk).status == "SUBMITTED"
 
 
 @pytest.mark.parametrize("status", ["SUBMITTED", "CANCELED", "FILLED"])
