@@ -9,7 +9,9 @@ Checks, in the order results are listed (the first failure gives the reason):
 
 ==================== ======================================================================
 ``kill_switch``      Trading state of every matching scope (GLOBAL, VENUE, STRATEGY,
-                     INSTRUMENT). HALTED denies everything. REDUCING admits only an order
+                     INSTRUMENT). HALTED denies everything (setting it also cancels the
+                     scope's working orders: ``risk.services.trading_state_set``).
+                     REDUCING admits only an order
                      that reduces the strategy's absolute position in the instrument
                      (aggregated across venues) without flipping it, counting the
                      strategy's open orders on the same side: position ≠ 0, the order is
