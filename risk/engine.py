@@ -70,7 +70,10 @@ that counts them (position limits, gross exposure, reduce-only) has no observed 
 naming the holder and the missing listing, exactly as inverse contracts without a price do.
 
 Position and gross-exposure limits never block de-risking: an order that strictly reduces the
-absolute projected position (the strategy's, for gross exposure) passes even above the limit.
+absolute position (position + open orders on its side; the strategy's, for gross exposure) without
+crossing zero (it ends on the same side or flat) passes even above the limit. An order that crosses
+zero opens a new position on the other side and must end within the limit like any other order
+(:func:`_derisks`).
 
 Notional (quote currency) = quantity × price × contract multiplier, the price being the limit
 price, or the reference mid for a MARKET order; for an inverse contract (``Instrument.is_inverse``)
@@ -351,6 +354,16 @@ def _exposure_deltas(intent: OrderIntent) -> tuple[Decimal, Decimal, Decimal]:
     if intent.price is None:
         return intent.quantity, Decimal("0"), Decimal("0")
     return intent.quantity, intent.quantity, open_exposure_value(quantity=intent.quantity, price=intent.price)
+
+
+def _derisks(projected: Decimal, current: Decimal) -> bool:
+    """Return whether going from ``current`` to ``projected`` (signed, one unit) only de-risks.
+
+    True when ``|projected| < |current|`` and ``projected`` is flat or on the same side as
+    ``current``: the order reduces the position without crossing zero. An order that crosses zero
+    (long 10 → short 8) opens a new position and gets no exemption from a position or exposure limit.
+    """
+    return abs(projected) < abs(current) and (projected == 0 or (projected > 0) == (current > 0))
 
 
 def _all_passed(results: dict[str, list[CheckResult]]) -> bool:
@@ -900,7 +913,7 @@ class PreTradeRiskEngine:
                 base_units = None
             else:
                 (pos_v, open_v, mine_v, projected_v, base_v), kind = common
-                reduces = abs(projected_v) < abs(base_v)
+                reduces = _derisks(projected_v, base_v)
                 made_of = (f"{population} position {_dec(pos_v)} + open {order.intent.side} orders {_dec(open_v)} "
                            f"+ this order {_dec(mine_v)} = {_dec(projected_v)} {order.unit_of(kind)}")
                 base_units = abs(projected_v) if kind == "base" else None
@@ -920,7 +933,7 @@ class PreTradeRiskEngine:
             within = observed is not None and observed <= limit.value
             detail = made_of + (f"; {problem}" if problem else "")
             if not within and reduces:
-                detail += "; reduces the absolute position: allowed above the limit"
+                detail += "; reduces the absolute position without crossing zero: allowed above the limit"
             results[CHECK_POSITION_LIMIT].append(CheckResult(
                 check=CHECK_POSITION_LIMIT, passed=within or reduces,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),
@@ -953,7 +966,7 @@ class PreTradeRiskEngine:
             return
         base = book.position("strategy") + book.open_same_side("strategy").scaled(order.sign)
         common = common_values([base + order.holding.scaled(order.sign), base], conversion.mid)
-        reduces = common is not None and abs(common[0][0]) < abs(common[0][1])
+        reduces = common is not None and _derisks(*common[0])
         for limit in limits:
             population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue", Scope.INSTRUMENT: "instrument"}.get(
                 limit.scope, "firm")
@@ -969,7 +982,7 @@ class PreTradeRiskEngine:
                       f"{_dec(mine) or 'n/a'} {ccy}"
                       + (f"; {'; '.join(problems)}" if problems else ""))
             if not within and reduces:
-                detail += "; reduces the strategy's position: allowed above the limit"
+                detail += "; reduces the strategy's position without crossing zero: allowed above the limit"
             results[CHECK_GROSS_EXPOSURE].append(CheckResult(
                 check=CHECK_GROSS_EXPOSURE, passed=within or reduces,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),

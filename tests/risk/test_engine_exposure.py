@@ -99,7 +99,7 @@ def test_position_limit_reducing_order_above_limit_passes(engine, listing, strat
     # Assert
     assert reduce.passed
     assert reduce.observed == "2"
-    assert reduce.detail.endswith("reduces the absolute position: allowed above the limit")
+    assert reduce.detail.endswith("reduces the absolute position without crossing zero: allowed above the limit")
     assert not flip_bigger.passed
     assert flip_bigger.observed == "4"
 
@@ -179,7 +179,7 @@ def test_gross_exposure_reducing_order_above_limit_passes(engine, listing, strat
     # Assert
     assert check.passed
     assert check.observed == "60000"
-    assert check.detail.endswith("reduces the strategy's position: allowed above the limit")
+    assert check.detail.endswith("reduces the strategy's position without crossing zero: allowed above the limit")
 
 
 def test_gross_exposure_open_market_orders_are_valued_at_their_fresh_mid(engine, listing, strategy, store, clock,
@@ -273,3 +273,52 @@ def test_denied_order_records_no_exposure(engine, listing, strategy):
     assert not result.passed
     assert not OpenOrderExposure.objects.exists()
     assert checks_named(result, "gross_exposure") == []
+
+
+# --- the de-risking exemption stops at zero -----------------------------------------------------------
+def test_position_limit_order_crossing_zero_is_held_to_the_limit(engine, listing, strategy):
+    # Arrange: long 10 with a limit of 5 (lowered below the position)
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_QUANTITY, value=Decimal("5"))
+    PositionFactory(strategy=strategy, quantity=Decimal("10"))
+
+    # Act
+    flip_over = only_check(dry(engine, listing, side="SELL", quantity=Decimal("18")), "position_limit")
+    flip_within = only_check(dry(engine, listing, side="SELL", quantity=Decimal("12")), "position_limit")
+    flat = only_check(dry(engine, listing, side="SELL", quantity=Decimal("10")), "position_limit")
+
+    # Assert: a short of 8 is over the limit although |−8| < |10|
+    assert not flip_over.passed
+    assert flip_over.observed == "8"
+    assert "allowed above the limit" not in flip_over.detail
+    assert flip_within.passed
+    assert flip_within.observed == "2"
+    assert flat.passed
+    assert flat.observed == "0"
+
+
+def test_position_limit_order_crossing_zero_counts_open_orders_on_its_side(engine, listing, strategy):
+    # Arrange: long 10 and a SELL 2 working (8 once it fills); a SELL 14 would leave a short of 6, limit 5
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_QUANTITY, value=Decimal("5"))
+    PositionFactory(strategy=strategy, quantity=Decimal("10"))
+    OpenOrderExposureFactory(side="SELL", leaves_quantity=Decimal("2"), priced_value=Decimal("80000"))
+
+    # Act
+    check = only_check(dry(engine, listing, side="SELL", quantity=Decimal("14")), "position_limit")
+
+    # Assert
+    assert not check.passed
+    assert check.observed == "6"
+
+
+def test_gross_exposure_order_crossing_zero_is_held_to_the_limit(engine, listing, strategy):
+    # Arrange: long 1 at 40000 with a gross limit of 10000
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_GROSS_EXPOSURE, value=Decimal("10000"))
+    PositionFactory(strategy=strategy, quantity=Decimal("1"), mark_price=MID)
+
+    # Act: a SELL 1.5 leaves a short of 0.5 (|−0.5| < |1|, but across zero)
+    check = only_check(dry(engine, listing, side="SELL", quantity=Decimal("1.5")), "gross_exposure")
+
+    # Assert
+    assert not check.passed
+    assert check.observed == "100000"
+    assert "allowed above the limit" not in check.detail
