@@ -13,11 +13,13 @@ Checks, in the order results are listed (the first failure gives the reason):
                      scope's working orders: ``risk.services.trading_state_set``).
                      REDUCING admits only an order
                      that reduces the strategy's absolute position in the instrument
-                     (aggregated across venues) without flipping it, counting the
-                     strategy's open orders on the same side: position ≠ 0, the order is
-                     on the opposite side, and open same-side quantity + this quantity ≤
-                     |position| (venues' reduce-only flag, made conservative by counting
-                     the working orders).
+                     without flipping it, counting the strategy's open orders on the same
+                     side: position ≠ 0, the order is on the opposite side, and open
+                     same-side quantity + this quantity ≤ |position| (venues' reduce-only
+                     flag, made conservative by counting the working orders). Position and
+                     open orders are the strategy's at the scope's venue under a VENUE-scope
+                     REDUCING (reduce-only on OKX never opens a position on OKX, whatever
+                     is held elsewhere), aggregated across venues under the other scopes.
 ``instrument_listed`` A listing was routed, on the chosen venue, matching the requested
                      instrument, with listing and venue enabled.
 ``lot_size``,        The listing's trading rules (Binance ``LOT_SIZE`` / ``PRICE_FILTER`` /
@@ -826,23 +828,13 @@ class PreTradeRiskEngine:
 
     @staticmethod
     def _reducing(order: _Order, reducing_states, book: ExposureBook, conversion: ReferencePrice, results) -> None:
-        if not reducing_states:
-            return
-        common = common_values([book.position("strategy"), book.open_same_side("strategy"), order.holding],
-                               conversion.mid)
-        if common is None:
-            reduces, projected = False, None
-            why = unlisted_reason([book.position("strategy"), book.open_same_side("strategy")]) or (
-                f"linear and inverse listings held and no price to convert inverse contracts to base units "
-                f"({conversion.problem})")
-            made_of = f"{why}: cannot tell"
-        else:
-            (position, open_same, mine), kind = common
-            reduces = position != 0 and (position > 0) != order.buy_like and open_same + mine <= abs(position)
-            projected = position + order.sign * (open_same + mine)
-            made_of = (f"position {_dec(position)} {order.unit_of(kind)}, open {order.intent.side} orders "
-                       f"{_dec(open_same)}, this order {_dec(order.sign * mine)}")
+        judged: dict[str, tuple[bool, Decimal | None, str]] = {}
         for st in reducing_states:
+            # A venue's reduce-only guards the strategy's position on that venue; other scopes the instrument's.
+            population = "strategy_venue" if st.scope == Scope.VENUE else "strategy"
+            if population not in judged:
+                judged[population] = PreTradeRiskEngine._reduce_only(order, book, population, conversion)
+            reduces, projected, made_of = judged[population]
             results[CHECK_KILL_SWITCH].append(CheckResult(
                 check=CHECK_KILL_SWITCH, passed=reduces, limit=f"REDUCING ({st.scope_label}): reduce-only",
                 observed=_dec(projected), scope=st.scope_label,
@@ -851,6 +843,26 @@ class PreTradeRiskEngine:
                            else "does not reduce the position, or would flip it")
                         + f"; reduce-only because: {st.reason}"),
             ))
+
+    @staticmethod
+    def _reduce_only(order: _Order, book: ExposureBook, population: str,
+                     conversion: ReferencePrice) -> tuple[bool, Decimal | None, str]:
+        # (reduces without flipping, projected position, how it was made up) of the strategy's position
+        # in the instrument: across venues ("strategy") or on the order's venue ("strategy_venue").
+        position, open_same = book.position(population), book.open_same_side(population)
+        where = f" on {order.venue_code}" if population == "strategy_venue" else ""
+        common = common_values([position, open_same, order.holding], conversion.mid)
+        if common is None:
+            why = unlisted_reason([position, open_same]) or (
+                f"linear and inverse listings held and no price to convert inverse contracts to base units "
+                f"({conversion.problem})")
+            return False, None, f"{why}: cannot tell"
+        (position_v, open_v, mine), kind = common
+        reduces = position_v != 0 and (position_v > 0) != order.buy_like and open_v + mine <= abs(position_v)
+        projected = position_v + order.sign * (open_v + mine)
+        made_of = (f"position{where} {_dec(position_v)} {order.unit_of(kind)}, open {order.intent.side} orders"
+                   f"{where} {_dec(open_v)}, this order {_dec(order.sign * mine)}")
+        return reduces, projected, made_of
 
     def _repeated_start(self, order: _Order, controls: RiskControls, now: datetime):
         # (limit, since, count reader) of the repeated-order check; None when it does not apply.

@@ -261,7 +261,8 @@ def in_limit_currency(
 class ExposureBook:
     """Positions and open-order totals of one evaluation, summed per population.
 
-    Populations: ``"strategy"`` (the order's strategy), ``"firm"`` (every strategy), ``"venue"``
+    Populations: ``"strategy"`` (the order's strategy), ``"strategy_venue"`` (the order's strategy
+    on the chosen venue: a subset of ``"strategy"``'s rows), ``"firm"`` (every strategy), ``"venue"``
     (every strategy on the chosen venue), ``"instrument"`` (every strategy in the order's
     equivalence key). Only populations whose rows were read (``risk.selectors.ExposureNeeds``)
     give true sums.
@@ -296,6 +297,8 @@ class ExposureBook:
     def _in(row: ExposureRow, population: str) -> bool:
         if population == "strategy":
             return row.mine
+        if population == "strategy_venue":
+            return row.mine and row.same_venue
         if population == "venue":
             return row.same_venue
         if population == "instrument":
@@ -303,7 +306,7 @@ class ExposureBook:
         return True
 
     def position(self, population: str) -> Holding:
-        """Return the signed position of ``population`` in the order's instrument, all venues (:class:`Holding`)."""
+        """Return the signed position of ``population`` in the order's instrument, on its venues (:class:`Holding`)."""
         return self._holding(r for r in self._rows
                              if r.source == "position" and r.same_instrument and self._in(r, population))
 

@@ -10,16 +10,23 @@ from risk.models import Scope, TradingState
 from risk.services import trading_state_set
 from tests.positions.factories import PositionFactory
 from tests.risk.conftest import BTC_USDT, checks_named, submit
-from tests.risk.factories import TradingStateFactory, order_intent
+from tests.risk.factories import OpenOrderExposureFactory, TradingStateFactory, order_intent
 from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
 HALTED, REDUCING, ACTIVE = TradingState.State.HALTED, TradingState.State.REDUCING, TradingState.State.ACTIVE
+OKX_BTC_USDT = "OKX:SPOT_PAIR:BTC-USDT"
 
 
-def evaluate(engine, listing, **intent_fields):
+@pytest.fixture
+def okx_listing(db):
+    return InstrumentFactory(venue=VenueFactory(code="OKX", adapter="okx"), instrument_key=OKX_BTC_USDT)
+
+
+def evaluate(engine, listing, dry_run=False, **intent_fields):
     with transaction.atomic():
-        return engine.evaluate(intent=order_intent(**intent_fields), listing=listing, venue=listing.venue)
+        return engine.evaluate(intent=order_intent(**intent_fields), listing=listing, venue=listing.venue,
+                               dry_run=dry_run)
 
 
 def kill_switch_failures(result):
@@ -164,6 +171,75 @@ def test_reducing_counts_position_across_venues_and_open_reducing_orders(engine,
     assert fits.passed, fits.reason
     (check,) = kill_switch_failures(too_much)
     assert check.observed == "-0.1"
+
+
+def test_reducing_venue_scope_judges_the_strategy_position_at_that_venue(engine, listing, strategy, okx_listing):
+    # Arrange: long 1 on BINANCE-SPOT, nothing on OKX; OKX is reduce-only
+    PositionFactory(strategy=strategy, quantity=Decimal("1"))
+    TradingStateFactory(scope=Scope.VENUE, scope_key="OKX", state=REDUCING, reason="OKX degraded")
+
+    # Act
+    result = evaluate(engine, okx_listing, instrument=OKX_BTC_USDT, side="SELL", quantity=Decimal("1"))
+
+    # Assert: the SELL would open a short on OKX
+    assert not result.passed
+    (check,) = kill_switch_failures(result)
+    assert (check.scope, check.observed) == ("VENUE:OKX", "-1")
+    assert check.detail.startswith("position on OKX 0 BTC, open SELL orders on OKX 0, this order -1: ")
+
+
+def test_reducing_venue_scope_counts_only_open_orders_at_that_venue(engine, listing, strategy, okx_listing):
+    # Arrange: long 1 on OKX; SELL 0.6 working on OKX and SELL 0.7 on BINANCE-SPOT; OKX is reduce-only
+    PositionFactory(strategy=strategy, venue="OKX", instrument_key=OKX_BTC_USDT, quantity=Decimal("1"))
+    OpenOrderExposureFactory(instrument_key=OKX_BTC_USDT, side="SELL", leaves_quantity=Decimal("0.6"),
+                             priced_value=Decimal("24000"))
+    OpenOrderExposureFactory(side="SELL", leaves_quantity=Decimal("0.7"), priced_value=Decimal("28000"))
+    TradingStateFactory(scope=Scope.VENUE, scope_key="OKX", state=REDUCING, reason="OKX degraded")
+
+    # Act (what-ifs: neither is recorded)
+    fits = evaluate(engine, okx_listing, dry_run=True, instrument=OKX_BTC_USDT, side="SELL", quantity=Decimal("0.4"))
+    too_much = evaluate(engine, okx_listing, dry_run=True, instrument=OKX_BTC_USDT, side="SELL",
+                        quantity=Decimal("0.5"))
+
+    # Assert
+    assert fits.passed, fits.reason
+    (check,) = kill_switch_failures(too_much)
+    assert check.observed == "-0.1"
+
+
+@pytest.mark.parametrize(
+    ("scope", "scope_key"),
+    [(Scope.GLOBAL, ""), (Scope.STRATEGY, "demo"), (Scope.INSTRUMENT, "ANY:SPOT_PAIR:BTC-USDT")],
+)
+def test_reducing_other_scopes_judge_the_strategy_position_across_venues(engine, listing, strategy, okx_listing,
+                                                                         scope, scope_key):
+    # Arrange: long 1 on BINANCE-SPOT, nothing on OKX
+    PositionFactory(strategy=strategy, quantity=Decimal("1"))
+    TradingStateFactory(scope=scope, scope_key=scope_key, state=REDUCING, reason="drawdown")
+
+    # Act
+    result = evaluate(engine, okx_listing, instrument=OKX_BTC_USDT, side="SELL", quantity=Decimal("1"))
+
+    # Assert
+    assert result.passed, result.reason
+    (check,) = checks_named(result, "kill_switch")
+    assert check.observed == "0"
+    assert check.detail.startswith("position 1 BTC, open SELL orders 0, this order -1: ")
+
+
+def test_reducing_venue_and_global_scopes_each_judge_their_own_position(engine, listing, strategy, okx_listing):
+    # Arrange: long 1 on BINANCE-SPOT; reduce-only firm-wide and on OKX
+    PositionFactory(strategy=strategy, quantity=Decimal("1"))
+    TradingStateFactory(scope=Scope.GLOBAL, scope_key="", state=REDUCING, reason="drawdown")
+    TradingStateFactory(scope=Scope.VENUE, scope_key="OKX", state=REDUCING, reason="OKX degraded")
+
+    # Act
+    result = evaluate(engine, okx_listing, instrument=OKX_BTC_USDT, side="SELL", quantity=Decimal("0.5"))
+
+    # Assert
+    assert [(c.scope, c.passed, c.observed) for c in checks_named(result, "kill_switch")] == [
+        ("GLOBAL", True, "0.5"), ("VENUE:OKX", False, "-0.5"),
+    ]
 
 
 def test_halted_and_reducing_both_reported(engine, listing, strategy):
