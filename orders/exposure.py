@@ -83,8 +83,11 @@ class OrdersOpenOrderSource:
     ) -> int:
         """Count orders repeating this one since ``since`` (UTC): same strategy, listing, side, quantity.
 
-        DENIED orders do not count (they never reached a venue). One COUNT on the
-        ``order_repeat_idx`` index (strategy, routed_instrument_key, side, created_at).
+        Only orders the strategy sent count (``parent_id IS NULL``): an execution algorithm's child
+        slices are the algorithm's, so a TWAP slice of 0.1 does not make the strategy's own 0.1 a
+        repeat. DENIED orders do not count (they never reached a venue). One COUNT on the
+        ``order_repeat_idx`` index (strategy, routed_instrument_key, side, created_at), the other
+        conditions checked on the rows it finds.
         """
         return self.repeat_count_start(strategy_id=strategy_id, instrument_key=instrument_key, side=side,
                                        quantity=quantity, since=since)()
@@ -100,7 +103,7 @@ class OrdersOpenOrderSource:
         # Plain SQL: this runs for every order, and building the ORM query cost more than running it.
         sql = (
             f"SELECT COUNT(*) FROM {Order._meta.db_table} WHERE strategy_id = %s AND routed_instrument_key = %s"
-            " AND side = %s AND created_at >= %s AND quantity = %s AND status <> %s"
+            " AND side = %s AND created_at >= %s AND quantity = %s AND status <> %s AND parent_id IS NULL"
         )
         params = [strategy_id, instrument_key, side, connection.ops.adapt_datetimefield_value(since), quantity,
                   OrderStatus.DENIED.value]

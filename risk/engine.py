@@ -35,7 +35,8 @@ Checks, in the order results are listed (the first failure gives the reason):
                      notional of 10**18 quote units or more is always denied (scope SYSTEM):
                      NUMERIC(36,18) cannot store it (``odum_live.fields.NUMERIC_BOUND``).
 ``repeated_order``   No order of the same strategy, routed listing, side and quantity within
-                     REPEATED_ORDER_WINDOW_SECS (the longest applicable window).
+                     REPEATED_ORDER_WINDOW_SECS (the longest applicable window). Only orders
+                     the strategy sent count, not an execution algorithm's child slices.
 ``velocity``         Orders per fixed 1 s / 60 s window per scope (``risk.velocity``).
 ``position_limit``   Projected position = current position + open orders on the order's
                      side + this order, in the instrument aggregated across venues: the

@@ -74,9 +74,9 @@ class OpenOrderSource(Protocol):
     ) -> int:
         """Return how many orders repeat this one: same strategy, routed listing, side and quantity.
 
-        Counts orders created at or after ``since`` (UTC) in any status but DENIED (a denied order
-        never reached a venue). Must use the ``order_repeat_idx`` index (strategy,
-        routed_instrument_key, side, created_at).
+        Counts orders the strategy sent (not an execution algorithm's child slices) created at or
+        after ``since`` (UTC) in any status but DENIED (a denied order never reached a venue). Must
+        use the ``order_repeat_idx`` index (strategy, routed_instrument_key, side, created_at).
 
         Parameters
         ----------

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from orders.models import Order
 from risk.models import RiskLimit, Scope, VelocityBucket
-from tests.orders.factories import StrategyFactory
+from tests.orders.factories import OrderFactory, StrategyFactory
 from tests.risk.conftest import checks_named, only_check, submit
 from tests.risk.factories import RiskLimitFactory, order_intent
 
@@ -184,6 +184,20 @@ def test_repeated_order_denied_orders_do_not_count(engine, listing):
     assert order.status == Order.Status.DENIED
     assert only_check(result, "repeated_order").observed == "0"
     assert result.passed
+
+
+def test_repeated_order_an_algorithm_child_slice_does_not_count(engine, listing):
+    # Arrange: the strategy's TWAP BUY 1 has sent a slice of 0.1 (a child the strategy never sent itself)
+    RiskLimitFactory(kind=K.REPEATED_ORDER_WINDOW_SECS, value=Decimal("5"))
+    _, parent = submit(engine, intent=order_intent(quantity=Decimal("1")), listing=listing)
+    OrderFactory(strategy=parent.strategy, parent=parent, operation_id="child:slice-1", quantity=Decimal("0.1"))
+
+    # Act
+    result, _ = submit(engine, intent=order_intent(quantity=Decimal("0.1")), listing=listing)
+
+    # Assert
+    assert only_check(result, "repeated_order").observed == "0"
+    assert result.passed, result.reason
 
 
 def test_repeated_order_outside_window_passes(engine, listing, clock):

@@ -27,10 +27,11 @@ def test_default_open_order_source_is_the_order_table_implementation():
     assert isinstance(source, OpenOrderSource)
 
 
-def test_repeat_count_counts_same_strategy_listing_side_quantity_since_excluding_denied(strategy):
+def test_repeat_count_counts_same_strategy_listing_side_quantity_since_excluding_denied_and_children(strategy):
     # Arrange
     since = timezone.now() - timedelta(seconds=1)
-    OrderFactory(strategy=strategy, quantity=Decimal("0.01"))
+    parent = OrderFactory(strategy=strategy, quantity=Decimal("0.01"))
+    OrderFactory(strategy=strategy, quantity=Decimal("0.01"), parent=parent)
     OrderFactory(strategy=strategy, quantity=Decimal("0.01"), status=Order.Status.FILLED,
                  filled_quantity=Decimal("0.01"))
     OrderFactory(strategy=strategy, quantity=Decimal("0.01"), status=Order.Status.DENIED)
