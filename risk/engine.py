@@ -31,8 +31,10 @@ Checks, in the order results are listed (the first failure gives the reason):
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
 ``price_collar``     |limit price − mid| / mid × 10,000 ≤ PRICE_COLLAR_BPS (LIMIT orders).
-``max_order_quantity`` / ``max_order_notional``   per order. Besides the configured limits, a
-                     notional of 10**18 quote units or more is always denied (scope SYSTEM):
+``max_order_quantity`` / ``max_order_notional``   per order, the notional at the larger of
+                     the limit price and the fresh mid (see below). Besides the configured
+                     limits, a notional of 10**18 quote units or more (at the limit price, a
+                     MARKET order's at the reference mid) is always denied (scope SYSTEM):
                      NUMERIC(36,18) cannot store it (``odum_live.fields.NUMERIC_BOUND``).
 ``repeated_order``   No order of the same strategy, routed listing, side and quantity within
                      REPEATED_ORDER_WINDOW_SECS (the longest applicable window). Only orders
@@ -78,10 +80,19 @@ crossing zero (it ends on the same side or flat) passes even above the limit. An
 zero opens a new position on the other side and must end within the limit like any other order
 (:func:`_derisks`).
 
-Notional (quote currency) = quantity × price × contract multiplier, the price being the limit
-price, or the reference mid for a MARKET order; for an inverse contract (``Instrument.is_inverse``)
-= quantity × contract multiplier, contracts being quote-denominated (Deribit, Binance COIN-M:
-one contract = multiplier USD). Positions are valued at mark price, else average entry price.
+Notional (quote currency) = quantity × price × contract multiplier; for an inverse contract
+(``Instrument.is_inverse``) = quantity × contract multiplier, contracts being quote-denominated
+(Deribit, Binance COIN-M: one contract = multiplier USD). The risk limits (``max_order_notional``,
+a notional ``position_limit``, ``gross_exposure``) value the order being checked at the larger of
+its limit price and its listing's fresh mid (the reference mid for a MARKET order): a limit
+through the market trades near the market, so a SELL of 10 BTC limited at 0.01 against a 40,000
+mid counts 400,000, not 0.1; a BUY limited above the mid counts at its limit (it trades at no
+more). Without a fresh mid a LIMIT order counts at its limit price (the mid is read only when such
+a limit applies, from the router's snapshots when given, and its absence denies nothing by itself);
+the check's detail names the price used (:class:`_Valuation`). The listing's ``min_notional`` and
+the storage bound stay at the limit price, as the venue and the open-order totals count it; open
+orders already in the totals keep the values they were checked and stored with. Positions are
+valued at mark price, else average entry price.
 Limits at INSTRUMENT scope are in the instrument's quote currency; every other scope's notional
 limits are in USD, where USD and the USD stablecoins (:data:`risk.valuation.USD_EQUIVALENTS`) count 1:1; an
 amount in any other currency cannot be converted and fails the check closed, saying so.
@@ -165,6 +176,8 @@ NOTIONAL_BOUND_SCOPE = "SYSTEM"
 
 _DERIVATIVE_TYPES = frozenset({"PERPETUAL", "FUTURE", "OPTION"})
 _BPS = Decimal("10000")
+#: Limits that value the order being checked (at :class:`_Valuation`'s price).
+_VALUED_KINDS = (K.MAX_ORDER_NOTIONAL, K.MAX_POSITION_NOTIONAL, K.MAX_GROSS_EXPOSURE)
 _STATEFUL_KINDS = (
     K.MAX_ORDERS_PER_SECOND, K.MAX_ORDERS_PER_MINUTE, K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL,
     K.MAX_GROSS_EXPOSURE, K.REPEATED_ORDER_WINDOW_SECS,
@@ -336,6 +349,50 @@ class _Order:
         return quantity * price * self.multiplier
 
 
+@dataclass(frozen=True)
+class _Valuation:
+    """The price the risk limits value the order being checked at, and why that price.
+
+    Parameters
+    ----------
+    price : Decimal | None
+        Quote currency per unit: the larger of the limit price and the fresh mid (``market``), the
+        limit price without a fresh mid, the reference mid for a MARKET order; None when a MARKET
+        order has no mid.
+    problem : str
+        Why ``price`` is None.
+    basis : str
+        How ``price`` was chosen, for the checks' detail (``"at the fresh mid 40000 USDT, above the
+        limit price 0.01"``); ``""`` for an inverse order, whose notional takes no price.
+    """
+
+    price: Decimal | None
+    problem: str = ""
+    basis: str = ""
+
+    @classmethod
+    def of(cls, order: _Order, market: ReferencePrice) -> _Valuation:
+        limit, mid, quote = order.intent.price, market.mid, order.quote
+        if limit is None:
+            if mid is None:
+                return cls(price=None, problem=market.problem or "no price")
+            return cls(price=mid, basis=f"at the reference mid {_dec(mid)} {quote}")
+        if order.inverse:
+            return cls(price=limit)
+        if mid is None:
+            why = f": no fresh mid ({market.problem})" if market.needed else ""
+            return cls(price=limit, basis=f"at the limit price {_dec(limit)} {quote}{why}")
+        if mid > limit:
+            # A SELL through the market trades near the mid whatever its limit says; a BUY below the mid
+            # counts at the mid too (never less than the market), above it at its limit (it pays no more).
+            return cls(price=mid, basis=f"at the fresh mid {_dec(mid)} {quote}, above the limit price {_dec(limit)}")
+        return cls(price=limit, basis=f"at the limit price {_dec(limit)} {quote}, not below the fresh mid {_dec(mid)}")
+
+    def of_quantity(self, order: _Order) -> str:
+        """``"10 BTC at the fresh mid …"``; ``""`` without a basis."""
+        return f"{_dec(order.intent.quantity)} {order.unit} {self.basis}" if self.basis else ""
+
+
 @dataclass
 class _Plan:
     """What the stateful checks need: lock resources and exposure rows."""
@@ -496,20 +553,20 @@ class PreTradeRiskEngine:
         if snapshots:
             store = PrefetchedMarketData(store=store, snapshots=snapshots)
         reference = self._reference(order, controls, store, now)
+        market = self._market(order, controls, reference, store, now)
         conversion = self._conversion_price(order, controls, reference, store, now)
+        # The order's own price (listing rules, storage bound) and the price the risk limits value it at.
         price = intent.price if intent.price is not None else reference.mid
-        price_problem = "" if price is not None else (reference.problem or "no price")
-        notional = order.notional(intent.quantity, price)
-        notional_problem = "" if notional is not None else (
-            "no listing to take the contract multiplier from" if listing is None else f"no price: {price_problem}"
-        )
+        notional, notional_problem = self._notional(order, price, reference.problem or "no price")
+        valuation = _Valuation.of(order, market)
+        valued, valued_problem = self._notional(order, valuation.price, valuation.problem)
 
         results: dict[str, list[CheckResult]] = {name: [] for name in CHECK_ORDER}
         reducing_states = self._kill_switch(order, controls, results)
         self._listing(order, notional, notional_problem, results)
         self._reference_check(reference, order, results)
         self._collar(order, controls, reference, results)
-        self._max_order(order, controls, notional, notional_problem, results)
+        self._max_order(order, controls, notional, valuation, valued, valued_problem, results)
         stateless_ok = _all_passed(results)
 
         plan = self._plan(order, controls, reducing_states)
@@ -522,11 +579,11 @@ class PreTradeRiskEngine:
             equivalence_key=order.equivalence_key, needs=plan.needs,
         )
         book = ExposureBook(rows=rows, buy_like=order.buy_like, listing_key=order.listing_key, store=store,
-                            now=now, reference=reference)
+                            now=now, reference=market)
         self._reducing(order, reducing_states, book, conversion, results)
         self._repeated(order, repeated, results)
-        self._position(order, controls, book, price, price_problem, conversion, results)
-        self._gross(order, controls, book, notional, notional_problem, conversion, results)
+        self._position(order, controls, book, valuation, conversion, results)
+        self._gross(order, controls, book, valuation, valued, valued_problem, conversion, results)
 
         recording = not dry_run and _all_passed(results)
         deltas = _exposure_deltas(intent)
@@ -647,6 +704,27 @@ class PreTradeRiskEngine:
         return reference_price(store=store, listing_key=order.listing_key, now=now)
 
     @staticmethod
+    def _market(
+        order: _Order, controls: RiskControls, reference: ReferencePrice, store: MarketDataStore, now: datetime
+    ) -> ReferencePrice:
+        # The fresh mid a LIMIT order is valued against (_Valuation): the reference when it was read, else
+        # read only when a limit values the order (an inverse order's notional takes no price). Its absence
+        # denies nothing: the order then counts at its limit price.
+        if reference.needed or order.listing is None or order.inverse or not controls.of_kind(*_VALUED_KINDS):
+            return reference
+        return reference_price(store=store, listing_key=order.listing_key, now=now)
+
+    @staticmethod
+    def _notional(order: _Order, price: Decimal | None, price_problem: str) -> tuple[Decimal | None, str]:
+        # The order's notional at ``price`` and, when unknown, why.
+        notional = order.notional(order.intent.quantity, price)
+        if notional is not None:
+            return notional, ""
+        if order.listing is None:
+            return None, "no listing to take the contract multiplier from"
+        return None, f"no price: {price_problem}"
+
+    @staticmethod
     def _conversion_price(
         order: _Order, controls: RiskControls, reference: ReferencePrice, store: MarketDataStore, now: datetime
     ) -> ReferencePrice:
@@ -701,7 +779,8 @@ class PreTradeRiskEngine:
             ))
 
     @staticmethod
-    def _max_order(order: _Order, controls: RiskControls, notional, notional_problem: str, results) -> None:
+    def _max_order(order: _Order, controls: RiskControls, notional, valuation: _Valuation, valued,
+                   valued_problem: str, results) -> None:
         qty = order.intent.quantity
         if notional is not None and notional >= NUMERIC_BOUND:
             # Always applies, limits or not: exposure, position and PnL of such an order could not be
@@ -720,12 +799,12 @@ class PreTradeRiskEngine:
                 scope=limit.scope_label,
             ))
         for limit in controls.of_kind(K.MAX_ORDER_NOTIONAL):
-            amount, ccy, problem = in_limit_currency(amount=notional, quote=order.quote, limit=limit,
-                                                     unknown=notional_problem)
+            amount, ccy, problem = in_limit_currency(amount=valued, quote=order.quote, limit=limit,
+                                                     unknown=valued_problem)
             results[CHECK_MAX_ORDER_NOTIONAL].append(CheckResult(
                 check=CHECK_MAX_ORDER_NOTIONAL, passed=amount is not None and amount <= limit.value,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(amount),
-                scope=limit.scope_label, detail=problem,
+                scope=limit.scope_label, detail="; ".join(p for p in (valuation.of_quantity(order), problem) if p),
             ))
 
     # -- stateful checks ------------------------------------------------------------------------------
@@ -904,7 +983,7 @@ class PreTradeRiskEngine:
 
     @staticmethod
     def _position(
-        order: _Order, controls: RiskControls, book: ExposureBook, price, price_problem: str,
+        order: _Order, controls: RiskControls, book: ExposureBook, valuation: _Valuation,
         conversion: ReferencePrice, results
     ) -> None:
         # Quantities add up in base units of the underlying (quantity × contract multiplier); the face
@@ -937,10 +1016,12 @@ class PreTradeRiskEngine:
                 observed, ccy = base_units, order.base_unit
                 problem = "" if observed is not None else no_conversion
             else:
-                native, unknown = PreTradeRiskEngine._position_notional(order, projected, price, price_problem,
-                                                                        conversion)
+                native, unknown = PreTradeRiskEngine._position_notional(order, projected, valuation.price,
+                                                                        valuation.problem, conversion)
                 observed, ccy, problem = in_limit_currency(amount=native, quote=order.quote, limit=limit,
                                                            unknown=unknown)
+                if valuation.basis and native is not None and not projected.face:
+                    made_of += f"; valued {valuation.basis}"
             if unsized:
                 problem = ""  # made_of already names what cannot be sized
             within = observed is not None and observed <= limit.value
@@ -956,7 +1037,7 @@ class PreTradeRiskEngine:
     @staticmethod
     def _position_notional(order: _Order, projected: Holding, price, price_problem: str,
                            conversion: ReferencePrice) -> tuple[Decimal | None, str]:
-        # |projected| in quote currency: base units at the order's price, face value as it is.
+        # |projected| in quote currency: base units at the order's valuation price, face value as it is.
         if order.multiplier is None:
             return None, "no listing to take the contract multiplier from"
         if projected.unlisted:
@@ -971,8 +1052,8 @@ class PreTradeRiskEngine:
 
     @staticmethod
     def _gross(
-        order: _Order, controls: RiskControls, book: ExposureBook, notional, notional_problem: str,
-        conversion: ReferencePrice, results
+        order: _Order, controls: RiskControls, book: ExposureBook, valuation: _Valuation, valued,
+        valued_problem: str, conversion: ReferencePrice, results
     ) -> None:
         limits = controls.of_kind(K.MAX_GROSS_EXPOSURE)
         if not limits:
@@ -985,14 +1066,15 @@ class PreTradeRiskEngine:
                 limit.scope, "firm")
             native_ok = limit.scope == Scope.INSTRUMENT
             existing, problem = book.gross(population, native_ok=native_ok)
-            mine, _, mine_problem = in_limit_currency(amount=notional, quote=order.quote, limit=limit,
-                                                      unknown=notional_problem)
+            mine, _, mine_problem = in_limit_currency(amount=valued, quote=order.quote, limit=limit,
+                                                      unknown=valued_problem)
             ccy = order.quote if native_ok else "USD"
             problems = [p for p in (problem, mine_problem) if p]
             observed = existing + mine if existing is not None and mine is not None else None
             within = observed is not None and observed <= limit.value
+            how = valuation.of_quantity(order)
             detail = (f"{population} positions and open orders {_dec(existing) or 'n/a'} + this order "
-                      f"{_dec(mine) or 'n/a'} {ccy}"
+                      f"{_dec(mine) or 'n/a'} {ccy}" + (f" ({how})" if how else "")
                       + (f"; {'; '.join(problems)}" if problems else ""))
             if not within and reduces:
                 detail += "; reduces the strategy's position without crossing zero: allowed above the limit"

@@ -11,7 +11,7 @@ from risk.models import OpenOrderExposure, RiskLimit, Scope, VelocityBucket
 from tests.risk.conftest import BTC_USDT, MID, checks_named, only_check, publish_quote
 from tests.risk.factories import RiskLimitFactory, order_intent
 from tests.venues.factories import InstrumentFactory, VenueFactory
-from venues.marketdata import RedisMarketDataStore
+from venues.marketdata import MemoryMarketDataStore, RedisMarketDataStore
 
 K = RiskLimit.Kind
 pytestmark = pytest.mark.django_db
@@ -252,7 +252,9 @@ def test_max_order_notional_non_usd_quote_fails_closed(engine, strategy, store, 
     # Assert
     assert not check.passed
     assert check.observed is None
-    assert check.detail == "quote currency BTC has no USD conversion (only USD and USD stablecoins count 1:1)"
+    assert check.detail == ("1 ETH at the limit price 0.05 BTC: no fresh mid (missing: no market data for "
+                            "BINANCE-SPOT:SPOT_PAIR:ETH-BTC); quote currency BTC has no USD conversion (only USD and "
+                            "USD stablecoins count 1:1)")
 
 
 def test_max_order_notional_inverse_contract_is_quantity_times_multiplier(engine, strategy, store, clock):
@@ -273,6 +275,72 @@ def test_max_order_notional_inverse_contract_is_quantity_times_multiplier(engine
     # Assert: 150 contracts x 10 USD, whatever the price
     assert not check.passed
     assert (check.limit, check.observed) == ("1000 USD (GLOBAL)", "1500")
+
+
+@pytest.mark.parametrize(
+    ("side", "price", "observed", "valued_at"),
+    [
+        ("SELL", "0.01", "400000", "at the fresh mid 40000 USDT, above the limit price 0.01"),
+        ("BUY", "39000", "400000", "at the fresh mid 40000 USDT, above the limit price 39000"),
+        ("BUY", "41000", "410000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
+        ("SELL", "41000", "410000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
+    ],
+)
+def test_max_order_notional_limit_order_is_valued_at_the_larger_of_its_price_and_the_fresh_mid(
+        engine, listing, fresh_quote, side, price, observed, valued_at):
+    # Arrange: no price collar, so the order's own checks need no reference price
+    RiskLimitFactory(kind=K.MAX_ORDER_NOTIONAL, value=Decimal("1000"))
+
+    # Act: 10 BTC; a SELL limited at 0.01 trades near the 40000 market, not at 0.1 USDT
+    check = only_check(evaluate(engine, listing, side=side, quantity=Decimal("10"), price=Decimal(price)),
+                       "max_order_notional")
+
+    # Assert
+    assert not check.passed
+    assert check.observed == observed
+    assert check.detail == f"10 BTC {valued_at}"
+
+
+def test_max_order_notional_limit_order_without_fresh_mid_is_valued_at_its_limit_price(engine, listing):
+    # Arrange: no market data
+    RiskLimitFactory(kind=K.MAX_ORDER_NOTIONAL, value=Decimal("1000"))
+
+    # Act
+    result = evaluate(engine, listing, side="SELL", quantity=Decimal("0.01"), price=Decimal("40000"))
+
+    # Assert: valued at 400 USDT, passes; a missing mid denies nothing by itself
+    check = only_check(result, "max_order_notional")
+    assert (check.passed, check.observed) == (True, "400")
+    assert check.detail == (f"0.01 BTC at the limit price 40000 USDT: no fresh mid (missing: no market data for "
+                            f"{BTC_USDT})")
+    assert checks_named(result, "reference_price") == []
+    assert result.passed, result.reason
+
+
+class _UnreadableStore:
+    """A market-data store that must not be read: the router's snapshots answer."""
+
+    def get(self, instrument_key):
+        raise AssertionError(f"market data read again for {instrument_key}")
+
+    def get_many(self, instrument_keys):
+        raise AssertionError(f"market data read again for {instrument_keys}")
+
+
+def test_max_order_notional_limit_order_takes_the_fresh_mid_from_the_router_snapshots(listing, clock):
+    # Arrange: the router already read the listing's book (mid 40000)
+    RiskLimitFactory(kind=K.MAX_ORDER_NOTIONAL, value=Decimal("1000"))
+    quotes = MemoryMarketDataStore()
+    publish_quote(quotes, BTC_USDT, mid=MID, ts=clock.now)
+    engine = PreTradeRiskEngine(market_data_store=_UnreadableStore(), clock=clock)
+
+    # Act
+    with transaction.atomic():
+        result = engine.evaluate(intent=order_intent(side="SELL", quantity=Decimal("10"), price=Decimal("0.01")),
+                                 listing=listing, venue=listing.venue, snapshots={BTC_USDT: quotes.get(BTC_USDT)})
+
+    # Assert
+    assert only_check(result, "max_order_notional").observed == "400000"
 
 
 def test_max_order_notional_market_order_at_the_storage_bound_denies_without_any_limit(engine, listing, store,

@@ -130,6 +130,21 @@ def test_position_notional_limit_values_projected_position_at_the_order_price(en
     assert (check.limit, check.observed) == ("50000 USD (STRATEGY:demo)", "60000")
 
 
+def test_position_notional_limit_values_a_marketable_sell_limit_at_the_fresh_mid(engine, listing, strategy,
+                                                                                 fresh_quote):
+    # Arrange: flat; mid 40000
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_NOTIONAL, value=Decimal("1000"))
+
+    # Act: a short of 10 BTC, limited at 0.01
+    check = only_check(dry(engine, listing, side="SELL", quantity=Decimal("10"), price=Decimal("0.01")),
+                       "position_limit")
+
+    # Assert
+    assert not check.passed
+    assert check.observed == "400000"
+    assert check.detail.endswith("; valued at the fresh mid 40000 USDT, above the limit price 0.01")
+
+
 # --- gross exposure -------------------------------------------------------------------------------
 def test_gross_exposure_sums_positions_open_orders_and_order(engine, listing, strategy, okx_listing):
     # Arrange: long 1 BTC marked at 40000 (entry 41000), a BUY 0.5 @ 39000 working on OKX
@@ -148,7 +163,25 @@ def test_gross_exposure_sums_positions_open_orders_and_order(engine, listing, st
     assert (within.limit, within.observed) == ("70000 USD (STRATEGY:demo)", "69500")
     assert not over.passed
     assert over.observed == "71500"
-    assert over.detail == "strategy positions and open orders 59500 + this order 12000 USD"
+    assert over.detail == ("strategy positions and open orders 59500 + this order 12000 USD (0.3 BTC at the limit "
+                           f"price 40000 USDT: no fresh mid (missing: no market data for {BTC_USDT}))")
+
+
+def test_gross_exposure_values_a_marketable_sell_limit_at_the_fresh_mid_and_open_orders_as_stored(
+        engine, listing, strategy, fresh_quote):
+    # Arrange: a SELL 10 limited at 0.01 already working, stored at 0.1 USDT; mid 40000
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_GROSS_EXPOSURE, value=Decimal("1000"))
+    OpenOrderExposureFactory(side="SELL", leaves_quantity=Decimal("10"), priced_value=Decimal("0.1"))
+
+    # Act: another SELL 10 at 0.01
+    check = only_check(dry(engine, listing, side="SELL", quantity=Decimal("10"), price=Decimal("0.01")),
+                       "gross_exposure")
+
+    # Assert
+    assert not check.passed
+    assert check.observed == "400000.1"
+    assert check.detail == ("strategy positions and open orders 0.1 + this order 400000 USD "
+                            "(10 BTC at the fresh mid 40000 USDT, above the limit price 0.01)")
 
 
 def test_gross_exposure_global_over_limit_denies(engine, listing, strategy):
@@ -165,7 +198,8 @@ def test_gross_exposure_global_over_limit_denies(engine, listing, strategy):
     # Assert: 90000 (ETH, at entry price: no mark yet) + 12000
     assert not check.passed
     assert (check.limit, check.observed) == ("100000 USD (GLOBAL)", "102000")
-    assert check.detail == "firm positions and open orders 90000 + this order 12000 USD"
+    assert check.detail == ("firm positions and open orders 90000 + this order 12000 USD (0.3 BTC at the limit "
+                            f"price 40000 USDT: no fresh mid (missing: no market data for {BTC_USDT}))")
 
 
 def test_gross_exposure_reducing_order_above_limit_passes(engine, listing, strategy):
