@@ -31,8 +31,9 @@ Checks, in the order results are listed (the first failure gives the reason):
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
 ``price_collar``     |limit price − mid| / mid × 10,000 ≤ PRICE_COLLAR_BPS (LIMIT orders).
-``max_order_quantity`` / ``max_order_notional``   per order, the notional at the larger of
-                     the limit price and the fresh mid (see below). Besides the configured
+``max_order_quantity`` / ``max_order_notional``   per order, the notional at what the order
+                     can trade at most (a SELL: the larger of its limit price and the fresh
+                     mid; a BUY: its limit price; see below). Besides the configured
                      limits, a notional of 10**18 quote units or more (at the limit price, a
                      MARKET order's at the reference mid) is always denied (scope SYSTEM):
                      NUMERIC(36,18) cannot store it (``odum_live.fields.NUMERIC_BOUND``).
@@ -83,11 +84,11 @@ zero opens a new position on the other side and must end within the limit like a
 Notional (quote currency) = quantity × price × contract multiplier; for an inverse contract
 (``Instrument.is_inverse``) = quantity × contract multiplier, contracts being quote-denominated
 (Deribit, Binance COIN-M: one contract = multiplier USD). The risk limits (``max_order_notional``,
-a notional ``position_limit``, ``gross_exposure``) value the order being checked at the larger of
-its limit price and its listing's fresh mid (the reference mid for a MARKET order): a limit
-through the market trades near the market, so a SELL of 10 BTC limited at 0.01 against a 40,000
-mid counts 400,000, not 0.1; a BUY limited above the mid counts at its limit (it trades at no
-more). Without a fresh mid a LIMIT order counts at its limit price (the mid is read only when such
+a notional ``position_limit``, ``gross_exposure``) value the order being checked at what it can
+trade at most: a SELL-like order at the larger of its limit price and its listing's fresh mid (a
+SELL limited through the market trades near the market, so 10 BTC limited at 0.01 against a 40,000
+mid counts 400,000, not 0.1), a BUY-like order at its limit price (it trades at no more, above or
+below the mid), a MARKET order at the reference mid. Without a fresh mid a LIMIT order counts at its limit price (the mid is read only when such
 a limit applies, from the router's snapshots when given, and its absence denies nothing by itself);
 the check's detail names the price used (:class:`_Valuation`). The listing's ``min_notional`` and
 the storage bound stay at the limit price, as the venue and the open-order totals count it; open
@@ -356,9 +357,9 @@ class _Valuation:
     Parameters
     ----------
     price : Decimal | None
-        Quote currency per unit: the larger of the limit price and the fresh mid (``market``), the
-        limit price without a fresh mid, the reference mid for a MARKET order; None when a MARKET
-        order has no mid.
+        Quote currency per unit: for a SELL-like order the larger of the limit price and the fresh
+        mid (``market``), for a BUY-like order its limit price; the limit price without a fresh mid,
+        the reference mid for a MARKET order; None when a MARKET order has no mid.
     problem : str
         Why ``price`` is None.
     basis : str
@@ -382,10 +383,13 @@ class _Valuation:
         if mid is None:
             why = f": no fresh mid ({market.problem})" if market.needed else ""
             return cls(price=limit, basis=f"at the limit price {_dec(limit)} {quote}{why}")
-        if mid > limit:
-            # A SELL through the market trades near the mid whatever its limit says; a BUY below the mid
-            # counts at the mid too (never less than the market), above it at its limit (it pays no more).
+        if mid > limit and not order.buy_like:
+            # A SELL through the market trades near the mid whatever its limit says. A BUY trades at its
+            # limit or better (lower) on either side of the mid: its limit price bounds its notional.
             return cls(price=mid, basis=f"at the fresh mid {_dec(mid)} {quote}, above the limit price {_dec(limit)}")
+        if mid > limit:
+            return cls(price=limit, basis=f"at the limit price {_dec(limit)} {quote}, which a BUY pays at most "
+                                          f"(the fresh mid is {_dec(mid)})")
         return cls(price=limit, basis=f"at the limit price {_dec(limit)} {quote}, not below the fresh mid {_dec(mid)}")
 
     def of_quantity(self, order: _Order) -> str:

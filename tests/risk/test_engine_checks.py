@@ -281,17 +281,18 @@ def test_max_order_notional_inverse_contract_is_quantity_times_multiplier(engine
     ("side", "price", "observed", "valued_at"),
     [
         ("SELL", "0.01", "400000", "at the fresh mid 40000 USDT, above the limit price 0.01"),
-        ("BUY", "39000", "400000", "at the fresh mid 40000 USDT, above the limit price 39000"),
+        ("BUY", "39000", "390000", "at the limit price 39000 USDT, which a BUY pays at most (the fresh mid is 40000)"),
         ("BUY", "41000", "410000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
         ("SELL", "41000", "410000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
     ],
 )
-def test_max_order_notional_limit_order_is_valued_at_the_larger_of_its_price_and_the_fresh_mid(
+def test_max_order_notional_limit_order_is_valued_at_what_it_can_trade_at_most(
         engine, listing, fresh_quote, side, price, observed, valued_at):
     # Arrange: no price collar, so the order's own checks need no reference price
     RiskLimitFactory(kind=K.MAX_ORDER_NOTIONAL, value=Decimal("1000"))
 
-    # Act: 10 BTC; a SELL limited at 0.01 trades near the 40000 market, not at 0.1 USDT
+    # Act: 10 BTC; a SELL limited at 0.01 trades near the 40000 market, not at 0.1 USDT; a BUY pays at
+    # most its limit, below the mid or above it
     check = only_check(evaluate(engine, listing, side=side, quantity=Decimal("10"), price=Decimal(price)),
                        "max_order_notional")
 
