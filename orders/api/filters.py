@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import django_filters
 from django.core.exceptions import ValidationError
@@ -26,6 +28,16 @@ def _validate_instrument_key(value: str) -> None:
         raise ValidationError("%(reason)s", params={"reason": str(exc)}) from None
 
 
+def _validate_utc_range(value: datetime) -> None:
+    # A time whose UTC falls outside years 1 to 9999 cannot be compared with created_at: SQLite's
+    # adapter converts it to UTC first (OverflowError: a 500).
+    try:
+        value.astimezone(dt_timezone.utc)
+    except OverflowError:
+        raise ValidationError("%(reason)s", params={
+            "reason": f"must fall within years 1 to 9999 in UTC, got {value.isoformat()}"}) from None
+
+
 class OrderFilter(django_filters.FilterSet):
     """Filters: status (repeatable), venue, instrument, strategy, side, created range, ``q`` search."""
 
@@ -40,10 +52,12 @@ class OrderFilter(django_filters.FilterSet):
     strategy = django_filters.CharFilter(field_name="strategy_id", help_text="Strategy id.")
     side = django_filters.ChoiceFilter(choices=Order.Side.choices, help_text="Order side.")
     created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="Created at or after this time (ISO-8601, inclusive)."
+        field_name="created_at", lookup_expr="gte", validators=[_validate_utc_range],
+        help_text="Created at or after this time (ISO-8601, inclusive; UTC if no offset).",
     )
     created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="Created before this time (ISO-8601, exclusive)."
+        field_name="created_at", lookup_expr="lt", validators=[_validate_utc_range],
+        help_text="Created before this time (ISO-8601, exclusive; UTC if no offset).",
     )
     q = django_filters.CharFilter(
         method="filter_q", max_length=128,

@@ -183,6 +183,20 @@ def test_list_orders_nul_in_one_filter_keeps_the_other_filters_errors(svc_client
     assert set(response.json()["fields"]) == {"q", "side"}
 
 
+@pytest.mark.parametrize("params, field", [({"created_after": "9999-12-31T23:59:59-01:00"}, "created_after"),
+                                           ({"created_before": "0001-01-01T00:00:00+01:00"}, "created_before")])
+def test_list_orders_created_bound_beyond_utc_range_is_400_naming_it(svc_client, strategy, params, field):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act: the time is valid ISO-8601, but in UTC it falls outside year 1 to 9999 (SQLite's
+    # comparison converted it to UTC: OverflowError, a 500)
+    response = svc_client.get("/api/orders", params)
+    # Assert
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {field}
+    assert "UTC" in response.json()["fields"][field][0]
+
+
 @pytest.mark.parametrize("field", ["created_after", "created_before", "side"])
 def test_list_orders_empty_value_of_a_typed_filter_is_400_naming_it(svc_client, strategy, field):
     # Arrange
