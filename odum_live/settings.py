@@ -225,6 +225,9 @@ REST_FRAMEWORK = {
     # Request bodies are JSON only: a form can spell neither null nor a JSON integer, and DRF's form
     # parsers read a malformed multipart body as an empty one (a cancel went through). Others: 415.
     "DEFAULT_PARSER_CLASSES": ["orders.api.parsers.JsonParser"],  # DRF's, nesting overflow a 400
+    # Answers are JSON only, errors included: DRF's browsable API answered a browser's Accept (text/html
+    # first) with an HTML page. People read the API at /api/docs/ (its views set their own renderers).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["orders.api.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("API_THROTTLE_RATE", default="6000/min")},

@@ -1,0 +1,46 @@
+"""Every answer of the order API is JSON, whatever the client accepts (orders/api/errors.py, settings.REST_FRAMEWORK)."""
+
+import pytest
+
+from tests.orders.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+#: What a browser sends (Chromium, Firefox): HTML first, anything at lower preference.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/api/orders?status=BOGUS", 400),
+    ("POST", "/api/orders", 400),
+    ("GET", "/api/orders/00000000-0000-0000-0000-000000000000", 404),
+    ("DELETE", "/api/orders", 405),
+    ("GET", "/api/positions/bad", 400),
+    ("POST", "/api/risk/check", 400),
+])
+def test_api_error_asked_for_html_by_a_browser_is_json(svc_client, method, path, expected):
+    # Act: DRF's browsable API rendered the error as an HTML page for a browser's Accept
+    response = svc_client.generic(method, path, "{}" if method == "POST" else "", content_type="application/json",
+                                  HTTP_ACCEPT=BROWSER_ACCEPT)
+    # Assert
+    assert response.status_code == expected
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) >= {"error", "detail"}
+
+
+def test_api_list_asked_for_html_by_a_browser_is_json(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", HTTP_ACCEPT=BROWSER_ACCEPT)
+    # Assert
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert [o["order_id"] for o in response.json()["results"]] == [str(order.pk)]
+
+
+def test_api_asked_for_html_only_is_406_json(svc_client):
+    # Act
+    response = svc_client.get("/api/orders", HTTP_ACCEPT="text/html")
+    # Assert: the API answers JSON alone (the docs UI is /api/docs/)
+    assert response.status_code == 406 and response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "not_acceptable"
