@@ -4,9 +4,10 @@ Shape::
 
     {"error": "<code>", "detail": "<one sentence>", "fields": {"<field>": ["<reason>", ...]}, ...extra}
 
-``fields`` appears for input errors (400); domain errors add their own keys (``operation_id`` and
-``order_id`` on 409 idempotency conflicts, ``status`` on 409 cancel refusals, ``strategy_id`` on
-403 / 422). Throttled requests (429) carry ``retry_after_secs``.
+``fields`` appears for input errors (400) and names the fields that differ on 409 idempotency
+conflicts; domain errors add their own keys (``operation_id`` and ``order_id`` on those conflicts,
+``status`` on 409 cancel refusals, ``strategy_id`` on 403 / 422). Throttled requests (429) carry
+``retry_after_secs``.
 """
 
 from django.core.exceptions import PermissionDenied

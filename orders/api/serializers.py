@@ -721,4 +721,5 @@ class ErrorOutputSerializer(serializers.Serializer):
                                   "order_not_cancelable, strategy_disabled, strategy_forbidden, throttled …")
     detail = serializers.CharField(help_text="One sentence for people.")
     fields = serializers.DictField(required=False, help_text="Input errors: field → list of reasons "
-                                   "(exec_algorithm_params: parameter → list of reasons).")
+                                   "(exec_algorithm_params: parameter → list of reasons); on idempotency_conflict "
+                                   "the fields that differ from the stored order.")

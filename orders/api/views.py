@@ -195,13 +195,15 @@ class OrderCollectionApi(GenericAPIView):
             200: OpenApiResponse(OrderOutputSerializer, description="Same operation_id and body as a stored order: "
                                  "the stored order, in its current state; nothing re-sent."),
             400: _E400, 401: _E401, 403: _E403,
-            409: OpenApiResponse(_ERR, description="operation_id already used with a different body.",
+            409: OpenApiResponse(_ERR, description="operation_id already used with a different body: `fields` "
+                                 "names each field that differs from the stored order, with the stored value.",
                                  examples=[OpenApiExample("Idempotency conflict", status_codes=["409"], value={
                                      "error": "idempotency_conflict", "operation_id": "op-20250101-0001",
                                      "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00",
                                      "detail": "operation_id 'op-20250101-0001' was already used for order "
-                                               "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 with a different request body; "
-                                               "use a new operation_id for a new order"})]),
+                                               "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 with a different request body "
+                                               "(differing: quantity); use a new operation_id for a new order",
+                                     "fields": {"quantity": ["differs from the stored order's: 0.01"]}})]),
             415: _E415, 422: _E422, 429: _E429, 503: _E503,
         },
     )
@@ -213,8 +215,9 @@ class OrderCollectionApi(GenericAPIView):
             result = order_submit(strategy=strategy, actor=request.user.get_username(),
                                   data=serializer.validated_data["request"])
         except IdempotencyConflict as exc:
+            extra = {"fields": exc.differences} if exc.differences else {}
             raise Conflict(str(exc), code="idempotency_conflict", operation_id=exc.operation_id,
-                           order_id=str(exc.order_id)) from None
+                           order_id=str(exc.order_id), **extra) from None
         except StrategyDisabled as exc:
             raise Unprocessable(str(exc), code="strategy_disabled", strategy_id=exc.strategy_id) from None
         except OrderRequestInvalid as exc:  # a passed expire_time that replays no stored order

@@ -139,11 +139,37 @@ class OrderRequest:
     def _fingerprint(self, *, legacy: bool) -> str:
         payload = {}
         for f in fields(self):
-            if f.name in ("operation_id", "instrument"):
+            if f.name in _NOT_FINGERPRINTED:
                 continue
             payload[f.name] = _canonical(getattr(self, f.name), legacy=legacy)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def differences(self, stored) -> dict[str, list[str]]:
+        """Return the fields whose meaning differs from ``stored``'s, each with a reason.
+
+        Parameters
+        ----------
+        stored : orders.models.Order
+            The order recorded under this request's ``operation_id`` (its columns carry the same
+            names as this request's fields).
+
+        Returns
+        -------
+        dict[str, list[str]]
+            ``{field: ["differs from the stored order's: <stored value>"]}`` for each field whose
+            canonical value (as in :meth:`fingerprint`) differs, sorted by name; a JSON object
+            field's reason names no value. ``{}`` when none can be told apart.
+        """
+        out = {}
+        for f in fields(self):
+            if f.name in _NOT_FINGERPRINTED:
+                continue
+            mine, theirs = _canonical(getattr(self, f.name)), _canonical(getattr(stored, f.name))
+            if mine != theirs:
+                shown = "" if isinstance(theirs, dict) else f": {'null' if theirs is None else theirs}"
+                out[f.name] = [f"differs from the stored order's{shown}"]
+        return dict(sorted(out.items()))
 
     def expiry_errors(self) -> dict[str, list[str]]:
         """Return ``{"expire_time": [reason]}`` when the GTD ``expire_time`` is not in the future, else ``{}``.
@@ -171,6 +197,10 @@ class OrderRequest:
     def model_fields(self) -> dict[str, Any]:
         """Return the request as ``Order`` column values (everything except the derived key)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "instrument"}
+
+
+#: Fields outside the request fingerprint: the idempotency key itself and the derived parsed key.
+_NOT_FINGERPRINTED = ("operation_id", "instrument")
 
 
 def _canonical(value: Any, *, legacy: bool = False) -> Any:

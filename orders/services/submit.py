@@ -43,14 +43,19 @@ class IdempotencyConflict(Exception):
     operation_id : str
     order_id : uuid.UUID
         The order stored under that operation_id.
+    differences : dict[str, list[str]]
+        The fields that differ, each with its reason (:meth:`OrderRequest.differences`); may be
+        empty when the fingerprints differ but no field can be told apart.
     """
 
-    def __init__(self, *, operation_id: str, order_id):
+    def __init__(self, *, operation_id: str, order_id, differences: dict[str, list[str]] | None = None):
         self.operation_id = operation_id
         self.order_id = order_id
+        self.differences = differences or {}
+        what = f" (differing: {', '.join(self.differences)})" if self.differences else ""
         super().__init__(
             f"operation_id {operation_id!r} was already used for order {order_id} with a different "
-            "request body; use a new operation_id for a new order"
+            f"request body{what}; use a new operation_id for a new order"
         )
 
 
@@ -99,7 +104,8 @@ def _same_body(order: Order, *, data: OrderRequest, fingerprint: str) -> bool:
 
 def _replay(order: Order, *, strategy: Strategy, data: OrderRequest, fingerprint: str) -> SubmitResult:
     if not _same_body(order, data=data, fingerprint=fingerprint):
-        raise IdempotencyConflict(operation_id=order.operation_id, order_id=order.id)
+        raise IdempotencyConflict(operation_id=order.operation_id, order_id=order.id,
+                                  differences=data.differences(order))
     order.strategy = strategy  # same row: spare the caller a query when it reads order.strategy
     return SubmitResult(order=order, created=False)
 

@@ -509,6 +509,37 @@ def test_post_order_replay_with_metadata_number_turned_string_is_409(tradable, s
     assert response.status_code == 409
 
 
+def test_post_order_replay_with_a_different_body_is_409_naming_what_differs(tradable, svc_client):
+    # Arrange
+    body = order_body(operation_id="op-diff", metadata={"desk": "a"})
+    svc_client.post(URL, body, format="json")
+    # Act: another quantity and metadata, and the same price spelled differently (not a difference)
+    response = svc_client.post(URL, {**body, "quantity": "0.02", "price": "40000.00", "metadata": {"desk": "b"}},
+                               format="json")
+    # Assert: the client learns which fields differ from the stored order, and the stored values
+    assert response.status_code == 409
+    assert response.json()["fields"] == {
+        "metadata": ["differs from the stored order's"],
+        "quantity": ["differs from the stored order's: 0.01"],
+    }
+    assert "metadata, quantity" in response.json()["detail"]
+
+
+def test_post_order_replay_after_denial_with_a_different_body_is_409_naming_what_differs(tradable, svc_client,
+                                                                                        strategy):
+    # Arrange: the first was DENIED (recorded, terminal)
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key=strategy.id, kind=RiskLimit.Kind.MAX_ORDER_QUANTITY,
+                     value=Decimal("0.001"))
+    body = order_body(operation_id="op-denied")
+    assert svc_client.post(URL, body, format="json").json()["status"] == "DENIED"
+    # Act: a smaller quantity that would pass is not a new order under the same operation_id
+    response = svc_client.post(URL, {**body, "quantity": "0.001"}, format="json")
+    # Assert
+    assert response.status_code == 409
+    assert response.json()["fields"] == {"quantity": ["differs from the stored order's: 0.01"]}
+    assert Order.objects.count() == 1
+
+
 @pytest.mark.parametrize("operation_id", ["op-1 ", " op-1", "op-1\n", "\top-1"])
 def test_post_order_operation_id_with_edge_whitespace_is_400_naming_it(tradable, svc_client, operation_id):
     # Act: not trimmed into "op-1" (another idempotency key than the client sent)
