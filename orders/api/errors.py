@@ -40,6 +40,11 @@ class Unprocessable(ApiError):
     default_code = "unprocessable"
 
 
+class PayloadTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
 class Forbidden(ApiError):
     status_code = status.HTTP_403_FORBIDDEN
     default_code = "permission_denied"

@@ -87,6 +87,8 @@ _E429 = OpenApiResponse(_ERR, description="Rate limit of the token exceeded; ret
 _E503 = OpenApiResponse(_ERR, description="The rate limiter's store (Redis) does not answer: nothing was done; "
                                           "retry later (`throttle_unavailable`).")
 _E415 = OpenApiResponse(_ERR, description="The body is not JSON (`Content-Type: application/json`).")
+_E413 = OpenApiResponse(_ERR, description="The body exceeds `DATA_UPLOAD_MAX_MEMORY_SIZE` bytes (2.5 MiB by default): "
+                                          "`request_too_large`, nothing parsed.")
 
 _ORDER_EXAMPLE = {
     "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00", "client_order_id": "OL00001vEgL3UqJ7hTzXkQW2aB",
@@ -204,7 +206,7 @@ class OrderCollectionApi(GenericAPIView):
                                                "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 with a different request body "
                                                "(differing: quantity); use a new operation_id for a new order",
                                      "fields": {"quantity": ["differs from the stored order's: 0.01"]}})]),
-            415: _E415, 422: _E422, 429: _E429, 503: _E503,
+            413: _E413, 415: _E415, 422: _E422, 429: _E429, 503: _E503,
         },
     )
     def post(self, request):
@@ -273,7 +275,7 @@ class OrderCancelApi(APIView):
                                      "order_id": "0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00",
                                      "detail": "order 0192f0c4-7a1e-7c3b-9d2a-5b6c7d8e9f00 cannot be canceled in "
                                                "status FILLED: the order is terminal"})]),
-            415: _E415, 429: _E429, 503: _E503,
+            413: _E413, 415: _E415, 429: _E429, 503: _E503,
         },
     )
     def post(self, request, order_id):
@@ -382,8 +384,8 @@ class RiskCheckApi(APIView):
                     "optional. Concurrent orders may change velocity and exposure before a real submit.",
         request=RiskCheckInputSerializer,
         examples=_REQUEST_EXAMPLES,
-        responses={200: RiskCheckOutputSerializer, 400: _E400, 401: _E401, 403: _E403, 415: _E415, 422: _E422,
-                   429: _E429, 503: _E503},
+        responses={200: RiskCheckOutputSerializer, 400: _E400, 401: _E401, 403: _E403, 413: _E413, 415: _E415,
+                   422: _E422, 429: _E429, 503: _E503},
     )
     def post(self, request):
         serializer = RiskCheckInputSerializer(data=request.data)

@@ -1,8 +1,12 @@
-"""Every answer of the order API is JSON, whatever the client accepts (orders/api/errors.py, settings.REST_FRAMEWORK)."""
+"""Every answer of the order API is JSON, whatever the client accepts or sends (orders/api/errors.py,
+orders/api/parsers.py, settings.REST_FRAMEWORK)."""
+
+import json
 
 import pytest
 
-from tests.orders.factories import OrderFactory
+from orders.models import Order
+from tests.orders.factories import OrderFactory, order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +48,28 @@ def test_api_asked_for_html_only_is_406_json(svc_client):
     # Assert: the API answers JSON alone (the docs UI is /api/docs/)
     assert response.status_code == 406 and response["Content-Type"] == "application/json"
     assert response.json()["error"] == "not_acceptable"
+
+
+@pytest.mark.parametrize("path", ["/api/orders", "/api/risk/check"])
+def test_api_body_larger_than_the_upload_limit_is_413_and_records_nothing(tradable, svc_client, settings, path):
+    # Arrange: Django's limit on a request body (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB by default), which
+    # DRF's parser does not apply: the whole body was read and parsed, however large
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps(order_body(metadata={"note": "x" * 2000}))
+    # Act
+    response = svc_client.post(path, body, content_type="application/json")
+    # Assert
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "request_too_large"
+    assert "1024 bytes" in response.json()["detail"]
+    assert Order.objects.count() == 0
+
+
+def test_api_body_within_the_upload_limit_is_taken(tradable, svc_client, settings):
+    # Arrange
+    body = json.dumps(order_body())
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body.encode())
+    # Act
+    response = svc_client.post("/api/orders", body, content_type="application/json")
+    # Assert
+    assert response.status_code == 201, response.json()

@@ -58,7 +58,8 @@ def test_schema_request_bodies_refuse_unknown_fields(schema):
 
 
 def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
-    # Arrange: query, path and body input is validated (400); bodies are JSON only (415)
+    # Arrange: query, path and body input is validated (400); bodies are JSON only (415) and at most
+    # DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413, orders.api.parsers)
     operations = {(path, method): op for path, item in schema["paths"].items() for method, op in item.items()}
     # Act / Assert
     for (path, method), op in operations.items():
@@ -66,6 +67,7 @@ def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
             assert "400" in op["responses"], f"{method.upper()} {path}"
         if "requestBody" in op:
             assert "415" in op["responses"], f"{method.upper()} {path}"
+            assert "413" in op["responses"], f"{method.upper()} {path}"
 
 
 def test_schema_throttled_operations_document_the_503_of_an_unreachable_throttle(schema):
