@@ -1,10 +1,12 @@
 """Request body parsing of the order API: JSON only (``REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"]``)."""
 
 import io
+import json
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.utils.json import strict_constant
 
 from orders.api.errors import PayloadTooLarge
 from orders.api.serializers import MAX_JSON_DEPTH
@@ -20,14 +22,19 @@ class JsonParser(JSONParser):
     ``json.loads`` recurses once per level of nesting, so a body such as ``[[[[…]]]]`` a few
     hundred thousand levels deep overflows the interpreter's stack (``RecursionError``: a 500).
 
+    An object naming a key twice is a 400: Python's ``json`` keeps the last value, while a proxy, a
+    log or the client's own signer may read the first — two readings of one order (RFC 8259 §4:
+    "the behavior of software that receives such an object is unpredictable").
+
     Raises
     ------
     orders.api.errors.PayloadTooLarge
         413 ``request_too_large``: the body exceeds ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (Django's
         setting; ``None`` sets no limit). Nothing is parsed.
     rest_framework.exceptions.ParseError
-        400 ``parse_error`` for malformed JSON (DRF's own message) or nesting beyond the
-        interpreter's recursion limit (fields accept at most :data:`MAX_JSON_DEPTH` levels).
+        400 ``parse_error`` for malformed JSON (DRF's own message), a key named twice in one object,
+        or nesting beyond the interpreter's recursion limit (fields accept at most
+        :data:`MAX_JSON_DEPTH` levels).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -39,7 +46,29 @@ class JsonParser(JSONParser):
                                       "order message is a few KiB")
             stream = io.BytesIO(body)
         try:
-            return super().parse(stream, media_type, parser_context)
+            return self._parse(stream, parser_context or {})
         except RecursionError:
             raise ParseError(f"JSON parse error - nested too deeply (JSON object fields accept at most "
                              f"{MAX_JSON_DEPTH} levels)") from None
+
+    def _parse(self, stream, parser_context):
+        # DRF's JSONParser.parse, with duplicate keys refused.
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = stream.read().decode(encoding)
+            return json.loads(text, parse_constant=strict_constant if self.strict else None,
+                              object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    # object_pairs_hook of json.loads: one object's members, in order.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r} in an object: name each key once")
+            seen.add(key)
+    return obj

@@ -258,6 +258,21 @@ def test_post_order_body_nested_beyond_the_json_parser_is_400_parse_error(tradab
     assert response.json()["error"] == "parse_error" and "nested" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("raw", [
+    '{"operation_id": "op-dup", "instrument_key": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", "side": "BUY", '
+    '"order_type": "LIMIT", "price": "40000", "quantity": "0.01", "quantity": "10"}',
+    '{"operation_id": "op-dup", "instrument_key": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", "side": "BUY", '
+    '"order_type": "LIMIT", "price": "40000", "quantity": "0.01", "metadata": {"quantity": 1, "quantity": 2}}',
+])
+def test_post_order_duplicate_key_is_400_parse_error_naming_it(tradable, svc_client, raw):
+    # Act: Python's json kept the last "quantity"; a proxy, log or signer that reads the first saw another order
+    response = svc_client.post(URL, raw, content_type="application/json")
+    # Assert (RFC 8259 §4: a receiver's reading of duplicate names is unpredictable)
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"] == "parse_error" and "duplicate key 'quantity'" in response.json()["detail"]
+    assert Order.objects.count() == 0
+
+
 def test_post_order_unauthenticated_is_401(client, tradable):
     response = client.post(URL, order_body(), content_type="application/json")
     assert response.status_code == 401
