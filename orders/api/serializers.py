@@ -323,7 +323,7 @@ class OrderCreateInputSerializer(serializers.Serializer):
                                          help_text="Transfers: venue the funds go to (operation transfer only).")
     expected_deltas = JsonObjectField(required=False,
                                       help_text="Expected balance changes: asset → signed decimal string, e.g. "
-                                                "{\"BTC\": \"0.01\", \"USDT\": \"-400\"}.")
+                                                "{\"BTC\": \"0.01\", \"USDT\": \"-400\"} (≤ 16 KiB of JSON).")
     metadata = JsonObjectField(required=False, help_text="Free client data stored with the order (≤ 16 KiB of JSON).")
 
     def get_fields(self):

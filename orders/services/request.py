@@ -35,7 +35,8 @@ OPERATION_SIDES: dict[str, frozenset[str] | None] = {
     "withdraw": frozenset({"WITHDRAW"}),
     "transfer": None,
 }
-#: Largest accepted ``metadata`` object, in bytes of compact JSON: it is stored on every order row.
+#: Largest accepted ``metadata`` (and ``expected_deltas``) object, in bytes of compact JSON: it is stored
+#: on every order row.
 MAX_METADATA_BYTES = 16 * 1024
 OPERATION_ID_MAX_LENGTH = 128
 
@@ -260,7 +261,8 @@ def order_request_build(**data: Any) -> OrderRequest:
         refuses GTD); algorithm params per :mod:`orders.algorithms`; side per operation
         (:data:`OPERATION_SIDES`); bets need odds > 1; transfers need distinct ``source_venue`` and
         ``target_venue`` (and only transfers take them); ``sequence_in_group`` needs
-        ``atomic_group_id``; ``max_slippage`` in [0, 1].
+        ``atomic_group_id``; ``max_slippage`` in [0, 1]; ``metadata`` and ``expected_deltas`` at most
+        :data:`MAX_METADATA_BYTES` of compact JSON each.
     OrderRequestExpired
         (An ``OrderRequestInvalid``.) The only fault is an ``expire_time`` already passed; it
         carries the otherwise valid request, for :func:`orders.services.submit.order_submit` to
@@ -397,11 +399,12 @@ def order_request_build(**data: Any) -> OrderRequest:
             _add(errors, "sequence_in_group", "must not be negative")
 
     values["expected_deltas"] = _expected_deltas(values["expected_deltas"], errors)
+    _json_size(errors, "expected_deltas", values["expected_deltas"])
     metadata = values["metadata"]
     if not isinstance(metadata, dict):
         _add(errors, "metadata", "must be a JSON object")
-    elif len(json.dumps(metadata, separators=(",", ":"), default=str)) > MAX_METADATA_BYTES:
-        _add(errors, "metadata", f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
+    else:
+        _json_size(errors, "metadata", metadata)
 
     if errors:
         if expired:
@@ -415,6 +418,11 @@ def order_request_build(**data: Any) -> OrderRequest:
 
 def _expired(expire_time: datetime) -> str:
     return f"must be in the future, got {expire_time.isoformat()}"
+
+
+def _json_size(errors: dict, name: str, value: dict) -> None:
+    if len(json.dumps(value, separators=(",", ":"), default=str)) > MAX_METADATA_BYTES:
+        _add(errors, name, f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
 
 
 def _expected_deltas(value: Any, errors: dict) -> dict:

@@ -223,6 +223,19 @@ def test_post_order_number_for_a_text_field_is_400_naming_it(tradable, svc_clien
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("field, value", [
+    ("metadata", {"note": "x" * 17_000}),
+    ("expected_deltas", {f"TOKEN{i}": "1" for i in range(2_000)}),
+])
+def test_post_order_json_field_beyond_16_kib_is_400_naming_it(tradable, svc_client, field, value):
+    # Act: expected_deltas took any size (100,000 assets: a megabyte on the order row, in every list page)
+    response = svc_client.post(URL, {**order_body(), field: value}, format="json")
+    # Assert: both free JSON fields are held to the same bound
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"][field] == ["must be at most 16384 bytes of JSON"]
+    assert Order.objects.count() == 0
+
+
 def _nested(depth: int) -> dict:
     # A JSON object nested ``depth`` levels deep: {"a": {"a": ... {"a": 1}}}.
     value: object = 1
