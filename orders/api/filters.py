@@ -102,22 +102,30 @@ class OrderFilter(django_filters.FilterSet):
 
 
 class OrderApiFilter(OrderFilter):
-    """:class:`OrderFilter` for ``GET /api/orders``: an empty value of a filter with a fixed form is a 400.
+    """:class:`OrderFilter` for ``GET /api/orders``: an empty value of a filter with a fixed form, and a
+    parameter that is neither a filter nor the pagination's, are a 400 naming the parameter.
 
-    "created_before=" was read as no bound at all, listing every order. The Orders page keeps
-    :class:`OrderFilter`, whose form submits its unfilled fields empty. An empty ``status`` is
-    already no valid choice.
+    "created_before=" was read as no bound at all, listing every order; so was a filter under another
+    name ("instrument_key=", the order field's name: the filter is "instrument"), which listed the
+    orders of every instrument. The Orders page keeps :class:`OrderFilter`, whose form submits its
+    unfilled fields empty. An empty ``status`` is already no valid choice.
     """
 
     #: Filters whose values have a fixed form (a time, a side).
     NOT_EMPTY = ("side", "created_after", "created_before")
 
     def is_valid(self) -> bool:
-        """Validate the filters (django-filter's form) and refuse an empty value of :attr:`NOT_EMPTY`."""
+        """Validate the filters (django-filter's form); refuse an empty value of :attr:`NOT_EMPTY` and an
+        unknown parameter (the pagination's ``cursor`` and ``page_size`` and DRF's ``format`` are known)."""
         super().is_valid()
         for name in self.NOT_EMPTY:
             if "" in self.data.getlist(name, []):
                 self.form.add_error(name, "must not be empty: leave the parameter out for no filter")
+        known = [*self.filters, *_OTHER_PARAMETERS]
+        for name in sorted(set(self.data) - set(known)):
+            # Not a form field: add_error() refuses the name, so the error goes in the form's errors itself.
+            self.form.errors[name] = self.form.error_class([
+                f"is not a parameter of the order list (parameters: {', '.join(known)})"])
         return self.form.is_valid()
 
 
@@ -237,6 +245,11 @@ class OrderCursorPagination(CursorPagination):
         if (self.has_previous or self.has_next) and self.template is not None:
             self.display_page_controls = True
         return self.page
+
+
+#: Query parameters of the order list besides its filters: the pagination's and DRF's format override.
+_OTHER_PARAMETERS = (OrderCursorPagination.cursor_query_param, OrderCursorPagination.page_size_query_param,
+                     "format")
 
 
 def _reverse(ordering):

@@ -169,7 +169,8 @@ class OrderCollectionApi(GenericAPIView):
         summary="List orders",
         description="Orders visible to the caller, newest first (`-created_at, -id`), cursor-paginated. A strategy "
                     "service token sees its own strategy's orders only; people with `orders.view_order` see all; "
-                    "other people see the strategies they trade.",
+                    "other people see the strategies they trade. A query parameter that is neither a filter nor "
+                    "`cursor` / `page_size` is a 400 naming it.",
         responses={200: OrderOutputSerializer(many=True), 400: _E400, 401: _E401, 429: _E429, 503: _E503},
     )
     def get(self, request):

@@ -197,6 +197,33 @@ def test_list_orders_created_bound_beyond_utc_range_is_400_naming_it(svc_client,
     assert "UTC" in response.json()["fields"][field][0]
 
 
+@pytest.mark.parametrize("param", ["instrument_key", "operation_id", "order_id", "statuses", "created_at__gte",
+                                   "ordering"])
+def test_list_orders_unknown_parameter_is_400_naming_it(svc_client, strategy, param):
+    # Arrange: two orders, on two instruments
+    OrderFactory(strategy=strategy)
+    OrderFactory(strategy=strategy, instrument_key="BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN")
+    # Act: a parameter that is not a filter was ignored: "instrument_key=" (the order field's name; the
+    # filter is "instrument") listed the orders of every instrument, for a client to cancel them all
+    response = svc_client.get("/api/orders", {param: "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", "side": "BUY"})
+    # Assert
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [param]
+    assert "instrument" in response.json()["fields"][param][0]  # the reason lists the parameters there are
+
+
+def test_list_orders_pagination_and_filter_parameters_together_are_taken(svc_client, strategy):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", {"status": "ROUTED", "venue": "BINANCE-SPOT", "q": "x", "side": "BUY",
+                                              "instrument": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", "strategy": "alpha",
+                                              "created_after": "2020-01-01T00:00:00Z", "page_size": "5",
+                                              "created_before": "2099-01-01T00:00:00Z"})
+    # Assert
+    assert response.status_code == 200, response.json()
+
+
 @pytest.mark.parametrize("field", ["created_after", "created_before", "side"])
 def test_list_orders_empty_value_of_a_typed_filter_is_400_naming_it(svc_client, strategy, field):
     # Arrange
