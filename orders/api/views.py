@@ -302,10 +302,16 @@ class OrderCancelApi(APIView):
 
 # -- positions -------------------------------------------------------------------------------------
 _STRATEGY_PARAM = OpenApiParameter("strategy", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
-                                   description="Only this strategy's positions (within the caller's scope).")
+                                   description="Only this strategy's positions (within the caller's scope). The "
+                                               "only parameter: any other is a 400 naming it.")
 
 
 def _strategy_param(request) -> str | None:
+    # The positions' one parameter; any other is a 400 (a misnamed filter would be silently ignored).
+    unknown = sorted(set(request.query_params) - {"strategy", "format"})
+    if unknown:
+        raise serializers.ValidationError({name: ["is not a parameter of the positions (parameters: strategy)"]
+                                           for name in unknown})
     value = request.query_params.get("strategy") or None
     if value is None:
         return None

@@ -112,6 +112,25 @@ def test_positions_strategy_filter_with_nul_is_400_naming_strategy(svc_client, b
     assert response.json()["fields"]["strategy"] == ["must not contain the NUL character (\\u0000)"]
 
 
+@pytest.mark.parametrize("url", ["/api/positions", f"/api/positions/ANY:{PERP}"])
+def test_positions_unknown_parameter_is_400_naming_it(book, url):
+    from django.contrib.auth.models import Permission
+
+    from tests.orders.conftest import client_for
+    from tests.orders.factories import UserFactory
+
+    # Arrange: a risk manager sees every strategy
+    user = UserFactory(username="rm")
+    user.user_permissions.add(Permission.objects.get(codename="view_order"))
+    # Act: "strategy_id=" (the orders' field name; the filter is "strategy") was ignored and gave the
+    # position summed over every strategy, as if it were alpha's
+    response = client_for(user).get(url, {"strategy_id": "alpha"})
+    # Assert
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["strategy_id"]
+    assert "strategy" in response.json()["fields"]["strategy_id"][0]
+
+
 def test_get_position_sums_venues_in_base_units_of_the_underlying(svc_client, strategy):
     # Arrange: 1 BTC on Binance (1 contract) and 100 OKX contracts of 0.01 BTC
     for venue, multiplier, quantity in (("BINANCE-FUTURES", "1", "1"), ("OKX", "0.01", "100")):
