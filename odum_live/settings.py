@@ -228,6 +228,7 @@ REST_FRAMEWORK = {
     # Answers are JSON only, errors included: DRF's browsable API answered a browser's Accept (text/html
     # first) with an HTML page. People read the API at /api/docs/ (its views set their own renderers).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_METADATA_CLASS": "orders.api.schema.SchemaPointerMetadata",  # OPTIONS points to the schema
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["orders.api.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("API_THROTTLE_RATE", default="6000/min")},

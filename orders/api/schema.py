@@ -1,6 +1,9 @@
-"""drf-spectacular hooks: what the generated OpenAPI schema cannot infer from the serializers."""
+"""The API's self-description: drf-spectacular hooks (what the generated OpenAPI schema cannot infer from
+the serializers) and the answer to ``OPTIONS``."""
 
 from __future__ import annotations
+
+from rest_framework.metadata import SimpleMetadata
 
 from orders.api.serializers import OrderCancelInputSerializer, OrderCreateInputSerializer, RiskCheckInputSerializer
 
@@ -37,3 +40,22 @@ def refuse_unknown_fields(result: dict, generator, request, public) -> dict:
         # COMPONENT_SPLIT_REQUEST: the request variant of "XSerializer" is the component "XRequest".
         schemas[serializer.__name__.removesuffix("Serializer") + "Request"]["additionalProperties"] = False
     return result
+
+
+#: Where the OpenAPI schema is served (odum_live/urls.py).
+SCHEMA_PATH = "/api/schema/"
+
+
+class SchemaPointerMetadata(SimpleMetadata):
+    """``OPTIONS``: name, description, media types and the schema's path; no ``actions``.
+
+    DRF's ``SimpleMetadata`` describes a view's ``serializer_class`` as its POST body: for
+    ``/api/orders`` the *output* serializer — ``order_id``, ``status``, ``filled_quantity`` …
+    "required" and writable, each of which the API refuses. The contract is the OpenAPI schema.
+    """
+
+    def determine_actions(self, request, view):
+        return {}
+
+    def determine_metadata(self, request, view):
+        return {**super().determine_metadata(request, view), "schema": SCHEMA_PATH}

@@ -125,3 +125,15 @@ def test_schema_decimal_string_pattern_accepts_what_the_api_accepts(client, comp
         for value in DECIMAL_SAMPLES:
             in_schema = re.fullmatch(pattern, value, flags=re.ASCII) is not None
             assert api_accepts(name, value) == in_schema, (name, value, pattern)
+
+
+@pytest.mark.django_db
+def test_options_on_orders_does_not_offer_server_owned_fields_as_post_input(svc_client):
+    # Act: DRF's metadata described the output serializer as the POST body: order_id, status,
+    # filled_quantity … "required" and not read-only, each of which the API refuses (mass assignment)
+    response = svc_client.options("/api/orders")
+    # Assert: the contract is the OpenAPI schema, which OPTIONS points to
+    assert response.status_code == 200
+    body = response.json()
+    assert "actions" not in body
+    assert body["schema"] == "/api/schema/"
