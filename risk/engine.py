@@ -19,7 +19,9 @@ Checks, in the order results are listed (the first failure gives the reason):
                      flag, made conservative by counting the working orders). Position and
                      open orders are the strategy's at the scope's venue under a VENUE-scope
                      REDUCING (reduce-only on OKX never opens a position on OKX, whatever
-                     is held elsewhere), aggregated across venues under the other scopes.
+                     is held elsewhere) or an INSTRUMENT one naming one venue's listing
+                     (``OKX:SPOT_PAIR:BTC-USDT``), aggregated across venues under the other
+                     scopes (``ANY:`` instrument keys included).
 ``instrument_listed`` A listing was routed, on the chosen venue, matching the requested
                      instrument, with listing and venue enabled.
 ``lot_size``,        The listing's trading rules (Binance ``LOT_SIZE`` / ``PRICE_FILTER`` /
@@ -348,6 +350,13 @@ class _Order:
         if price is None:
             return None
         return quantity * price * self.multiplier
+
+
+def _scope_is_one_venue(scope: str, scope_key: str) -> bool:
+    # A VENUE scope, or an INSTRUMENT scope whose key names one venue's listing (not ``ANY:``).
+    if scope == Scope.VENUE:
+        return True
+    return scope == Scope.INSTRUMENT and not parse_instrument_key(scope_key).is_any_venue
 
 
 @dataclass(frozen=True)
@@ -914,8 +923,9 @@ class PreTradeRiskEngine:
     def _reducing(order: _Order, reducing_states, book: ExposureBook, conversion: ReferencePrice, results) -> None:
         judged: dict[str, tuple[bool, Decimal | None, str]] = {}
         for st in reducing_states:
-            # A venue's reduce-only guards the strategy's position on that venue; other scopes the instrument's.
-            population = "strategy_venue" if st.scope == Scope.VENUE else "strategy"
+            # A venue's reduce-only, or one listing's (an INSTRUMENT key naming a venue), guards the
+            # strategy's position on that venue; other scopes the instrument's across venues.
+            population = "strategy_venue" if _scope_is_one_venue(st.scope, st.scope_key) else "strategy"
             if population not in judged:
                 judged[population] = PreTradeRiskEngine._reduce_only(order, book, population, conversion)
             reduces, projected, made_of = judged[population]

@@ -173,10 +173,12 @@ def test_reducing_counts_position_across_venues_and_open_reducing_orders(engine,
     assert check.observed == "-0.1"
 
 
-def test_reducing_venue_scope_judges_the_strategy_position_at_that_venue(engine, listing, strategy, okx_listing):
-    # Arrange: long 1 on BINANCE-SPOT, nothing on OKX; OKX is reduce-only
+@pytest.mark.parametrize(("scope", "scope_key"), [(Scope.VENUE, "OKX"), (Scope.INSTRUMENT, OKX_BTC_USDT)])
+def test_reducing_venue_scope_judges_the_strategy_position_at_that_venue(engine, listing, strategy, okx_listing,
+                                                                         scope, scope_key):
+    # Arrange: long 1 on BINANCE-SPOT, nothing on OKX; OKX (or its BTC-USDT listing) is reduce-only
     PositionFactory(strategy=strategy, quantity=Decimal("1"))
-    TradingStateFactory(scope=Scope.VENUE, scope_key="OKX", state=REDUCING, reason="OKX degraded")
+    TradingStateFactory(scope=scope, scope_key=scope_key, state=REDUCING, reason="OKX degraded")
 
     # Act
     result = evaluate(engine, okx_listing, instrument=OKX_BTC_USDT, side="SELL", quantity=Decimal("1"))
@@ -184,7 +186,7 @@ def test_reducing_venue_scope_judges_the_strategy_position_at_that_venue(engine,
     # Assert: the SELL would open a short on OKX
     assert not result.passed
     (check,) = kill_switch_failures(result)
-    assert (check.scope, check.observed) == ("VENUE:OKX", "-1")
+    assert (check.scope, check.observed) == (f"{scope}:{scope_key}", "-1")
     assert check.detail.startswith("position on OKX 0 BTC, open SELL orders on OKX 0, this order -1: ")
 
 
