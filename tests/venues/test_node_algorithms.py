@@ -367,39 +367,51 @@ def test_node_query_of_a_filled_twap_parent_gives_the_family_figures(node, listi
     assert _family_figures(parent) == (parent.filled_quantity, parent.avg_fill_price)
 
 
-def _node_ask(node) -> Decimal | None:
-    # The node's current best ask for the listing (read on the loop thread).
+def _quote_to_node(node, *, bid: Decimal, ask: Decimal) -> None:
+    # One quote for the listing, built as the replay builds its ticks and handed to the node's data
+    # engine on the loop thread, as a data client's would be: the market reaches a price when the test
+    # says so, not when the replay's pass does. The paper venue matches its resting orders against it
+    # before the call returns (the replay's next quote comes after it, on the same loop).
+    from datetime import UTC, datetime
+
     from nautilus_trader.model.identifiers import InstrumentId
 
-    cache = node.node.kernel.cache
-    tick = node.call(lambda: cache.quote_tick(InstrumentId.from_str(INSTRUMENT_ID)))
-    return None if tick is None else tick.ask_price.as_decimal()
+    from venues.replay.client import quote_tick_from_record
+    from venues.replay.records import QuoteRecord
+
+    kernel = node.node.kernel
+    record = QuoteRecord(ts=datetime.now(UTC), bid=bid, ask=ask, bid_size=Decimal("1"), ask_size=Decimal("1"))
+
+    def publish() -> None:
+        instrument = kernel.cache.instrument(InstrumentId.from_str(INSTRUMENT_ID))
+        tick = quote_tick_from_record(record, instrument.id, instrument.price_precision, instrument.size_precision,
+                                      kernel.clock.timestamp_ns())
+        kernel.data_engine.process(tick)
+
+    node.call(publish)
 
 
 def test_node_twap_parent_whose_last_slice_fills_after_a_child_was_canceled_closes_canceled_with_its_fills(
         node, listing, recorded_quotes):
-    # Arrange: a TWAP BUY LIMIT of two slices at the lowest recorded ask. The replay loops its ~46
-    # recorded seconds at x5 and reaches that ask only at the start of each pass, so both slices rest
-    # until the next pass begins. Start right after a pass's first second, then: E1 rests, the
-    # primary is sent as the last slice and rests, the trader cancels E1 (nothing filled), and at the
-    # next pass the primary fills in full — the family is closed at the venue, 0.001 of 0.002 short.
-    lowest = min(q.ask for q in recorded_quotes)
-    opening = max(q.ask for q in recorded_quotes[:5])  # the first quotes of a pass
-    eventually(lambda: (_node_ask(node) or opening + 1) <= opening, timeout=30, message="a pass's first quotes")
-    eventually(lambda: (_node_ask(node) or 0) > opening, timeout=10, message="past a pass's first quotes")
-    parent = _order(order_type="LIMIT", price=lowest, side="BUY", quantity=Decimal("0.002"), exec_algorithm="TWAP",
+    # Arrange: a TWAP BUY LIMIT of two slices below every recorded ask, so no replayed quote fills
+    # either slice, whenever it plays: E1 rests, the primary is sent as the last slice and rests, the
+    # trader cancels E1 (nothing filled).
+    price = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    parent = _order(order_type="LIMIT", price=price, side="BUY", quantity=Decimal("0.002"), exec_algorithm="TWAP",
                     exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
     submit_order.apply(args=[str(parent.pk)])
     eventually(lambda: Order.objects.filter(pk=parent.pk, accepted_at__isnull=False).exists()
                and Order.objects.filter(parent=parent, status="ACCEPTED").exists(),
-               timeout=10, message="E1 and the primary (the last slice) resting")
+               timeout=30, message="E1 and the primary (the last slice) resting")
     first = Order.objects.get(parent=parent)
     order_cancel(order=first, actor="test", reason="trader cancels the first slice")
     cancel_order.apply(args=[str(first.pk)])
-    eventually(lambda: _status(first, "CANCELED"), timeout=10, message="E1 canceled")
+    eventually(lambda: _status(first, "CANCELED"), timeout=30, message="E1 canceled")
     assert not Fill.objects.filter(order__in=[parent, first]).exists(), "a fill came before E1's cancel"
 
-    # Act: the next pass reaches the primary's price; it fills in full.
+    # Act: the market's ask comes down to the primary's price; it fills in full, and the family is
+    # closed at the venue, 0.001 of 0.002 short.
+    _quote_to_node(node, bid=price - Decimal("0.01"), ask=price)
     eventually(lambda: Fill.objects.filter(order=parent).exists(), timeout=30, message="the primary filled")
 
     # Assert: nothing of the family can fill any more: the parent is closed CANCELED with its fill, and
@@ -407,7 +419,7 @@ def test_node_twap_parent_whose_last_slice_fills_after_a_child_was_canceled_clos
     parent.refresh_from_db()
     first.refresh_from_db()
     assert (first.status, first.filled_quantity) == ("CANCELED", Decimal("0"))
-    assert parent.filled_quantity == Decimal("0.001") and parent.avg_fill_price == lowest
+    assert parent.filled_quantity == Decimal("0.001") and parent.avg_fill_price == price
     assert parent.status == "CANCELED", parent.status
     assert parent.closed_at is not None and first.client_order_id in parent.rejection_reason
     last = OrderEvent.objects.filter(order=parent).order_by("id").last()
