@@ -186,17 +186,25 @@ def test_node_limit_order_rests_then_cancels(node, listing, recorded_quotes):
 
 
 def test_host_call_started_before_its_timeout_waits_for_the_outcome_and_one_not_started_never_runs(node):
+    import threading
     import time
 
     from venues.commands import VenueCommandError
 
-    # Act: a command the loop starts at once but that outlasts the timeout (it may be sending an order)
-    started = node.call(lambda: (time.sleep(0.3), "sent")[1], timeout=0.05)
-    # ... and one the loop cannot start in time (the loop is busy)
+    # Act: a command the loop starts within the timeout but that outlasts it (it may be sending an
+    # order): it runs until a full timeout past the caller's deadline, whenever the loop starts it
+    timeout = 1.0
+    until = time.monotonic() + 2 * timeout
+    started = node.call(lambda: (time.sleep(max(0.0, until - time.monotonic())), "sent")[1], timeout=timeout)
+    # ... and one the loop cannot start in time (the loop is held in a blocking call until it was refused)
     ran = []
-    node.loop.call_soon_threadsafe(time.sleep, 0.5)
-    with pytest.raises(VenueCommandError, match="did not take the command"):
-        node.call(lambda: ran.append(True), timeout=0.05)
+    blocker = threading.Event()
+    node.loop.call_soon_threadsafe(blocker.wait, 30)
+    try:
+        with pytest.raises(VenueCommandError, match="did not take the command"):
+            node.call(lambda: ran.append(True), timeout=0.05)
+    finally:
+        blocker.set()
     node.call(lambda: None, timeout=5)  # queued after it: once this ran, the refused one had its turn
 
     # Assert: never "not taken" for a command that ran; a refused one never runs
