@@ -21,6 +21,8 @@ from tests.venues.test_node_host import (  # noqa: F401 - fixtures used by name
     KEY,
     _order,
     _status,
+    _twap,
+    _twap_filled,
     listing,
     node,
     recorded_quotes,
@@ -252,8 +254,7 @@ def test_node_twap_slice_step_after_the_parent_cancel_sends_no_slice(node, listi
     # Arrange: a TWAP LIMIT parent far below the market (its first slice rests; the next is 20 s
     # away), and the slice step its timer would run, taken while the parent is still held.
     far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
-    parent = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.003"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20})
+    parent = _twap(price=far_below, quantity="0.003", horizon_secs=60, interval_secs=20)
     submit_order.apply(args=[str(parent.pk)])
     first = eventually(lambda: Order.objects.filter(parent=parent, status="ACCEPTED").first(),
                        timeout=15, message="first TWAP slice resting")
@@ -290,14 +291,11 @@ def test_node_twap_slice_timer_works_its_slices_on_the_node_loop_thread(node, li
 
     monkeypatch.setattr(VWAPExecAlgorithm, "_work_interval", recorded)
     loop_thread = node.call(threading.get_ident)
-    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.002"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
 
     # Act
-    submit_order.apply(args=[str(parent.pk)])
+    _twap_filled(quantity="0.002", horizon_secs=2, interval_secs=1)
 
     # Assert: both slices worked (the first on arrival, the last from the timer), each on the loop thread
-    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
     assert len(threads) == 2
     assert set(threads) == {loop_thread}
 
@@ -321,8 +319,7 @@ def _queried(node, parent: Order) -> tuple:
 def test_node_query_of_a_working_then_canceled_twap_parent_gives_the_family_figures(node, listing):
     # Arrange: a TWAP parent of three slices 20 s apart: its first child fills at once, the primary is
     # held by the algorithm (NautilusTrader reduced its quantity by the slice spawned from it).
-    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.03"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20})
+    parent = _twap(quantity="0.03", horizon_secs=60, interval_secs=20)
     submit_order.apply(args=[str(parent.pk)])
     eventually(lambda: Order.objects.filter(pk=parent.pk, status="PARTIALLY_FILLED",
                                             filled_quantity=Decimal("0.01")).exists(),
@@ -352,11 +349,7 @@ def test_node_query_of_a_working_then_canceled_twap_parent_gives_the_family_figu
 
 def test_node_query_of_a_filled_twap_parent_gives_the_family_figures(node, listing):
     # Arrange: a TWAP parent of two slices: a child, then the primary itself for the rest
-    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.02"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
-    submit_order.apply(args=[str(parent.pk)])
-    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
-    parent.refresh_from_db()
+    parent = _twap_filled(quantity="0.02", horizon_secs=2, interval_secs=1)
 
     # Act
     filled = _queried(node, parent)
@@ -397,8 +390,7 @@ def test_node_twap_parent_whose_last_slice_fills_after_a_child_was_canceled_clos
     # either slice, whenever it plays: E1 rests, the primary is sent as the last slice and rests, the
     # trader cancels E1 (nothing filled).
     price = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
-    parent = _order(order_type="LIMIT", price=price, side="BUY", quantity=Decimal("0.002"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 2, "interval_secs": 1})
+    parent = _twap(price=price, quantity="0.002", horizon_secs=2, interval_secs=1)
     submit_order.apply(args=[str(parent.pk)])
     eventually(lambda: Order.objects.filter(pk=parent.pk, accepted_at__isnull=False).exists()
                and Order.objects.filter(parent=parent, status="ACCEPTED").exists(),

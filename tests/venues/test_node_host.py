@@ -98,6 +98,22 @@ def _status(order: Order, *statuses: str) -> str | None:
     return status if status in statuses else None
 
 
+def _twap(*, quantity: str, horizon_secs: int, interval_secs: int, price: Decimal | None = None) -> Order:
+    # A BUY TWAP parent: MARKET, or LIMIT at ``price`` (quote currency); quantity in BTC.
+    return _order(order_type="MARKET" if price is None else "LIMIT", price=price, side="BUY",
+                  quantity=Decimal(quantity), exec_algorithm="TWAP",
+                  exec_algorithm_params={"horizon_secs": horizon_secs, "interval_secs": interval_secs})
+
+
+def _twap_filled(**twap) -> Order:
+    # A TWAP parent (as _twap) sent through the venue task and worked on the node until FILLED.
+    parent = _twap(**twap)
+    submit_order.apply(args=[str(parent.pk)])
+    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
+    parent.refresh_from_db()
+    return parent
+
+
 def test_host_hands_venue_events_to_its_journal_waiting_for_an_idle_writer_only_when_configured(transactional_db):
     # Arrange: two hosts on one writer (neither started: only their event sink is used).
     _listing()
@@ -348,13 +364,10 @@ def test_node_status_reports_clients_connected_and_market_data(node, listing):
 
 
 def test_node_twap_slices_over_the_horizon_with_parent_child_attribution(node, listing):
-    parent = _order(order_type="MARKET", price=None, side="BUY", quantity=Decimal("0.03"), exec_algorithm="TWAP",
-                    exec_algorithm_params={"horizon_secs": 3, "interval_secs": 1})
+    # Act: three slices, a second apart
+    parent = _twap_filled(quantity="0.03", horizon_secs=3, interval_secs=1)
 
-    submit_order.apply(args=[str(parent.pk)])
-
-    eventually(lambda: _status(parent, "FILLED"), timeout=20, message="TWAP parent filled")
-    parent.refresh_from_db()
+    # Assert
     children = list(Order.objects.filter(parent=parent).order_by("created_at"))
     assert [c.client_order_id for c in children] == [f"{parent.client_order_id}-E{n}" for n in (1, 2)]
     assert all(c.status == "FILLED" and c.strategy_id == parent.strategy_id for c in children)
