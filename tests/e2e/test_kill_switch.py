@@ -15,12 +15,13 @@ from django.db import connections
 from django.test import Client
 
 from risk.models import TradingState
-from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip
+from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip, _wait_up_to
 from tests.orders.web_fixtures import person_in, role_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-#: Milliseconds Playwright waits for a page change.
-WAIT_MS = 10_000
+#: Milliseconds Playwright waits for a page change (/status runs every health check, the Celery ping
+#: alone a second: slower on a loaded machine).
+WAIT_MS = 30_000
 
 
 def test_kill_switch_refused_htmx_post_keeps_the_card_and_shows_the_reason_in_it(live_server):
@@ -36,7 +37,7 @@ def test_kill_switch_refused_htmx_post_keeps_the_card_and_shows_the_reason_in_it
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             context = browser.new_context()
-            context.set_default_timeout(WAIT_MS)
+            _wait_up_to(context, WAIT_MS)
             context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
                                   "url": live_server.url}])
             page = context.new_page()

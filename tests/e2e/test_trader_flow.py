@@ -54,6 +54,15 @@ def _chromium_or_skip() -> None:
     pytest.skip(message)
 
 
+def _wait_up_to(context, ms: int) -> None:
+    # The context's actions and navigations, and every expect() (its own 5 s default otherwise,
+    # playwright/_impl/_assertions.py; a process-wide option), wait up to ``ms`` for a page change.
+    from playwright.sync_api import expect
+
+    context.set_default_timeout(ms)
+    expect.set_options(timeout=ms)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -150,7 +159,7 @@ def test_trader_submits_market_order_and_watches_it_fill_live(server, shots):
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(WAIT_MS)
+            _wait_up_to(context, WAIT_MS)
 
             # Log in (the pages send an anonymous visitor to the login page).
             ticket = context.new_page()
