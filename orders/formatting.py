@@ -123,14 +123,16 @@ def risk_lines(risk_result: Mapping) -> list[str]:
     lines = [f"risk          {verdict}"]
     for check in risk_result.get("checks", []):
         mark = "PASS" if check.get("passed") else "FAIL"
-        figures = f"observed {_figure(check.get('observed'))} limit {_figure(check.get('limit'))}"
+        figures = f"observed {fmt_figure(check.get('observed'))} limit {fmt_figure(check.get('limit'))}"
         scope = f" [{check['scope']}]" if check.get("scope") else ""
         detail = f" {check['detail']}" if check.get("detail") else ""
         lines.append(f"  {mark} {check.get('check', '?'):<22} {figures}{scope}{detail}")
     return lines
 
 
-def _figure(value) -> str:
+def fmt_figure(value) -> str:
+    """Return a recorded figure (risk observed / limit, routing bps and prices): a decimal as its canonical
+    string (``10.000000`` → ``10``), other text as it is, ``-`` for None or empty."""
     if value is None or value == "":
         return "-"
     try:
@@ -150,9 +152,9 @@ def routing_lines(decision: Mapping) -> list[str]:
     for c in decision.get("candidates", []):
         mark = "*" if c.get("venue") == decision.get("venue") and c.get("eligible") else ("-" if c.get("eligible") else "x")
         lines.append(
-            f"  {mark} {c.get('venue', '?'):<16} total {_figure(c.get('total_bps'))} bps = fee {_figure(c.get('fee_bps'))}"
-            f" + slippage {_figure(c.get('slippage_bps'))} + latency {_figure(c.get('latency_bps'))}"
-            f"  expected price {_figure(c.get('expected_price'))}"
+            f"  {mark} {c.get('venue', '?'):<16} total {fmt_figure(c.get('total_bps'))} bps = fee {fmt_figure(c.get('fee_bps'))}"
+            f" + slippage {fmt_figure(c.get('slippage_bps'))} + latency {fmt_figure(c.get('latency_bps'))}"
+            f"  expected price {fmt_figure(c.get('expected_price'))}"
             + (f"  ({c['reason']})" if c.get("reason") else "")
         )
     return lines

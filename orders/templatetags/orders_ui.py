@@ -17,6 +17,7 @@ register = template.Library()
 
 register.filter("dec", formatting.fmt_decimal)
 register.filter("utc", formatting.fmt_time)
+register.filter("figure", formatting.fmt_figure)
 register.filter("status_line", formatting.order_status_line)
 
 

@@ -291,3 +291,19 @@ def test_detail_outside_scope_is_404(strategy):
     strategy.traders.add(person)
 
     assert web_fixtures.logged_in(person).get(f"/live/orders/{order.id}").status_code == 404
+
+
+def test_detail_routing_figures_padded_with_zeros_show_as_canonical_decimals(trader_client, strategy):
+    # Arrange: the router records its figures at a fixed scale (bps to 6 places, prices to 18)
+    order = OrderFactory(strategy=strategy, routing_decision={"venue": "BINANCE-SPOT", "reason": "as named", "candidates": [
+                             {"venue": "BINANCE-SPOT", "eligible": True, "total_bps": "10.050000",
+                              "fee_bps": "10.000000", "slippage_bps": "0.000000", "latency_bps": "0.050000",
+                              "expected_price": "1000.000000000000000000"}]})
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert: the figures as the CLI (orders show) prints them, no trailing zeros
+    assert "000000" not in body
+    for figure in ("10.05", "10", "0", "0.05", "1000"):
+        assert f'<td class="num">{figure}</td>' in body
