@@ -68,26 +68,39 @@ def logs_page(request: HttpRequest) -> HttpResponse:
     """``GET /live/logs``: the execution log with filters (kind, venue, instrument, strategy, time) and a cursor."""
     access = order_access_for(user=request.user)
     errors: dict[str, str] = {}
+    filters, page = None, None
     try:
         filters = log_filters_parse(request.GET)
         page = execution_log(visible_strategy_ids=access.visible_strategy_ids, filters=filters,
                              cursor=request.GET.get("cursor", ""), page_size=PAGE_SIZE)
     except LogFilterError as exc:
-        errors, filters, page = exc.fields, LogFilters(), None
+        errors = exc.fields
     cursor = request.GET.get("cursor", "")
     live = live_argument(filters) if not errors and not cursor and filters.until is None else None
     strategies = Strategy.objects.order_by("id").values_list("id", flat=True)
     if access.visible_strategy_ids is not None:
         strategies = strategies.filter(id__in=access.visible_strategy_ids)
     context = {
-        "page": page, "filters": filters, "errors": errors, "kinds": list(LOG_KINDS), "live_argument": live,
-        "cursor": cursor, "query": urlencode(filters.to_query(), doseq=True),
+        "page": page, "errors": errors, "kinds": list(LOG_KINDS), "live_argument": live,
+        "cursor": cursor, "query": urlencode(filters.to_query(), doseq=True) if filters else "",
         "venues": Venue.objects.order_by("code").values_list("code", flat=True),
         "instruments": Instrument.objects.order_by("instrument_key").values_list("instrument_key", flat=True),
         "strategies": list(strategies),
-        "raw": {name: request.GET.get(name, "") for name in ("instrument", "since", "until")},
+        "form": _form_values(request.GET, filters),
     }
     return render(request, "logs/page.html", context, status=400 if errors else 200)
+
+
+def _form_values(params: QueryDict, filters: LogFilters | None) -> dict:
+    # The filter form shows the filters as parsed or, when one is refused, every value as sent: one bad
+    # field must not lose the others. Times always as typed.
+    if filters is not None:
+        values = {"kinds": list(filters.kinds), "venue": filters.venue, "strategy": filters.strategy,
+                  "instrument": filters.instrument}
+    else:
+        values = {"kinds": [k.strip() for raw in params.getlist("kind") for k in raw.split(",") if k.strip()],
+                  **{name: params.get(name, "") for name in ("venue", "strategy", "instrument")}}
+    return {**values, **{name: params.get(name, "") for name in ("since", "until")}}
 
 
 # --- live topic "logs" ------------------------------------------------------------------------------

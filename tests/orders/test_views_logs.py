@@ -17,6 +17,7 @@ from tests.orders.factories import OrderEventFactory, OrderFactory, StrategyFact
 from tests.live_helpers import live_fragment_after
 from tests.orders.web_fixtures import logged_in, person_in
 from tests.risk.factories import RiskLimitFactory
+from tests.venues.factories import VenueFactory
 
 E = OrderEvent.Type
 FUT = "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN"
@@ -101,6 +102,28 @@ def test_logs_malformed_filter_is_400_naming_field(timeline, params, field):
 
     assert response.status_code == 400
     assert f'<p class="error">{field}: ' in response.content.decode()
+
+
+@pytest.mark.parametrize("bad", [{"since": "yesterday"}, {"cursor": "!!!"}])
+@pytest.mark.django_db
+def test_logs_malformed_filter_keeps_every_other_filter_in_the_form(timeline, bad):
+    # Arrange
+    VenueFactory(code="BINANCE-FUTURES")
+    params = {"kind": ["fill", "routing"], "venue": "BINANCE-FUTURES", "strategy": "beta", "instrument": FUT,
+              "until": "2030-01-01T00:00:00Z", **bad}
+
+    # Act
+    response = logged_in(person_in("viewer")).get("/live/logs", params)
+
+    # Assert: refused, and the form still holds what was sent, the bad field too
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert 'value="fill" style="width: auto" checked>' in body and 'value="routing" style="width: auto" checked>' in body
+    assert "<option selected>BINANCE-FUTURES</option>" in body and "<option selected>beta</option>" in body
+    assert f'id="f-instrument" name="instrument" list="instrument-keys" value="{FUT}"' in body
+    assert 'name="until" value="2030-01-01T00:00:00Z"' in body
+    if "since" in bad:
+        assert 'name="since" value="yesterday"' in body
 
 
 @pytest.mark.parametrize("field", ["venue", "strategy"])
