@@ -255,11 +255,12 @@ def _same_site(request, url: str) -> str:
 def order_cancel_view(request, order_id):
     """``POST /live/orders/<id>/cancel``: cancel through :func:`orders.services.order_cancel`.
 
-    htmx gets the updated row (``orders/_row.html``); a plain form post is redirected to its
-    ``next`` when that is on this site, else to the order's page. 403 with the reason when
-    :meth:`~orders.selectors.OrderAccess.trade_refusal` refuses (htmx: in the row), 404 outside the
-    scope, 409 when the order cannot be canceled in its status, 400 for a ``reason`` holding a null
-    character.
+    htmx gets the partial its request targets, the reason of a refusal in it: the order detail's body
+    (``orders/_detail.html``) for the detail page's button (target ``order-detail``), else the updated
+    row (``orders/_row.html``) of the Orders page. A plain form post is redirected to its ``next`` when
+    that is on this site, else to the order's page. 403 with the reason when
+    :meth:`~orders.selectors.OrderAccess.trade_refusal` refuses, 404 outside the scope, 409 when the
+    order cannot be canceled in its status, 400 for a ``reason`` holding a null character.
     """
     access = order_access_for(user=request.user)
     order = order_get_visible(access=access, order_id=order_id)
@@ -268,7 +269,7 @@ def order_cancel_view(request, order_id):
     refusal = access.trade_refusal("cancel", order.strategy_id)
     if refusal is not None:
         if request.htmx:
-            return _row(request, access, order, error=str(refusal), status=403)
+            return _cancel_answer(request, access, order, error=str(refusal), status=403)
         raise PermissionDenied(str(refusal))
     try:
         reason = refuse_nul(request.POST.get("reason", "")[:500], field="reason")
@@ -284,11 +285,21 @@ def order_cancel_view(request, order_id):
     if not request.htmx:
         return redirect(_same_site(request, request.POST.get("next", ""))
                         or reverse("live-order-detail", args=[order.id]))
-    return _row(request, access, order, error=error, status=status)
+    return _cancel_answer(request, access, order, error=error, status=status)
 
 
-def _row(request, access, order: Order, *, error: str, status: int) -> HttpResponse:
-    # The order's row for htmx (orders/_row.html, as the Orders page renders it), the error beside its status.
-    order = order_list(access=access).get(pk=order.pk)
+#: The htmx target of the order detail page's cancel button (templates/orders/_detail.html).
+DETAIL_TARGET = "order-detail"
+
+
+def _cancel_answer(request, access, order: Order, *, error: str, status: int) -> HttpResponse:
+    # For htmx, the partial the cancel came from, re-read as its page renders it, the error beside the status:
+    # the detail body (orders/_detail.html) or the Orders page's row (orders/_row.html).
+    if request.htmx.target == DETAIL_TARGET:
+        order = order_get(access=access, order_id=order.pk)
+        template = "orders/_detail.html"
+    else:
+        order = order_list(access=access).get(pk=order.pk)
+        template = "orders/_row.html"
     context = {"order": order, "error": error, "can_cancel": access.may("cancel", order.strategy_id)}
-    return render(request, "orders/_row.html", context, status=status)
+    return render(request, template, context, status=status)

@@ -260,6 +260,39 @@ def test_cancel_terminal_order_is_409(trader_client, strategy):
     assert "cannot be canceled in status FILLED" in response.content.decode()
 
 
+def test_detail_cancel_button_answers_into_the_detail(trader_client, strategy):
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    assert (f'hx-post="/live/orders/{order.id}/cancel"\n      hx-target="#order-detail" hx-swap="outerHTML"') in body
+
+
+@pytest.mark.parametrize(("status", "refusal", "answer"), [
+    ("FILLED", "cannot be canceled in status FILLED", 409),  # filled since the page was drawn
+    ("ACCEPTED", "orders.change_order", 403),  # the permission withdrawn since
+])
+def test_cancel_from_detail_refused_answers_the_detail_with_the_reason(trader_client, trader, strategy, status,
+                                                                        refusal, answer):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status=status)
+    if answer == 403:
+        trader.groups.clear()
+
+    # Act: the detail page's button (htmx, its target the detail body)
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true",
+                                  HTTP_HX_TARGET="order-detail")
+
+    # Assert: the detail body, the reason beside the order's status; no row of the Orders page
+    body = response.content.decode()
+    assert response.status_code == answer
+    assert '<div id="order-detail"' in body
+    assert 'data-testid="cancel-error"' in body and refusal in body
+    assert "<tr id=\"order-" not in body
+    order.refresh_from_db()
+    assert order.status == status
+
+
 def test_detail_shows_timeline_fills_risk_routing_children(trader_client, strategy):
     now = timezone.now()
     order = OrderFactory(strategy=strategy, status="FILLED", quantity=Decimal("0.02"), filled_quantity=Decimal("0.01"),
