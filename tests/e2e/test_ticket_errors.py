@@ -1,0 +1,62 @@
+"""The order ticket's refused submit in a real browser, with ``DEBUG`` on as ``make run`` serves it.
+
+The pages answer htmx with 400 / 403 on purpose: the form with each reason under its field, or the
+refusal in place (templates/base.html swaps those codes). Under ``DEBUG`` django-htmx's
+``{% htmx_script %}`` adds its debug helper, which replaces the whole document with any 400 / 403
+answer (meant for Django's error pages): the page then lost its shell, styles, scripts and live
+connection. Only a browser runs htmx, so this is checked here, on Django's live server thread (no
+TradingNode). Chromium as in test_trader_flow.py: missing is a skip, or a failure under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip
+from tests.orders.factories import StrategyFactory
+from tests.orders.web_fixtures import person_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+#: Milliseconds Playwright waits for a page change.
+WAIT_MS = 10_000
+
+
+def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_under_the_field(live_server,
+                                                                                                 settings):
+    from playwright.sync_api import expect, sync_playwright
+
+    # Arrange: DEBUG on (make run's default), a trader of strategy alpha on the Execute page
+    _chromium_or_skip()
+    expect.set_options(timeout=WAIT_MS)
+    settings.DEBUG = True
+    trader = person_in("trader")
+    StrategyFactory(id="alpha").traders.add(trader)
+    session = Client()
+    session.force_login(trader)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(WAIT_MS)
+            context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
+                                  "url": live_server.url}])
+            page = context.new_page()
+            page.goto(f"{live_server.url}/live/execute")
+            expect(page.locator("#ticket-form")).to_be_visible()
+
+            # Act: a quantity that is no number (htmx post, answered 400)
+            page.fill("#f-qty", "abc")
+            with page.expect_response(lambda answer: answer.url.endswith("/live/execute")) as answer:
+                page.get_by_role("button", name="Submit").click()
+
+            # Assert: the reason under the field, the value kept, the page (nav, ticket, CLI view) still there
+            assert answer.value.status == 400
+            expect(page.locator('[data-field-error="quantity"]')).to_be_visible()
+            expect(page.locator("#f-qty")).to_have_value("abc")
+            expect(page.locator("header.topbar").get_by_role("link", name="Orders")).to_be_visible()
+            expect(page.get_by_role("heading", name="Execute")).to_be_visible()
+            expect(page.get_by_role("heading", name="Command line")).to_be_visible()
+        finally:
+            browser.close()
