@@ -84,6 +84,15 @@ def test_status_htmx_refresh_returns_report_partial_only(venues):
     assert body.lstrip().startswith('<div id="status-report"') and "<html" not in body
 
 
+def test_status_htmx_refresh_without_session_reloads_the_page_instead_of_nesting_the_public_one(client):
+    # Act: the page's 5 s refresh after the session ended
+    response = client.get("/status", HTTP_HX_REQUEST="true")
+
+    # Assert: a reload (the public up / down page), not a whole page inside the report
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Refresh"] == "true"
+
+
 def test_status_risk_manager_sees_kill_switch_controls_and_admin_link(venues):
     body = logged_in(person_in("risk manager")).get("/status").content.decode()
 

@@ -58,3 +58,34 @@ def test_static_css_is_served(client):
 
     assert response.status_code == 200
     assert b".badge.FILLED" in b"".join(response.streaming_content)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("get", "/live/orders?venue=BINANCE-SPOT"),  # the Orders page's filters
+    ("get", "/live/execute/preview?side=BUY"),  # the ticket's CLI view
+    ("post", "/live/orders/0192f0c4-0000-7000-8000-000000000001/cancel"),  # a row's Cancel
+])
+def test_htmx_request_without_session_sends_the_page_to_login_not_the_login_page_into_the_fragment(method, path):
+    # Arrange: the session ended (logged out in another tab, or expired) while the Orders page stays open
+    client = Client()
+
+    # Act
+    response = getattr(client, method)(path, HTTP_HX_REQUEST="true",
+                                       HTTP_HX_CURRENT_URL="http://testserver/live/orders?status=FILLED")
+
+    # Assert: htmx is told to load the login page in full, coming back to the page the trader was on
+    assert response.status_code == 200 and response.content == b""
+    assert response["HX-Redirect"] == "/accounts/login/?next=/live/orders%3Fstatus%3DFILLED"
+
+
+def test_htmx_request_without_session_from_another_site_logs_in_to_the_start_page():
+    response = Client().get("/live/orders", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="https://evil.example/x")
+
+    assert response["HX-Redirect"] == "/accounts/login/?next=/"
+
+
+def test_plain_request_without_session_is_still_redirected_to_login():
+    response = Client().get("/live/orders?venue=BINANCE-SPOT")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/live/orders%3Fvenue%3DBINANCE-SPOT"
