@@ -77,6 +77,21 @@ def test_positions_trader_sees_own_strategies_with_venue_breakdown_totals_and_ch
 
 
 @pytest.mark.django_db
+def test_positions_update_and_mark_times_show_the_date_and_say_utc(alpha, trader):
+    # Arrange: a fill half an hour ago, a mark the day before (marks may be older than the fill)
+    fill(alpha.id, "BUY", "2", "100")
+    marked = (T0 - timedelta(days=1)).replace(hour=7, minute=8, second=9)
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=marked)
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: the times as the other pages show them (date and time, in a column saying UTC), not a bare clock time
+    assert "<th>updated (UTC)</th>" in body
+    assert f'<td class="mono">{marked:%Y-%m-%d} 07:08:09</td>' in body
+
+
+@pytest.mark.django_db
 def test_positions_without_history_says_so(alpha, trader):
     body = logged_in(trader).get("/live/positions").content.decode()
 
