@@ -152,7 +152,8 @@ def routing_lines(decision: Mapping) -> list[str]:
     for c in decision.get("candidates", []):
         mark = "*" if c.get("venue") == decision.get("venue") and c.get("eligible") else ("-" if c.get("eligible") else "x")
         lines.append(
-            f"  {mark} {c.get('venue', '?'):<16} total {fmt_figure(c.get('total_bps'))} bps = fee {fmt_figure(c.get('fee_bps'))}"
+            f"  {mark} {c.get('venue', '?'):<16} total {fmt_figure(c.get('total_bps'))} bps"
+            f" = fee {fmt_figure(c.get('fee_bps'))}"
             f" + slippage {fmt_figure(c.get('slippage_bps'))} + latency {fmt_figure(c.get('latency_bps'))}"
             f"  expected price {fmt_figure(c.get('expected_price'))}"
             + (f"  ({c['reason']})" if c.get("reason") else "")

@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from orders.formatting import fmt_figure
 from orders.models import OrderEvent
 
 T = OrderEvent.Type
@@ -268,14 +269,20 @@ def _detail(event: OrderEvent) -> str:
     if event.type == T.ROUTED:
         candidates = (order.routing_decision or {}).get("candidates") or []
         chosen = f"{p.get('venue', order.venue)} {p.get('instrument_key', order.routed_instrument_key)}"
-        costs = ", ".join(f"{c.get('venue')} {c.get('total_bps')} bps" if c.get("eligible")
+        costs = ", ".join(f"{c.get('venue')} {fmt_figure(c.get('total_bps'))} bps" if c.get("eligible")
                           else f"{c.get('venue')} ineligible" for c in candidates)
         more = f" (candidates: {costs})" if candidates else ""
         return f"routed to {chosen}{more}: {p.get('reason', '')}".rstrip(": ")
     if event.type in (T.PARTIALLY_FILLED, T.FILLED) and "last_qty" in p:
-        return (f"fill {p['last_qty']} @ {p['last_px']} fee {p.get('fee', '0')} {p.get('fee_currency', '')} "
-                f"({p.get('liquidity', '')}); filled {p.get('filled_quantity', '')}, leaves "
-                f"{p.get('leaves_quantity', '')}").replace("  ", " ")
+        text = (f"fill {fmt_figure(p['last_qty'])} @ {fmt_figure(p['last_px'])} fee {fmt_figure(p.get('fee', '0'))}"
+                f" {p.get('fee_currency', '')} ({p.get('liquidity', '')}); filled "
+                f"{fmt_figure(p.get('filled_quantity'))}, leaves {fmt_figure(p.get('leaves_quantity'))}")
+        return text.replace("  ", " ")
+    if event.type in (T.PARTIALLY_FILLED, T.FILLED) and p.get("source") == "children":
+        # An algorithm's parent moved by one of its slices' fills (orders.services.venue_events): its totals.
+        return (f"slice {p.get('child_client_order_id') or '?'} filled; filled {fmt_figure(p.get('filled_quantity'))}, "
+                f"leaves {fmt_figure(p.get('leaves_quantity'))}, avg price {fmt_figure(p.get('avg_fill_price'))}, "
+                f"fees {fmt_figure(p.get('fees'))}")
     parts = [str(p[name]) for name in ("reason", "detail", "command", "attempt") if p.get(name) not in (None, "")]
     if int(p.get("count", 1)) > 1:  # repeats folded into one entry (orders.services.dispatch.entry_repeat)
         parts.append(f"{p['count']} times since {p.get('first_at', '?')}")

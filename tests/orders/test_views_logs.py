@@ -9,7 +9,7 @@ from django.utils import timezone
 from odum_live.live import LiveTopicRefused
 from orders import views_logs
 from orders.models import OrderEvent
-from orders.selectors_logs import LogFilterError, LogFilters, execution_log, log_filters_parse
+from orders.selectors_logs import LogFilterError, LogFilters, execution_log, log_entry, log_filters_parse
 from orders.services import order_submit
 from risk.models import RiskLimit, Scope
 from tests.orders.conftest import typed_request
@@ -118,7 +118,8 @@ def test_logs_malformed_filter_keeps_every_other_filter_in_the_form(timeline, ba
     # Assert: refused, and the form still holds what was sent, the bad field too
     body = response.content.decode()
     assert response.status_code == 400
-    assert 'value="fill" style="width: auto" checked>' in body and 'value="routing" style="width: auto" checked>' in body
+    for kind in ("fill", "routing"):
+        assert f'value="{kind}" style="width: auto" checked>' in body
     assert "<option selected>BINANCE-FUTURES</option>" in body and "<option selected>beta</option>" in body
     assert f'id="f-instrument" name="instrument" list="instrument-keys" value="{FUT}"' in body
     assert 'name="until" value="2030-01-01T00:00:00Z"' in body
@@ -133,6 +134,37 @@ def test_logs_filter_with_nul_is_400_with_the_shared_reason(timeline, field):
 
     assert response.status_code == 400
     assert f'<p class="error">{field}: must not contain the NUL character (\\u0000)</p>' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_log_entry_of_an_algorithm_parent_filled_through_a_slice_names_the_slice_and_the_parents_figures(strategy):
+    # Arrange: the parent's entry written when its second TWAP slice filled (orders.services.venue_events)
+    parent = OrderFactory(strategy=strategy, exec_algorithm="TWAP", quantity=Decimal("0.02"))
+    event = OrderEventFactory(order=parent, type=E.PARTIALLY_FILLED, payload={
+        "kind": "FILLED", "filled_quantity": "0.010000000000000000", "avg_fill_price": "39482.740000000000000000",
+        "fees": "0.394827400000000000", "leaves_quantity": "0.010000000000000000", "source": "children",
+        "child_client_order_id": "OL035-E2"})
+
+    # Act
+    entry = log_entry(event)
+
+    # Assert: what moved the parent and where it stands, not an empty detail
+    assert entry.detail == "slice OL035-E2 filled; filled 0.01, leaves 0.01, avg price 39482.74, fees 0.3948274"
+
+
+@pytest.mark.django_db
+def test_log_entry_fill_and_routing_figures_are_canonical_decimals(strategy):
+    # Arrange: figures recorded at a fixed scale (an order's totals to 18 places, router costs to 6)
+    order = OrderFactory(strategy=strategy, routing_decision={"candidates": [
+        {"venue": "BINANCE-SPOT", "eligible": True, "total_bps": "10.050000"}]})
+    fill = OrderEventFactory(order=order, type=E.FILLED, payload={
+        "last_qty": "0.005", "last_px": "39487.320000", "fee": "0.1974366", "fee_currency": "USDT",
+        "liquidity": "TAKER", "filled_quantity": "0.020000000000000000", "leaves_quantity": "0E-18"})
+    routed = OrderEventFactory(order=order, type=E.ROUTED, payload={"venue": "BINANCE-SPOT", "reason": "as named"})
+
+    # Act / Assert
+    assert log_entry(fill).detail == "fill 0.005 @ 39487.32 fee 0.1974366 USDT (TAKER); filled 0.02, leaves 0"
+    assert "(candidates: BINANCE-SPOT 10.05 bps)" in log_entry(routed).detail
 
 
 @pytest.mark.django_db

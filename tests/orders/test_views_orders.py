@@ -328,10 +328,10 @@ def test_detail_outside_scope_is_404(strategy):
 
 def test_detail_routing_figures_padded_with_zeros_show_as_canonical_decimals(trader_client, strategy):
     # Arrange: the router records its figures at a fixed scale (bps to 6 places, prices to 18)
-    order = OrderFactory(strategy=strategy, routing_decision={"venue": "BINANCE-SPOT", "reason": "as named", "candidates": [
-                             {"venue": "BINANCE-SPOT", "eligible": True, "total_bps": "10.050000",
-                              "fee_bps": "10.000000", "slippage_bps": "0.000000", "latency_bps": "0.050000",
-                              "expected_price": "1000.000000000000000000"}]})
+    candidate = {"venue": "BINANCE-SPOT", "eligible": True, "total_bps": "10.050000", "fee_bps": "10.000000",
+                 "slippage_bps": "0.000000", "latency_bps": "0.050000", "expected_price": "1000.000000000000000000"}
+    order = OrderFactory(strategy=strategy, routing_decision={"venue": "BINANCE-SPOT", "reason": "as named",
+                                                              "candidates": [candidate]})
 
     # Act
     body = trader_client.get(f"/live/orders/{order.id}").content.decode()
