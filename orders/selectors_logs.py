@@ -252,10 +252,13 @@ def execution_log_events(*, event_ids: Iterable[int], visible_strategy_ids: Iter
 
 def log_entry(event: OrderEvent) -> LogEntry:
     """Return the :class:`LogEntry` of ``event`` (its order loaded) with a one-line detail."""
-    return LogEntry(event=event, kind=_KIND_OF.get(event.type, "other"), detail=_detail(event))
+    return LogEntry(event=event, kind=_KIND_OF.get(event.type, "other"), detail=event_detail(event))
 
 
-def _detail(event: OrderEvent) -> str:
+def event_detail(event: OrderEvent) -> str:
+    """Return one line on what ``event`` says (the log's detail column, the order page's events): the
+    order message, a denial's or cancel's reason, the router's choice and costs, a fill's figures …;
+    ``""`` when the event carries nothing more than its type. Reads ``event.order`` (load it with the event)."""
     p = event.payload or {}
     order = event.order
     if event.type == T.RECEIVED:

@@ -11,6 +11,7 @@ from django import template
 
 from orders import formatting
 from orders.models import OrderEvent
+from orders.selectors_logs import event_detail
 from orders.state import TERMINAL_STATUSES, cancel_accepted
 
 register = template.Library()
@@ -18,6 +19,7 @@ register = template.Library()
 register.filter("dec", formatting.fmt_decimal)
 register.filter("utc", formatting.fmt_time)
 register.filter("figure", formatting.fmt_figure)
+register.filter("event_detail", event_detail)
 register.filter("status_line", formatting.order_status_line)
 
 

@@ -1,11 +1,13 @@
 """The Orders page (/live/orders), the order detail (/live/orders/<id>) and cancel from the pages."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from orders.formatting import fmt_time
 from orders.models import Order, OrderEvent
 from orders.web import views
 from tests.orders import web_fixtures
@@ -17,8 +19,6 @@ trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_
 
 def rows(response) -> list[str]:
     """Operation ids of the rows on the page, in order."""
-    import re
-
     return re.findall(r'<td class="mono">(op-[^<]+)</td>', response.content.decode())
 
 
@@ -316,6 +316,30 @@ def test_detail_shows_timeline_fills_risk_routing_children(trader_client, strate
     assert "12.5" in body and "lowest cost" in body
     assert 'style="width: 50.0%"' in body  # child orders' progress: 0.01 of 0.02 filled
     assert f'ws-connect="/ws/live/?topics=order:{order.id}"' in body
+
+
+def test_detail_lists_every_event_with_who_and_why(trader_client, strategy):
+    # Arrange: a resting order canceled by a person, with the reason they gave
+    now = timezone.now()
+    order = OrderFactory(strategy=strategy, status="CANCELED")
+    OrderEventFactory(order=order, type="ACCEPTED", ts=now, actor="venue:BINANCE-SPOT", status_before="SUBMITTED",
+                      status_after="ACCEPTED")
+    OrderEventFactory(order=order, type="CANCEL_REQUESTED", ts=now + timedelta(seconds=1), actor="tina",
+                      status_before="ACCEPTED", status_after="PENDING_CANCEL",
+                      payload={"reason": "too far from the market"})
+    OrderEventFactory(order=order, type="CANCELED", ts=now + timedelta(seconds=2), actor="venue:BINANCE-SPOT",
+                      status_before="PENDING_CANCEL", status_after="CANCELED")
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert: each entry in order with its time, change, actor and detail (the execution log's words)
+    events = re.findall(r'<tr class="event" data-type="([A-Z_]+)">\s*<td class="mono">([^<]+)</td>'
+                        r'\s*<td>[A-Z_]+</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td[^>]*>([^<]*)</td>', body)
+    assert [(kind, actor, detail) for kind, _, _, actor, detail in events] == [
+        ("ACCEPTED", "venue:BINANCE-SPOT", ""), ("CANCEL_REQUESTED", "tina", "too far from the market"),
+        ("CANCELED", "venue:BINANCE-SPOT", "")]
+    assert events[1][1] == fmt_time(now + timedelta(seconds=1)) and events[1][2] == "ACCEPTED → PENDING_CANCEL"
 
 
 def test_detail_outside_scope_is_404(strategy):
