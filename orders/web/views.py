@@ -277,8 +277,9 @@ def order_cancel_view(request, order_id):
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
     status = 200
     try:
+        from_page = "the order's page" if _from_detail(request) else "the Orders page"
         order = order_cancel(order=order, actor=request.user.get_username(),
-                             reason=reason or "canceled from the Orders page")
+                             reason=reason or f"canceled from {from_page}")
         error = ""
     except OrderNotCancelable as exc:
         order, error, status = order_get_visible(access=access, order_id=order_id), str(exc), 409
@@ -292,10 +293,14 @@ def order_cancel_view(request, order_id):
 DETAIL_TARGET = "order-detail"
 
 
+def _from_detail(request) -> bool:
+    return bool(request.htmx) and request.htmx.target == DETAIL_TARGET
+
+
 def _cancel_answer(request, access, order: Order, *, error: str, status: int) -> HttpResponse:
     # For htmx, the partial the cancel came from, re-read as its page renders it, the error beside the status:
     # the detail body (orders/_detail.html) or the Orders page's row (orders/_row.html).
-    if request.htmx.target == DETAIL_TARGET:
+    if _from_detail(request):
         order = order_get(access=access, order_id=order.pk)
         template = "orders/_detail.html"
     else:

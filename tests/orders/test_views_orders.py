@@ -144,6 +144,17 @@ def test_cancel_routed_order_by_trader_is_attributed(trader_client, trader, stra
     assert 'data-status="CANCELED"' in response.content.decode()
 
 
+@pytest.mark.parametrize(("button", "reason"), [
+    ("row", "canceled from the Orders page"), ("detail", "canceled from the order's page")])
+def test_cancel_without_reason_records_the_page_it_came_from(trader_client, strategy, button, reason):
+    order = OrderFactory(strategy=strategy)
+    target = f"order-{order.id}" if button == "row" else "order-detail"  # the buttons' hx-target
+
+    trader_client.post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true", HTTP_HX_TARGET=target)
+
+    assert OrderEvent.objects.get(order=order, type="CANCELED").payload["reason"] == reason
+
+
 def test_orders_routed_algorithm_slice_offers_no_cancel_button(trader_client, strategy):
     # Arrange: a ROUTED slice of a TWAP parent (its algorithm submits it; the cancel service refuses it)
     parent = OrderFactory(strategy=strategy, status="ACCEPTED", exec_algorithm="TWAP")
