@@ -60,6 +60,22 @@ def test_orders_filters_and_search(trader_client, strategy, params, expected):
     assert rows(trader_client.get("/live/orders", params)) == expected
 
 
+@pytest.mark.parametrize(("status", "fields", "shown"), [
+    ("DENIED", {"rejection_reason": "max_order_quantity: observed 5, limit 2 BTC (STRATEGY:alpha)"},
+     "max_order_quantity: observed 5, limit 2 BTC (STRATEGY:alpha)"),
+    ("REJECTED", {"rejection_reason": "venue: insufficient balance " + "x" * 100}, "venue: insufficient balance xxx"),
+    ("REJECTED", {"error_message": "never sent: the trading worker did not take it"}, "never sent: the trading"),
+])
+def test_orders_row_of_a_refused_order_says_why(trader_client, strategy, status, fields, shown):
+    order = OrderFactory(strategy=strategy, status=status, **fields)
+
+    body = trader_client.get("/live/orders").content.decode()
+
+    row = re.search(rf'<tr id="order-{order.id}".*?</tr>', body, re.S).group(0)
+    assert 'data-testid="why"' in row and shown in row
+    assert f'title="{next(iter(fields.values()))}"' in row  # the whole reason, however long
+
+
 def test_orders_search_by_order_id(trader_client, strategy):
     wanted = OrderFactory(strategy=strategy, operation_id="op-x")
     OrderFactory(strategy=strategy, operation_id="op-y")
