@@ -87,6 +87,19 @@ def test_logs_filters(timeline, params, expected):
 
 
 @pytest.mark.django_db
+def test_logs_filter_form_every_label_names_a_control_and_the_kinds_have_a_legend(timeline):
+    import re
+
+    body = logged_in(person_in("viewer")).get("/live/logs").content.decode()
+
+    ids = set(re.findall(r' id="([^"]+)"', body))
+    for label in re.findall(r"<label\b[^>]*>.*?</label>", body, re.S):
+        target = re.search(r'for="([^"]+)"', label)
+        assert (target and target.group(1) in ids) or "<input" in label, label
+    assert re.search(r"<fieldset[^>]*>\s*<legend[^>]*>kind</legend>", body)
+
+
+@pytest.mark.django_db
 def test_logs_person_sees_only_strategies_they_trade(timeline, desk):
     assert event_types(logged_in(desk).get("/live/logs")) == ["FILLED", "ROUTED", "RECEIVED"]
 
