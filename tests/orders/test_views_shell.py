@@ -5,6 +5,8 @@ from django.test import Client
 
 from tests.orders import web_fixtures
 
+trader, trader_client = web_fixtures.trader, web_fixtures.trader_client
+
 pytestmark = pytest.mark.django_db
 
 
@@ -89,3 +91,21 @@ def test_plain_request_without_session_is_still_redirected_to_login():
 
     assert response.status_code == 302
     assert response["Location"] == "/accounts/login/?next=/live/orders%3Fvenue%3DBINANCE-SPOT"
+
+
+def test_htmx_post_refused_by_csrf_answers_the_reason_alone_not_a_whole_page(trader_client, strategy):
+    # Arrange: a page whose CSRF token is stale (the person logged in again in another tab)
+    from tests.orders.factories import OrderFactory
+
+    order = OrderFactory(strategy=strategy)
+    trader_client.handler.enforce_csrf_checks = True
+
+    # Act: its row's Cancel (htmx swaps a 403 into the row)
+    response = trader_client.post(f"/live/orders/{order.id}/cancel", HTTP_HX_REQUEST="true",
+                                  HTTP_X_CSRFTOKEN="stale-token-from-an-old-page")
+
+    # Assert: the reason, saying what to do, as a fragment (no page shell inside the row)
+    body = response.content.decode()
+    assert response.status_code == 403
+    assert 'data-testid="forbidden"' in body and "reload the page" in body
+    assert "<html" not in body and "<body" not in body
