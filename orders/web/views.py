@@ -215,8 +215,9 @@ def orders_page(request):
         "venues": Venue.objects.order_by("code").values_list("code", flat=True),
         "strategies": _visible_strategies(access),
         "query": query.urlencode(),
-        # New orders arriving live are added at the top only where they would be on a reload.
-        "live_insert": page.number == 1 and not filters.get("q") and not filters.get("created_before"),
+        # New orders arriving live are added at the top only where they would be on a reload: the first page,
+        # and no filter the page's script cannot match (it matches status, venue, strategy and instrument).
+        "live_insert": page.number == 1 and not any(filters.get(name) for name in ("q", "created_before", "side")),
     }
     template = "orders/_orders_table.html" if request.htmx else "orders/orders.html"
     return render(request, template, context)

@@ -130,6 +130,17 @@ def test_orders_paginates(trader_client, strategy, monkeypatch):
     assert 'data-live-insert="0"' in second.content.decode()  # live rows go to the first page only
 
 
+@pytest.mark.parametrize(("params", "live"), [
+    ({}, "1"), ({"status": "ACCEPTED", "venue": "BINANCE-SPOT"}, "1"),  # the page's script matches these itself
+    ({"side": "SELL"}, "0"),  # a filter the script cannot match (the API's, in the URL): no live inserts
+    ({"q": "op-1"}, "0"), ({"created_before": "2030-01-01T00:00:00Z"}, "0"),
+])
+def test_orders_live_inserts_only_where_the_page_can_tell_a_new_order_belongs(trader_client, strategy, params, live):
+    body = trader_client.get("/live/orders", params).content.decode()
+
+    assert f'data-live-insert="{live}"' in body
+
+
 def test_orders_person_without_view_permission_sees_own_strategies_only(strategy):
     beta = StrategyFactory(id="beta")
     OrderFactory(strategy=strategy, operation_id="op-mine")
