@@ -159,6 +159,20 @@ def test_orders_cancel_button_for_trader_not_viewer(trader_client, viewer_client
     assert button not in viewer_client.get("/live/orders").content.decode()
 
 
+def test_cancel_buttons_name_their_order(trader_client, strategy):
+    # Arrange: two cancelable orders, so two Cancel buttons on the Orders page
+    first = OrderFactory(strategy=strategy, operation_id="op-1")
+    OrderFactory(strategy=strategy, operation_id="op-2")
+
+    # Act
+    page = trader_client.get("/live/orders").content.decode()
+    detail = trader_client.get(f"/live/orders/{first.id}").content.decode()
+
+    # Assert: each button's accessible name says which order it cancels, not a row of bare "Cancel"s
+    assert 'aria-label="Cancel order op-1"' in page and 'aria-label="Cancel order op-2"' in page
+    assert 'aria-label="Cancel order op-1"' in detail
+
+
 def test_cancel_routed_order_by_trader_is_attributed(trader_client, trader, strategy):
     order = OrderFactory(strategy=strategy)
 
@@ -303,7 +317,8 @@ def test_detail_cancel_button_answers_into_the_detail(trader_client, strategy):
 
     body = trader_client.get(f"/live/orders/{order.id}").content.decode()
 
-    assert (f'hx-post="/live/orders/{order.id}/cancel"\n      hx-target="#order-detail" hx-swap="outerHTML"') in body
+    button = re.search(rf'<button [^>]*hx-post="/live/orders/{order.id}/cancel"[^>]*>', body).group(0)
+    assert 'hx-target="#order-detail"' in button and 'hx-swap="outerHTML"' in button
 
 
 @pytest.mark.parametrize(("status", "refusal", "answer"), [
