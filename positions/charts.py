@@ -1,7 +1,7 @@
 """Server-side SVG geometry for the equity / PnL curve (no JavaScript, no CDN).
 
 :func:`equity_chart` turns :func:`positions.selectors.equity_curve` series into coordinates and
-axis labels; ``templates/positions/_equity_chart.html`` draws them as an inline ``<svg>``. The
+axis labels; ``templates/positions/_chart.html`` draws them as an inline ``<svg>``. The
 maths is plain linear scaling; Decimal figures become floats only here, for drawing.
 """
 

@@ -126,6 +126,16 @@ def test_positions_inverse_contract_pnl_in_coin_shows_satoshis_not_cents(alpha, 
 
 
 @pytest.mark.django_db
+def test_positions_chart_time_axis_says_utc(alpha, trader):
+    fill(alpha.id, "BUY", "1", "100", ts=T0)
+
+    body = logged_in(trader).get("/live/positions/chart").content.decode()
+
+    assert f">{T0:%m-%d %H:%M:%S}</text>" in body  # the first point's time, T0 being UTC
+    assert "Times in UTC." in body
+
+
+@pytest.mark.django_db
 def test_positions_chart_partial_unknown_window_falls_back_to_default(alpha, trader):
     fill(alpha.id, "BUY", "1", "100")
 
