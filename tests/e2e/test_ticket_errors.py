@@ -13,13 +13,13 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip
+from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip, _wait_up_to
 from tests.orders.factories import StrategyFactory
 from tests.orders.web_fixtures import person_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 #: Milliseconds Playwright waits for a page change.
-WAIT_MS = 10_000
+WAIT_MS = 30_000
 
 
 def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_under_the_field(live_server,
@@ -28,7 +28,6 @@ def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_u
 
     # Arrange: DEBUG on (make run's default), a trader of strategy alpha on the Execute page
     _chromium_or_skip()
-    expect.set_options(timeout=WAIT_MS)
     settings.DEBUG = True
     trader = person_in("trader")
     StrategyFactory(id="alpha").traders.add(trader)
@@ -39,7 +38,7 @@ def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_u
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             context = browser.new_context()
-            context.set_default_timeout(WAIT_MS)
+            _wait_up_to(context, WAIT_MS)
             context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
                                   "url": live_server.url}])
             page = context.new_page()
