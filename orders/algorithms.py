@@ -19,17 +19,21 @@ ICEBERG    ``display_qty``: the visible quantity in base units, 0 < display_qty 
            LIMIT orders only (an iceberg rests on the book).
 =========  ==================================================================================
 
-Numbers follow the API's rule (no JSON floats): integers as JSON integers, decimals as strings.
-Validated params come back *normalised* (ints as ``int``, decimals as canonical strings) so the
-stored JSON and the request fingerprint do not depend on how the client spelled them.
+Numbers follow the API's rule (no JSON floats): integers as JSON integers; decimals (``max_participation``,
+``volume_profile``'s weights, ``display_qty``) exactly as a top-level decimal of the order message
+(:func:`odum_live.fields.decimal_input`: a string of the schema's decimal pattern, no edge whitespace,
+exponent, "+", "_" or non-ASCII digit, or a JSON integer of at most 18 digits). Validated params come
+back *normalised* (ints as ``int``, decimals as canonical strings) so the stored JSON and the request
+fingerprint do not depend on how the client spelled them.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from odum_live.decimals import plain_decimal as format_decimal  # re-exported: callers import it from here
+from odum_live.fields import DecimalInputError, decimal_input
 
 #: Longest accepted algorithm horizon, seconds (7 days): longer schedules are a config mistake.
 MAX_HORIZON_SECS = 7 * 24 * 3600
@@ -75,21 +79,11 @@ def _decimal(params: dict, name: str, errors: dict) -> Decimal | None:
     if name not in params:
         errors.setdefault(name, []).append("is required")
         return None
-    value = params[name]
-    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int)):
-        errors.setdefault(name, []).append(
-            f"must be a decimal string such as \"0.1\" (JSON floats lose precision), got {value!r}"
-        )
-        return None
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        errors.setdefault(name, []).append(f"is not a decimal number: {value!r}")
+        return decimal_input(params[name])
+    except DecimalInputError as exc:
+        errors.setdefault(name, []).append(exc.reason)
         return None
-    if not number.is_finite():
-        errors.setdefault(name, []).append(f"must be a finite number, got {value!r}")
-        return None
-    return number
 
 
 def _volume_profile(params: dict, errors: dict, *, slices: int | None) -> list[str] | None:
@@ -105,20 +99,13 @@ def _volume_profile(params: dict, errors: dict, *, slices: int | None) -> list[s
         return None
     weights: list[Decimal] = []
     for index, item in enumerate(value):
-        if isinstance(item, bool) or isinstance(item, float) or not isinstance(item, (str, int)):
-            errors.setdefault("volume_profile", []).append(
-                f"item {index} must be a decimal string such as \"1.5\" (JSON floats lose precision), got {item!r}"
-            )
-            return None
         try:
-            weight = Decimal(str(item).strip())
-        except InvalidOperation:
-            errors.setdefault("volume_profile", []).append(f"item {index} is not a decimal number: {item!r}")
+            weight = decimal_input(item)
+        except DecimalInputError as exc:
+            errors.setdefault("volume_profile", []).append(f"item {index} {exc.reason}")
             return None
-        if not weight.is_finite() or weight < 0:
-            errors.setdefault("volume_profile", []).append(
-                f"item {index} must be a finite non-negative weight, got {item!r}"
-            )
+        if weight < 0:
+            errors.setdefault("volume_profile", []).append(f"item {index} must be a non-negative weight, got {item!r}")
             return None
         weights.append(weight)
     if slices is not None and len(weights) != slices:

@@ -5,7 +5,9 @@ Numbers
 Prices, quantities and amounts are decimals end to end. In requests they are accepted as JSON
 **strings** (``"0.01"``) or JSON **integers** (``5``); JSON numbers with a fraction or exponent
 (``0.01``, ``1e3``) are refused with a 400, because a JSON parser turns them into binary floats
-and ``0.1`` is not ``0.1`` in binary — an order API must not round a client's price. Responses give
+and ``0.1`` is not ``0.1`` in binary — an order API must not round a client's price. A decimal inside a
+JSON object (``exec_algorithm_params``, ``expected_deltas``) is read by the same rule
+(:func:`odum_live.fields.decimal_input`). Responses give
 every decimal as a canonical string (``"0.01"``, never ``"0.010000000000000000"``).
 
 Times are ISO-8601; a time without an offset is taken as UTC. Responses use UTC with ``Z``.
@@ -14,14 +16,22 @@ Times are ISO-8601; a time without an offset is taken as UTC. Responses use UTC 
 from __future__ import annotations
 
 import copy
-import re
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from odum_live.fields import DECIMAL_PLACES, MAX_DIGITS, NUL_REASON, NulCharacterError, refuse_nul
+from odum_live.fields import (
+    DECIMAL_PLACES,
+    DECIMAL_STRING_PATTERN,
+    MAX_DIGITS,
+    NUL_REASON,
+    DecimalInputError,
+    NulCharacterError,
+    decimal_input,
+    refuse_nul,
+)
 from orders.algorithms import format_decimal
 from orders.models import Order, OrderEvent
 from orders.services.request import (
@@ -46,31 +56,16 @@ MAX_JSON_DEPTH = 64
 SEQUENCE_IN_GROUP_MAX = 2**31 - 1
 
 
-#: A request's decimal string: an optional "-", up to 18 integer and 18 fraction digits (NUMERIC(36,18)), at
-#: least one digit, nothing else (no edge whitespace, exponent, "+", "_" or non-ASCII digit). The API's
-#: rule and its OpenAPI schema's ``pattern`` alike (ECMA-262 syntax, which Python's ``re`` reads the same).
-DECIMAL_STRING_PATTERN = (
-    rf"^-?(?:[0-9]{{1,{MAX_DIGITS - DECIMAL_PLACES}}}(?:\.[0-9]{{0,{DECIMAL_PLACES}}})?|\.[0-9]{{1,{DECIMAL_PLACES}}})$"
-)
-_DECIMAL_STRING = re.compile(DECIMAL_STRING_PATTERN)
-
-
 class StrictDecimalField(serializers.DecimalField):
     """A decimal given as a JSON string or integer (NUMERIC(36,18)); JSON floats are refused.
 
-    A string must match :data:`DECIMAL_STRING_PATTERN`, the pattern the OpenAPI schema gives, so a client
-    generated from the schema and the API take the same strings. DRF's ``DecimalField`` trims edge
-    whitespace and reads anything :class:`decimal.Decimal` reads (``"1e3"``, ``"+1"``, ``"1_000"``, non-ASCII
-    digits) and, where null is allowed, takes ``""`` for null; here those are a 400 naming the field.
+    Input is read by :func:`odum_live.fields.decimal_input`, the rule of every decimal of a request, inside
+    JSON objects too: a string must match :data:`~odum_live.fields.DECIMAL_STRING_PATTERN`, the pattern the
+    OpenAPI schema gives, so a client generated from the schema and the API take the same strings. DRF's
+    ``DecimalField`` trims edge whitespace and reads anything :class:`decimal.Decimal` reads (``"1e3"``,
+    ``"+1"``, ``"1_000"``, non-ASCII digits) and, where null is allowed, takes ``""`` for null; here those
+    are a 400 naming the field, with the reason of :data:`~odum_live.fields.DECIMAL_INPUT_REASONS`.
     """
-
-    default_error_messages = {
-        "float": "must be a decimal string such as \"0.01\" or a JSON integer: JSON numbers with a fraction "
-                 "or exponent are binary floats and lose precision.",
-        "whitespace": "must not have leading or trailing whitespace",
-        "format": "must be a plain decimal string such as \"0.01\": an optional \"-\", ASCII digits and an "
-                  "optional \".\" (no exponent, \"+\" or separators)",
-    }
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_digits", MAX_DIGITS)
@@ -83,25 +78,26 @@ class StrictDecimalField(serializers.DecimalField):
         return serializers.Field.validate_empty_values(self, data)
 
     def to_internal_value(self, data):
-        if isinstance(data, (bool, float)):
-            self.fail("float")
-        if isinstance(data, str) and data != data.strip():
-            self.fail("whitespace")
-        value = super().to_internal_value(data)  # DRF's reasons first: "A valid number is required." …
-        if isinstance(data, str) and not _DECIMAL_STRING.fullmatch(data):
-            self.fail("format")
-        return value
+        try:
+            decimal_input(data)
+        except DecimalInputError as exc:
+            raise serializers.ValidationError(exc.reason, code=exc.code) from None
+        return super().to_internal_value(data)  # DRF's quantized Decimal, as the services always had it
 
     def to_representation(self, value):
         return None if value is None else format_decimal(Decimal(value))
 
 
-@extend_schema_field({
+#: The OpenAPI schema of a request decimal.
+DECIMAL_INPUT_SCHEMA = {
     "oneOf": [
         {"type": "string", "format": "decimal", "pattern": DECIMAL_STRING_PATTERN, "example": "0.01"},
         {"type": "integer"},
     ]
-})
+}
+
+
+@extend_schema_field(DECIMAL_INPUT_SCHEMA)
 class DecimalInputField(StrictDecimalField):
     """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer."""
 
@@ -286,8 +282,12 @@ class OrderCreateInputSerializer(serializers.Serializer):
     exec_algorithm_params = JsonObjectField(
         required=False,
         help_text="Per algorithm: TWAP {horizon_secs, interval_secs} (positive integer seconds, interval ≤ horizon); "
-                  "VWAP the same plus max_participation (decimal string in (0, 1]); ICEBERG {display_qty} "
-                  "(decimal string, base units, 0 < display_qty < quantity; LIMIT only); NORMAL takes none.",
+                  "VWAP the same plus max_participation (decimal in (0, 1]) and optionally volume_profile (one "
+                  "non-negative decimal weight per interval, not all zero); ICEBERG {display_qty} (decimal, base "
+                  "units, 0 < display_qty < quantity; LIMIT only); NORMAL takes none. Each decimal is written as "
+                  "quantity is: a decimal string (optional \"-\", at most 18 digits, optional \".\" and at most 18 "
+                  "more; no whitespace, exponent, \"+\" or \"_\") or a JSON integer of at most 18 digits. An "
+                  "error is keyed by the parameter's name.",
     )
     operation = StrictChoiceField(choices=Order.Operation.choices, required=False,
                                   help_text="trade (default), supply, borrow, stake, withdraw, swap, transfer, bet.")
@@ -322,8 +322,11 @@ class OrderCreateInputSerializer(serializers.Serializer):
     target_venue = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="Transfers: venue the funds go to (operation transfer only).")
     expected_deltas = JsonObjectField(required=False,
-                                      help_text="Expected balance changes: asset → signed decimal string, e.g. "
-                                                "{\"BTC\": \"0.01\", \"USDT\": \"-400\"} (≤ 16 KiB of JSON).")
+                                      help_text="Expected balance changes: asset → signed decimal, e.g. "
+                                                "{\"BTC\": \"0.01\", \"USDT\": \"-400\"} (≤ 16 KiB of JSON); each "
+                                                "written as quantity is (a decimal string of its pattern or a JSON "
+                                                "integer of at most 18 digits). An error names the asset: "
+                                                "\"BTC: <reason>\".")
     metadata = JsonObjectField(required=False, help_text="Free client data stored with the order (≤ 16 KiB of JSON).")
 
     def get_fields(self):

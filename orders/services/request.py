@@ -13,12 +13,12 @@ import json
 import math
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.utils import timezone as dj_timezone
 
-from odum_live.fields import MAX_DIGITS, NUMERIC_BOUND
+from odum_live.fields import MAX_DIGITS, NUMERIC_BOUND, DecimalInputError, decimal_input
 from odum_live.instruments import InstrumentKey, InstrumentKeyError
 from odum_live.intent import OrderIntent
 from orders.algorithms import AlgorithmParamsError, format_decimal, validate_exec_algorithm_params
@@ -262,7 +262,9 @@ def order_request_build(**data: Any) -> OrderRequest:
         (:data:`OPERATION_SIDES`); bets need odds > 1; transfers need distinct ``source_venue`` and
         ``target_venue`` (and only transfers take them); ``sequence_in_group`` needs
         ``atomic_group_id``; ``max_slippage`` in [0, 1]; ``metadata`` and ``expected_deltas`` at most
-        :data:`MAX_METADATA_BYTES` of compact JSON each.
+        :data:`MAX_METADATA_BYTES` of compact JSON each; ``expected_deltas`` maps each asset to a decimal
+        read as every decimal of the message is (:func:`odum_live.fields.decimal_input`; the reason follows
+        the asset: ``"BTC: must not have leading or trailing whitespace"``).
     OrderRequestExpired
         (An ``OrderRequestInvalid``.) The only fault is an ``expire_time`` already passed; it
         carries the otherwise valid request, for :func:`orders.services.submit.order_submit` to
@@ -433,18 +435,10 @@ def _expected_deltas(value: Any, errors: dict) -> dict:
         return {}
     out = {}
     for asset, amount in value.items():
-        if isinstance(amount, bool) or isinstance(amount, float) or not isinstance(amount, (str, int)):
-            _add(errors, "expected_deltas", f"{asset}: must be a decimal string such as \"-0.5\", got {amount!r}")
-            continue
         try:
-            number = Decimal(str(amount).strip())
-        except InvalidOperation:
-            _add(errors, "expected_deltas", f"{asset}: {amount!r} is not a decimal number")
-            continue
-        if not number.is_finite():
-            _add(errors, "expected_deltas", f"{asset}: must be finite")
-            continue
-        out[str(asset)] = format_decimal(number)
+            out[str(asset)] = format_decimal(decimal_input(amount))
+        except DecimalInputError as exc:
+            _add(errors, "expected_deltas", f"{asset}: {exc.reason}")
     return out
 
 

@@ -6,7 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from odum_live.fields import DECIMAL_INPUT_REASONS, DECIMAL_INTEGER_MAX
 from orders.api.serializers import SERVER_OWNED_FIELDS, OrderOutputSerializer
+from orders.algorithms import format_decimal
 from orders.models import Order, OrderEvent
 from risk.models import RiskLimit, Scope
 from tests.orders.conftest import client_for
@@ -430,6 +432,70 @@ def test_post_order_decimal_string_with_edge_whitespace_is_400_naming_the_field(
     assert response.status_code == 400
     assert response.json()["fields"] == {field: ["must not have leading or trailing whitespace"]}
     assert Order.objects.count() == 0
+
+
+#: Decimals a top-level field refuses (odum_live.fields.decimal_input), with the code of the reason.
+REFUSED_DECIMALS = [
+    (" 0.001", "whitespace"), ("0.001 ", "whitespace"), ("0.001\n", "whitespace"), ("1e-3", "format"),
+    ("+0.001", "format"), ("0_001", "format"), ("NaN", "format"), ("Infinity", "format"), ("\u0660.001", "format"),
+    ("0." + "0" * 18 + "1", "format"), ("1" * 19, "format"), ("", "format"), (0.001, "float"), (True, "type"),
+    (DECIMAL_INTEGER_MAX + 1, "integer_digits"), (-DECIMAL_INTEGER_MAX - 1, "integer_digits"),
+]
+_VWAP = {"horizon_secs": 180, "interval_secs": 60, "max_participation": "0.5"}
+
+
+@pytest.mark.parametrize(("value", "code"), REFUSED_DECIMALS)
+@pytest.mark.parametrize(("changes", "where"), [
+    (lambda v: {"exec_algorithm": "ICEBERG", "exec_algorithm_params": {"display_qty": v}}, "display_qty"),
+    (lambda v: {"exec_algorithm": "VWAP", "exec_algorithm_params": {**_VWAP, "max_participation": v}},
+     "max_participation"),
+    (lambda v: {"exec_algorithm": "VWAP", "exec_algorithm_params": {**_VWAP, "volume_profile": ["1", v, "1"]}},
+     "volume_profile"),
+], ids=["display_qty", "max_participation", "volume_profile"])
+def test_post_order_algorithm_decimal_param_outside_the_decimal_rule_is_400_naming_the_param(
+        tradable, svc_client, value, code, changes, where):
+    # Act: what a top-level decimal refuses (the schema's pattern / integer bounds) is refused inside the params
+    response = svc_client.post(URL, order_body(**changes(value)), format="json")
+    # Assert: the same reason, under exec_algorithm_params → the parameter (a profile names the item)
+    assert response.status_code == 400, response.json()
+    reason = DECIMAL_INPUT_REASONS[code]
+    expected = f"item 1 {reason}" if where == "volume_profile" else reason
+    assert response.json()["fields"] == {"exec_algorithm_params": {where: [expected]}}
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(("value", "code"), REFUSED_DECIMALS)
+def test_post_order_expected_delta_outside_the_decimal_rule_is_400_naming_the_asset(tradable, svc_client, value,
+                                                                                    code):
+    # Act
+    response = svc_client.post(URL, order_body(expected_deltas={"USDT": "-400", "BTC": value}), format="json")
+    # Assert: the same reason as a top-level decimal, after the asset
+    assert response.status_code == 400, response.json()
+    assert response.json()["fields"] == {"expected_deltas": [f"BTC: {DECIMAL_INPUT_REASONS[code]}"]}
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["0.005", "-0.005", ".005", "5.", "0." + "0" * 17 + "1", 1, -1,
+                                   DECIMAL_INTEGER_MAX, -DECIMAL_INTEGER_MAX, "9" * 18 + "." + "9" * 18])
+def test_post_order_expected_delta_a_top_level_decimal_takes_is_accepted_normalised(tradable, svc_client, value):
+    # Act
+    response = svc_client.post(URL, order_body(expected_deltas={"BTC": value}), format="json")
+    # Assert
+    assert response.status_code == 201, response.json()
+    assert response.json()["expected_deltas"] == {"BTC": format_decimal(Decimal(value))}
+
+
+def test_post_order_algorithm_decimal_params_a_top_level_decimal_takes_are_accepted_normalised(tradable, svc_client):
+    # Act
+    iceberg = svc_client.post(URL, order_body(quantity="1", exec_algorithm="ICEBERG",
+                                              exec_algorithm_params={"display_qty": ".10"}), format="json")
+    vwap = svc_client.post(URL, order_body(exec_algorithm="VWAP", exec_algorithm_params={
+        **_VWAP, "max_participation": 1, "volume_profile": ["0." + "0" * 17 + "1", 2, "3."]}), format="json")
+    # Assert
+    assert iceberg.status_code == 201 and vwap.status_code == 201, (iceberg.json(), vwap.json())
+    assert iceberg.json()["exec_algorithm_params"] == {"display_qty": "0.1"}
+    assert vwap.json()["exec_algorithm_params"] == {**_VWAP, "max_participation": "1",
+                                                    "volume_profile": ["0." + "0" * 17 + "1", "2", "3"]}
 
 
 @pytest.mark.parametrize("field", ["side", "order_type", "time_in_force", "exec_algorithm", "operation"])
