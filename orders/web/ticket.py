@@ -91,13 +91,16 @@ class Ticket:
         whitespace where the API does, with its own reason (a choice: " BUY" is no side;
         ``expire_time``; ``quantity`` and ``price``, whose decimal strings the OpenAPI schema's pattern
         refuses with it; ``operation_id``, where " op-1" would be another idempotency key). Trimming
-        here had the ticket take " BUY" where the API refuses it. Algorithm parameters are trimmed:
-        the ticket turns them into the JSON values the API takes (integer seconds, decimal strings,
-        which the API trims too).
+        here had the ticket take " BUY" where the API refuses it. A decimal algorithm parameter
+        (``display_qty``, ``max_participation``) is likewise sent as typed, a decimal string the API
+        reads as it reads ``quantity`` (:func:`odum_live.fields.decimal_input`). The ticket turns the
+        others into the JSON values the API takes, so they are trimmed: integer seconds, and
+        ``volume_profile``'s list of weights. A parameter left blank is absent.
         """
         values = {name: str(data.get(name, "") or "") for name in TICKET_FIELDS}
-        params = {name: str(data.get(f"param_{name}", "") or "").strip() for name in PARAM_KINDS}
-        return cls(values=values, params={k: v for k, v in params.items() if v})
+        params = {name: str(data.get(f"param_{name}", "") or "") for name in PARAM_KINDS}
+        return cls(values=values, params={name: value if PARAM_KINDS[name] == "decimal" else value.strip()
+                                          for name, value in params.items() if value.strip()})
 
     def algorithm_params(self) -> dict[str, str]:
         """The params that belong to the chosen algorithm (others are left behind by a form)."""

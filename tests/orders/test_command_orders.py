@@ -61,6 +61,31 @@ def test_submit_algorithm_params(trader, tradable):
     assert Order.objects.get().exec_algorithm_params == {"display_qty": "0.01"}
 
 
+@pytest.mark.parametrize(("value", "reason"), [
+    (" 0.01", "must not have leading or trailing whitespace"),
+    ("1e-2", "must be a plain decimal string"),
+    ("+0.01", "must be a plain decimal string"),
+    ("NaN", "must be a plain decimal string"),
+])
+def test_submit_algorithm_decimal_param_outside_the_decimal_rule_names_param_and_reason(trader, tradable, value,
+                                                                                         reason):
+    # Act / Assert: the API's reason for a decimal it refuses, under exec_algorithm_params → display_qty
+    with pytest.raises(CommandError, match=f"exec_algorithm_params: display_qty: {reason}"):
+        submit("--type", "LIMIT", "--price", "40000", "--algorithm", "ICEBERG", "--param", f"display_qty={value}",
+               user=trader.username)
+    assert not Order.objects.exists()
+
+
+def test_submit_vwap_decimal_params_are_stored_normalised(trader, tradable):
+    # Act
+    submit("--algorithm", "VWAP", "--param", "horizon_secs=30", "--param", "interval_secs=10",
+           "--param", "max_participation=0.50", "--param", "volume_profile=1,2.0,.5", user=trader.username)
+    # Assert
+    assert Order.objects.get().exec_algorithm_params == {"horizon_secs": 30, "interval_secs": 10,
+                                                         "max_participation": "0.5",
+                                                         "volume_profile": ["1", "2", "0.5"]}
+
+
 @pytest.mark.parametrize(("extra", "qty", "field"), [
     ((), "0", "quantity"),
     (("--type", "LIMIT"), "1", "price"),

@@ -150,6 +150,42 @@ def test_execute_field_with_edge_whitespace_is_taken_as_the_api_takes_it(trader_
     assert Order.objects.count() == (2 if accepted else 0)
 
 
+@pytest.mark.parametrize(("param", "value", "accepted"), [
+    # A decimal parameter is a decimal string as typed, read as the API reads one: " 0.001" is outside the
+    # schema's decimal pattern, as it is for quantity.
+    ("display_qty", "0.001", True),
+    ("display_qty", " 0.001", False),
+    ("display_qty", "0.001 ", False),
+    ("display_qty", "1e-3", False),
+    ("display_qty", "+0.001", False),
+    ("max_participation", "0.5", True),
+    ("max_participation", "0.5\t", False),
+    ("max_participation", "5E-1", False),
+])
+def test_execute_decimal_algorithm_param_is_taken_as_the_api_takes_it(trader_client, trader, tradable, param, value,
+                                                                       accepted):
+    # Arrange: the same order as a ticket and as an order API body
+    algorithm = {"display_qty": "ICEBERG", "max_participation": "VWAP"}[param]
+    params = {"display_qty": {}, "max_participation": {"horizon_secs": 60, "interval_secs": 10}}[param]
+    fields = ticket(order_type="LIMIT", price="40000", exec_algorithm=algorithm, **{f"param_{param}": value},
+                    **{f"param_{name}": str(v) for name, v in params.items()})
+    body = {name: value for name, value in ticket(order_type="LIMIT", price="40000", exec_algorithm=algorithm).items()
+            if value != "" and name != "venue"}
+
+    # Act
+    api = client_for(trader).post("/api/orders", {**body, "operation_id": "api-test-1",
+                                                  "exec_algorithm_params": {**params, param: value}}, format="json")
+    page = trader_client.post("/live/execute", fields)
+
+    # Assert: the ticket answers as the API does, with the API's reason next to the parameter
+    assert (api.status_code, page.status_code) == ((201, 201) if accepted else (400, 400)), api.json()
+    if not accepted:
+        (reason,) = api.json()["fields"]["exec_algorithm_params"][param]
+        assert (f'<p class="error" data-field-error="param_{param}">{html.escape(reason)}</p>'
+                in page.content.decode())
+    assert Order.objects.count() == (2 if accepted else 0)
+
+
 @pytest.mark.parametrize(("overrides", "field"), [
     ({"quantity": ""}, "quantity"),
     ({"quantity": "-1"}, "quantity"),
