@@ -3,7 +3,7 @@
 Numbers
 -------
 Prices, quantities and amounts are decimals end to end. In requests they are accepted as JSON
-**strings** (``"0.01"``) or JSON **integers** (``5``); JSON numbers with a fraction or exponent
+**strings** (``"0.01"``) or JSON **integers** (``5``, at most 18 digits); JSON numbers with a fraction or exponent
 (``0.01``, ``1e3``) are refused with a 400, because a JSON parser turns them into binary floats
 and ``0.1`` is not ``0.1`` in binary — an order API must not round a client's price. A decimal inside a
 JSON object (``exec_algorithm_params``, ``expected_deltas``) is read by the same rule
@@ -23,6 +23,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from odum_live.fields import (
+    DECIMAL_INTEGER_MAX,
     DECIMAL_PLACES,
     DECIMAL_STRING_PATTERN,
     MAX_DIGITS,
@@ -61,7 +62,8 @@ class StrictDecimalField(serializers.DecimalField):
 
     Input is read by :func:`odum_live.fields.decimal_input`, the rule of every decimal of a request, inside
     JSON objects too: a string must match :data:`~odum_live.fields.DECIMAL_STRING_PATTERN`, the pattern the
-    OpenAPI schema gives, so a client generated from the schema and the API take the same strings. DRF's
+    OpenAPI schema gives, and an integer lie within the schema's ``minimum`` / ``maximum`` (18 digits), so a
+    client generated from the schema and the API take the same values. DRF's
     ``DecimalField`` trims edge whitespace and reads anything :class:`decimal.Decimal` reads (``"1e3"``,
     ``"+1"``, ``"1_000"``, non-ASCII digits) and, where null is allowed, takes ``""`` for null; here those
     are a 400 naming the field, with the reason of :data:`~odum_live.fields.DECIMAL_INPUT_REASONS`.
@@ -88,18 +90,20 @@ class StrictDecimalField(serializers.DecimalField):
         return None if value is None else format_decimal(Decimal(value))
 
 
-#: The OpenAPI schema of a request decimal.
+#: The OpenAPI schema of a request decimal: what :func:`odum_live.fields.decimal_input` takes (the string's
+#: pattern, the integer's bounds: 18 digits).
 DECIMAL_INPUT_SCHEMA = {
     "oneOf": [
         {"type": "string", "format": "decimal", "pattern": DECIMAL_STRING_PATTERN, "example": "0.01"},
-        {"type": "integer"},
+        {"type": "integer", "minimum": -DECIMAL_INTEGER_MAX, "maximum": DECIMAL_INTEGER_MAX},
     ]
 }
 
 
 @extend_schema_field(DECIMAL_INPUT_SCHEMA)
 class DecimalInputField(StrictDecimalField):
-    """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer."""
+    """Request decimal: a decimal string (up to 18 integer and 18 fraction digits) or a JSON integer (up to 18
+    digits)."""
 
 
 class RefuseNulMixin:

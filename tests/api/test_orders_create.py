@@ -138,6 +138,18 @@ def test_post_order_integer_quantity_is_accepted(tradable, svc_client):
     assert response.status_code == 201 and response.json()["quantity"] == "1"
 
 
+@pytest.mark.parametrize(("value", "status"), [(DECIMAL_INTEGER_MAX, 201), (DECIMAL_INTEGER_MAX + 1, 400)])
+def test_post_order_integer_quantity_at_and_beyond_the_documented_maximum(tradable, svc_client, value, status):
+    # Arrange: a MARKET order (no price: quantity × price has its own bound) at the schema's integer maximum and
+    # one beyond it
+    # Act
+    response = svc_client.post(URL, order_body(order_type="MARKET", price=None, quantity=value), format="json")
+    # Assert: inside the bound an order (risk may deny it: 201 either way), beyond it a 400 naming quantity
+    assert response.status_code == status, response.json()
+    if status == 400:
+        assert response.json()["fields"] == {"quantity": [DECIMAL_INPUT_REASONS["integer_digits"]]}
+
+
 def test_post_order_market_twap_is_accepted_with_normalised_params(tradable, svc_client):
     response = svc_client.post(URL, order_body(order_type="MARKET", price=None, exec_algorithm="TWAP",
                                                exec_algorithm_params={"horizon_secs": 60, "interval_secs": 20}),

@@ -137,3 +137,34 @@ def test_options_on_orders_does_not_offer_server_owned_fields_as_post_input(svc_
     body = response.json()
     assert "actions" not in body
     assert body["schema"] == "/api/schema/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest"])
+def test_schema_decimal_integer_bounds_are_what_the_api_accepts(client, component):
+    # Arrange: the served schema's integer branch of each decimal field, and the serializer of the same body
+    from orders.api.serializers import OrderCreateInputSerializer, RiskCheckInputSerializer
+    from rest_framework.exceptions import ValidationError
+
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
+                  "RiskCheckInputRequest": RiskCheckInputSerializer}[component]()
+    integers = {name: next(alt for alt in spec["oneOf"] if alt.get("type") == "integer")
+                for name, spec in schema["components"]["schemas"][component]["properties"].items()
+                if any(alt.get("format") == "decimal" for alt in spec.get("oneOf", ()))}
+    assert {"quantity", "price", "max_slippage"} <= set(integers)
+
+    def api_accepts(name, value):
+        try:
+            serializer.fields[name].run_validation(value)
+        except ValidationError:
+            return False
+        return True
+
+    # Act / Assert: the documented bounds are the API's, to the unit (18 digits: NUMERIC(36,18))
+    for name, spec in integers.items():
+        assert (spec.get("minimum"), spec.get("maximum")) == (-(10**18 - 1), 10**18 - 1), (name, spec)
+        for value in (spec["minimum"], spec["maximum"], 0):
+            assert api_accepts(name, value), (name, value)
+        for value in (spec["minimum"] - 1, spec["maximum"] + 1, 10**40):
+            assert not api_accepts(name, value), (name, value)
