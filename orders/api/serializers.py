@@ -192,6 +192,16 @@ class JsonObjectField(serializers.JSONField):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": DECIMAL_INPUT_SCHEMA})
+class DecimalMapField(JsonObjectField):
+    """A JSON object of name → request decimal (``expected_deltas``: asset → signed amount).
+
+    Its schema gives each value the schema of a request decimal; the values themselves are read by
+    :func:`orders.services.request.order_request_build` (:func:`odum_live.fields.decimal_input`), which
+    names the key of a value it refuses.
+    """
+
+
 def _deeper_than(value, limit: int) -> bool:
     # Whether objects / arrays nest more than ``limit`` levels ({"a": 1} is 1). Iterative: a
     # recursive walk would overflow the stack on the very values it must refuse.
@@ -325,7 +335,7 @@ class OrderCreateInputSerializer(serializers.Serializer):
                                          help_text="Transfers: venue the funds leave (operation transfer only).")
     target_venue = StrictCharField(required=False, allow_blank=True, max_length=32,
                                          help_text="Transfers: venue the funds go to (operation transfer only).")
-    expected_deltas = JsonObjectField(required=False,
+    expected_deltas = DecimalMapField(required=False,
                                       help_text="Expected balance changes: asset → signed decimal, e.g. "
                                                 "{\"BTC\": \"0.01\", \"USDT\": \"-400\"} (≤ 16 KiB of JSON); each "
                                                 "written as quantity is (a decimal string of its pattern or a JSON "

@@ -168,3 +168,41 @@ def test_schema_decimal_integer_bounds_are_what_the_api_accepts(client, componen
             assert api_accepts(name, value), (name, value)
         for value in (spec["minimum"] - 1, spec["maximum"] + 1, 10**40):
             assert not api_accepts(name, value), (name, value)
+
+
+
+def _served_property(client, component: str, name: str) -> dict:
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    return schema["components"]["schemas"][component]["properties"][name]
+
+
+def _schema_accepts(spec: dict, value) -> bool:
+    # OpenAPI 3.0's schema object is JSON Schema draft 4 with extensions (format, example: ignored here). Its
+    # pattern is ECMA-262, where "$" is the end of the text; in Python's re it also matches before a final "\n".
+    import jsonschema
+
+    def ecma_pattern(validator, pattern, instance, schema):
+        python = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+        if validator.is_type(instance, "string") and not re.search(python, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+    validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": ecma_pattern})
+    return validator(spec).is_valid(value)
+
+
+def _api_accepts(**changes) -> bool:
+    from orders.api.serializers import OrderCreateInputSerializer
+    from tests.orders.factories import order_body
+
+    return OrderCreateInputSerializer(data=order_body(**changes)).is_valid()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [*DECIMAL_SAMPLES, 1, -400, 10**18 - 1, -(10**18 - 1), 10**18, -(10**18), 0.5, 1.0,
+                                   True, None, ["1"], {"a": "1"}])
+def test_schema_expected_deltas_takes_what_the_api_takes(client, value):
+    # Arrange: the documented request property and a body carrying the value as one asset's delta
+    spec = _served_property(client, "OrderCreateInputRequest", "expected_deltas")
+    deltas = {"USDT": "-400", "BTC": value}
+    # Act / Assert: a client generated from the schema sends what the API takes, and nothing else
+    assert _schema_accepts(spec, deltas) == _api_accepts(expected_deltas=deltas), (value, spec)
