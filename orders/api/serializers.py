@@ -33,7 +33,7 @@ from odum_live.fields import (
     decimal_input,
     refuse_nul,
 )
-from orders.algorithms import format_decimal
+from orders.algorithms import MAX_HORIZON_SECS, MAX_SLICES, format_decimal
 from orders.models import Order, OrderEvent
 from orders.services.request import (
     OPERATION_ID_MAX_LENGTH,
@@ -202,6 +202,34 @@ class DecimalMapField(JsonObjectField):
     """
 
 
+_SECONDS_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_HORIZON_SECS}
+#: The OpenAPI schema of ``exec_algorithm_params``: every algorithm's parameters (:data:`orders.algorithms.
+#: ALGORITHM_PARAMS`) with their types and bounds, no other name. Which algorithm takes which, and the rules
+#: across parameters (interval ≤ horizon, one weight per interval), only the API's 400 can say.
+EXEC_ALGORITHM_PARAMS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "horizon_secs": {**_SECONDS_SCHEMA, "description": "TWAP, VWAP: length of the schedule, seconds."},
+        "interval_secs": {**_SECONDS_SCHEMA, "description": "TWAP, VWAP: time between slices, seconds; at most "
+                                                            f"horizon_secs and at most {MAX_SLICES} slices."},
+        "max_participation": {**DECIMAL_INPUT_SCHEMA, "description": "VWAP: largest fraction of the market volume "
+                                                                     "traded per interval, in (0, 1]."},
+        "volume_profile": {"type": "array", "items": DECIMAL_INPUT_SCHEMA, "minItems": 1, "maxItems": MAX_SLICES,
+                           "description": "VWAP, optional: one non-negative weight per interval "
+                                          "(horizon_secs // interval_secs of them), not all zero."},
+        "display_qty": {**DECIMAL_INPUT_SCHEMA, "description": "ICEBERG: visible quantity in base units, "
+                                                               "0 < display_qty < quantity."},
+    },
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field(EXEC_ALGORITHM_PARAMS_SCHEMA)
+class ExecAlgorithmParamsField(JsonObjectField):
+    """``exec_algorithm_params`` of a request: a JSON object, read by
+    :func:`orders.algorithms.validate_exec_algorithm_params`; its schema is :data:`EXEC_ALGORITHM_PARAMS_SCHEMA`."""
+
+
 def _deeper_than(value, limit: int) -> bool:
     # Whether objects / arrays nest more than ``limit`` levels ({"a": 1} is 1). Iterative: a
     # recursive walk would overflow the stack on the very values it must refuse.
@@ -293,7 +321,7 @@ class OrderCreateInputSerializer(serializers.Serializer):
                                                       "must be in the future.")
     exec_algorithm = StrictChoiceField(choices=Order.ExecAlgorithm.choices, required=False,
                                        help_text="NORMAL (default), TWAP, VWAP or ICEBERG.")
-    exec_algorithm_params = JsonObjectField(
+    exec_algorithm_params = ExecAlgorithmParamsField(
         required=False,
         help_text="Per algorithm: TWAP {horizon_secs, interval_secs} (positive integer seconds, interval ≤ horizon); "
                   "VWAP the same plus max_participation (decimal in (0, 1]) and optionally volume_profile (one "

@@ -206,3 +206,57 @@ def test_schema_expected_deltas_takes_what_the_api_takes(client, value):
     deltas = {"USDT": "-400", "BTC": value}
     # Act / Assert: a client generated from the schema sends what the API takes, and nothing else
     assert _schema_accepts(spec, deltas) == _api_accepts(expected_deltas=deltas), (value, spec)
+
+
+_SCHEDULE = {"horizon_secs": 60, "interval_secs": 10}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("algorithm", "order_type", "params", "valid"), [
+    ("NORMAL", "LIMIT", {}, True),
+    ("TWAP", "MARKET", _SCHEDULE, True),
+    ("TWAP", "MARKET", {"horizon_secs": 7 * 24 * 3600, "interval_secs": 3600}, True),
+    ("TWAP", "MARKET", {**_SCHEDULE, "horizon_secs": 0}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "horizon_secs": 7 * 24 * 3600 + 1}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "interval_secs": "10"}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "interval_secs": 10.0}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "interval_secs": True}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "slices": 6}, False),
+    ("TWAP", "MARKET", {**_SCHEDULE, "": 1}, False),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "0.5"}, True),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": 1}, True),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "5e-1"}, False),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": 0.5}, False),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "1", "volume_profile": ["1", 2, "0", ".5", "3.", "1"]},
+     True),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "1", "volume_profile": []}, False),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "1", "volume_profile": "1,1,1,1,1,1"}, False),
+    ("VWAP", "MARKET", {**_SCHEDULE, "max_participation": "1", "volume_profile": ["1"] * 5 + [" 1"]}, False),
+    ("VWAP", "MARKET", {"horizon_secs": 10_001, "interval_secs": 1, "max_participation": "1",
+                        "volume_profile": ["1"] * 10_001}, False),
+    ("ICEBERG", "LIMIT", {"display_qty": "0.001"}, True),
+    ("ICEBERG", "LIMIT", {"display_qty": " 0.001"}, False),
+    ("ICEBERG", "LIMIT", {"display_qty": "1E-3"}, False),
+    ("ICEBERG", "LIMIT", {"display_qty": None}, False),
+    ("ICEBERG", "LIMIT", {"display_qty": 10**18}, False),
+])
+def test_schema_exec_algorithm_params_take_what_the_api_takes(client, algorithm, order_type, params, valid):
+    # Arrange: the documented request property; each algorithm with the params it takes (the schema cannot tie a
+    # parameter to the algorithm: that rule stays the API's alone)
+    spec = _served_property(client, "OrderCreateInputRequest", "exec_algorithm_params")
+    price = "40000" if order_type == "LIMIT" else None
+    # Act
+    in_schema = _schema_accepts(spec, params)
+    in_api = _api_accepts(exec_algorithm=algorithm, order_type=order_type, price=price, exec_algorithm_params=params)
+    # Assert: a client generated from the schema sends what the API takes, and the schema refuses what it refuses
+    assert (in_schema, in_api) == (valid, valid), spec
+
+
+def test_schema_exec_algorithm_params_names_every_parameter_of_every_algorithm(schema):
+    # Arrange
+    from orders.algorithms import ALGORITHM_PARAMS
+
+    spec = schema["components"]["schemas"]["OrderCreateInputRequest"]["properties"]["exec_algorithm_params"]
+    # Act / Assert: the parameters the API takes, no other (an unknown parameter is a 400)
+    assert set(spec["properties"]) == set().union(*ALGORITHM_PARAMS.values())
+    assert spec["additionalProperties"] is False
