@@ -10,6 +10,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.pagination import CursorPagination
@@ -17,6 +18,12 @@ from rest_framework.pagination import CursorPagination
 from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.models import Order
+from orders.services.request import OPERATION_ID_MAX_LENGTH
+
+
+#: Longest ``q``: the longest value it can match, an operation id (128 characters); a longer one is a 400.
+Q_MAX_LENGTH = OPERATION_ID_MAX_LENGTH
+_Q_HELP = "Exact order id (UUID), operation_id or client_order_id."
 
 
 def _validate_instrument_key(value: str) -> None:
@@ -60,8 +67,7 @@ class OrderFilter(django_filters.FilterSet):
         help_text="Created before this time (ISO-8601, exclusive; UTC if no offset).",
     )
     q = django_filters.CharFilter(
-        method="filter_q", max_length=128,
-        help_text="Exact order id (UUID), operation_id or client_order_id.",
+        method="filter_q", max_length=Q_MAX_LENGTH, help_text=_Q_HELP,
     )
 
     class Meta:
@@ -91,6 +97,8 @@ class OrderFilter(django_filters.FilterSet):
     def filter_instrument(self, queryset, name, value):
         return queryset.filter(Q(instrument_key=value) | Q(routed_instrument_key=value))
 
+    # Else the schema gives no bound; a schema given here replaces the description too.
+    @extend_schema_field({"type": "string", "maxLength": Q_MAX_LENGTH, "description": _Q_HELP})
     def filter_q(self, queryset, name, value):
         value = value.strip()
         condition = Q(operation_id=value) | Q(client_order_id=value)

@@ -245,6 +245,15 @@ def test_list_orders_instrument_filter_with_percent_sign_is_400_naming_it(svc_cl
     assert len(reasons) == 1 and "%" in reasons[0]  # the offending part quoted as sent
 
 
+@pytest.mark.parametrize(("length", "status"), [(128, 200), (129, 400)])
+def test_list_orders_search_at_and_beyond_its_documented_maximum_length(svc_client, strategy, length, status):
+    # Act: the schema's maxLength of q is 128
+    response = svc_client.get("/api/orders", {"q": "x" * length})
+    # Assert
+    assert response.status_code == status
+    if status == 400:
+        assert list(response.json()["fields"]) == ["q"]
+
 @pytest.mark.parametrize("page_size", ["null", "abc", "0", "-5", "2.5", "", "1_0", "\u0665"])
 def test_list_orders_bad_page_size_is_400_naming_it(svc_client, strategy, page_size):
     # Arrange

@@ -88,6 +88,14 @@ def test_schema_order_list_page_size_is_at_least_one(schema):
     assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1}
 
 
+
+def test_schema_order_list_search_documents_its_maximum_length(schema):
+    # Arrange: a longer q is a 400 (orders.api.filters.OrderFilter.q)
+    parameters = {p["name"]: p for p in schema["paths"]["/api/orders"]["get"]["parameters"]}
+    # Act / Assert
+    assert parameters["q"]["schema"] == {"type": "string", "maxLength": 128}
+    assert parameters["q"]["description"]
+
 #: Decimal strings on both sides of the schema's pattern: edge whitespace, exponents, signs, digit counts,
 #: non-ASCII digits (Python's Decimal and \d take "١"; JSON Schema's pattern is ECMA-262, \d is ASCII).
 DECIMAL_SAMPLES = [
