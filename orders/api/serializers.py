@@ -156,11 +156,18 @@ def _json_kind(value) -> str:
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """An integer given as a JSON integer (or a string of digits); floats and booleans are refused."""
+    """An integer given as a JSON integer, as the schema's ``type: integer`` says; anything else is refused.
+
+    DRF's ``IntegerField`` also takes strings: ``"5"``, ``" 5"``, ``"5.0"`` and non-ASCII digits (``"５"``,
+    ``"٥"``) were 5, which a client generated from the schema never sends and the schema refuses.
+    """
+
+    default_error_messages = {"not_integer": "must be a JSON integer, got {kind}."}
 
     def to_internal_value(self, data):
-        if isinstance(data, (bool, float)):
-            self.fail("invalid")
+        if isinstance(data, bool) or not isinstance(data, int):
+            kind = f"a string ({data!r})" if isinstance(data, str) else _json_kind(data)
+            self.fail("not_integer", kind=kind)
         return super().to_internal_value(data)
 
 

@@ -523,6 +523,16 @@ def test_post_order_choice_field_with_nul_is_400_with_the_project_reason(tradabl
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["5", " 5", "5.0", "\uff15", "\u0665", 5.0, True])
+def test_post_order_sequence_in_group_not_a_json_integer_is_400_naming_it(tradable, svc_client, value):
+    # Act: the schema's type is integer; DRF's IntegerField took "5", " 5", "5.0" and non-ASCII digits as 5
+    response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=value), format="json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["fields"]) == ["sequence_in_group"]
+    assert Order.objects.count() == 0
+
+
 def test_post_order_largest_storable_sequence_in_group_is_accepted(tradable, svc_client):
     # Act
     response = svc_client.post(URL, order_body(atomic_group_id="g1", sequence_in_group=2**31 - 1), format="json")
