@@ -19,6 +19,7 @@ import copy
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -140,6 +141,32 @@ class StrictCharField(RefuseNulMixin, serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_string", kind=_json_kind(data))
         return super().to_internal_value(data)
+
+
+#: Every character ``str.strip()`` removes (``str.isspace()``), as a regex class body that ECMA-262 and Python's
+#: ``re`` read alike (listed, not ``\s``: the two engines' ``\s`` differ, e.g. on "\x1c" and "\ufeff").
+_WHITESPACE_CLASS = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: The schema's ``pattern`` of a text input: no NUL character (:class:`RefuseNulMixin`). At least one character:
+#: drf-spectacular puts a field that may be blank in ``oneOf`` with ``{"maxLength": 0}``, which "" must match alone.
+TEXT_PATTERN = r"^[^\u0000]+$"
+#: ... of a trimmed text that must not be blank: no NUL and at least one character trimming keeps.
+NON_BLANK_TEXT_PATTERN = rf"^[^\u0000]*[^\u0000{_WHITESPACE_CLASS}][^\u0000]*$"
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """OpenAPI schema of a :class:`StrictCharField` input: DRF's (length bounds) plus the ``pattern`` of what it
+    refuses besides: a NUL character, and whitespace alone where it trims and refuses blank text (" " is "")."""
+
+    target_class = StrictCharField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            field = self.target
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            schema["pattern"] = NON_BLANK_TEXT_PATTERN if blank_refused else TEXT_PATTERN
+        return schema
 
 
 class StrictChoiceField(RefuseNulMixin, serializers.ChoiceField):
@@ -307,7 +334,9 @@ class OrderCreateInputSerializer(serializers.Serializer):
     operation_id = StrictCharField(
         max_length=OPERATION_ID_MAX_LENGTH, trim_whitespace=False,
         help_text="The client's idempotency key, unique per strategy: resending the same operation_id with the "
-                  "same body returns the stored order (200, nothing re-sent); with a different body it is a 409.",
+                  "same body returns the stored order (200, nothing re-sent); with a different body it is a 409. "
+                  "Printable characters only, no whitespace anywhere (Python's str.isprintable, which also "
+                  "refuses control, format and unassigned characters), taken as sent: not trimmed.",
     )
     instrument_key = StrictCharField(
         max_length=128,

@@ -268,3 +268,42 @@ def test_schema_exec_algorithm_params_names_every_parameter_of_every_algorithm(s
     # Act / Assert: the parameters the API takes, no other (an unknown parameter is a 400)
     assert set(spec["properties"]) == set().union(*ALGORITHM_PARAMS.values())
     assert spec["additionalProperties"] is False
+
+
+#: Texts on both sides of a text field's rules: NUL (refused everywhere), edge / only whitespace (trimmed by the
+#: free-text fields, so only whitespace is blank), characters Python's str.strip() keeps or removes.
+TEXT_SAMPLES = ["alpha", " alpha ", "a b", "", " ", "\t", "\n", "\u3000", "\x1c", "\x85", "\u200b", "\ufeff", "a\x00",
+                "\x00", " \x00 "]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest", "OrderCancelInputRequest"])
+def test_schema_text_fields_take_what_the_api_takes(client, component):
+    # Arrange: every free-text property of the request body, and the serializer field behind it
+    from orders.api.serializers import (
+        OrderCancelInputSerializer,
+        OrderCreateInputSerializer,
+        RiskCheckInputSerializer,
+        StrictCharField,
+    )
+    from rest_framework.exceptions import ValidationError
+
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
+                  "RiskCheckInputRequest": RiskCheckInputSerializer,
+                  "OrderCancelInputRequest": OrderCancelInputSerializer}[component]()
+    texts = {name: field for name, field in serializer.fields.items() if isinstance(field, StrictCharField)}
+    assert texts
+
+    def api_accepts(name, value):
+        try:
+            texts[name].run_validation(value)
+        except ValidationError:
+            return False
+        return True
+
+    # Act / Assert
+    for name in texts:
+        spec = schema["components"]["schemas"][component]["properties"][name]
+        for value in TEXT_SAMPLES:
+            assert _schema_accepts(spec, value) == api_accepts(name, value), (name, value, spec)
