@@ -261,7 +261,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "orders.models.Order.Status"},
     # The order, what-if and cancel bodies refuse unknown fields: the schema says so.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "orders.api.schema.refuse_unknown_fields"],
+                             "orders.api.schema.refuse_unknown_fields",
+                             "orders.api.schema.refuse_nul_in_text_parameters"],
 }
 
 # --- Production hardening (manage.py check --deploy clean when DEBUG is off) ----------------

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from rest_framework.metadata import SimpleMetadata
 
-from orders.api.serializers import OrderCancelInputSerializer, OrderCreateInputSerializer, RiskCheckInputSerializer
+from orders.api.serializers import (
+    TEXT_PARAMETER_PATTERN,
+    OrderCancelInputSerializer,
+    OrderCreateInputSerializer,
+    RiskCheckInputSerializer,
+)
 
 #: Input serializers that refuse a field they do not declare (a 400 naming it).
 _CLOSED_INPUTS = (OrderCreateInputSerializer, RiskCheckInputSerializer, OrderCancelInputSerializer)
@@ -39,6 +44,24 @@ def refuse_unknown_fields(result: dict, generator, request, public) -> dict:
     for serializer in _CLOSED_INPUTS:
         # COMPONENT_SPLIT_REQUEST: the request variant of "XSerializer" is the component "XRequest".
         schemas[serializer.__name__.removesuffix("Serializer") + "Request"]["additionalProperties"] = False
+    return result
+
+
+def refuse_nul_in_text_parameters(result: dict, generator, request, public) -> dict:
+    """Give every free-text query parameter (a string without ``enum`` or ``format``) the ``pattern``
+    :data:`~orders.api.serializers.TEXT_PARAMETER_PATTERN`: the API answers a NUL character in one with a 400
+    naming it (PostgreSQL refuses NUL in a query; :func:`odum_live.fields.refuse_nul`), which the schema did not say.
+
+    A postprocessing hook (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``); arguments and return as
+    :func:`refuse_unknown_fields`.
+    """
+    for item in result["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if (parameter["in"] == "query" and schema.get("type") == "string"
+                        and not {"enum", "format", "pattern"} & set(schema)):
+                    schema["pattern"] = TEXT_PARAMETER_PATTERN
     return result
 
 

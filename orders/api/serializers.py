@@ -146,11 +146,14 @@ class StrictCharField(RefuseNulMixin, serializers.CharField):
 #: Every character ``str.strip()`` removes (``str.isspace()``), as a regex class body that ECMA-262 and Python's
 #: ``re`` read alike (listed, not ``\s``: the two engines' ``\s`` differ, e.g. on "\x1c" and "\ufeff").
 _WHITESPACE_CLASS = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_NOT_NUL = r"[^\u0000]"
 #: The schema's ``pattern`` of a text input: no NUL character (:class:`RefuseNulMixin`). At least one character:
 #: drf-spectacular puts a field that may be blank in ``oneOf`` with ``{"maxLength": 0}``, which "" must match alone.
-TEXT_PATTERN = r"^[^\u0000]+$"
+TEXT_PATTERN = rf"^{_NOT_NUL}+$"
 #: ... of a trimmed text that must not be blank: no NUL and at least one character trimming keeps.
-NON_BLANK_TEXT_PATTERN = rf"^[^\u0000]*[^\u0000{_WHITESPACE_CLASS}][^\u0000]*$"
+NON_BLANK_TEXT_PATTERN = rf"^{_NOT_NUL}*[^\u0000{_WHITESPACE_CLASS}]{_NOT_NUL}*$"
+#: ... of a text query parameter (``strategy``, ``q`` …): no NUL character (:func:`odum_live.fields.refuse_nul`).
+TEXT_PARAMETER_PATTERN = rf"^{_NOT_NUL}*$"
 
 
 class StrictCharFieldSchema(OpenApiSerializerFieldExtension):

@@ -93,7 +93,7 @@ def test_schema_order_list_search_documents_its_maximum_length(schema):
     # Arrange: a longer q is a 400 (orders.api.filters.OrderFilter.q)
     parameters = {p["name"]: p for p in schema["paths"]["/api/orders"]["get"]["parameters"]}
     # Act / Assert
-    assert parameters["q"]["schema"] == {"type": "string", "maxLength": 128}
+    assert parameters["q"]["schema"]["maxLength"] == 128
     assert parameters["q"]["description"]
 
 #: Decimal strings on both sides of the schema's pattern: edge whitespace, exponents, signs, digit counts,
@@ -307,3 +307,21 @@ def test_schema_text_fields_take_what_the_api_takes(client, component):
         spec = schema["components"]["schemas"][component]["properties"][name]
         for value in TEXT_SAMPLES:
             assert _schema_accepts(spec, value) == api_accepts(name, value), (name, value, spec)
+
+
+@pytest.mark.django_db
+def test_schema_text_query_parameters_refuse_what_the_api_refuses(client, svc_client):
+    # Arrange: every free-text query parameter (no enum, no format) of every operation
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    texts = [(path.replace("{instrument_key}", "ANY:PERPETUAL:BTC-USDT@LIN"), parameter)
+             for path, item in schema["paths"].items() for op in item.values() for parameter in op.get("parameters", [])
+             if parameter["in"] == "query" and parameter["schema"].get("type") == "string"
+             and not {"enum", "format"} & set(parameter["schema"])]
+    assert {parameter["name"] for _, parameter in texts} >= {"strategy", "venue", "instrument", "q", "cursor"}
+    # Act / Assert: a NUL character is a 400 naming the parameter (PostgreSQL refuses it), and outside the schema
+    for path, parameter in texts:
+        name = parameter["name"]
+        response = svc_client.get(path, {name: "a\x00"})
+        assert response.status_code == 400 and name in response.json()["fields"], (path, name, response.json())
+        assert not _schema_accepts(parameter["schema"], "a\x00"), (path, name, parameter["schema"])
+        assert _schema_accepts(parameter["schema"], "a"), (path, name, parameter["schema"])
