@@ -4,7 +4,8 @@ import io
 import json
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from django.utils.http import parse_header_parameters
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.utils.json import strict_constant
 
@@ -12,8 +13,17 @@ from orders.api.errors import PayloadTooLarge
 from orders.api.serializers import MAX_JSON_DEPTH
 
 
+#: The one charset a JSON body may declare (compared case-insensitively); none declared means it too.
+JSON_CHARSET = "utf-8"
+
+
 class JsonParser(JSONParser):
     """DRF's ``JSONParser``; a body larger than Django's limit is a 413, one nested too deeply a 400.
+
+    The body is decoded as UTF-8 whatever the request declares: "JSON text exchanged between systems
+    that are not part of a closed ecosystem MUST be encoded using UTF-8" (RFC 8259 §8.1). DRF decoded
+    it in the ``charset`` of the ``Content-Type`` (Django's ``request.encoding``), so a client's UTF-8
+    text declared as ``charset=latin-1`` was stored garbled; any charset other than ``utf-8`` is a 415.
 
     Django refuses a body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MiB by default) when it
     reads ``request.body`` or a form, but DRF's parser reads the request stream itself: the whole
@@ -28,16 +38,21 @@ class JsonParser(JSONParser):
 
     Raises
     ------
+    rest_framework.exceptions.UnsupportedMediaType
+        415 ``unsupported_media_type``: the ``Content-Type`` declares a charset other than ``utf-8``
+        (in any case; ``utf8`` and ``latin-1`` alike). Nothing is read.
     orders.api.errors.PayloadTooLarge
         413 ``request_too_large``: the body exceeds ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (Django's
         setting; ``None`` sets no limit). Nothing is parsed.
     rest_framework.exceptions.ParseError
-        400 ``parse_error`` for malformed JSON (DRF's own message), a key named twice in one object,
+        400 ``parse_error`` for a body that is not UTF-8, malformed JSON (DRF's own message), a key named
+        twice in one object,
         or nesting beyond the interpreter's recursion limit (fields accept at most
         :data:`MAX_JSON_DEPTH` levels).
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
+        _refuse_other_charset(media_type)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if limit is not None and stream is not None:
             body = stream.read(limit + 1)
@@ -52,14 +67,26 @@ class JsonParser(JSONParser):
                              f"{MAX_JSON_DEPTH} levels)") from None
 
     def _parse(self, stream, parser_context):
-        # DRF's JSONParser.parse, with duplicate keys refused.
-        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        # DRF's JSONParser.parse, decoding UTF-8 only, with duplicate keys refused.
         try:
-            text = stream.read().decode(encoding)
+            text = stream.read().decode(JSON_CHARSET)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"JSON parse error - the body is not UTF-8 (RFC 8259 §8.1): {exc}") from None
+        try:
             return json.loads(text, parse_constant=strict_constant if self.strict else None,
                               object_pairs_hook=_unique_keys)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _refuse_other_charset(media_type: str | None) -> None:
+    # The Content-Type's charset parameter, if any, must name UTF-8 (RFC 8259 §8.1).
+    _, params = parse_header_parameters(media_type or "")
+    charset = params.get("charset")
+    if charset is not None and charset.lower() != JSON_CHARSET:
+        raise UnsupportedMediaType(media_type, detail=(
+            f"charset {charset!r} is not accepted: a JSON body is UTF-8 (RFC 8259 §8.1); send "
+            f"Content-Type: application/json, optionally with charset={JSON_CHARSET}"))
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

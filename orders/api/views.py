@@ -86,7 +86,9 @@ _E422 = OpenApiResponse(_ERR, description="The strategy is disabled.",
 _E429 = OpenApiResponse(_ERR, description="Rate limit of the token exceeded; retry after `retry_after_secs`.")
 _E503 = OpenApiResponse(_ERR, description="The rate limiter's store (Redis) does not answer: nothing was done; "
                                           "retry later (`throttle_unavailable`).")
-_E415 = OpenApiResponse(_ERR, description="The body is not JSON (`Content-Type: application/json`).")
+_E415 = OpenApiResponse(_ERR, description="The body is not JSON (`Content-Type: application/json`), or its "
+                        "`Content-Type` declares a charset other than `utf-8`: JSON is UTF-8 (RFC 8259 §8.1). A body "
+                        "that is not valid UTF-8 is a 400 `parse_error`.")
 _E413 = OpenApiResponse(_ERR, description="The body exceeds `DATA_UPLOAD_MAX_MEMORY_SIZE` bytes (2.5 MiB by default): "
                                           "`request_too_large`, nothing parsed.")
 

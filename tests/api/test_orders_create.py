@@ -221,6 +221,54 @@ def test_post_order_form_encoded_body_is_415_and_records_nothing(tradable, svc_c
     assert Order.objects.count() == 0
 
 
+def _json_bytes(body: dict, encoding: str) -> bytes:
+    # The body as JSON text in ``encoding``, non-ASCII characters unescaped.
+    import json
+
+    return json.dumps(body, ensure_ascii=False).encode(encoding)
+
+
+@pytest.mark.parametrize("charset, encoding", [
+    ("latin-1", "latin-1"), ("ISO-8859-1", "latin-1"), ("utf-16", "utf-16"), ("windows-1252", "cp1252"),
+    ("utf8", "utf-8"), ("no-such-charset", "utf-8"),
+])
+def test_post_order_body_declaring_a_charset_other_than_utf8_is_415_naming_it_and_records_nothing(
+        tradable, svc_client, charset, encoding):
+    # Arrange: "café" in latin-1 was decoded as latin-1 and stored; JSON is UTF-8 (RFC 8259 §8.1)
+    body = _json_bytes(order_body(metadata={"note": "café"}), encoding)
+    # Act
+    response = svc_client.post(URL, body, content_type=f"application/json; charset={charset}")
+    # Assert: the declared charset and what is accepted are named
+    assert response.status_code == 415, response.json()
+    assert response.json()["error"] == "unsupported_media_type"
+    assert f"charset {charset!r}" in response.json()["detail"] and "utf-8" in response.json()["detail"]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+    "application/json;charset=Utf-8", 'application/json; charset="utf-8"',
+])
+def test_post_order_utf8_body_with_or_without_its_charset_is_201_with_the_text_intact(
+        tradable, svc_client, content_type):
+    # Act
+    response = svc_client.post(URL, _json_bytes(order_body(metadata={"note": "café €"}), "utf-8"),
+                               content_type=content_type)
+    # Assert
+    assert response.status_code == 201, response.json()
+    assert Order.objects.get().metadata == {"note": "café €"}
+
+
+def test_post_order_body_not_utf8_is_400_parse_error_and_records_nothing(tradable, svc_client):
+    # Act: latin-1 bytes sent as (undeclared, so UTF-8) JSON
+    response = svc_client.post(URL, _json_bytes(order_body(metadata={"note": "café"}), "latin-1"),
+                               content_type="application/json")
+    # Assert
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"] == "parse_error" and "UTF-8" in response.json()["detail"]
+    assert Order.objects.count() == 0
+
+
 @pytest.mark.parametrize("field, value", [
     ("operation_id", 0), ("operation_id", 1.00000000000000001), ("instrument_key", 5), ("strategy_id", 7),
     ("atomic_group_id", 0), ("tx_hash", 12), ("selection", 2.5), ("source_venue", 1),

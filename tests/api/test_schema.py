@@ -325,3 +325,12 @@ def test_schema_text_query_parameters_refuse_what_the_api_refuses(client, svc_cl
         assert response.status_code == 400 and name in response.json()["fields"], (path, name, response.json())
         assert not _schema_accepts(parameter["schema"], "a\x00"), (path, name, parameter["schema"])
         assert _schema_accepts(parameter["schema"], "a"), (path, name, parameter["schema"])
+
+
+def test_schema_415_of_a_body_names_the_utf8_rule(schema):
+    # Arrange: a body declaring another charset is a 415 (orders.api.parsers.JsonParser, RFC 8259 §8.1)
+    operations = [op for item in schema["paths"].values() for op in item.values() if "requestBody" in op]
+    # Act / Assert
+    assert operations
+    for op in operations:
+        assert "charset" in op["responses"]["415"]["description"], op["operationId"]
