@@ -1,6 +1,7 @@
 """API token authentication: knox tokens (hashed at rest, revocable in admin) as ``Bearer``."""
 
 import binascii
+import re
 from hmac import compare_digest
 
 from django.utils import timezone
@@ -9,9 +10,10 @@ from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
 from knox.models import get_token_model
-from knox.settings import CONSTANTS
+from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
+from rest_framework.authentication import get_authorization_header
 
 from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.sql import CompiledQuery
@@ -69,6 +71,43 @@ class BearerTokenAuthentication(TokenAuthentication):
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             return True
         return False
+
+
+#: An authentication scheme's name as RFC 9110 §11.1 spells it (a token), short enough to be a scheme:
+#: only such a first word is quoted back; a bare credential is never echoed.
+_SCHEME_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}")
+
+
+def unaccepted_scheme_reason(request) -> str | None:
+    """Return why the request's ``Authorization`` header gave no credentials, or ``None`` if it has none.
+
+    :class:`BearerTokenAuthentication` (knox) judges ``Bearer`` headers only; any other scheme
+    (DRF's ``Token``, ``Basic``) or a bare token is left for the next authenticator, and a request
+    no authenticator took was answered "Authentication credentials were not provided." — true of
+    no header, misleading for a token sent under the wrong scheme. Used by
+    :func:`orders.api.errors.exception_handler` on that 401 only, so a session-authenticated
+    person (whose browser may send a proxy's ``Basic`` header) and views needing no credentials
+    are served as before.
+
+    Parameters
+    ----------
+    request : rest_framework.request.Request
+        The request refused as unauthenticated.
+
+    Returns
+    -------
+    str or None
+        One sentence naming the scheme received (quoted only if it looks like a scheme name) and
+        the expected one, ``Authorization: Bearer <token>``; ``None`` for no or an empty header.
+    """
+    parts = get_authorization_header(request).split()
+    if not parts:
+        return None
+    expected = f"send `Authorization: {knox_settings.AUTH_HEADER_PREFIX} <token>` (an API token)"
+    scheme = parts[0].decode("latin-1")
+    if len(parts) > 1 and _SCHEME_NAME.fullmatch(scheme):
+        return f"the Authorization header's scheme {scheme!r} is not accepted: {expected}"
+    return f"the Authorization header is not a {knox_settings.AUTH_HEADER_PREFIX} token: {expected}"
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -15,6 +15,8 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from orders.api.authentication import unaccepted_scheme_reason
+
 
 class ApiError(exceptions.APIException):
     """An API error with a code, a message and extra top-level keys for the body."""
@@ -58,12 +60,26 @@ def _code(exc) -> str:
     return getattr(exc, "default_code", "error")
 
 
+def _not_authenticated(exc: exceptions.NotAuthenticated, request) -> exceptions.APIException:
+    # No authenticator took the request: an Authorization header of another scheme is a refused
+    # credential (authentication_failed, naming the expected scheme), not a missing one.
+    reason = unaccepted_scheme_reason(request)
+    if reason is None:
+        return exc
+    refused = exceptions.AuthenticationFailed(reason)
+    refused.status_code = exc.status_code  # 401, with the view's WWW-Authenticate challenge
+    refused.auth_header = getattr(exc, "auth_header", None)
+    return refused
+
+
 def exception_handler(exc, context):
     """Wrap DRF's handler so every error body is ``{"error", "detail", ["fields"], ...}``."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        exc = _not_authenticated(exc, context["request"])
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -65,7 +65,10 @@ _E400 = OpenApiResponse(_ERR, description="Invalid input: `fields` names each of
                                                           "joined by '-' or '_'"],
                                        "price": ["is required for a LIMIT order (quote currency)"],
                                        "status": ["is set by the server and cannot be supplied by a client"]}})])
-_E401 = OpenApiResponse(_ERR, description="No or invalid credentials (`Authorization: Bearer <token>`).")
+_E401 = OpenApiResponse(_ERR, description="No or invalid credentials (`Authorization: Bearer <token>`): "
+                        "`not_authenticated` without an `Authorization` header, else `authentication_failed` with "
+                        "the reason (another scheme such as `Token` or `Basic`, or a bare token, names the expected "
+                        "`Bearer`).")
 _E403 = OpenApiResponse(_ERR, description="The caller may not trade the strategy: `strategy_forbidden` (a person "
                         "not among its traders and without `orders.trade_any_strategy`, or a service token of another "
                         "strategy) or `permission_denied` (a person without `orders.add_order` to submit, "

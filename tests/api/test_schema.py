@@ -334,3 +334,14 @@ def test_schema_415_of_a_body_names_the_utf8_rule(schema):
     assert operations
     for op in operations:
         assert "charset" in op["responses"]["415"]["description"], op["operationId"]
+
+
+def test_schema_401_names_the_bearer_scheme_and_both_error_codes(schema):
+    # Arrange: another scheme or a bare token is authentication_failed naming Bearer (orders.api.errors)
+    operations = [op for item in schema["paths"].values() for op in item.values() if "401" in op["responses"]]
+    # Act / Assert
+    assert operations
+    for op in operations:
+        description = op["responses"]["401"]["description"]
+        assert "Bearer" in description and "not_authenticated" in description, op["operationId"]
+        assert "authentication_failed" in description, op["operationId"]
