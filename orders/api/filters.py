@@ -60,11 +60,13 @@ class OrderFilter(django_filters.FilterSet):
     side = django_filters.ChoiceFilter(choices=Order.Side.choices, help_text="Order side.")
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", validators=[_validate_utc_range],
-        help_text="Created at or after this time (ISO-8601, inclusive; UTC if no offset).",
+        help_text="Created at or after this time (ISO-8601, inclusive; UTC if no offset). Later than "
+                  "created_before is a 400 naming both; equal is an empty range.",
     )
     created_before = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", validators=[_validate_utc_range],
-        help_text="Created before this time (ISO-8601, exclusive; UTC if no offset).",
+        help_text="Created before this time (ISO-8601, exclusive; UTC if no offset). Earlier than "
+                  "created_after is a 400 naming both.",
     )
     q = django_filters.CharFilter(
         method="filter_q", max_length=Q_MAX_LENGTH, help_text=_Q_HELP,
@@ -75,12 +77,17 @@ class OrderFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def is_valid(self) -> bool:
-        """Validate the filters; a value holding the NUL character is refused with the project's reason alone.
+        """Validate the filters; a value holding the NUL character is refused with the project's reason alone,
+        and ``created_after`` later than ``created_before`` is refused under both.
 
         PostgreSQL refuses a NUL in a query parameter. Django's form answered it with its own
         "Null characters are not allowed." or a "not a valid choice / date/time" quoting the value;
         the reason is :data:`odum_live.fields.NUL_REASON`, as for every other input
         (:func:`odum_live.fields.refuse_nul`).
+
+        An inverted created range matches no order by construction: it was a 200 with an empty list,
+        which a client (or a person on the Orders page) reads as "no orders" rather than as its own
+        mistake. Equal bounds are valid (an empty half-open range ``[t, t)``).
         """
         valid = super().is_valid()
         if not self.is_bound:
@@ -92,7 +99,19 @@ class OrderFilter(django_filters.FilterSet):
             except NulCharacterError as exc:
                 self.form.errors.pop(name, None)
                 self.form.add_error(name, exc.reason)
+        self._refuse_inverted_created_range()
         return self.form.is_valid()
+
+    def _refuse_inverted_created_range(self) -> None:
+        after = self.form.cleaned_data.get("created_after")
+        before = self.form.cleaned_data.get("created_before")
+        if after is None or before is None or after <= before:
+            return
+        after, before = (value.astimezone(dt_timezone.utc).isoformat() for value in (after, before))
+        self.form.add_error("created_after", f"must not be later than created_before: {after} is after {before}, "
+                                             "a range no order can match")
+        self.form.add_error("created_before", f"must not be earlier than created_after: {before} is before {after}, "
+                                              "a range no order can match")
 
     def filter_instrument(self, queryset, name, value):
         return queryset.filter(Q(instrument_key=value) | Q(routed_instrument_key=value))

@@ -197,6 +197,33 @@ def test_list_orders_created_bound_beyond_utc_range_is_400_naming_it(svc_client,
     assert "UTC" in response.json()["fields"][field][0]
 
 
+@pytest.mark.parametrize("after, before", [
+    ("2025-01-02T00:00:00Z", "2025-01-01T00:00:00Z"),
+    ("2025-01-01T00:30:00-01:00", "2025-01-01T01:00:00Z"),  # 01:30 UTC: later, though its clock reads earlier
+])
+def test_list_orders_created_after_later_than_created_before_is_400_naming_both(svc_client, strategy, after, before):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act: an inverted range was a 200 with no orders, a client's bug read as "no orders"
+    response = svc_client.get("/api/orders", {"created_after": after, "created_before": before})
+    # Assert
+    assert response.status_code == 400, response.json()
+    fields = response.json()["fields"]
+    assert set(fields) == {"created_after", "created_before"}
+    assert "created_before" in fields["created_after"][0] and "created_after" in fields["created_before"][0]
+
+
+def test_list_orders_created_after_equal_to_created_before_is_200(svc_client, strategy):
+    # Arrange
+    OrderFactory(strategy=strategy)
+    # Act: the same instant, spelled in two offsets
+    response = svc_client.get("/api/orders", {"created_after": "2025-01-01T01:00:00+01:00",
+                                              "created_before": "2025-01-01T00:00:00Z"})
+    # Assert: a valid (empty: after is inclusive, before exclusive) range
+    assert response.status_code == 200, response.json()
+    assert response.json()["results"] == []
+
+
 @pytest.mark.parametrize("param", ["instrument_key", "operation_id", "order_id", "statuses", "created_at__gte",
                                    "ordering"])
 def test_list_orders_unknown_parameter_is_400_naming_it(svc_client, strategy, param):

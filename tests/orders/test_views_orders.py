@@ -103,6 +103,19 @@ def test_orders_blank_filter_form_fields_list_every_order(trader_client, strateg
     assert "data-field-error" not in response.content.decode()
 
 
+def test_orders_inverted_created_range_shows_the_error_next_to_both_filters(trader_client, strategy):
+    # Arrange
+    OrderFactory(strategy=strategy, operation_id="op-a")
+    # Act: the page shares the API's filters (orders.api.filters.OrderFilter)
+    response = trader_client.get("/live/orders", {"created_after": "2025-01-02T00:00:00Z",
+                                                  "created_before": "2025-01-01T00:00:00Z"})
+    # Assert: the reason, not an empty list that reads as "no orders"
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-field-error="created_after"' in html and 'data-field-error="created_before"' in html
+    assert rows(response) == []
+
+
 def test_orders_bad_filter_names_the_field(trader_client, db):
     response = trader_client.get("/live/orders", {"instrument": "binance"})
 
