@@ -216,8 +216,10 @@ def orders_page(request):
         "strategies": _visible_strategies(access),
         "query": query.urlencode(),
         # New orders arriving live are added at the top only where they would be on a reload: the first page,
-        # and no filter the page's script cannot match (it matches status, venue, strategy and instrument).
-        "live_insert": page.number == 1 and not any(filters.get(name) for name in ("q", "created_before", "side")),
+        # no refused filter (the page lists nothing), and no filter the page's script cannot match (it
+        # matches status, venue, strategy and instrument).
+        "live_insert": not errors and page.number == 1
+                       and not any(filters.get(name) for name in ("q", "created_before", "side")),
     }
     template = "orders/_orders_table.html" if request.htmx else "orders/orders.html"
     return render(request, template, context)

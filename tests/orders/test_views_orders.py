@@ -116,6 +116,19 @@ def test_orders_inverted_created_range_shows_the_error_next_to_both_filters(trad
     assert rows(response) == []
 
 
+@pytest.mark.parametrize("params", [
+    {"instrument": "binance"},
+    {"created_after": "2025-01-02T00:00:00Z", "created_before": "2025-01-01T00:00:00Z"},
+])
+def test_orders_page_refusing_its_filters_inserts_no_live_rows(trader_client, db, params):
+    # Act: the page lists no order under a refused filter; new orders were still added live at its top
+    # (the refused filters read as none), orders a reload would not show
+    response = trader_client.get("/live/orders", params)
+    # Assert
+    assert "data-field-error" in response.content.decode()
+    assert 'data-live-insert="0"' in response.content.decode()
+
+
 def test_orders_bad_filter_names_the_field(trader_client, db):
     response = trader_client.get("/live/orders", {"instrument": "binance"})
 
