@@ -19,9 +19,11 @@ other strategies' orders cannot be probed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 
+from orders.fills import fill_totals
 from orders.models import Fill, Order, OrderEvent, Strategy
 
 
@@ -257,6 +259,56 @@ def order_get(*, access: OrderAccess, order_id) -> Order | None:
         .filter(pk=order_id)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class FamilyFills:
+    """The fills of an order and of its child orders (algorithm slices), oldest first, with their totals.
+
+    Attributes
+    ----------
+    fills : list[Fill]
+        Ordered by ``ts_event`` then id; ``fill.order_id`` says which order (the order or a slice) filled.
+    filled_quantity : Decimal
+        Σ quantity, base units (contracts for derivatives).
+    avg_fill_price : Decimal | None
+        Quantity-weighted average price, quote currency; None without fills.
+    fees : Decimal
+        Σ fee (a plain sum, as ``Order.fees``).
+    fee_currency : str
+        The fills' fee currency when they share one, else "".
+
+    The totals follow :func:`orders.fills.fill_totals`, the rule the journal writer stores an order's
+    ``filled_quantity`` / ``avg_fill_price`` / ``fees`` by, so they match the order's own figures.
+    """
+
+    fills: list[Fill]
+    filled_quantity: Decimal
+    avg_fill_price: Decimal | None
+    fees: Decimal
+    fee_currency: str
+
+
+def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
+    """Return :func:`order_get`'s order with ``family_fills`` (:class:`FamilyFills`) set, or None.
+
+    For the order's page, whose Fills table lists the fills of the whole family: an execution
+    algorithm's parent is filled by its primary and its slices (``orders.services.venue_events``).
+    One query more than :func:`order_get` for an order with child orders, none otherwise.
+    """
+    order = order_get(access=access, order_id=order_id)
+    if order is None:
+        return None
+    children = order.children.all()
+    if children:
+        fills = list(Fill.objects.filter(order_id__in=[order.pk, *(c.pk for c in children)]).order_by("ts_event", "id"))
+    else:
+        fills = list(order.fills.all())
+    filled, avg, fees = fill_totals((f.quantity, f.price, f.fee) for f in fills)
+    currencies = {f.fee_currency for f in fills}
+    order.family_fills = FamilyFills(fills=fills, filled_quantity=filled, avg_fill_price=avg, fees=fees,
+                                     fee_currency=currencies.pop() if len(currencies) == 1 else "")
+    return order
 
 
 def order_get_visible(*, access: OrderAccess, order_id) -> Order | None:

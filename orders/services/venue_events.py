@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
 from django.db.models import Q
@@ -41,6 +41,7 @@ from odum_live.sql import (
     send_update,
 )
 from orders.exposure import order_exposure_changed, orders_for_state_change
+from orders.fills import fill_totals
 from orders.models import Fill, Order, OrderEvent
 from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
@@ -514,7 +515,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     if read_fill_id is not None:  # no id taken beforehand (not PostgreSQL): read it now
         read_fill_id()
 
-    order.filled_quantity, order.avg_fill_price, order.fees = _figures(family_fills)
+    order.filled_quantity, order.avg_fill_price, order.fees = fill_totals(family_fills)
     _advance_on_fill(order, notes)
     if order.status in TERMINAL_STATUSES and order.closed_at is None:
         order.closed_at = event.ts_event
@@ -633,7 +634,7 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
                       fills: list[tuple[Decimal, Decimal, Decimal]]) -> None:
     # ``fills``: (quantity, price, fee) of every fill of the parent and its children, this one included.
     before, before_filled = parent.status, parent.filled_quantity
-    parent.filled_quantity, parent.avg_fill_price, parent.fees = _figures(fills)
+    parent.filled_quantity, parent.avg_fill_price, parent.fees = fill_totals(fills)
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
     notes: list[str] = []
     _imply_submitted(parent, event=event, fields=fields, notes=notes)
@@ -697,18 +698,6 @@ def _short_family_reason(parent: Order, children: list[Order], own_filled: Decim
 def _fill_figures(sent: SentRows) -> list[tuple[Decimal, Decimal, Decimal]]:
     # (quantity, price, fee) of the fills read by a sent _FAMILY_FILLS.
     return [(f.quantity, f.price, f.fee) for f in sent.all()]
-
-
-def _figures(rows: list[tuple[Decimal, Decimal, Decimal]]) -> tuple[Decimal, Decimal | None, Decimal]:
-    # Σ quantity, quantity-weighted average price, Σ fee over (quantity, price, fee) of the fills of
-    # an order and its children.
-    with localcontext() as ctx:
-        ctx.prec = 80  # exact sums of NUMERIC(36,18) products
-        filled = sum((q for q, _, _ in rows), _ZERO)
-        notional = sum((q * p for q, p, _ in rows), _ZERO)
-        fees = sum((f for _, _, f in rows), _ZERO)
-        avg = (notional / filled).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) if filled else None
-    return filled, avg, fees
 
 
 def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:

@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
 from odum_live.live import CONNECTED, LiveTopicRefused, register_live_topic
 from orders.models import Order
-from orders.selectors import OrderAccess, order_access_for, order_get, order_get_visible, order_list
+from orders.selectors import OrderAccess, order_access_for, order_get_detail, order_get_visible, order_list
 
 
 def _groups(access: OrderAccess, strategy_id: str | None = None) -> list[str]:
@@ -84,7 +84,7 @@ def order_render(message: dict, user, *, argument: str) -> str | None:
     if not _concerns(message, argument):
         return None
     access = order_access_for(user=user)
-    order = order_get(access=access, order_id=argument)
+    order = order_get_detail(access=access, order_id=argument)
     if order is None:
         return None
     return render_to_string("orders/_detail.html", {"order": order, "oob": True,

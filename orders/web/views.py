@@ -29,7 +29,7 @@ from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.filters import OrderFilter
 from orders.formatting import cli_command, order_block, what_if_block
 from orders.models import Order
-from orders.selectors import order_access_for, order_get, order_get_visible, order_list
+from orders.selectors import order_access_for, order_get_detail, order_get_visible, order_list
 from orders.services import OrderNotCancelable, order_cancel
 from orders.web.ticket import (
     ALGORITHM_PARAMS,
@@ -239,7 +239,7 @@ def _visible_strategies(access) -> list[str]:
 def order_detail_page(request, order_id):
     """``/live/orders/<id>``: timeline, fills, venue ids, risk checks, routing, child orders; live."""
     access = order_access_for(user=request.user)
-    order = order_get(access=access, order_id=order_id)
+    order = order_get_detail(access=access, order_id=order_id)
     if order is None:
         raise Http404(f"no order {order_id}")
     context = {"order": order, "can_cancel": access.may("cancel", order.strategy_id)}
@@ -304,7 +304,7 @@ def _cancel_answer(request, access, order: Order, *, error: str, status: int) ->
     # For htmx, the partial the cancel came from, re-read as its page renders it, the error beside the status:
     # the detail body (orders/_detail.html) or the Orders page's row (orders/_row.html).
     if _from_detail(request):
-        order = order_get(access=access, order_id=order.pk)
+        order = order_get_detail(access=access, order_id=order.pk)
         template = "orders/_detail.html"
     else:
         order = order_list(access=access).get(pk=order.pk)

@@ -5,6 +5,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.formatting import fmt_time
@@ -443,3 +445,50 @@ def test_detail_routing_figures_padded_with_zeros_show_as_canonical_decimals(tra
     assert "000000" not in body
     for figure in ("10.05", "10", "0", "0.05", "1000"):
         assert f'<td class="num">{figure}</td>' in body
+
+
+def _algorithm_family(strategy):
+    # A TWAP parent filled 0.02 at avg 40010: 0.005 by its primary, 0.005 and 0.01 by two slices.
+    parent = OrderFactory(strategy=strategy, status="FILLED", exec_algorithm="TWAP", quantity=Decimal("0.02"),
+                          filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40010"), fees=Decimal("0.4"))
+    now = timezone.now()
+    FillFactory(order=parent, price=Decimal("40000"), quantity=Decimal("0.005"), fee=Decimal("0.1"),
+                venue_trade_id="T-primary", ts_event=now)
+    slices = []
+    for n, (price, qty) in enumerate(((Decimal("40020"), Decimal("0.005")), (Decimal("40010"), Decimal("0.01"))), 1):
+        child = OrderFactory(strategy=strategy, parent=parent, operation_id=f"op-slice-{n}", quantity=qty,
+                             filled_quantity=qty, avg_fill_price=price, status="FILLED")
+        FillFactory(order=child, price=price, quantity=qty, fee=Decimal("0.15"),
+                    venue_trade_id=f"T-slice-{n}", ts_event=now + timedelta(seconds=n))
+        slices.append(child)
+    return parent, slices
+
+
+def test_detail_of_algorithm_parent_lists_the_family_fills_with_their_order_and_totals(trader_client, strategy):
+    # Arrange
+    parent, (first, second) = _algorithm_family(strategy)
+
+    # Act
+    body = trader_client.get(f"/live/orders/{parent.id}").content.decode()
+
+    # Assert: every fill of the family, oldest first, each naming the order it came from; totals = the parent's
+    fills = re.findall(r'<tr class="fill-row" data-order="([^"]+)">.*?BINANCE-SPOT:(T-[a-z0-9-]+)</td>', body, re.S)
+    assert fills == [(str(parent.id), "T-primary"), (str(first.id), "T-slice-1"), (str(second.id), "T-slice-2")]
+    assert f'<a href="/live/orders/{first.id}">slice {first.id}</a>' in body
+    totals = re.search(r'<tfoot data-testid="fill-totals">(.*?)</tfoot>', body, re.S).group(1)
+    assert re.findall(r'<td class="num">([^<]+)</td>', totals) == ["40010", "0.02", "0.4 USDT"]
+
+
+def test_detail_query_count_does_not_grow_with_fills_and_slices(trader_client, strategy,
+                                                                 django_assert_max_num_queries):
+    # Arrange: the query count of a family of two slices is the bound for a family of five
+    parent, _ = _algorithm_family(strategy)
+    with CaptureQueriesContext(connection) as small:
+        trader_client.get(f"/live/orders/{parent.id}")
+    for n in range(3, 6):
+        child = OrderFactory(strategy=strategy, parent=parent, operation_id=f"op-slice-{n}", status="FILLED")
+        FillFactory(order=child, venue_trade_id=f"T-slice-{n}")
+
+    # Act / Assert
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert trader_client.get(f"/live/orders/{parent.id}").status_code == 200
