@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.shortcuts import resolve_url
+from django.http import Http404
+from django.shortcuts import render, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
 
@@ -33,3 +34,25 @@ class HtmxLoginRedirectMiddleware:
             return response
         page = request.htmx.current_url_abs_path or "/"
         return HttpResponseClientRedirect(redirect_to_login(page, login_url)["Location"])
+
+
+class HtmxNotFoundMiddleware:
+    """Answer an htmx request whose view raised ``Http404`` with the reason alone (``404.html``), DEBUG or not.
+
+    E.g. a Cancel on an order that has left the person's scope (``orders.web.views``: "no order <id>").
+    htmx swaps 404 answers in place, as 403 / 409 (templates/base.html); Django's own answer is a
+    whole document (its debug page under ``DEBUG``, a bare "Not Found" page otherwise) that would
+    land inside a table row or the order detail. Other requests pass unchanged. Sits after
+    ``HtmxMiddleware`` (``request.htmx``).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, Http404) or not getattr(request, "htmx", False):
+            return None
+        return render(request, "404.html", {"exception": str(exception)}, status=404)

@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "odum_live.middleware.HtmxLoginRedirectMiddleware",  # an htmx request without a session: login as a page
+    "odum_live.middleware.HtmxNotFoundMiddleware",  # an htmx request's 404: the reason alone, DEBUG or not
     "simple_history.middleware.HistoryRequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

@@ -59,3 +59,50 @@ def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_u
             expect(page.get_by_role("heading", name="Command line")).to_be_visible()
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_cancel_of_an_order_that_left_your_scope_shows_the_reason_in_its_row_and_keeps_the_page(live_server,
+                                                                                                 settings, debug):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_kill_switch import _in_a_thread
+    from tests.orders.factories import OrderFactory, UserFactory
+
+    # Arrange: a person trading alpha alone (no orders.view_order) on the Orders page, then taken off alpha
+    _chromium_or_skip()
+    settings.DEBUG = debug
+    person = UserFactory(username="tom")
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="orders", codename="change_order"))
+    alpha = StrategyFactory(id="alpha")
+    alpha.traders.add(person)
+    order = OrderFactory(strategy=alpha, operation_id="op-leaving", status="ACCEPTED")
+    session = Client()
+    session.force_login(person)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context()
+            _wait_up_to(context, WAIT_MS)
+            context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
+                                  "url": live_server.url}])
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(f"{live_server.url}/live/orders")
+            cancel = page.get_by_role("button", name="Cancel order op-leaving")
+            expect(cancel).to_be_visible()
+            _in_a_thread(lambda: alpha.traders.remove(person))
+
+            # Act: its row's Cancel (htmx post, answered 404)
+            with page.expect_response(lambda answer: answer.url.endswith(f"/live/orders/{order.id}/cancel")) as answer:
+                cancel.click()
+
+            # Assert: the reason where the row was, the page (nav, heading, filters) still there
+            assert answer.value.status == 404
+            expect(page.get_by_test_id("not-found")).to_have_text(f"no order {order.id}")
+            expect(page.locator("header.topbar").get_by_role("link", name="Orders")).to_be_visible()
+            expect(page.get_by_role("heading", name="Orders")).to_be_visible()
+        finally:
+            browser.close()

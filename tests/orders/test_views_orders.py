@@ -331,6 +331,26 @@ def test_cancel_other_strategy_is_403(trader_client, db):
     assert trader_client.post(f"/live/orders/{order.id}/cancel").status_code == 403
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+@pytest.mark.parametrize("target", ["order-detail", None], ids=["detail", "row"])
+def test_cancel_htmx_of_order_outside_scope_is_404_with_the_reason_as_a_fragment(strategy, settings, debug, target):
+    # Arrange: the order's strategy is not one the person sees (e.g. taken off its traders since the page loaded)
+    settings.DEBUG = debug
+    order = OrderFactory(strategy=StrategyFactory(id="beta"))
+    person = web_fixtures.UserFactory(username="plain-person")
+    strategy.traders.add(person)
+    headers = {"HTTP_HX_REQUEST": "true", **({"HTTP_HX_TARGET": target} if target else {})}
+
+    # Act
+    response = web_fixtures.logged_in(person).post(f"/live/orders/{order.id}/cancel", **headers)
+
+    # Assert: the reason alone (htmx swaps it in place, templates/base.html), not Django's page, DEBUG or not
+    body = response.content.decode()
+    assert response.status_code == 404
+    assert f'<p class="error" role="alert" data-testid="not-found">no order {order.id}</p>' in body
+    assert "<html" not in body.lower() and "<body" not in body
+
+
 def test_cancel_terminal_order_is_409(trader_client, strategy):
     order = OrderFactory(strategy=strategy, status="FILLED")
 

@@ -1,5 +1,8 @@
 """The page shell (templates/base.html) and the login / logout pages."""
 
+import json
+import re
+
 import pytest
 from django.test import Client
 
@@ -109,3 +112,34 @@ def test_htmx_post_refused_by_csrf_answers_the_reason_alone_not_a_whole_page(tra
     assert response.status_code == 403
     assert 'data-testid="forbidden"' in body and "reload the page" in body
     assert "<html" not in body and "<body" not in body
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+def test_htmx_swaps_each_answer_the_pages_give_a_reason_in_and_keeps_it_from_the_debug_helper(trader_client,
+                                                                                               settings, status):
+    # Arrange: DEBUG on, where django-htmx's helper replaces the document with a 400 / 403 / 404 / 500 answer
+    settings.DEBUG = True
+
+    # Act
+    body = trader_client.get("/live/orders").content.decode()
+
+    # Assert: htmx 2 takes the first rule whose code (a regular expression) matches the status
+    config = json.loads(re.search(r'<meta name="htmx-config" content=\'([^\']+)\'>', body).group(1))
+    rule = next(r for r in config["responseHandling"] if re.search(r["code"], str(status)))
+    assert rule["swap"] is True and rule["error"] is False
+    stopped = re.search(r"if \(\[([0-9, ]+)\]\.includes\(evt\.detail\.xhr\.status\)\) evt\.stopPropagation", body)
+    assert status not in (400, 403, 404) or str(status) in stopped.group(1).split(", ")
+
+
+def test_unknown_page_without_debug_names_the_path_in_the_page_shell(trader_client, settings):
+    # Arrange
+    settings.DEBUG = False
+
+    # Act
+    response = trader_client.get("/live/nope")
+
+    # Assert
+    body = response.content.decode()
+    assert response.status_code == 404
+    assert '<p class="error" role="alert" data-testid="not-found">No page at /live/nope.</p>' in body
+    assert 'class="topbar"' in body
