@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -24,6 +25,8 @@ urlpatterns = [
     path("status", status_page, name="status"),
     path("risk/kill-switch", kill_switch_set, name="risk-kill-switch"),
     path("", RedirectView.as_view(pattern_name="live-execute", permanent=False), name="home"),
+    # Pages linking no icon (the admin, the API docs) make the browser ask here: the one in static/.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.ico"), permanent=False), name="favicon"),
     path("", include("django_prometheus.urls")),  # GET /metrics (Prometheus text format)
 ]
 

@@ -143,3 +143,22 @@ def test_unknown_page_without_debug_names_the_path_in_the_page_shell(trader_clie
     assert response.status_code == 404
     assert '<p class="error" role="alert" data-testid="not-found">No page at /live/nope.</p>' in body
     assert 'class="topbar"' in body
+
+
+def test_pages_link_a_favicon_that_is_served(trader_client):
+    # Act
+    body = trader_client.get("/live/orders").content.decode()
+    href = re.search(r'<link rel="icon" href="([^"]+)"', body).group(1)
+    icon = trader_client.get(href)
+
+    # Assert: a static file (no request for /favicon.ico answered 404 on every page)
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content).startswith(b"\x00\x00\x01\x00")  # an ICO file
+
+
+def test_favicon_at_the_root_points_at_the_static_file(client):
+    # Act: what a browser asks for on a page without the link (the admin, the API docs)
+    response = client.get("/favicon.ico")
+
+    # Assert
+    assert response.status_code == 302 and response["Location"] == "/static/favicon.ico"
