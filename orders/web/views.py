@@ -46,6 +46,12 @@ from venues.models import Instrument, Venue
 
 #: Orders per page of the Orders page.
 PAGE_SIZE = 50
+#: The Orders page's filter fields (orders.api.filters.OrderFilter) by the labels its form shows.
+FILTER_LABELS = {"q": "Order id / operation id", "status": "Status", "venue": "Venue", "instrument": "Instrument",
+                 "strategy": "Strategy", "created_after": "Created from (UTC)",
+                 "created_before": "Created before (UTC)"}
+#: Filters the page honours from its URL (the API's) but has no field for.
+OTHER_FILTER_LABELS = {"side": "Side"}
 ANY = "ANY"
 
 
@@ -197,7 +203,7 @@ def orders_page(request):
     if filterset.is_valid():
         queryset, errors = filterset.qs, {}
     else:
-        queryset, errors = Order.objects.none(), {k: [str(m) for m in v] for k, v in filterset.errors.items()}
+        queryset, errors = Order.objects.none(), {k: " ".join(map(str, v)) for k, v in filterset.errors.items()}
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
     orders = list(page.object_list)
     for order in orders:
@@ -209,6 +215,12 @@ def orders_page(request):
         "page": page,
         "orders": orders,
         "errors": errors,
+        # Each form field's reason goes under it (htmx: out of band, the form being outside the table); the
+        # others' (a filter of the URL alone) above the table, named by label.
+        "field_errors": [(name, errors.get(name, "")) for name in FILTER_LABELS],
+        "other_errors": [(name, OTHER_FILTER_LABELS.get(name, name), reasons) for name, reasons in errors.items()
+                         if name not in FILTER_LABELS],
+        "labels": FILTER_LABELS,
         "f": request.GET,
         "statuses": Order.Status.values,
         "selected_statuses": request.GET.getlist("status"),

@@ -141,9 +141,36 @@ def test_orders_filter_with_nul_shows_the_project_reason_next_to_it(trader_clien
     # Act: the page shares the API's filters (orders.api.filters.OrderFilter)
     response = trader_client.get("/live/orders", {"q": "op\x00"})
 
+    # Assert: under the search field
+    assert re.search(r'<input id="q" name="q"[^>]*>\s*<p id="filter-error-q" class="error" role="alert" '
+                     r'data-field-error="q">must not contain the NUL character \(\\u0000\)</p>',
+                     response.content.decode())
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_orders_bad_filter_reason_is_under_its_field(trader_client, db, htmx):
+    # Arrange: the filter form's change answers the table only (hx-target #orders-table)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    # Act
+    body = trader_client.get("/live/orders", {"instrument": "binance"}, **headers).content.decode()
+
+    # Assert: the reason in the slot under the Instrument field (out of band for htmx), no card naming "instrument"
+    oob = ' hx-swap-oob="true"' if htmx else ""
+    reason = re.search(rf'<p id="filter-error-instrument" class="error" role="alert"{oob} '
+                       r'data-field-error="instrument">([^<]+)</p>', body)
+    assert reason and "binance" in reason.group(1)
+    assert "instrument:" not in body
+    if htmx:  # the other fields' slots are emptied (a reason fixed since is gone)
+        assert f'<p id="filter-error-q" class="error" role="alert"{oob}></p>' in body
+
+
+def test_orders_bad_filter_outside_the_form_names_it_by_its_label(trader_client, db):
+    # Act: side is a filter of the URL (the API's) with no field on the page
+    body = trader_client.get("/live/orders", {"side": "UP"}).content.decode()
+
     # Assert
-    assert ('<p data-field-error="q">q: must not contain the NUL character (\\u0000)</p>'
-            in response.content.decode())
+    assert re.search(r'<p data-field-error="side">Side: [^<]*UP', body)
 
 
 def test_orders_paginates(trader_client, strategy, monkeypatch):
