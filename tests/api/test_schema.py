@@ -96,6 +96,35 @@ def test_schema_order_list_search_documents_its_maximum_length(schema):
     assert parameters["q"]["schema"]["maxLength"] == 128
     assert parameters["q"]["description"]
 
+def _request_schema_and_serializer(client, component: str):
+    # The served schema of a request body component, and a fresh serializer of that body.
+    from orders.api.serializers import OrderCancelInputSerializer, OrderCreateInputSerializer, RiskCheckInputSerializer
+
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
+                  "RiskCheckInputRequest": RiskCheckInputSerializer,
+                  "OrderCancelInputRequest": OrderCancelInputSerializer}[component]()
+    return schema["components"]["schemas"][component], serializer
+
+
+def _decimal_branches(component_schema: dict, json_type: str) -> dict:
+    # Each decimal property's oneOf branch of ``json_type`` ("string" or "integer"), by property name.
+    return {name: next(alt for alt in spec["oneOf"] if alt.get("type") == json_type)
+            for name, spec in component_schema["properties"].items()
+            if any(alt.get("format") == "decimal" for alt in spec.get("oneOf", ()))}
+
+
+def _field_accepts(field, value) -> bool:
+    # Whether the API's serializer field takes ``value`` (run_validation raises on what it refuses).
+    from rest_framework.exceptions import ValidationError
+
+    try:
+        field.run_validation(value)
+    except ValidationError:
+        return False
+    return True
+
+
 #: Decimal strings on both sides of the schema's pattern: edge whitespace, exponents, signs, digit counts,
 #: non-ASCII digits (Python's Decimal and \d take "١"; JSON Schema's pattern is ECMA-262, \d is ASCII).
 DECIMAL_SAMPLES = [
@@ -108,31 +137,17 @@ DECIMAL_SAMPLES = [
 @pytest.mark.django_db
 @pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest"])
 def test_schema_decimal_string_pattern_accepts_what_the_api_accepts(client, component):
-    # Arrange: the served schema, and the serializer of the same request body
-    from orders.api.serializers import OrderCreateInputSerializer, RiskCheckInputSerializer
-    from rest_framework.exceptions import ValidationError
-
-    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
-    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
-                  "RiskCheckInputRequest": RiskCheckInputSerializer}[component]()
-    decimals = {name: next(alt["pattern"] for alt in spec["oneOf"] if alt.get("type") == "string")
-                for name, spec in schema["components"]["schemas"][component]["properties"].items()
-                if any(alt.get("format") == "decimal" for alt in spec.get("oneOf", ()))}
+    # Arrange: the served schema's string branch of each decimal field, and the serializer of the same body
+    spec, serializer = _request_schema_and_serializer(client, component)
+    decimals = {name: alt["pattern"] for name, alt in _decimal_branches(spec, "string").items()}
     assert {"quantity", "price", "max_slippage"} <= set(decimals)
-
-    def api_accepts(name, value):
-        try:
-            serializer.fields[name].run_validation(value)
-        except ValidationError:
-            return False
-        return True
 
     # Act / Assert: a JSON Schema pattern is searched, not anchored for us; fullmatch = ECMA "^…$" (no "\n" before $)
     for name, pattern in decimals.items():
         assert pattern.startswith("^") and pattern.endswith("$"), (name, pattern)
         for value in DECIMAL_SAMPLES:
             in_schema = re.fullmatch(pattern, value, flags=re.ASCII) is not None
-            assert api_accepts(name, value) == in_schema, (name, value, pattern)
+            assert _field_accepts(serializer.fields[name], value) == in_schema, (name, value, pattern)
 
 
 @pytest.mark.django_db
@@ -151,31 +166,17 @@ def test_options_on_orders_does_not_offer_server_owned_fields_as_post_input(svc_
 @pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest"])
 def test_schema_decimal_integer_bounds_are_what_the_api_accepts(client, component):
     # Arrange: the served schema's integer branch of each decimal field, and the serializer of the same body
-    from orders.api.serializers import OrderCreateInputSerializer, RiskCheckInputSerializer
-    from rest_framework.exceptions import ValidationError
-
-    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
-    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
-                  "RiskCheckInputRequest": RiskCheckInputSerializer}[component]()
-    integers = {name: next(alt for alt in spec["oneOf"] if alt.get("type") == "integer")
-                for name, spec in schema["components"]["schemas"][component]["properties"].items()
-                if any(alt.get("format") == "decimal" for alt in spec.get("oneOf", ()))}
+    spec, serializer = _request_schema_and_serializer(client, component)
+    integers = _decimal_branches(spec, "integer")
     assert {"quantity", "price", "max_slippage"} <= set(integers)
 
-    def api_accepts(name, value):
-        try:
-            serializer.fields[name].run_validation(value)
-        except ValidationError:
-            return False
-        return True
-
     # Act / Assert: the documented bounds are the API's, to the unit (18 digits: NUMERIC(36,18))
-    for name, spec in integers.items():
-        assert (spec.get("minimum"), spec.get("maximum")) == (-(10**18 - 1), 10**18 - 1), (name, spec)
-        for value in (spec["minimum"], spec["maximum"], 0):
-            assert api_accepts(name, value), (name, value)
-        for value in (spec["minimum"] - 1, spec["maximum"] + 1, 10**40):
-            assert not api_accepts(name, value), (name, value)
+    for name, branch in integers.items():
+        assert (branch.get("minimum"), branch.get("maximum")) == (-(10**18 - 1), 10**18 - 1), (name, branch)
+        for value in (branch["minimum"], branch["maximum"], 0):
+            assert _field_accepts(serializer.fields[name], value), (name, value)
+        for value in (branch["minimum"] - 1, branch["maximum"] + 1, 10**40):
+            assert not _field_accepts(serializer.fields[name], value), (name, value)
 
 
 
@@ -280,33 +281,16 @@ TEXT_SAMPLES = ["alpha", " alpha ", "a b", "", " ", "\t", "\n", "\u3000", "\x1c"
 @pytest.mark.parametrize("component", ["OrderCreateInputRequest", "RiskCheckInputRequest", "OrderCancelInputRequest"])
 def test_schema_text_fields_take_what_the_api_takes(client, component):
     # Arrange: every free-text property of the request body, and the serializer field behind it
-    from orders.api.serializers import (
-        OrderCancelInputSerializer,
-        OrderCreateInputSerializer,
-        RiskCheckInputSerializer,
-        StrictCharField,
-    )
-    from rest_framework.exceptions import ValidationError
+    from orders.api.serializers import StrictCharField
 
-    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
-    serializer = {"OrderCreateInputRequest": OrderCreateInputSerializer,
-                  "RiskCheckInputRequest": RiskCheckInputSerializer,
-                  "OrderCancelInputRequest": OrderCancelInputSerializer}[component]()
+    spec, serializer = _request_schema_and_serializer(client, component)
     texts = {name: field for name, field in serializer.fields.items() if isinstance(field, StrictCharField)}
     assert texts
 
-    def api_accepts(name, value):
-        try:
-            texts[name].run_validation(value)
-        except ValidationError:
-            return False
-        return True
-
     # Act / Assert
-    for name in texts:
-        spec = schema["components"]["schemas"][component]["properties"][name]
+    for name, field in texts.items():
         for value in TEXT_SAMPLES:
-            assert _schema_accepts(spec, value) == api_accepts(name, value), (name, value, spec)
+            assert _schema_accepts(spec["properties"][name], value) == _field_accepts(field, value), (name, value)
 
 
 @pytest.mark.django_db

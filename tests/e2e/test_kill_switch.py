@@ -12,10 +12,9 @@ import threading
 
 import pytest
 from django.db import connections
-from django.test import Client
 
 from risk.models import TradingState
-from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip, _wait_up_to
+from tests.e2e.test_trader_flow import logged_in_page
 from tests.orders.web_fixtures import person_in, role_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -25,39 +24,25 @@ WAIT_MS = 30_000
 
 
 def test_kill_switch_refused_htmx_post_keeps_the_card_and_shows_the_reason_in_it(live_server):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     # Arrange: a risk manager's status page, then the permission is withdrawn (another tab, the admin)
-    _chromium_or_skip()
     manager = person_in("risk manager")
-    session = Client()
-    session.force_login(manager)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
-        try:
-            context = browser.new_context()
-            _wait_up_to(context, WAIT_MS)
-            context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
-                                  "url": live_server.url}])
-            page = context.new_page()
-            page.goto(f"{live_server.url}/status")
-            card = page.get_by_test_id("kill-switches")
-            expect(card).to_be_visible()
-            _in_a_thread(lambda: manager.groups.remove(role_group("risk manager")))
+    with logged_in_page(manager, live_server, "/status", wait_ms=WAIT_MS) as page:
+        card = page.get_by_test_id("kill-switches")
+        expect(card).to_be_visible()
+        _in_a_thread(lambda: manager.groups.remove(role_group("risk manager")))
 
-            # Act: halt everything from the card (htmx post)
-            page.fill("#ks-reason", "panic")
-            with page.expect_response(lambda answer: answer.url.endswith("/risk/kill-switch")) as answer:
-                card.get_by_role("button", name="Halt").click()
+        # Act: halt everything from the card (htmx post)
+        page.fill("#ks-reason", "panic")
+        with page.expect_response(lambda answer: answer.url.endswith("/risk/kill-switch")) as answer:
+            card.get_by_role("button", name="Halt").click()
 
-            # Assert: refused; the card and its controls still there, the reason inside it
-            assert answer.value.status == 403
-            expect(card.get_by_test_id("kill-switch-refusal")).to_contain_text("risk.change_tradingstate")
-            expect(card.get_by_role("button", name="Halt")).to_be_visible()
-            expect(card.locator("#ks-reason")).to_have_value("panic")
-        finally:
-            browser.close()
+        # Assert: refused; the card and its controls still there, the reason inside it
+        assert answer.value.status == 403
+        expect(card.get_by_test_id("kill-switch-refusal")).to_contain_text("risk.change_tradingstate")
+        expect(card.get_by_role("button", name="Halt")).to_be_visible()
+        expect(card.locator("#ks-reason")).to_have_value("panic")
     assert not TradingState.objects.exists()
 
 

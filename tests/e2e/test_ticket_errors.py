@@ -10,42 +10,15 @@ TradingNode). Chromium as in test_trader_flow.py: missing is a skip, or a failur
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from django.test import Client
 
-from tests.e2e.test_trader_flow import CHROMIUM, _chromium_or_skip, _wait_up_to
+from tests.e2e.test_trader_flow import logged_in_page
 from tests.orders.factories import StrategyFactory
 from tests.orders.web_fixtures import person_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 #: Milliseconds Playwright waits for a page change.
 WAIT_MS = 30_000
-
-
-@contextmanager
-def _page_of(person, live_server, path: str):
-    # A headless Chromium page logged in as ``person`` on ``path``; closed on leaving.
-    from playwright.sync_api import sync_playwright
-
-    _chromium_or_skip()
-    session = Client()
-    session.force_login(person)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
-        try:
-            context = browser.new_context()
-            _wait_up_to(context, WAIT_MS)
-            context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
-                                  "url": live_server.url}])
-            page = context.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm's (a Cancel)
-            page.goto(f"{live_server.url}{path}")
-            yield page
-        finally:
-            browser.close()
 
 
 def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_under_the_field(live_server,
@@ -56,7 +29,7 @@ def test_ticket_refused_submit_under_debug_keeps_the_page_and_shows_the_reason_u
     settings.DEBUG = True
     trader = person_in("trader")
     StrategyFactory(id="alpha").traders.add(trader)
-    with _page_of(trader, live_server, "/live/execute") as page:
+    with logged_in_page(trader, live_server, "/live/execute", wait_ms=WAIT_MS) as page:
         expect(page.locator("#ticket-form")).to_be_visible()
 
         # Act: a quantity that is no number (htmx post, answered 400)
@@ -89,7 +62,7 @@ def test_cancel_of_an_order_that_left_your_scope_shows_the_reason_in_its_row_and
     alpha = StrategyFactory(id="alpha")
     alpha.traders.add(person)
     order = OrderFactory(strategy=alpha, operation_id="op-leaving", status="ACCEPTED")
-    with _page_of(person, live_server, "/live/orders") as page:
+    with logged_in_page(person, live_server, "/live/orders", wait_ms=WAIT_MS) as page:
         cancel = page.get_by_role("button", name="Cancel order op-leaving")
         expect(cancel).to_be_visible()
         _in_a_thread(lambda: alpha.traders.remove(person))
@@ -110,7 +83,7 @@ def test_orders_filter_reason_shows_under_its_field_and_goes_once_fixed(live_ser
 
     # Arrange: a trader on the Orders page
     trader = person_in("trader")
-    with _page_of(trader, live_server, "/live/orders") as page:
+    with logged_in_page(trader, live_server, "/live/orders", wait_ms=WAIT_MS) as page:
         reason = page.locator("#instrument ~ #filter-error-instrument")
         expect(reason).to_be_empty()
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.management import call_command
+from django.test import Client
 
 from tests.helpers import eventually, needs_market_data
 from tests.orders.web_fixtures import role_group
@@ -61,6 +63,34 @@ def _wait_up_to(context, ms: int) -> None:
 
     context.set_default_timeout(ms)
     expect.set_options(timeout=ms)
+
+
+@contextmanager
+def logged_in_page(person, live_server, path: str, *, wait_ms: int) -> Iterator:
+    """Yield a headless Chromium page logged in as ``person`` on ``live_server`` at ``path``.
+
+    Playwright waits up to ``wait_ms`` for page changes (:func:`_wait_up_to`); a confirm dialog
+    (htmx's ``hx-confirm``) is accepted. The browser is closed on leaving.
+    """
+    from playwright.sync_api import sync_playwright
+
+    _chromium_or_skip()
+    session = Client()
+    session.force_login(person)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context()
+            _wait_up_to(context, wait_ms)
+            context.add_cookies([{"name": "sessionid", "value": session.cookies["sessionid"].value,
+                                  "url": live_server.url}])
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(f"{live_server.url}{path}")
+            yield page
+        finally:
+            browser.close()
 
 
 def _free_port() -> int:
