@@ -193,7 +193,8 @@ class TradingStateAdmin(SimpleHistoryAdmin):
         Returns ``None`` after applying (the admin redirects back to the changelist) or the
         confirmation page (first visit, or the reason was missing). A halt's cancel sweeps run once
         every selected switch has committed; each reports what it canceled (an error message when
-        an order could not be canceled).
+        an order could not be canceled). A switch already in ``state`` is left unchanged, except that
+        halting a HALTED switch sets it again with the new reason and sweeps again (a retry).
         """
         switches = list(queryset.order_by("scope", "scope_key"))
         submitted = "apply" in request.POST
@@ -206,7 +207,8 @@ class TradingStateAdmin(SimpleHistoryAdmin):
             try:
                 with transaction.atomic():  # all selected switches change, or none
                     for switch in switches:
-                        if switch.state == state:
+                        # Halting a halted switch again sweeps its working orders again (a retry).
+                        if switch.state == state and state != TradingState.State.HALTED:
                             unchanged.append(_where(switch))
                             continue
                         trading_state_set(

@@ -317,6 +317,24 @@ def test_kill_switch_halt_action_cancels_the_scope_orders_after_commit_and_says_
     assert "STRATEGY:demo: 1 order canceled, 1 order asked to cancel at the venue" in page
 
 
+@pytest.mark.django_db(transaction=True)  # the sweep runs once the action's transaction commits, as in production
+def test_kill_switch_halt_action_on_a_halted_switch_sweeps_again(rm_client, data):
+    # Arrange: halted already; an order of the scope is working anyway (a cancel that had failed, say)
+    switch = data["risk.tradingstate"]
+    _action(rm_client, "halt", switch, apply="Set", reason="runaway strategy")
+    working = OrderFactory(strategy=data["orders.strategy"], status="ACCEPTED")
+
+    # Act: halt again, as the README says to retry
+    response = _action(rm_client, "halt", switch, apply="Set", reason="retry the sweep")
+
+    # Assert: the working order is asked to cancel, the page says so, and the history has the new reason
+    assert Order.objects.get(pk=working.pk).status == "PENDING_CANCEL"
+    page = rm_client.get(response["Location"]).content.decode()
+    assert "STRATEGY:demo: 0 orders canceled, 1 order asked to cancel at the venue" in page
+    switch.refresh_from_db()
+    assert (switch.state, switch.reason) == (TradingState.State.HALTED, "retry the sweep")
+
+
 @pytest.mark.django_db(transaction=True)  # the sweep runs once the change form's transaction commits
 def test_trading_state_change_form_halt_reports_what_it_canceled(rm_client, data):
     # Arrange
