@@ -102,8 +102,8 @@ def instrument_scope_matches(*, scope_key: str, instrument: InstrumentKey) -> bo
 def scope_covers(*, scope: str, scope_key: str, strategy_id: str, venue_code: str, instrument_key: str) -> bool:
     """Return whether a limit or kill switch of ``scope`` / ``scope_key`` applies to an order.
 
-    The engine's matching (:meth:`PendingControls.result`, :func:`instrument_scope_matches`) from
-    the other side: given the scope, does it cover this order? Used where a kill switch acts on
+    The engine's matching (:func:`scope_covers_listing`, which :meth:`PendingControls.result` uses)
+    for an order whose listing key is text: given the scope, does it cover this order? Used where a kill switch acts on
     orders already accepted (``orders.services.kill_switch``, the trading worker's claim).
 
     Parameters
@@ -118,6 +118,24 @@ def scope_covers(*, scope: str, scope_key: str, strategy_id: str, venue_code: st
         The routed listing's canonical key. One that does not parse is covered by every
         INSTRUMENT scope: a kill switch that cannot tell stops the order (fail closed).
     """
+    if scope == Scope.INSTRUMENT:
+        try:
+            instrument = parse_instrument_key(instrument_key)
+        except InstrumentKeyError:
+            return True
+    else:
+        instrument = None  # not read by the other scopes
+    return scope_covers_listing(scope=scope, scope_key=scope_key, strategy_id=strategy_id, venue_code=venue_code,
+                                instrument=instrument)
+
+
+def scope_covers_listing(*, scope: str, scope_key: str, strategy_id: str, venue_code: str,
+                         instrument: InstrumentKey | None) -> bool:
+    """:func:`scope_covers` for an order whose listing key is parsed: the one scope-matching rule.
+
+    The engine keeps the limits and kill switches of an order with it (:meth:`PendingControls.result`);
+    ``instrument`` may be None only when ``scope`` is not INSTRUMENT.
+    """
     if scope == Scope.GLOBAL:
         return True
     if scope == Scope.VENUE:
@@ -125,10 +143,6 @@ def scope_covers(*, scope: str, scope_key: str, strategy_id: str, venue_code: st
     if scope == Scope.STRATEGY:
         return scope_key == strategy_id
     if scope == Scope.INSTRUMENT:
-        try:
-            instrument = parse_instrument_key(instrument_key)
-        except InstrumentKeyError:
-            return True
         return instrument_scope_matches(scope_key=scope_key, instrument=instrument)
     return False
 
@@ -180,9 +194,10 @@ class PendingControls:
     travels with the router's own read, so the two cost one round trip.
     """
 
-    def __init__(self, query: SentQuery, vendor: str) -> None:
+    def __init__(self, query: SentQuery, vendor: str, strategy_id: str) -> None:
         self._query = query
         self._vendor = vendor
+        self._strategy_id = strategy_id
 
     def result(self, *, venue_code: str, instrument: InstrumentKey) -> RiskControls:
         """Return the :class:`RiskControls` of the order as routed (call once).
@@ -198,8 +213,8 @@ class PendingControls:
         raw = self._query.fetchall()
         rows = [
             r for r in raw
-            if (r[1] != Scope.VENUE or r[2] == venue_code)
-            and (r[1] != Scope.INSTRUMENT or instrument_scope_matches(scope_key=r[2], instrument=instrument))
+            if scope_covers_listing(scope=r[1], scope_key=r[2], strategy_id=self._strategy_id, venue_code=venue_code,
+                                    instrument=instrument)
         ]
         to_decimal = _decimal_converter(self._vendor)
         limits = sorted(
@@ -244,7 +259,7 @@ def risk_controls_start(*, strategy_id: str, equivalence_key: str, using: str = 
         f" WHERE state <> %s AND {scope_sql}"
     )
     params = [True, *scope_params, TradingState.State.ACTIVE, *scope_params]
-    return PendingControls(send_query(sql, params, using=using), connections[using].vendor)
+    return PendingControls(send_query(sql, params, using=using), connections[using].vendor, strategy_id)
 
 
 # --- exposure ------------------------------------------------------------------------------------
