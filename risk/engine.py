@@ -47,7 +47,8 @@ Checks, in the order results are listed (the first failure gives the reason):
                      side + this order, in the instrument aggregated across venues: the
                      strategy's (STRATEGY limits), the firm's (GLOBAL, INSTRUMENT), the
                      firm's on the venue (VENUE). Quantity (base units of the underlying,
-                     see below) or notional.
+                     see below) or notional (at the larger of the order's price and the
+                     fresh mid, see below).
 ``gross_exposure``   Σ |position| notional + Σ open-order notional + this order's notional:
                      the strategy's (STRATEGY), the firm's (GLOBAL), on the venue (VENUE), in
                      the instrument (INSTRUMENT).
@@ -90,12 +91,17 @@ a notional ``position_limit``, ``gross_exposure``) value the order being checked
 trade at most: a SELL-like order at the larger of its limit price and its listing's fresh mid (a
 SELL limited through the market trades near the market, so 10 BTC limited at 0.01 against a 40,000
 mid counts 400,000, not 0.1), a BUY-like order at its limit price (it trades at no more, above or
-below the mid), a MARKET order at the reference mid. Without a fresh mid a LIMIT order counts at its limit price (the mid is read only when such
-a limit applies, from the router's snapshots when given, and its absence denies nothing by itself);
-the check's detail names the price used (:class:`_Valuation`). The listing's ``min_notional`` and
-the storage bound stay at the limit price, as the venue and the open-order totals count it; open
-orders already in the totals keep the values they were checked and stored with. Positions are
-valued at mark price, else average entry price.
+below the mid), a MARKET order at the reference mid. A notional ``position_limit`` values the whole
+projected position, not the order alone, at the larger of that price and the fresh mid: a position
+is worth the market whatever a resting bid says (long 10 BTC at a 40,000 mid, a BUY 1 limited at
+1 USDT projects 11 × 40,000 = 440,000, not 11; :meth:`_Valuation.of_position`). Without a fresh mid
+a LIMIT order, and the position it projects, count at its limit price (the mid is read only when
+such a limit applies, from the router's snapshots when given, and its absence denies nothing by
+itself); the check's detail names the price used (:class:`_Valuation`; a position limit's: "projected
+position valued at …"). The listing's ``min_notional`` and the storage bound stay at the limit
+price, as the venue and the open-order totals count it. ``gross_exposure`` adds this order's value
+to what is already there: open orders already in the totals at the values they were checked and
+stored with, positions at mark price, else average entry price (``risk.selectors.exposure_rows``).
 Limits at INSTRUMENT scope are in the instrument's quote currency; every other scope's notional
 limits are in USD, where USD and the USD stablecoins (:data:`risk.valuation.USD_EQUIVALENTS`) count 1:1; an
 amount in any other currency cannot be converted and fails the check closed, saying so.
@@ -363,6 +369,9 @@ def _scope_is_one_venue(scope: str, scope_key: str) -> bool:
 class _Valuation:
     """The price the risk limits value the order being checked at, and why that price.
 
+    :meth:`of` values the order itself (``max_order_notional``, this order's part of
+    ``gross_exposure``); :meth:`of_position` the projected position of a notional ``position_limit``.
+
     Parameters
     ----------
     price : Decimal | None
@@ -404,6 +413,22 @@ class _Valuation:
     def of_quantity(self, order: _Order) -> str:
         """``"10 BTC at the fresh mid …"``; ``""`` without a basis."""
         return f"{_dec(order.intent.quantity)} {order.unit} {self.basis}" if self.basis else ""
+
+    def of_position(self, order: _Order, market: ReferencePrice) -> _Valuation:
+        """Return the valuation of the projected position: the larger of this price and the fresh mid.
+
+        A position is worth the market whatever a resting order's limit says: a BUY limited at 1 USDT
+        against a 40,000 mid pays at most 1 USDT for itself, but the 10 BTC it adds to are worth
+        400,000. Only a BUY-like LIMIT order below the mid changes (a SELL-like order's price is
+        already at least the mid, a MARKET order's is the mid). Without a fresh mid, or for an
+        inverse order (face value takes no price), this valuation stands.
+        """
+        mid = market.mid
+        if order.inverse or self.price is None or mid is None or mid <= self.price:
+            return self
+        return _Valuation(price=mid, basis=f"at the fresh mid {_dec(mid)} {order.quote}, above this order's limit "
+                                           f"price {_dec(self.price)} (a position is worth the market, whatever a "
+                                           f"bid says)")
 
 
 @dataclass
@@ -595,7 +620,7 @@ class PreTradeRiskEngine:
                             now=now, reference=market)
         self._reducing(order, reducing_states, book, conversion, results)
         self._repeated(order, repeated, results)
-        self._position(order, controls, book, valuation, conversion, results)
+        self._position(order, controls, book, valuation.of_position(order, market), conversion, results)
         self._gross(order, controls, book, valuation, valued, valued_problem, conversion, results)
 
         recording = not dry_run and _all_passed(results)
@@ -720,9 +745,9 @@ class PreTradeRiskEngine:
     def _market(
         order: _Order, controls: RiskControls, reference: ReferencePrice, store: MarketDataStore, now: datetime
     ) -> ReferencePrice:
-        # The fresh mid a LIMIT order is valued against (_Valuation): the reference when it was read, else
-        # read only when a limit values the order (an inverse order's notional takes no price). Its absence
-        # denies nothing: the order then counts at its limit price.
+        # The fresh mid a LIMIT order and the position it projects are valued against (_Valuation): the
+        # reference when it was read, else read only when a limit values the order (an inverse order's
+        # notional takes no price). Its absence denies nothing: the order then counts at its limit price.
         if reference.needed or order.listing is None or order.inverse or not controls.of_kind(*_VALUED_KINDS):
             return reference
         return reference_price(store=store, listing_key=order.listing_key, now=now)
@@ -1001,7 +1026,8 @@ class PreTradeRiskEngine:
         conversion: ReferencePrice, results
     ) -> None:
         # Quantities add up in base units of the underlying (quantity × contract multiplier); the face
-        # value of inverse contracts only at the conversion price (see _conversion_price).
+        # value of inverse contracts only at the conversion price (see _conversion_price). ``valuation``
+        # values the projected position (_Valuation.of_position), not the order alone.
         no_conversion = f"no price to convert inverse contracts to base units: {conversion.problem}"
         for limit in controls.of_kind(K.MAX_POSITION_QUANTITY, K.MAX_POSITION_NOTIONAL):
             population = {Scope.STRATEGY: "strategy", Scope.VENUE: "venue"}.get(limit.scope, "firm")
@@ -1035,7 +1061,7 @@ class PreTradeRiskEngine:
                 observed, ccy, problem = in_limit_currency(amount=native, quote=order.quote, limit=limit,
                                                            unknown=unknown)
                 if valuation.basis and native is not None and not projected.face:
-                    made_of += f"; valued {valuation.basis}"
+                    made_of += f"; projected position valued {valuation.basis}"
             if unsized:
                 problem = ""  # made_of already names what cannot be sized
             within = observed is not None and observed <= limit.value
@@ -1051,7 +1077,7 @@ class PreTradeRiskEngine:
     @staticmethod
     def _position_notional(order: _Order, projected: Holding, price, price_problem: str,
                            conversion: ReferencePrice) -> tuple[Decimal | None, str]:
-        # |projected| in quote currency: base units at the order's valuation price, face value as it is.
+        # |projected| in quote currency: base units at the position's valuation price, face value as it is.
         if order.multiplier is None:
             return None, "no listing to take the contract multiplier from"
         if projected.unlisted:

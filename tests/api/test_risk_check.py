@@ -8,6 +8,7 @@ from orders.models import Order, OrderEvent
 from risk.models import RiskLimit, Scope, VelocityBucket
 from tests.orders.conftest import client_for
 from tests.orders.factories import order_body
+from tests.positions.factories import PositionFactory
 from tests.risk.factories import RiskLimitFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +47,23 @@ def test_risk_check_failing_order_names_check_and_limit(tradable, svc_client, st
     assert data["passed"] is False and data["status"] == "DENIED"
     assert "0.001" in data["rejection_reason"]
     assert Order.objects.count() == 0
+
+
+def test_risk_check_passive_buy_limit_denied_by_the_position_valued_at_the_mid(tradable, svc_client, strategy):
+    # Arrange: alpha is long 10 BTC (book 40000 / 40001); 100000 USD of position for alpha
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key=strategy.id, kind=RiskLimit.Kind.MAX_POSITION_NOTIONAL,
+                     value=Decimal("100000"))
+    PositionFactory(strategy=strategy, quantity=Decimal("10"))
+
+    # Act: a BUY 1 BTC resting at 10 USDT, far below the market
+    data = svc_client.post(URL, order_body(quantity="1", price="10"), format="json").json()
+
+    # Assert: 11 BTC at the 40000.5 mid, not at 10 USDT (110 USD would pass)
+    assert data["passed"] is False and data["status"] == "DENIED"
+    assert data["rejection_reason"] == (
+        "position_limit: observed 440005.5, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
+        "orders 0 + this order 1 = 11 BTC; projected position valued at the fresh mid 40000.5 USDT, above this "
+        "order's limit price 10 (a position is worth the market, whatever a bid says)")
 
 
 def test_risk_check_unroutable_order_reports_the_routers_reason(tradable, svc_client):

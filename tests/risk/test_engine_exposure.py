@@ -142,7 +142,82 @@ def test_position_notional_limit_values_a_marketable_sell_limit_at_the_fresh_mid
     # Assert
     assert not check.passed
     assert check.observed == "400000"
-    assert check.detail.endswith("; valued at the fresh mid 40000 USDT, above the limit price 0.01")
+    assert check.detail.endswith("; projected position valued at the fresh mid 40000 USDT, above the limit price 0.01")
+
+
+def test_position_notional_limit_values_a_passive_buy_limit_position_at_the_fresh_mid(engine, listing, strategy,
+                                                                                   fresh_quote):
+    # Arrange: long 10 BTC, mid 40000; 100000 USD for the strategy
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_NOTIONAL, value=Decimal("100000"))
+    PositionFactory(strategy=strategy, quantity=Decimal("10"))
+
+    # Act: a BUY 1 at the market, and one resting far below it
+    at_market = only_check(dry(engine, listing, quantity=Decimal("1"), price=Decimal("40000")), "position_limit")
+    far_below = only_check(dry(engine, listing, quantity=Decimal("1"), price=Decimal("1")), "position_limit")
+
+    # Assert: both add to a position worth 440000 at the market; the low bid does not make it 11 USD
+    assert (at_market.passed, at_market.observed) == (False, "440000")
+    assert not far_below.passed
+    assert (far_below.limit, far_below.observed) == ("100000 USD (STRATEGY:demo)", "440000")
+    assert far_below.detail == (
+        "strategy position 10 + open BUY orders 0 + this order 1 = 11 BTC; projected position valued at the fresh "
+        "mid 40000 USDT, above this order's limit price 1 (a position is worth the market, whatever a bid says)")
+
+
+def test_position_notional_limit_passive_buy_limit_without_fresh_mid_is_valued_at_its_limit_price(
+        engine, listing, strategy):
+    # Arrange: long 10 BTC, no market data
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_NOTIONAL, value=Decimal("100000"))
+    PositionFactory(strategy=strategy, quantity=Decimal("10"))
+
+    # Act
+    check = only_check(dry(engine, listing, quantity=Decimal("1"), price=Decimal("1")), "position_limit")
+
+    # Assert: today's rule, and the detail says which price and why
+    assert (check.passed, check.observed) == (True, "11")
+    assert check.detail == ("strategy position 10 + open BUY orders 0 + this order 1 = 11 BTC; projected position "
+                            f"valued at the limit price 1 USDT: no fresh mid (missing: no market data for {BTC_USDT})")
+
+
+@pytest.mark.parametrize(
+    ("position", "side", "order_type", "price", "observed", "valued_at"),
+    [
+        # a SELL above the market: at its limit price, as before
+        ("-10", "SELL", "LIMIT", "41000", "451000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
+        # a MARKET BUY: at the reference mid, as before
+        ("10", "BUY", "MARKET", None, "440000", "at the reference mid 40000 USDT"),
+        # a BUY above the market: at its limit price, as before
+        ("10", "BUY", "LIMIT", "41000", "451000", "at the limit price 41000 USDT, not below the fresh mid 40000"),
+    ],
+)
+def test_position_notional_limit_sell_market_and_marketable_buy_keep_their_valuation(
+        engine, listing, strategy, fresh_quote, position, side, order_type, price, observed, valued_at):
+    # Arrange
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_NOTIONAL, value=Decimal("100000"))
+    PositionFactory(strategy=strategy, quantity=Decimal(position))
+
+    # Act
+    check = only_check(dry(engine, listing, side=side, order_type=order_type, quantity=Decimal("1"),
+                           price=Decimal(price) if price else None), "position_limit")
+
+    # Assert
+    assert (check.passed, check.observed) == (False, observed)
+    assert check.detail.endswith(f"; projected position valued {valued_at}")
+
+
+def test_position_notional_limit_passive_buy_reducing_a_short_above_the_limit_passes(engine, listing, strategy,
+                                                                                     fresh_quote):
+    # Arrange: short 10 BTC (400000 at the 40000 mid) against a 100000 USD limit
+    RiskLimitFactory(scope=Scope.STRATEGY, scope_key="demo", kind=K.MAX_POSITION_NOTIONAL, value=Decimal("100000"))
+    PositionFactory(strategy=strategy, quantity=Decimal("-10"))
+
+    # Act: a BUY 1 resting far below the market
+    check = only_check(dry(engine, listing, quantity=Decimal("1"), price=Decimal("1")), "position_limit")
+
+    # Assert: the remaining short is worth 360000 at the market, above the limit, yet de-risking passes
+    assert check.passed
+    assert check.observed == "360000"
+    assert check.detail.endswith("reduces the absolute position without crossing zero: allowed above the limit")
 
 
 # --- gross exposure -------------------------------------------------------------------------------
