@@ -7,7 +7,7 @@ from typing import Any
 
 from orders.models import Strategy
 from orders.services.request import OrderRequest
-from orders.services.submit import denial_reason, order_router, risk_engine
+from orders.services.submit import denial_reason, order_router, risk_engine, routed_listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +51,10 @@ def order_risk_check(*, strategy: Strategy, data: OrderRequest) -> RiskCheckResu
     """
     intent = data.to_intent(strategy_id=strategy.id)
     decision = order_router().route(intent=intent)
-    risk = risk_engine().evaluate(intent=intent, listing=decision.listing, venue=decision.venue_obj, dry_run=True,
+    listing, venue = routed_listing(decision)
+    risk = risk_engine().evaluate(intent=intent, listing=listing, venue=venue, dry_run=True,
                                   snapshots=decision.snapshots)
-    passed = bool(risk.passed and decision.routed and decision.venue)
+    passed = risk.passed and listing is not None
     reason = "" if passed else denial_reason(risk=risk, decision=decision)
     return RiskCheckResult(
         passed=passed,

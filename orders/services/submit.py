@@ -22,7 +22,8 @@ from orders.services.publish import publish_orders_updated
 from orders.services.request import OrderRequest, OrderRequestInvalid
 from orders.state import OrderStatus
 from risk.engine import PreTradeRiskEngine
-from routing.router import SmartOrderRouter
+from routing.router import RoutingDecision, SmartOrderRouter
+from venues.models import Instrument, Venue
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,19 @@ def denial_reason(*, risk, decision) -> str:
     return "; ".join(p for p in parts if p) or "routing: no eligible venue"
 
 
+def routed_listing(decision: RoutingDecision) -> tuple[Instrument | None, Venue | None]:
+    """Return the listing and venue ``decision`` routes the order to; (None, None) when it names no venue.
+
+    Pre-trade risk is given exactly what the order will be routed to, so it never passes (nor, in a
+    submit, records velocity usage and open exposure for) an order recorded DENIED for want of a
+    venue: a listing chosen without a venue code (a ``venues.Venue`` row whose code is ``""``) is no
+    route, and ``instrument_listed`` denies it.
+    """
+    if decision.routed and decision.venue:
+        return decision.listing, decision.venue_obj
+    return None, None
+
+
 def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str,
             after_commit: Callable[[Callable[[], None]], None]) -> Order:
     # PostgreSQL: psycopg pipeline mode (odum_live.sql.pipeline). A statement whose result is not
@@ -253,7 +267,8 @@ def _create_rows(
     engine = risk_engine()
     controls = engine.start(intent=intent)  # read with the router's query: one round trip for both
     decision = order_router().route(intent=intent)
-    risk = engine.evaluate(intent=intent, listing=decision.listing, venue=decision.venue_obj, controls=controls,
+    listing, venue = routed_listing(decision)
+    risk = engine.evaluate(intent=intent, listing=listing, venue=venue, controls=controls,
                            snapshots=decision.snapshots)
     decided_at = timezone.now()
 
@@ -273,7 +288,7 @@ def _create_rows(
         OrderEvent(order=order, type=OrderEvent.Type.RECEIVED, status_before="", status_after=OrderStatus.PENDING,
                    actor=actor, ts=received_at, payload={"operation_id": data.operation_id})
     ]
-    routable = bool(decision.routed and decision.venue)
+    routable = listing is not None
     if risk.passed and routable:
         order.transition_to(OrderStatus.ROUTED)
         # The hand-off to the venues queue follows the commit at once; a failed publish is recorded
@@ -289,8 +304,8 @@ def _create_rows(
                                           "dispatch": "venues.tasks.submit_order on queue venues, after commit"}))
     else:
         if risk.passed:
-            # The engine should fail instrument_listed when nothing is routable; never send an order
-            # without a venue even if it does not.
+            # The engine, given no listing when nothing is routable (routed_listing), fails
+            # instrument_listed; never send an order without a venue even if it does not.
             logger.warning("risk passed but routing found no venue for %s: %s", data.instrument_key, decision.reason)
         reason = denial_reason(risk=risk, decision=decision)
         order.transition_to(OrderStatus.DENIED)
