@@ -1,7 +1,8 @@
 """The smart order router: choose the venue listing an order goes to, and record why.
 
 A *named* key (``BINANCE-SPOT:SPOT_PAIR:BTC-USDT``) is checked, not chosen: the listing must
-exist and be enabled, its venue enabled and the venue's circuit not open. An ``ANY`` key
+exist and be enabled, its venue enabled and able to trade in this release (an ``EXTERNAL_SDK`` venue
+needs its adapter, and none ships yet: :mod:`venues.availability`) and the venue's circuit not open. An ``ANY`` key
 (``ANY:PERPETUAL:BTC-USDT@LIN``) is routed to the eligible listing of an equivalent instrument
 (same ``equivalence_key``) with the lowest expected cost, fee + expected slippage + latency penalty
 in bps (:mod:`routing.costs`: the standard TCA decomposition, Perold 1988 / Kissell 2013, and the
@@ -25,6 +26,10 @@ Policies, and why:
   the trial call that closes or re-opens the circuit.
 - **Market data unavailable** (``MarketDataError``: Redis down, malformed snapshot): handled like
   "no book" for every candidate, with the store's message as the reason.
+- **Venue without an adapter** (``venues.availability.venue_unavailable_reason``): ineligible, with
+  the reason ``venue DERIBIT: adapter 'deribit' (EXTERNAL_SDK) is not available in this release``.
+  Left eligible, its orders would be denied for missing market data (the node does not host it, so
+  it has none), or rejected by the node: both hide the cause from the trader.
 - Ineligible listings are costed too when their data exist, so the record shows what was given up.
 
 Database cost: one query (listings with their venues, ``select_related``), a second only to tell
@@ -53,6 +58,7 @@ from routing.costs import (
     estimate_cost,
     is_buy_like,
 )
+from venues.availability import venue_unavailable_reason
 from venues.circuit import CircuitState, CircuitStatus, circuit_statuses
 from venues.marketdata import MarketDataError, MarketDataStore, MarketSnapshot, market_data
 from venues.models import Instrument, Venue
@@ -75,7 +81,8 @@ class RouteCandidate:
     instrument_key : str
         Canonical key of the listing.
     eligible : bool
-        Whether the order may go there (listing and venue enabled, circuit not open).
+        Whether the order may go there (listing and venue enabled, the venue's adapter available in
+        this release, circuit not open).
     fee_bps, slippage_bps, latency_bps, total_bps : Decimal | None
         Expected cost components in bps of notional (:mod:`routing.costs`). ``slippage_bps`` is
         None when no fresh book exists; ``total_bps`` is then fee + latency only (a lower bound).
@@ -276,7 +283,8 @@ class SmartOrderRouter:
         RoutingDecision
             ``routed`` with the chosen listing, or ``venue=None`` and a reason naming why not: the
             key is not listed (``instrument not listed: ...``), or every listing is blocked
-            (listing disabled, venue disabled, circuit open, asset class mismatch).
+            (listing disabled, venue disabled, the venue's adapter not available in this release,
+            circuit open, asset class mismatch).
 
         Raises
         ------
@@ -394,6 +402,9 @@ class SmartOrderRouter:
                 blockers.append("listing disabled")
             if not row.venue.enabled:
                 blockers.append("venue disabled")
+            unavailable = venue_unavailable_reason(kind=row.venue.kind, adapter=row.venue.adapter)
+            if unavailable:
+                blockers.append(f"venue {row.venue_id}: {unavailable}")
             if circuit.is_open:
                 blockers.append(f"circuit open ({circuit.detail})")
             elif circuit.state is CircuitState.HALF_OPEN:

@@ -14,6 +14,8 @@ from risk.models import RiskLimit, Scope
 from tests.orders.conftest import client_for
 from tests.orders.factories import StrategyFactory, UserFactory, order_body
 from tests.risk.factories import RiskLimitFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
+from venues.models import Venue
 
 pytestmark = pytest.mark.django_db
 URL = "/api/orders"
@@ -71,6 +73,28 @@ def test_post_order_denied_by_risk_is_201_with_the_reason(tradable, svc_client, 
     assert body["status"] == "DENIED" and body["risk_result"]["passed"] is False
     assert "0.001" in body["rejection_reason"]
     assert Order.objects.get().status == "DENIED"
+
+
+def test_post_order_named_external_sdk_venue_without_adapter_is_denied_naming_the_adapter(db, svc_client):
+    # Arrange: an enabled Deribit venue (no external SDK adapter ships in this release): the trading node
+    # does not host it, so it has no market data either
+    venue = VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit")
+    key = "DERIBIT:PERPETUAL:BTC-USD@INV"
+    InstrumentFactory(venue=venue, instrument_key=key, nautilus_instrument_id="BTC-PERPETUAL.DERIBIT",
+                      venue_symbol="BTC-PERPETUAL", base_currency="BTC", quote_currency="USD",
+                      settlement_currency="BTC", tick_size=Decimal("0.5"), lot_size=Decimal("10"),
+                      min_quantity=Decimal("10"), min_notional=None, is_inverse=True)
+    RiskLimitFactory(kind=RiskLimit.Kind.PRICE_COLLAR_BPS, value=Decimal("500"))  # needs a reference price
+    # Act
+    response = svc_client.post(URL, order_body(instrument_key=key, quantity="10", price="40000"), format="json")
+    # Assert: denied for the venue's missing adapter, not for "missing market data"
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "DENIED" and body["venue"] == ""
+    assert "venue DERIBIT: adapter 'deribit' (EXTERNAL_SDK) is not available in this release" \
+        in body["rejection_reason"]
+    assert "market data" not in body["rejection_reason"]
+    assert body["routing_decision"]["routed"] is False
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,10 @@ BINANCE_PERP = "BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN"
 BYBIT_PERP = "BYBIT:PERPETUAL:BTC-USDT@LIN"
 OKX_PERP = "OKX:PERPETUAL:BTC-USDT@LIN"
 DEEP = {"bids": [(99, 10)], "asks": [(101, 10)]}  # mid 100: one unit costs 100 bps to buy
+DERIBIT_PERP = "DERIBIT:PERPETUAL:BTC-USD@INV"
+OKX_INV_PERP = "OKX:PERPETUAL:BTC-USD@INV"
+ANY_INV_PERP = "ANY:PERPETUAL:BTC-USD@INV"
+NO_DERIBIT_ADAPTER = "venue DERIBIT: adapter 'deribit' (EXTERNAL_SDK) is not available in this release"
 
 
 def bps(text):
@@ -63,16 +67,20 @@ def test_route_named_venue_listed_and_enabled_routes_there(books):
     assert "as named" in decision.reason and "testnet" in decision.reason
 
 
-def test_route_named_venue_external_sdk_reports_venue_type(books):
-    # Arrange
-    key = "DERIBIT:PERPETUAL:BTC-USD@INV"
-    make_listing("DERIBIT", key, kind=Venue.Kind.EXTERNAL_SDK)
+def test_route_named_external_sdk_venue_without_adapter_not_routed_naming_the_adapter(books):
+    # Arrange: an enabled Deribit venue with a fresh book; no external SDK adapter ships in this release
+    make_listing("DERIBIT", DERIBIT_PERP, kind=Venue.Kind.EXTERNAL_SDK)
+    books(DERIBIT_PERP, **DEEP)
 
     # Act
-    decision = SmartOrderRouter().route(intent=make_intent(key))
+    decision = SmartOrderRouter().route(intent=make_intent(DERIBIT_PERP))
 
-    # Assert
-    assert decision.routed and decision.venue_type == "EXTERNAL_SDK"
+    # Assert: refused here, with the cause, not sent on to a trading node that cannot trade it
+    assert not decision.routed and decision.venue is None and decision.venue_type is None
+    assert decision.reason == f"{DERIBIT_PERP} not routable: {NO_DERIBIT_ADAPTER}"
+    (candidate,) = decision.candidates
+    assert not candidate.eligible and candidate.reason.startswith(NO_DERIBIT_ADAPTER)
+    assert candidate.total_bps == bps("105")  # costed for the record like any ineligible candidate
 
 
 def test_route_named_venue_with_asset_class_prefix_finds_the_listing(books):
@@ -407,6 +415,38 @@ def test_route_any_skips_disabled_venue_and_listing_and_records_why(books):
     assert candidates["BYBIT"].total_bps == bps("102")  # ineligible candidates are still costed
     assert [c.venue for c in decision.candidates] == ["OKX", "BINANCE-FUTURES", "BYBIT"]
     assert "among 1 eligible of 3" in decision.reason
+
+
+def test_route_any_skips_external_sdk_venue_without_adapter_and_records_why(books):
+    # Arrange: Deribit is the cheaper venue, but no external SDK adapter ships in this release
+    make_listing("DERIBIT", DERIBIT_PERP, taker="1", kind=Venue.Kind.EXTERNAL_SDK)
+    make_listing("OKX", OKX_INV_PERP, taker="9")
+    books(DERIBIT_PERP, **DEEP)
+    books(OKX_INV_PERP, **DEEP)
+
+    # Act
+    decision = SmartOrderRouter().route(intent=make_intent(ANY_INV_PERP))
+
+    # Assert
+    skipped = by_venue(decision)["DERIBIT"]
+    assert decision.venue == "OKX" and decision.venue_type == "NAUTILUS"
+    assert not skipped.eligible and skipped.reason.startswith(NO_DERIBIT_ADAPTER)
+    assert "among 1 eligible of 2" in decision.reason
+    stored = decision.to_json()["candidates"]
+    assert [(c["venue"], c["eligible"]) for c in stored] == [("OKX", True), ("DERIBIT", False)]
+
+
+def test_route_any_only_external_sdk_venue_without_adapter_names_it(books):
+    # Arrange
+    make_listing("DERIBIT", DERIBIT_PERP, kind=Venue.Kind.EXTERNAL_SDK)
+    books(DERIBIT_PERP, **DEEP)
+
+    # Act
+    decision = SmartOrderRouter().route(intent=make_intent(ANY_INV_PERP))
+
+    # Assert
+    assert not decision.routed
+    assert decision.reason == f"no eligible venue for {ANY_INV_PERP}: DERIBIT: {NO_DERIBIT_ADAPTER}"
 
 
 def test_route_any_skips_venue_with_open_circuit(books):

@@ -1,5 +1,9 @@
 """The TradingNode's configuration, built from the enabled NAUTILUS ``Venue`` rows and settings.
 
+``EXTERNAL_SDK`` venues are never in the plan: no external SDK adapter ships in this release, and
+:mod:`venues.availability` (the rule of which venues can trade) makes the router refuse them with
+that reason, and health and ``/status`` report them.
+
 :func:`node_plan` reads the database once (on the caller's thread, before the node starts) and
 returns a :class:`NodePlan`: plain data plus NautilusTrader client configs, so the node thread never
 touches the database. :func:`trading_node_config` turns a plan into a ``TradingNodeConfig``.
