@@ -1,4 +1,4 @@
-"""Health of the parts the web process depends on: database, broker, channel layer, trading node.
+"""Health of the parts the web process depends on: database, broker, channel layer, trading node, venue adapters.
 
 Each check returns ``status`` ``ok`` / ``down`` / ``unknown`` with a one-line ``detail``. The
 *critical* parts are the web process's own dependencies — the database, the Celery broker and the
@@ -6,6 +6,9 @@ channel layer: without them it cannot record, dispatch or push orders, and a loa
 take it out of rotation (HTTP 503). The trading node is a separate process: its heartbeat is
 reported (``down`` turns the overall status to ``degraded``) but does not make the web instance
 unhealthy — pulling every web instance because the trading worker is away would only add an outage.
+Likewise the venue adapters (:func:`check_venue_adapters`): an enabled venue that cannot trade in
+this release (an ``EXTERNAL_SDK`` venue: no such adapter ships yet, :mod:`venues.availability`) is
+reported ``down`` by name (``degraded``), never silently left out.
 
 Trading node heartbeat contract
 -------------------------------
@@ -33,10 +36,11 @@ a short ``cache.add`` lock; workers whose beat has expired are dropped from it t
 Operator status
 ---------------
 :func:`status_report` is the operator's view behind ``/status`` and ``manage.py status``: the
-checks above plus web, Redis, Celery workers, each venue (mode, connected, market-data age),
-open reconciliation findings and result-export storage, each graded green / amber / red
-(:data:`GREEN`, :data:`AMBER`, :data:`RED`): green works, amber works but needs a look (stale
-market data, a disabled venue, open findings, a missing optional part), red does not work.
+checks above plus web, Redis, Celery workers, each venue (mode, connected, market-data age; a venue
+that cannot trade in this release says why), open reconciliation findings and result-export
+storage, each graded green / amber / red (:data:`GREEN`, :data:`AMBER`, :data:`RED`): green works,
+amber works but needs a look (stale market data, a disabled venue, open findings, a missing
+optional part), red does not work.
 """
 
 from __future__ import annotations
@@ -350,6 +354,31 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
     return CheckResult("trading_node", status, detail, False, workers=beats)
 
 
+def check_venue_adapters() -> CheckResult:
+    """Name every enabled venue that cannot trade in this release (:mod:`venues.availability`).
+
+    Down when there is one (e.g. ``DERIBIT: adapter 'deribit' (EXTERNAL_SDK) is not available in
+    this release``), ok otherwise; not critical. Unknown when the venues cannot be read (the
+    database check says why). One query.
+    """
+    from venues.availability import venue_unavailable_reason
+    from venues.models import Venue
+
+    try:
+        venues = list(Venue.objects.filter(enabled=True).order_by("code").values_list("code", "kind", "adapter"))
+    except Exception as exc:  # noqa: BLE001 - reported as unknown
+        return CheckResult("venue_adapters", UNKNOWN, "could not read the venues", False,
+                           error=f"{type(exc).__name__}: {exc}")
+    blocked = [f"{code}: {why}" for code, kind, adapter in venues
+               if (why := venue_unavailable_reason(kind=kind, adapter=adapter))]
+    if blocked:
+        venue_s = "venue cannot" if len(blocked) == 1 else "venues cannot"
+        return CheckResult("venue_adapters", DOWN, f"{len(blocked)} enabled {venue_s} trade: {'; '.join(blocked)}",
+                           False)
+    return CheckResult("venue_adapters", OK, f"every enabled venue ({len(venues)}) has its adapter in this release",
+                       False)
+
+
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     """All checks; ``healthy`` when every critical one is ok; ``status`` ok / degraded / down."""
@@ -370,7 +399,7 @@ class HealthReport:
 
 def health_report() -> HealthReport:
     """Run every check (each bounded by :data:`CHECK_TIMEOUT_SECS` or the broker timeout)."""
-    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node())
+    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node(), check_venue_adapters())
     return HealthReport(checks=checks, ts=datetime.now(timezone.utc))
 
 
@@ -513,9 +542,11 @@ def check_storage() -> CheckResult:
 def venue_status_items(*, now: datetime, node_status: dict | None = None) -> list[StatusItem]:
     """Grade each venue: mode, connected (hosted by a ready node without problems), market-data age.
 
-    Red: the node does not host the venue, is down or not ready, or reports a problem for it, or
-    none of its listings has had market data. Amber: disabled, or its freshest market data is
-    older than ``ODUM['MARKET_DATA_MAX_AGE_SECS']``. Green otherwise.
+    Red: the venue cannot trade in this release (its adapter is not available,
+    :mod:`venues.availability`: the detail says so whatever the node's state), or the node does
+    not host the venue, is down or not ready, or reports a problem for it, or none of its listings
+    has had market data. Amber: disabled (with the missing adapter named, if so), or its freshest
+    market data is older than ``ODUM['MARKET_DATA_MAX_AGE_SECS']``. Green otherwise.
 
     Parameters
     ----------
@@ -525,6 +556,7 @@ def venue_status_items(*, now: datetime, node_status: dict | None = None) -> lis
         The up workers' merged status (:func:`trading_node_status`); read when None. An empty dict
         means no live heartbeat.
     """
+    from venues.availability import venue_unavailable_reason
     from venues.models import Instrument, Venue
 
     node = trading_node_status(now) if node_status is None else node_status
@@ -548,8 +580,11 @@ def venue_status_items(*, now: datetime, node_status: dict | None = None) -> lis
         problems = (hosted.get(venue.code) or {}).get("problems") or []
         connected = node_live and bool(node.get("ready", True)) and venue.code in hosted and not problems
         age_text = "no market data yet" if age is None else f"market data {age:.1f} s old"
+        unavailable = venue_unavailable_reason(kind=venue.kind, adapter=venue.adapter)
         if not venue.enabled:
-            level, detail = AMBER, f"disabled; {age_text}"
+            level, detail = AMBER, f"disabled; {unavailable or age_text}"
+        elif unavailable:
+            level, detail = RED, f"cannot trade: {unavailable}; its orders are denied"
         elif not node_live:
             level, detail = RED, "not connected: the trading node is down (no live heartbeat)"
         elif venue.code in venues_down:

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from odum_live.health import record_trading_node_heartbeat
 from tests import status_fixtures
-from tests.venues.factories import InstrumentFactory
+from tests.venues.factories import InstrumentFactory, VenueFactory
 
 pytestmark = pytest.mark.django_db
 clean_cache, eager = status_fixtures.clean_cache, status_fixtures.eager
@@ -61,3 +61,22 @@ def test_status_nothing_red_exits_zero(eager_celery):
     assert error is None, text
     assert "GREEN  venues          BINANCE-SPOT" in text and "connected yes" in text
     assert text.splitlines()[-1] == "overall: amber"
+
+
+def test_status_enabled_venue_without_adapter_is_red_naming_the_adapter_and_fails(eager_celery):
+    # Arrange: the node hosts BINANCE-SPOT with fresh data; DERIBIT has no adapter in this release
+    InstrumentFactory()
+    VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit")
+    now = datetime.now(timezone.utc)
+    record_trading_node_heartbeat(hostname="worker-1", status={
+        "ready": True, "venues": {"BINANCE-SPOT": {"mode": "paper", "problems": []}},
+        "market_data": {SPOT: (now - timedelta(seconds=1)).isoformat()}})
+
+    # Act
+    text, error = status()
+
+    # Assert
+    assert error is not None and "red: DERIBIT" in str(error)
+    (line,) = [line for line in text.splitlines() if line.startswith("RED    venues          DERIBIT ")]
+    assert line.endswith("mode paper, connected no, market data age —; cannot trade: adapter 'deribit' "
+                         "(EXTERNAL_SDK) is not available in this release; its orders are denied")

@@ -139,6 +139,47 @@ def test_venue_status_items_facts_and_disabled_and_node_down(venues):
     assert down == {"BINANCE-FUTURES": RED, "BINANCE-SPOT": RED, "OKX": AMBER}
 
 
+NO_DERIBIT_ADAPTER = "adapter 'deribit' (EXTERNAL_SDK) is not available in this release"
+
+
+@pytest.mark.parametrize("node", ["up", "down"])
+def test_venue_status_items_enabled_venue_without_adapter_is_red_naming_the_adapter(venues, node):
+    # Arrange: an enabled Deribit venue, which no trading node can host in this release
+    VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit")
+    now = datetime.now(timezone.utc)
+
+    # Act
+    items = {item.component: item for item in
+             venue_status_items(now=now, node_status=node_status(now=now) if node == "up" else {})}
+
+    # Assert: the cause, whatever the node's state, not "the trading node does not host this venue"
+    deribit = items["DERIBIT"]
+    assert deribit.level == RED
+    assert deribit.detail == f"cannot trade: {NO_DERIBIT_ADAPTER}; its orders are denied"
+    assert deribit.facts["connected"] is False
+    assert items["BINANCE-SPOT"].level == (GREEN if node == "up" else RED)  # the others as before
+
+
+def test_venue_status_items_disabled_venue_without_adapter_is_amber_naming_the_adapter(venues):
+    VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit", enabled=False)
+    now = datetime.now(timezone.utc)
+
+    items = {item.component: item for item in venue_status_items(now=now, node_status=node_status(now=now))}
+
+    assert items["DERIBIT"].level == AMBER
+    assert items["DERIBIT"].detail == f"disabled; {NO_DERIBIT_ADAPTER}"
+
+
+def test_status_page_lists_a_venue_without_adapter_with_its_state(venues):
+    VenueFactory(code="DERIBIT", kind="EXTERNAL_SDK", adapter="deribit")
+    record_trading_node_heartbeat(hostname="worker-1", status=node_status())
+
+    body = logged_in(person_in("viewer")).get("/status").content.decode()
+
+    row = body.split('<tr data-component="DERIBIT">', 1)[1].split("</tr>", 1)[0]
+    assert "st-red" in row and "cannot trade: adapter &#x27;deribit&#x27; (EXTERNAL_SDK) is not available" in row
+
+
 def test_status_report_open_reconciliation_finding_is_amber_and_listed(venues):
     ReconciliationFinding.objects.create(kind="POSITION_MISMATCH", venue="BINANCE-SPOT", instrument_key=SPOT,
                                          oms_quantity="1.5", venue_quantity="1", found_at=dj_timezone.now())

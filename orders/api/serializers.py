@@ -795,7 +795,8 @@ class HealthOutputSerializer(serializers.Serializer):
                                                "critical part is not ok (HTTP 503).")
     ts = serializers.DateTimeField(help_text="Time of the checks (UTC).")
     checks = serializers.DictField(child=HealthCheckOutputSerializer(),
-                                   help_text="database, broker, channel_layer, trading_node.")
+                                   help_text="database, broker, channel_layer, trading_node, venue_adapters (every "
+                                             "enabled venue that cannot trade in this release, by name).")
 
 
 class ErrorOutputSerializer(serializers.Serializer):

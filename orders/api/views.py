@@ -421,8 +421,9 @@ class HealthApi(APIView):
     @extend_schema(
         operation_id="health",
         summary="Service health",
-        description="Database, broker, channel layer (critical) and trading node heartbeat (reported, not "
-                    "critical). `200` when every critical part is ok, else `503`. Readable without "
+        description="Database, broker, channel layer (critical), trading node heartbeat and venue adapters (an "
+                    "enabled venue that cannot trade in this release, named; reported, not critical). `200` when "
+                    "every critical part is ok, else `503`. Readable without "
                     "authentication (load balancers, probes); exception texts (`error`) are shown only to "
                     "authenticated callers.",
         auth=[{}, {"knoxApiToken": []}, {"cookieAuth": []}],

@@ -4,6 +4,8 @@ import pytest
 
 from odum_live.health import record_trading_node_heartbeat, trading_worker_heartbeat_key, trading_worker_id
 from tests.orders.test_services_dispatch import _Broker
+from tests.venues.factories import VenueFactory
+from venues.models import Venue
 
 pytestmark = pytest.mark.django_db
 URL = "/api/health"
@@ -23,7 +25,7 @@ def test_health_anonymous_gets_every_check_without_heartbeat_yet(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "degraded"
-    assert set(body["checks"]) == {"database", "broker", "channel_layer", "trading_node"}
+    assert set(body["checks"]) == {"database", "broker", "channel_layer", "trading_node", "venue_adapters"}
     for name in ("database", "broker", "channel_layer"):
         assert body["checks"][name]["status"] == "ok" and body["checks"][name]["critical"] is True
     assert body["checks"]["trading_node"] == {**body["checks"]["trading_node"], "status": "down",
@@ -35,6 +37,34 @@ def test_health_fresh_heartbeat_is_ok(client):
     body = client.get(URL).json()
     assert body["status"] == "ok"
     assert body["checks"]["trading_node"]["status"] == "ok" and "trader-1" in body["checks"]["trading_node"]["detail"]
+
+
+def test_health_enabled_venue_without_adapter_is_down_naming_it_and_degrades(client):
+    # Arrange: the node beats, but an enabled Deribit venue has no adapter in this release
+    VenueFactory()
+    VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit")
+    record_trading_node_heartbeat(hostname="trader-1")
+    # Act
+    response = client.get(URL)
+    # Assert: reported, not critical (the web process itself is fine)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    check = body["checks"]["venue_adapters"]
+    assert check["status"] == "down" and check["critical"] is False
+    assert check["detail"] == ("1 enabled venue cannot trade: DERIBIT: adapter 'deribit' (EXTERNAL_SDK) is not "
+                               "available in this release")
+
+
+def test_health_disabled_venue_without_adapter_is_ok(client):
+    VenueFactory()
+    VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit", enabled=False)
+    record_trading_node_heartbeat(hostname="trader-1")
+
+    body = client.get(URL).json()
+
+    assert body["status"] == "ok"
+    assert body["checks"]["venue_adapters"]["status"] == "ok"
 
 
 def test_health_stale_heartbeat_is_down(client):
