@@ -606,6 +606,68 @@ def test_venue_admin_superuser_config_with_a_secret_is_refused(client, data):
     assert "looks like a credential" in response.content.decode()
 
 
+NO_DERIBIT_ADAPTER = ("venue DERIBIT: adapter &#x27;deribit&#x27; (EXTERNAL_SDK) is not available in this release: "
+                      "it cannot trade, so it cannot be enabled; save it disabled until its adapter ships")
+
+
+def _new_deribit_form(**changes) -> dict:
+    # The superuser's add form of an EXTERNAL_SDK Deribit venue, with ``changes``.
+    form = {"code": "DERIBIT", "name": "Deribit", "kind": "EXTERNAL_SDK", "adapter": "deribit", "mode": "paper",
+            "enabled": "on", "maker_fee_bps": "0", "taker_fee_bps": "5", "latency_ms": "20", "config": "{}",
+            **_NO_INLINES}
+    form.update(changes)
+    return form
+
+
+@pytest.mark.django_db
+def test_venue_admin_adding_an_enabled_venue_without_adapter_is_refused_naming_it(client, data):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+    refused = client.post(admin_url("venues.venue", "add"), _new_deribit_form())
+    saved = client.post(admin_url("venues.venue", "add"), _new_deribit_form(enabled=""))
+
+    assert refused.status_code == 200 and NO_DERIBIT_ADAPTER in refused.content.decode()
+    assert saved.status_code == 302
+    assert Venue.objects.get(pk="DERIBIT").enabled is False  # prepared, listings may follow, it cannot trade
+
+
+@pytest.mark.django_db
+def test_venue_admin_risk_manager_switching_on_a_venue_without_adapter_is_refused(rm_client, data):
+    VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit", enabled=False)
+    url = admin_url("venues.venue", "change", "DERIBIT")
+
+    response = rm_client.post(url, {"enabled": "on", "change_reason": "go live on Deribit", **_NO_INLINES})
+
+    assert response.status_code == 200 and NO_DERIBIT_ADAPTER in response.content.decode()
+    assert Venue.objects.get(pk="DERIBIT").enabled is False
+
+
+@pytest.mark.django_db
+def test_venue_admin_pages_say_whether_each_venue_can_trade_in_this_release(rm_client, data):
+    VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit", enabled=False)
+
+    changelist = rm_client.get(admin_url("venues.venue", "changelist")).content.decode()
+    deribit = rm_client.get(admin_url("venues.venue", "change", "DERIBIT")).content.decode()
+    binance = rm_client.get(admin_url("venues.venue", "change", "BINANCE-SPOT")).content.decode()
+
+    reason = "no: adapter &#x27;deribit&#x27; (EXTERNAL_SDK) is not available in this release"
+    assert reason in changelist and reason in deribit
+    assert "Can trade in this release" in deribit and '<div class="readonly">yes</div>' in binance
+    assert "not available in this release" not in binance
+
+
+@pytest.mark.django_db
+def test_venue_admin_switching_off_an_enabled_venue_without_adapter_is_allowed(rm_client, data):
+    # An enabled row from before (or a data load): switching it off must never be refused
+    VenueFactory(code="DERIBIT", kind=Venue.Kind.EXTERNAL_SDK, adapter="deribit", enabled=True)
+    url = admin_url("venues.venue", "change", "DERIBIT")
+
+    response = rm_client.post(url, {"enabled": "", "change_reason": "no adapter yet", **_NO_INLINES})
+
+    assert response.status_code == 302
+    assert Venue.objects.get(pk="DERIBIT").enabled is False
+
+
 @pytest.mark.django_db
 def test_strategy_admin_shows_service_account_traders_and_tokens(rm_client, data):
     strategy = data["orders.strategy"]

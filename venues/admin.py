@@ -6,6 +6,8 @@ shows those names and whether each is set in this process, never a value. Superu
 configuration; anyone else holding ``venues.change_venue`` (the risk manager) may only switch a
 venue on or off. Switching a venue (``enabled`` or ``mode``) needs a reason, kept with the user and
 the time in the venue's history (django-simple-history), as for the risk limits and kill switches.
+A venue that cannot trade in this release (an ``EXTERNAL_SDK`` venue: no such adapter ships yet,
+:mod:`venues.availability`) cannot be saved enabled; switching one off is always allowed.
 """
 
 import os
@@ -26,6 +28,7 @@ from odum_live.admin import (
     decimal_column,
 )
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from venues.availability import venue_unavailable_reason
 from venues.models import Instrument, Venue
 
 
@@ -71,6 +74,25 @@ class VenueForm(ChangeReasonModelForm):
         model = Venue
         fields = "__all__"
 
+    def clean(self):
+        """Refuse to save enabled a venue that cannot trade in this release, naming why (on ``enabled``).
+
+        An error, not a warning: ``enabled`` says orders may go there, and for such a venue every order
+        would be denied; a message after the save is gone with the next page, while the venue would
+        stay red on ``/status`` and in ``manage.py status``. Saved disabled it can be prepared (fees,
+        listings) until its adapter ships; switching an enabled one off is never refused.
+        """
+        data = super().clean()
+        if not data.get("enabled") or any(name in self.fields and name not in data for name in ("kind", "adapter")):
+            return data  # disabled, or kind / adapter invalid (their own errors stand)
+        why = venue_unavailable_reason(kind=data.get("kind", self.instance.kind),
+                                       adapter=data.get("adapter", self.instance.adapter))
+        if why:
+            code = data.get("code") or self.instance.code
+            self.add_error("enabled", f"venue {code}: {why}: it cannot trade, so it cannot be enabled; save it "
+                                      "disabled until its adapter ships")
+        return data
+
 
 @admin.register(Venue)
 class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHistoryAdmin):
@@ -88,6 +110,7 @@ class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHis
         "adapter",
         "mode",
         "enabled",
+        "can_trade",
         decimal_column("maker_fee_bps", "maker fee (bps)"),
         decimal_column("taker_fee_bps", "taker fee (bps)"),
         decimal_column("latency_ms", "latency (ms)"),
@@ -103,6 +126,7 @@ class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHis
         "adapter",
         "mode",
         "enabled",
+        "can_trade",
         "maker_fee_bps",
         "taker_fee_bps",
         "latency_ms",
@@ -117,8 +141,16 @@ class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHis
         """Superusers edit everything but the code of an existing venue; others only ``enabled`` (and the reason)."""
         if request.user.is_superuser:
             fixed = ["code"] if obj is not None else []
-            return [*fixed, "credentials", "updated_at"]
+            return [*fixed, "can_trade", "credentials", "updated_at"]
         return [f for f in self.fields if f not in ("enabled", "change_reason")]
+
+    @admin.display(description="can trade in this release")
+    def can_trade(self, obj: Venue | None) -> str:
+        """``yes``, or ``no:`` and why not (:mod:`venues.availability`), e.g. no adapter ships for it."""
+        if obj is None or not obj.kind:
+            return "—"
+        why = venue_unavailable_reason(kind=obj.kind, adapter=obj.adapter)
+        return f"no: {why}" if why else "yes"
 
     @admin.display(description="credentials (environment variables)")
     def credentials(self, obj: Venue | None) -> str:
