@@ -183,8 +183,9 @@ def order_table(orders: Iterable) -> str:
 
 
 def order_detail_block(order) -> str:
-    """Return the full view of one order (``orders show``): the short view, timeline, fills, children,
-    risk checks and routing candidates. ``order`` comes from :func:`orders.selectors.order_get`."""
+    """Return the full view of one order (``orders show``): the short view, timeline, fills (an algorithm
+    parent's: its family's, each naming the slice it was booked on), children, risk checks and routing
+    candidates. ``order`` comes from :func:`orders.selectors.order_get_detail`."""
     lines = [order_block(order), "timeline"]
     for event in order.events.all():
         by = f" by {event.actor}" if event.actor else ""
@@ -193,12 +194,15 @@ def order_detail_block(order) -> str:
             if int((event.payload or {}).get("count", 1)) > 1 else ""
         lines.append(f"  {fmt_time(event.ts)}  {event.type:<17} {event.status_before or '-'} -> "
                      f"{event.status_after or '-'}{by}{times}")
-    fills = list(order.fills.all())
-    lines.append(f"fills         {len(fills)}")
-    for f in fills:
-        lines.append(f"  {fmt_time(f.ts_event)}  {fmt_decimal(f.quantity)} @ {fmt_decimal(f.price)}"
-                     f"  fee {fmt_decimal(f.fee)} {f.fee_currency}  {f.liquidity}  {f.venue}:{f.venue_trade_id}")
+    # The family's fills, as the order's page lists them: each naming its order when slices filled some
+    fills = order.family_fills.fills
     children = list(order.children.all())
+    lines.append(f"fills         {len(fills)}" + (" of this order and its slices" if children else ""))
+    for f in fills:
+        booked_on = ("  this order" if f.order_id == order.id else f"  slice {f.order_id}") if children else ""
+        lines.append(f"  {fmt_time(f.ts_event)}  {fmt_decimal(f.quantity)} @ {fmt_decimal(f.price)}"
+                     f"  fee {fmt_decimal(f.fee)} {f.fee_currency}  {f.liquidity}  {f.venue}:{f.venue_trade_id}"
+                     f"{booked_on}")
     if children:
         lines.append(f"child orders  {len(children)}  filled {fmt_decimal(order.filled_quantity)}"
                      f"/{fmt_decimal(order.quantity)}")

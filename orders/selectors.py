@@ -289,16 +289,14 @@ class FamilyFills:
     fee_currency: str
 
 
-def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
-    """Return :func:`order_get`'s order with ``family_fills`` (:class:`FamilyFills`) set, or None.
+def order_family_fills(*, order: Order) -> FamilyFills:
+    """Return the fills of ``order`` and of its child orders (algorithm slices) with their totals.
 
-    For the order's page, whose Fills table lists the fills of the whole family: an execution
-    algorithm's parent is filled by its primary and its slices (``orders.services.venue_events``).
-    One query more than :func:`order_get` for an order with child orders, none otherwise.
+    The one family read of the order's page, ``GET /api/orders/{id}`` and ``manage.py orders show``: an
+    execution algorithm's parent is filled by its primary and its slices (``orders.services.venue_events``).
+    Uses ``order.children`` and ``order.fills`` as :func:`order_get` prefetches them: then one query for an
+    order with child orders, none otherwise.
     """
-    order = order_get(access=access, order_id=order_id)
-    if order is None:
-        return None
     children = order.children.all()
     if children:
         fills = list(Fill.objects.filter(order_id__in=[order.pk, *(c.pk for c in children)]).order_by("ts_event", "id"))
@@ -306,8 +304,20 @@ def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
         fills = list(order.fills.all())
     filled, avg, fees = fill_totals((f.quantity, f.price, f.fee) for f in fills)
     currencies = {f.fee_currency for f in fills}
-    order.family_fills = FamilyFills(fills=fills, filled_quantity=filled, avg_fill_price=avg, fees=fees,
-                                     fee_currency=currencies.pop() if len(currencies) == 1 else "")
+    return FamilyFills(fills=fills, filled_quantity=filled, avg_fill_price=avg, fees=fees,
+                       fee_currency=currencies.pop() if len(currencies) == 1 else "")
+
+
+def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
+    """Return :func:`order_get`'s order with ``family_fills`` (:func:`order_family_fills`) set, or None.
+
+    For the order's page, the API's order detail and ``manage.py orders show``, which list the fills of
+    the whole family. One query more than :func:`order_get` for an order with child orders, none otherwise.
+    """
+    order = order_get(access=access, order_id=order_id)
+    if order is None:
+        return None
+    order.family_fills = order_family_fills(order=order)
     return order
 
 

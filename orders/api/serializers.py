@@ -660,11 +660,35 @@ class ChildOrderOutputSerializer(serializers.Serializer):
                 "venue": child.venue, "created_at": _dt(child.created_at)}
 
 
-class OrderDetailOutputSerializer(OrderOutputSerializer):
-    """An order with its child orders and its timeline."""
+class FamilyFillOutputSerializer(FillOutputSerializer):
+    """An execution of an algorithm's family: the parent's own or one of its child orders' (slices')."""
 
+    order_id = serializers.UUIDField(required=False, help_text=(
+        "Order the fill was booked on: the parent itself or one of its child orders (algorithm slices). Given "
+        "in the detail of a TWAP / VWAP / ICEBERG parent only; a plain order's fills are all its own."))
+
+    def to_representation(self, fill):
+        return {**super().to_representation(fill), "order_id": str(fill.order_id)}
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    """An order with its child orders and its timeline; an algorithm parent's fills are its family's.
+
+    ``order`` comes from :func:`orders.selectors.order_get_detail` (``family_fills`` set).
+    """
+
+    fills = serializers.SerializerMethodField(help_text=(
+        "Executions, oldest first. For a TWAP / VWAP / ICEBERG parent, those of its whole family (the parent's "
+        "own and its child orders', each naming its order_id), which its filled_quantity, avg_fill_price and "
+        "fees add up; for any other order its own."))
     children = ChildOrderOutputSerializer(many=True, help_text="Child orders (algorithm slices), oldest first.")
     events = OrderEventOutputSerializer(many=True, help_text="Timeline, oldest first.")
+
+    @extend_schema_field(FamilyFillOutputSerializer(many=True))
+    def get_fills(self, order):
+        if order.exec_algorithm == Order.ExecAlgorithm.NORMAL:  # a plain order or a slice: its own fills
+            return super().get_fills(order)
+        return [FamilyFillOutputSerializer().to_representation(f) for f in order.family_fills.fills]
 
     def to_representation(self, order):
         data = super().to_representation(order)

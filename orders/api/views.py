@@ -40,7 +40,7 @@ from orders.selectors import (
     StrategyForbidden,
     StrategyNotFound,
     StrategyRequired,
-    order_get,
+    order_get_detail,
     order_get_visible,
     order_list,
     strategy_for_submit,
@@ -243,13 +243,15 @@ class OrderDetailApi(APIView):
     @extend_schema(
         operation_id="orders_retrieve",
         summary="Fetch one order",
-        description="The order with its fills, child orders (algorithm slices) and timeline events. An order "
-                    "outside the caller's scope is a 404.",
+        description="The order with its fills, child orders (algorithm slices) and timeline events. A TWAP / "
+                    "VWAP / ICEBERG parent's `fills` are its family's (its own and its slices'), each naming the "
+                    "`order_id` it was booked on, as its `filled_quantity`, `avg_fill_price` and `fees` count "
+                    "them. An order outside the caller's scope is a 404.",
         parameters=[_ORDER_ID_PARAM],
         responses={200: OrderDetailOutputSerializer, 400: _E400, 401: _E401, 404: _E404, 429: _E429, 503: _E503},
     )
     def get(self, request, order_id):
-        order = order_get(access=request_access(request), order_id=_order_id(order_id))
+        order = order_get_detail(access=request_access(request), order_id=_order_id(order_id))
         if order is None:
             raise Http404(f"no order {order_id}")
         return Response(OrderDetailOutputSerializer().to_representation(order))

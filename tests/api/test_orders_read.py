@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from tests.orders.conftest import client_for
-from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, UserFactory
+from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, UserFactory, algorithm_family
 
 pytestmark = pytest.mark.django_db
 
@@ -125,6 +125,72 @@ def test_get_order_costs_a_fixed_number_of_queries(svc_client, strategy, django_
     # knox (2) + access (1) + order + fills + children + events (4)
     with django_assert_max_num_queries(7):
         assert svc_client.get(f"/api/orders/{order.pk}").status_code == 200
+
+
+def _fill_figures(fills):
+    # Σ quantity, quantity-weighted average price and Σ fee of API fills (decimal strings).
+    qty = sum(Decimal(f["quantity"]) for f in fills)
+    notional = sum(Decimal(f["quantity"]) * Decimal(f["price"]) for f in fills)
+    return qty, notional / qty, sum(Decimal(f["fee"]) for f in fills)
+
+
+def test_get_algorithm_parent_lists_the_family_fills_with_their_order_ids_and_the_parents_totals(svc_client,
+                                                                                               strategy):
+    # Arrange: a TWAP parent filled by its primary and two slices (the journal writer's figures on the parent)
+    parent, (first, second) = algorithm_family(strategy)
+
+    # Act
+    body = svc_client.get(f"/api/orders/{parent.pk}").json()
+
+    # Assert: every fill of the family, oldest first, each naming the order it was booked on ...
+    assert [(f["order_id"], f["venue_trade_id"]) for f in body["fills"]] == [
+        (str(parent.pk), "T-primary"), (str(first.pk), "T-slice-1"), (str(second.pk), "T-slice-2")]
+    # ... adding up to the parent's own figures
+    filled, avg, fees = _fill_figures(body["fills"])
+    assert (filled, avg, fees) == (Decimal(body["filled_quantity"]), Decimal(body["avg_fill_price"]),
+                                   Decimal(body["fees"])) == (Decimal("0.02"), Decimal("40010"), Decimal("0.4"))
+
+
+def test_get_algorithm_parent_of_another_strategy_is_404(svc_client, other_strategy):
+    # Arrange: beta's parent, filled through its slices
+    theirs, _ = algorithm_family(other_strategy)
+
+    # Act
+    response = svc_client.get(f"/api/orders/{theirs.pk}")
+
+    # Assert: not found for alpha's token, nothing of the family shown
+    assert response.status_code == 404
+    assert "T-slice-1" not in response.content.decode()
+
+
+def test_get_plain_order_fills_keep_their_fields_and_values(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy, status="FILLED", filled_quantity=Decimal("0.01"),
+                         avg_fill_price=Decimal("40000"), fees=Decimal("0.4"))
+    FillFactory(order=order, venue_trade_id="T-1", quantity=Decimal("0.01"), fee=Decimal("0.4"))
+
+    # Act
+    body = svc_client.get(f"/api/orders/{order.pk}").json()
+
+    # Assert: the order's own fills, without the family's order_id
+    assert [list(f) for f in body["fills"]] == [["venue", "venue_trade_id", "price", "quantity", "fee",
+                                                 "fee_currency", "liquidity", "ts_event"]]
+    assert (body["fills"][0]["venue_trade_id"], body["fills"][0]["fee"], body["fees"]) == ("T-1", "0.4", "0.4")
+
+
+def test_get_algorithm_parent_query_count_does_not_grow_with_slices(svc_client, strategy,
+                                                                     django_assert_max_num_queries):
+    # Arrange: a family of two slices and then five
+    parent, _ = algorithm_family(strategy)
+    for n in range(3, 6):
+        child = OrderFactory(strategy=strategy, parent=parent, operation_id=f"op-slice-{n}", status="FILLED")
+        FillFactory(order=child, venue_trade_id=f"T-slice-{n}")
+        OrderEventFactory(order=child)
+
+    # Act / Assert: knox (2) + access (1) + order + fills + children + events (4) + the family's fills (1)
+    with django_assert_max_num_queries(8):
+        body = svc_client.get(f"/api/orders/{parent.pk}").json()
+    assert len(body["fills"]) == 6
 
 
 # --- filters --------------------------------------------------------------------------------------

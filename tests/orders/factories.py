@@ -47,6 +47,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
 # --- order API / services (owned by the order-services engineer) --------------------------------
 import uuid as _uuid  # noqa: E402
+from datetime import timedelta  # noqa: E402
 
 from django.utils import timezone  # noqa: E402
 from knox.models import AuthToken  # noqa: E402
@@ -85,6 +86,30 @@ class OrderEventFactory(factory.django.DjangoModelFactory):
     type = OrderEvent.Type.RECEIVED
     actor = "test"
     ts = factory.LazyFunction(timezone.now)
+
+
+def algorithm_family(strategy, *, fee_currencies=("USDT", "USDT", "USDT")):
+    """Store a TWAP parent filled 0.02 at avg 40010 (fees 0.4) by its primary and two slices; return (parent, slices).
+
+    The primary filled 0.005 @ 40000 (fee 0.1), slice 1 0.005 @ 40020 and slice 2 0.01 @ 40010 (fee 0.15 each),
+    a second apart in that order (trade ids ``T-primary``, ``T-slice-1``, ``T-slice-2``); ``fee_currencies``
+    are the three fills' fee currencies, in that order. The parent's figures are the family's, as the journal
+    writer stores them (``Order.fees`` the plain sum of the fees).
+    """
+    primary_ccy, *slice_ccys = fee_currencies
+    parent = OrderFactory(strategy=strategy, status="FILLED", exec_algorithm="TWAP", quantity=Decimal("0.02"),
+                          filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40010"), fees=Decimal("0.4"))
+    now = timezone.now()
+    FillFactory(order=parent, price=Decimal("40000"), quantity=Decimal("0.005"), fee=Decimal("0.1"),
+                fee_currency=primary_ccy, venue_trade_id="T-primary", ts_event=now)
+    slices = []
+    for n, (price, qty) in enumerate(((Decimal("40020"), Decimal("0.005")), (Decimal("40010"), Decimal("0.01"))), 1):
+        child = OrderFactory(strategy=strategy, parent=parent, operation_id=f"op-slice-{n}", quantity=qty,
+                             filled_quantity=qty, avg_fill_price=price, fees=Decimal("0.15"), status="FILLED")
+        FillFactory(order=child, price=price, quantity=qty, fee=Decimal("0.15"), fee_currency=slice_ccys[n - 1],
+                    venue_trade_id=f"T-slice-{n}", ts_event=now + timedelta(seconds=n))
+        slices.append(child)
+    return parent, slices
 
 
 def order_body(**overrides) -> dict:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from orders.models import Order, OrderEvent
 from tests.orders import web_fixtures
 from tests.orders.conftest import SPOT_KEY
-from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory
+from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory, algorithm_family
 
 pytestmark = pytest.mark.django_db
 trader = web_fixtures.trader
@@ -185,6 +185,21 @@ def test_show_prints_timeline_fills_risk_routing(strategy):
     assert "fills         1" in out and "BINANCE-SPOT:T-1" in out
     assert "PASS max_order_qty" in out and "observed 0.01 limit 10" in out
     assert "* BINANCE-SPOT" in out and "total 11 bps" in out
+
+
+def test_show_algorithm_parent_prints_the_family_fills_naming_each_slice(strategy):
+    # Arrange: a TWAP parent filled by its primary and two slices
+    parent, (first, second) = algorithm_family(strategy)
+
+    # Act
+    out = orders("show", str(parent.id))
+
+    # Assert: the three fills, oldest first, each naming the order it was booked on, as the order page lists them
+    fills = [line for line in out.splitlines() if "BINANCE-SPOT:T-" in line]
+    assert [line.rsplit("  ", 2)[-2:] for line in fills] == [
+        ["BINANCE-SPOT:T-primary", "this order"], ["BINANCE-SPOT:T-slice-1", f"slice {first.id}"],
+        ["BINANCE-SPOT:T-slice-2", f"slice {second.id}"]]
+    assert "fills         3 of this order and its slices" in out
 
 
 def test_cancel_by_trader(trader, strategy):

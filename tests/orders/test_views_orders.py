@@ -13,7 +13,7 @@ from orders.formatting import fmt_time
 from orders.models import Order, OrderEvent
 from orders.web import views
 from tests.orders import web_fixtures
-from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, StrategyFactory
+from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, StrategyFactory, algorithm_family
 
 pytestmark = pytest.mark.django_db
 trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
@@ -494,26 +494,9 @@ def test_detail_routing_figures_padded_with_zeros_show_as_canonical_decimals(tra
         assert f'<td class="num">{figure}</td>' in body
 
 
-def _algorithm_family(strategy):
-    # A TWAP parent filled 0.02 at avg 40010: 0.005 by its primary, 0.005 and 0.01 by two slices.
-    parent = OrderFactory(strategy=strategy, status="FILLED", exec_algorithm="TWAP", quantity=Decimal("0.02"),
-                          filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40010"), fees=Decimal("0.4"))
-    now = timezone.now()
-    FillFactory(order=parent, price=Decimal("40000"), quantity=Decimal("0.005"), fee=Decimal("0.1"),
-                venue_trade_id="T-primary", ts_event=now)
-    slices = []
-    for n, (price, qty) in enumerate(((Decimal("40020"), Decimal("0.005")), (Decimal("40010"), Decimal("0.01"))), 1):
-        child = OrderFactory(strategy=strategy, parent=parent, operation_id=f"op-slice-{n}", quantity=qty,
-                             filled_quantity=qty, avg_fill_price=price, status="FILLED")
-        FillFactory(order=child, price=price, quantity=qty, fee=Decimal("0.15"),
-                    venue_trade_id=f"T-slice-{n}", ts_event=now + timedelta(seconds=n))
-        slices.append(child)
-    return parent, slices
-
-
 def test_detail_of_algorithm_parent_lists_the_family_fills_with_their_order_and_totals(trader_client, strategy):
     # Arrange
-    parent, (first, second) = _algorithm_family(strategy)
+    parent, (first, second) = algorithm_family(strategy)
 
     # Act
     body = trader_client.get(f"/live/orders/{parent.id}").content.decode()
@@ -529,7 +512,7 @@ def test_detail_of_algorithm_parent_lists_the_family_fills_with_their_order_and_
 def test_detail_query_count_does_not_grow_with_fills_and_slices(trader_client, strategy,
                                                                  django_assert_max_num_queries):
     # Arrange: the query count of a family of two slices is the bound for a family of five
-    parent, _ = _algorithm_family(strategy)
+    parent, _ = algorithm_family(strategy)
     with CaptureQueriesContext(connection) as small:
         trader_client.get(f"/live/orders/{parent.id}")
     for n in range(3, 6):

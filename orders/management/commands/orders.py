@@ -26,7 +26,7 @@ from django.http import QueryDict
 
 from orders.api.filters import OrderFilter
 from orders.formatting import order_block, order_detail_block, order_table
-from orders.selectors import OrderAccess, order_access_for, order_get, order_get_visible, order_list
+from orders.selectors import OrderAccess, order_access_for, order_get_detail, order_get_visible, order_list
 from orders.services import OrderNotCancelable, order_cancel
 from orders.web.ticket import PARAM_KINDS, Ticket, TicketError, new_operation_id, ticket_submit
 
@@ -71,7 +71,8 @@ class Command(BaseCommand):
         listing.add_argument("--search", dest="q", default="", help="Order id, operation id or client order id.")
         listing.add_argument("--limit", type=int, default=50, help="Most orders printed (default 50).")
 
-        show = sub.add_parser("show", help="Show one order: timeline, fills, child orders, risk checks, routing.")
+        show = sub.add_parser("show", help="Show one order: timeline, fills (an algorithm parent's: its family's), "
+                                           "child orders, risk checks, routing.")
         show.add_argument("order_id", help="Order id (UUID) or operation id.")
         show.add_argument("--user", default="", help="See only what this person sees (default: every order).")
 
@@ -130,10 +131,10 @@ class Command(BaseCommand):
         access = _access(user)
         order = None
         try:
-            order = order_get(access=access, order_id=_uuid(order_id))
+            order = order_get_detail(access=access, order_id=_uuid(order_id))
         except CommandError:
             match = order_list(access=access).filter(operation_id=order_id).first()
-            order = order_get(access=access, order_id=match.pk) if match else None
+            order = order_get_detail(access=access, order_id=match.pk) if match else None
         if order is None:
             raise CommandError(f"order_id: no order {order_id}")
         self.stdout.write(order_detail_block(order))
