@@ -71,10 +71,23 @@ def cli_command(body: Mapping) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
+def fmt_fees(totals: Iterable) -> str:
+    """Return fee totals per currency (:class:`orders.fills.FeeTotal`) as one text, never one sum across
+    currencies: ``0.4 USDT + 0.00001 BNB``, ``0.00001 BTC``; ``0`` without fees."""
+    return " + ".join(f"{fmt_decimal(t.amount)} {t.currency}".rstrip() for t in totals) or "0"
+
+
 def order_status_line(order) -> str:
-    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees."""
+    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees.
+
+    Fees are totalled per fee currency (:func:`fmt_fees`) from ``order.family_fills`` — set it with
+    :func:`orders.selectors.order_with_family_fills` (or read the order with ``order_get_detail``);
+    without it the line gives the stored ``Order.fees``, the plain sum of the fills' fees, as a bare number.
+    """
+    family = getattr(order, "family_fills", None)
+    fees = fmt_decimal(order.fees) if family is None else fmt_fees(family.fee_totals)
     line = (f"{order.status} filled {fmt_decimal(order.filled_quantity)}/{fmt_decimal(order.quantity)}"
-            f" avg {fmt_decimal(order.avg_fill_price)} fees {fmt_decimal(order.fees)}")
+            f" avg {fmt_decimal(order.avg_fill_price)} fees {fees}")
     if order.rejection_reason:
         line += f" reason: {order.rejection_reason}"
     elif order.error_message:

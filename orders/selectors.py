@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 
-from orders.fills import fill_totals
+from orders.fills import FeeTotal, fee_totals, fill_totals
 from orders.models import Fill, Order, OrderEvent, Strategy
 
 
@@ -273,20 +273,18 @@ class FamilyFills:
         Σ quantity, base units (contracts for derivatives).
     avg_fill_price : Decimal | None
         Quantity-weighted average price, quote currency; None without fills.
-    fees : Decimal
-        Σ fee (a plain sum, as ``Order.fees``).
-    fee_currency : str
-        The fills' fee currency when they share one, else "".
+    fee_totals : tuple[FeeTotal, ...]
+        Σ fee per fee currency (:func:`orders.fills.fee_totals`), the currency paid first leading; empty
+        without fills. ``Order.fees`` is their plain sum, a number of mixed currencies when there are several.
 
-    The totals follow :func:`orders.fills.fill_totals`, the rule the journal writer stores an order's
-    ``filled_quantity`` / ``avg_fill_price`` / ``fees`` by, so they match the order's own figures.
+    The quantity and price follow :func:`orders.fills.fill_totals`, the rule the journal writer stores an
+    order's ``filled_quantity`` / ``avg_fill_price`` / ``fees`` by, so they match the order's own figures.
     """
 
     fills: list[Fill]
     filled_quantity: Decimal
     avg_fill_price: Decimal | None
-    fees: Decimal
-    fee_currency: str
+    fee_totals: tuple[FeeTotal, ...]
 
 
 def order_family_fills(*, order: Order) -> FamilyFills:
@@ -302,10 +300,9 @@ def order_family_fills(*, order: Order) -> FamilyFills:
         fills = list(Fill.objects.filter(order_id__in=[order.pk, *(c.pk for c in children)]).order_by("ts_event", "id"))
     else:
         fills = list(order.fills.all())
-    filled, avg, fees = fill_totals((f.quantity, f.price, f.fee) for f in fills)
-    currencies = {f.fee_currency for f in fills}
-    return FamilyFills(fills=fills, filled_quantity=filled, avg_fill_price=avg, fees=fees,
-                       fee_currency=currencies.pop() if len(currencies) == 1 else "")
+    filled, avg, _ = fill_totals((f.quantity, f.price, f.fee) for f in fills)
+    return FamilyFills(fills=fills, filled_quantity=filled, avg_fill_price=avg,
+                       fee_totals=fee_totals((f.fee, f.fee_currency) for f in fills))
 
 
 def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
@@ -315,8 +312,16 @@ def order_get_detail(*, access: OrderAccess, order_id) -> Order | None:
     the whole family. One query more than :func:`order_get` for an order with child orders, none otherwise.
     """
     order = order_get(access=access, order_id=order_id)
-    if order is None:
-        return None
+    return None if order is None else order_with_family_fills(order=order)
+
+
+def order_with_family_fills(*, order: Order) -> Order:
+    """Set ``order.family_fills`` (:func:`order_family_fills`) and return the order.
+
+    For the views of an order that show its fees (``orders.formatting.order_status_line``: the ticket's
+    result and live status, ``manage.py orders`` submit / cancel): a total per fee currency needs the
+    fills. Two queries for an order read without its related rows (its child orders, then the fills).
+    """
     order.family_fills = order_family_fills(order=order)
     return order
 

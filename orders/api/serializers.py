@@ -530,7 +530,10 @@ class OrderOutputSerializer(serializers.Serializer):
     filled_quantity = StrictDecimalField(help_text="Executed quantity in base units.")
     leaves_quantity = StrictDecimalField(help_text="Quantity still open in base units; 0 once terminal.")
     avg_fill_price = StrictDecimalField(allow_null=True, help_text="Average execution price in quote currency.")
-    fees = StrictDecimalField(help_text="Fees paid, in quote currency.")
+    fees = StrictDecimalField(help_text=(
+        "Σ fee of the fills the order's filled_quantity counts (an algorithm parent's: its family's), each in its "
+        "fill's fee_currency — not converted, so fills paid in different currencies (0.4 USDT and 0.00001 BNB) give "
+        "a number of no one currency (0.40001). The total per currency is the order detail's fee_totals."))
     fills = serializers.SerializerMethodField(help_text="Executions, oldest first.")
     risk_result = JsonObjectField(help_text="Pre-trade risk result: passed, every check with limit and observed value.")
     routing_decision = JsonObjectField(help_text="Router decision: candidates with their costs, chosen venue, reason.")
@@ -671,6 +674,16 @@ class FamilyFillOutputSerializer(FillOutputSerializer):
         return {**super().to_representation(fill), "order_id": str(fill.order_id)}
 
 
+class FeeTotalOutputSerializer(serializers.Serializer):
+    """The fees paid in one currency (:class:`orders.fills.FeeTotal`)."""
+
+    currency = serializers.CharField(help_text="Fee currency, as the fills name it (USDT, BNB, BTC …).")
+    amount = StrictDecimalField(help_text="Σ fee in this currency (a maker rebate counts negative).")
+
+    def to_representation(self, total):
+        return {"currency": total.currency, "amount": _dec(total.amount)}
+
+
 class OrderDetailOutputSerializer(OrderOutputSerializer):
     """An order with its child orders and its timeline; an algorithm parent's fills are its family's.
 
@@ -681,6 +694,9 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
         "Executions, oldest first. For a TWAP / VWAP / ICEBERG parent, those of its whole family (the parent's "
         "own and its child orders', each naming its order_id), which its filled_quantity, avg_fill_price and "
         "fees add up; for any other order its own."))
+    fee_totals = FeeTotalOutputSerializer(many=True, help_text=(
+        "Fees of the listed fills totalled per fee currency, the currency paid first leading; empty without fills. "
+        "Amounts of different currencies are not added (fees is their plain sum)."))
     children = ChildOrderOutputSerializer(many=True, help_text="Child orders (algorithm slices), oldest first.")
     events = OrderEventOutputSerializer(many=True, help_text="Timeline, oldest first.")
 
@@ -692,6 +708,7 @@ class OrderDetailOutputSerializer(OrderOutputSerializer):
 
     def to_representation(self, order):
         data = super().to_representation(order)
+        data["fee_totals"] = [FeeTotalOutputSerializer().to_representation(t) for t in order.family_fills.fee_totals]
         data["children"] = [ChildOrderOutputSerializer().to_representation(c) for c in order.children.all()]
         data["events"] = [OrderEventOutputSerializer().to_representation(e) for e in order.events.all()]
         return data

@@ -21,6 +21,7 @@ register.filter("utc", formatting.fmt_time)
 register.filter("figure", formatting.fmt_figure)
 register.filter("event_detail", event_detail)
 register.filter("status_line", formatting.order_status_line)
+register.filter("fees", formatting.fmt_fees)
 
 
 @register.filter

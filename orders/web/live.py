@@ -23,7 +23,14 @@ from django.template.loader import render_to_string
 from odum_live.groups import ORDERS_GROUP, ORDERS_UPDATED, strategy_group
 from odum_live.live import CONNECTED, LiveTopicRefused, register_live_topic
 from orders.models import Order
-from orders.selectors import OrderAccess, order_access_for, order_get_detail, order_get_visible, order_list
+from orders.selectors import (
+    OrderAccess,
+    order_access_for,
+    order_get_detail,
+    order_get_visible,
+    order_list,
+    order_with_family_fills,
+)
 
 
 def _groups(access: OrderAccess, strategy_id: str | None = None) -> list[str]:
@@ -101,7 +108,8 @@ def ticket_render(message: dict, user, *, argument: str) -> str | None:
     order = order_get_visible(access=order_access_for(user=user), order_id=argument)
     if order is None:
         return None
-    return render_to_string("orders/_ticket_status.html", {"order": order, "oob": True})
+    return render_to_string("orders/_ticket_status.html",
+                            {"order": order_with_family_fills(order=order), "oob": True})  # fees per currency
 
 
 def register() -> None:

@@ -29,7 +29,13 @@ from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.api.filters import OrderFilter
 from orders.formatting import cli_command, order_block, what_if_block
 from orders.models import Order
-from orders.selectors import order_access_for, order_get_detail, order_get_visible, order_list
+from orders.selectors import (
+    order_access_for,
+    order_get_detail,
+    order_get_visible,
+    order_list,
+    order_with_family_fills,
+)
 from orders.services import OrderNotCancelable, order_cancel
 from orders.web.ticket import (
     ALGORITHM_PARAMS,
@@ -158,7 +164,8 @@ def execute(request):
         # would replay the stored order; the result below keeps following this order live.
         following = Ticket(values={**ticket.values, "operation_id": new_operation_id()}, params=ticket.params)
         context = _ticket_context(request, following, result=result,
-                                  result_text=order_block(result.order, created=result.created))
+                                  result_text=order_block(order_with_family_fills(order=result.order),
+                                                          created=result.created))
         return _render_ticket(request, context, status=201 if result.created else 200)
 
     return _ticket_action(request, ticket_submit, submitted)

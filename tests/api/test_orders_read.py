@@ -178,6 +178,23 @@ def test_get_plain_order_fills_keep_their_fields_and_values(svc_client, strategy
     assert (body["fills"][0]["venue_trade_id"], body["fills"][0]["fee"], body["fees"]) == ("T-1", "0.4", "0.4")
 
 
+def test_get_order_fee_totals_are_per_fee_currency(svc_client, strategy):
+    # Arrange: the primary and slice 2 pay their fees in USDT (0.1 + 0.15), slice 1 in BNB (0.15)
+    parent, _ = algorithm_family(strategy, fee_currencies=("USDT", "BNB", "USDT"))
+
+    # Act
+    body = svc_client.get(f"/api/orders/{parent.pk}").json()
+
+    # Assert: a total per currency; fees stays the stored plain sum, as documented
+    assert body["fee_totals"] == [{"currency": "USDT", "amount": "0.25"}, {"currency": "BNB", "amount": "0.15"}]
+    assert body["fees"] == "0.4"
+
+
+def test_get_order_without_fills_has_no_fee_totals(svc_client, strategy):
+    order = OrderFactory(strategy=strategy)
+    assert svc_client.get(f"/api/orders/{order.pk}").json()["fee_totals"] == []
+
+
 def test_get_algorithm_parent_query_count_does_not_grow_with_slices(svc_client, strategy,
                                                                      django_assert_max_num_queries):
     # Arrange: a family of two slices and then five

@@ -202,6 +202,31 @@ def test_show_algorithm_parent_prints_the_family_fills_naming_each_slice(strateg
     assert "fills         3 of this order and its slices" in out
 
 
+def test_show_prints_fees_per_fee_currency(strategy):
+    # Arrange: the primary and slice 2 pay their fees in USDT (0.1 + 0.15), slice 1 in BNB (0.15)
+    parent, _ = algorithm_family(strategy, fee_currencies=("USDT", "BNB", "USDT"))
+
+    # Act
+    out = orders("show", str(parent.id))
+
+    # Assert
+    assert "  status        FILLED filled 0.02/0.02 avg 40010 fees 0.25 USDT + 0.15 BNB" in out
+
+
+def test_cancel_partially_filled_order_prints_fees_per_fee_currency(trader, strategy):
+    # Arrange: at the venue, two fills so far, paying 0.4 USDT and 0.00001 BNB
+    order = OrderFactory(strategy=strategy, status="PARTIALLY_FILLED", filled_quantity=Decimal("0.004"),
+                         avg_fill_price=Decimal("40000"), fees=Decimal("0.40001"))
+    FillFactory(order=order, quantity=Decimal("0.002"), fee=Decimal("0.4"), fee_currency="USDT")
+    FillFactory(order=order, quantity=Decimal("0.002"), fee=Decimal("0.00001"), fee_currency="BNB")
+
+    # Act
+    out = orders("cancel", str(order.id), "--user", trader.username)
+
+    # Assert: not "fees 0.40001"
+    assert "filled 0.004/0.01 avg 40000 fees 0.4 USDT + 0.00001 BNB" in out
+
+
 def test_cancel_by_trader(trader, strategy):
     order = OrderFactory(strategy=strategy)
 

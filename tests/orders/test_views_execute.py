@@ -8,9 +8,12 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from odum_live.live import CONNECTED
 from orders.models import Order
+from orders.web import live
 from tests.orders.conftest import SPOT_KEY, client_for
 from tests.orders import web_fixtures
+from tests.orders.factories import FillFactory
 
 pytestmark = pytest.mark.django_db
 trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
@@ -64,6 +67,41 @@ def test_execute_resubmit_same_operation_id_replays_stored_order(trader_client, 
     assert response.status_code == 200
     assert Order.objects.filter(operation_id="web-test-1").count() == 1
     assert "nothing re-sent" in response.content.decode()
+
+
+def _filled_in_two_fee_currencies(operation_id: str) -> Order:
+    # The ticket's order, since filled 0.05 in two fills paying 0.4 USDT and 0.00001 BNB (Order.fees 0.40001).
+    order = Order.objects.get(operation_id=operation_id)
+    Order.objects.filter(pk=order.pk).update(status="FILLED", filled_quantity=Decimal("0.05"),
+                                             avg_fill_price=Decimal("40000"), fees=Decimal("0.40001"))
+    FillFactory(order=order, quantity=Decimal("0.025"), fee=Decimal("0.4"), fee_currency="USDT")
+    FillFactory(order=order, quantity=Decimal("0.025"), fee=Decimal("0.00001"), fee_currency="BNB")
+    return order
+
+
+def test_execute_resubmit_of_a_filled_order_shows_its_fees_per_currency(trader_client, tradable):
+    # Arrange
+    trader_client.post("/live/execute", ticket())
+    _filled_in_two_fee_currencies("web-test-1")
+
+    # Act: the same ticket again shows the stored order (its result and its live status)
+    body = trader_client.post("/live/execute", ticket()).content.decode()
+
+    # Assert: not "fees 0.40001"
+    assert "FILLED filled 0.05/0.05 avg 40000 fees 0.4 USDT + 0.00001 BNB" in body
+    assert "0.40001" not in body
+
+
+def test_execute_live_status_shows_fees_per_currency(trader_client, trader, tradable):
+    # Arrange
+    trader_client.post("/live/execute", ticket())
+    order = _filled_in_two_fee_currencies("web-test-1")
+
+    # Act: the ticket's live topic renders the order's status after its fill
+    html_text = live.ticket_render(dict(CONNECTED), trader, argument=str(order.id))
+
+    # Assert
+    assert "status FILLED filled 0.05/0.05 avg 40000 fees 0.4 USDT + 0.00001 BNB" in html_text
 
 
 def _gtd_ticket_again_after_its_expire_time(trader_client, **changes):

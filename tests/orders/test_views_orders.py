@@ -509,6 +509,35 @@ def test_detail_of_algorithm_parent_lists_the_family_fills_with_their_order_and_
     assert re.findall(r'<td class="num">([^<]+)</td>', totals) == ["40010", "0.02", "0.4 USDT"]
 
 
+def test_detail_fees_in_two_currencies_are_totalled_per_currency_in_the_header_and_the_fill_totals(trader_client,
+                                                                                                  strategy):
+    # Arrange: the primary and slice 2 pay their fees in USDT (0.1 + 0.15), slice 1 in BNB (0.15)
+    parent, _ = algorithm_family(strategy, fee_currencies=("USDT", "BNB", "USDT"))
+
+    # Act
+    body = trader_client.get(f"/live/orders/{parent.id}").content.decode()
+
+    # Assert: a total per currency, never their plain sum (0.4) as one amount
+    header = re.search(r'<dd data-testid="filled">(.*?)</dd>', body, re.S).group(1)
+    assert header.endswith("fees 0.25 USDT + 0.15 BNB")
+    totals = re.search(r'<tfoot data-testid="fill-totals">(.*?)</tfoot>', body, re.S).group(1)
+    assert re.findall(r'<td class="num">([^<]+)</td>', totals) == ["40010", "0.02", "0.25 USDT + 0.15 BNB"]
+
+
+def test_detail_header_names_the_fee_currency_of_a_plain_order(trader_client, strategy):
+    # Arrange: a Binance spot buy paying its fee in the base currency
+    order = OrderFactory(strategy=strategy, status="FILLED", filled_quantity=Decimal("0.01"),
+                         avg_fill_price=Decimal("40000"), fees=Decimal("0.00001"))
+    FillFactory(order=order, quantity=Decimal("0.01"), fee=Decimal("0.00001"), fee_currency="BTC")
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert
+    header = re.search(r'<dd data-testid="filled">(.*?)</dd>', body, re.S).group(1)
+    assert header.endswith("fees 0.00001 BTC")
+
+
 def test_detail_query_count_does_not_grow_with_fills_and_slices(trader_client, strategy,
                                                                  django_assert_max_num_queries):
     # Arrange: the query count of a family of two slices is the bound for a family of five

@@ -26,7 +26,14 @@ from django.http import QueryDict
 
 from orders.api.filters import OrderFilter
 from orders.formatting import order_block, order_detail_block, order_table
-from orders.selectors import OrderAccess, order_access_for, order_get_detail, order_get_visible, order_list
+from orders.selectors import (
+    OrderAccess,
+    order_access_for,
+    order_get_detail,
+    order_get_visible,
+    order_list,
+    order_with_family_fills,
+)
 from orders.services import OrderNotCancelable, order_cancel
 from orders.web.ticket import PARAM_KINDS, Ticket, TicketError, new_operation_id, ticket_submit
 
@@ -97,7 +104,7 @@ class Command(BaseCommand):
             result = ticket_submit(user=person, ticket=Ticket(values=values, params=params))
         except TicketError as exc:
             raise CommandError(f"order refused ({exc.code}): {exc}") from None
-        self.stdout.write(order_block(result.order, created=result.created))
+        self.stdout.write(order_block(order_with_family_fills(order=result.order), created=result.created))
 
     def _cancel(self, *, order_id, user, reason, **options):
         person = _user(user)
@@ -112,7 +119,7 @@ class Command(BaseCommand):
             order = order_cancel(order=order, actor=person.get_username(), reason=reason)
         except OrderNotCancelable as exc:
             raise CommandError(f"order_id: {exc}") from None
-        self.stdout.write(order_block(order))
+        self.stdout.write(order_block(order_with_family_fills(order=order)))
 
     def _list(self, *, user, limit, **options):
         access = _access(user)
