@@ -16,6 +16,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -23,7 +24,8 @@ from django.utils.dateparse import parse_datetime
 
 from odum_live.fields import NulCharacterError, refuse_nul
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
-from orders.formatting import fmt_figure
+from orders.fills import FeeTotal
+from orders.formatting import fmt_fees, fmt_figure
 from orders.models import OrderEvent
 
 T = OrderEvent.Type
@@ -283,9 +285,13 @@ def event_detail(event: OrderEvent) -> str:
         return text.replace("  ", " ")
     if event.type in (T.PARTIALLY_FILLED, T.FILLED) and p.get("source") == "children":
         # An algorithm's parent moved by one of its slices' fills (orders.services.venue_events): its totals.
+        # Fees per currency where the journal recorded them (fee_totals); an older entry has their plain sum only.
+        totals = p.get("fee_totals")
+        fees = fmt_fees(FeeTotal(currency=t.get("currency", ""), amount=Decimal(t["amount"])) for t in totals) \
+            if totals else fmt_figure(p.get("fees"))
         return (f"slice {p.get('child_client_order_id') or '?'} filled; filled {fmt_figure(p.get('filled_quantity'))}, "
                 f"leaves {fmt_figure(p.get('leaves_quantity'))}, avg price {fmt_figure(p.get('avg_fill_price'))}, "
-                f"fees {fmt_figure(p.get('fees'))}")
+                f"fees {fees}")
     parts = [str(p[name]) for name in ("reason", "detail", "command", "attempt") if p.get(name) not in (None, "")]
     if int(p.get("count", 1)) > 1:  # repeats folded into one entry (orders.services.dispatch.entry_repeat)
         parts.append(f"{p['count']} times since {p.get('first_at', '?')}")

@@ -12,7 +12,8 @@ sent as ``{"type": "orders.updated", "order_id": …, "seq": …}`` to the group
 :mod:`odum_live.groups`).
 
 Units: quantities in base units (contracts for derivatives), prices in quote currency, fees in the
-fill's fee currency (``Order.fees`` is their plain sum). Times are the venue's event times (UTC).
+fill's fee currency (``Order.fees`` is their plain sum; an algorithm parent's entry for a slice's fill
+records ``fee_totals`` per currency beside it). Times are the venue's event times (UTC).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from odum_live.sql import (
     send_update,
 )
 from orders.exposure import order_exposure_changed, orders_for_state_change
-from orders.fills import fill_totals
+from orders.fills import FeeTotal, fee_totals, fill_totals
 from orders.models import Fill, Order, OrderEvent
 from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
@@ -155,7 +156,7 @@ _FILL_BY_TRADE = CompiledQuery(
 # ``order_id IN (the order and its children)``: both sides of the OR are indexed (primary key,
 # parent_id), where an OR across the join to orders scanned both tables in full.
 _FAMILY_FILLS = CompiledQuery(
-    lambda order_id, parent_id: Fill.objects.order_by().only("id", "quantity", "price", "fee").filter(
+    lambda order_id, parent_id: Fill.objects.order_by().only("id", "quantity", "price", "fee", "fee_currency").filter(
         order_id__in=Order.objects.filter(Q(pk=order_id) | Q(parent_id=parent_id)).values("pk")),
     markers=(uuid.UUID(int=1), uuid.UUID(int=2)),
 )
@@ -492,11 +493,15 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
         return _over_fill(order, event, touched, order)
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
-    family = _fill_figures(reads.own_fills) + _fill_figures(reads.children_fills)
+    family = _fill_figures(reads.own_fills.all()) + _fill_figures(reads.children_fills.all())
     multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, reads.terms.one())
     this_fill = [(qty, event.last_px, event.fee)]
     family_fills = family + this_fill
-    parent_fills = _fill_figures(parent_family) + this_fill if parent_family is not None else None
+    parent_fills = parent_fees = None
+    if parent_family is not None:
+        parent_rows = parent_family.all()
+        parent_fills = _fill_figures(parent_rows) + this_fill
+        parent_fees = fee_totals([(f.fee, f.fee_currency) for f in parent_rows] + [(event.fee, event.fee_currency)])
 
     before, before_filled = order.status, order.filled_quantity
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
@@ -540,7 +545,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     _record(order, event, _fill_event_type(order), before, payload)
     touched.add(order)
     if parent is not None:
-        _recompute_parent(parent, child=order, event=event, touched=touched, fills=parent_fills)
+        _recompute_parent(parent, child=order, event=event, touched=touched, fills=parent_fills, fees=parent_fees)
         if order.status in TERMINAL_STATUSES:  # the child's last fill may close its family
             _close_short_family(parent, event=event, touched=touched)
     elif order.exec_algorithm != Order.ExecAlgorithm.NORMAL:  # an algorithm's primary, sent as the last slice
@@ -631,8 +636,9 @@ def _imply_submitted(order: Order, *, event: VenueEvent, fields: set[str], notes
 
 
 def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched: _Touched,
-                      fills: list[tuple[Decimal, Decimal, Decimal]]) -> None:
-    # ``fills``: (quantity, price, fee) of every fill of the parent and its children, this one included.
+                      fills: list[tuple[Decimal, Decimal, Decimal]], fees: tuple[FeeTotal, ...]) -> None:
+    # ``fills``: (quantity, price, fee) of every fill of the parent and its children, this one included;
+    # ``fees``: their fees per currency, recorded beside the plain sum (Order.fees) for the execution log.
     before, before_filled = parent.status, parent.filled_quantity
     parent.filled_quantity, parent.avg_fill_price, parent.fees = fill_totals(fills)
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
@@ -647,6 +653,7 @@ def _recompute_parent(parent: Order, *, child: Order, event: VenueEvent, touched
                            checks=touched.checks)
     payload = _base_payload(event) | _fill_payload(parent) | {
         "source": "children", "child_client_order_id": child.client_order_id,
+        "fee_totals": [{"currency": t.currency, "amount": plain_decimal(t.amount)} for t in fees],
     }
     if notes:
         payload["detail"] = "; ".join(notes)
@@ -695,9 +702,9 @@ def _short_family_reason(parent: Order, children: list[Order], own_filled: Decim
             f"it was sent with as the last slice and no slice is left working ({short}); the rest is canceled")
 
 
-def _fill_figures(sent: SentRows) -> list[tuple[Decimal, Decimal, Decimal]]:
-    # (quantity, price, fee) of the fills read by a sent _FAMILY_FILLS.
-    return [(f.quantity, f.price, f.fee) for f in sent.all()]
+def _fill_figures(fills: list[Fill]) -> list[tuple[Decimal, Decimal, Decimal]]:
+    # (quantity, price, fee) of the fills read by a sent _FAMILY_FILLS (or _FILLS_OF_ORDER / _CHILDREN).
+    return [(f.quantity, f.price, f.fee) for f in fills]
 
 
 def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:

@@ -579,6 +579,24 @@ def test_apply_twap_children_fill_the_parent_from_children(listing, strategy):
     assert types(e1) == [OrderEvent.Type.RECEIVED, OrderEvent.Type.SUBMITTED, OrderEvent.Type.FILLED]
 
 
+def test_apply_slice_fills_record_the_parents_fees_per_currency(listing, strategy):
+    # Arrange: a TWAP whose first slice pays its fee in USDT and whose second pays in BNB
+    parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, order_type="MARKET", price=None,
+                          quantity=Decimal("0.03"), exec_algorithm="TWAP")
+    e1, e2 = (Order.objects.get(pk=order_apply_venue_event(event=_child_created(parent, n)).order_id) for n in (1, 2))
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000", fee="0.4"))
+
+    # Act
+    order_apply_venue_event(event=fill(e2, "T2", "0.01", "40030", fee="0.00001", fee_currency="BNB", seconds=2))
+
+    # Assert: the parent's entry for the second slice totals each currency apart (its fees, 0.40001, adds them)
+    entries = [e.payload for e in parent.events.order_by("ts", "id") if e.payload.get("source") == "children"]
+    assert [e["fee_totals"] for e in entries] == [
+        [{"currency": "USDT", "amount": "0.4"}],
+        [{"currency": "USDT", "amount": "0.4"}, {"currency": "BNB", "amount": "0.00001"}]]
+    assert Decimal(entries[-1]["fees"]) == Decimal("0.40001")
+
+
 def test_apply_child_fill_beyond_parent_quantity_is_an_over_fill(listing, strategy):
     # Arrange: children of 0.02 + 0.02 under a 0.03 parent (a buggy algorithm).
     parent = OrderFactory(strategy=strategy, status=S.SUBMITTED, quantity=Decimal("0.03"), exec_algorithm="TWAP")

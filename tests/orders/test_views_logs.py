@@ -166,6 +166,23 @@ def test_log_entry_of_an_algorithm_parent_filled_through_a_slice_names_the_slice
 
 
 @pytest.mark.django_db
+def test_log_entry_of_an_algorithm_parent_gives_its_fees_per_currency(strategy):
+    # Arrange: the parent's entry when its second slice filled, paying BNB after a first slice's USDT
+    parent = OrderFactory(strategy=strategy, exec_algorithm="TWAP", quantity=Decimal("0.03"))
+    event = OrderEventFactory(order=parent, type=E.PARTIALLY_FILLED, payload={
+        "kind": "FILLED", "filled_quantity": "0.02", "avg_fill_price": "40015", "fees": "0.40001",
+        "fee_totals": [{"currency": "USDT", "amount": "0.4"}, {"currency": "BNB", "amount": "0.00001"}],
+        "leaves_quantity": "0.01", "source": "children", "child_client_order_id": "OL035-E2"})
+
+    # Act
+    entry = log_entry(event)
+
+    # Assert: not "fees 0.40001"
+    assert entry.detail == ("slice OL035-E2 filled; filled 0.02, leaves 0.01, avg price 40015, "
+                            "fees 0.4 USDT + 0.00001 BNB")
+
+
+@pytest.mark.django_db
 def test_log_entry_fill_and_routing_figures_are_canonical_decimals(strategy):
     # Arrange: figures recorded at a fixed scale (an order's totals to 18 places, router costs to 6)
     order = OrderFactory(strategy=strategy, routing_decision={"candidates": [
