@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from odum_live.admin import ReadOnlyAdminMixin, decimal_column, format_decimal, pretty_json
+from orders.formatting import fmt_fees
 from orders.models import Fill, Order, OrderEvent, Strategy
+from orders.selectors import order_family_fills
 
 
 # --- Strategy ---------------------------------------------------------------------------------
@@ -123,12 +125,16 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     price_ = decimal_column("price")
     filled_quantity_ = decimal_column("filled_quantity", "filled quantity")
     avg_fill_price_ = decimal_column("avg_fill_price", "avg fill price")
-    fees_ = decimal_column("fees")
     gas_used_ = decimal_column("gas_used", "gas used")
     gas_price_gwei_ = decimal_column("gas_price_gwei", "gas price (gwei)")
     max_slippage_ = decimal_column("max_slippage", "max slippage")
     odds_ = decimal_column("odds")
     potential_payout_ = decimal_column("potential_payout", "potential payout")
+
+    @admin.display(description="fees")
+    def fees_(self, order):
+        # Per fee currency from the family's fills (the stored Order.fees adds currencies alike).
+        return fmt_fees(order_family_fills(order=order).fee_totals)
     readonly_fields = [
         "quantity_", "price_", "filled_quantity_", "avg_fill_price_", "fees_", "gas_used_", "gas_price_gwei_",
         "max_slippage_", "odds_", "potential_payout_", "leaves_quantity", "risk_result_pretty",

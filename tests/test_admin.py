@@ -13,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 
 from orders.models import Fill, Order, OrderEvent
 from risk.models import OpenOrderExposure, RiskLimit, Scope, TradingState
-from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory
+from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory, algorithm_family
 from tests.orders.web_fixtures import role_group
 from tests.positions.factories import PositionFactory
 from tests.risk.factories import RiskLimitFactory, TradingStateFactory
@@ -447,6 +447,19 @@ def test_order_admin_is_read_only_with_fills_and_events_inline(rm_client, data):
     assert post.status_code == 403 and add.status_code == 403
     order.refresh_from_db()
     assert order.status == Order.Status.ROUTED and order.filled_quantity == 0
+
+
+@pytest.mark.django_db
+def test_order_admin_gives_an_algorithm_parents_fees_per_currency(rm_client):
+    # Arrange: a TWAP parent whose primary and second slice paid USDT (0.1 + 0.15), first slice BNB (0.15)
+    parent, _ = algorithm_family(StrategyFactory(id="demo"), fee_currencies=("USDT", "BNB", "USDT"))
+
+    # Act
+    page = rm_client.get(admin_url("orders.order", "change", parent.pk)).content.decode()
+
+    # Assert: the family's fees per currency, not the stored plain sum (0.4) as one amount
+    assert '<div class="readonly">0.25 USDT + 0.15 BNB</div>' in page
+    assert '<div class="readonly">0.4</div>' not in page
 
 
 @pytest.mark.django_db
