@@ -1,8 +1,12 @@
 """venues.algorithms.base: the slicing algorithms' quantity rules (pure functions, in size-increment units)."""
 
-import pytest
+from decimal import Decimal
 
-from venues.algorithms.base import fit_to_minimum
+import pytest
+from nautilus_trader.model.objects import Price
+
+from venues.algorithms.backtest import btcusdt_binance_spot
+from venues.algorithms.base import fit_to_minimum, min_notional_units, units_to_qty
 
 
 @pytest.mark.parametrize(
@@ -30,3 +34,38 @@ def test_fit_to_minimum_slice_leaving_a_rest_below_the_minimum_is_resized(send, 
     assert sent == expected
     assert sent == 0 or sent >= minimum
     assert remaining - sent == 0 or remaining - sent >= minimum
+
+
+@pytest.mark.parametrize(
+    ("min_notional", "price", "expected"),
+    [
+        ("10", "40000.00", 250),  # 0.00025 BTC × 40 000 = 10 USDT exactly
+        ("10", "40000.01", 250),  # 0.000249999… rounds UP to the increment
+        ("10", "39999.99", 251),
+        ("5", "0.01", 500_000_000),  # a price of one tick: half a thousand BTC
+        (None, "40000.00", 0),  # no minimum notional
+    ],
+)
+def test_min_notional_units_is_the_smallest_slice_the_risk_engine_values_at_the_minimum(min_notional, price,
+                                                                                      expected):
+    # Arrange: BTCUSDT, size increment 0.000001 BTC
+    instrument = btcusdt_binance_spot(min_notional=min_notional)
+    at = Price.from_str(price)
+
+    # Act
+    units = min_notional_units(instrument, at)
+
+    # Assert: the answer, and NautilusTrader's own valuation agrees it is the smallest that passes.
+    assert units == expected
+    if min_notional is not None:
+        minimum = Decimal(min_notional)
+        assert instrument.notional_value(units_to_qty(units, instrument), at, True).as_decimal() >= minimum
+        assert instrument.notional_value(units_to_qty(units - 1, instrument), at, True).as_decimal() < minimum
+
+
+def test_min_notional_units_without_a_price_is_zero():
+    # Arrange: a MARKET slice before any quote or trade (the RiskEngine then skips its notional check)
+    instrument = btcusdt_binance_spot(min_notional="10")
+
+    # Act / Assert
+    assert min_notional_units(instrument, None) == 0

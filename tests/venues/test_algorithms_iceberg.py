@@ -208,3 +208,37 @@ def test_iceberg_unworkable_primary_is_denied_with_reason(order_type, tif, param
     (denied,) = [e for _, e in run.events if type(e).__name__ == "OrderDenied"]
     assert named in denied.reason
     assert run.children(pid) == []
+
+
+def test_iceberg_display_qty_below_the_venue_min_notional_is_denied_naming_it():
+    # Arrange: Binance's NOTIONAL filter, 10 USDT; a clip of 0.0002 BTC @ 40000 is 8 USDT, so the node's
+    # RiskEngine would deny the first clip (the iceberg then ended CANCELED, its reason on the clip only).
+    instrument = btcusdt_binance_spot(min_notional="10")
+    primary = _iceberg("0.0002", "0.01")
+
+    # Act
+    run = _run(_market(5), [primary], instrument=instrument)
+
+    # Assert: the primary itself is DENIED, its reason naming display_qty and the minimum notional.
+    pid = run.primary_ids[0]
+    assert run.orders[pid].status == OrderStatus.DENIED
+    (denied,) = [e for _, e in run.events if type(e).__name__ == "OrderDenied"]
+    assert "display_qty" in denied.reason and "min_notional" in denied.reason
+    assert run.children(pid) == []
+
+
+def test_iceberg_clips_leave_no_rest_below_the_venue_min_notional():
+    # Arrange: minimum notional 10 USDT = 0.00025 BTC at the 40000 limit; 0.0011 BTC shown 0.0005 at a
+    # time would leave a last clip of 0.0001 (4 USDT), which the node's RiskEngine denies.
+    instrument = btcusdt_binance_spot(min_notional="10")
+    primary = _iceberg("0.0005", "0.0011")
+
+    # Act
+    run = _run(_market(30, cross_every=5), [primary], instrument=instrument)
+
+    # Assert: 0.0005, then 0.00035 (leaving exactly the minimum), then the primary with 0.00025.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.0005"), Decimal("0.00035"), Decimal("0.00025")]
+    assert all(o.status == OrderStatus.FILLED for _, o in slices)
+    assert run.orders[pid].status == OrderStatus.FILLED

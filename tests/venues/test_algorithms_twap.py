@@ -103,3 +103,25 @@ def test_twap_primary_with_a_vwap_parameter_is_denied_naming_it(param, value):
     assert run.orders[pid].status == OrderStatus.DENIED
     (denied,) = [e for _, e in run.events if type(e).__name__ == "OrderDenied"]
     assert param in denied.reason and "TWAP" in denied.reason
+
+
+def test_twap_slices_below_the_venue_min_notional_are_carried_and_the_parent_fills_completely():
+    # Arrange: Binance's NOTIONAL filter, 10 USDT (the seeded paper listing's); 0.002 BTC (80 USDT, a
+    # valid order) over 10 slices plans 0.0002 BTC = 8 USDT each, which the node's RiskEngine denies
+    # (NOTIONAL_LESS_THAN_MIN_FOR_INSTRUMENT) — the first one used to abort the TWAP with nothing filled.
+    instrument = btcusdt_binance_spot(min_notional="10")
+    primary = _twap({"horizon_secs": 100, "interval_secs": 10}, "0.002", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(120), primaries=[primary], instrument=instrument)
+
+    # Assert: every slice is worth at least 10 USDT at the ask it is sent against, none is denied, and
+    # the parent fills completely.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [e for _, e in run.events if type(e).__name__ == "OrderDenied"] == []
+    assert all(o.quantity.as_decimal() * Decimal("40000.01") >= 10 for _, o in slices)
+    assert all(o.status == OrderStatus.FILLED for _, o in slices)
+    assert sum(o.filled_qty.as_decimal() for _, o in slices) == Decimal("0.002")
+    assert run.orders[pid].status == OrderStatus.FILLED
+    assert run.timers_left == []

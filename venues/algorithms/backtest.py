@@ -48,7 +48,7 @@ BINANCE = Venue("BINANCE")
 BTCUSDT = InstrumentId(Symbol("BTCUSDT"), BINANCE)
 
 
-def btcusdt_binance_spot(*, min_quantity: str | None = None) -> CurrencyPair:
+def btcusdt_binance_spot(*, min_quantity: str | None = None, min_notional: str | None = None) -> CurrencyPair:
     """Return Binance spot BTCUSDT as in ``shared/data/market/binance_spot_btcusdt_instrument.txt``.
 
     Price in USDT (tick 0.01), size in BTC (increment 0.000001), no min/max quantity or notional,
@@ -58,6 +58,9 @@ def btcusdt_binance_spot(*, min_quantity: str | None = None) -> CurrencyPair:
     ----------
     min_quantity : str, optional
         A venue minimum order size in BTC, for what-if runs (the recorded instrument has none).
+    min_notional : str, optional
+        A venue minimum order notional in USDT (Binance's ``NOTIONAL`` filter; the seeded paper
+        listing has 10), for what-if runs.
     """
     return CurrencyPair(
         instrument_id=BTCUSDT,
@@ -72,7 +75,7 @@ def btcusdt_binance_spot(*, min_quantity: str | None = None) -> CurrencyPair:
         max_quantity=None,
         min_quantity=Quantity.from_str(f"{Decimal(min_quantity):.6f}") if min_quantity else None,
         max_notional=None,
-        min_notional=None,
+        min_notional=Money(Decimal(min_notional), USDT) if min_notional else None,
         max_price=None,
         min_price=None,
         margin_init=Decimal(0),

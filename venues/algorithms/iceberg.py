@@ -1,8 +1,9 @@
 """ICEBERG: rest a LIMIT order on the book one ``display_qty`` slice at a time.
 
 Parameters: ``display_qty`` (decimal string, base units, > 0), rounded DOWN to the instrument's
-size increment (a value that rounds to zero, or below the instrument's ``min_quantity``, is
-DENIED). The primary must be a LIMIT order with a resting time in force (GTC, GTD or DAY).
+size increment (a value that rounds to zero, below the instrument's ``min_quantity``, or whose
+notional at the primary's price is below its ``min_notional``, is DENIED: base.py "Minimum slice").
+The primary must be a LIMIT order with a resting time in force (GTC, GTD or DAY).
 
 Behaviour
 ---------
@@ -20,11 +21,13 @@ Behaviour
 * Each refill joins the back of the queue at its price (a new order), as native icebergs do.
 * A primary whose quantity is at most ``display_qty`` is sent whole, at once.
 * Minimum size: no slice is shown that would leave a rest strictly between 0 and the instrument's
-  ``min_quantity`` — the last slice is the primary itself with that rest, NautilusTrader's
-  RiskEngine denies it (``QUANTITY_BELOW_MINIMUM``, nautilus_trader/risk/engine.pyx), and the
-  iceberg would end under-filled though the order as a whole was valid. When showing
-  ``display_qty`` would leave 0 < rest < minimum, the slice shown is remaining − minimum (leaving
-  exactly the minimum for the last slice), which is smaller than ``display_qty``; only when that
+  minimum (``min_quantity``, or the size whose notional at the price reaches ``min_notional``) —
+  the last slice is the primary itself with that rest, NautilusTrader's RiskEngine denies it
+  (``QUANTITY_BELOW_MINIMUM`` / ``NOTIONAL_LESS_THAN_MIN_FOR_INSTRUMENT``,
+  nautilus_trader/risk/engine.pyx), and the iceberg would end under-filled though the order as a
+  whole was valid. When showing ``display_qty`` would leave 0 < rest < minimum, the slice shown is
+  remaining − minimum (leaving exactly the minimum for the last slice), which is smaller than
+  ``display_qty``; only when that
   is itself below the minimum (remaining < 2 × minimum) is the whole remainder shown at once, the
   one case where the visible quantity exceeds ``display_qty`` (by less than the minimum) — the
   only way left to fill the order with slices the venue accepts. Example, minimum 0.01 and
@@ -50,7 +53,6 @@ from venues.algorithms.base import (
     ParamError,
     SlicingExecAlgorithm,
     floor_units,
-    min_units,
     param_decimal,
     to_units,
     units_to_qty,
@@ -114,12 +116,13 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
             if display is None:
                 raise ParamError("display_qty", "is required")
             display_units = floor_units(display, instrument)
-            if display_units < min_units(instrument):
+            if display_units < self._min_slice_units(order, instrument):
                 raise ParamError(
                     "display_qty",
                     f"{display} rounds down to {units_to_qty(display_units, instrument)}, below the "
                     f"instrument's minimum size (increment {instrument.size_increment}, "
-                    f"min_quantity {instrument.min_quantity})",
+                    f"min_quantity {instrument.min_quantity}, min_notional {instrument.min_notional} "
+                    f"at the price {order.price})",
                 )
         except ParamError as exc:
             self._deny_primary(order, str(exc))
@@ -162,7 +165,7 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
             return
         sequence = self._sequences[primary_id]
         remaining = to_units(primary.quantity, instrument)
-        show = _slice_units(remaining, sequence.display_units, min_units(instrument))
+        show = _slice_units(remaining, sequence.display_units, self._min_slice_units(primary, instrument))
         if show == remaining:
             self.submit_order(primary)  # the last slice is the primary itself
             self._finish(primary_id, f"primary sent as the last slice ({primary.quantity})")

@@ -29,15 +29,19 @@ Profile source, first that applies (logged at INFO for every primary):
 Slice sizes: the primary's quantity in size-increment units, apportioned to the weights by the
 largest-remainder method (each slice rounded DOWN to the increment, the left-over increments to the
 largest remainders) so the slices sum *exactly* to the primary's quantity. A zero-weight interval
-sends nothing; no child of zero size is ever sent, nor one below the instrument's ``min_quantity``
-(that size is carried to a later slice). Nor is a slice sent that would leave an unsent rest
-strictly between 0 and ``min_quantity``: the last slice is the primary itself with that rest, and
-NautilusTrader's RiskEngine denies it (``QUANTITY_BELOW_MINIMUM``), which would end the parent
-under-filled and CANCELED. Such a slice becomes the closer to plan of "send less" (unsent − minimum,
+sends nothing; no child of zero size is ever sent, nor one below the instrument's minimum — its
+``min_quantity``, and its ``min_notional`` at the price the slice is valued at (base.py "Minimum
+slice") — that size is carried to a later slice. Nor is a slice sent that would leave an unsent rest
+strictly between 0 and the minimum: the last slice is the primary itself with that rest, and
+NautilusTrader's RiskEngine denies it (``QUANTITY_BELOW_MINIMUM``,
+``NOTIONAL_LESS_THAN_MIN_FOR_INSTRUMENT``), which would end the parent under-filled and CANCELED.
+Such a slice becomes the closer to plan of "send less" (unsent − minimum,
 leaving exactly the minimum; or carry it all when that would itself be below the minimum) and
 "send it all" (only when the participation cap allows), ties to the smaller
 (venues/algorithms/base.py ``fit_to_minimum``). Example: 0.021 BTC over 3 intervals, minimum 0.01:
-planned 0.007 × 3 → sent 0, 0.011 (0.014 would leave 0.007), then the primary with 0.010.
+planned 0.007 × 3 → sent 0, 0.011 (0.014 would leave 0.007), then the primary with 0.010. With a
+minimum notional of 10 USDT at 40 000, 0.002 BTC over 10 intervals plans 0.0002 (8 USDT) each →
+sent 0, 0.0004, 0, 0.0004, … and the primary with the last 0.0004.
 
 Participation cap. With ``max_participation`` = p, the slice sent at each interval is at most
 p × V rounded down to the size increment, V = the instrument's traded volume in the previous
@@ -88,7 +92,6 @@ from venues.algorithms.base import (
     apportion,
     fit_to_minimum,
     floor_units,
-    min_units,
     param_decimal,
     param_seconds,
     to_units,
@@ -325,7 +328,8 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
         desired = remaining if seq.index >= n - 1 else min(remaining, seq.carry + planned)
         cap = None if seq.participation is None else floor_units(seq.participation * previous, instrument)
         send = desired if cap is None else min(desired, cap)
-        send = fit_to_minimum(send, remaining, min_units(instrument), most=cap)  # no slice, nor rest, below minimum
+        minimum = self._min_slice_units(primary, instrument)
+        send = fit_to_minimum(send, remaining, minimum, most=cap)  # no slice, nor rest, below the minimum
         phase = "overtime " if seq.index >= n else ""
         self.log.info(
             f"{self.id} {primary_id} {phase}interval {seq.index}: planned {planned}, carry {seq.carry}, "
