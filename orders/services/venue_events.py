@@ -177,7 +177,8 @@ _FILLS_OF_CHILDREN = CompiledQuery(
 # the parent's own fills (the primary's), each sent after the writes it must see.
 _CHILDREN_OF_PARENT = CompiledQuery(
     lambda parent_id: Order.objects.order_by("created_at", "id").only(
-        "id", "client_order_id", "status", "quantity", "filled_quantity").filter(parent_id=parent_id),
+        "id", "client_order_id", "status", "quantity", "filled_quantity", "rejection_reason").filter(
+        parent_id=parent_id),
     markers=(uuid.UUID(int=4),),
 )
 _OWN_FILLS = CompiledQuery(
@@ -238,6 +239,12 @@ def order_apply_venue_event(*, event: VenueEvent,
       fill, or the primary's last fill — or a replay of one of the primary's fills (node-start
       reconciliation replays them), which closes a family left open. (A primary still held, or
       canceled / rejected itself, is closed by its own event, as before.)
+    - **An algorithm that stops its parent**: a CANCELED for an algorithm's parent that no cancel
+      asked for (not PENDING_CANCEL, no reason on the event) is the algorithm aborting its schedule
+      — a slice rejected, denied, canceled or expired at the venue, or VWAP's overtime running out
+      (venues/algorithms/base.py, vwap.py) — and NautilusTrader's ``OrderCanceled`` carries no
+      reason. The parent's ``rejection_reason`` (and its CANCELED event's ``detail``) then says so:
+      the figures, the unsent rest, and each slice that ended short with its status and reason.
 
     Every changed order gets ``order_exposure_changed`` and one ``OrderEvent`` (actor
     ``venue:<code>``, ``ts`` = event time, figures as strings in the payload).
@@ -402,6 +409,11 @@ def _apply_status(order: Order, event: VenueEvent, touched: _Touched) -> Applied
         fields.add("closed_at")
     if event.kind == K.REJECTED:
         order.rejection_reason = event.reason
+        fields.add("rejection_reason")
+    elif event.kind == K.CANCELED and target == S.CANCELED and before != S.PENDING_CANCEL and not event.reason \
+            and order.parent_id is None and order.exec_algorithm != Order.ExecAlgorithm.NORMAL:
+        # Nobody asked: the algorithm stopped the parent (NautilusTrader's OrderCanceled has no reason).
+        detail = order.rejection_reason = _algorithm_stop_reason(order)
         fields.add("rejection_reason")
     if event.venue_order_id and order.venue_order_id != event.venue_order_id:
         order.venue_order_id = event.venue_order_id
@@ -700,6 +712,24 @@ def _short_family_reason(parent: Order, children: list[Order], own_filled: Decim
     return (f"execution algorithm's family ended short: {plain_decimal(parent.filled_quantity)} of "
             f"{plain_decimal(parent.quantity)} filled, the primary filled the {plain_decimal(primary_quantity)} "
             f"it was sent with as the last slice and no slice is left working ({short}); the rest is canceled")
+
+
+def _algorithm_stop_reason(parent: Order) -> str:
+    # Why an algorithm's parent was CANCELED with no cancel requested: the slices that ended short (their
+    # end aborted the schedule: venues/algorithms/base.py), else the algorithm's own stop (VWAP's bounded
+    # overtime), whose reason only the node's log has.
+    children = _CHILDREN_OF_PARENT.send(parent.pk).all()
+    primary_quantity = parent.quantity - sum((child.quantity for child in children), _ZERO)
+    short = "; ".join(
+        f"{child.client_order_id} {child.status} with {plain_decimal(child.filled_quantity)} of "
+        f"{plain_decimal(child.quantity)} filled" + (f" ({child.rejection_reason})" if child.rejection_reason else "")
+        for child in children if child.status in TERMINAL_STATUSES and child.status != S.FILLED)
+    why = f"slices ended short: {short}" if short else \
+        "no slice ended short (the algorithm's reason is in the trading node's log)"
+    rest = (f"its last slice (the primary, {plain_decimal(primary_quantity)}) was canceled at the venue"
+            if parent.accepted_at is not None else f"{plain_decimal(primary_quantity)} unsent")
+    return (f"execution algorithm stopped, cancel not requested: {plain_decimal(parent.filled_quantity)} of "
+            f"{plain_decimal(parent.quantity)} filled, {rest}; {why}; the rest is canceled")
 
 
 def _fill_figures(fills: list[Fill]) -> list[tuple[Decimal, Decimal, Decimal]]:

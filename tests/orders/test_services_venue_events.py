@@ -819,11 +819,69 @@ def test_apply_child_ended_while_the_primary_is_held_leaves_the_parent_to_the_pr
     # Act: the primary's cancel
     order_apply_venue_event(event=ev(K.CANCELED, parent, seconds=2))
 
-    # Assert: CANCELED once, by the primary's own event, with its fills
+    # Assert: CANCELED once, by the primary's own event, with its fills and the slice that stopped it
     parent.refresh_from_db()
     assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.01")
-    assert types(parent).count(OrderEvent.Type.CANCELED) == 1 and parent.rejection_reason == ""
+    assert types(parent).count(OrderEvent.Type.CANCELED) == 1 and e2.client_order_id in parent.rejection_reason
     assert _open_total(strategy) == 0
+
+
+@pytest.mark.parametrize("ended, reason", [(K.REJECTED, "venue: insufficient balance"), (K.EXPIRED, ""),
+                                            (K.CANCELED, "")])
+def test_apply_primary_cancel_by_the_algorithm_after_a_slice_ended_short_names_the_slice(
+        listing, strategy, ended, reason):
+    # Arrange: TWAP 0.03: E1 filled; E2 ended at the venue while the algorithm still held the primary
+    # (0.01 unsent), so the algorithm aborted and canceled the primary — no cancel was requested.
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+    e2 = _resting_child(parent, 2, seconds=1, accepted=ended != K.REJECTED)
+    order_apply_venue_event(event=ev(ended, e2, seconds=2, **({"reason": reason} if reason else {})))
+
+    # Act: the primary's cancel by the algorithm (NautilusTrader's OrderCanceled carries no reason)
+    order_apply_venue_event(event=ev(K.CANCELED, parent, seconds=2))
+
+    # Assert: the parent says why it stopped short — the slice, how it ended, its reason, the figures
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED and parent.filled_quantity == Decimal("0.01")
+    assert e2.client_order_id in parent.rejection_reason and ended.value in parent.rejection_reason
+    assert reason in parent.rejection_reason and "0.01 of 0.03 filled" in parent.rejection_reason
+    assert "not requested" in parent.rejection_reason
+    last = parent.events.order_by("id").last()
+    assert (last.type, last.status_after) == (OrderEvent.Type.CANCELED, S.CANCELED)
+    assert last.payload["detail"] == parent.rejection_reason
+
+
+def test_apply_primary_cancel_by_the_algorithm_with_no_slice_short_says_the_algorithm_stopped(listing, strategy):
+    # Arrange: VWAP-like: E1 filled, then the algorithm canceled the unsent rest (its participation cap
+    # held it back past the horizon): no slice ended short.
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+
+    # Act
+    order_apply_venue_event(event=ev(K.CANCELED, parent, seconds=3))
+
+    # Assert
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED
+    assert "not requested" in parent.rejection_reason and "0.01 of 0.03 filled" in parent.rejection_reason
+    assert "0.02 unsent" in parent.rejection_reason and "node's log" in parent.rejection_reason
+
+
+def test_apply_requested_cancel_of_an_algorithm_parent_records_no_stop_reason(listing, strategy):
+    # Arrange: the trader's cancel is pending on a TWAP parent whose first slice filled
+    parent = _twap_limit_parent(strategy)
+    e1 = _resting_child(parent, 1)
+    order_apply_venue_event(event=fill(e1, "T1", "0.01", "40000"))
+    Order.objects.filter(pk=parent.pk).update(status=S.PENDING_CANCEL)
+
+    # Act
+    order_apply_venue_event(event=ev(K.CANCELED, parent, seconds=3))
+
+    # Assert: CANCELED as asked; the cancel's own event says who and why, not an algorithm stop
+    parent.refresh_from_db()
+    assert parent.status == S.CANCELED and parent.rejection_reason == ""
 
 
 def test_apply_primary_filled_while_a_child_still_works_keeps_the_parent_open(listing, strategy):

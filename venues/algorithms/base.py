@@ -18,7 +18,8 @@ Lifecycle policy (both algorithms)
   primary's unsent remainder so the parent reaches a terminal state (``OrderCanceled`` for the
   primary, generated locally when it is still held). Retrying a rejected slice could repeat the
   rejection forever; stopping loudly lets the OMS and the trader decide. The reason is logged at
-  ERROR; ``OrderCanceled`` carries no reason field, the child's own event does. So a bridge that
+  ERROR; ``OrderCanceled`` carries no reason field, the child's own event does (the OMS writes the
+  parent's reason from its children: orders/services/venue_events.py). So a bridge that
   cancels the children *before* the primary ends in the same state as one that cancels the
   primary first: its later cancel of the (already canceled) primary is a logged no-op.
 * **Invalid primary** (unsupported order type or time in force, bad ``exec_algorithm_params``,
