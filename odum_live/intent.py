@@ -35,6 +35,9 @@ class OrderIntent:
         ``NORMAL``, ``TWAP``, ``VWAP`` or ``ICEBERG``.
     operation : str
         ``trade``, ``supply``, … (``Order.Operation``).
+    display_qty : Decimal | None
+        An ICEBERG's visible quantity (``exec_algorithm_params``), base units: each clip is an order
+        of this size at the limit price, under the listing's rules; None for other algorithms.
     """
 
     strategy_id: str
@@ -46,6 +49,7 @@ class OrderIntent:
     time_in_force: str = "GTC"
     exec_algorithm: str = "NORMAL"
     operation: str = "trade"
+    display_qty: Decimal | None = None
 
     @property
     def signed_quantity(self) -> Decimal:

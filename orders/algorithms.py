@@ -16,7 +16,9 @@ VWAP       ``horizon_secs``, ``interval_secs`` as TWAP, plus ``max_participation
            shape; without it the node derives the shape from recent market volume or slices
            evenly (venues/algorithms/vwap.py).
 ICEBERG    ``display_qty``: the visible quantity in base units, 0 < display_qty < quantity;
-           LIMIT orders only (an iceberg rests on the book).
+           LIMIT orders only (an iceberg rests on the book). Each clip is an order of
+           ``display_qty`` at the limit price: pre-trade risk holds it to the routed listing's lot
+           size, minimum quantity and minimum notional (risk/engine.py, DENIED naming it).
 =========  ==================================================================================
 
 Numbers follow the API's rule (no JSON floats): integers as JSON integers; decimals (``max_participation``,

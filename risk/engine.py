@@ -26,9 +26,9 @@ Checks, in the order results are listed (the first failure gives the reason):
                      instrument, with listing and venue enabled.
 ``lot_size``,        The listing's trading rules (Binance ``LOT_SIZE`` / ``PRICE_FILTER`` /
 ``tick_size``,       ``NOTIONAL`` filters): quantity a multiple of the lot size, limit price
-``min_quantity``,    a multiple of the tick size, min/max quantity, min notional.
-``max_quantity``,
-``min_notional``
+``min_quantity``,    a multiple of the tick size, min/max quantity, min notional. An ICEBERG's
+``max_quantity``,    ``display_qty`` too: each clip is an order of that size at the limit
+``min_notional``     price (a whole number of lots, ≥ min quantity, ≥ min notional).
 ``reference_price``  A MARKET order, or a LIMIT order under a price collar, needs a fresh
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
@@ -728,6 +728,37 @@ class PreTradeRiskEngine:
                 limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(notional), scope=scope,
                 detail=f"notional unknown: {notional_problem}" if notional is None
                 else ("notional below the listing's minimum" if notional < listing.min_notional else ""),
+            ))
+        if intent.display_qty is not None:
+            PreTradeRiskEngine._display_rules(order, listing, scope, results)
+
+    @staticmethod
+    def _display_rules(order: _Order, listing, scope: str, results) -> None:
+        # An ICEBERG shows display_qty at a time: each clip is an order of that size at the limit price,
+        # which the venue (and the node's RiskEngine) holds to the listing's rules like any other; the
+        # node would round a display off the lot grid down, and a clip below a minimum is denied there.
+        intent, unit = order.intent, order.unit
+        display = intent.display_qty
+        what = "display_qty (the size of each iceberg clip)"
+        results[CHECK_LOT_SIZE].append(CheckResult(
+            check=CHECK_LOT_SIZE, passed=_is_multiple(display, listing.lot_size),
+            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(display), scope=scope,
+            detail=f"{what} must be a whole number of lots",
+        ))
+        if listing.min_quantity is not None:
+            results[CHECK_MIN_QUANTITY].append(CheckResult(
+                check=CHECK_MIN_QUANTITY, passed=display >= listing.min_quantity,
+                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(display), scope=scope,
+                detail=f"{what} below the listing's minimum" if display < listing.min_quantity else what,
+            ))
+        if listing.min_notional is not None:
+            clip = order.notional(display, intent.price)
+            results[CHECK_MIN_NOTIONAL].append(CheckResult(
+                check=CHECK_MIN_NOTIONAL, passed=clip is not None and clip >= listing.min_notional,
+                limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(clip), scope=scope,
+                detail=f"{what}: notional unknown" if clip is None
+                else (f"{what} at the limit price: notional below the listing's minimum"
+                      if clip < listing.min_notional else f"{what} at the limit price"),
             ))
 
     def _reference(

@@ -193,7 +193,15 @@ class OrderRequest:
             time_in_force=self.time_in_force,
             exec_algorithm=self.exec_algorithm,
             operation=self.operation,
+            display_qty=self.display_qty,
         )
+
+    @property
+    def display_qty(self) -> Decimal | None:
+        """An ICEBERG's ``display_qty`` (base units) from the validated params; None for other algorithms."""
+        if self.exec_algorithm != "ICEBERG":
+            return None
+        return Decimal(self.exec_algorithm_params["display_qty"])
 
     def model_fields(self) -> dict[str, Any]:
         """Return the request as ``Order`` column values (everything except the derived key)."""

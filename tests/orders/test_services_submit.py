@@ -246,3 +246,41 @@ def test_order_submit_listing_of_a_venue_with_an_empty_code_is_denied_and_counts
                 .exclude(leaves_quantity=0)) == []
     assert VelocityBucket.objects.filter(count__gt=0).count() == 0
     assert "instrument_listed" in order.rejection_reason
+
+
+@pytest.mark.parametrize(
+    ("display_qty", "check", "observed"),
+    [
+        ("0.0000015", "lot_size", "0.0000015"),  # not a whole number of lots: the node would show 0.000001
+        ("0.0002", "min_notional", "8"),  # each clip 8 USDT, below the listing's 10: the node would deny it
+    ],
+)
+def test_order_submit_iceberg_display_qty_breaking_a_listing_rule_is_denied_naming_it(
+        tradable, strategy, display_qty, check, observed):
+    # Arrange: ICEBERG LIMIT BUY 0.01 @ 40000 (400 USDT: the order itself passes every listing rule)
+    request = typed_request(exec_algorithm="ICEBERG", exec_algorithm_params={"display_qty": display_qty})
+
+    # Act
+    result = order_submit(strategy=strategy, actor="alice", data=request)
+
+    # Assert: DENIED before it is routed, the reason naming the rule, display_qty and the observed value
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "DENIED"
+    assert order.rejection_reason.startswith(f"{check}: observed {observed}")
+    assert "display_qty" in order.rejection_reason
+    assert _event_types(order) == ["RECEIVED", "DENIED"]
+
+
+def test_order_submit_iceberg_display_qty_within_the_listing_rules_is_routed(tradable, strategy):
+    # Arrange: 0.001 BTC clips (40 USDT)
+    request = typed_request(exec_algorithm="ICEBERG", exec_algorithm_params={"display_qty": "0.001"})
+
+    # Act
+    result = order_submit(strategy=strategy, actor="alice", data=request)
+
+    # Assert: every display_qty rule passed, listed beside the order's own
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "ROUTED", order.rejection_reason
+    display_checks = [c for c in order.risk_result["checks"] if "display_qty" in c["detail"]]
+    assert {c["check"] for c in display_checks} == {"lot_size", "min_quantity", "min_notional"}
+    assert all(c["passed"] for c in display_checks)
