@@ -71,10 +71,12 @@ class PositionSnapshot(models.Model):
     """One position's figures at one time: the history behind the equity / PnL curve.
 
     Written only by :func:`positions.services.position_snapshot_record`: with every applied fill
-    (in the fill's transaction) and from marks at most every ``ODUM['EQUITY_SNAPSHOT_SECS']`` per
-    listing. The curve at a time is the sum, over positions, of each one's latest snapshot up to
-    that time (:func:`positions.selectors.equity_curve`). PnL is in the position's PnL currency
-    (quote currency; settlement currency for inverse contracts).
+    (in the fill's transaction; at the fill's time, or at the position's latest snapshot time when a
+    fill is booked after a later one, so that a snapshot holds every fill booked before it) and from
+    marks at most every ``ODUM['EQUITY_SNAPSHOT_SECS']`` per listing. The curve at a time is the
+    sum, over positions, of each one's latest snapshot up to that time
+    (:func:`positions.selectors.equity_curve`). PnL is in the position's PnL currency (quote
+    currency; settlement currency for inverse contracts).
     """
 
     position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="snapshots")

@@ -26,6 +26,7 @@ from decimal import Decimal
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from odum_live.channel_send import run_on_layer
@@ -40,13 +41,23 @@ from venues.models import Instrument
 logger = logging.getLogger(__name__)
 
 ONE = Decimal(1)
+
+
+def _with_last_snapshot_ts(positions):
+    # ``last_snapshot_ts``: the time of the position's latest snapshot (None without one), read with the
+    # row so that a fill's snapshot time needs no round trip of its own (see _fill_snapshot_ts).
+    latest = PositionSnapshot.objects.filter(position=OuterRef("pk")).order_by("-ts").values("ts")[:1]
+    return positions.annotate(last_snapshot_ts=Subquery(latest))
+
+
 #: The locked read of a strategy's position in a listing, once per fill: compiled once (odum_live/sql.py).
 #: Unordered and ``of=self``: ``Position``'s default ordering joins ``orders_strategy``, and a FOR
 #: UPDATE over that join locked the strategy row, deadlocking with every order insert's foreign-key
 #: check (FOR KEY SHARE) under a TWAP storm (bench/e2e_latency.py).
 _LOCKED_POSITION = CompiledQuery(
-    lambda strategy_id, venue, instrument_key: Position.objects.select_for_update(of=("self",)).order_by().filter(
-        strategy_id=strategy_id, venue=venue, instrument_key=instrument_key),
+    lambda strategy_id, venue, instrument_key: _with_last_snapshot_ts(
+        Position.objects.select_for_update(of=("self",)).order_by().filter(
+            strategy_id=strategy_id, venue=venue, instrument_key=instrument_key)),
     markers=("<strategy_id marker>", "<venue marker>", "<instrument_key marker>"),
 )
 
@@ -97,7 +108,11 @@ def position_apply_fill(
         the key has one.
     ts : datetime
         Event time of the fill, timezone-aware. Logged with the change; ``Position`` has no
-        event-time column (``updated_at`` is the write time).
+        event-time column (``updated_at`` is the write time). The fill's snapshot (the equity
+        curve's history) is taken at ``ts``, or at the time of the position's latest snapshot when
+        that is later — a fill booked after a mark or fill of a later time (the journal behind the
+        marks, fills booked out of time order, a fill replayed at node start): a snapshot holds
+        every fill booked before it, so no fill is hidden behind a snapshot taken without it.
     locked : SentRows | None
         The row's locked read, already sent by the caller (:func:`position_lock_send`, same
         strategy, venue and key) so that it travels with the caller's other reads in a pipeline;
@@ -152,7 +167,8 @@ def position_apply_fill(
     # The row is locked above: written without a row-count read, so it may travel in a pipeline.
     send_update(position, ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
                            "unrealized_pnl", "updated_at"])
-    position_snapshot_record(positions=[position], ts=ts, source=SNAPSHOT_FILL)
+    position_snapshot_record(positions=[position], ts=_fill_snapshot_ts(position, ts, created=created),
+                            source=SNAPSHOT_FILL)
     logger.info(
         "position fill applied",
         extra={"strategy_id": strategy_id, "instrument_key": instrument_key, "side": side,
@@ -175,10 +191,10 @@ def position_lock_send(*, strategy_id: str, venue: str, instrument_key: str) -> 
 #: The same lock, of the position an order's fill goes to, keyed by the order's client_order_id
 #: (sub-selects on its unique index): it can be sent before the order's row has been read.
 _LOCKED_POSITION_OF_ORDER = CompiledQuery(
-    lambda a, b, c: Position.objects.select_for_update(of=("self",)).order_by().filter(
+    lambda a, b, c: _with_last_snapshot_ts(Position.objects.select_for_update(of=("self",)).order_by().filter(
         strategy_id=order_column(client_order_id=a, column="strategy_id"),
         venue=order_column(client_order_id=b, column="venue"),
-        instrument_key=order_column(client_order_id=c, column="routed_instrument_key")),
+        instrument_key=order_column(client_order_id=c, column="routed_instrument_key"))),
     markers=("<client_order_id marker 1>", "<client_order_id marker 2>", "<client_order_id marker 3>"),
 )
 
@@ -480,6 +496,18 @@ def _state(position: Position) -> PositionState:
                              realized_pnl=position.realized_pnl, fees=position.fees)
     except PositionMathsError as exc:
         raise PositionMathsError(exc.field, f"stored position {position.pk} is inconsistent: {exc.message}") from exc
+
+
+def _fill_snapshot_ts(position: Position, ts: datetime, *, created: bool) -> datetime:
+    # The fill's ts, or the position's latest snapshot time when later (see position_apply_fill): an earlier
+    # snapshot time would put the fill before a snapshot taken without it, which the curve would show last.
+    if created:
+        return ts
+    if hasattr(position, "last_snapshot_ts"):  # read with the row's lock
+        latest = position.last_snapshot_ts
+    else:  # the row another transaction created while we inserted (get_or_create's race)
+        latest = PositionSnapshot.objects.filter(position=position).order_by("-ts").values_list("ts", flat=True).first()
+    return ts if latest is None or latest <= ts else latest
 
 
 def _strategy_exists(strategy_id: str) -> bool:

@@ -83,6 +83,39 @@ def test_position_mark_within_interval_records_one_snapshot_then_next_after_inte
 
 
 @pytest.mark.django_db
+def test_equity_curve_fill_booked_after_a_later_mark_shows_in_the_latest_point(strategy):
+    # Arrange: long 1 @ 100, marked at 110 at +80 s; then the journal, behind the marks (or a fill
+    # replayed at node start), books a sell of the whole position @ 120 that the venue made at +70 s.
+    fill(strategy.id, "BUY", "1", "100", ts=T0)
+    mark("110", ts=T0 + timedelta(seconds=80))
+
+    # Act
+    position = fill(strategy.id, "SELL", "1", "120", ts=T0 + timedelta(seconds=70))
+    last = equity_curve(strategy_ids=None, since=T0 - timedelta(minutes=1))["USDT"][-1]
+
+    # Assert: the curve ends where the position is (flat, realized 20), not on the mark taken without the sell
+    assert (position.quantity, position.realized_pnl, position.unrealized_pnl) == (D(0), D(20), D(0))
+    assert (last.realized_pnl, last.unrealized_pnl) == (D(20), D(0))
+
+
+@pytest.mark.django_db
+def test_equity_curve_fills_booked_out_of_time_order_all_show_in_the_latest_point(strategy):
+    # Arrange: long 2 @ 100; the venue's sell @ 130 at +10 s is booked before its sell @ 120 at +5 s.
+    fill(strategy.id, "BUY", "2", "100", ts=T0)
+    fill(strategy.id, "SELL", "1", "130", ts=T0 + timedelta(seconds=10))
+
+    # Act
+    position = fill(strategy.id, "SELL", "1", "120", ts=T0 + timedelta(seconds=5))
+    last = equity_curve(strategy_ids=None, since=T0 - timedelta(minutes=1))["USDT"][-1]
+
+    # Assert: each snapshot holds every fill booked before it, so a later one never hides an earlier booking
+    rows = list(PositionSnapshot.objects.order_by("ts", "id").values_list("quantity", "realized_pnl"))
+    assert rows == [(D(2), D(0)), (D(1), D(30)), (D(0), D(50))]
+    assert (position.quantity, position.realized_pnl) == (D(0), D(50))
+    assert last.realized_pnl == D(50)
+
+
+@pytest.mark.django_db
 def test_position_snapshot_record_unknown_source_or_naive_ts_raises_naming_field(strategy):
     position = fill(strategy.id, "BUY", "1", "100")
     with pytest.raises(ValueError, match="source"):
