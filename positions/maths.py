@@ -292,6 +292,26 @@ def unrealized_pnl(state: PositionState, *, mark: Decimal, multiplier: Decimal =
         return _quantize("unrealized_pnl", _pnl(state.quantity, state.avg_entry_price, mark, multiplier, inverse=inverse))
 
 
+def pnl_currency(*, inverse: bool, base: str, quote: str, settlement: str = "") -> str:
+    """Return the currency of a listing's PnL and fees: the one rule of the journal and the reads.
+
+    Parameters
+    ----------
+    inverse : bool
+        ``venues.Instrument.is_inverse``.
+    base, quote, settlement : str
+        The listing's currencies (``venues.Instrument`` fields, each completed from its canonical
+        key's base / quote where the listing leaves it blank); "" when unknown.
+
+    Returns
+    -------
+    str
+        Linear contracts and spot: the quote currency. Inverse contracts: the settlement currency,
+        else the base currency (coin-settled). "" when unknown.
+    """
+    return (settlement or base) if inverse else quote
+
+
 def _pnl(signed_closed: Decimal, avg: Decimal, price: Decimal, multiplier: Decimal, *, inverse: bool) -> Decimal:
     # signed_closed > 0 closes (or marks) a long, < 0 a short.
     if inverse:

@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
-from positions.maths import PRECISION, QUANTUM
+from positions.maths import PRECISION, QUANTUM, pnl_currency
 from positions.models import Position, PositionSnapshot
 from venues.models import Instrument
 
@@ -411,13 +411,13 @@ def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
             key_inverse = False
         if key in listings:
             mult, inverse, quote, settle, base = listings[key]
-            quote = quote or key_quote
-            pnl = (settle or base or key_base) if inverse else quote
-            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?", base or key_base)
+            quote, base = quote or key_quote, base or key_base
+            pnl = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=settle)
+            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?", base)
         else:
             # No listing, no contract size: base units and notional stay unknown (linear or inverse alike).
-            terms[key] = _Terms(ZERO, key_inverse, (key_base if key_inverse else key_quote) or "?", key_quote or "?",
-                                key_base)
+            pnl = pnl_currency(inverse=key_inverse, base=key_base, quote=key_quote)
+            terms[key] = _Terms(ZERO, key_inverse, pnl or "?", key_quote or "?", key_base)
     return terms
 
 

@@ -48,6 +48,7 @@ from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
+from positions.maths import pnl_currency
 from positions.services import position_apply_fill, position_lock_send_of_order
 from venues.events import VenueEvent, VenueEventKind
 from venues.models import Instrument
@@ -751,11 +752,12 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
     key = parse_instrument_key(order.routed_instrument_key)
     if key.settlement is not None and inverse != (key.settlement == "INV"):
         raise VenueEventError(f"listing {order.routed_instrument_key!r}: is_inverse={inverse} contradicts the key")
-    base, quote = listing["base_currency"], listing["quote_currency"]
-    pnl_currency = (listing["settlement_currency"] or base) if inverse else quote
+    # The listing's currencies, completed from its key where left blank, as positions.selectors reads them.
+    base, quote = listing["base_currency"] or key.base or "", listing["quote_currency"] or key.quote or ""
+    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=listing["settlement_currency"])
     fee, ccy, px = event.fee, event.fee_currency, event.last_px
     note = ""
-    if fee == 0 or not ccy or ccy == pnl_currency:
+    if fee == 0 or not ccy or ccy == currency:
         converted = fee
     elif not inverse and ccy == base:
         converted = (fee * px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
@@ -763,7 +765,7 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
         converted = (fee / px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
     else:
         converted = _ZERO
-        note = f"fee {fee} {ccy} not convertible to the PnL currency {pnl_currency}: not in realized PnL"
+        note = f"fee {fee} {ccy} not convertible to the PnL currency {currency or '(unknown)'}: not in realized PnL"
         logger.warning("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
     return listing["contract_multiplier"], inverse, converted, note
 
