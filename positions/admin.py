@@ -1,14 +1,25 @@
 """Admin for positions: read-only (only ``positions.services`` writes them, from fills)."""
 
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 
 from odum_live.admin import ReadOnlyAdminMixin, decimal_column
 from positions.models import Position
+from positions.selectors import listing_pnl_currency
+from venues.models import Instrument
+
+#: The listing's fields the PnL currency is read from (annotated on each row as ``listing_<field>``).
+_LISTING_CURRENCY_FIELDS = ("is_inverse", "base_currency", "quote_currency", "settlement_currency")
 
 
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Net position per strategy and listing, with PnL at the last mark (quote currency)."""
+    """Net position per strategy and listing, with PnL at the last mark.
+
+    PnL and fees are in the row's PnL currency (its own column): the quote currency, the settlement
+    currency for inverse contracts (``positions.selectors.listing_pnl_currency``, as the positions
+    page says it) — rows of different currencies are not comparable amounts.
+    """
 
     # Compact decimal displays (0.004, not 0.004000000000000000), for the list and the page.
     quantity_ = decimal_column("quantity", "quantity (base units, signed)")
@@ -17,6 +28,19 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     unrealized_pnl_ = decimal_column("unrealized_pnl", "unrealized PnL")
     realized_pnl_ = decimal_column("realized_pnl", "realized PnL")
     fees_ = decimal_column("fees")
+
+    @admin.display(description="PnL currency")
+    def pnl_currency_(self, position: Position) -> str:
+        return listing_pnl_currency(
+            instrument_key=position.instrument_key, is_inverse=position.listing_is_inverse,
+            base=position.listing_base_currency or "", quote=position.listing_quote_currency or "",
+            settlement=position.listing_settlement_currency or "")
+
+    def get_queryset(self, request):
+        # The listing's currencies with each row (one query for the page, not one per row).
+        listing = Instrument.objects.filter(instrument_key=OuterRef("instrument_key"))
+        return super().get_queryset(request).annotate(**{
+            f"listing_{name}": Subquery(listing.values(name)[:1]) for name in _LISTING_CURRENCY_FIELDS})
 
     list_display = [
         "strategy",
@@ -28,12 +52,14 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "unrealized_pnl_",
         "realized_pnl_",
         "fees_",
+        "pnl_currency_",
         "marked_at",
         "updated_at",
     ]
     list_filter = ["venue", "strategy"]
     search_fields = ["instrument_key", "equivalence_key", "strategy__id"]
-    readonly_fields = ["quantity_", "avg_entry_price_", "mark_price_", "unrealized_pnl_", "realized_pnl_", "fees_"]
+    readonly_fields = ["quantity_", "avg_entry_price_", "mark_price_", "unrealized_pnl_", "realized_pnl_", "fees_",
+                       "pnl_currency_"]
     fields = [
         "strategy",
         "venue",
@@ -45,6 +71,7 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "unrealized_pnl_",
         "realized_pnl_",
         "fees_",
+        "pnl_currency_",
         "marked_at",
         "updated_at",
     ]

@@ -402,23 +402,52 @@ def _terms_of(instrument_keys: set[str]) -> dict[str, _Terms]:
                     "base_currency")}
     terms = {}
     for key in instrument_keys:
-        try:
-            parsed = parse_instrument_key(key)
-            key_base, key_quote = parsed.base or "", parsed.quote or ""
-            key_inverse = parsed.settlement == "INV"
-        except InstrumentKeyError:
-            key_base = key_quote = ""
-            key_inverse = False
+        key_base, key_quote, key_inverse = _key_terms(key)
         if key in listings:
             mult, inverse, quote, settle, base = listings[key]
-            quote, base = quote or key_quote, base or key_base
-            pnl = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=settle)
-            terms[key] = _Terms(mult, inverse, pnl or "?", quote or "?", base)
+            pnl = listing_pnl_currency(instrument_key=key, is_inverse=inverse, base=base, quote=quote,
+                                       settlement=settle)
+            terms[key] = _Terms(mult, inverse, pnl, (quote or key_quote) or "?", base or key_base)
         else:
             # No listing, no contract size: base units and notional stay unknown (linear or inverse alike).
-            pnl = pnl_currency(inverse=key_inverse, base=key_base, quote=key_quote)
-            terms[key] = _Terms(ZERO, key_inverse, pnl or "?", key_quote or "?", key_base)
+            pnl = listing_pnl_currency(instrument_key=key, is_inverse=None)
+            terms[key] = _Terms(ZERO, key_inverse, pnl, key_quote or "?", key_base)
     return terms
+
+
+def _key_terms(instrument_key: str) -> tuple[str, str, bool]:
+    # (base, quote, inverse) as the canonical key states them ("", "", False for a malformed key).
+    try:
+        parsed = parse_instrument_key(instrument_key)
+    except InstrumentKeyError:
+        return "", "", False
+    return parsed.base or "", parsed.quote or "", parsed.settlement == "INV"
+
+
+def listing_pnl_currency(*, instrument_key: str, is_inverse: bool | None, base: str = "", quote: str = "",
+                         settlement: str = "") -> str:
+    """Return the currency of the PnL and fees of positions in a listing, as every read of them states it.
+
+    Parameters
+    ----------
+    instrument_key : str
+        Canonical key of the listing.
+    is_inverse : bool | None
+        The listing's ``venues.Instrument.is_inverse``; None when the key has no listing (its
+        ``@INV`` suffix then decides).
+    base, quote, settlement : str
+        The listing's currencies; blank ones are taken from the key.
+
+    Returns
+    -------
+    str
+        :func:`positions.maths.pnl_currency` (the quote currency; for an inverse listing its
+        settlement currency, else its base currency); ``"?"`` when none is known.
+    """
+    key_base, key_quote, key_inverse = _key_terms(instrument_key)
+    inverse = key_inverse if is_inverse is None else is_inverse
+    return pnl_currency(inverse=inverse, base=base or key_base, quote=quote or key_quote,
+                        settlement=settlement) or "?"
 
 
 def _notional(vp: VenuePosition, terms: _Terms) -> Decimal | None:

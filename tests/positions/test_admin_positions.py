@@ -1,0 +1,58 @@
+"""The positions admin as a risk manager reads it: every PnL amount with the currency it is in."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from tests.orders.factories import StrategyFactory, UserFactory
+from tests.orders.web_fixtures import role_group
+from tests.positions.factories import PositionFactory
+from tests.venues.factories import listing_of
+
+INV = "DERIBIT:PERPETUAL:BTC-USD@INV"
+SPOT = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+UNLISTED = "OKX:PERPETUAL:ETH-USDT@LIN"
+
+
+@pytest.fixture
+def rm_client(client, db):
+    user = UserFactory(username="rm", is_staff=True)
+    user.groups.add(role_group("risk manager"))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def positions(db):
+    """An inverse position (PnL in BTC), a spot one (USDT) and one whose listing is gone (key: USDT)."""
+    strategy = StrategyFactory(id="demo")
+    listing_of(INV, contract_multiplier=Decimal("10"))
+    listing_of(SPOT)
+    return {
+        key: PositionFactory(strategy=strategy, venue=key.split(":")[0], instrument_key=key,
+                             equivalence_key=key.split(":", 1)[1], quantity=Decimal("1"),
+                             avg_entry_price=Decimal("40000"), realized_pnl=Decimal(realized))
+        for key, realized in ((INV, "0.00486"), (SPOT, "120.5"), (UNLISTED, "3"))
+    }
+
+
+def test_position_admin_list_names_each_rows_pnl_currency(rm_client, positions):
+    # Act
+    response = rm_client.get(reverse("admin:positions_position_changelist"))
+
+    # Assert: one column says which currency the row's PnL and fees are in, as the positions page does
+    assert response.status_code == 200
+    cells = [line.strip() for line in response.content.decode().split("<td") if "field-pnl_currency" in line]
+    currencies = sorted(cell.split(">", 1)[1].split("<", 1)[0] for cell in cells)
+    assert currencies == ["BTC", "USDT", "USDT"]
+
+
+def test_position_admin_page_of_an_inverse_position_names_btc(rm_client, positions):
+    # Act
+    response = rm_client.get(reverse("admin:positions_position_change", args=[positions[INV].pk]))
+
+    # Assert
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "PnL currency" in content and ">BTC<" in content
