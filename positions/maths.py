@@ -39,8 +39,14 @@ Conventions
   contracts, base/settlement currency for inverse ones): positive when paid, negative for a rebate
   (venues that pay makers: Bybit, OKX, Binance USD-M futures at some tiers report a negative
   commission, as NautilusTrader's ``OrderFilled.commission`` does). Converting a fee charged in
-  another currency (e.g. BNB) is the caller's job. A fee reduces ``realized_pnl`` (a rebate raises
-  it) and accumulates in ``fees`` (net fees paid), so ``realized_pnl`` is net of fees.
+  another currency is the caller's job: the journal (``orders.services.venue_events``) converts a
+  fee in the pair's other currency at the fill price (a linear fill's base-currency fee × price,
+  an inverse fill's quote-currency fee ÷ price) and leaves a fee in a third currency (e.g. BNB)
+  out — the ``Fill`` keeps it with its currency and the fill's order event says so; a third
+  currency is never subtracted as if it were the PnL currency (NautilusTrader's ``Position``
+  likewise counts only a commission in its settlement currency). A fee reduces ``realized_pnl``
+  (a rebate raises it) and accumulates in ``fees`` (net fees paid), so ``realized_pnl`` is net of
+  the fees in the PnL currency.
 
 Precision
 ---------
@@ -119,7 +125,7 @@ class PositionState:
     realized_pnl : Decimal
         Realized PnL net of fees, in the PnL currency (quote for linear, base for inverse).
     fees : Decimal
-        Fees paid, in the PnL currency, ≥ 0 in practice.
+        Net fees paid, in the PnL currency: negative when maker rebates exceed the fees paid.
 
     Raises
     ------
@@ -207,7 +213,8 @@ def apply_fill(
     price : Decimal
         Fill price, quote currency, > 0.
     fee : Decimal
-        Fee of this fill in the PnL currency (quote for linear, base for inverse), ≥ 0.
+        Fee of this fill in the PnL currency (quote for linear, base for inverse), signed:
+        positive when paid, negative for a rebate.
     multiplier : Decimal
         Contract multiplier (``venues.Instrument.contract_multiplier``); for inverse contracts
         the face value of one contract in quote currency.

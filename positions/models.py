@@ -2,7 +2,9 @@
 
 ``quantity`` is signed (positive long, negative short) in base units, contracts for derivatives;
 prices are in quote currency; PnL and fees are in quote currency for linear instruments and in the
-settlement (base) currency for inverse ones. Only ``positions.services`` writes these rows.
+settlement (base) currency for inverse ones. ``realized_pnl`` is net of the fees in (or converted
+to) that currency; a fee in a third currency (BNB) is not in it (``positions.maths``, "Fees"). Only
+``positions.services`` writes these rows.
 """
 
 from decimal import Decimal

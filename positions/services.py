@@ -100,7 +100,8 @@ def position_apply_fill(
     price : Decimal
         Fill price, quote currency, > 0, ≤ 18 decimal places.
     fee : Decimal
-        Fee in the PnL currency (quote for linear, base/settlement for inverse), ≥ 0.
+        Fee in the PnL currency (quote for linear, base/settlement for inverse), signed: positive
+        when paid, negative for a rebate.
     multiplier : Decimal
         ``venues.Instrument.contract_multiplier`` of the listing, > 0.
     inverse : bool

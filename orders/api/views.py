@@ -338,7 +338,8 @@ class PositionListApi(APIView):
         summary="List positions",
         description="Visible positions aggregated by canonical instrument across venues (listings sharing an "
                     "equivalence key), each with its per-venue breakdown. Quantities are signed base units, "
-                    "prices and PnL quote currency, all decimal strings.",
+                    "prices quote currency, PnL and fees in each entry's pnl_currency (the settlement coin "
+                    "for inverse contracts), all decimal strings.",
         parameters=[_STRATEGY_PARAM],
         responses={200: PositionListOutputSerializer, 400: _E400, 401: _E401, 429: _E429, 503: _E503},
     )

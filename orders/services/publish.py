@@ -712,8 +712,9 @@ def order_stream_positions(*, subscription: Subscription) -> list[InstrumentPosi
     Returns
     -------
     list[InstrumentPosition]
-        ``positions.selectors.position_aggregates``: signed quantities in base units, prices and
-        PnL in quote currency; by equivalence key.
+        ``positions.selectors.position_aggregates``: signed quantities in base units, prices in quote
+        currency, PnL and fees in their ``pnl_currency`` (the settlement coin for inverse contracts); by
+        equivalence key.
     """
     equivalence_key = instrument_key = None
     if subscription.instrument:
