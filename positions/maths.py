@@ -57,6 +57,11 @@ value we compute is the value we store. Intermediate arithmetic runs in a local 
 exact; only divisions (the averages, inverse PnL) round before the final quantization. A result
 whose integer part does not fit NUMERIC(36,18) (≥ 10**18) raises instead of being truncated by
 the database.
+
+PostgreSQL stores every one of these digits. The embedded default's SQLite does not: its NUMERIC
+column affinity stores a REAL and Django's SQLite backend reads 15 significant digits back, so an
+average such as 40000.016666666666666667 is read as 40000.0166666667 and the PnL computed from it
+differs from PostgreSQL's in the last places (e.g. 2E-12 USDT after a four-fill round trip).
 """
 
 from __future__ import annotations
