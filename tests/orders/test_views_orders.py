@@ -21,7 +21,12 @@ trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_
 
 def rows(response) -> list[str]:
     """Operation ids of the rows on the page, in order."""
-    return re.findall(r'<td class="mono">(op-[^<]+)</td>', response.content.decode())
+    return rows_of(response.content.decode())
+
+
+def rows_of(body: str) -> list[str]:
+    """Operation ids of the rows in the HTML ``body``, in order."""
+    return re.findall(r'<td class="mono">(op-[^<]+)</td>', body)
 
 
 def test_orders_anonymous_redirects_to_login(client):
@@ -129,6 +134,37 @@ def test_orders_page_refusing_its_filters_inserts_no_live_rows(trader_client, db
     # Assert
     assert "data-field-error" in response.content.decode()
     assert 'data-live-insert="0"' in response.content.decode()
+
+
+@pytest.mark.parametrize("params", [
+    {"instrument": "binance"},
+    {"created_after": "2025-01-02T00:00:00Z", "created_before": "2025-01-01T00:00:00Z"},
+    {"side": "UP"},
+], ids=["field", "inverted-range", "url-only"])
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_orders_refused_filter_says_it_was_not_applied_not_no_orders(trader_client, strategy, params, htmx):
+    # Arrange: orders exist; the filter is refused, so the page lists none of them
+    OrderFactory(strategy=strategy, operation_id="op-a")
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    # Act
+    body = trader_client.get("/live/orders", params, **headers).content.decode()
+
+    # Assert: the table says the filter was not applied, not "No orders." / "0 orders" (a true empty result)
+    assert rows_of(body) == []
+    assert "No orders." not in body and "0 orders" not in body
+    refused = re.search(r'<tr id="orders-refused">.*?</tr>', body, re.S)
+    assert refused and "Filter not applied" in refused.group(0)
+
+
+def test_orders_valid_filter_matching_nothing_says_no_orders(trader_client, strategy):
+    # Arrange
+    OrderFactory(strategy=strategy, operation_id="op-a", status="ROUTED")
+    # Act
+    body = trader_client.get("/live/orders", {"status": "FILLED"}).content.decode()
+    # Assert: a true empty result reads as one
+    assert 'id="orders-empty"' in body and "No orders." in body and "0 orders" in body
+    assert "orders-refused" not in body
 
 
 def test_orders_bad_filter_names_the_field(trader_client, db):
