@@ -220,6 +220,7 @@ def orders_page(request):
     filters = filterset.form.cleaned_data if filterset.is_bound and not errors else {}
     context = {
         "page": page,
+        "page_size": PAGE_SIZE,
         "orders": orders,
         "errors": errors,
         # Each form field's reason goes under it (htmx: out of band, the form being outside the table); the

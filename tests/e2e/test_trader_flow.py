@@ -123,23 +123,19 @@ def _server_env(port: int) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(tmp_path) -> Iterator[str]:
-    """Seed the demo data, start daphne with the embedded node; yield its base URL."""
-    _chromium_or_skip()
-    for group in ("trader", "risk manager", "viewer", "strategy service"):
-        role_group(group)  # gone when an earlier transaction=True test flushed the tables
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
-    # Hashed with the server's hasher (the test settings hash with MD5, which the server refuses).
-    get_user_model().objects.filter(username="trader").update(
-        password=PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt(), iterations=1000))
+@contextmanager
+def daphne_serving(log_path: Path, **env: str) -> Iterator[str]:
+    """Run ``daphne odum_live.asgi:application`` on a free port; yield its base URL once it serves.
 
+    The server's environment is :func:`_server_env` (this run's database and transports, the node
+    embedded) updated with ``env`` (e.g. ``TRADING_NODE="off"``). Its output goes to ``log_path``,
+    whose end is printed when the block fails. The server is stopped on leaving.
+    """
     port = _free_port()
-    log_path = tmp_path / "daphne.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                 "odum_live.asgi:application"], cwd=ROOT, env=_server_env(port), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                 "odum_live.asgi:application"], cwd=ROOT, env={**_server_env(port), **env},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -162,6 +158,21 @@ def server(tmp_path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[str]:
+    """Seed the demo data, start daphne with the embedded node; yield its base URL."""
+    _chromium_or_skip()
+    for group in ("trader", "risk manager", "viewer", "strategy service"):
+        role_group(group)  # gone when an earlier transaction=True test flushed the tables
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    # Hashed with the server's hasher (the test settings hash with MD5, which the server refuses).
+    get_user_model().objects.filter(username="trader").update(
+        password=PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt(), iterations=1000))
+
+    with daphne_serving(tmp_path / "daphne.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -221,6 +221,24 @@ def test_orders_paginates(trader_client, strategy, monkeypatch):
     assert 'data-live-insert="0"' in second.content.decode()  # live rows go to the first page only
 
 
+def test_orders_table_gives_the_live_script_the_pager_figures_and_each_row_its_utc_time(trader_client, strategy,
+                                                                                       monkeypatch):
+    # Arrange: static/js/orders.js keeps page 1 at its page size and the pager counting from these
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    orders = [OrderFactory(strategy=strategy, operation_id=f"op-{i}") for i in range(3)]
+    Order.objects.filter(pk=orders[0].pk).update(created_at=timezone.now().replace(
+        year=2026, month=1, day=2, hour=3, minute=4, second=5, microsecond=60))
+
+    # Act
+    body = trader_client.get("/live/orders", {"status": "ROUTED"}).content.decode()
+
+    # Assert
+    assert 'data-page="1" data-page-size="2" data-count="3"' in body and 'data-query="status=ROUTED"' in body
+    assert '<a id="orders-older" href="?status=ROUTED&amp;page=2">older →</a>' in body
+    second = trader_client.get("/live/orders", {"page": 2}).content.decode()
+    assert 'data-created="2026-01-02 03:04:05.000060"' in second
+
+
 @pytest.mark.parametrize(("params", "live"), [
     ({}, "1"), ({"status": "ACCEPTED", "venue": "BINANCE-SPOT"}, "1"),  # the page's script matches these itself
     ({"side": "SELL"}, "0"),  # a filter the script cannot match (the API's, in the URL): no live inserts

@@ -1,0 +1,93 @@
+"""The Orders page under live updates, in a real browser (templates/orders/orders.html, static/js/orders.js).
+
+What the page does with the rows ``/ws/live/?topics=orders`` pushes happens in the browser: it keeps
+the list what a reload would show — page 1 at its page size as new orders arrive, with the pager
+following, and a row that no longer matches the filters gone from it. The server is a real
+``daphne odum_live.asgi:application`` on this run's database and transports (the node off: orders
+stay ROUTED or are DENIED for missing market data), and the changes go through its API, as a
+strategy service's would. Chromium as in test_trader_flow.py: missing is a skip, or a failure under
+``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.utils import timezone
+
+from orders.models import Order
+from orders.web.views import PAGE_SIZE
+from tests.e2e.test_trader_flow import _chromium_or_skip, daphne_serving, logged_in_page
+from tests.orders.factories import OrderFactory, StrategyFactory, make_token
+from tests.orders.web_fixtures import person_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+#: Milliseconds Playwright waits for a page change.
+WAIT_MS = 30_000
+KEY = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+
+
+@pytest.fixture
+def asgi_server(tmp_path) -> Iterator[SimpleNamespace]:
+    """daphne (HTTP and /ws/live/) on this run's database and transports, no TradingNode; ``.url``."""
+    _chromium_or_skip()
+    with daphne_serving(tmp_path / "daphne.log", TRADING_NODE="off") as url:
+        yield SimpleNamespace(url=url)
+
+
+def _older_orders(strategy, count: int, **fields) -> list[Order]:
+    # ``count`` orders a minute apart, the newest an hour ago: op-old-0 is the oldest.
+    orders = [OrderFactory(strategy=strategy, operation_id=f"op-old-{i}", **fields) for i in range(count)]
+    start = timezone.now() - timedelta(hours=1, minutes=count)
+    for i, order in enumerate(orders):
+        Order.objects.filter(pk=order.pk).update(created_at=start + timedelta(minutes=i))
+    return orders
+
+
+def test_orders_page_one_keeps_its_page_size_as_new_orders_arrive_and_the_pager_follows(asgi_server):
+    from playwright.sync_api import expect
+
+    # Arrange: a full first page (PAGE_SIZE orders) of a trader of the demo strategy, an API token
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    trader = person_in("trader")
+    demo = StrategyFactory(id="demo")  # seed_demo's
+    demo.traders.add(trader)
+    _older_orders(demo, PAGE_SIZE)
+    token = make_token(trader)
+    with logged_in_page(trader, asgi_server, "/live/orders", wait_ms=WAIT_MS) as page:
+        rows = page.locator("tr.order-row")
+        expect(rows).to_have_count(PAGE_SIZE)
+        expect(page.locator(".pager")).to_contain_text(f"page 1 of 1 · {PAGE_SIZE} orders")
+        expect(page.locator("[ws-connect]")).to_have_attribute("data-live", "open")  # the live connection is up
+        page.evaluate("window.__not_reloaded = true")
+
+        # Act: three new orders through the API
+        new_ids = []
+        for i in range(3):
+            answer = requests.post(f"{asgi_server.url}/api/orders", timeout=30, headers={
+                "Authorization": f"Bearer {token}"}, json={
+                "operation_id": f"op-new-{i}", "strategy_id": "demo", "instrument_key": KEY, "side": "BUY",
+                "order_type": "MARKET", "quantity": "0.001"})
+            assert answer.status_code == 201, answer.text
+            new_ids.append(answer.json()["order_id"])
+
+        # Assert: the new orders on top, newest first; page 1 still PAGE_SIZE rows (the three oldest have moved
+        # to page 2); the pager counts them and offers page 2, which holds exactly the rows that left page 1
+        for order_id in new_ids:
+            expect(page.locator(f"#order-{order_id}")).to_be_visible()
+        expect(rows).to_have_count(PAGE_SIZE)
+        expect(rows.first).to_have_id(f"order-{new_ids[-1]}")
+        expect(rows.last).to_contain_text("op-old-3")
+        expect(page.locator(".pager")).to_contain_text(f"page 1 of 2 · {PAGE_SIZE + 3} orders")
+        assert page.evaluate("window.__not_reloaded") is True
+        page.get_by_role("link", name="older →").click()
+        expect(page.locator(".pager")).to_contain_text(f"page 2 of 2 · {PAGE_SIZE + 3} orders")
+        expect(rows).to_have_count(3)
+        assert [rows.nth(i).locator("td").nth(1).inner_text() for i in range(3)] == [
+            "op-old-2", "op-old-1", "op-old-0"]
