@@ -11,19 +11,17 @@ strategy service's would. Chromium as in test_trader_flow.py: missing is a skip,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 import requests
-from django.core.management import call_command
 from django.utils import timezone
 
 from orders.models import Order
 from orders.web.views import PAGE_SIZE
-from tests.e2e.test_trader_flow import _chromium_or_skip, daphne_serving, logged_in_page
+from tests.e2e.test_trader_flow import _chromium_or_skip, daphne_serving, logged_in_page, seed_demo
 from tests.orders.factories import OrderFactory, StrategyFactory, make_token
 from tests.orders.web_fixtures import person_in
 
@@ -54,7 +52,7 @@ def test_orders_page_one_keeps_its_page_size_as_new_orders_arrive_and_the_pager_
     from playwright.sync_api import expect
 
     # Arrange: a full first page (PAGE_SIZE orders) of a trader of the demo strategy, an API token
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    seed_demo()
     trader = person_in("trader")
     demo = StrategyFactory(id="demo")  # seed_demo's
     demo.traders.add(trader)

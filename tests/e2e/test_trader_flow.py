@@ -160,13 +160,18 @@ def daphne_serving(log_path: Path, **env: str) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
+def seed_demo() -> None:
+    """Seed the demo data (``manage.py seed_demo``), the role groups it needs made again first."""
+    for group in ("trader", "risk manager", "viewer", "strategy service"):
+        role_group(group)  # gone when an earlier transaction=True test flushed the tables
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+
+
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
     """Seed the demo data, start daphne with the embedded node; yield its base URL."""
     _chromium_or_skip()
-    for group in ("trader", "risk manager", "viewer", "strategy service"):
-        role_group(group)  # gone when an earlier transaction=True test flushed the tables
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    seed_demo()
     # Hashed with the server's hasher (the test settings hash with MD5, which the server refuses).
     get_user_model().objects.filter(username="trader").update(
         password=PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt(), iterations=1000))
