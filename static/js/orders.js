@@ -7,6 +7,12 @@
 //   page, no filter the script cannot match) and the row matches the filters. The page keeps its page size:
 //   the row pushed past it belongs to page 2 now, and the pager counts the new order (and offers page 2).
 //   A row older than a full page's last belongs to a later page and is left out (it may be counted there).
+// - a row on the page whose order no longer matches the filters (now FILLED under status=ACCEPTED; a venue or
+//   routed listing outside them) leaves the list, and #orders-notice says which order left and why: the list
+//   goes on matching its filters, as a reload would, and the trader is told what happened rather than seeing
+//   a row vanish. The pager counts one order less. When a later page exists, its first row belongs here now:
+//   the table is read again from the server (one request at a time; rows pushed meanwhile are applied again
+//   to the new table), so page 1 stays full and "older →" lines up.
 // - the element holding the live connection says whether it is open (data-live).
 (function () {
   "use strict";
@@ -62,13 +68,71 @@
     setCount(t, Number(t.dataset.count) + 1);
   }
 
+  let pushedDuringRefill = null;  // row id → the latest row pushed while the table is read again
+  let refillAgain = false;
+
+  // Read the table again (the page's URL, as the filter form's htmx request does), then apply the rows pushed
+  // meanwhile to the new table: its answer may predate them.
+  function refill() {
+    if (pushedDuringRefill) { refillAgain = true; return; }
+    pushedDuringRefill = new Map();
+    const done = () => {
+      const pushed = pushedDuringRefill;
+      pushedDuringRefill = null;
+      const t = table();
+      if (t) pushed.forEach((row) => upsert(t, row));
+      if (refillAgain) { refillAgain = false; refill(); }
+    };
+    htmx.ajax("GET", window.location.pathname + window.location.search,
+              {target: "#orders-table", swap: "outerHTML"}).then(done, done);
+  }
+
+  function leave(t, old, row) {
+    const count = Number(t.dataset.count), page = Number(t.dataset.page), size = Number(t.dataset.pageSize);
+    old.remove();
+    const notice = document.getElementById("orders-notice");
+    if (notice) {
+      notice.textContent = "Order " + (row.dataset.operation || row.id) + " is now " + row.dataset.status
+        + " and no longer matches the filter: removed from the list.";
+    }
+    setCount(t, count - 1);
+    if (count > page * size || rows(t).length === 0) refill();  // a later page's row moves up, or none is left
+  }
+
+  function remember(row) {
+    if (pushedDuringRefill) pushedDuringRefill.set(row.id, row.cloneNode(true));
+  }
+
+  // A pushed row applied to the table: replaces its row (or leaves), or goes in as a new one.
+  function upsert(t, row) {
+    const old = t.querySelector("#" + CSS.escape(row.id));
+    if (old && !matches(t, row)) {
+      leave(t, old, row);
+    } else if (old) {
+      old.replaceWith(row);
+      htmx.process(row);
+    } else if (t.dataset.liveInsert === "1" && matches(t, row)) {
+      insert(t, row);
+    }
+  }
+
   // The live connection's state on its element (data-live="open" / "closed"): the page is live once open.
   document.body.addEventListener("htmx:wsOpen", (evt) => { evt.target.dataset.live = "open"; });
   document.body.addEventListener("htmx:wsClose", (evt) => { evt.target.dataset.live = "closed"; });
 
   document.body.addEventListener("htmx:oobErrorNoTarget", function (evt) {
     const t = table(), row = evt.detail.content;
-    if (!t || !isRow(row) || t.dataset.liveInsert !== "1" || !matches(t, row)) return;
-    insert(t, row);
+    if (!t || !isRow(row)) return;
+    remember(row);
+    upsert(t, row);
+  });
+
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const t = table(), old = evt.detail.target, row = evt.detail.fragment && evt.detail.fragment.firstElementChild;
+    if (!t || !isRow(old) || !isRow(row) || !t.contains(old)) return;
+    remember(row);
+    if (matches(t, row)) return;  // htmx swaps it in
+    evt.detail.shouldSwap = false;
+    leave(t, old, row);
   });
 })();

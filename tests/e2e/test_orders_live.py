@@ -89,3 +89,39 @@ def test_orders_page_one_keeps_its_page_size_as_new_orders_arrive_and_the_pager_
         expect(rows).to_have_count(3)
         assert [rows.nth(i).locator("td").nth(1).inner_text() for i in range(3)] == [
             "op-old-2", "op-old-1", "op-old-0"]
+
+
+def test_orders_row_that_no_longer_matches_the_filter_leaves_and_the_next_page_moves_up(asgi_server):
+    from playwright.sync_api import expect
+
+    # Arrange: a trader of alpha on the Orders page filtered to ROUTED, one order more than a page
+    trader = person_in("trader")
+    alpha = StrategyFactory(id="alpha")
+    alpha.traders.add(trader)
+    orders = _older_orders(alpha, PAGE_SIZE + 1, status=Order.Status.ROUTED)
+    OrderFactory(strategy=alpha, operation_id="op-filled", status=Order.Status.FILLED)  # not ROUTED: never shown
+    leaving = orders[-1]  # the newest: the top row
+    token = make_token(trader)
+    with logged_in_page(trader, asgi_server, "/live/orders?status=ROUTED", wait_ms=WAIT_MS) as page:
+        rows = page.locator("tr.order-row")
+        expect(rows).to_have_count(PAGE_SIZE)
+        expect(page.locator(f"#order-{leaving.id}")).to_be_visible()
+        expect(page.locator(f"#order-{orders[0].id}")).to_have_count(0)  # on page 2
+        expect(page.locator("[ws-connect]")).to_have_attribute("data-live", "open")  # the live connection is up
+        page.evaluate("window.__not_reloaded = true")
+
+        # Act: the top order is canceled through the API (ROUTED → CANCELED)
+        answer = requests.post(f"{asgi_server.url}/api/orders/{leaving.id}/cancel", timeout=30,
+                               headers={"Authorization": f"Bearer {token}"}, json={"reason": "test"})
+        assert answer.status_code == 200, answer.text
+
+        # Assert: its row left the list, which says why; the order from page 2 moved up; the pager follows
+        expect(page.locator(f"#order-{leaving.id}")).to_have_count(0)
+        expect(page.get_by_test_id("orders-notice")).to_contain_text(
+            f"{leaving.operation_id} is now CANCELED and no longer matches the filter")
+        expect(page.locator(f"#order-{orders[0].id}")).to_be_visible()
+        expect(rows).to_have_count(PAGE_SIZE)
+        expect(page.locator("[data-status=CANCELED]")).to_have_count(0)
+        expect(page.locator(".pager")).to_contain_text(f"page 1 of 1 · {PAGE_SIZE} orders")
+        expect(page.get_by_role("link", name="older →")).to_have_count(0)
+        assert page.evaluate("window.__not_reloaded") is True
