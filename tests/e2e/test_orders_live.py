@@ -125,3 +125,31 @@ def test_orders_row_that_no_longer_matches_the_filter_leaves_and_the_next_page_m
         expect(page.locator(".pager")).to_contain_text(f"page 1 of 1 · {PAGE_SIZE} orders")
         expect(page.get_by_role("link", name="older →")).to_have_count(0)
         assert page.evaluate("window.__not_reloaded") is True
+
+
+def test_orders_order_that_comes_to_match_the_filter_goes_in_where_a_reload_puts_it(asgi_server):
+    from playwright.sync_api import expect
+
+    # Arrange: a trader of alpha on the Orders page filtered to CANCELED; a ROUTED order older than the newest
+    # canceled one (not shown)
+    trader = person_in("trader")
+    alpha = StrategyFactory(id="alpha")
+    alpha.traders.add(trader)
+    orders = _older_orders(alpha, 3, status=Order.Status.CANCELED)
+    routed = orders[1]
+    Order.objects.filter(pk=routed.pk).update(status=Order.Status.ROUTED)
+    token = make_token(trader)
+    with logged_in_page(trader, asgi_server, "/live/orders?status=CANCELED", wait_ms=WAIT_MS) as page:
+        rows = page.locator("tr.order-row")
+        expect(rows).to_have_count(2)
+        expect(page.locator("[ws-connect]")).to_have_attribute("data-live", "open")  # the live connection is up
+
+        # Act: the ROUTED order is canceled through the API: it now matches the filter
+        answer = requests.post(f"{asgi_server.url}/api/orders/{routed.id}/cancel", timeout=30,
+                               headers={"Authorization": f"Bearer {token}"}, json={"reason": "test"})
+        assert answer.status_code == 200, answer.text
+
+        # Assert: between the newer and the older canceled order (newest first), not on top; counted
+        expect(rows).to_have_count(3)
+        expect(rows.nth(1)).to_have_id(f"order-{routed.id}")
+        expect(page.locator(".pager")).to_contain_text("page 1 of 1 · 3 orders")
