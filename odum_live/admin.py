@@ -134,27 +134,49 @@ class ChangeReasonModelForm(forms.ModelForm):
 
 
 class HistoryRevertPermissionMixin:
-    """SimpleHistoryAdmin mixin: only a user who may change the row may save a version of it (a revert).
+    """SimpleHistoryAdmin mixin: a revert may change only what the user may change on the row's page.
 
     django-simple-history 3.13's ``history_form_view`` lets anyone who may *view* the row open a
     historical version and saves whatever form is posted there: a viewer could raise or disable a
-    risk limit, or switch a venue off. A POST is refused (403) unless ``has_change_permission``
-    allows it for the current row; viewing a version stays open to viewers.
+    risk limit, or switch a venue off. And it saves the *version*, read-only fields included: a
+    risk manager, who may only switch a venue on or off, took a venue back to an old version's
+    ``mode`` (live), ``config`` and fees. A POST is refused (403) unless ``has_change_permission``
+    allows it for the current row and the version equals the current row in every field the user's
+    change form keeps read-only (``get_readonly_fields``); viewing a version stays open to viewers.
     """
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        """Show a historical version; a POST (a revert) needs the change permission on the row.
+        """Show a historical version; a POST (a revert) needs the change permission on the row and
+        may not change a field the user cannot edit.
 
         Raises
         ------
         django.core.exceptions.PermissionDenied
-            A POST by a user without change permission.
+            A POST by a user without change permission, or one that would change a read-only field
+            (the error names the fields).
         """
         if request.method == "POST":
             current = self.get_object(request, unquote(object_id))
             if not self.has_change_permission(request, current):
                 raise PermissionDenied("changing this row needs the change permission")
+            locked = self._locked_fields_changed(request, current, version_id)
+            if locked:
+                raise PermissionDenied(
+                    f"this version differs from the current row in {', '.join(locked)}, which you may not "
+                    "change: edit the row on its own page instead")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def _locked_fields_changed(self, request, current, version_id) -> list[str]:
+        # The editable model fields the user's change form shows read-only whose value the version would restore.
+        if current is None:
+            return []  # no such row: simple-history answers 404
+        version = current.history.filter(history_id=version_id).first()
+        if version is None:
+            return []
+        readonly = set(self.get_readonly_fields(request, current))
+        return [field.name for field in type(current)._meta.concrete_fields
+                if field.editable and not field.primary_key and field.name in readonly
+                and field.value_from_object(version.instance) != field.value_from_object(current)]
 
 
 class ChangeReasonAdminMixin:

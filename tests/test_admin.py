@@ -604,6 +604,27 @@ def test_venue_admin_revert_from_history_without_reason_is_refused(client, data)
 
 
 @pytest.mark.django_db
+def test_venue_history_revert_by_risk_manager_cannot_restore_fields_they_may_not_edit(rm_client, data):
+    # Arrange: the venue went live with fees of 2 bps, then a superuser took it back to paper
+    venue = data["venues.venue"]
+    venue.mode, venue.maker_fee_bps, venue.config = Venue.Mode.LIVE, Decimal("2"), {"api_key_env": "LIVE_KEY"}
+    venue.save()
+    live_version = Venue.objects.get(pk=venue.pk).history.first()
+    venue.mode, venue.maker_fee_bps, venue.config = Venue.Mode.PAPER, Decimal("10"), {}
+    venue.save()
+    before = Venue.objects.filter(pk=venue.pk).values().get()
+    url = reverse("admin:venues_venue_simple_history", args=[venue.pk, live_version.history_id])
+
+    # Act: the risk manager (who may switch a venue on or off, nothing else) saves the live version
+    response = rm_client.post(url, {"enabled": "on", "change_reason": "back as it was", **_NO_INLINES})
+
+    # Assert: refused, naming what they may not change; the venue is untouched (still paper)
+    assert response.status_code == 403
+    assert "mode" in response.content.decode() and "config" in response.content.decode()
+    assert Venue.objects.filter(pk=venue.pk).values().get() == before
+
+
+@pytest.mark.django_db
 def test_venue_admin_superuser_config_with_a_secret_is_refused(client, data):
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     venue = data["venues.venue"]
