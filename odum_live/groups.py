@@ -45,3 +45,21 @@ POSITIONS_GROUP = "positions"
 
 #: Message type sent to :data:`POSITIONS_GROUP`: ``{"type": POSITIONS_UPDATED}`` (no data; re-read).
 POSITIONS_UPDATED = "positions.updated"
+
+#: Message type of a change of what one user may see or do (``orders.services.access``): a token of
+#: theirs revoked, their groups, permissions or strategies changed, their account saved or deleted, a
+#: logout. ``{"type": ACCESS_CHANGED, "group": user_group(<id>)}`` — no data: each of the user's open
+#: WebSocket connections checks its credentials and scope again (``orders.consumers``,
+#: ``odum_live.live``).
+ACCESS_CHANGED = "access.changed"
+
+
+def user_group(user_id: int) -> str:
+    """Return the group of one user's open WebSocket connections (``"user.<id>"``).
+
+    Parameters
+    ----------
+    user_id : int
+        The user's primary key.
+    """
+    return f"user.{int(user_id)}"

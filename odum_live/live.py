@@ -24,6 +24,14 @@ Connection: the same stack as ``/ws/orders/`` (``odum_live/asgi.py``): session a
 (``AuthMiddlewareStack``) and the browser ``Origin`` check, so another site cannot ride a
 logged-in session. Programs use ``/ws/orders/`` (JSON), not this channel.
 
+Access withdrawn while connected: the connection also joins its user's group
+(:func:`odum_live.groups.user_group`). On ``access.changed`` (sent after commit when the user logs
+out, is deactivated or deleted, or their groups, permissions or strategies change:
+``orders.services.access``) it reads the session again as stored now (:func:`session_user`) and
+calls every topic's ``groups`` again with that user: a session that no longer authenticates the
+user closes with **4401**, a topic now refused with **4403** (each after its HTML comment);
+otherwise the connection goes on with the new groups and renders for the user as they are now.
+
 Contract for a topic (the page's fragment and the reloaded page must agree)
 ---------------------------------------------------------------------------
 ``register_live_topic(name, *, groups, render, takes_argument=False)``
@@ -65,10 +73,16 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user
+
+from odum_live.groups import ACCESS_CHANGED, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +222,32 @@ def _subscribe(user, requested: list[tuple[LiveTopic, str | None]]) -> list[_Sub
     return subscriptions
 
 
+def session_user(scope):
+    """Return the user the connection's session authenticates *now*, as a new request would get it.
+
+    Channels resolves ``scope["user"]`` once, at the handshake, from the session then loaded. This
+    reads the session again from its store (``SESSION_ENGINE``) and runs Django's own
+    :func:`django.contrib.auth.get_user` on it: a logged-out or expired session, a deactivated
+    or deleted user, or a password changed since the login (session hash) give ``AnonymousUser``.
+    Database access: call it in a thread (``database_sync_to_async``).
+    """
+    from django.contrib.auth.models import AnonymousUser  # models: not at import time
+
+    key = getattr(scope.get("session"), "session_key", None)
+    if not key:
+        return AnonymousUser()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    return get_user(SimpleNamespace(session=store))
+
+
+def _resubscribe(scope, user_pk, requested: list[tuple[LiveTopic, str | None]]):
+    # (user as now, subscriptions as now) after access.changed; or _Refused (4401 / 4403).
+    user = session_user(scope)
+    if not user.is_authenticated or user.pk != user_pk:
+        raise _Refused(CLOSE_UNAUTHENTICATED, "your session ended: log in again")
+    return user, _subscribe(user, requested)
+
+
 def _comment(text: str) -> str:
     return "<!-- " + text.replace("--", "- -") + " -->"
 
@@ -233,14 +273,40 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
             await self.close(code=refused.code)
             return
         self.user = user
-        self.joined = frozenset().union(*(s.groups for s in self.subscriptions))
-        for group in sorted(self.joined):
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.user_group = user_group(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self._join(frozenset().union(*(s.groups for s in self.subscriptions)))
         await self._fan_out(dict(CONNECTED))
 
     async def disconnect(self, code):
-        for group in sorted(getattr(self, "joined", ())):
+        await self._join(frozenset())
+        if getattr(self, "user_group", None):
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+    async def _join(self, groups: frozenset[str]) -> None:
+        # Be a member of exactly ``groups`` (of the topics' groups; the user's own group apart).
+        joined = getattr(self, "joined", frozenset())
+        for group in sorted(groups - joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in sorted(joined - groups):
             await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = groups
+
+    async def _access_changed(self) -> None:
+        # The user's access changed (orders.services.access): the session and every topic again.
+        if not self.subscriptions:
+            return
+        requested = [(s.topic, s.argument) for s in self.subscriptions]
+        try:
+            self.user, self.subscriptions = await database_sync_to_async(_resubscribe)(
+                self.scope, self.user.pk, requested)
+        except _Refused as refused:
+            self.subscriptions = []
+            await self._join(frozenset())
+            await self.send(text_data=_comment(f"refused: {refused}"))
+            await self.close(code=refused.code)
+            return
+        await self._join(frozenset().union(*(s.groups for s in self.subscriptions)))
 
     async def receive(self, text_data=None, bytes_data=None):
         # htmx's ws extension sends form values for ws-send; pages here only listen.
@@ -249,6 +315,8 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         if message.get("type", "").startswith("websocket."):
             return await super().dispatch(message)
+        if message.get("type") == ACCESS_CHANGED:
+            return await self._access_changed()
         await self._fan_out(message)
 
     async def _fan_out(self, message: dict) -> None:

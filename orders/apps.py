@@ -14,3 +14,7 @@ class OrdersConfig(AppConfig):
         from orders import views_logs
 
         register_live_topic("logs", groups=views_logs.live_groups, render=views_logs.live_render, takes_argument=True)
+        # Open WebSocket connections re-check a user's access when it changes (orders/services/access.py).
+        from orders.services.access import connect_access_receivers
+
+        connect_access_receivers()

@@ -24,6 +24,14 @@ code   meaning
 Scope (:mod:`orders.selectors`): a strategy token sees its own strategy only; a person holding
 ``orders.view_order`` sees every strategy; another person sees the strategies they trade.
 
+Access withdrawn while connected: when the caller's access changes — their token revoked (or
+expired and deleted), their session logged out, their account deactivated or deleted, their
+groups, permissions or strategies changed (:mod:`orders.services.access` sends ``access.changed``
+after commit) — the connection authenticates again (the same token, or the session as stored now)
+and takes its subscription again with the scope as it is now: ``error`` then close **4401** when
+the credentials no longer hold, **4403** when the subscription is now outside the scope;
+otherwise it goes on, in the new scope.
+
 Subscribing
 -----------
 Query parameters, all optional: ``strategy`` (strategy id), ``instrument`` (canonical key: matches
@@ -104,8 +112,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from rest_framework.exceptions import AuthenticationFailed
 
-from odum_live.groups import ORDERS_UPDATED
+from odum_live.groups import ORDERS_UPDATED, user_group
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from odum_live.live import session_user
 from orders.api.authentication import BearerTokenAuthentication
 from orders.api.serializers import (
     FillOutputSerializer,
@@ -500,8 +509,9 @@ class _Refused(Exception):
         super().__init__(detail)
 
 
-def _authenticate(scope) -> object:
-    # The user, or _Refused(4401). A bearer header wins over a session and must be valid.
+def _authenticate(scope, *, now: bool = False) -> object:
+    # The user, or _Refused(4401). A bearer header wins over a session and must be valid. ``now``: the
+    # session as stored now, not as the handshake loaded it (after access.changed).
     header = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -516,10 +526,27 @@ def _authenticate(scope) -> object:
         except (AuthenticationFailed, UnicodeDecodeError):
             raise _Refused(4401, "unauthenticated", "invalid token") from None
         return user
-    user = scope.get("user")
+    user = session_user(scope) if now else scope.get("user")
     if user is None or not user.is_authenticated:
         raise _Refused(4401, "unauthenticated", "send 'Authorization: Bearer <token>' or log in")
     return user
+
+
+def _reopen(scope, user_pk, subscription: Subscription) -> tuple[OrderAccess, Subscription]:
+    # After access.changed: the same credentials checked again, then the same filters in the scope as it is
+    # now; or _Refused (4401, 4403).
+    try:
+        user = _authenticate(scope, now=True)
+    except _Refused:
+        user = None
+    if user is None or user.pk != user_pk:
+        raise _Refused(4401, "unauthenticated", "this connection's credentials are no longer valid (token revoked "
+                                                "or expired, session ended, account deactivated): reconnect with "
+                                                "valid ones")
+    access = order_access_for(user=user)
+    request = StreamRequest(strategy=subscription.strategy_id, instrument=subscription.instrument,
+                            venue=subscription.venue)
+    return access, _subscribe(access, request)
 
 
 def _subscribe(access: OrderAccess, request: StreamRequest) -> Subscription:
@@ -556,6 +583,8 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
 
     subscription: Subscription | None = None
     access: OrderAccess | None = None
+    user_pk = None
+    user_group: str | None = None  # the user's group: access.changed (orders.services.access)
     last_seq = 0   # the last number handled in the subscription's stream
     horizon = 0    # clock after the reads of everything sent (see _FrameCache)
     _busy = 0      # handlers running: the hub leaves the subscriber alone meanwhile
@@ -576,6 +605,8 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             return
         logger.info("order stream: user %s subscribed to %s %s", getattr(user, "pk", None), subscription.stream,
                     subscription.filters())
+        self.user_pk, self.user_group = user.pk, user_group(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)  # access.changed
         await self._guard(self._start(subscription, since=request.since, stream=request.stream))
         self._renewer = asyncio.create_task(self._renew_membership())
 
@@ -597,6 +628,8 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self._renewer is not None:
             self._renewer.cancel()
+        if self.user_group is not None:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
         if self.subscription is not None:
             await _hub(self.channel_layer).leave(self.subscription.stream, self)
 
@@ -639,6 +672,30 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
         if entry.seq <= self.last_seq:
             return  # already sent (read from the log, or covered by the snapshot)
         await self._guard(self._advance_to(entry))
+
+    async def access_changed(self, message):
+        """Handle ``access.changed`` (:mod:`orders.services.access`): check the credentials and the scope again.
+
+        The subscription goes on in the scope as it is now, or the connection ends: ``error`` and
+        4401 (credentials no longer valid) or 4403 (the subscription now outside the scope).
+        """
+        subscription = self.subscription
+        if subscription is None:
+            return
+        try:
+            access, renewed = await database_sync_to_async(_reopen)(self.scope, self.user_pk, subscription)
+        except _Refused as refused:
+            self.subscription = None  # nothing more is sent: the hub forgets this subscriber now
+            await _hub(self.channel_layer).leave(subscription.stream, self)
+            logger.info("order stream: user %s's access changed: %s; closing", self.user_pk, refused.detail)
+            await self._error(refused.error, refused.detail)
+            await self.close(code=refused.code)
+            return
+        self.access = access
+        if renewed.stream == subscription.stream:
+            self.subscription = renewed  # same numbers; the hub and the deltas see the new scope at once
+        else:
+            await self._guard(self._start(renewed, since=self.last_seq, stream=subscription.stream))
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -748,6 +805,7 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(GROUP_RENEW_SECS)
             if self.subscription is not None:
                 try:
+                    await self.channel_layer.group_add(self.user_group, self.channel_name)
                     await _hub(self.channel_layer).renew(self.subscription.stream)
                 except Exception:  # noqa: BLE001 - try again at the next renewal
                     logger.exception("order stream: renewal of the group membership failed")

@@ -982,3 +982,71 @@ def test_channel_layer_receive_outlives_the_socket_timeout():
     done, message = run(scenario)
 
     assert not done and message == {"type": "test.ping"}
+
+
+# --- access withdrawn while connected ---------------------------------------------------------------
+
+async def closed_after(communicator, act) -> tuple[dict, int]:
+    """Run ``act()`` on the database thread with ``communicator`` open (its snapshot read); return the
+    (error message, close code) the connection then ends with."""
+    await db(act)
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    closing = await communicator.receive_output(timeout=TIMEOUT)
+    assert closing["type"] == "websocket.close"
+    return error, closing["code"]
+
+
+def test_revoked_token_ends_its_open_connection_4401(alpha):
+    # Arrange: a strategy service follows its orders with a token, then the token is revoked (admin)
+    from knox.models import AuthToken
+
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        await opened(communicator)
+        # Act
+        return await closed_after(communicator, lambda: AuthToken.objects.filter(user=alpha.service_account).delete())
+
+    error, code = run(scenario)
+
+    # Assert: told why, and closed: no delta of alpha's orders reaches a revoked token
+    assert code == 4401 and error["error"] == "unauthenticated" and "token" in error["detail"]
+
+
+def test_person_removed_from_the_viewer_group_while_connected_is_closed_4403(alpha, beta):
+    # Arrange: a viewer (orders.view_order through the group: every strategy) follows every order
+    from tests.orders.web_fixtures import person_in
+
+    person = person_in("viewer")
+    headers = session_headers(person)
+
+    async def scenario():
+        communicator = ws(headers=headers)
+        snapshot = await opened(communicator)
+        # Act: removed from the group (they trade no strategy: nothing is theirs to see any more)
+        return snapshot, await closed_after(communicator, lambda: person.groups.clear())
+
+    snapshot, (error, code) = run(scenario)
+
+    # Assert
+    assert snapshot["stream"] == "orders"
+    assert code == 4403 and error["error"] == "forbidden"
+
+
+def test_trader_taken_off_a_strategy_while_subscribed_to_it_is_closed_4403(alpha):
+    # Arrange: a trader without orders.view_order follows alpha's stream
+    trader = UserFactory(username="trader-off")
+    alpha.traders.add(trader)
+    token = make_token(trader)
+
+    async def scenario():
+        communicator = ws("strategy=alpha", token=token)
+        await opened(communicator)
+        # Act
+        return await closed_after(communicator, lambda: alpha.traders.remove(trader))
+
+    error, code = run(scenario)
+
+    # Assert
+    assert code == 4403 and "alpha" in error["detail"]

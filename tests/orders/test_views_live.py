@@ -183,3 +183,55 @@ def test_register_live_topic_rejects_bad_names_and_coroutines():
         live.register_live_topic("Bad Name", groups=lambda u: [], render=lambda m, u: None)
     with pytest.raises(ValueError, match="plain functions"):
         live.register_live_topic("fine", groups=lambda u: [], render=render)
+
+
+def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to_see_it(alpha):
+    # Arrange: a viewer follows one of alpha's orders on its page
+    person = person_in("viewer")
+    order = OrderFactory(strategy=alpha)
+    headers = session_headers(person)
+
+    async def scenario():
+        communicator = live_ws(f"order:{order.pk}", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        await communicator.receive_from(timeout=TIMEOUT)  # the detail as it is now (live.connected)
+        # Act: removed from the viewer group (trading no strategy, they may see none of its orders)
+        await db(person.groups.clear)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        return text, closing
+
+    text, closing = run(scenario)
+
+    # Assert
+    assert closing == {"type": "websocket.close", "code": 4403} and "no order" in text
+
+
+def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
+    # Arrange: alice's page follows the orders; she logs out (in another tab: the session ends)
+    from django.contrib.auth import user_logged_out
+    from django.contrib.sessions.backends.db import SessionStore
+
+    headers = session_headers(alice)
+    session_key = dict(headers)[b"cookie"].decode().split("=", 1)[1]
+
+    def log_out():
+        # What django.contrib.auth.logout does: the signal, then the session flushed
+        user_logged_out.send(sender=type(alice), request=None, user=alice)
+        SessionStore(session_key=session_key).delete()
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # Act
+        await db(log_out)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        return text, closing
+
+    text, closing = run(scenario)
+
+    # Assert
+    assert closing == {"type": "websocket.close", "code": 4401} and "log in" in text
