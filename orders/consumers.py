@@ -30,7 +30,8 @@ groups, permissions or strategies changed (:mod:`orders.services.access` sends `
 after commit) — the connection authenticates again (the same token, or the session as stored now)
 and takes its subscription again with the scope as it is now: ``error`` then close **4401** when
 the credentials no longer hold, **4403** when the subscription is now outside the scope;
-otherwise it goes on, in the new scope.
+otherwise it goes on, in the new scope. The same check runs every hour (``GROUP_RENEW_SECS``)
+for what no change announces: a token's expiry or the session's age passing.
 
 Subscribing
 -----------
@@ -112,7 +113,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from rest_framework.exceptions import AuthenticationFailed
 
-from odum_live.groups import ORDERS_UPDATED, user_group
+from odum_live.groups import ACCESS_CHANGED, ORDERS_UPDATED, user_group
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from odum_live.live import session_user
 from orders.api.authentication import BearerTokenAuthentication
@@ -140,7 +141,8 @@ logger = logging.getLogger(__name__)
 #: Largest client message accepted, in characters.
 MAX_MESSAGE_CHARS = 4096
 #: Seconds between renewals of the group membership (channels_redis' list-based layer forgets members
-#: after a day; its pub/sub layer, the production one, takes a repeated join as a no-op).
+#: after a day; its pub/sub layer, the production one, takes a repeated join as a no-op) — and between
+#: checks of the connection's credentials and scope that no ``access.changed`` prompts (an expiry passing).
 GROUP_RENEW_SECS = 3600
 #: Subscribers the hub sends a change to before it lets the event loop run (daphne writes the
 #: frames to the sockets only then): the first subscribers need not wait for the last.
@@ -809,6 +811,15 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
                     await _hub(self.channel_layer).renew(self.subscription.stream)
                 except Exception:  # noqa: BLE001 - try again at the next renewal
                     logger.exception("order stream: renewal of the group membership failed")
+            if self.subscription is not None:
+                # What no access.changed announces: a token's expiry passing, a session expiring, a lost push.
+                self._busy += 1
+                try:
+                    await self.access_changed({"type": ACCESS_CHANGED})
+                except Exception:  # noqa: BLE001 - the database failed: try again at the next renewal
+                    logger.exception("order stream: periodic access check failed")
+                finally:
+                    self._busy -= 1
 
     async def _send(self, body: dict) -> None:
         await self.send(text_data=_encode(body))

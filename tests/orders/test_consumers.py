@@ -1050,3 +1050,27 @@ def test_trader_taken_off_a_strategy_while_subscribed_to_it_is_closed_4403(alpha
 
     # Assert
     assert code == 4403 and "alpha" in error["detail"]
+
+
+def test_token_expiring_while_connected_ends_the_connection_at_the_next_renewal_4401(alpha, monkeypatch):
+    # Arrange: a token with an expiry; nothing is deleted or saved when it passes (no access.changed), so
+    # only the connection's periodic renewal can notice. Renewals every 50 ms instead of every hour.
+    from knox.models import AuthToken
+
+    monkeypatch.setattr(consumers, "GROUP_RENEW_SECS", 0.05)
+    token = make_token(alpha.service_account)
+
+    async def scenario():
+        communicator = ws(token=token)
+        await opened(communicator)
+        # Act: the expiry passes (an update: no signal)
+        await db(lambda: AuthToken.objects.filter(user=alpha.service_account).update(
+            expiry=timezone.now() - timedelta(seconds=1)))
+        error = await communicator.receive_json_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        return error, closing
+
+    error, closing = run(scenario)
+
+    # Assert
+    assert closing == {"type": "websocket.close", "code": 4401} and error["error"] == "unauthenticated"
