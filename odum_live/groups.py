@@ -50,7 +50,8 @@ POSITIONS_UPDATED = "positions.updated"
 #: theirs revoked, their groups, permissions or strategies changed, their account saved or deleted, a
 #: logout. ``{"type": ACCESS_CHANGED, "group": user_group(<id>)}`` — no data: each of the user's open
 #: WebSocket connections checks its credentials and scope again (``orders.consumers``,
-#: ``odum_live.live``).
+#: ``odum_live.live``). A logout adds ``"ended_session": <odum_live.live.session_fingerprint>`` of the
+#: session it ends (sent before Django flushes it): connections on that session close without reading it.
 ACCESS_CHANGED = "access.changed"
 
 

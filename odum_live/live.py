@@ -68,6 +68,7 @@ Registered topics: ``orders``, ``order:<order id>`` and ``ticket:<order id>`` (:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -222,7 +223,12 @@ def _subscribe(user, requested: list[tuple[LiveTopic, str | None]]) -> list[_Sub
     return subscriptions
 
 
-def session_user(scope):
+def session_fingerprint(session_key: str) -> str:
+    """Return the SHA-256 (hex) of a session key: how a channel-layer message names a session, never by its key."""
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def session_user(scope, *, ended_session: str | None = None):
     """Return the user the connection's session authenticates *now*, as a new request would get it.
 
     Channels resolves ``scope["user"]`` once, at the handshake, from the session then loaded. This
@@ -230,19 +236,27 @@ def session_user(scope):
     :func:`django.contrib.auth.get_user` on it: a logged-out or expired session, a deactivated
     or deleted user, or a password changed since the login (session hash) give ``AnonymousUser``.
     Database access: call it in a thread (``database_sync_to_async``).
+
+    Parameters
+    ----------
+    scope : dict
+        The connection's ASGI scope (``scope["session"]`` from ``SessionMiddleware``).
+    ended_session : str | None
+        :func:`session_fingerprint` of a session being logged out (``access.changed`` of a logout,
+        sent before Django flushes the session): that session gives ``AnonymousUser`` at once.
     """
     from django.contrib.auth.models import AnonymousUser  # models: not at import time
 
     key = getattr(scope.get("session"), "session_key", None)
-    if not key:
+    if not key or (ended_session is not None and session_fingerprint(key) == ended_session):
         return AnonymousUser()
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
     return get_user(SimpleNamespace(session=store))
 
 
-def _resubscribe(scope, user_pk, requested: list[tuple[LiveTopic, str | None]]):
+def _resubscribe(scope, user_pk, requested: list[tuple[LiveTopic, str | None]], ended_session: str | None):
     # (user as now, subscriptions as now) after access.changed; or _Refused (4401 / 4403).
-    user = session_user(scope)
+    user = session_user(scope, ended_session=ended_session)
     if not user.is_authenticated or user.pk != user_pk:
         raise _Refused(CLOSE_UNAUTHENTICATED, "your session ended: log in again")
     return user, _subscribe(user, requested)
@@ -292,14 +306,14 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = groups
 
-    async def _access_changed(self) -> None:
+    async def _access_changed(self, message: dict) -> None:
         # The user's access changed (orders.services.access): the session and every topic again.
         if not self.subscriptions:
             return
         requested = [(s.topic, s.argument) for s in self.subscriptions]
         try:
             self.user, self.subscriptions = await database_sync_to_async(_resubscribe)(
-                self.scope, self.user.pk, requested)
+                self.scope, self.user.pk, requested, message.get("ended_session"))
         except _Refused as refused:
             self.subscriptions = []
             await self._join(frozenset())
@@ -316,7 +330,7 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
         if message.get("type", "").startswith("websocket."):
             return await super().dispatch(message)
         if message.get("type") == ACCESS_CHANGED:
-            return await self._access_changed()
+            return await self._access_changed(message)
         await self._fan_out(message)
 
     async def _fan_out(self, message: dict) -> None:

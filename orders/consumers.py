@@ -511,9 +511,10 @@ class _Refused(Exception):
         super().__init__(detail)
 
 
-def _authenticate(scope, *, now: bool = False) -> object:
+def _authenticate(scope, *, now: bool = False, ended_session: str | None = None) -> object:
     # The user, or _Refused(4401). A bearer header wins over a session and must be valid. ``now``: the
-    # session as stored now, not as the handshake loaded it (after access.changed).
+    # session as stored now, not as the handshake loaded it (after access.changed; ``ended_session``: a
+    # logout's, odum_live.live.session_user).
     header = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -528,17 +529,17 @@ def _authenticate(scope, *, now: bool = False) -> object:
         except (AuthenticationFailed, UnicodeDecodeError):
             raise _Refused(4401, "unauthenticated", "invalid token") from None
         return user
-    user = session_user(scope) if now else scope.get("user")
+    user = session_user(scope, ended_session=ended_session) if now else scope.get("user")
     if user is None or not user.is_authenticated:
         raise _Refused(4401, "unauthenticated", "send 'Authorization: Bearer <token>' or log in")
     return user
 
 
-def _reopen(scope, user_pk, subscription: Subscription) -> tuple[OrderAccess, Subscription]:
+def _reopen(scope, user_pk, subscription: Subscription, ended_session: str | None) -> tuple[OrderAccess, Subscription]:
     # After access.changed: the same credentials checked again, then the same filters in the scope as it is
     # now; or _Refused (4401, 4403).
     try:
-        user = _authenticate(scope, now=True)
+        user = _authenticate(scope, now=True, ended_session=ended_session)
     except _Refused:
         user = None
     if user is None or user.pk != user_pk:
@@ -685,7 +686,8 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
         if subscription is None:
             return
         try:
-            access, renewed = await database_sync_to_async(_reopen)(self.scope, self.user_pk, subscription)
+            access, renewed = await database_sync_to_async(_reopen)(self.scope, self.user_pk, subscription,
+                                                                     message.get("ended_session"))
         except _Refused as refused:
             self.subscription = None  # nothing more is sent: the hub forgets this subscriber now
             await _hub(self.channel_layer).leave(subscription.stream, self)

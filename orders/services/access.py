@@ -29,31 +29,37 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 
 from odum_live.channel_send import run_on_layer
 from odum_live.groups import ACCESS_CHANGED, user_group
+from odum_live.live import session_fingerprint
 
 logger = logging.getLogger(__name__)
 
 
-def access_changed_publish(*, user_ids: Iterable[int | None]) -> None:
+def access_changed_publish(*, user_ids: Iterable[int | None], ended_session_key: str | None = None) -> None:
     """After commit, send ``access.changed`` to the open connections of each of ``user_ids``.
 
     Parameters
     ----------
     user_ids : Iterable[int | None]
         Primary keys of the users concerned; None entries are ignored.
+    ended_session_key : str | None
+        The key of a session being logged out: the message names it by
+        :func:`odum_live.live.session_fingerprint` (``"ended_session"``), so the connections on it
+        close even when they check before Django has flushed it.
 
     Never raises: the change is committed, only the push can be lost (logged); a connection
-    then keeps its old scope until it reconnects.
+    then keeps its old scope until its next check (``/ws/orders/``: hourly) or reconnection.
     """
     ids = sorted({int(pk) for pk in user_ids if pk is not None})
+    extra = {"ended_session": session_fingerprint(ended_session_key)} if ended_session_key else {}
     if ids:
-        transaction.on_commit(lambda: _send(ids))
+        transaction.on_commit(lambda: _send(ids, extra))
 
 
-def _send(ids: list[int]) -> None:
+def _send(ids: list[int], extra: dict) -> None:
     async def send(layer) -> None:
         for pk in ids:
             group = user_group(pk)
-            await layer.group_send(group, {"type": ACCESS_CHANGED, "group": group})
+            await layer.group_send(group, {"type": ACCESS_CHANGED, "group": group, **extra})
 
     try:
         layer = get_channel_layer()
@@ -135,9 +141,11 @@ def _on_strategy_deleted(sender, instance, **kwargs) -> None:
     access_changed_publish(user_ids=[instance.service_account_id])
 
 
-def _on_logout(sender, user=None, **kwargs) -> None:
+def _on_logout(sender, request=None, user=None, **kwargs) -> None:
+    # Sent before Django flushes the session: the message names it, so no check can still find it valid.
     if user is not None:
-        access_changed_publish(user_ids=[user.pk])
+        session = getattr(request, "session", None)
+        access_changed_publish(user_ids=[user.pk], ended_session_key=getattr(session, "session_key", None))
 
 
 def connect_access_receivers() -> None:

@@ -12,7 +12,7 @@ from tests.orders.factories import StrategyFactory, UserFactory
 def told(monkeypatch):
     """The user ids each access.changed push named, in order of the pushes."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(access, "_send", lambda ids: sent.append(ids))
+    monkeypatch.setattr(access, "_send", lambda ids, extra: sent.append(ids))
     return sent
 
 
@@ -82,3 +82,23 @@ def test_detaching_a_strategys_service_account_tells_the_account(told, django_ca
         strategy.save()
 
     assert told == [[account.pk]]
+
+
+@pytest.mark.django_db
+def test_a_logout_names_the_ended_session_by_its_fingerprint(monkeypatch, django_capture_on_commit_callbacks):
+    # The logout signal comes before Django flushes the session: the message must name it
+    from django.test import Client
+
+    from odum_live.live import session_fingerprint
+
+    sent = []
+    monkeypatch.setattr(access, "_send", lambda ids, extra: sent.append((ids, extra)))
+    user = UserFactory(username="u2")
+    client = Client()
+    client.force_login(user)
+    key = client.session.session_key
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.logout()
+
+    assert sent == [([user.pk], {"ended_session": session_fingerprint(key)})]

@@ -210,23 +210,18 @@ def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to
 
 def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
     # Arrange: alice's page follows the orders; she logs out (in another tab: the session ends)
-    from django.contrib.auth import user_logged_out
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
 
-    headers = session_headers(alice)
-    session_key = dict(headers)[b"cookie"].decode().split("=", 1)[1]
-
-    def log_out():
-        # What django.contrib.auth.logout does: the signal, then the session flushed
-        user_logged_out.send(sender=type(alice), request=None, user=alice)
-        SessionStore(session_key=session_key).delete()
+    client = Client()
+    client.force_login(alice)
+    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", b"http://localhost")]
 
     async def scenario():
         communicator = live_ws("orders", headers)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
-        # Act
-        await db(log_out)
+        # Act: Django's logout (the signal, then the session flushed)
+        await db(client.logout)
         text = await communicator.receive_from(timeout=TIMEOUT)
         closing = await communicator.receive_output(timeout=TIMEOUT)
         return text, closing
