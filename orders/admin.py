@@ -254,6 +254,7 @@ class FillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "ts_event",
         "venue",
+        "instrument_key",  # a trade id is unique per listing, not per venue (orders.models.Fill)
         "venue_trade_id",
         "order_link",
         decimal_column("quantity"),

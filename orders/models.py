@@ -196,7 +196,23 @@ class Order(models.Model):
 
 
 class Fill(models.Model):
-    """An execution (FIX ExecutionReport with a trade): unique on venue + venue trade id."""
+    """An execution (FIX ExecutionReport with a trade): unique on (venue, listing, venue trade id).
+
+    ``instrument_key`` is the listing the fill was traded on: its order's ``routed_instrument_key``
+    (an algorithm's child has its parent's). It belongs to a fill's identity because venues number
+    trades per symbol, not per venue: Binance spot and USD-M futures take the trade id from the
+    user stream's ``executionReport`` / ``ORDER_TRADE_UPDATE`` field ``t`` and from ``myTrades`` /
+    ``userTrades``' ``id`` (NautilusTrader 1.221 ``adapters/binance/spot/schemas/user.py``,
+    ``futures/schemas/user.py``, ``common/schemas/account.py``: ``TradeId(str(self.t))``,
+    ``TradeId(str(self.id))``) — a sequence per symbol (Binance API: ``myTrades`` takes ``symbol``
+    and a ``fromId`` in that symbol's trade ids). OKX's ``tradeId`` of an order / fill push is per
+    instrument (``instId``) too (OKX API v5; NautilusTrader's OKX adapter passes it through from its
+    Rust parser: ``adapters/okx/execution.py``, ``FillReport.from_pyo3``). So BTCUSDT trade 123456
+    and ETHUSDT trade 123456 are two executions. Bybit's ``execId`` is a UUID
+    (``adapters/bybit/execution.py``: ``TradeId(execution.execId)``) and the paper venues' trade
+    ids are random UUIDs: the listing changes nothing for them. NautilusTrader itself refuses a
+    repeated trade id only within one order (``model/orders/base.pyx``, ``Order.apply``).
+    """
 
     class Liquidity(models.TextChoices):
         MAKER = "MAKER"
@@ -205,7 +221,8 @@ class Fill(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
     venue = models.CharField(max_length=32)
-    venue_trade_id = models.CharField(max_length=128)
+    instrument_key = models.CharField(max_length=128, help_text="Listing the fill was traded on (canonical key).")
+    venue_trade_id = models.CharField(max_length=128, help_text="The venue's trade id: unique per listing.")
     price = DecimalField(help_text="Execution price in quote currency.")
     quantity = DecimalField(help_text="Executed quantity in base units.")
     fee = DecimalField(default=Decimal("0"))
@@ -217,7 +234,9 @@ class Fill(models.Model):
     class Meta:
         ordering = ["ts_event", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["venue", "venue_trade_id"], name="fill_unique_venue_trade"),
+            models.UniqueConstraint(fields=["venue", "instrument_key", "venue_trade_id"],
+                                    name="fill_unique_venue_listing_trade"),
+            models.CheckConstraint(condition=~models.Q(instrument_key=""), name="fill_instrument_key_set"),
         ]
 
     def __str__(self) -> str:

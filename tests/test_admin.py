@@ -49,6 +49,7 @@ def data(db):
     fill = Fill.objects.create(
         order=order,
         venue="BINANCE-SPOT",
+        instrument_key=order.routed_instrument_key,
         venue_trade_id="T-1",
         price=Decimal("40000.01"),
         quantity=Decimal("0.004"),

@@ -68,7 +68,8 @@ class VenueEvent:
     reason : str
         Rejection / cancel-rejection / expiry reason text from the venue ("" when none).
     trade_id : str
-        FILLED: the venue's trade (execution) id; unique per venue.
+        FILLED: the venue's trade (execution) id; unique per listing of the venue (Binance and OKX
+        number trades per symbol: ``orders.models.Fill``).
     last_qty : Decimal
         FILLED: quantity of this fill, base units, > 0.
     last_px : Decimal

@@ -3,13 +3,13 @@
 :func:`order_apply_venue_event` is the one place venue facts reach the database. In one
 transaction it locks the order, moves its status through the state machine (``Order.transition_to``
 — a late or duplicate event never moves an order backwards: it is recorded as an IGNORED
-``OrderEvent``), inserts a fill once (unique on venue + trade id), applies the position change
-(``positions.services.position_apply_fill``), re-computes the parent of an algorithm's child from
-its children, keeps pre-trade risk's open-order totals true (``orders.exposure``), appends the
-``OrderEvent`` and, on commit, publishes the changed orders to the order stream
-(:func:`orders.services.publish.publish_orders_updated`: numbered per stream, logged for resumes,
-sent as ``{"type": "orders.updated", "order_id": …, "seq": …}`` to the groups of
-:mod:`odum_live.groups`).
+``OrderEvent``), inserts a fill once (unique on venue, listing and trade id: ``orders.models.Fill``),
+applies the position change (``positions.services.position_apply_fill``), re-computes the parent
+of an algorithm's child from its children, keeps pre-trade risk's open-order totals true
+(``orders.exposure``), appends the ``OrderEvent`` and, on commit, publishes the changed orders to
+the order stream (:func:`orders.services.publish.publish_orders_updated`: numbered per stream,
+logged for resumes, sent as ``{"type": "orders.updated", "order_id": …, "seq": …}`` to the groups
+of :mod:`odum_live.groups`).
 
 Units: quantities in base units (contracts for derivatives), prices in quote currency, fees in the
 fill's fee currency (``Order.fees`` is their plain sum; an algorithm parent's entry for a slice's fill
@@ -73,7 +73,7 @@ class VenueEventError(Exception):
 
     Raised inside the transaction, so nothing of the event is kept; the journal writer logs it and
     counts it as failed. A replay of the event after the data is fixed applies it (fills are
-    idempotent on venue + trade id).
+    idempotent on venue, listing and trade id).
     """
 
 
@@ -150,9 +150,14 @@ _LOCKED_PARENT_FOR_FILL = CompiledQuery(
 
 
 #: A fill's reads, once per FILLED event: compiled once (odum_live/sql.py).
+# The stored fill of the same (venue, listing, trade id), if any — a fill's identity (orders.models.Fill:
+# Binance and OKX number trades per symbol). The listing is the event's order's, through a sub-select
+# on its client_order_id, so that the check goes in the fill's one round trip.
 _FILL_BY_TRADE = CompiledQuery(
-    lambda venue, trade_id: Fill.objects.order_by().only("id", "order_id").filter(venue=venue, venue_trade_id=trade_id),
-    markers=("<venue marker>", "<trade_id marker>"),
+    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only("id", "order_id").filter(
+        venue=venue, instrument_key=order_column(client_order_id=client_order_id, column="routed_instrument_key"),
+        venue_trade_id=trade_id),
+    markers=("<venue marker>", "<client_order_id marker>", "<trade_id marker>"),
 )
 # ``order_id IN (the order and its children)``: both sides of the OR are indexed (primary key,
 # parent_id), where an OR across the join to orders scanned both tables in full.
@@ -216,7 +221,10 @@ def order_apply_venue_event(*, event: VenueEvent,
     - **REJECTED after fills** (PARTIALLY_FILLED or PENDING_CANCEL with a filled quantity — e.g. an
       algorithm's primary denied when sent as its last slice): the order becomes CANCELED with the
       venue's reason in ``rejection_reason``; its fills stand.
-    - **FILLED**: a fill whose (venue, trade id) is already stored is a silent no-op. Otherwise
+    - **FILLED**: a fill whose (venue, listing, trade id) is already stored is a no-op: silent for
+      its own order (a replay), logged as an error for another order of the listing. The listing
+      is the order's ``routed_instrument_key``: Binance and OKX number trades per symbol, so the
+      same trade id on another listing of the venue is another fill (``orders.models.Fill``). Otherwise
       the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
       (quantity-weighted) / ``fees`` are re-computed from its fills (and its children's), the
       status becomes PARTIALLY_FILLED or FILLED by the leaves (SUBMITTED → FILLED without ACCEPTED
@@ -472,7 +480,7 @@ def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
     # locks both a position and an order).
     coid = event.client_order_id
     reads = _FillReads(
-        order=_LOCKED_FOR_FILL.send(coid), duplicate=_FILL_BY_TRADE.send(event.venue, event.trade_id),
+        order=_LOCKED_FOR_FILL.send(coid), duplicate=_FILL_BY_TRADE.send(event.venue, coid, event.trade_id),
         terms=_LISTING_TERMS_OF_ORDER.send(coid), own_fills=_FILLS_OF_ORDER.send(coid),
         children_fills=_FILLS_OF_CHILDREN.send(coid), fill_id=next_id(Fill) if in_pipeline() else None,
         position=position_lock_send_of_order(client_order_id=coid),
@@ -522,12 +530,12 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     _imply_submitted(order, event=event, fields=fields, notes=notes)
     # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
     # above), so the duplicate check made under it cannot be overtaken. A unique violation here is a
-    # trade id the venue gave to another order: the event fails whole, logged by the journal.
+    # trade id the venue gave to another order of the listing: the event fails whole, logged by the journal.
     # Writes from here on are sent, not read (odum_live.sql): in a pipeline they go with the COMMIT.
     fill = Fill(
         id=reads.fill_id.fetchall()[0][0] if reads.fill_id is not None else None, order=order, venue=event.venue,
-        venue_trade_id=event.trade_id, price=event.last_px, quantity=qty, fee=event.fee,
-        fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
+        instrument_key=order.routed_instrument_key, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
+        fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
     )
     read_fill_id = send_insert([fill])
     if read_fill_id is not None:  # no id taken beforehand (not PostgreSQL): read it now
@@ -771,13 +779,14 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
 
 
 def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:
+    listing = order.routed_instrument_key
     if owner_id != order.pk:
-        logger.error("fill %s:%s replayed for order %s but stored for order %s", event.venue, event.trade_id,
-                     order.client_order_id, owner_id)
+        logger.error("fill %s:%s on %s replayed for order %s but stored for order %s", event.venue, event.trade_id,
+                     listing, order.client_order_id, owner_id)
     else:
-        logger.info("fill %s:%s already stored: replay ignored", event.venue, event.trade_id)
+        logger.info("fill %s:%s on %s already stored: replay ignored", event.venue, event.trade_id, listing)
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id,
-                        reason=f"duplicate fill {event.venue}:{event.trade_id}", order_id=order.pk,
+                        reason=f"duplicate fill {event.venue}:{event.trade_id} on {listing}", order_id=order.pk,
                         status_before=order.status, status_after=order.status)
 
 

@@ -69,6 +69,7 @@ class FillFactory(factory.django.DjangoModelFactory):
 
     order = factory.SubFactory(OrderFactory)
     venue = factory.LazyAttribute(lambda o: o.order.venue or "BINANCE-SPOT")
+    instrument_key = factory.LazyAttribute(lambda o: o.order.routed_instrument_key)  # as the journal writer
     venue_trade_id = factory.Sequence(lambda n: f"T{n}")
     price = Decimal("40000")
     quantity = Decimal("0.005")

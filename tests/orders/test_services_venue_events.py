@@ -18,6 +18,7 @@ from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
 from tests.helpers import ChannelListener
 from tests.orders.factories import OrderFactory
+from tests.venues.factories import listing_of
 from venues.events import VenueEvent, VenueEventKind
 
 K = VenueEventKind
@@ -529,20 +530,70 @@ def test_apply_fill_without_open_exposure_total_logs_drift_and_applies(listing, 
     assert not OpenOrderExposure.objects.exists()
 
 
-def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy):
-    # Arrange: the venue reports a trade id already stored for another order (a venue or mapping error).
+def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy, caplog):
+    # Arrange: the venue reports a trade id already stored for another order of the same listing
+    # (a venue or mapping error).
     first = OrderFactory(strategy=strategy, status=S.ACCEPTED)
     second = OrderFactory(strategy=strategy, status=S.ACCEPTED)
     order_apply_venue_event(event=fill(first, "T1", "0.004", "40000"))
 
     # Act: the duplicate check sees T1 as the first order's; nothing of the second's fill is written
-    result = order_apply_venue_event(event=fill(second, "T1", "0.004", "40000"))
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(second, "T1", "0.004", "40000"))
 
-    # Assert
+    # Assert: refused and logged as an error naming both orders
     second.refresh_from_db()
     assert not result.applied and "duplicate fill" in result.reason
+    assert f"replayed for order {second.client_order_id} but stored for order {first.pk}" in caplog.text
     assert second.filled_quantity == 0 and second.status == S.ACCEPTED and not second.fills.exists()
     assert Fill.objects.count() == 1 and Position.objects.get().quantity == Decimal("0.004")
+
+
+def test_apply_same_trade_id_on_two_listings_of_a_venue_books_both_fills(listing, strategy, caplog):
+    # Arrange: Binance numbers trades per symbol (executionReport ``t``), so a BTCUSDT fill and an
+    # ETHUSDT fill on the same venue may carry the same trade id: two different executions.
+    eth_key = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
+    listing_of(eth_key)
+    btc = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    eth = OrderFactory(strategy=strategy, status=S.ACCEPTED, instrument_key=eth_key, routed_instrument_key=eth_key,
+                       quantity=Decimal("0.5"), price=Decimal("2000"))
+    order_apply_venue_event(event=fill(btc, "123456", "0.004", "40000"))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(eth, "123456", "0.2", "2000", seconds=2))
+
+    # Assert: both fills booked, each on its listing; both positions moved; nothing logged as an error
+    eth.refresh_from_db()
+    assert result.applied and result.fill_id is not None
+    assert eth.status == S.PARTIALLY_FILLED and eth.filled_quantity == Decimal("0.2")
+    assert sorted(Fill.objects.filter(venue_trade_id="123456").values_list("order_id", "instrument_key")) == sorted(
+        [(btc.pk, SPOT), (eth.pk, eth_key)])
+    assert dict(Position.objects.values_list("instrument_key", "quantity")) == {
+        SPOT: Decimal("0.004"), eth_key: Decimal("0.2")}
+    assert "replayed for order" not in caplog.text
+
+
+def test_apply_replay_of_a_fill_whose_trade_id_another_listing_shares_is_ignored(listing, strategy):
+    # Arrange: trade id 123456 booked on BTC-USDT and on ETH-USDT (per-symbol numbering)
+    eth_key = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
+    listing_of(eth_key)
+    btc = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    eth = OrderFactory(strategy=strategy, status=S.ACCEPTED, instrument_key=eth_key, routed_instrument_key=eth_key,
+                       quantity=Decimal("0.5"), price=Decimal("2000"))
+    order_apply_venue_event(event=fill(btc, "123456", "0.004", "40000"))
+    order_apply_venue_event(event=fill(eth, "123456", "0.2", "2000", seconds=2))
+
+    # Act: node-start reconciliation replays both fills
+    replays = [order_apply_venue_event(event=fill(btc, "123456", "0.004", "40000")),
+               order_apply_venue_event(event=fill(eth, "123456", "0.2", "2000", seconds=2))]
+
+    # Assert: each replay is a no-op for its own order
+    assert [(r.applied, r.order_id) for r in replays] == [(False, btc.pk), (False, eth.pk)]
+    assert all("duplicate fill" in r.reason for r in replays)
+    assert Fill.objects.count() == 2
+    assert dict(Position.objects.values_list("instrument_key", "quantity")) == {
+        SPOT: Decimal("0.004"), eth_key: Decimal("0.2")}
 
 
 def test_apply_twap_children_fill_the_parent_from_children(listing, strategy):
@@ -902,8 +953,9 @@ def test_apply_replayed_primary_fill_closes_a_family_left_open_short(listing, st
     e1 = _resting_child(parent, 1)
     Order.objects.filter(pk=e1.pk).update(status=S.CANCELED)
     Order.objects.filter(pk=parent.pk).update(status=S.PARTIALLY_FILLED)
-    Fill.objects.create(order=parent, venue="BINANCE-SPOT", venue_trade_id="T2", price=Decimal("40000"),
-                        quantity=Decimal("0.02"), fee=Decimal("0"), fee_currency="USDT", ts_event=T0)
+    Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=SPOT, venue_trade_id="T2",
+                        price=Decimal("40000"), quantity=Decimal("0.02"), fee=Decimal("0"), fee_currency="USDT",
+                        ts_event=T0)
     Order.objects.filter(pk=parent.pk).update(filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40000"))
     open_exposure_adjust(strategy_id=strategy.id, instrument_key=SPOT, side="BUY", leaves_delta=Decimal("-0.02"),
                          priced_delta=Decimal("-0.02"), value_delta=Decimal("-800"))

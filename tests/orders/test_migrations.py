@@ -1,0 +1,86 @@
+"""``orders/migrations/0002_fill_listing_identity.py``: fills backfilled with their listing, run both ways.
+
+Real migrations on the test database (``transaction=True``: SQLite alters tables only outside a
+transaction); every test leaves the database migrated to the latest state.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from orders.models import Fill
+from tests.orders.factories import OrderFactory, StrategyFactory
+
+BEFORE = ("orders", "0001_initial")
+AFTER = ("orders", "0002_fill_listing_identity")
+BTC = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
+ETH = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _migrate(target):
+    """Migrate the orders app to ``target``; return the historical models at that state."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+@pytest.fixture
+def at_latest():
+    """Put the orders app back on its latest migration after the test, whatever happened."""
+    yield
+    _migrate(AFTER)
+
+
+def _fill(model, order, trade_id, **fields):
+    return model.objects.create(order_id=order.pk, venue="BINANCE-SPOT", venue_trade_id=trade_id,
+                                price=Decimal("40000"), quantity=Decimal("0.001"), fee=Decimal("0"),
+                                fee_currency="USDT", ts_event=T0, **fields)
+
+
+def test_fill_listing_migration_backfills_each_fill_from_its_order(at_latest):
+    # Arrange: fills stored before the migration, on two listings (the orders table is unchanged by it)
+    old_apps = _migrate(BEFORE)
+    strategy = StrategyFactory(id="alpha")
+    btc = OrderFactory(strategy=strategy, status="FILLED")
+    eth = OrderFactory(strategy=strategy, status="FILLED", instrument_key=ETH, routed_instrument_key=ETH)
+    old_fill = old_apps.get_model("orders", "Fill")
+    stored = {_fill(old_fill, btc, "1").pk: BTC, _fill(old_fill, btc, "2").pk: BTC, _fill(old_fill, eth, "3").pk: ETH}
+
+    # Act
+    _migrate(AFTER)
+
+    # Assert: each fill has its order's listing; a trade id is unique per listing, not per venue
+    assert dict(Fill.objects.values_list("id", "instrument_key")) == stored
+    _fill(Fill, eth, "1", instrument_key=ETH)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _fill(Fill, btc, "1", instrument_key=BTC)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _fill(Fill, btc, "4", instrument_key="")
+
+
+def test_fill_listing_migration_backwards_refuses_a_trade_id_two_listings_share(at_latest):
+    # Arrange: trade id 1 on BTC-USDT and on ETH-USDT of one venue (Binance numbers trades per symbol)
+    strategy = StrategyFactory(id="alpha")
+    btc = OrderFactory(strategy=strategy, status="FILLED")
+    eth = OrderFactory(strategy=strategy, status="FILLED", instrument_key=ETH, routed_instrument_key=ETH)
+    _fill(Fill, btc, "1", instrument_key=BTC)
+    shared = _fill(Fill, eth, "1", instrument_key=ETH)
+
+    # Act / Assert: backwards stops, naming the trade id, and leaves the migration applied
+    with pytest.raises(RuntimeError, match=r"venue trade ids \[\('BINANCE-SPOT', '1'\)\]"):
+        _migrate(BEFORE)
+    assert AFTER in MigrationExecutor(connection).loader.applied_migrations
+    assert Fill.objects.count() == 2
+
+    # Act / Assert: without the shared trade id it goes back, the old rule with it
+    shared.delete()
+    old_fill = _migrate(BEFORE).get_model("orders", "Fill")
+    assert AFTER not in MigrationExecutor(connection).loader.applied_migrations
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _fill(old_fill, eth, "1")
