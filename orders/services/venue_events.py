@@ -154,7 +154,7 @@ _LOCKED_PARENT_FOR_FILL = CompiledQuery(
 # Binance and OKX number trades per symbol). The listing is the event's order's, through a sub-select
 # on its client_order_id, so that the check goes in the fill's one round trip.
 _FILL_BY_TRADE = CompiledQuery(
-    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only("id", "order_id").filter(
+    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only("id", "order_id", "quantity", "price").filter(
         venue=venue, instrument_key=order_column(client_order_id=client_order_id, column="routed_instrument_key"),
         venue_trade_id=trade_id),
     markers=("<venue marker>", "<client_order_id marker>", "<trade_id marker>"),
@@ -222,7 +222,9 @@ def order_apply_venue_event(*, event: VenueEvent,
       algorithm's primary denied when sent as its last slice): the order becomes CANCELED with the
       venue's reason in ``rejection_reason``; its fills stand.
     - **FILLED**: a fill whose (venue, listing, trade id) is already stored is a no-op: silent for
-      its own order (a replay), logged as an error for another order of the listing. The listing
+      its own order (a replay), logged as an error for another order of the listing; for its own
+      order with another quantity or price (a venue's trade correction) it is not applied either, but
+      logged as an error and recorded as IGNORED naming both figures: the stored fill stands. The listing
       is the order's ``routed_instrument_key``: Binance and OKX number trades per symbol, so the
       same trade id on another listing of the venue is another fill (``orders.models.Fill``). Otherwise
       the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
@@ -493,6 +495,8 @@ def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
 def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None,
                 reads: _FillReads) -> AppliedEvent:
     if duplicate is not None:
+        if duplicate.order_id == order.pk and (duplicate.quantity, duplicate.price) != (event.last_qty, event.last_px):
+            return _refigured_fill(order, event, duplicate, touched)
         result = _duplicate_fill(order, event, duplicate.order_id)
         if duplicate.order_id == order.pk and order.parent_id is None \
                 and order.exec_algorithm != Order.ExecAlgorithm.NORMAL:
@@ -788,6 +792,17 @@ def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id,
                         reason=f"duplicate fill {event.venue}:{event.trade_id} on {listing}", order_id=order.pk,
                         status_before=order.status, status_after=order.status)
+
+
+def _refigured_fill(order: Order, event: VenueEvent, stored: Fill, touched: _Touched) -> AppliedEvent:
+    # The order's stored trade again with another quantity or price (a venue's trade correction, or a bad
+    # replay): never applied over the stored fill, and never silently: an error on the log and the timeline.
+    reason = (f"fill {event.venue}:{event.trade_id} on {order.routed_instrument_key} stored as "
+              f"{plain_decimal(stored.quantity)} @ {plain_decimal(stored.price)}; the venue now reports "
+              f"{plain_decimal(event.last_qty)} @ {plain_decimal(event.last_px)}: not applied, the stored fill "
+              f"stands (check the trade at the venue)")
+    logger.error("order %s: %s", order.client_order_id, reason)
+    return _ignore(order, event, touched, reason=reason, error=True)
 
 
 def _over_fill(order: Order, event: VenueEvent, touched: _Touched, limit: Order) -> AppliedEvent:

@@ -115,6 +115,31 @@ def test_apply_same_trade_id_twice_is_one_fill_and_nothing_changes(order):
             position.quantity, position.realized_pnl) == before
 
 
+def test_apply_same_trade_id_with_other_figures_is_not_applied_and_says_so_on_the_timeline(order, caplog):
+    # Arrange: the venue re-sends trade T1 with another quantity (a trade correction or a bad replay)
+    order_apply_venue_event(event=fill(order, "T1", "0.004", "40000", fee="0.16"))
+    order.refresh_from_db()
+    position = Position.objects.get()
+    before = (order.status, order.filled_quantity, order.avg_fill_price, order.fees,
+              position.quantity, position.realized_pnl)
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        corrected = order_apply_venue_event(event=fill(order, "T1", "0.003", "40001", fee="0.12"))
+
+    # Assert: the stored fill stands, and the difference is an error on the log and the order's timeline
+    order.refresh_from_db()
+    position.refresh_from_db()
+    assert not corrected.applied
+    assert "0.004 @ 40000" in corrected.reason and "0.003 @ 40001" in corrected.reason
+    assert Fill.objects.filter(order=order).count() == 1
+    assert (order.status, order.filled_quantity, order.avg_fill_price, order.fees,
+            position.quantity, position.realized_pnl) == before
+    ignored = order.events.get(type=OrderEvent.Type.IGNORED)
+    assert ignored.payload["error"] is True and ignored.payload["reason"] == corrected.reason
+    assert any(r.levelno == logging.ERROR and "T1" in r.getMessage() for r in caplog.records)
+
+
 def test_apply_late_accepted_after_filled_is_ignored_and_status_unchanged(order):
     # Arrange
     order_apply_venue_event(event=fill(order, "T1", "0.01", "40000"))
