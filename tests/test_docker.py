@@ -37,3 +37,16 @@ def test_nginx_forwarded_host_with_a_browser_form_post_passes_the_csrf_origin_ch
 
         # Assert: the form is checked (200, wrong password), not refused as cross-site (403)
         assert response.status_code == 200, (variable, response.status_code)
+
+
+def test_nginx_front_door_does_not_serve_the_metrics_that_prometheus_scrapes_inside():
+    # Arrange: the front door's configuration and Prometheus's scrape targets
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    prometheus = (ROOT / "docker" / "prometheus" / "prometheus.yml").read_text()
+
+    # Act: the exact-match location for /metrics, if any, and what it does
+    refused = re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+(\d{3})\s*;\s*\}", nginx)
+
+    # Assert: /metrics is refused at the front door, and Prometheus reaches the processes directly
+    assert refused is not None and refused.group(1) in {"403", "404"}
+    assert "api:8000" in prometheus and "web:8002" in prometheus
