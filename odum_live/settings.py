@@ -47,6 +47,9 @@ if DATABASE_URL and not REDIS_URL and not DEBUG and not EMBEDDED_TRANSPORTS:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "odum_live.views_errors.csrf_failure"  # the reason in the page's own 403, htmx too
+# Flash messages live in the server-side session, never in a cookie: the admin shows a new API token once
+# as a message (knox's AuthTokenAdmin), and Django's default storage would carry it in the browser's cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 INSTALLED_APPS = [
     "daphne",

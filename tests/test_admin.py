@@ -747,3 +747,21 @@ def test_instrument_admin_derives_symbol_and_nautilus_id_from_key(client, db):
     instrument = Instrument.objects.get(instrument_key="BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN")
     assert (instrument.venue_symbol, instrument.nautilus_instrument_id) == ("BTCUSDT", "BTCUSDT-PERP.BINANCE")
     assert instrument.equivalence_key == "PERPETUAL:BTC-USDT@LIN"
+
+
+def test_knox_admin_new_token_is_shown_once_but_never_stored_in_a_cookie(client, data):
+    # Arrange: a superuser issues a token for a strategy's service account in the admin
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    account = data["orders.strategy"].service_account
+
+    # Act: the add form, then the page it redirects to (which shows the token once)
+    added = client.post(reverse("admin:knox_authtoken_add"), {"user": account.pk})
+    shown = client.get(added["Location"])
+
+    # Assert: the token is shown, and no cookie carried it (messages are kept server-side, in the session)
+    assert added.status_code == 302
+    token_messages = [str(m) for m in shown.context["messages"] if str(m).startswith("TOKEN ")]
+    assert len(token_messages) == 1
+    token = token_messages[0].removeprefix("TOKEN ")
+    assert all(token not in morsel.value for morsel in added.cookies.values())
+    assert "messages" not in added.cookies
