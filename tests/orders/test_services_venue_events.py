@@ -574,14 +574,20 @@ def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy, cap
     assert Fill.objects.count() == 1 and Position.objects.get().quantity == Decimal("0.004")
 
 
-def test_apply_same_trade_id_on_two_listings_of_a_venue_books_both_fills(listing, strategy, caplog):
-    # Arrange: Binance numbers trades per symbol (executionReport ``t``), so a BTCUSDT fill and an
-    # ETHUSDT fill on the same venue may carry the same trade id: two different executions.
+def _btc_and_eth_orders(strategy):
+    # An accepted BTC-USDT order (the ``listing`` fixture's) and an accepted ETH-USDT order of the same venue.
     eth_key = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
     listing_of(eth_key)
     btc = OrderFactory(strategy=strategy, status=S.ACCEPTED)
     eth = OrderFactory(strategy=strategy, status=S.ACCEPTED, instrument_key=eth_key, routed_instrument_key=eth_key,
                        quantity=Decimal("0.5"), price=Decimal("2000"))
+    return btc, eth, eth_key
+
+
+def test_apply_same_trade_id_on_two_listings_of_a_venue_books_both_fills(listing, strategy, caplog):
+    # Arrange: Binance numbers trades per symbol (executionReport ``t``), so a BTCUSDT fill and an
+    # ETHUSDT fill on the same venue may carry the same trade id: two different executions.
+    btc, eth, eth_key = _btc_and_eth_orders(strategy)
     order_apply_venue_event(event=fill(btc, "123456", "0.004", "40000"))
 
     # Act
@@ -601,11 +607,7 @@ def test_apply_same_trade_id_on_two_listings_of_a_venue_books_both_fills(listing
 
 def test_apply_replay_of_a_fill_whose_trade_id_another_listing_shares_is_ignored(listing, strategy):
     # Arrange: trade id 123456 booked on BTC-USDT and on ETH-USDT (per-symbol numbering)
-    eth_key = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
-    listing_of(eth_key)
-    btc = OrderFactory(strategy=strategy, status=S.ACCEPTED)
-    eth = OrderFactory(strategy=strategy, status=S.ACCEPTED, instrument_key=eth_key, routed_instrument_key=eth_key,
-                       quantity=Decimal("0.5"), price=Decimal("2000"))
+    btc, eth, eth_key = _btc_and_eth_orders(strategy)
     order_apply_venue_event(event=fill(btc, "123456", "0.004", "40000"))
     order_apply_venue_event(event=fill(eth, "123456", "0.2", "2000", seconds=2))
 
