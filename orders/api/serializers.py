@@ -843,7 +843,7 @@ class HealthOutputSerializer(serializers.Serializer):
 
 
 class ErrorOutputSerializer(serializers.Serializer):
-    """Every error body."""
+    """Every error body: ``error`` and ``detail``, and the keys its kind adds (:mod:`orders.api.errors`)."""
 
     error = serializers.CharField(help_text="Machine-readable code: invalid, not_found, idempotency_conflict, "
                                   "order_not_cancelable, strategy_disabled, strategy_forbidden, throttled …")
@@ -851,3 +851,14 @@ class ErrorOutputSerializer(serializers.Serializer):
     fields = serializers.DictField(required=False, help_text="Input errors: field → list of reasons "
                                    "(exec_algorithm_params: parameter → list of reasons); on idempotency_conflict "
                                    "the fields that differ from the stored order.")
+    operation_id = serializers.CharField(required=False, help_text="idempotency_conflict (409): the operation_id "
+                                         "already used.")
+    order_id = serializers.UUIDField(required=False, help_text="idempotency_conflict (409): the order stored under "
+                                     "that operation_id; order_not_cancelable (409): the order refused.")
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False, help_text=(
+        "order_not_cancelable (409): the order's status, which refuses the cancel."))
+    strategy_id = serializers.CharField(required=False, allow_blank=True, help_text=(
+        "strategy_forbidden / permission_denied (403) and strategy_disabled (422): the strategy asked for (empty "
+        "when a permission is missing whatever the strategy)."))
+    retry_after_secs = serializers.IntegerField(required=False, min_value=0, help_text=(
+        "throttled (429): whole seconds to wait before the token's next request (also the Retry-After header)."))

@@ -337,3 +337,45 @@ def test_schema_order_list_created_bounds_document_the_inverted_range_400(schema
     # Act / Assert
     for name, other in (("created_after", "created_before"), ("created_before", "created_after")):
         assert "400" in parameters[name]["description"] and other in parameters[name]["description"], name
+
+
+def _error_bodies(tradable, strategy, svc_client) -> dict:
+    # One error body of each kind that adds keys of its own (orders.api.errors), as the API answers it.
+    from django.conf import settings
+    from django.test import override_settings
+
+    from tests.orders.conftest import client_for
+    from tests.orders.factories import OrderFactory, StrategyFactory, order_body
+
+    body = order_body(operation_id="op-err")
+    assert svc_client.post("/api/orders", body, format="json").status_code == 201
+    filled = OrderFactory(strategy=strategy, status="FILLED")
+    disabled = StrategyFactory(id="off", enabled=False)
+    rates = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "1/min"}}
+    with override_settings(REST_FRAMEWORK=rates):
+        throttled = client_for(strategy.service_account)
+        throttled.get("/api/orders")
+        too_many = throttled.get("/api/orders")
+    return {
+        409: svc_client.post("/api/orders", {**body, "quantity": "0.02"}, format="json"),
+        "409 cancel": svc_client.post(f"/api/orders/{filled.pk}/cancel", {}, format="json"),
+        403: svc_client.post("/api/orders", order_body(strategy_id=disabled.id), format="json"),
+        422: client_for(disabled.service_account).post("/api/orders", order_body(), format="json"),
+        429: too_many,
+    }
+
+
+@pytest.mark.django_db
+def test_schema_error_output_names_every_key_the_api_error_bodies_carry(client, tradable, strategy, svc_client):
+    # Arrange: the served ErrorOutput, held to the keys it names (as a client generated from it reads a body)
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    spec = {**schema["components"]["schemas"]["ErrorOutput"], "additionalProperties": False,
+            "components": schema["components"]}  # its $refs (OrderStatusEnum) resolve from the root
+    # Act
+    responses = _error_bodies(tradable, strategy, svc_client)
+    # Assert: operation_id / order_id (409 conflict), status / order_id (409 cancel), strategy_id (403, 422),
+    # retry_after_secs (429) are documented, each with its type
+    for kind, response in responses.items():
+        status = int(str(kind).split()[0])
+        assert response.status_code == status, (kind, response.json())
+        assert _schema_accepts(spec, response.json()), (kind, response.json(), sorted(spec["properties"]))
