@@ -529,14 +529,19 @@ class OrderOutputSerializer(serializers.Serializer):
     exec_algorithm = serializers.CharField(help_text="NORMAL, TWAP, VWAP or ICEBERG.")
     exec_algorithm_params = JsonObjectField(help_text="Normalised algorithm parameters (seconds as integers, "
                                             "fractions and quantities as decimal strings).")
-    filled_quantity = StrictDecimalField(help_text="Executed quantity in base units.")
+    filled_quantity = StrictDecimalField(help_text="Executed quantity in base units (a TWAP / VWAP / ICEBERG "
+                                         "parent's: its family's, its slices' fills included).")
     leaves_quantity = StrictDecimalField(help_text="Quantity still open in base units; 0 once terminal.")
-    avg_fill_price = StrictDecimalField(allow_null=True, help_text="Average execution price in quote currency.")
+    avg_fill_price = StrictDecimalField(allow_null=True, help_text="Average execution price in quote currency "
+                                        "(an algorithm parent's: over its family's fills).")
     fees = StrictDecimalField(help_text=(
         "Σ fee of the fills the order's filled_quantity counts (an algorithm parent's: its family's), each in its "
         "fill's fee_currency — not converted, so fills paid in different currencies (0.4 USDT and 0.00001 BNB) give "
         "a number of no one currency (0.40001). The total per currency is the order detail's fee_totals."))
-    fills = serializers.SerializerMethodField(help_text="Executions, oldest first.")
+    fills = serializers.SerializerMethodField(help_text=(
+        "Executions booked on this order, oldest first. A TWAP / VWAP / ICEBERG parent's slices are orders with "
+        "fills of their own: here (the list, the submit and cancel answers) a parent lists only its own, which need "
+        "not add up to its filled_quantity; GET /api/orders/{order_id} lists its family's."))
     risk_result = JsonObjectField(help_text="Pre-trade risk result: passed, every check with limit and observed value.")
     routing_decision = JsonObjectField(help_text="Router decision: candidates with their costs, chosen venue, reason.")
     parent_order_id = serializers.UUIDField(allow_null=True, help_text="Parent order of an algorithm slice; null.")

@@ -379,3 +379,22 @@ def test_schema_error_output_names_every_key_the_api_error_bodies_carry(client, 
         status = int(str(kind).split()[0])
         assert response.status_code == status, (kind, response.json())
         assert _schema_accepts(spec, response.json()), (kind, response.json(), sorted(spec["properties"]))
+
+
+@pytest.mark.django_db
+def test_schema_order_output_says_a_listed_parents_fills_are_its_own(client, strategy, svc_client):
+    # Arrange: a TWAP parent filled 0.02 by its primary (0.005) and two slices
+    from tests.orders.factories import algorithm_family
+
+    parent, _ = algorithm_family(strategy)
+    schema = client.get("/api/schema/?format=json", HTTP_HOST="127.0.0.1").json()
+    output = schema["components"]["schemas"]["OrderOutput"]["properties"]
+    # Act: the list (the submit and cancel answers share its OrderOutput) and the detail
+    listed = next(o for o in svc_client.get("/api/orders").json()["results"] if o["order_id"] == str(parent.pk))
+    detail = svc_client.get(f"/api/orders/{parent.pk}").json()
+    # Assert: listed, the parent's fills are its primary's alone, short of its filled_quantity (the family's) ...
+    assert [f["quantity"] for f in listed["fills"]] == ["0.005"] and listed["filled_quantity"] == "0.02"
+    assert len(detail["fills"]) == 3
+    # ... which the schema says, pointing to the detail for the family's
+    assert "own" in output["fills"]["description"] and "/api/orders/{order_id}" in output["fills"]["description"]
+    assert "family" in output["filled_quantity"]["description"]
