@@ -234,6 +234,8 @@ REST_FRAMEWORK = {
     # Answers are JSON only, errors included: DRF's browsable API answered a browser's Accept (text/html
     # first) with an HTML page. People read the API at /api/docs/ (its views set their own renderers).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # ?format= naming a format no renderer serves is a 400 naming it, not DRF's 404 on an existing path.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "orders.api.negotiation.ContentNegotiation",
     "DEFAULT_METADATA_CLASS": "orders.api.schema.SchemaPointerMetadata",  # OPTIONS points to the schema
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": ["orders.api.throttling.TokenRateThrottle"],

@@ -73,3 +73,33 @@ def test_api_body_within_the_upload_limit_is_taken(tradable, svc_client, setting
     response = svc_client.post("/api/orders", body, content_type="application/json")
     # Assert
     assert response.status_code == 201, response.json()
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/orders"),
+    ("GET", "/api/orders/{order_id}"),
+    ("POST", "/api/orders/{order_id}/cancel"),
+    ("GET", "/api/positions"),
+    ("POST", "/api/risk/check"),
+])
+def test_api_format_parameter_other_than_json_is_400_naming_it(svc_client, strategy, method, path):
+    # Arrange: DRF's format override (?format=) picks a renderer; the API has JSON alone
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    url = path.format(order_id=order.pk) + "?format=xml"
+    # Act: DRF answered 404 "Not found." for a path that exists, a status these operations do not document
+    response = svc_client.generic(method, url, "{}" if method == "POST" else "", content_type="application/json")
+    # Assert: a 400 naming the parameter, as any other bad parameter value, and nothing done
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    body = response.json()
+    reason = body["fields"]["format"][0]
+    assert body["error"] == "invalid" and "'xml'" in reason and "json" in reason
+    assert Order.objects.get(pk=order.pk).status == "ROUTED"
+
+
+def test_api_format_json_is_served(svc_client, strategy):
+    # Arrange
+    order = OrderFactory(strategy=strategy)
+    # Act
+    response = svc_client.get("/api/orders", {"format": "json"})
+    # Assert
+    assert response.status_code == 200 and [o["order_id"] for o in response.json()["results"]] == [str(order.pk)]
