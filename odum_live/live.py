@@ -18,7 +18,9 @@ Topic names are comma-separated. A topic registered with ``takes_argument=True``
 characters of letters, digits, ``-``, ``_``, ``.`` and ``:``) is passed to its callables as the
 keyword ``argument``. An unknown topic, a missing or unexpected argument, or an argument a
 topic's ``groups`` refuses (it raises :class:`LiveTopicRefused`) closes the connection with
-**4400** / **4403** after a short HTML comment saying why; no session closes with **4401**.
+**4400** / **4403**; no session closes with **4401**. Before any of these closes the page is sent
+its notice saying why (:func:`refusal_notice`): htmx does not reconnect then, and the page must not
+look live when it no longer is.
 
 Connection: the same stack as ``/ws/orders/`` (``odum_live/asgi.py``): session authentication
 (``AuthMiddlewareStack``) and the browser ``Origin`` check, so another site cannot ride a
@@ -29,7 +31,7 @@ Access withdrawn while connected: the connection also joins its user's group
 out, is deactivated or deleted, or their groups, permissions or strategies change:
 ``orders.services.access``) it reads the session again as stored now (:func:`session_user`) and
 calls every topic's ``groups`` again with that user: a session that no longer authenticates the
-user closes with **4401**, a topic now refused with **4403** (each after its HTML comment);
+user closes with **4401**, a topic now refused with **4403** (each after the page's notice);
 otherwise the connection goes on with the new groups and renders for the user as they are now.
 
 Contract for a topic (the page's fragment and the reloaded page must agree)
@@ -73,6 +75,7 @@ import inspect
 import logging
 import re
 from collections.abc import Callable
+from datetime import timezone as dt_timezone
 from dataclasses import dataclass
 from importlib import import_module
 from types import SimpleNamespace
@@ -82,6 +85,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from odum_live.groups import ACCESS_CHANGED, user_group
 
@@ -262,8 +267,24 @@ def _resubscribe(scope, user_pk, requested: list[tuple[LiveTopic, str | None]], 
     return user, _subscribe(user, requested)
 
 
-def _comment(text: str) -> str:
-    return "<!-- " + text.replace("--", "- -") + " -->"
+def refusal_notice(code: int, reason: str) -> str:
+    """Return the page's notice that its live updates stopped, to send before closing with ``code``.
+
+    The partial ``_live_notice.html`` (``templates/base.html`` holds it hidden) filled in, out of band
+    (``hx-swap-oob``): htmx shows it in place of the hidden one, so the page says why it no longer changes
+    and what to do, instead of going on as if live (htmx does not reconnect after a 44xx close).
+
+    Parameters
+    ----------
+    code : int
+        The close code to follow: 4401 (the session no longer authenticates: the notice asks to log in
+        again), 4403 or 4400.
+    reason : str
+        Why, in words (``your session ended: log in again``).
+    """
+    stopped_at = timezone.now().astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return render_to_string("_live_notice.html", {"oob": True, "code": code, "reason": reason,
+                                                  "stopped_at": stopped_at})
 
 
 class LiveFragmentConsumer(AsyncWebsocketConsumer):
@@ -283,7 +304,7 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
             requested = parse_topics(self.scope.get("query_string", b""))
             self.subscriptions = await database_sync_to_async(_subscribe)(user, requested)
         except _Refused as refused:
-            await self.send(text_data=_comment(f"refused: {refused}"))
+            await self.send(text_data=refusal_notice(refused.code, str(refused)))
             await self.close(code=refused.code)
             return
         self.user = user
@@ -317,7 +338,7 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
         except _Refused as refused:
             self.subscriptions = []
             await self._join(frozenset())
-            await self.send(text_data=_comment(f"refused: {refused}"))
+            await self.send(text_data=refusal_notice(refused.code, str(refused)))
             await self.close(code=refused.code)
             return
         await self._join(frozenset().union(*(s.groups for s in self.subscriptions)))

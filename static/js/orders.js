@@ -13,7 +13,7 @@
 //   a row vanish. The pager counts one order less. When a later page exists, its first row belongs here now:
 //   the table is read again from the server (one request at a time; rows pushed meanwhile are applied again
 //   to the new table), so page 1 stays full and "older →" lines up.
-// - the element holding the live connection says whether it is open (data-live).
+// The live connection's state (data-live) and the notice when it ends are every live page's: static/js/live.js.
 (function () {
   "use strict";
 
@@ -115,10 +115,6 @@
       insert(t, row);
     }
   }
-
-  // The live connection's state on its element (data-live="open" / "closed"): the page is live once open.
-  document.body.addEventListener("htmx:wsOpen", (evt) => { evt.target.dataset.live = "open"; });
-  document.body.addEventListener("htmx:wsClose", (evt) => { evt.target.dataset.live = "closed"; });
 
   document.body.addEventListener("htmx:oobErrorNoTarget", function (evt) {
     const t = table(), row = evt.detail.content;

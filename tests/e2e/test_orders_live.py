@@ -11,9 +11,7 @@ strategy service's would. Chromium as in test_trader_flow.py: missing is a skip,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -21,7 +19,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from orders.web.views import PAGE_SIZE
-from tests.e2e.test_trader_flow import _chromium_or_skip, daphne_serving, logged_in_page, seed_demo
+from tests.e2e.test_trader_flow import logged_in_page, seed_demo
 from tests.orders.factories import OrderFactory, StrategyFactory, make_token
 from tests.orders.web_fixtures import person_in
 
@@ -29,14 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.m
 #: Milliseconds Playwright waits for a page change.
 WAIT_MS = 30_000
 KEY = "BINANCE-SPOT:SPOT_PAIR:BTC-USDT"
-
-
-@pytest.fixture
-def asgi_server(tmp_path) -> Iterator[SimpleNamespace]:
-    """daphne (HTTP and /ws/live/) on this run's database and transports, no TradingNode; ``.url``."""
-    _chromium_or_skip()
-    with daphne_serving(tmp_path / "daphne.log", TRADING_NODE="off") as url:
-        yield SimpleNamespace(url=url)
 
 
 def _older_orders(strategy, count: int, **fields) -> list[Order]:

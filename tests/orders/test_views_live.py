@@ -11,6 +11,8 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.test.html import parse_html
+from django.utils.html import strip_tags
 
 from odum_live import live
 from odum_live.asgi import application
@@ -72,7 +74,7 @@ def test_live_bad_topics_are_refused(alice, topics, code):
 
     text, closed = run(lambda: refused(live_ws(topics, headers)))
 
-    assert closed == code and text.startswith("<!-- refused: topics")
+    assert closed == code and 'id="live-notice"' in text and "topics" in text
 
 
 def test_live_orders_topic_sends_row_of_committed_order(alice, alpha):
@@ -230,3 +232,34 @@ def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
 
     # Assert
     assert closing == {"type": "websocket.close", "code": 4401} and "log in" in text
+
+
+def test_live_page_closed_4401_is_sent_a_visible_notice_saying_why_first(alpha, alice):
+    # Arrange: alice's page follows the orders
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice)
+    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", b"http://localhost")]
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # Act: she logs out in another tab
+        await db(client.logout)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.receive_output(timeout=TIMEOUT)  # the close
+        return text
+
+    text = run(scenario)
+
+    # Assert: the page's notice (templates/_live_notice.html), swapped in out of band and shown, not an HTML comment
+    notice = parse_html(text)
+    attributes = dict(notice.attributes)
+    assert notice.name == "div" and attributes["id"] == "live-notice" and attributes["hx-swap-oob"] == "true"
+    assert "hidden" not in attributes and attributes["data-close-code"] == "4401"
+    words = " ".join(strip_tags(text).split())
+    assert words.startswith("Live updates stopped: your session ended: log in again. This page no longer updates")
+    assert words.endswith("Reload the page to log in again.")
+
