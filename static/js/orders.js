@@ -2,7 +2,7 @@
 // of each changed order (orders/_row.html) out of band; htmx swaps a row already on the page by its id. This
 // script keeps the page what a reload would show (orders.web.views.orders_page), reading the filters and the
 // pager's figures from #orders-table's data-* (orders/_orders_table.html):
-// - a row htmx finds no place for (a new order, or one that now matches the filters) goes where the page's
+// - a row the page does not hold (a new order, or one that now matches the filters) goes where the page's
 //   order puts it (newest first: created, then id) when the page takes new rows (data-live-insert: the first
 //   page, no filter the script cannot match) and the row matches the filters. The page keeps its page size:
 //   the row pushed past it belongs to page 2 now, and the pager counts the new order (and offers page 2).
@@ -116,11 +116,17 @@
     }
   }
 
-  document.body.addEventListener("htmx:oobErrorNoTarget", function (evt) {
-    const t = table(), row = evt.detail.content;
-    if (!t || !isRow(row)) return;
-    remember(row);
-    upsert(t, row);
+  // A pushed row the page does not hold (a new order, or one that now matches the filters) is taken here, before
+  // htmx: it would find no place for it and log an error in the console (htmx:oobErrorNoTarget) for each.
+  document.body.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    const t = table();
+    if (!t) return;
+    const parsed = document.createElement("template");
+    parsed.innerHTML = evt.detail.message;
+    const pushed = Array.from(parsed.content.children);
+    if (pushed.length === 0 || !pushed.every((row) => isRow(row) && !document.getElementById(row.id))) return;
+    evt.preventDefault();
+    pushed.forEach((row) => { remember(row); upsert(t, row); });
   });
 
   document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {

@@ -143,3 +143,34 @@ def test_orders_order_that_comes_to_match_the_filter_goes_in_where_a_reload_puts
         expect(rows).to_have_count(3)
         expect(rows.nth(1)).to_have_id(f"order-{routed.id}")
         expect(page.locator(".pager")).to_contain_text("page 1 of 1 · 3 orders")
+
+
+def test_orders_new_order_arriving_live_leaves_no_error_in_the_browser_console(asgi_server):
+    from playwright.sync_api import expect
+
+    # Arrange: a trader of alpha on the Orders page, its console watched
+    trader = person_in("trader")
+    alpha = StrategyFactory(id="alpha")
+    alpha.traders.add(trader)
+    _older_orders(alpha, 1)
+    token = make_token(trader)
+    with logged_in_page(trader, asgi_server, "/live/orders", wait_ms=WAIT_MS) as page:
+        errors = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        expect(page.locator("[ws-connect]")).to_have_attribute("data-live", "open")
+
+        # Act: a new order through the API (no market data: DENIED at once, a second push of its row)
+        answer = requests.post(f"{asgi_server.url}/api/orders", timeout=30, headers={
+            "Authorization": f"Bearer {token}"}, json={
+            "operation_id": "op-new", "strategy_id": "alpha", "instrument_key": KEY, "side": "BUY",
+            "order_type": "MARKET", "quantity": "0.001"})
+        assert answer.status_code == 201, answer.text
+        order_id = answer.json()["order_id"]
+        row = page.locator(f"#order-{order_id}")
+        expect(row).to_be_visible()
+        expect(page.locator("tr.order-row").first).to_have_id(f"order-{order_id}")
+
+        # Assert: the row in place, counted, and nothing logged as an error on the way
+        expect(page.locator(".pager")).to_contain_text("page 1 of 1 · 2 orders")
+        assert errors == []
