@@ -66,8 +66,11 @@ class FillInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = Fill
     extra = 0
-    fields = ["ts_event", "venue", "venue_trade_id", "quantity", "price", "fee", "fee_currency", "liquidity"]
+    fields = ["ts_event", "venue", "venue_trade_id", "quantity_", "price_", "fee_", "fee_currency", "liquidity"]
     readonly_fields = fields
+    quantity_ = decimal_column("quantity")
+    price_ = decimal_column("price")
+    fee_ = decimal_column("fee")
 
 
 class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -91,9 +94,12 @@ class ChildOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     verbose_name = "child order"
     verbose_name_plural = "child orders (algorithm slices)"
-    fields = ["client_order_id", "status", "side", "quantity", "price", "filled_quantity", "venue", "created_at"]
+    fields = ["client_order_id", "status", "side", "quantity_", "price_", "filled_quantity_", "venue", "created_at"]
     readonly_fields = fields
     show_change_link = True
+    quantity_ = decimal_column("quantity")
+    price_ = decimal_column("price")
+    filled_quantity_ = decimal_column("filled_quantity", "filled quantity")
 
 
 @admin.register(Order)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from odum_live.decimals import plain_decimal
 from odum_live.fields import DecimalField
 from odum_live.ids import client_order_id_for, uuid7
 from orders.state import OrderStatus, check_transition
@@ -164,7 +165,8 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.client_order_id} {self.side} {self.quantity} {self.instrument_key} [{self.status}]"
+        quantity = plain_decimal(self.quantity)  # 0.04, not NUMERIC(36,18)'s 0.040000000000000000
+        return f"{self.client_order_id} {self.side} {quantity} {self.instrument_key} [{self.status}]"
 
     def save(self, *args, **kwargs):
         self.set_client_order_id()
@@ -240,7 +242,7 @@ class Fill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue}:{self.venue_trade_id} {self.quantity}@{self.price}"
+        return f"{self.venue}:{self.venue_trade_id} {plain_decimal(self.quantity)}@{plain_decimal(self.price)}"
 
 
 class OrderEvent(models.Model):

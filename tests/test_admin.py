@@ -1,5 +1,6 @@
 """The admin as a risk manager uses it: pages render, kill switches need a reason, history records who."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -461,6 +462,35 @@ def test_order_admin_gives_an_algorithm_parents_fees_per_currency(rm_client):
     # Assert: the family's fees per currency, not the stored plain sum (0.4) as one amount
     assert '<div class="readonly">0.25 USDT + 0.15 BNB</div>' in page
     assert '<div class="readonly">0.4</div>' not in page
+
+
+#: A NUMERIC(36,18) value as stored, trailing zeros and all (``0.005000000000000000``).
+EIGHTEEN_PLACES = re.compile(r"\d\.\d{18}(?!\d)")
+
+
+@pytest.mark.django_db
+def test_order_admin_page_of_an_algorithm_parent_shows_figures_without_trailing_zeros(rm_client):
+    # Arrange: a TWAP parent of 0.02 filled by its primary and two slices (fills of 0.005 @ 40000 …)
+    parent, _ = algorithm_family(StrategyFactory(id="demo"))
+
+    # Act
+    page = rm_client.get(admin_url("orders.order", "change", parent.pk)).content.decode()
+
+    # Assert: the title, the fills and the child orders give 0.02, 0.005 @ 40000, never 0.020000000000000000
+    assert EIGHTEEN_PLACES.findall(page) == []
+    assert f"{parent.client_order_id} BUY 0.02 BINANCE-SPOT:SPOT_PAIR:BTC-USDT [FILLED]" in page
+    cells = re.findall(r'<td class="field-(quantity_|price_)">\s*<p>([^<]*)</p>', page)
+    assert ("quantity_", "0.005") in cells and ("price_", "40000") in cells
+
+
+@pytest.mark.django_db
+def test_venue_admin_page_for_a_risk_manager_shows_fees_and_listing_rules_without_trailing_zeros(rm_client, data):
+    # Act: the venue's page, read-only but for "enabled" (fees, latency, the listings' tick and lot sizes)
+    page = rm_client.get(admin_url("venues.venue", "change", "BINANCE-SPOT")).content.decode()
+
+    # Assert
+    assert EIGHTEEN_PLACES.findall(page) == []
+    assert '<div class="readonly">10</div>' in page  # maker and taker fee (bps)
 
 
 @pytest.mark.django_db

@@ -56,10 +56,14 @@ class InstrumentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Instrument
     extra = 0
     fields = [
-        "instrument_key", "venue_symbol", "nautilus_instrument_id", "tick_size", "lot_size", "min_notional", "enabled",
+        "instrument_key", "venue_symbol", "nautilus_instrument_id", "tick_size_", "lot_size_", "min_notional_",
+        "enabled",
     ]
     readonly_fields = fields
     show_change_link = True
+    tick_size_ = decimal_column("tick_size", "tick size")
+    lot_size_ = decimal_column("lot_size", "lot size")
+    min_notional_ = decimal_column("min_notional", "min notional")
 
 
 class VenueForm(ChangeReasonModelForm):
@@ -136,13 +140,28 @@ class VenueAdmin(ChangeReasonAdminMixin, HistoryRevertPermissionMixin, SimpleHis
         "change_reason",
     ]
     history_list_display = ["mode", "enabled"]
+    # Shown read-only (to all but superusers), a decimal goes through its compact display: 10, not 10.000…
+    maker_fee_bps_ = decimal_column("maker_fee_bps", "maker fee (bps)")
+    taker_fee_bps_ = decimal_column("taker_fee_bps", "taker fee (bps)")
+    latency_ms_ = decimal_column("latency_ms", "latency (ms)")
+    _compact = {"maker_fee_bps": "maker_fee_bps_", "taker_fee_bps": "taker_fee_bps_", "latency_ms": "latency_ms_"}
+
+    def get_fields(self, request, obj=None):
+        """Superusers edit the decimals; others see them read-only, compact (``maker_fee_bps_`` …)."""
+        if request.user.is_superuser:
+            return list(self.fields)
+        return [self._compact.get(name, name) for name in self.fields]
 
     def get_readonly_fields(self, request, obj=None):
-        """Superusers edit everything but the code of an existing venue; others only ``enabled`` (and the reason)."""
+        """Superusers edit everything but the code of an existing venue; others only ``enabled`` (and the reason).
+
+        The model fields stay named among the read-only ones (their compact displays too): a history revert
+        may not restore them (:class:`~odum_live.admin.HistoryRevertPermissionMixin`).
+        """
         if request.user.is_superuser:
             fixed = ["code"] if obj is not None else []
             return [*fixed, "can_trade", "credentials", "updated_at"]
-        return [f for f in self.fields if f not in ("enabled", "change_reason")]
+        return [*(f for f in self.fields if f not in ("enabled", "change_reason")), *self._compact.values()]
 
     @admin.display(description="can trade in this release")
     def can_trade(self, obj: Venue | None) -> str:
