@@ -178,8 +178,10 @@ class _Subscription:
 
 
 class _Refused(Exception):
-    def __init__(self, code: int, detail: str):
+    # ``why``: the reason in a person's words, for the page's notice (default: ``detail``).
+    def __init__(self, code: int, detail: str, why: str | None = None):
         self.code = code
+        self.why = why or detail
         super().__init__(detail)
 
 
@@ -223,7 +225,7 @@ def _subscribe(user, requested: list[tuple[LiveTopic, str | None]]) -> list[_Sub
         try:
             groups = topic.groups(user, **kwargs)
         except LiveTopicRefused as exc:
-            raise _Refused(CLOSE_FORBIDDEN, f"topics: {topic.name}: {exc}") from None
+            raise _Refused(CLOSE_FORBIDDEN, f"topics: {topic.name}: {exc}", why=str(exc)) from None
         subscriptions.append(_Subscription(topic=topic, argument=argument, groups=frozenset(groups)))
     return subscriptions
 
@@ -277,10 +279,11 @@ def refusal_notice(code: int, reason: str) -> str:
     Parameters
     ----------
     code : int
-        The close code to follow: 4401 (the session no longer authenticates: the notice asks to log in
-        again), 4403 or 4400.
+        The close code to follow: 4401 (the session no longer authenticates: the notice gives ``reason``
+        and asks to log in again), 4403 (the page's subject is out of the person's scope now: "you may
+        no longer see what this page follows", ``reason`` after it) or 4400 (a malformed request).
     reason : str
-        Why, in words (``your session ended: log in again``).
+        Why, in words (``your session ended: log in again``, ``no order 0192…``).
     """
     stopped_at = timezone.now().astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return render_to_string("_live_notice.html", {"oob": True, "code": code, "reason": reason,
@@ -304,7 +307,7 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
             requested = parse_topics(self.scope.get("query_string", b""))
             self.subscriptions = await database_sync_to_async(_subscribe)(user, requested)
         except _Refused as refused:
-            await self.send(text_data=refusal_notice(refused.code, str(refused)))
+            await self.send(text_data=refusal_notice(refused.code, refused.why))
             await self.close(code=refused.code)
             return
         self.user = user
@@ -338,7 +341,7 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
         except _Refused as refused:
             self.subscriptions = []
             await self._join(frozenset())
-            await self.send(text_data=refusal_notice(refused.code, str(refused)))
+            await self.send(text_data=refusal_notice(refused.code, refused.why))
             await self.close(code=refused.code)
             return
         await self._join(frozenset().union(*(s.groups for s in self.subscriptions)))

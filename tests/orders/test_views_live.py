@@ -74,7 +74,7 @@ def test_live_bad_topics_are_refused(alice, topics, code):
 
     text, closed = run(lambda: refused(live_ws(topics, headers)))
 
-    assert closed == code and 'id="live-notice"' in text and "topics" in text
+    assert closed == code and 'id="live-notice"' in text and f'data-close-code="{code}"' in text
 
 
 def test_live_orders_topic_sends_row_of_committed_order(alice, alpha):
@@ -208,6 +208,33 @@ def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to
 
     # Assert
     assert closing == {"type": "websocket.close", "code": 4403} and "no order" in text
+
+
+def test_live_page_closed_4403_tells_its_viewer_in_words_that_they_may_no_longer_see_it(alpha):
+    # Arrange: a viewer follows one of alpha's orders on its page
+    person = person_in("viewer")
+    order = OrderFactory(strategy=alpha)
+    headers = session_headers(person)
+
+    async def scenario():
+        communicator = live_ws(f"order:{order.pk}", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        await communicator.receive_from(timeout=TIMEOUT)  # the detail as it is now (live.connected)
+        # Act: removed from the viewer group
+        await db(person.groups.clear)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.receive_output(timeout=TIMEOUT)  # the close
+        return text
+
+    text = run(scenario)
+
+    # Assert: the notice says what happened for a person, the server's reason after it
+    words = " ".join(strip_tags(text).split())
+    assert dict(parse_html(text).attributes)["data-close-code"] == "4403"
+    assert words.startswith("Live updates stopped: you may no longer see what this page follows "
+                            f"(no order {order.pk}). This page no longer updates")
+    assert words.endswith("Reload the page.")
 
 
 def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
