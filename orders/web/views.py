@@ -48,6 +48,7 @@ from orders.web.ticket import (
     ticket_submit,
     ticket_what_if,
 )
+from venues.availability import venue_unavailable_reason
 from venues.models import Instrument, Venue
 
 #: Orders per page of the Orders page.
@@ -81,10 +82,12 @@ def _instrument_choices(venue: str) -> list[str]:
 
 def _ticket_context(request, ticket: Ticket | None = None, **extra) -> dict:
     user = request.user
-    venues = list(Venue.objects.filter(enabled=True).order_by("code").values_list("code", flat=True))
+    # (code, why it cannot trade in this release or ""): the ticket offers the others, and names these disabled.
+    venues = [(v.code, venue_unavailable_reason(kind=v.kind, adapter=v.adapter))
+              for v in Venue.objects.filter(enabled=True).order_by("code")]
     if ticket is None:
         strategies = strategies_tradable_by(user)
-        instruments = _instrument_choices(venues[0] if venues else ANY)
+        instruments = _instrument_choices(next((code for code, why in venues if not why), ANY))
         ticket = Ticket(values={
             "strategy_id": strategies[0].id if strategies else "", "instrument_key": instruments[0] if instruments else "",
             "side": "BUY", "order_type": "MARKET", "quantity": "", "price": "", "time_in_force": "GTC",

@@ -1,6 +1,7 @@
 """The Execute page (/live/execute): the order ticket, its CLI preview, submit and what-if."""
 
 import html
+import re
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
@@ -333,3 +334,20 @@ def test_instrument_picker_unknown_or_malformed_venue_lists_nothing(trader_clien
     # Assert
     assert picker.status_code == 200 and "(no instrument listed)" in picker.content.decode()
     assert page.status_code == 200
+
+
+def test_execute_ticket_offers_a_venue_that_cannot_trade_in_this_release_only_as_disabled_saying_why(
+        trader_client, tradable):
+    # Arrange: an enabled Deribit venue, whose adapter does not ship in this release (venues/availability.py)
+    from tests.venues.factories import VenueFactory
+
+    VenueFactory(code="AAA-DERIBIT", kind="EXTERNAL_SDK", adapter="deribit", enabled=True)
+
+    # Act
+    body = trader_client.get("/live/execute").content.decode()
+
+    # Assert: listed, not selectable, with the reason; the ticket opens on a venue that can trade
+    assert re.search(r'<option value="AAA-DERIBIT"\s+disabled>AAA-DERIBIT — cannot trade: adapter &#x27;deribit&#x27; '
+                     r"\(EXTERNAL_SDK\) is not available in this release</option>", body)
+    assert re.search(r'<option value="BINANCE-SPOT" selected\s+>BINANCE-SPOT</option>', body)  # one that trades
+    assert f'<option value="{SPOT_KEY}" selected>' in body
