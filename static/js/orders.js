@@ -13,6 +13,7 @@
 //   a row vanish. The pager counts one order less. When a later page exists, its first row belongs here now:
 //   the table is read again from the server (one request at a time; rows pushed meanwhile are applied again
 //   to the new table), so page 1 stays full and "older →" lines up.
+// - when its live connection comes back after dropping, the table is read again (changes meanwhile were missed).
 // The live connection's state (data-live) and the notice when it ends are every live page's: static/js/live.js.
 (function () {
   "use strict";
@@ -115,6 +116,12 @@
       insert(t, row);
     }
   }
+
+  // The connection back after it dropped (htmx reconnects when the server went away): what changed meanwhile was
+  // pushed to no one, so the table is read again. (live.js marks it open after this, on document.)
+  document.body.addEventListener("htmx:wsOpen", function (evt) {
+    if (evt.target.dataset.live === "closed" && table()) refill();
+  });
 
   // A pushed row the page does not hold (a new order, or one that now matches the filters) is taken here, before
   // htmx: it would find no place for it and log an error in the console (htmx:oobErrorNoTarget) for each.

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from orders.web.views import PAGE_SIZE
+from tests.e2e.test_kill_switch import _in_a_thread
 from tests.e2e.test_trader_flow import logged_in_page, seed_demo
 from tests.orders.factories import OrderFactory, StrategyFactory, make_token
 from tests.orders.web_fixtures import person_in
@@ -174,3 +175,29 @@ def test_orders_new_order_arriving_live_leaves_no_error_in_the_browser_console(a
         # Assert: the row in place, counted, and nothing logged as an error on the way
         expect(page.locator(".pager")).to_contain_text("page 1 of 1 · 2 orders")
         assert errors == []
+
+
+def test_orders_page_reads_its_table_again_when_its_connection_comes_back(asgi_server):
+    from playwright.sync_api import expect
+
+    # Arrange: a trader of alpha on the Orders page, live, with a working order
+    trader = person_in("trader")
+    alpha = StrategyFactory(id="alpha")
+    alpha.traders.add(trader)
+    (order,) = _older_orders(alpha, 1, status=Order.Status.ACCEPTED)
+    with logged_in_page(trader, asgi_server, "/live/orders", wait_ms=WAIT_MS) as page:
+        live = page.locator("[ws-connect]")
+        expect(live).to_have_attribute("data-live", "open")
+        expect(page.locator(f"#order-{order.id}")).to_have_attribute("data-status", "ACCEPTED")
+        page.evaluate("window.__not_reloaded = true")
+
+        # Act: the connection drops (the server went away: 1006, which htmx reconnects after); meanwhile the order
+        # was canceled, pushed to no one; then the connection is back
+        page.evaluate("htmx.trigger(document.querySelector('[ws-connect]'), 'htmx:wsClose', {event: {code: 1006}})")
+        _in_a_thread(lambda: Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELED))
+        page.evaluate("htmx.trigger(document.querySelector('[ws-connect]'), 'htmx:wsOpen', {})")
+
+        # Assert: the table is read again: the row as a reload shows it, without a reload
+        expect(page.locator(f"#order-{order.id}")).to_have_attribute("data-status", "CANCELED")
+        expect(live).to_have_attribute("data-live", "open")
+        assert page.evaluate("window.__not_reloaded") is True
