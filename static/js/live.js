@@ -1,6 +1,7 @@
 // Every live page's connection (templates/base.html loads this): an element with ws-connect="/ws/live/?topics=..."
 // holds a WebSocket (htmx's ws extension, hx-ws-2).
 // - The element says whether its connection is open: data-live="open" / "closed".
+// - When htmx reconnects, the part of the page the element names in data-reread is read again.
 // - A connection that ends for good leaves the page showing what it showed, no longer updated: the trader must be
 //   told. The server says why before it closes (odum_live/live.py: #live-notice swapped in out of band, 4401 when
 //   the session ended, 4403 when the page follows what is no longer in scope). When a connection ends without that
@@ -29,7 +30,16 @@
     notice.hidden = false;
   }
 
-  document.addEventListener("htmx:wsOpen", (evt) => { evt.target.dataset.live = "open"; });
+  // A connection back after dropping: what changed meanwhile was pushed to no one. An element naming what it shows
+  // (data-reread="#positions-book") has that read again from the page's URL (the Orders page does its own: orders.js).
+  document.addEventListener("htmx:wsOpen", (evt) => {
+    const element = evt.target, selector = element.dataset.reread;
+    if (element.dataset.live === "closed" && selector) {
+      htmx.ajax("GET", window.location.pathname + window.location.search,
+                {target: selector, select: selector, swap: "outerHTML"});
+    }
+    element.dataset.live = "open";
+  });
   document.addEventListener("htmx:wsClose", (evt) => {
     const element = evt.target, code = evt.detail.event && evt.detail.event.code;
     element.dataset.live = "closed";
