@@ -237,49 +237,38 @@ def test_live_page_closed_4403_tells_its_viewer_in_words_that_they_may_no_longer
     assert words.endswith("Reload the page.")
 
 
-def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
-    # Arrange: alice's page follows the orders; she logs out (in another tab: the session ends)
+def _live_page_logged_out(user):
+    # ``user``'s page follows the orders; they log out in another tab (Django's logout: the signal, then
+    # the session flushed). Returns (the text sent before the close, the close).
     from django.test import Client
 
     client = Client()
-    client.force_login(alice)
+    client.force_login(user)
     headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", b"http://localhost")]
 
     async def scenario():
         communicator = live_ws("orders", headers)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
-        # Act: Django's logout (the signal, then the session flushed)
         await db(client.logout)
         text = await communicator.receive_from(timeout=TIMEOUT)
         closing = await communicator.receive_output(timeout=TIMEOUT)
         return text, closing
 
-    text, closing = run(scenario)
+    return run(scenario)
+
+
+def test_live_page_is_closed_4401_when_its_session_is_logged_out(alpha, alice):
+    # Arrange, Act: alice's page follows the orders; she logs out in another tab
+    text, closing = _live_page_logged_out(alice)
 
     # Assert
     assert closing == {"type": "websocket.close", "code": 4401} and "log in" in text
 
 
 def test_live_page_closed_4401_is_sent_a_visible_notice_saying_why_first(alpha, alice):
-    # Arrange: alice's page follows the orders
-    from django.test import Client
-
-    client = Client()
-    client.force_login(alice)
-    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), (b"origin", b"http://localhost")]
-
-    async def scenario():
-        communicator = live_ws("orders", headers)
-        connected, _ = await communicator.connect(timeout=TIMEOUT)
-        assert connected
-        # Act: she logs out in another tab
-        await db(client.logout)
-        text = await communicator.receive_from(timeout=TIMEOUT)
-        await communicator.receive_output(timeout=TIMEOUT)  # the close
-        return text
-
-    text = run(scenario)
+    # Arrange, Act: alice's page follows the orders; she logs out in another tab
+    text, _ = _live_page_logged_out(alice)
 
     # Assert: the page's notice (templates/_live_notice.html), swapped in out of band and shown, not an HTML comment
     notice = parse_html(text)
