@@ -657,7 +657,7 @@ class PreTradeRiskEngine:
         for st in controls.states:
             if st.state == TradingState.State.HALTED:
                 out.append(CheckResult(
-                    check=CHECK_KILL_SWITCH, passed=False, limit=f"HALTED ({st.scope_label})", observed="HALTED",
+                    check=CHECK_KILL_SWITCH, passed=False, limit=f"not HALTED ({st.scope_label})", observed="HALTED",
                     scope=st.scope_label, detail=f"trading halted at {st.scope_label}: {st.reason}",
                 ))
             elif st.state == TradingState.State.REDUCING:

@@ -67,9 +67,9 @@ def test_kill_switch_halted_at_scope_denies_naming_scope_and_reason(engine, list
     # Assert
     assert not result.passed
     (check,) = kill_switch_failures(result)
-    assert (check.limit, check.observed, check.scope) == (f"HALTED ({label})", "HALTED", label)
+    assert (check.limit, check.observed, check.scope) == (f"not HALTED ({label})", "HALTED", label)
     assert result.reason == (
-        f"kill_switch: observed HALTED, limit HALTED ({label}) — trading halted at {label}: exchange incident")
+        f"kill_switch: observed HALTED, limit not HALTED ({label}) — trading halted at {label}: exchange incident")
 
 
 @pytest.mark.parametrize(
