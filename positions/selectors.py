@@ -219,7 +219,8 @@ def position_aggregates(
     equivalence_key : str | None
         Narrow to one instrument across venues (``PERPETUAL:BTC-USDT@LIN``).
     instrument_key : str | None
-        Narrow to one venue listing (``BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN``).
+        Narrow to one venue listing (``BINANCE-FUTURES:PERPETUAL:BTC-USDT@LIN``); the aggregate then
+        carries that key, not ``ANY:<equivalence key>``, since its figures cover that listing only.
     venue : str | None
         Narrow to one venue's listings (venue code).
 
@@ -257,7 +258,8 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
     for eq, venue, key, strategy, qty, entry, mark, rpnl, upnl, fees, updated, marked in rows:
         agg = instruments.get(eq)
         if agg is None:
-            agg = instruments[eq] = InstrumentPosition(instrument_key=f"ANY:{eq}", equivalence_key=eq)
+            # Keyed by what it covers: one listing when narrowed to it, else the instrument on every venue.
+            agg = instruments[eq] = InstrumentPosition(instrument_key=instrument_key or f"ANY:{eq}", equivalence_key=eq)
         slot = (eq, venue, key)
         vp = venue_index.get(slot)
         if vp is None:

@@ -763,7 +763,10 @@ class VenuePositionOutputSerializer(serializers.Serializer):
 class InstrumentPositionOutputSerializer(serializers.Serializer):
     """The position in one canonical instrument, across venues."""
 
-    instrument_key = serializers.CharField(help_text="ANY:<equivalence key>: the instrument on every venue.")
+    instrument_key = serializers.CharField(
+        help_text="What the figures cover: ANY:<equivalence key> for the instrument on every venue (the list, "
+                  "and GET /api/positions/ANY:…), or the listing's own key when one listing was asked for "
+                  "(GET /api/positions/BYBIT:PERPETUAL:BTC-USDT@LIN).")
     equivalence_key = serializers.CharField(help_text="Key without venue, e.g. PERPETUAL:BTC-USDT@LIN.")
     quantity = StrictDecimalField(allow_null=True, help_text=(
         "Net signed quantity across venues in base units of the underlying (base_unit), not contracts: each linear "

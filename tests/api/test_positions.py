@@ -71,6 +71,8 @@ def test_get_position_percent_encoded_key_is_accepted(svc_client, book):
 def test_get_position_listing_key_gives_that_listing(svc_client, book):
     body = svc_client.get(f"/api/positions/BYBIT:{PERP}").json()
     assert body["quantity"] == "1" and [v["venue"] for v in body["venues"]] == ["BYBIT"]
+    # The key says what the figures cover: that listing, not the instrument on every venue (ANY:)
+    assert (body["instrument_key"], body["equivalence_key"]) == (f"BYBIT:{PERP}", PERP)
 
 
 def test_get_position_malformed_key_is_400_naming_the_part(svc_client, book):

@@ -337,7 +337,8 @@ def test_filled_venue_event_arrives_as_delta_with_order_fill_and_position(alpha)
                                "quantity": "0.01", "fee": "0.4", "fee_currency": "USDT", "liquidity": "TAKER",
                                "ts_event": delta["fills"][0]["ts_event"]}]
     position = delta["position"]
-    assert position["instrument_key"] == "ANY:SPOT_PAIR:BTC-USDT" and position["quantity"] == "0.01"
+    # The strategy's position in the listing the order was routed to, keyed by that listing (not ANY:)
+    assert position["instrument_key"] == "BINANCE-SPOT:SPOT_PAIR:BTC-USDT" and position["quantity"] == "0.01"
     assert [(v["venue"], v["quantity"], v["strategies"]) for v in position["venues"]] == [
         ("BINANCE-SPOT", "0.01", ["alpha"])]
 
