@@ -187,8 +187,9 @@ def test_register_live_topic_rejects_bad_names_and_coroutines():
         live.register_live_topic("fine", groups=lambda u: [], render=render)
 
 
-def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to_see_it(alpha):
-    # Arrange: a viewer follows one of alpha's orders on its page
+def _order_page_of_a_viewer_removed_from_the_group(alpha):
+    # A viewer follows one of alpha's orders on its page, then is removed from the viewer group (trading no
+    # strategy, they may see none of its orders). Returns (the order, the text sent before the close, the close).
     person = person_in("viewer")
     order = OrderFactory(strategy=alpha)
     headers = session_headers(person)
@@ -198,36 +199,25 @@ def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
         await communicator.receive_from(timeout=TIMEOUT)  # the detail as it is now (live.connected)
-        # Act: removed from the viewer group (trading no strategy, they may see none of its orders)
         await db(person.groups.clear)
         text = await communicator.receive_from(timeout=TIMEOUT)
         closing = await communicator.receive_output(timeout=TIMEOUT)
         return text, closing
 
-    text, closing = run(scenario)
+    return (order, *run(scenario))
+
+
+def test_live_page_of_an_order_is_closed_4403_when_its_viewer_loses_the_right_to_see_it(alpha):
+    # Arrange, Act: a viewer follows one of alpha's orders on its page and is removed from the viewer group
+    _, text, closing = _order_page_of_a_viewer_removed_from_the_group(alpha)
 
     # Assert
     assert closing == {"type": "websocket.close", "code": 4403} and "no order" in text
 
 
 def test_live_page_closed_4403_tells_its_viewer_in_words_that_they_may_no_longer_see_it(alpha):
-    # Arrange: a viewer follows one of alpha's orders on its page
-    person = person_in("viewer")
-    order = OrderFactory(strategy=alpha)
-    headers = session_headers(person)
-
-    async def scenario():
-        communicator = live_ws(f"order:{order.pk}", headers)
-        connected, _ = await communicator.connect(timeout=TIMEOUT)
-        assert connected
-        await communicator.receive_from(timeout=TIMEOUT)  # the detail as it is now (live.connected)
-        # Act: removed from the viewer group
-        await db(person.groups.clear)
-        text = await communicator.receive_from(timeout=TIMEOUT)
-        await communicator.receive_output(timeout=TIMEOUT)  # the close
-        return text
-
-    text = run(scenario)
+    # Arrange, Act: a viewer follows one of alpha's orders on its page and is removed from the viewer group
+    order, text, _ = _order_page_of_a_viewer_removed_from_the_group(alpha)
 
     # Assert: the notice says what happened for a person, the server's reason after it
     words = " ".join(strip_tags(text).split())
