@@ -695,11 +695,8 @@ class PreTradeRiskEngine:
         scope = f"LISTING:{listing.instrument_key}"
         qty = intent.quantity
         unit = order.unit
-        results[CHECK_LOT_SIZE].append(CheckResult(
-            check=CHECK_LOT_SIZE, passed=_is_multiple(qty, listing.lot_size),
-            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(qty), scope=scope,
-            detail="quantity must be a whole number of lots",
-        ))
+        PreTradeRiskEngine._size_rules(order, listing, scope, results, size=qty, notional=notional,
+                                       notional_problem=notional_problem)
         if intent.order_type == "LIMIT" or intent.price is not None:
             price = intent.price
             results[CHECK_TICK_SIZE].append(CheckResult(
@@ -709,56 +706,49 @@ class PreTradeRiskEngine:
                 detail="limit price must be a positive whole number of ticks" if price is not None
                 else "a LIMIT order needs a price",
             ))
-        if listing.min_quantity is not None:
-            results[CHECK_MIN_QUANTITY].append(CheckResult(
-                check=CHECK_MIN_QUANTITY, passed=qty >= listing.min_quantity,
-                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(qty), scope=scope,
-                detail="quantity below the listing's minimum" if qty < listing.min_quantity else "",
-            ))
         if listing.max_quantity is not None:
             results[CHECK_MAX_QUANTITY].append(CheckResult(
                 check=CHECK_MAX_QUANTITY, passed=qty <= listing.max_quantity,
                 limit=f"{_dec(listing.max_quantity)} {unit}", observed=_dec(qty), scope=scope,
                 detail="quantity above the listing's maximum" if qty > listing.max_quantity else "",
             ))
-        if listing.min_notional is not None:
-            results[CHECK_MIN_NOTIONAL].append(CheckResult(
-                check=CHECK_MIN_NOTIONAL,
-                passed=notional is not None and notional >= listing.min_notional,
-                limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(notional), scope=scope,
-                detail=f"notional unknown: {notional_problem}" if notional is None
-                else ("notional below the listing's minimum" if notional < listing.min_notional else ""),
-            ))
         if intent.display_qty is not None:
-            PreTradeRiskEngine._display_rules(order, listing, scope, results)
+            # An ICEBERG shows display_qty at a time: each clip is an order of that size at the limit price,
+            # which the venue (and the node's RiskEngine) holds to the listing's rules like any other; the
+            # node would round a display off the lot grid down, and a clip below a minimum is denied there.
+            PreTradeRiskEngine._size_rules(order, listing, scope, results, size=intent.display_qty,
+                                           notional=order.notional(intent.display_qty, intent.price),
+                                           clip="display_qty (the size of each iceberg clip)")
 
     @staticmethod
-    def _display_rules(order: _Order, listing, scope: str, results) -> None:
-        # An ICEBERG shows display_qty at a time: each clip is an order of that size at the limit price,
-        # which the venue (and the node's RiskEngine) holds to the listing's rules like any other; the
-        # node would round a display off the lot grid down, and a clip below a minimum is denied there.
-        intent, unit = order.intent, order.unit
-        display = intent.display_qty
-        what = "display_qty (the size of each iceberg clip)"
+    def _size_rules(order: _Order, listing, scope: str, results, *, size: Decimal, notional: Decimal | None,
+                    notional_problem: str = "", clip: str = "") -> None:
+        # The listing's lot size, minimum quantity and minimum notional for one order size: the order's
+        # quantity, or (``clip`` naming it) an iceberg's clip, whose notional is at the limit price.
+        unit, noun = order.unit, clip or "quantity"
         results[CHECK_LOT_SIZE].append(CheckResult(
-            check=CHECK_LOT_SIZE, passed=_is_multiple(display, listing.lot_size),
-            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(display), scope=scope,
-            detail=f"{what} must be a whole number of lots",
+            check=CHECK_LOT_SIZE, passed=_is_multiple(size, listing.lot_size),
+            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(size), scope=scope,
+            detail=f"{noun} must be a whole number of lots",
         ))
         if listing.min_quantity is not None:
             results[CHECK_MIN_QUANTITY].append(CheckResult(
-                check=CHECK_MIN_QUANTITY, passed=display >= listing.min_quantity,
-                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(display), scope=scope,
-                detail=f"{what} below the listing's minimum" if display < listing.min_quantity else what,
+                check=CHECK_MIN_QUANTITY, passed=size >= listing.min_quantity,
+                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(size), scope=scope,
+                detail=f"{noun} below the listing's minimum" if size < listing.min_quantity else clip,
             ))
         if listing.min_notional is not None:
-            clip = order.notional(display, intent.price)
+            priced = f"{clip} at the limit price" if clip else ""
+            if notional is None:
+                detail = f"{clip}: notional unknown" if clip else f"notional unknown: {notional_problem}"
+            elif notional < listing.min_notional:
+                detail = (f"{priced}: " if clip else "") + "notional below the listing's minimum"
+            else:
+                detail = priced
             results[CHECK_MIN_NOTIONAL].append(CheckResult(
-                check=CHECK_MIN_NOTIONAL, passed=clip is not None and clip >= listing.min_notional,
-                limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(clip), scope=scope,
-                detail=f"{what}: notional unknown" if clip is None
-                else (f"{what} at the limit price: notional below the listing's minimum"
-                      if clip < listing.min_notional else f"{what} at the limit price"),
+                check=CHECK_MIN_NOTIONAL, passed=notional is not None and notional >= listing.min_notional,
+                limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(notional), scope=scope,
+                detail=detail,
             ))
 
     def _reference(
