@@ -195,7 +195,7 @@ def denial_reason(*, risk, decision) -> str:
     """Return the ``rejection_reason`` of an order that cannot be routed: the risk engine's reason
     (check, limit, observed value), with the router's reason added when routing found no venue."""
     parts = [] if risk.passed else [risk.reason]
-    if not (decision.routed and decision.venue) and decision.reason:
+    if not _names_venue(decision) and decision.reason:
         routing = f"routing: {decision.reason}"
         if not any(decision.reason in p for p in parts if p):
             parts.append(routing)
@@ -210,9 +210,14 @@ def routed_listing(decision: RoutingDecision) -> tuple[Instrument | None, Venue 
     venue: a listing chosen without a venue code (a ``venues.Venue`` row whose code is ``""``) is no
     route, and ``instrument_listed`` denies it.
     """
-    if decision.routed and decision.venue:
+    if _names_venue(decision):
         return decision.listing, decision.venue_obj
     return None, None
+
+
+def _names_venue(decision: RoutingDecision) -> bool:
+    # Whether routing chose a venue the order can be sent to: a venue code, not only a listing.
+    return bool(decision.routed and decision.venue)
 
 
 def _create(*, strategy: Strategy, actor: str, data: OrderRequest, fingerprint: str,
