@@ -8,6 +8,7 @@ publisher work on their own threads and connections.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -417,3 +418,21 @@ def test_node_status_with_its_loop_blocked_reports_not_ready(node):
     assert status["ready"] is False, status
     assert "unresponsive" in status["error"]
     assert "did not take the command" in status["clients"]["error"]
+
+
+def test_node_gtd_limit_order_resting_past_its_expire_time_expires(node, listing, recorded_quotes):
+    # Arrange: a GTD LIMIT far below the market (it rests), expiring shortly
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    expire = timezone.now() + timedelta(seconds=2)
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"),
+                   time_in_force="GTD", expire_time=expire)
+
+    # Act
+    submit_order.apply(args=[str(order.pk)])
+
+    # Assert: accepted, then EXPIRED by the paper venue once its clock passes the expire_time
+    eventually(lambda: _status(order, "EXPIRED"), timeout=15, message="GTD order expired")
+    order.refresh_from_db()
+    assert order.closed_at is not None
+    events = list(OrderEvent.objects.filter(order=order).values_list("type", flat=True))
+    assert OrderEvent.Type.ACCEPTED in events and events[-1] == OrderEvent.Type.EXPIRED, events
