@@ -52,9 +52,13 @@ class _Recording:
 
         self.apply_one = order_apply_venue_event
         self.events: list[VenueEvent] = []
+        self.lose: set[VenueEventKind] = set()  # kinds whose next event is lost (a write that failed)
 
     def __call__(self, *, event):
         self.events.append(event)
+        if event.kind in self.lose:
+            self.lose.discard(event.kind)
+            raise RuntimeError(f"{event.kind} not written (test: the journal lost it)")
         return self.apply_one(event=event)
 
 
@@ -436,3 +440,34 @@ def test_node_gtd_limit_order_resting_past_its_expire_time_expires(node, listing
     assert order.closed_at is not None
     events = list(OrderEvent.objects.filter(order=order).values_list("type", flat=True))
     assert OrderEvent.Type.ACCEPTED in events and events[-1] == OrderEvent.Type.EXPIRED, events
+
+
+def _worker_takes_cancel(order: Order) -> None:
+    # The trading worker takes the order's cancel: run here with a broker; in the embedded default
+    # (eager Celery) the task already ran on the cancel's commit.
+    from celery_app import app
+
+    if not app.conf.task_always_eager:
+        cancel_order.apply(args=[str(order.pk)])
+
+
+def test_node_cancel_resent_for_an_order_the_node_closed_redelivers_the_lost_answer(node, listing, recorded_quotes):
+    # Arrange: a resting LIMIT order canceled at the venue, whose CANCELED the journal failed to write:
+    # the OMS holds it PENDING_CANCEL, the node holds it CANCELED
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    node.recording.lose.add(VenueEventKind.CANCELED)
+    order_cancel(order=order, actor="test", reason="test cancel")
+    _worker_takes_cancel(order)
+    eventually(lambda: VenueEventKind.CANCELED not in node.recording.lose and node.journal.wait_handled(timeout=5),
+               message="the venue's CANCELED lost by the journal")
+    assert _status(order, "PENDING_CANCEL")
+
+    # Act: the cancel sent again (the sweeper's re-send of a stale cancel), taken by the trading worker
+    cancel_order.apply(args=[str(order.pk)])
+
+    # Assert: the node answers the repeated cancel with the order's closing event: CANCELED in the OMS
+    eventually(lambda: _status(order, "CANCELED"), message="the lost CANCELED redelivered")
+    assert not Fill.objects.filter(order=order).exists()

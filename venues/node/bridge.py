@@ -8,7 +8,9 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   ``exec_algorithm_id`` + params for TWAP / VWAP / ICEBERG) and submits it with the listing's
   execution client id.
 - :meth:`BridgeStrategy.cancel` cancels the order and, for an algorithm's parent, every open child
-  (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``).
+  (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``). A cancel
+  for an order the node has already closed sends its fills and closing event to the journal again:
+  the OMS still waiting on that cancel missed them.
 - :meth:`BridgeStrategy.query` answers the node's state of one order (FIX OrderStatusRequest:
   status, venue order id, filled / leaves quantity, exact average fill price, known children) and,
   when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own. For an algorithm's
@@ -261,6 +263,14 @@ class BridgeStrategy(Strategy):
     def cancel(self, command: CancelOrderCommand) -> None:
         """Cancel the order and its open children.
 
+        The OMS sends a cancel only for an order it holds PENDING_CANCEL (and the sweeper sends it
+        again while no answer is recorded: orders.services.dispatch). If the node has closed the
+        order already (canceled, filled, expired, rejected), the journal missed its answer — a
+        write that failed (venues/journal.py) — and no venue will send it again while the node
+        runs: its fills and its closing event are handed to the journal again (idempotent there:
+        fills are unique on trade id, a repeated status is a recorded no-op), so the OMS's pending
+        cancel ends instead of being re-sent for ever.
+
         Raises
         ------
         VenueCommandError
@@ -271,6 +281,8 @@ class BridgeStrategy(Strategy):
         order = self.cache.order(cid)
         if order is None:
             raise VenueCommandError(f"order {command.client_order_id} is not known to the trading node")
+        if order.is_closed:
+            self._redeliver_closed(order)
         # The order, its children the node knows (spawned but maybe not yet in the OMS), and those the OMS named.
         named = (self.cache.order(ClientOrderId(child_id)) for child_id in command.child_client_order_ids)
         targets = {o.client_order_id: o for o in (order, *self.cache.orders_for_exec_spawn(cid), *named)
@@ -280,6 +292,14 @@ class BridgeStrategy(Strategy):
                 continue
             listing = self._listings.get(target.instrument_id.value)
             self.cancel_order(target, client_id=ClientId(listing[2]) if listing else None)
+
+    def _redeliver_closed(self, order) -> None:
+        # BridgeStrategy.cancel: a closed order's fills and closing event, to the journal again.
+        logger.warning("cancel for order %s, which the trading node holds %s: its fills and closing event are "
+                       "sent to the journal again", order.client_order_id.value, order.status_string())
+        closing = order.last_event
+        for event in (*(e for e in order.events if isinstance(e, OrderFilled) and e is not closing), closing):
+            self.on_order_event(event)
 
     def query(self, query: OrderStatusQuery) -> NodeOrderStatus | None:
         """Return the node's state of one order, or None when the node does not know it.
