@@ -8,7 +8,10 @@ reported (``down`` turns the overall status to ``degraded``) but does not make t
 unhealthy — pulling every web instance because the trading worker is away would only add an outage.
 Likewise the venue adapters (:func:`check_venue_adapters`): an enabled venue that cannot trade in
 this release (an ``EXTERNAL_SDK`` venue: no such adapter ships yet, :mod:`venues.availability`) is
-reported ``down`` by name (``degraded``), never silently left out.
+reported ``down`` by name (``degraded``), never silently left out. And orders that wait too long
+on a hand-off or a venue's answer (:func:`check_stuck_orders`: ROUTED, SUBMITTED unanswered or
+PENDING_CANCEL past ``ODUM['ORDER_STUCK_AFTER_SECS']``) are reported ``down`` with their age and
+the action to take (``degraded``): the trading is what is unwell there, not the web process.
 
 Trading node heartbeat contract
 -------------------------------
@@ -36,11 +39,11 @@ a short ``cache.add`` lock; workers whose beat has expired are dropped from it t
 Operator status
 ---------------
 :func:`status_report` is the operator's view behind ``/status`` and ``manage.py status``: the
-checks above plus web, Redis, Celery workers, each venue (mode, connected, market-data age; a venue
-that cannot trade in this release says why), open reconciliation findings and result-export
-storage, each graded green / amber / red (:data:`GREEN`, :data:`AMBER`, :data:`RED`): green works,
-amber works but needs a look (stale market data, a disabled venue, open findings, a missing
-optional part), red does not work.
+checks above plus web, Redis, Celery workers, the stuck orders by id, each venue (mode, connected,
+market-data age; a venue that cannot trade in this release says why), open reconciliation findings
+and result-export storage, each graded green / amber / red (:data:`GREEN`, :data:`AMBER`,
+:data:`RED`): green works, amber works but needs a look (stale market data, a disabled venue, open
+findings, a missing optional part), red does not work.
 """
 
 from __future__ import annotations
@@ -379,6 +382,49 @@ def check_venue_adapters() -> CheckResult:
                        False)
 
 
+#: What an operator does about an order stuck in each status (:func:`check_stuck_orders`).
+STUCK_ORDER_ACTIONS = {
+    "ROUTED": "never handed to the trading worker, and the outbox sweeper has not rejected it: check that celery "
+              "beat runs orders.tasks.redispatch_stale_orders and a worker consumes queue default",
+    "SUBMITTED": "no venue acknowledgement: look the order up in the trading node's log and at the venue; "
+                 "restarting the trading worker reconciles it with the venue",
+    "PENDING_CANCEL": "the venue has not answered the cancel (re-sent every DISPATCH_RETRY_AFTER_SECS): look the "
+                      "order up at the venue; restarting the trading worker reconciles it with the venue",
+}
+
+
+def _stuck_orders_check(now: datetime):
+    # (the check, the stuck orders or None when they could not be read): check_stuck_orders and the status row.
+    from orders.selectors import orders_stuck
+
+    after = settings.ODUM["ORDER_STUCK_AFTER_SECS"]
+    try:
+        stuck = orders_stuck(now=now, older_than_secs=after)
+    except Exception as exc:  # noqa: BLE001 - reported as unknown; the database check says why
+        return CheckResult("stuck_orders", UNKNOWN, "could not read the orders", False,
+                           error=f"{type(exc).__name__}: {exc}"), None
+    total = sum(stuck.counts.values())
+    if not total:
+        return CheckResult("stuck_orders", OK, f"no order stuck for more than {after} s", False), stuck
+    parts = [f"{stuck.counts[status]} {status} (oldest {(now - stuck.oldest[status]).total_seconds():.0f} s: "
+             f"{action})" for status, action in STUCK_ORDER_ACTIONS.items() if status in stuck.counts]
+    detail = f"{total} order{'' if total == 1 else 's'} stuck for more than {after} s: {'; '.join(parts)}"
+    return CheckResult("stuck_orders", DOWN, detail, False), stuck
+
+
+def check_stuck_orders(now: datetime | None = None) -> CheckResult:
+    """Report orders waiting too long on a hand-off or a venue's answer (:func:`orders.selectors.orders_stuck`).
+
+    Down (health ``degraded``; not critical: the web process itself is fine) when an order has been
+    ROUTED, SUBMITTED without a venue answer, or PENDING_CANCEL for more than
+    ``ODUM['ORDER_STUCK_AFTER_SECS']`` seconds: the detail gives the count per status, the age of the
+    oldest, and the action to take (:data:`STUCK_ORDER_ACTIONS`), never an order's id (the check is
+    public); the status page lists them (:func:`stuck_orders_status_item`). Unknown when the orders
+    cannot be read. Two queries.
+    """
+    return _stuck_orders_check(now or datetime.now(timezone.utc))[0]
+
+
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     """All checks; ``healthy`` when every critical one is ok; ``status`` ok / degraded / down."""
@@ -399,7 +445,8 @@ class HealthReport:
 
 def health_report() -> HealthReport:
     """Run every check (each bounded by :data:`CHECK_TIMEOUT_SECS` or the broker timeout)."""
-    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node(), check_venue_adapters())
+    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node(), check_venue_adapters(),
+              check_stuck_orders())
     return HealthReport(checks=checks, ts=datetime.now(timezone.utc))
 
 
@@ -620,6 +667,21 @@ def reconciliation_status_item(*, now: datetime) -> StatusItem:
     return StatusItem("reconciliation", "reconciliation", AMBER, f"{len(findings)} open finding(s): {listed}", now)
 
 
+def stuck_orders_status_item(*, now: datetime) -> StatusItem:
+    """Grade the stuck orders (:func:`check_stuck_orders`): none → green, any → red, each listed.
+
+    The detail is the check's summary (count, oldest age and action per status), then the
+    longest-waiting orders (at most 20) by client_order_id with their status and seconds waiting
+    (the page is for logged-in operators).
+    """
+    check, stuck = _stuck_orders_check(now)
+    item = _item(check, component="stuck orders", ts=now)
+    if stuck is None or not stuck.orders:
+        return item
+    listed = ", ".join(f"{cid} {status} {(now - since).total_seconds():.0f} s" for cid, status, since in stuck.orders)
+    return StatusItem(item.section, item.component, item.level, f"{item.detail} — orders: {listed}", now, item.error)
+
+
 def status_report() -> StatusReport:
     """Run every check for the operator (see "Operator status" above); bounded by the checks' timeouts.
 
@@ -628,7 +690,7 @@ def status_report() -> StatusReport:
     StatusReport
         Sections ``service`` (web, database, redis, broker, channel layer, Celery workers,
         trading node, and with several trading workers one ``trading node <worker>`` row each: a
-        stopped one green, shown until it is forgotten), ``venues`` (one row per venue),
+        stopped one green, shown until it is forgotten; stuck orders), ``venues`` (one row per venue),
         ``reconciliation`` and ``storage``.
     """
     now = datetime.now(timezone.utc)
@@ -642,10 +704,11 @@ def status_report() -> StatusReport:
                                 else _LEVEL_OF.get(beat.state, AMBER), beat.detail, now)
                      for beat in node_check.workers)
     try:
+        items.append(stuck_orders_status_item(now=now))
         items.extend(venue_status_items(now=now, node_status=trading_node_status(now)))
         items.append(reconciliation_status_item(now=now))
     except Exception as exc:  # noqa: BLE001 - the database check above already says why
-        items.append(StatusItem("venues", "venues", RED, "could not read venues and findings", now,
+        items.append(StatusItem("venues", "venues", RED, "could not read stuck orders, venues and findings", now,
                                 f"{type(exc).__name__}: {exc}"))
     storage = check_storage()
     items.append(StatusItem("storage", "storage", _LEVEL_OF[storage.status], storage.detail, now, storage.error))
