@@ -471,3 +471,25 @@ def test_node_cancel_resent_for_an_order_the_node_closed_redelivers_the_lost_ans
     # Assert: the node answers the repeated cancel with the order's closing event: CANCELED in the OMS
     eventually(lambda: _status(order, "CANCELED"), message="the lost CANCELED redelivered")
     assert not Fill.objects.filter(order=order).exists()
+
+
+def test_node_cancel_the_venue_never_answers_is_closed_by_the_node_saying_the_venue_did_not_confirm(
+        node, listing, recorded_quotes, monkeypatch):
+    # Arrange: a resting LIMIT order; from now on the venue takes cancels and never answers them
+    from venues.node.paper import PaperExecutionClient
+
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    monkeypatch.setattr(PaperExecutionClient, "cancel_order", lambda self, command: None)
+
+    # Act
+    order_cancel(order=order, actor="test", reason="test cancel")
+    _worker_takes_cancel(order)
+
+    # Assert: NautilusTrader's in-flight check gives up after its retries (~40 s with LiveExecEngineConfig's
+    # defaults) and closes the order CANCELED itself; the timeline says the venue never confirmed it
+    eventually(lambda: _status(order, "CANCELED"), timeout=120, message="pending cancel resolved by the node")
+    canceled = OrderEvent.objects.get(order=order, type=OrderEvent.Type.CANCELED)
+    assert canceled.payload["reason"].startswith("not confirmed by the venue")

@@ -25,8 +25,11 @@ Events translated (NautilusTrader → ``VenueEventKind``): OrderInitialized of a
 (``exec_spawn_id`` ≠ own id) → CHILD_CREATED; OrderSubmitted of a child → SUBMITTED (a parent was
 already moved to SUBMITTED by the trading worker before the hand-off); OrderAccepted → ACCEPTED;
 OrderRejected / OrderDenied → REJECTED; OrderFilled → FILLED; OrderCanceled → CANCELED;
-OrderExpired → EXPIRED; OrderCancelRejected → CANCEL_REJECTED. Other events (pending cancel /
-update, updated, triggered, emulated, released) change nothing the OMS tracks and are not sent.
+OrderExpired → EXPIRED; OrderCancelRejected → CANCEL_REJECTED. A CANCELED or REJECTED that
+NautilusTrader's reconciliation made without a venue report (its in-flight check giving up on a
+venue that never answered) says so in its reason: the venue confirmed nothing. Other events
+(pending cancel / update, updated, triggered, emulated, released) change nothing the OMS tracks and
+are not sent.
 """
 
 from __future__ import annotations
@@ -115,6 +118,20 @@ def nanos_to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
 
 
+def _closed_without_venue_report(event) -> bool:
+    # Made by NautilusTrader's reconciliation with no venue report behind it (``reconciliation`` set, and
+    # ts_event = ts_init instead of the report's time: nautilus_trader/live/reconciliation.py).
+    return bool(getattr(event, "reconciliation", False)) and event.ts_event == event.ts_init
+
+
+def _unconfirmed(reason: str = "") -> str:
+    # The reason of a CANCELED / REJECTED the node made up (venue_event_from_nautilus).
+    why = f" ({reason})" if reason else ""
+    return (f"not confirmed by the venue: the trading node's reconciliation closed the order without a venue "
+            f"report{why}, e.g. no answer to it or to its cancel after its in-flight checks; it may still be "
+            f"working: check the order at the venue")
+
+
 def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEvent | None:
     """Translate one NautilusTrader order event into our :class:`VenueEvent` (None: not tracked).
 
@@ -130,6 +147,11 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
     Returns
     -------
     VenueEvent | None
+        An OrderCanceled / OrderRejected that NautilusTrader's own reconciliation made without a
+        venue report — its in-flight check giving up on a venue that never answered an order
+        (→ REJECTED, reason UNKNOWN) or its cancel (→ CANCELED), an order missing from the venue's
+        open orders — carries a ``reason`` saying the venue confirmed nothing and the order may
+        still be working there (:func:`_unconfirmed`).
 
     Raises
     ------
@@ -157,12 +179,15 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
     if isinstance(event, OrderAccepted):
         return VenueEvent(kind=VenueEventKind.ACCEPTED, **common)
     if isinstance(event, OrderRejected):
-        return VenueEvent(kind=VenueEventKind.REJECTED, **common, reason=str(event.reason))
+        reason = str(event.reason)
+        return VenueEvent(kind=VenueEventKind.REJECTED, **common,
+                          reason=_unconfirmed(reason) if _closed_without_venue_report(event) else reason)
     if isinstance(event, OrderDenied):
         return VenueEvent(kind=VenueEventKind.REJECTED, **common,
                           reason=f"denied by the trading node: {event.reason}")
     if isinstance(event, OrderCanceled):
-        return VenueEvent(kind=VenueEventKind.CANCELED, **common)
+        return VenueEvent(kind=VenueEventKind.CANCELED, **common,
+                          reason=_unconfirmed() if _closed_without_venue_report(event) else "")
     if isinstance(event, OrderExpired):
         return VenueEvent(kind=VenueEventKind.EXPIRED, **common)
     if isinstance(event, OrderCancelRejected):
