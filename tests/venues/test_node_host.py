@@ -493,3 +493,27 @@ def test_node_cancel_the_venue_never_answers_is_closed_by_the_node_saying_the_ve
     eventually(lambda: _status(order, "CANCELED"), timeout=120, message="pending cancel resolved by the node")
     canceled = OrderEvent.objects.get(order=order, type=OrderEvent.Type.CANCELED)
     assert canceled.payload["reason"].startswith("not confirmed by the venue")
+
+
+def test_node_order_the_venue_never_acknowledges_is_rejected_by_the_node_saying_the_venue_did_not_confirm(
+        node, listing, recorded_quotes, monkeypatch):
+    # Arrange: the venue takes orders (the node records them SUBMITTED, as an adapter does on sending)
+    # and never answers them
+    from venues.node.paper import PaperExecutionClient
+
+    def swallow(self, command):
+        self._client.generate_order_submitted(command.strategy_id, command.instrument_id,
+                                              command.order.client_order_id, self._clock.timestamp_ns())
+
+    monkeypatch.setattr(PaperExecutionClient, "submit_order", swallow)
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+
+    # Act
+    submit_order.apply(args=[str(order.pk)])
+
+    # Assert: the node's in-flight check gives up after its retries and rejects it, saying the venue confirmed
+    # nothing (it may have reached the venue)
+    eventually(lambda: _status(order, "REJECTED"), timeout=120, message="unacknowledged order resolved by the node")
+    order.refresh_from_db()
+    assert order.rejection_reason.startswith("not confirmed by the venue") and "(UNKNOWN)" in order.rejection_reason
