@@ -25,7 +25,10 @@ id into the registry :data:`TRADING_NODE_WORKERS_KEY`. Each registered worker is
 (:func:`trading_worker_beats`):
 
 * a beat older than ``ODUM['NODE_HEARTBEAT_MAX_AGE_SECS']`` is **down** (stale), and so is a worker
-  whose node is not ready; the whole trading-node check is then down (health ``degraded``);
+  whose node is not ready; the whole trading-node check is then down (health ``degraded``). So is
+  the check when a running worker's journal writer gave up on a venue event (the OMS may miss a fill
+  or a status change until a restart's reconciliation re-delivers it: :func:`journal_lost`), though
+  that worker still hosts its venues;
 * a worker's final beat on a clean stop says ``stopped``: it is reported **stopped**, not failing,
   for ``ODUM['NODE_STOPPED_SHOWN_SECS']`` (default 300 s), then forgotten (its entry expires). The
   check is down only when no worker runs (a lone worker that stopped: the node is gone);
@@ -203,8 +206,24 @@ def _judge_beat(worker: str, beat, now: datetime) -> WorkerBeat:
     elif status and not status.get("ready", True):
         state, detail = DOWN, f"not ready on {worker}: {status.get('error') or 'starting'}{suffix}"
     else:
-        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{suffix}"
+        lost = f", but {lost}" if (lost := journal_lost(status)) else ""
+        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{lost}{suffix}"
     return WorkerBeat(worker, host, state, detail, round(age, 1), status)
+
+
+def journal_lost(status: dict) -> str:
+    """Return what a trading worker's journal writer gave up on, from its heartbeat ``status`` ("" when nothing).
+
+    From ``status["journal"]`` (:meth:`venues.journal.JournalWriter.stats`: ``failed``, ``last_error``):
+    the count, the last error, and the remedy.
+    """
+    journal = status.get("journal") or {}
+    failed = journal.get("failed") or 0
+    if not failed:
+        return ""
+    return (f"{failed} venue event{'' if failed == 1 else 's'} not written by the journal (last: "
+            f"{journal.get('last_error') or '?'}): the OMS may miss fills or status changes; restart the trading "
+            "worker (its start-up reconciliation re-delivers them from the venue)")
 
 
 def trading_node_status(now: datetime | None = None) -> dict:
@@ -335,7 +354,8 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
     """Judge every trading worker's heartbeat (:func:`trading_worker_beats`); ``workers`` lists each.
 
     Ok when every worker still beating is up (stopped ones aside) and at least one is; down when
-    one is stale or not ready, or none runs (only stopped ones, or no heartbeat at all); unknown
+    one is stale or not ready, or its journal lost venue events (:func:`journal_lost`), or none runs
+    (only stopped ones, or no heartbeat at all); unknown
     when the cache is unreachable or a beat unreadable. One worker: its own detail line.
     """
     try:
@@ -345,13 +365,14 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
                            error=f"{type(exc).__name__}: {exc}")
     if not beats:
         return CheckResult("trading_node", DOWN, "no heartbeat yet", False)
+    lost = any(b.state == OK and journal_lost(b.status) for b in beats)
     if len(beats) == 1:
         (beat,) = beats
-        return CheckResult("trading_node", DOWN if beat.state == STOPPED else beat.state, beat.detail, False,
+        return CheckResult("trading_node", DOWN if beat.state == STOPPED or lost else beat.state, beat.detail, False,
                            workers=beats)
     running = [b for b in beats if b.state != STOPPED]
     states = {b.state for b in running}
-    status = DOWN if not running or DOWN in states else UNKNOWN if UNKNOWN in states else OK
+    status = DOWN if not running or DOWN in states or lost else UNKNOWN if UNKNOWN in states else OK
     up = sum(1 for b in running if b.state == OK)
     detail = f"{up} of {len(beats)} trading workers up: " + "; ".join(b.detail for b in beats)
     return CheckResult("trading_node", status, detail, False, workers=beats)
@@ -701,7 +722,8 @@ def status_report() -> StatusReport:
     items = [_item(check, component=name, ts=now) for name, check in checks]
     if len(node_check.workers) > 1:
         items.extend(StatusItem("service", f"trading node {beat.worker}", GREEN if beat.state == STOPPED
-                                else _LEVEL_OF.get(beat.state, AMBER), beat.detail, now)
+                                else RED if journal_lost(beat.status) else _LEVEL_OF.get(beat.state, AMBER),
+                                beat.detail, now)
                      for beat in node_check.workers)
     try:
         items.append(stuck_orders_status_item(now=now))

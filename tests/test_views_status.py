@@ -214,6 +214,19 @@ def test_status_report_stuck_orders_are_red_and_listed_longest_waiting_first(ven
     assert "O-NEW" not in item.detail
 
 
+def test_status_report_worker_whose_journal_lost_events_is_red_while_its_venues_stay_connected(venues):
+    # Arrange: a live worker hosting both venues with fresh data, whose journal gave up on one venue event
+    status = {**node_status(), "journal": {"failed": 1, "last_error": "OperationalError: connection lost"}}
+    record_trading_node_heartbeat(hostname="worker-1", status=status)
+    # Act
+    by_name = items_by_component(status_report())
+    # Assert: the trading node is red, saying what was lost and what to do; the venue is still connected
+    node = by_name["trading node"]
+    assert node.level == RED and "1 venue event not written by the journal" in node.detail
+    assert "restart the trading worker" in node.detail
+    assert by_name["BINANCE-SPOT"].level == GREEN
+
+
 def test_status_report_without_stuck_orders_is_green(venues):
     item = items_by_component(status_report())["stuck orders"]
 

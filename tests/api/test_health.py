@@ -217,3 +217,17 @@ def test_health_algorithm_parent_submitted_while_its_slices_work_is_not_stuck(cl
     _order_aged("SUBMITTED", age_secs=600, exec_algorithm="TWAP")
 
     assert client.get(URL).json()["checks"]["stuck_orders"]["status"] == "ok"
+
+
+def test_health_worker_whose_journal_lost_venue_events_is_down_saying_what_to_do(client):
+    # Arrange: a running, ready worker whose journal writer gave up on two venue events (a fill, a cancel …)
+    record_trading_node_heartbeat(hostname="trader-1", status={
+        "ready": True, "journal": {"applied": 10, "ignored": 0, "failed": 2, "queue_depth": 0,
+                                   "last_error": "OperationalError: server closed the connection"}})
+    # Act
+    check = client.get(URL).json()["checks"]["trading_node"]
+    # Assert: the OMS may be missing what the venue did: reported, with the cause and the remedy
+    assert check["status"] == "down"
+    assert "2 venue events not written by the journal (last: OperationalError: server closed the connection)" \
+        in check["detail"]
+    assert "restart the trading worker" in check["detail"]
