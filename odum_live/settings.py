@@ -268,7 +268,8 @@ SPECTACULAR_SETTINGS = {
     # The order, what-if and cancel bodies refuse unknown fields: the schema says so.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "orders.api.schema.refuse_unknown_fields",
-                             "orders.api.schema.refuse_nul_in_text_parameters"],
+                             "orders.api.schema.refuse_nul_in_text_parameters",
+                             "orders.api.schema.document_not_acceptable"],
 }
 
 # --- Production hardening (manage.py check --deploy clean when DEBUG is off) ----------------
