@@ -45,6 +45,16 @@ filled. Limit: a MARKET rest sized to exactly the minimum at one slice's touch c
 the market moves against it before the last slice (that slice is then denied and the parent ends
 CANCELED with its fills, the reason on the slice).
 
+Maximum slice. No child is sent above the instrument's ``max_quantity`` (Binance's ``LOT_SIZE`` /
+``MARKET_LOT_SIZE`` ``maxQty``), which the node's RiskEngine denies (``QUANTITY_EXCEEDS_MAXIMUM``) and
+which would abort the sequence at its first slice. TWAP / VWAP send a slice above it as several
+near-equal children at once, each within it (``split_units``; the primary itself is the last part
+of the last slice), so every interval still sends what its schedule planned; ICEBERG denies a
+``display_qty`` above it (a clip is what the book shows). Pre-trade risk already denies, at submit,
+a TWAP or VWAP whose planned slices it can compute and that exceed the maximum
+(risk/engine.py ``max_quantity``); the split is the backstop for what it cannot see (a VWAP profile
+derived on the node, quantity carried from earlier intervals, a listing changed since).
+
 Quantities are whole multiples of the instrument's size increment ("units") and are computed with
 integers / ``Fraction``; ``Quantity`` objects are built from exact decimal strings, because
 ``Instrument.make_qty`` goes through ``float`` (nautilus_trader/model/instruments/base.pyx).
@@ -125,6 +135,46 @@ def min_units(instrument: Instrument) -> int:
     if instrument.min_quantity is None:
         return 1
     return max(1, math.ceil(Fraction(instrument.min_quantity.as_decimal()) / Fraction(size_increment(instrument))))
+
+
+def max_units(instrument: Instrument) -> int | None:
+    """Return the largest sendable child size in units: the venue's ``max_quantity`` (None: no maximum).
+
+    NautilusTrader's RiskEngine denies an order above the instrument's ``max_quantity``
+    (``QUANTITY_EXCEEDS_MAXIMUM``, nautilus_trader/risk/engine.pyx; the node's instruments carry the
+    listing's, Binance's ``LOT_SIZE`` / ``MARKET_LOT_SIZE`` ``maxQty``: venues/node/instruments.py).
+    Rounded DOWN to whole size increments, never below one.
+    """
+    if instrument.max_quantity is None:
+        return None
+    return max(1, floor_units(instrument.max_quantity.as_decimal(), instrument))
+
+
+def split_units(send: int, most: int | None) -> list[int]:
+    """Return the slice ``send`` as the fewest near-equal parts of at most ``most`` units each.
+
+    A slice above the venue's maximum order size (:func:`max_units`) is sent as
+    ceil(send / most) child orders at once, split by :func:`apportion` (larger parts first), so the
+    interval still sends what its schedule planned. Each part is at least floor(send / parts), i.e.
+    more than half of ``most`` when there are several: above the minimum unless the venue's maximum
+    is less than twice its minimum (then the RiskEngine denies the small part and the sequence
+    aborts, base.py's policy).
+
+    Parameters
+    ----------
+    send : int
+        The slice, size-increment units (> 0).
+    most : int or None
+        The largest order allowed, units; None means no maximum.
+
+    Returns
+    -------
+    list[int]
+        Parts summing exactly to ``send``: ``[send]`` when it fits.
+    """
+    if most is None or send <= most:
+        return [send]
+    return apportion(send, [1] * math.ceil(send / most))
 
 
 def min_notional_units(instrument: Instrument, price: Price | None) -> int:
