@@ -256,5 +256,5 @@ def test_order_submit_iceberg_display_qty_within_the_listing_rules_is_routed(tra
     order = Order.objects.get(pk=result.order.pk)
     assert order.status == "ROUTED", order.rejection_reason
     display_checks = [c for c in order.risk_result["checks"] if "display_qty" in c["detail"]]
-    assert {c["check"] for c in display_checks} == {"lot_size", "min_quantity", "min_notional"}
+    assert {c["check"] for c in display_checks} == {"lot_size", "min_quantity", "max_quantity", "min_notional"}
     assert all(c["passed"] for c in display_checks)

@@ -66,7 +66,7 @@ import asyncio
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -80,6 +80,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.model.orders import Order
+
+from odum_live.slicing import apportion  # re-exported: the algorithms import it from here
 
 
 class ParamError(ValueError):
@@ -256,45 +258,6 @@ def fit_to_minimum(send: int, remaining: int, minimum: int, *, most: int | None 
     if most is None or most >= remaining:
         options.append(remaining)
     return min(options, key=lambda units: (abs(units - send), units))
-
-
-def apportion(total_units: int, weights: Sequence[Decimal | Fraction]) -> list[int]:
-    """Split ``total_units`` in proportion to ``weights``; the parts sum exactly to ``total_units``.
-
-    Each part is first rounded down; the units left over (fewer than ``len(weights)``) go one each
-    to the parts with the largest rounded-off remainders, earliest first on ties (the largest
-    remainder / Hamilton method), so every part is within one unit of its exact share.
-
-    Parameters
-    ----------
-    total_units : int
-        Quantity to split, in size increments (>= 0).
-    weights : sequence of Decimal or Fraction
-        Non-negative weights, at least one positive.
-
-    Returns
-    -------
-    list[int]
-        One part per weight, in units; a zero weight always gets zero.
-
-    Raises
-    ------
-    ValueError
-        If a weight is negative or all weights are zero.
-    """
-    fractions = [Fraction(w) for w in weights]
-    if any(w < 0 for w in fractions):
-        raise ValueError("weights must be non-negative")
-    total_weight = sum(fractions, Fraction(0))
-    if total_weight == 0:
-        raise ValueError("weights must not all be zero")
-    exact = [total_units * w / total_weight for w in fractions]
-    parts = [math.floor(x) for x in exact]
-    leftover = total_units - sum(parts)
-    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for i in by_remainder[:leftover]:
-        parts[i] += 1
-    return parts
 
 
 # -- Parameter parsing (values arrive as int or str; venues/algorithms/__init__.py) ------------------
