@@ -327,7 +327,7 @@ ODUM = {
     # Entries kept per order stream (orders.services.publish) for WebSocket resumes (?since=<seq>);
     # a subscriber further behind is told to take a fresh snapshot.
     "ORDER_STREAM_MAXLEN": env.int("ORDER_STREAM_MAXLEN", default=10000),
-    # Seconds between a WebSocket connection's (/ws/orders/) renewals of its group memberships
+    # Seconds between a WebSocket connection's (/ws/orders/, /ws/live/) renewals of its group memberships
     # and checks of its credentials and scope that no access.changed prompts (odum_live/ws_renewal.py).
     "WS_RENEW_SECS": env.float("WS_RENEW_SECS", default=3600.0),
     # Register the benchmark-only floor endpoint (bench/api_submit.py); never in production.

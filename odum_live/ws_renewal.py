@@ -1,4 +1,4 @@
-"""The periodic renewal of a WebSocket connection (``/ws/orders/``), in the consumer's own turn.
+"""The periodic renewal of a WebSocket connection: ``/ws/orders/`` and ``/ws/live/`` use this one loop.
 
 A connection's access is checked again when :mod:`orders.services.access` sends ``access.changed``
 (:data:`odum_live.groups.ACCESS_CHANGED`). Some ends of access announce nothing: a session's age

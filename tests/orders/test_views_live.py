@@ -7,11 +7,13 @@ commits (``transaction=True``), as in tests/orders/test_consumers.py.
 """
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test.html import parse_html
+from django.utils import timezone
 from django.utils.html import strip_tags
 
 from odum_live import live
@@ -268,4 +270,44 @@ def test_live_page_closed_4401_is_sent_a_visible_notice_saying_why_first(alpha, 
     words = " ".join(strip_tags(text).split())
     assert words.startswith("Live updates stopped: your session ended: log in again. This page no longer updates")
     assert words.endswith("Reload the page to log in again.")
+
+
+def _session_key(headers) -> str:
+    cookie = dict(headers)[b"cookie"].decode()
+    return cookie.partition("sessionid=")[2]
+
+
+@pytest.mark.parametrize("ends", ["expires", "is deleted from the store"])
+def test_live_page_is_closed_4401_at_the_next_renewal_when_its_session_ends_unannounced(alpha, alice, settings, ends):
+    # Arrange: nothing announces a session's age passing (SESSION_COOKIE_AGE, set_expiry) or a row deleted from
+    # the session store (no access.changed), so only the connection's periodic check can notice. Renewals every
+    # 50 ms instead of every hour.
+    from django.contrib.sessions.models import Session
+
+    settings.ODUM = {**settings.ODUM, "WS_RENEW_SECS": 0.05}
+    headers = session_headers(alice)
+    sessions = Session.objects.filter(session_key=_session_key(headers))
+
+    def end_session():
+        if ends == "expires":
+            sessions.update(expire_date=timezone.now() - timedelta(seconds=1))
+        else:
+            sessions.delete()
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # Act
+        await db(end_session)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        return text, closing
+
+    text, closing = run(scenario)
+
+    # Assert: the page's notice saying why (shown by htmx out of band; static/js/live.js keeps it), then 4401
+    assert closing == {"type": "websocket.close", "code": 4401}
+    assert dict(parse_html(text).attributes)["data-close-code"] == "4401"
+    assert " ".join(strip_tags(text).split()).startswith("Live updates stopped: your session ended: log in again.")
 
