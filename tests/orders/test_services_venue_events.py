@@ -431,6 +431,17 @@ def _child_created(parent, n, qty="0.01"):
               side=parent.side, quantity=Decimal(qty), order_type="MARKET")
 
 
+def test_apply_fill_of_unknown_client_order_id_is_logged_as_an_error_with_the_trade(order, caplog):
+    # A trade the books do not hold is an error for a person to see, not a warning.
+    with caplog.at_level(logging.WARNING, logger="orders.services.venue_events"):
+        order_apply_venue_event(event=fill("OLnope", "T9", "0.01", "40000"))
+        order_apply_venue_event(event=ev(K.ACCEPTED, "OLnope"))
+
+    (filled, accepted) = [r for r in caplog.records if "unknown client_order_id" in r.getMessage()]
+    assert filled.levelname == "ERROR" and "trade T9: 0.01 @ 40000" in filled.getMessage()
+    assert accepted.levelname == "WARNING"
+
+
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
     # Arrange
     counts = (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(), Position.objects.count())
