@@ -57,7 +57,8 @@ class ReconciliationFinding(models.Model):
       node runs): a fill on the node's account of an order the OMS did not originate — a venue
       liquidation / ADL / insurance-fund, settlement or delivery auto-close, or an order placed by
       hand on the same account (NautilusTrader's EXTERNAL orders, nautilus_trader/live/
-      execution_engine.py ``_generate_order``). The fill changed the venue's position, not the
+      execution_engine.py ``_generate_order``), or a fill from the node of an order the OMS holds no
+      record of (``detail`` says "unknown client_order_id"). The fill changed the venue's position, not the
       OMS's: no strategy's position is booked from it. One finding per trade (venue, listing,
       trade id; a re-delivery is a no-op), with the fill's ``side``, ``quantity``, ``price``,
       ``trade_id``, the venue's ``client_order_id`` / ``venue_order_id`` and ``filled_at``;

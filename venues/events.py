@@ -89,7 +89,7 @@ class VenueEvent:
     parent_client_order_id : str
         CHILD_CREATED: client_order_id of the parent (NautilusTrader's ``exec_spawn_id``).
     side : str
-        CHILD_CREATED, EXTERNAL_FILL: ``BUY`` or ``SELL``.
+        CHILD_CREATED, EXTERNAL_FILL: ``BUY`` or ``SELL``; FILLED: the same, or "" when not sent.
     quantity : Decimal
         CHILD_CREATED: the child's quantity, base units, > 0.
     order_type : str
@@ -97,8 +97,8 @@ class VenueEvent:
     price : Decimal | None
         CHILD_CREATED: limit price in quote currency (LIMIT only, > 0); None for MARKET.
     instrument_key : str
-        EXTERNAL_FILL: our instrument key of the listing filled (an order the OMS does not know has
-        no listing of ours to look up).
+        EXTERNAL_FILL (and FILLED, optional: "" when not sent): our instrument key of the listing
+        filled (an order the OMS does not know has no listing of ours to look up).
     venue_position : Decimal | None
         EXTERNAL_FILL: the venue's net position in the listing right after the fill as the node
         holds it, signed, base units (None when not known).
@@ -147,6 +147,8 @@ class VenueEvent:
             self._require_present(_FILL_FIELDS)
             _require_decimal("last_qty", self.last_qty, positive=True)
             _require_decimal("last_px", self.last_px, positive=True)
+            if self.side:
+                self._require_side()
         elif self.kind == VenueEventKind.EXTERNAL_FILL:
             self._require_present(_EXTERNAL_FILL_FIELDS)
             _require_decimal("last_qty", self.last_qty, positive=True)

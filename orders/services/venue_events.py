@@ -207,8 +207,10 @@ def order_apply_venue_event(*, event: VenueEvent,
                             publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
 
-    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing is written; a
-      log line (ERROR for a fill: a trade the books do not hold), ``applied=False``.
+    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing of the order is
+      written; a log line, ``applied=False``. A fill is a trade the books do not hold: logged at
+      ERROR, and when the event carries its listing and side (the node's bridge sends them) it is
+      recorded as an EXTERNAL_FILL finding as below, after the event's transaction.
     - **EXTERNAL_FILL** (a fill of an order the OMS did not originate: a venue liquidation / ADL /
       auto-close, an order placed by hand): recorded as a ``ReconciliationFinding`` of kind
       EXTERNAL_FILL, once per (venue, listing, trade id), and logged at ERROR
@@ -332,6 +334,8 @@ def order_apply_venue_event(*, event: VenueEvent,
         _publish_on_commit(touched, publish, after_commit)
     for check in touched.checks:
         check()
+    if event.kind == K.FILLED and result.order_id is None and event.instrument_key and event.side:
+        _record_external_fill(event, detail=f"{result.reason}: the OMS holds no record of the order")
     return result
 
 
@@ -594,12 +598,12 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
                         parent_order_id=parent.pk if parent is not None else None)
 
 
-def _record_external_fill(event: VenueEvent) -> AppliedEvent:
+def _record_external_fill(event: VenueEvent, *, detail: str = "") -> AppliedEvent:
     finding, created = reconciliation_record_external_fill(
         venue=event.venue, instrument_key=event.instrument_key, side=event.side, quantity=event.last_qty,
         price=event.last_px, trade_id=event.trade_id, client_order_id=event.client_order_id,
         venue_order_id=event.venue_order_id, filled_at=event.ts_event, venue_quantity=event.venue_position,
-        detail=event.reason)
+        detail=detail or event.reason)
     return AppliedEvent(applied=created, kind=event.kind, client_order_id=event.client_order_id,
                         reason=f"recorded as reconciliation finding {finding.pk}" if created
                         else f"already recorded as reconciliation finding {finding.pk}")

@@ -13,7 +13,7 @@ from odum_live.groups import ORDERS_GROUP, strategy_group
 from orders.models import Fill, Order, OrderEvent
 from orders.services import order_apply_venue_event
 from orders.services.venue_events import VenueEventError
-from positions.models import Position
+from positions.models import Position, ReconciliationFinding
 from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
 from tests.helpers import ChannelListener
@@ -440,6 +440,24 @@ def test_apply_fill_of_unknown_client_order_id_is_logged_as_an_error_with_the_tr
     (filled, accepted) = [r for r in caplog.records if "unknown client_order_id" in r.getMessage()]
     assert filled.levelname == "ERROR" and "trade T9: 0.01 @ 40000" in filled.getMessage()
     assert accepted.levelname == "WARNING"
+
+
+def test_apply_fill_of_unknown_client_order_id_with_its_listing_is_an_external_fill_finding_once(order):
+    # Arrange: a fill from the node of an order the OMS holds no record of (e.g. a child whose CHILD_CREATED
+    # was lost), carrying its listing and side as the bridge sends them.
+    lost = fill("OLnope-E1", "T10", "0.01", "40000", instrument_key=SPOT, side="SELL")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=lost), order_apply_venue_event(event=lost)]
+
+    # Assert: not booked, but recorded once for a person to see.
+    assert [r.applied for r in results] == [False, False]
+    (finding,) = ReconciliationFinding.objects.all()
+    assert (finding.kind, finding.venue, finding.instrument_key, finding.side, finding.quantity, finding.trade_id,
+            finding.client_order_id) == ("EXTERNAL_FILL", "BINANCE-SPOT", SPOT, "SELL", Decimal("0.01"), "T10",
+                                         "OLnope-E1")
+    assert "unknown client_order_id" in finding.detail
+    assert not Fill.objects.exists() and not Position.objects.exists()
 
 
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):

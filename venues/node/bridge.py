@@ -125,7 +125,7 @@ def nanos_to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
 
 
-def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEvent | None:
+def venue_event_from_nautilus(event, *, venue: str, is_child: bool, instrument_key: str = "") -> VenueEvent | None:
     """Translate one NautilusTrader order event into our :class:`VenueEvent` (None: not tracked).
 
     Parameters
@@ -136,6 +136,10 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
         Our venue code of the order's listing.
     is_child : bool
         Whether the order is an execution algorithm's child (its OrderSubmitted is forwarded).
+    instrument_key : str
+        Our instrument key of the order's listing, sent with a fill (with its side) so that a fill of
+        an order the OMS holds no record of is still recorded (``orders.services.venue_events``);
+        "" when the caller does not know it.
 
     Returns
     -------
@@ -185,6 +189,7 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
             fee=commission.as_decimal() if commission is not None else Decimal(0),
             fee_currency=commission.currency.code if commission is not None else "",
             liquidity=_LIQUIDITY.get(event.liquidity_side, Liquidity.UNKNOWN),
+            side="BUY" if event.order_side == OrderSide.BUY else "SELL", instrument_key=instrument_key,
         )
     return None
 
@@ -423,7 +428,8 @@ class BridgeStrategy(Strategy):
             is_child = order is not None and order.exec_spawn_id is not None and \
                 order.exec_spawn_id != order.client_order_id
         try:
-            translated = venue_event_from_nautilus(event, venue=listing[0], is_child=is_child)
+            translated = venue_event_from_nautilus(event, venue=listing[0], is_child=is_child,
+                                                   instrument_key=listing[1])
         except ValueError as exc:
             # Never a silent drop: logged with the event; reconciliation re-reads the venue's fills.
             logger.error("order event not journaled (%s): %r", exc, event)
