@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
@@ -215,7 +215,10 @@ def order_apply_venue_event(*, event: VenueEvent,
       auto-close, an order placed by hand): recorded as a ``ReconciliationFinding`` of kind
       EXTERNAL_FILL, once per (venue, listing, trade id), and logged at ERROR
       (:func:`positions.services.reconciliation_record_external_fill`); no order, fill or position
-      changes. ``applied`` is True when the finding is new, False for a re-delivered trade.
+      changes. ``applied`` is True when the finding is new, False for a re-delivered trade. When the
+      OMS does hold an order of that client_order_id on that venue (the node lost its record of one
+      of ours, e.g. a restart without a persisted cache, and took the venue's report of it for an
+      external order), the event is that order's fill and is applied as a FILLED event.
     - **SUBMITTED / ACCEPTED / REJECTED / CANCELED / EXPIRED**: the status moves through
       ``Order.transition_to``; ``submitted_at`` / ``accepted_at`` / ``closed_at`` take the event
       time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. A SUBMITTED or
@@ -301,7 +304,13 @@ def order_apply_venue_event(*, event: VenueEvent,
         may retry: the event is idempotent).
     """
     if event.kind == K.EXTERNAL_FILL:
-        return _record_external_fill(event)
+        if not Order.objects.filter(client_order_id=event.client_order_id, venue=event.venue).exists():
+            return _record_external_fill(event)
+        # The node took an order of ours for external (its record lost in a restart, the venue then
+        # reporting it): the OMS holds the order, so the trade is its fill.
+        logger.warning("order %s: fill %s:%s reported as external (%s); the OMS holds the order: applied as its fill",
+                       event.client_order_id, event.venue, event.trade_id, event.reason)
+        event = replace(event, kind=K.FILLED, venue_position=None)
     touched = _Touched()
     one_statement = event.kind == K.ACCEPTED  # still to try
     if one_statement and not transaction.get_connection().in_atomic_block:

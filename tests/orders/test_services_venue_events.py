@@ -460,6 +460,25 @@ def test_apply_fill_of_unknown_client_order_id_with_its_listing_is_an_external_f
     assert not Fill.objects.exists() and not Position.objects.exists()
 
 
+def test_apply_external_fill_of_an_order_the_oms_holds_is_booked_as_its_fill_not_a_finding(order):
+    # Arrange: the node took one of our orders for EXTERNAL (its record lost in a restart without a persisted
+    # cache, the venue then reported a late fill of it): the OMS knows the order, so the trade is ours.
+    late = ev(K.EXTERNAL_FILL, order, seconds=1, trade_id="T11", last_qty=Decimal("0.004"),
+              last_px=Decimal("40000"), side=order.side, instrument_key=order.routed_instrument_key,
+              reason="order of strategy EXTERNAL on the trading node, not of the OMS")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=late), order_apply_venue_event(event=late)]
+
+    # Assert: one fill of the order, its position booked; no finding.
+    assert [r.applied for r in results] == [True, False]
+    order.refresh_from_db()
+    assert order.status == S.PARTIALLY_FILLED and order.filled_quantity == Decimal("0.004")
+    assert list(Fill.objects.filter(order=order).values_list("venue_trade_id", flat=True)) == ["T11"]
+    assert Position.objects.get(strategy=order.strategy).quantity == Decimal("0.004")
+    assert not ReconciliationFinding.objects.exists()
+
+
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
     # Arrange
     counts = (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(), Position.objects.count())

@@ -26,7 +26,10 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   :class:`VenueEvent` with the venue's net position right after it (:func:`external_fill_event`).
   Ours are the bridge's strategy id: its orders and its algorithms' children (spawned with the
   primary's strategy id), which arrive through :meth:`BridgeStrategy.on_order_event`. The bridge
-  claims no external orders (``external_order_claims``), so none of them is taken for ours. Fills
+  claims no external orders (``external_order_claims``), so none of them is taken for ours. One of
+  ours the node lost its record of (a restart without a persisted cache) comes back from the venue
+  as an EXTERNAL order with our client_order_id: the journal, which can look that id up, books it as
+  the order's fill (``orders.services.venue_events``). Fills
   the node's own start-up reconciliation generates come before the bridge starts: those show as the
   listing's POSITION_MISMATCH of venues/node/reconcile.py.
 - Quotes (and bars) go to the market-data sink, which the host publishes at a bounded rate.
