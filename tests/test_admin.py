@@ -53,6 +53,7 @@ def data(db):
         venue="BINANCE-SPOT",
         instrument_key=order.routed_instrument_key,
         venue_trade_id="T-1",
+        side="BUY",
         price=Decimal("40000.01"),
         quantity=Decimal("0.004"),
         fee=Decimal("0.16"),

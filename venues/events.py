@@ -73,8 +73,9 @@ class VenueEvent:
     reason : str
         Rejection / cancel-rejection / expiry reason text from the venue ("" when none).
     trade_id : str
-        FILLED, EXTERNAL_FILL: the venue's trade (execution) id; unique per listing of the venue (Binance and OKX
-        number trades per symbol: ``orders.models.Fill``).
+        FILLED, EXTERNAL_FILL: the venue's trade (execution) id; unique per listing of the venue and side
+        (Binance and OKX number trades per symbol, and report a self-trade's one id to both our orders:
+        ``orders.models.Fill``).
     last_qty : Decimal
         FILLED, EXTERNAL_FILL: quantity of this fill, base units, > 0.
     last_px : Decimal

@@ -482,7 +482,8 @@ class FillOutputSerializer(serializers.Serializer):
     venue = serializers.CharField(help_text="Venue code.")
     venue_trade_id = serializers.CharField(
         help_text="The venue's trade id: unique per listing of the venue (the order's routed_instrument_key), "
-                  "as Binance and OKX number trades per symbol.")
+                  "as Binance and OKX number trades per symbol, and side (a self-trade between two of our "
+                  "orders is one trade id for both).")
     price = StrictDecimalField(help_text="Execution price in quote currency.")
     quantity = StrictDecimalField(help_text="Executed quantity in base units.")
     fee = StrictDecimalField(help_text="Fee, in fee_currency.")

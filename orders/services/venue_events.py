@@ -3,7 +3,7 @@
 :func:`order_apply_venue_event` is the one place venue facts reach the database. In one
 transaction it locks the order, moves its status through the state machine (``Order.transition_to``
 — a late or duplicate event never moves an order backwards: it is recorded as an IGNORED
-``OrderEvent``), inserts a fill once (unique on venue, listing and trade id: ``orders.models.Fill``),
+``OrderEvent``), inserts a fill once (unique on venue, listing, trade id and side: ``orders.models.Fill``),
 applies the position change (``positions.services.position_apply_fill``), re-computes the parent
 of an algorithm's child from its children, keeps pre-trade risk's open-order totals true
 (``orders.exposure``), appends the ``OrderEvent`` and, on commit, publishes the changed orders to
@@ -42,7 +42,7 @@ from odum_live.sql import (
     send_update,
 )
 from orders.exposure import order_exposure_changed, orders_for_state_change
-from orders.fills import FeeTotal, fee_totals, fill_totals
+from orders.fills import FeeTotal, fee_totals, fill_totals, trade_side
 from orders.models import Fill, Order, OrderEvent
 from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
@@ -77,7 +77,7 @@ class VenueEventError(Exception):
 
     Raised inside the transaction, so nothing of the event is kept; the journal writer logs it and
     counts it as failed. A replay of the event after the data is fixed applies it (fills are
-    idempotent on venue, listing and trade id).
+    idempotent on venue, listing, trade id and side).
     """
 
 
@@ -154,11 +154,13 @@ _LOCKED_PARENT_FOR_FILL = CompiledQuery(
 
 
 #: A fill's reads, once per FILLED event: compiled once (odum_live/sql.py).
-# The stored fill of the same (venue, listing, trade id), if any — a fill's identity (orders.models.Fill:
-# Binance and OKX number trades per symbol). The listing is the event's order's, through a sub-select
-# on its client_order_id, so that the check goes in the fill's one round trip.
-_FILL_BY_TRADE = CompiledQuery(
-    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only("id", "order_id", "quantity", "price").filter(
+# The stored fills of the same (venue, listing, trade id): at most one per side. A fill's identity adds
+# the side (orders.models.Fill: Binance and OKX number trades per symbol; a self-trade is one trade id for
+# both sides), chosen in Python from the order's side once read (_same_side). The listing is the event's
+# order's, through a sub-select on its client_order_id, so that the check goes in the fill's one round trip.
+_FILLS_BY_TRADE = CompiledQuery(
+    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only(
+        "id", "order_id", "side", "quantity", "price").filter(
         venue=venue, instrument_key=order_column(client_order_id=client_order_id, column="routed_instrument_key"),
         venue_trade_id=trade_id),
     markers=("<venue marker>", "<client_order_id marker>", "<trade_id marker>"),
@@ -235,12 +237,14 @@ def order_apply_venue_event(*, event: VenueEvent,
     - **REJECTED after fills** (PARTIALLY_FILLED or PENDING_CANCEL with a filled quantity — e.g. an
       algorithm's primary denied when sent as its last slice): the order becomes CANCELED with the
       venue's reason in ``rejection_reason``; its fills stand.
-    - **FILLED**: a fill whose (venue, listing, trade id) is already stored is a no-op: silent for
-      its own order (a replay), logged as an error for another order of the listing; for its own
+    - **FILLED**: a fill whose (venue, listing, trade id, side) is already stored is a no-op: silent
+      for its own order (a replay), logged as an error for another order of the listing; for its own
       order with another quantity or price (a venue's trade correction) it is not applied either, but
       logged as an error and recorded as IGNORED naming both figures: the stored fill stands. The listing
       is the order's ``routed_instrument_key``: Binance and OKX number trades per symbol, so the
-      same trade id on another listing of the venue is another fill (``orders.models.Fill``). Otherwise
+      same trade id on another listing of the venue is another fill (``orders.models.Fill``). The side
+      is the order's (``orders.fills.trade_side``): when two of our orders trade with each other (a
+      self-trade) the venue reports one trade id to both, the BUY's fill and the SELL's. Otherwise
       the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
       (quantity-weighted) / ``fees`` are re-computed from its fills (and its children's), the
       status becomes PARTIALLY_FILLED or FILLED by the leaves (SUBMITTED → FILLED without ACCEPTED
@@ -487,7 +491,7 @@ def _misrouted(order: Order | None, event: VenueEvent, touched: _Touched) -> App
 class _FillReads:
     # What a fill reads, sent together (odum_live.sql: one round trip in a pipeline).
     order: SentRows
-    duplicate: SentRows
+    same_trade: SentRows
     terms: SentRows
     own_fills: SentRows
     children_fills: SentRows
@@ -506,14 +510,22 @@ def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
     # locks both a position and an order).
     coid = event.client_order_id
     reads = _FillReads(
-        order=_LOCKED_FOR_FILL.send(coid), duplicate=_FILL_BY_TRADE.send(event.venue, coid, event.trade_id),
+        order=_LOCKED_FOR_FILL.send(coid), same_trade=_FILLS_BY_TRADE.send(event.venue, coid, event.trade_id),
         terms=_LISTING_TERMS_OF_ORDER.send(coid), own_fills=_FILLS_OF_ORDER.send(coid),
         children_fills=_FILLS_OF_CHILDREN.send(coid), fill_id=next_id(Fill) if in_pipeline() else None,
         position=position_lock_send_of_order(client_order_id=coid),
     )
     order = reads.order.one()
-    duplicate = reads.duplicate.one()
-    return _misrouted(order, event, touched) or _apply_fill(order, event, touched, duplicate=duplicate, reads=reads)
+    same_trade = reads.same_trade.all()
+    return _misrouted(order, event, touched) or _apply_fill(
+        order, event, touched, duplicate=_same_side(order, same_trade), reads=reads)
+
+
+def _same_side(order: Order, same_trade: list[Fill]) -> Fill | None:
+    # The stored fill of the event's trade on the order's side, if any: the other side's is the other
+    # order's fill of a self-trade, not a duplicate.
+    side = trade_side(order.side)
+    return next((f for f in same_trade if f.side == side), None)
 
 
 def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None,
@@ -558,11 +570,13 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     _imply_submitted(order, event=event, fields=fields, notes=notes)
     # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
     # above), so the duplicate check made under it cannot be overtaken. A unique violation here is a
-    # trade id the venue gave to another order of the listing: the event fails whole, logged by the journal.
+    # trade id and side the venue gave to another order of the listing: the event fails whole, logged by the
+    # journal.
     # Writes from here on are sent, not read (odum_live.sql): in a pipeline they go with the COMMIT.
     fill = Fill(
         id=reads.fill_id.fetchall()[0][0] if reads.fill_id is not None else None, order=order, venue=event.venue,
-        instrument_key=order.routed_instrument_key, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
+        instrument_key=order.routed_instrument_key, venue_trade_id=event.trade_id, side=trade_side(order.side),
+        price=event.last_px, quantity=qty,
         fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
     )
     read_fill_id = send_insert([fill])
@@ -818,14 +832,14 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
 
 
 def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:
-    listing = order.routed_instrument_key
+    listing, side = order.routed_instrument_key, trade_side(order.side)
     if owner_id != order.pk:
-        logger.error("fill %s:%s on %s replayed for order %s but stored for order %s", event.venue, event.trade_id,
-                     listing, order.client_order_id, owner_id)
+        logger.error("fill %s:%s %s on %s replayed for order %s but stored for order %s", event.venue,
+                     event.trade_id, side, listing, order.client_order_id, owner_id)
     else:
-        logger.info("fill %s:%s on %s already stored: replay ignored", event.venue, event.trade_id, listing)
+        logger.info("fill %s:%s %s on %s already stored: replay ignored", event.venue, event.trade_id, side, listing)
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id,
-                        reason=f"duplicate fill {event.venue}:{event.trade_id} on {listing}", order_id=order.pk,
+                        reason=f"duplicate fill {event.venue}:{event.trade_id} {side} on {listing}", order_id=order.pk,
                         status_before=order.status, status_after=order.status)
 
 

@@ -17,7 +17,7 @@ from positions.models import Position, ReconciliationFinding
 from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
 from tests.helpers import ChannelListener
-from tests.orders.factories import OrderFactory
+from tests.orders.factories import OrderFactory, StrategyFactory
 from tests.venues.factories import listing_of
 from venues.events import VenueEvent, VenueEventKind
 
@@ -622,6 +622,94 @@ def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy, cap
     assert Fill.objects.count() == 1 and Position.objects.get().quantity == Decimal("0.004")
 
 
+def _self_trade(strategy):
+    # A BUY of ``strategy`` and a SELL of another strategy, both resting on BTC-USDT: they may trade with each other.
+    other = StrategyFactory()
+    buy = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    sell = OrderFactory(strategy=other, status=S.ACCEPTED, side="SELL")
+    return buy, sell
+
+
+def test_apply_self_trade_books_both_sides_of_one_trade_id(listing, strategy, caplog):
+    # Arrange: our BUY and our SELL traded with each other; Binance reports the same trade id to both.
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000", fee="0.16"))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", fee="0.16", seconds=2))
+
+    # Assert: two fills of one trade, one per side; both orders and both positions moved; no error
+    buy.refresh_from_db()
+    sell.refresh_from_db()
+    assert result.applied and result.fill_id is not None
+    assert sorted(Fill.objects.filter(venue_trade_id="T7").values_list("order_id", "side")) == sorted(
+        [(buy.pk, "BUY"), (sell.pk, "SELL")])
+    assert (buy.status, buy.filled_quantity) == (S.PARTIALLY_FILLED, Decimal("0.004"))
+    assert (sell.status, sell.filled_quantity) == (S.PARTIALLY_FILLED, Decimal("0.004"))
+    assert dict(Position.objects.values_list("strategy_id", "quantity")) == {
+        buy.strategy_id: Decimal("0.004"), sell.strategy_id: Decimal("-0.004")}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_apply_replay_of_either_side_of_a_self_trade_is_ignored(listing, strategy):
+    # Arrange: both sides of trade T7 booked
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+    before = sorted(Position.objects.values_list("strategy_id", "quantity", "realized_pnl"))
+
+    # Act: node-start reconciliation replays both
+    replays = [order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000")),
+               order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))]
+
+    # Assert: each replay is a no-op for its own order
+    assert [(r.applied, r.order_id) for r in replays] == [(False, buy.pk), (False, sell.pk)]
+    assert all("duplicate fill" in r.reason for r in replays)
+    assert Fill.objects.count() == 2
+    assert sorted(Position.objects.values_list("strategy_id", "quantity", "realized_pnl")) == before
+    for order in (buy, sell):
+        order.refresh_from_db()
+        assert order.filled_quantity == Decimal("0.004")
+
+
+def test_apply_self_trade_side_with_other_figures_is_a_trade_correction_not_applied(listing, strategy, caplog):
+    # Arrange: both sides of T7 booked; then the SELL side's report comes again with another quantity
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        corrected = order_apply_venue_event(event=fill(sell, "T7", "0.003", "40000", seconds=3))
+
+    # Assert: the SELL's stored fill stands and the difference is on its timeline, not the BUY's
+    assert not corrected.applied and corrected.order_id == sell.pk
+    assert "0.004 @ 40000" in corrected.reason and "0.003 @ 40000" in corrected.reason
+    assert sell.events.filter(type=OrderEvent.Type.IGNORED).count() == 1
+    assert not buy.events.filter(type=OrderEvent.Type.IGNORED).exists()
+    assert Fill.objects.count() == 2
+
+
+def test_apply_same_trade_id_and_side_on_another_order_is_a_logged_duplicate(listing, strategy, caplog):
+    # Arrange: both sides of T7 booked; a third order (a SELL) is then reported with T7 as well
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+    third = OrderFactory(strategy=strategy, status=S.ACCEPTED, side="SELL")
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(third, "T7", "0.004", "40000", seconds=3))
+
+    # Assert: a trade has one seller: refused, logged as an error naming the SELL that holds it
+    third.refresh_from_db()
+    assert not result.applied and "duplicate fill" in result.reason
+    assert f"replayed for order {third.client_order_id} but stored for order {sell.pk}" in caplog.text
+    assert third.filled_quantity == 0 and not third.fills.exists()
+    assert Fill.objects.count() == 2
+
+
 def _btc_and_eth_orders(strategy):
     # An accepted BTC-USDT order (the ``listing`` fixture's) and an accepted ETH-USDT order of the same venue.
     eth_key = "BINANCE-SPOT:SPOT_PAIR:ETH-USDT"
@@ -1028,7 +1116,7 @@ def test_apply_replayed_primary_fill_closes_a_family_left_open_short(listing, st
     e1 = _resting_child(parent, 1)
     Order.objects.filter(pk=e1.pk).update(status=S.CANCELED)
     Order.objects.filter(pk=parent.pk).update(status=S.PARTIALLY_FILLED)
-    Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=SPOT, venue_trade_id="T2",
+    Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=SPOT, venue_trade_id="T2", side="BUY",
                         price=Decimal("40000"), quantity=Decimal("0.02"), fee=Decimal("0"), fee_currency="USDT",
                         ts_event=T0)
     Order.objects.filter(pk=parent.pk).update(filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40000"))

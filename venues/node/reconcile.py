@@ -8,7 +8,7 @@ node's cache is "the venue" here. Rules (issue #3 §6):
 
 1. For each order the OMS holds open (SUBMITTED, ACCEPTED, PARTIALLY_FILLED, PENDING_CANCEL) on the
    node's venues, every fill the node's cache has for it is sent to the journal again; fills are
-   unique on (venue, listing, trade id), so a fill the OMS already has is a no-op and a missing one is
+   unique on (venue, listing, trade id, side), so a fill the OMS already has is a no-op and a missing one is
    applied once. An algorithm's parent whose family ended short (its primary filled as the last
    slice, every child ended) is closed CANCELED by the journal on these events — a child's
    resolution, a missing fill, or the replay of the primary's fill when the OMS already had it all
