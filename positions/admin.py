@@ -11,6 +11,7 @@ from odum_live.admin import ReadOnlyAdminMixin, decimal_column
 from positions.models import Position, ReconciliationFinding
 from positions.selectors import listing_pnl_currency
 from positions.services import reconciliation_findings_resolve
+from positions.templatetags.positions_ui import fee_amounts
 from venues.models import Instrument
 
 #: The listing's fields the PnL currency is read from (annotated on each row as ``listing_<field>``).
@@ -23,7 +24,8 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     PnL and fees are in the row's PnL currency (its own column): the quote currency, the settlement
     currency for inverse contracts (``positions.selectors.listing_pnl_currency``, as the positions
-    page says it) — rows of different currencies are not comparable amounts.
+    page says it) — rows of different currencies are not comparable amounts. Fees paid in a third
+    currency (BNB) are in their own column, each amount with its currency: they are in no PnL.
     """
 
     # Compact decimal displays (0.004, not 0.004000000000000000), for the list and the page.
@@ -33,6 +35,10 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     unrealized_pnl_ = decimal_column("unrealized_pnl", "unrealized PnL")
     realized_pnl_ = decimal_column("realized_pnl", "realized PnL")
     fees_ = decimal_column("fees")
+
+    @admin.display(description="fees in other currencies (in no PnL)")
+    def other_fees_(self, position: Position) -> str:
+        return fee_amounts(position.other_fees) or "—"
 
     @admin.display(description="PnL currency")
     def pnl_currency_(self, position: Position) -> str:
@@ -57,6 +63,7 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "unrealized_pnl_",
         "realized_pnl_",
         "fees_",
+        "other_fees_",
         "pnl_currency_",
         "marked_at",
         "updated_at",
@@ -64,7 +71,7 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["venue", "strategy"]
     search_fields = ["instrument_key", "equivalence_key", "strategy__id"]
     readonly_fields = ["quantity_", "avg_entry_price_", "mark_price_", "unrealized_pnl_", "realized_pnl_", "fees_",
-                       "pnl_currency_"]
+                       "other_fees_", "pnl_currency_"]
     fields = [
         "strategy",
         "venue",
@@ -76,6 +83,7 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "unrealized_pnl_",
         "realized_pnl_",
         "fees_",
+        "other_fees_",
         "pnl_currency_",
         "marked_at",
         "updated_at",

@@ -2,9 +2,10 @@
 
 ``quantity`` is signed (positive long, negative short) in base units, contracts for derivatives;
 prices are in quote currency; PnL and fees are in quote currency for linear instruments and in the
-settlement (base) currency for inverse ones. ``realized_pnl`` is net of the fees in (or converted
-to) that currency; a fee in a third currency (BNB) is not in it (``positions.maths``, "Fees"). Only
-``positions.services`` writes these rows.
+settlement (base) currency for inverse ones. ``realized_pnl`` is net of ``fees``: the fees paid in
+that currency and those paid in the pair's other currency, converted at their fill's price. A fee in
+a third currency (BNB) has no such rate: it is kept in ``other_fees``, in its own currency, and is
+not in ``realized_pnl`` (``positions.maths``, "Fees"). Only ``positions.services`` writes these rows.
 """
 
 from decimal import Decimal
@@ -26,7 +27,11 @@ class Position(models.Model):
     realized_pnl = DecimalField(default=Decimal("0"), help_text="Realized PnL net of fees: quote currency (settlement currency for inverse contracts).")
     unrealized_pnl = DecimalField(default=Decimal("0"), help_text="Unrealized PnL at mark: quote currency (settlement currency for inverse contracts).")
     mark_price = DecimalField(null=True, blank=True)
-    fees = DecimalField(default=Decimal("0"), help_text="Fees paid, in the PnL currency.")
+    fees = DecimalField(default=Decimal("0"), help_text="Fees paid, in the PnL currency (those paid in the pair's "
+                        "other currency converted at their fill price); realized PnL is net of them.")
+    other_fees = models.JSONField(default=dict, blank=True, help_text=(
+        "Fees paid in a third currency (neither the PnL currency nor the pair's other one, e.g. BNB), per "
+        "currency: {currency: decimal text}. Never converted (no rate is known), so not in fees or realized PnL."))
     marked_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

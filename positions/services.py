@@ -32,7 +32,14 @@ from django.utils import timezone
 from odum_live.channel_send import run_on_layer
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
-from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
+from positions.maths import (
+    PositionMathsError,
+    PositionState,
+    add_other_fee,
+    apply_fill,
+    unrealized_pnl,
+    validate_fill,
+)
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
 from orders.selectors import order_column
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
@@ -41,6 +48,7 @@ from venues.models import Instrument
 logger = logging.getLogger(__name__)
 
 ONE = Decimal(1)
+ZERO = Decimal(0)
 
 
 def _with_last_snapshot_ts(positions):
@@ -73,6 +81,8 @@ def position_apply_fill(
     fee: Decimal,
     multiplier: Decimal = ONE,
     inverse: bool = False,
+    other_fee: Decimal = ZERO,
+    other_fee_currency: str = "",
     ts: datetime,
     locked: SentRows | None = None,
 ) -> Position:
@@ -107,6 +117,11 @@ def position_apply_fill(
     inverse : bool
         ``venues.Instrument.is_inverse``; must agree with the key's ``@LIN``/``@INV`` suffix when
         the key has one.
+    other_fee, other_fee_currency : Decimal, str
+        A fee of the fill that no rate converts to the PnL currency (a third currency, e.g. BNB:
+        :func:`positions.maths.fee_in_pnl_currency` gave None), in its own currency, signed: added to
+        the position's ``other_fees`` (:func:`positions.maths.add_other_fee`), not to ``fees`` or
+        ``realized_pnl``. The currency is required when the fee is not zero; "" with a zero fee: none.
     ts : datetime
         Event time of the fill, timezone-aware. Logged with the change; ``Position`` has no
         event-time column (``updated_at`` is the write time). The fill's snapshot (the equity
@@ -130,7 +145,8 @@ def position_apply_fill(
         When called outside ``transaction.atomic()``: the position change must commit with the
         fill that caused it.
     PositionMathsError (a ValueError)
-        For invalid fill inputs, naming the field (see :func:`positions.maths.validate_fill`).
+        For invalid fill inputs, naming the field (see :func:`positions.maths.validate_fill`;
+        ``fee_currency`` for an ``other_fee`` without currency, see :func:`positions.maths.add_other_fee`).
     ValueError
         For a malformed or ``ANY`` key (``InstrumentKeyError``), a ``venue`` that differs from the
         key's, ``inverse`` contradicting the key's settlement suffix, an unknown strategy, or a
@@ -140,6 +156,8 @@ def position_apply_fill(
     key = _listing_key(instrument_key=instrument_key, venue=venue)
     _require_aware("ts", ts)
     validate_fill(side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier)
+    if other_fee_currency or other_fee != 0:  # checked before the lock: a bad fee changes nothing
+        add_other_fee({}, currency=other_fee_currency, fee=other_fee)
     _check_settlement(key=key, inverse=inverse)
 
     locked = locked or position_lock_send(strategy_id=strategy_id, venue=venue, instrument_key=instrument_key)
@@ -160,20 +178,24 @@ def position_apply_fill(
     position.avg_entry_price = after.avg_entry_price
     position.realized_pnl = after.realized_pnl
     position.fees = after.fees
+    fields = ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key", "unrealized_pnl", "updated_at"]
+    if other_fee_currency:
+        position.other_fees = add_other_fee(position.other_fees, currency=other_fee_currency, fee=other_fee)
+        fields.append("other_fees")
     position.equivalence_key = key.equivalence_key
     position.unrealized_pnl = (
         unrealized_pnl(after, mark=position.mark_price, multiplier=multiplier, inverse=inverse)
         if position.mark_price is not None else Decimal(0)
     )
     # The row is locked above: written without a row-count read, so it may travel in a pipeline.
-    send_update(position, ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
-                           "unrealized_pnl", "updated_at"])
+    send_update(position, fields)
     position_snapshot_record(positions=[position], ts=_fill_snapshot_ts(position, ts, created=created),
                             source=SNAPSHOT_FILL)
     logger.info(
         "position fill applied",
         extra={"strategy_id": strategy_id, "instrument_key": instrument_key, "side": side,
-               "quantity": str(quantity), "price": str(price), "fee": str(fee), "ts": ts.isoformat(),
+               "quantity": str(quantity), "price": str(price), "fee": str(fee),
+               "other_fee": f"{other_fee} {other_fee_currency}" if other_fee_currency else "", "ts": ts.isoformat(),
                "position_quantity": str(after.quantity), "realized_pnl": str(after.realized_pnl)},
     )
     return position

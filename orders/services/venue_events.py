@@ -22,13 +22,12 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
 
 from odum_live.decimals import plain_decimal
-from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
 from odum_live.sql import (
     CompiledQuery,
@@ -48,7 +47,7 @@ from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
-from positions.maths import pnl_currency
+from positions.maths import fee_in_pnl_currency, pnl_currency
 from positions.services import (
     position_apply_fill,
     position_lock_send_of_order,
@@ -62,7 +61,6 @@ logger = logging.getLogger(__name__)
 S = OrderStatus
 K = VenueEventKind
 _ZERO = Decimal("0")
-_QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)  # NUMERIC(36,18)
 
 #: Status a non-fill event asks for (CANCEL_REJECTED depends on the fills, see below).
 _TARGET = {K.SUBMITTED: S.SUBMITTED, K.ACCEPTED: S.ACCEPTED, K.REJECTED: S.REJECTED, K.CANCELED: S.CANCELED,
@@ -251,8 +249,11 @@ def order_apply_venue_event(*, event: VenueEvent,
       is legal; a ROUTED order passes through SUBMITTED; a partial fill while PENDING_CANCEL keeps
       the pending cancel; a fill on a CANCELED / EXPIRED / REJECTED order is kept — the trade
       happened — with the status unchanged), and the position takes the fill with the listing's
-      multiplier and inverse flag. A fill that would take the order (or its parent) beyond its
-      quantity is an over-fill: logged as an error, recorded as IGNORED, not applied.
+      multiplier and inverse flag, and its fee in the PnL currency (converted at the fill price from
+      the pair's other currency) or, paid in a third currency (BNB), apart in that currency in the
+      position's ``other_fees``, the entry's ``detail`` saying so (``positions.maths.fee_in_pnl_currency``).
+      A fill that would take the order (or its parent) beyond its quantity is an over-fill: logged as an
+      error, recorded as IGNORED, not applied.
     - **Children of algorithms** (CHILD_CREATED): a child ``Order`` (status ROUTED) with
       ``parent`` set, the parent's strategy / listing / venue / side, and the event's
       client_order_id. Each child fill re-computes the parent: filled quantity = Σ fills of the
@@ -555,7 +556,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
     family = _fill_figures(reads.own_fills.all()) + _fill_figures(reads.children_fills.all())
-    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, reads.terms.one())
+    terms = _position_terms(order, event, reads.terms.one())
     this_fill = [(qty, event.last_px, event.fee)]
     family_fills = family + this_fill
     parent_fills = parent_fees = None
@@ -566,7 +567,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
 
     before, before_filled = order.status, order.filled_quantity
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
-    notes = [fee_note] if fee_note else []
+    notes = [terms.note] if terms.note else []
     _imply_submitted(order, event=event, fields=fields, notes=notes)
     # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
     # above), so the duplicate check made under it cannot be overtaken. A unique violation here is a
@@ -596,13 +597,16 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
                            checks=touched.checks)
     position = position_apply_fill(
         strategy_id=order.strategy_id, venue=order.venue, instrument_key=order.routed_instrument_key,
-        side=order.side, quantity=qty, price=event.last_px, fee=fee_for_position, multiplier=multiplier,
-        inverse=inverse, ts=event.ts_event, locked=reads.position,
+        side=order.side, quantity=qty, price=event.last_px, fee=terms.fee, multiplier=terms.multiplier,
+        inverse=terms.inverse, other_fee=terms.other_fee, other_fee_currency=terms.other_fee_currency,
+        ts=event.ts_event, locked=reads.position,
     )
     payload = _base_payload(event) | _trade_payload(event) | _fill_payload(order) | {
         "fill_id": fill.pk, "position_quantity": str(position.quantity),
-        "position_realized_pnl": str(position.realized_pnl), "position_fee": str(fee_for_position),
+        "position_realized_pnl": str(position.realized_pnl), "position_fee": str(terms.fee),
     }
+    if terms.other_fee_currency:
+        payload["position_other_fees"] = dict(position.other_fees)
     if notes:
         payload["detail"] = "; ".join(notes)
     _record(order, event, _fill_event_type(order), before, payload)
@@ -799,10 +803,21 @@ def _fill_figures(fills: list[Fill]) -> list[tuple[Decimal, Decimal, Decimal]]:
     return [(f.quantity, f.price, f.fee) for f in fills]
 
 
-def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:
-    # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
-    # settlement/base for inverse), plus a note when the fee could not be converted; ``found``: the
-    # order's listing as _LISTING_TERMS_OF_ORDER reads it.
+@dataclass(frozen=True, slots=True)
+class _PositionTerms:
+    # What a fill's position change needs of its listing: the contract multiplier, the inverse flag, the
+    # fee in the PnL currency (positions.maths.fee_in_pnl_currency), and a fee no rate converts, kept in
+    # its own currency (currency "" when none), with the note that says so.
+    multiplier: Decimal
+    inverse: bool
+    fee: Decimal
+    other_fee: Decimal = _ZERO
+    other_fee_currency: str = ""
+    note: str = ""
+
+
+def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> _PositionTerms:
+    # ``found``: the order's listing as _LISTING_TERMS_OF_ORDER reads it.
     listing = None if found is None else {name: getattr(found, name) for name in _LISTING_TERM_FIELDS}
     if listing is None:
         raise VenueEventError(
@@ -815,20 +830,17 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
         raise VenueEventError(f"listing {order.routed_instrument_key!r}: is_inverse={inverse} contradicts the key")
     # The listing's currencies, completed from its key where left blank, as positions.selectors reads them.
     base, quote = listing["base_currency"] or key.base or "", listing["quote_currency"] or key.quote or ""
-    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=listing["settlement_currency"])
-    fee, ccy, px = event.fee, event.fee_currency, event.last_px
-    note = ""
-    if fee == 0 or not ccy or ccy == currency:
-        converted = fee
-    elif not inverse and ccy == base:
-        converted = (fee * px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    elif inverse and ccy == quote:
-        converted = (fee / px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    else:
-        converted = _ZERO
-        note = f"fee {fee} {ccy} not convertible to the PnL currency {currency or '(unknown)'}: not in realized PnL"
-        logger.warning("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
-    return listing["contract_multiplier"], inverse, converted, note
+    settlement = listing["settlement_currency"]
+    multiplier = listing["contract_multiplier"]
+    converted = fee_in_pnl_currency(fee=event.fee, fee_currency=event.fee_currency, price=event.last_px,
+                                    inverse=inverse, base=base, quote=quote, settlement=settlement)
+    if converted is not None:
+        return _PositionTerms(multiplier, inverse, converted)
+    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=settlement)
+    note = (f"fee {plain_decimal(event.fee)} {event.fee_currency} not convertible to the PnL currency "
+            f"{currency or '(unknown)'} (no rate): kept apart in the position's other_fees, not in realized PnL")
+    logger.info("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
+    return _PositionTerms(multiplier, inverse, _ZERO, event.fee, event.fee_currency, note)
 
 
 def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:

@@ -93,3 +93,18 @@ def test_finding_admin_viewer_sees_findings_but_cannot_resolve_them(client, exte
     assert page.status_code == 200 and "mark_resolved" not in page.content.decode()
     external_fill.refresh_from_db()
     assert external_fill.resolved_at is None
+
+
+def test_position_admin_shows_fees_in_a_third_currency_with_their_currency(rm_client, positions):
+    # Arrange: the spot position also paid BNB and OKB
+    from positions.models import Position
+
+    Position.objects.filter(pk=positions[SPOT].pk).update(other_fees={"BNB": "0.0125", "OKB": "2"})
+
+    # Act
+    listed = rm_client.get(reverse("admin:positions_position_changelist")).content.decode()
+    page = rm_client.get(reverse("admin:positions_position_change", args=[positions[SPOT].pk])).content.decode()
+
+    # Assert
+    assert '<td class="field-other_fees_">0.0125 BNB + 2 OKB</td>' in listed
+    assert '<div class="readonly">0.0125 BNB + 2 OKB</div>' in page

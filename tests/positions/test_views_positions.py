@@ -126,6 +126,35 @@ def test_positions_inverse_contract_pnl_in_coin_shows_satoshis_not_cents(alpha, 
 
 
 @pytest.mark.django_db
+def test_positions_fees_in_a_third_currency_are_shown_apart_with_their_currency(alpha, trader):
+    # Arrange: alpha's BTC-USDT fills paid 0.5 USDT (fill()) and 0.0125 BNB, a BNB fee discount
+    with transaction.atomic():
+        position_apply_fill(strategy_id=alpha.id, venue="BINANCE-SPOT", instrument_key=SPOT, side="BUY",
+                            quantity=D(1), price=D(100), fee=D(0), other_fee=D("0.0125"), other_fee_currency="BNB",
+                            ts=T0)
+    fill(alpha.id, "BUY", "1", "100")
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: the USDT fees as before, the BNB beside them on the instrument and listing lines, and a total
+    assert body.count("+ 0.0125 BNB</span>") == 2
+    assert '<td class="num">0.50 USDT<br><span class="other-fees"' in body
+    other = body.split('data-testid="other-fees"', 1)[1].split("</tr>", 1)[0]
+    assert "Fees in other currencies, in no PnL" in other and '<th class="num">0.0125 BNB</th>' in other
+    assert "-0.50" in body  # realized: the USDT fee only
+
+
+@pytest.mark.django_db
+def test_positions_without_fees_in_other_currencies_show_no_such_line(alpha, trader):
+    fill(alpha.id, "BUY", "1", "100")
+
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    assert 'class="other-fees"' not in body and 'data-testid="other-fees"' not in body
+
+
+@pytest.mark.django_db
 def test_positions_chart_time_axis_says_utc(alpha, trader):
     fill(alpha.id, "BUY", "1", "100", ts=T0)
 
