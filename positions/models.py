@@ -101,8 +101,8 @@ class ReconciliationFinding(models.Model):
         ordering = ["-found_at", "id"]
         indexes = [models.Index(fields=["venue", "instrument_key", "resolved_at"], name="finding_open_idx")]
         constraints = [
-            # One finding per external trade: a fill's identity, as orders.models.Fill's.
-            models.UniqueConstraint(fields=["venue", "instrument_key", "trade_id"],
+            # One finding per side of an external trade: a fill's identity, as orders.models.Fill's.
+            models.UniqueConstraint(fields=["venue", "instrument_key", "trade_id", "side"],
                                     condition=models.Q(kind="EXTERNAL_FILL"), name="finding_external_fill_unique"),
         ]
 

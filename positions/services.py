@@ -542,7 +542,10 @@ def reconciliation_record_external_fill(
         *, venue: str, instrument_key: str, side: str, quantity: Decimal, price: Decimal, trade_id: str,
         client_order_id: str, filled_at: datetime, venue_order_id: str = "", venue_quantity: Decimal | None = None,
         detail: str = "", ts: datetime | None = None) -> tuple[ReconciliationFinding, bool]:
-    """Record a fill of an order the OMS did not originate as an EXTERNAL_FILL finding, once per trade.
+    """Record a fill of an order the OMS did not originate as an EXTERNAL_FILL finding, once per side of a trade.
+
+    A fill's identity is its venue, listing, trade id and side, as ``orders.models.Fill``'s: the two
+    sides of one trade between two external orders are two findings, a re-delivery of either none.
 
     The venue's position moved (a liquidation / ADL / settlement or delivery auto-close, an order
     placed by hand on the account) and no strategy of ours placed the order, so nothing is booked:
@@ -600,7 +603,7 @@ def reconciliation_record_external_fill(
     if not isinstance(filled_at, datetime) or timezone.is_naive(filled_at):
         raise ValueError(f"filled_at: must be a timezone-aware datetime, got {filled_at!r}")
     key = dict(kind=ReconciliationFinding.Kind.EXTERNAL_FILL, venue=venue, instrument_key=instrument_key,
-               trade_id=trade_id)
+               trade_id=trade_id, side=side)
     existing = ReconciliationFinding.objects.filter(**key).first()
     if existing is not None:
         logger.info("external fill %s %s trade %s already recorded (finding %s)", venue, instrument_key, trade_id,
@@ -611,7 +614,7 @@ def reconciliation_record_external_fill(
     if venue_quantity is None:
         venue_quantity = oms + (quantity if side == "BUY" else -quantity)
         detail = f"{detail}; venue position not known: the OMS's plus this fill".lstrip("; ")
-    finding = ReconciliationFinding(**key, side=side, quantity=quantity, price=price, client_order_id=client_order_id,
+    finding = ReconciliationFinding(**key, quantity=quantity, price=price, client_order_id=client_order_id,
                                     venue_order_id=venue_order_id, filled_at=filled_at, oms_quantity=oms,
                                     venue_quantity=venue_quantity, detail=detail, found_at=ts or timezone.now())
     try:

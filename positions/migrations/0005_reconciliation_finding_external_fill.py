@@ -52,6 +52,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='reconciliationfinding',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'EXTERNAL_FILL')), fields=('venue', 'instrument_key', 'trade_id'), name='finding_external_fill_unique'),
+            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'EXTERNAL_FILL')), fields=('venue', 'instrument_key', 'trade_id', 'side'), name='finding_external_fill_unique'),
         ),
     ]

@@ -61,6 +61,20 @@ def test_apply_external_fill_twice_records_one_finding_and_books_nothing(caplog)
 
 
 @pytest.mark.django_db
+def test_both_sides_of_one_external_trade_are_two_findings_each_recorded_once():
+    # Arrange: two external orders traded with each other: one trade id, a BUY side and a SELL side
+    buy, sell = _adl_event(side="BUY"), _adl_event(side="SELL", client_order_id="by-hand-2")
+
+    # Act: each side delivered twice
+    applied = [order_apply_venue_event(event=e).applied for e in (buy, sell, buy, sell)]
+
+    # Assert: a fill's identity includes its side (orders.models.Fill): two findings, no duplicates
+    assert applied == [True, True, False, False]
+    assert sorted(ReconciliationFinding.objects.values_list("side", "client_order_id")) == [
+        ("BUY", "adl_autoclose_12345"), ("SELL", "by-hand-2")]
+
+
+@pytest.mark.django_db
 def test_external_fill_finding_is_listed_in_health_until_resolved():
     # Arrange
     finding, created = reconciliation_record_external_fill(
