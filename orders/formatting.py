@@ -136,11 +136,30 @@ def risk_lines(risk_result: Mapping) -> list[str]:
     lines = [f"risk          {verdict}"]
     for check in risk_result.get("checks", []):
         mark = "PASS" if check.get("passed") else "FAIL"
-        figures = f"observed {fmt_figure(check.get('observed'))} limit {fmt_figure(check.get('limit'))}"
+        figures = f"observed {fmt_observed(check)} limit {fmt_figure(check.get('limit'))}"
         scope = f" [{check['scope']}]" if check.get("scope") else ""
         detail = f" {check['detail']}" if check.get("detail") else ""
         lines.append(f"  {mark} {check.get('check', '?'):<22} {figures}{scope}{detail}")
     return lines
+
+
+#: Units of the checks whose observed figure always has the same one (risk.engine), for results stored
+#: before each check recorded its ``unit``.
+_FIXED_UNITS = {"price_collar": "bps", "velocity": "orders", "repeated_order": "orders"}
+
+
+def fmt_observed(check: Mapping) -> str:
+    """Return a risk check's observed figure with its unit (``12.5 bps``, ``0.05 BTC``, ``1200 USDT``).
+
+    ``check`` is one entry of ``Order.risk_result["checks"]`` (:meth:`risk.engine.CheckResult.to_json`): its
+    ``unit``, or for a result stored without one the unit its check always has (``price_collar``: bps).
+    ``-`` when nothing was observed; a word (``HALTED``) as it is.
+    """
+    figure = fmt_figure(check.get("observed"))
+    if figure == "-":
+        return figure
+    unit = check["unit"] if "unit" in check else _FIXED_UNITS.get(check.get("check"), "")
+    return f"{figure} {unit}".rstrip() if unit else figure
 
 
 def fmt_figure(value) -> str:

@@ -61,7 +61,7 @@ def test_risk_check_passive_buy_limit_denied_by_the_position_valued_at_the_mid(t
     # Assert: 11 BTC at the 40000.5 mid, not at 10 USDT (110 USD would pass)
     assert data["passed"] is False and data["status"] == "DENIED"
     assert data["rejection_reason"] == (
-        "position_limit: observed 440005.5, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
+        "position_limit: observed 440005.5 USD, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
         "orders 0 + this order 1 = 11 BTC; projected position valued at the fresh mid 40000.5 USDT, above this "
         "order's limit price 10 (a position is worth the market, whatever a bid says)")
 
