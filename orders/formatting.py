@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from orders.algorithms import format_decimal
+from orders.selectors import order_reason
 
 #: Columns of ``orders list`` (and their widths): the Orders page's columns.
 LIST_COLUMNS = (("ORDER ID", 36), ("OPERATION ID", 20), ("INSTRUMENT", 32), ("SIDE", 4), ("QTY", 12),
@@ -78,7 +79,8 @@ def fmt_fees(totals: Iterable) -> str:
 
 
 def order_status_line(order) -> str:
-    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees.
+    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees, and the
+    reason (:func:`orders.selectors.order_reason`: a denial's, a rejection's, a cancel's) or else the error.
 
     Fees are totalled per fee currency (:func:`fmt_fees`) from ``order.family_fills`` — set it with
     :func:`orders.selectors.order_with_family_fills` (or read the order with ``order_get_detail``);
@@ -88,8 +90,9 @@ def order_status_line(order) -> str:
     fees = fmt_decimal(order.fees) if family is None else fmt_fees(family.fee_totals)
     line = (f"{order.status} filled {fmt_decimal(order.filled_quantity)}/{fmt_decimal(order.quantity)}"
             f" avg {fmt_decimal(order.avg_fill_price)} fees {fees}")
-    if order.rejection_reason:
-        line += f" reason: {order.rejection_reason}"
+    reason = order_reason(order=order)
+    if reason:
+        line += f" reason: {reason}"
     elif order.error_message:
         line += f" error: {order.error_message}"
     return line

@@ -11,6 +11,7 @@ from django import template
 
 from orders import formatting
 from orders.models import OrderEvent
+from orders.selectors import order_reason
 from orders.selectors_logs import event_detail
 from orders.state import TERMINAL_STATUSES, cancel_accepted
 
@@ -79,6 +80,12 @@ def order_steps(order) -> list[Step]:
     else:
         steps.append(Step("done", None, ""))
     return steps
+
+
+@register.filter
+def reason(order) -> str:
+    """``order|reason``: why it was DENIED, REJECTED or CANCELED (:func:`orders.selectors.order_reason`)."""
+    return order_reason(order=order)
 
 
 @register.filter

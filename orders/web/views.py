@@ -33,7 +33,7 @@ from orders.selectors import (
     order_access_for,
     order_get_detail,
     order_get_visible,
-    order_list,
+    order_rows,
     order_with_family_fills,
 )
 from orders.services import OrderNotCancelable, order_cancel
@@ -209,7 +209,7 @@ def execute_instruments(request):
 def orders_page(request):
     """``/live/orders``: the visible orders, newest first, filtered, searched, paginated, live."""
     access = order_access_for(user=request.user)
-    filterset = OrderFilter(request.GET, queryset=order_list(access=access))
+    filterset = OrderFilter(request.GET, queryset=order_rows(access=access))
     if filterset.is_valid():
         queryset, errors = filterset.qs, {}
     else:
@@ -330,7 +330,7 @@ def _cancel_answer(request, access, order: Order, *, error: str, status: int) ->
         order = order_get_detail(access=access, order_id=order.pk)
         template = "orders/_detail.html"
     else:
-        order = order_list(access=access).get(pk=order.pk)
+        order = order_rows(access=access).get(pk=order.pk)
         template = "orders/_row.html"
     context = {"order": order, "error": error, "can_cancel": access.may("cancel", order.strategy_id)}
     return render(request, template, context, status=status)
