@@ -720,3 +720,42 @@ def test_orders_page_query_count_does_not_grow_with_canceled_orders(trader_clien
     # Act / Assert
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert "more 2" in trader_client.get("/live/orders").content.decode()
+
+
+# -- accepted, for an order that filled on submit ---------------------------------------------------------
+def test_detail_of_an_order_filled_on_submit_says_it_never_rested_instead_of_an_empty_accepted(
+        trader_client, strategy, listing):
+    # Arrange: a paper venue's MARKET order goes SUBMITTED → FILLED with no ACCEPTED (NAUTILUS_NOTES.md)
+    order = OrderFactory(strategy=strategy, status="ROUTED", order_type="MARKET", price=None)
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, order, venue_order_id="V1"))
+    order_apply_venue_event(event=_venue_event(
+        VenueEventKind.FILLED, order, trade_id="T1", last_qty=Decimal("0.01"), last_px=Decimal("40001.5"),
+        fee=Decimal("0.4"), fee_currency="USDT", liquidity="TAKER"))
+    first_fill = order.fills.get()
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert: what is true, the first fill's time labeled as such; nothing invented in the database
+    assert (f"<dt>accepted</dt><dd>— (filled on submit, never resting; first fill "
+            f"{fmt_time(first_fill.ts_event)})</dd>") in body
+    assert '<li class="skipped">accepted: none, filled on submit' in body
+    assert Order.objects.get(pk=order.pk).accepted_at is None
+
+
+def test_detail_of_an_accepted_order_shows_when_and_of_an_unfilled_unaccepted_order_a_dash(trader_client, strategy):
+    # Arrange
+    accepted = OrderFactory(strategy=strategy, status="ROUTED")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, accepted, venue_order_id="V2"))
+    order_apply_venue_event(event=_venue_event(VenueEventKind.ACCEPTED, accepted, venue_order_id="V2"))
+    submitted = OrderFactory(strategy=strategy, status="ROUTED")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, submitted, venue_order_id="V3"))
+
+    # Act
+    accepted_body = trader_client.get(f"/live/orders/{accepted.id}").content.decode()
+    submitted_body = trader_client.get(f"/live/orders/{submitted.id}").content.decode()
+
+    # Assert
+    at = Order.objects.get(pk=accepted.pk).accepted_at
+    assert f"<dt>accepted</dt><dd>{fmt_time(at)}</dd>" in accepted_body
+    assert "<dt>accepted</dt><dd>-</dd>" in submitted_body
