@@ -98,7 +98,7 @@ def order_status_line(order) -> str:
     return line
 
 
-def order_block(order, *, created: bool | None = None) -> str:
+def order_block(order, *, created: bool | None = None, with_status: bool = True) -> str:
     """Return the short view of one order (``orders submit`` / ``cancel`` output, the ticket's result).
 
     Parameters
@@ -106,6 +106,9 @@ def order_block(order, *, created: bool | None = None) -> str:
     order : Order
     created : bool | None
         From a submit: True for a new order, False for a replayed operation id (nothing re-sent).
+    with_status : bool
+        False leaves out the status line (:func:`order_status_line`), for a view that shows the live status
+        beside the block (the Execute page's result): a status fixed at submission (ROUTED) would go stale there.
     """
     head = f"order {order.id}"
     if created is not None:
@@ -119,7 +122,7 @@ def order_block(order, *, created: bool | None = None) -> str:
         f"  operation id  {order.operation_id}    strategy {order.strategy_id}    by {order.created_by or '-'}",
         f"  order         {order.side} {fmt_decimal(order.quantity)} {order.instrument_key} {order.order_type}{price}"
         f" {order.time_in_force} {algorithm}",
-        f"  status        {order_status_line(order)}",
+        *([f"  status        {order_status_line(order)}"] if with_status else []),
         f"  venue         {order.venue or '-'} {order.routed_instrument_key or ''}".rstrip(),
         f"  ids           client {order.client_order_id}    venue {order.venue_order_id or '-'}",
         f"  created       {fmt_time(order.created_at)}",

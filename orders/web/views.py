@@ -164,11 +164,12 @@ def execute(request):
 
     def submitted(ticket, result):
         # A new ticket for the next order (same fields, fresh operation id): a resubmit of this one
-        # would replay the stored order; the result below keeps following this order live.
+        # would replay the stored order; the result below keeps following this order live. Its status is
+        # the live line's alone (orders/_ticket_status.html): the submit's (ROUTED) would go stale above it.
         following = Ticket(values={**ticket.values, "operation_id": new_operation_id()}, params=ticket.params)
+        order_with_family_fills(order=result.order)  # the live line's first render: fees per currency
         context = _ticket_context(request, following, result=result,
-                                  result_text=order_block(order_with_family_fills(order=result.order),
-                                                          created=result.created))
+                                  result_text=order_block(result.order, created=result.created, with_status=False))
         return _render_ticket(request, context, status=201 if result.created else 200)
 
     return _ticket_action(request, ticket_submit, submitted)

@@ -403,3 +403,14 @@ def test_order_detail_price_collar_recorded_without_a_unit_is_shown_in_bps(trade
 
     # Assert
     assert '<td class="num">125 bps</td>' in body
+
+
+def test_execute_result_shows_the_status_once_in_its_live_line(trader_client, tradable):
+    # Act: submitted, the order is ROUTED; it will move on (FILLED) while the result stays on the page
+    response = trader_client.post("/live/execute", ticket(), HTTP_HX_REQUEST="true")
+
+    # Assert: the static block has no status of its own to go stale above the live one
+    body = html.unescape(response.content.decode())
+    result = re.search(r'<pre class="cli" id="ticket-result">(.*?)</pre>', body, re.S).group(1)
+    assert "order " in result and "ROUTED" not in result and "status" not in result
+    assert re.search(r'data-testid="ticket-status" data-status="ROUTED">status ROUTED filled 0/0.05', body)
