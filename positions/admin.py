@@ -1,11 +1,16 @@
-"""Admin for positions: read-only (only ``positions.services`` writes them, from fills)."""
+"""Admin for positions and reconciliation findings: read-only (only ``positions.services`` writes them).
 
-from django.contrib import admin
+Findings have one action, "Mark resolved", for those with ``positions.change_reconciliationfinding``
+(risk managers): it calls :func:`positions.services.reconciliation_findings_resolve`.
+"""
+
+from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 
 from odum_live.admin import ReadOnlyAdminMixin, decimal_column
-from positions.models import Position
+from positions.models import Position, ReconciliationFinding
 from positions.selectors import listing_pnl_currency
+from positions.services import reconciliation_findings_resolve
 from venues.models import Instrument
 
 #: The listing's fields the PnL currency is read from (annotated on each row as ``listing_<field>``).
@@ -75,3 +80,35 @@ class PositionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "marked_at",
         "updated_at",
     ]
+
+
+@admin.register(ReconciliationFinding)
+class ReconciliationFindingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Differences between the OMS and a venue (model docstring: the kinds, what an operator does).
+
+    Open findings first by default filter; "Mark resolved" closes the selected ones once a person has
+    dealt with them (an EXTERNAL_FILL is never resolved by itself).
+    """
+
+    oms_quantity_ = decimal_column("oms_quantity", "OMS quantity (base units, signed)")
+    venue_quantity_ = decimal_column("venue_quantity", "venue quantity (base units, signed)")
+    quantity_ = decimal_column("quantity", "fill quantity")
+    price_ = decimal_column("price", "fill price")
+
+    list_display = ["kind", "venue", "instrument_key", "oms_quantity_", "venue_quantity_", "side", "quantity_",
+                    "price_", "trade_id", "client_order_id", "filled_at", "found_at", "resolved_at"]
+    list_filter = ["kind", "venue", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["instrument_key", "trade_id", "client_order_id", "venue_order_id"]
+    readonly_fields = ["oms_quantity_", "venue_quantity_", "quantity_", "price_"]
+    fields = ["kind", "venue", "instrument_key", "oms_quantity_", "venue_quantity_", "side", "quantity_", "price_",
+              "trade_id", "client_order_id", "venue_order_id", "filled_at", "detail", "found_at", "resolved_at"]
+    actions = ["mark_resolved"]
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("positions.change_reconciliationfinding")
+
+    @admin.action(description="Mark the selected findings resolved", permissions=["resolve"])
+    def mark_resolved(self, request, queryset):
+        """Resolve the selected open findings (already resolved ones keep their time)."""
+        count = reconciliation_findings_resolve(finding_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} finding(s) marked resolved", messages.SUCCESS)

@@ -28,7 +28,17 @@ Checks, in the order results are listed (the first failure gives the reason):
 ``tick_size``,       ``NOTIONAL`` filters): quantity a multiple of the lot size, limit price
 ``min_quantity``,    a multiple of the tick size, min/max quantity, min notional. An ICEBERG's
 ``max_quantity``,    ``display_qty`` too: each clip is an order of that size at the limit
-``min_notional``     price (a whole number of lots, ≥ min quantity, ≥ min notional).
+``min_notional``     price (a whole number of lots, ≥ min quantity, ≤ max quantity, ≥ min
+                     notional). ``max_quantity`` holds what reaches the venue as one order:
+                     a NORMAL order; an ICEBERG's clip; a TWAP's largest slice (its quantity
+                     split into horizon_secs // interval_secs at the lot size exactly as the
+                     node splits it, ``odum_live.slicing.apportion``), a VWAP's with a
+                     ``volume_profile`` likewise. Such a parent is never sent whole, so it may
+                     exceed the maximum when every slice fits ("TWAP slice 250 BTC > listing
+                     max_quantity 100 BTC" denies). A VWAP without a profile is sliced on the
+                     node from market volume: its parent, which bounds every slice, is held
+                     to the maximum (fails closed). The node splits a slice that still
+                     exceeds it (venues/algorithms/base.py "Maximum slice").
 ``reference_price``  A MARKET order, or a LIMIT order under a price collar, needs a fresh
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
@@ -124,6 +134,7 @@ from django.utils import timezone
 from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
+from odum_live.slicing import apportion
 from positions.maths import PRECISION
 from risk import locks
 from risk.exposure import OpenOrderSource, default_open_order_source
@@ -700,9 +711,9 @@ class PreTradeRiskEngine:
             return  # no listing, no listing rules: instrument_listed already denies
         scope = f"LISTING:{listing.instrument_key}"
         qty = intent.quantity
-        unit = order.unit
         PreTradeRiskEngine._size_rules(order, listing, scope, results, size=qty, notional=notional,
                                        notional_problem=notional_problem)
+        PreTradeRiskEngine._max_quantity(order, listing, scope, results)
         if intent.order_type == "LIMIT" or intent.price is not None:
             price = intent.price
             results[CHECK_TICK_SIZE].append(CheckResult(
@@ -713,12 +724,6 @@ class PreTradeRiskEngine:
                 detail="limit price must be a positive whole number of ticks" if price is not None
                 else "a LIMIT order needs a price",
             ))
-        if listing.max_quantity is not None:
-            results[CHECK_MAX_QUANTITY].append(CheckResult(
-                check=CHECK_MAX_QUANTITY, passed=qty <= listing.max_quantity,
-                limit=f"{_dec(listing.max_quantity)} {unit}", observed=_dec(qty), scope=scope, unit=unit,
-                detail="quantity above the listing's maximum" if qty > listing.max_quantity else "",
-            ))
         if intent.display_qty is not None:
             # An ICEBERG shows display_qty at a time: each clip is an order of that size at the limit price,
             # which the venue (and the node's RiskEngine) holds to the listing's rules like any other; the
@@ -726,6 +731,43 @@ class PreTradeRiskEngine:
             PreTradeRiskEngine._size_rules(order, listing, scope, results, size=intent.display_qty,
                                            notional=order.notional(intent.display_qty, intent.price),
                                            clip="display_qty (the size of each iceberg clip)")
+
+    @staticmethod
+    def _max_quantity(order: _Order, listing, scope: str, results) -> None:
+        # The listing's max_quantity holds each order that reaches the venue: a NORMAL order itself; an
+        # algorithm's parent never goes whole, only its slices (TWAP, VWAP with a volume_profile: the
+        # largest of the node's split, odum_live.slicing.apportion at the lot size) or its clips (ICEBERG
+        # display_qty). A VWAP whose profile the node derives has slices unknown here: its parent, which
+        # bounds them, is held to it (fails closed). venues/algorithms/base.py "Maximum slice" is the
+        # node's backstop.
+        intent, maximum = order.intent, listing.max_quantity
+        if maximum is None:
+            return
+        unit = order.unit
+        limit = f"{_dec(maximum)} {unit}"
+        if intent.display_qty is not None:
+            size, passed = intent.display_qty, intent.display_qty <= maximum
+            detail = "display_qty (the size of each iceberg clip)" + ("" if passed else " above the listing's maximum")
+        elif intent.slice_weights:
+            count = len(intent.slice_weights)
+            lots = int(intent.quantity // listing.lot_size)  # off the lot grid: lot_size denies
+            size = max(apportion(lots, intent.slice_weights)) * listing.lot_size
+            passed = size <= maximum
+            plan = ("horizon_secs // interval_secs" if intent.exec_algorithm == "TWAP" else "volume_profile")
+            detail = (f"{intent.exec_algorithm} slice {_dec(size)} {unit} {'<=' if passed else '>'} listing "
+                      f"max_quantity {limit}: the largest of {count} planned ({_dec(intent.quantity)} {unit} "
+                      f"split by {plan}); the parent is never sent whole")
+        else:
+            size, passed = intent.quantity, intent.quantity <= maximum
+            detail = "" if passed else "quantity above the listing's maximum"
+            if not passed and intent.exec_algorithm == "VWAP":
+                detail += (" (a VWAP without volume_profile is sliced on the node from market volume: only a "
+                           "parent within the maximum is known to fit; give a volume_profile to have each "
+                           "slice checked instead)")
+        results[CHECK_MAX_QUANTITY].append(CheckResult(
+            check=CHECK_MAX_QUANTITY, passed=passed, limit=limit, observed=_dec(size), scope=scope, detail=detail,
+            unit=unit,
+        ))
 
     @staticmethod
     def _size_rules(order: _Order, listing, scope: str, results, *, size: Decimal, notional: Decimal | None,

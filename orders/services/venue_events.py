@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import transaction
@@ -49,7 +49,11 @@ from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
 from positions.maths import pnl_currency
-from positions.services import position_apply_fill, position_lock_send_of_order
+from positions.services import (
+    position_apply_fill,
+    position_lock_send_of_order,
+    reconciliation_record_external_fill,
+)
 from venues.events import VenueEvent, VenueEventKind
 from venues.models import Instrument
 
@@ -203,8 +207,18 @@ def order_apply_venue_event(*, event: VenueEvent,
                             publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
 
-    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing is written; a
-      log line, ``applied=False``.
+    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing of the order is
+      written; a log line, ``applied=False``. A fill is a trade the books do not hold: logged at
+      ERROR, and when the event carries its listing and side (the node's bridge sends them) it is
+      recorded as an EXTERNAL_FILL finding as below, after the event's transaction.
+    - **EXTERNAL_FILL** (a fill of an order the OMS did not originate: a venue liquidation / ADL /
+      auto-close, an order placed by hand): recorded as a ``ReconciliationFinding`` of kind
+      EXTERNAL_FILL, once per (venue, listing, trade id), and logged at ERROR
+      (:func:`positions.services.reconciliation_record_external_fill`); no order, fill or position
+      changes. ``applied`` is True when the finding is new, False for a re-delivered trade. When the
+      OMS does hold an order of that client_order_id on that venue (the node lost its record of one
+      of ours, e.g. a restart without a persisted cache, and took the venue's report of it for an
+      external order), the event is that order's fill and is applied as a FILLED event.
     - **SUBMITTED / ACCEPTED / REJECTED / CANCELED / EXPIRED**: the status moves through
       ``Order.transition_to``; ``submitted_at`` / ``accepted_at`` / ``closed_at`` take the event
       time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. A SUBMITTED or
@@ -289,6 +303,14 @@ def order_apply_venue_event(*, event: VenueEvent,
         Database unavailable or a lock / serialization failure; nothing is written (the caller
         may retry: the event is idempotent).
     """
+    if event.kind == K.EXTERNAL_FILL:
+        if not Order.objects.filter(client_order_id=event.client_order_id, venue=event.venue).exists():
+            return _record_external_fill(event)
+        # The node took an order of ours for external (its record lost in a restart, the venue then
+        # reporting it): the OMS holds the order, so the trade is its fill.
+        logger.warning("order %s: fill %s:%s reported as external (%s); the OMS holds the order: applied as its fill",
+                       event.client_order_id, event.venue, event.trade_id, event.reason)
+        event = replace(event, kind=K.FILLED, venue_position=None)
     touched = _Touched()
     one_statement = event.kind == K.ACCEPTED  # still to try
     if one_statement and not transaction.get_connection().in_atomic_block:
@@ -321,6 +343,8 @@ def order_apply_venue_event(*, event: VenueEvent,
         _publish_on_commit(touched, publish, after_commit)
     for check in touched.checks:
         check()
+    if event.kind == K.FILLED and result.order_id is None and event.instrument_key and event.side:
+        _record_external_fill(event, detail=f"{result.reason}: the OMS holds no record of the order")
     return result
 
 
@@ -583,6 +607,17 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
                         parent_order_id=parent.pk if parent is not None else None)
 
 
+def _record_external_fill(event: VenueEvent, *, detail: str = "") -> AppliedEvent:
+    finding, created = reconciliation_record_external_fill(
+        venue=event.venue, instrument_key=event.instrument_key, side=event.side, quantity=event.last_qty,
+        price=event.last_px, trade_id=event.trade_id, client_order_id=event.client_order_id,
+        venue_order_id=event.venue_order_id, filled_at=event.ts_event, venue_quantity=event.venue_position,
+        detail=detail or event.reason)
+    return AppliedEvent(applied=created, kind=event.kind, client_order_id=event.client_order_id,
+                        reason=f"recorded as reconciliation finding {finding.pk}" if created
+                        else f"already recorded as reconciliation finding {finding.pk}")
+
+
 def _apply_child_created(event: VenueEvent, touched: _Touched) -> AppliedEvent:
     parent = _LOCKED_BY_CLIENT_ORDER_ID.one(event.parent_client_order_id)
     if parent is None:
@@ -830,7 +865,10 @@ def _ignore(order: Order, event: VenueEvent, touched: _Touched, *, reason: str, 
 
 def _unknown(event: VenueEvent, client_order_id: str) -> AppliedEvent:
     reason = f"unknown client_order_id {client_order_id!r}"
-    logger.warning("venue event %s from %s ignored: %s", event.kind, event.venue, reason)
+    # A fill of an order the OMS does not hold is a trade its books lack: an error, not a warning.
+    log = logger.error if event.kind == K.FILLED else logger.warning
+    log("venue event %s from %s ignored: %s%s", event.kind, event.venue, reason,
+        f" (trade {event.trade_id}: {event.last_qty} @ {event.last_px})" if event.kind == K.FILLED else "")
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id, reason=reason)
 
 

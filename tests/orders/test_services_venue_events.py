@@ -13,7 +13,7 @@ from odum_live.groups import ORDERS_GROUP, strategy_group
 from orders.models import Fill, Order, OrderEvent
 from orders.services import order_apply_venue_event
 from orders.services.venue_events import VenueEventError
-from positions.models import Position
+from positions.models import Position, ReconciliationFinding
 from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
 from tests.helpers import ChannelListener
@@ -429,6 +429,54 @@ def test_apply_ignored_event_keeps_the_venue_reason_beside_the_refusal(order):
 def _child_created(parent, n, qty="0.01"):
     return ev(K.CHILD_CREATED, f"{parent.client_order_id}-E{n}", parent_client_order_id=parent.client_order_id,
               side=parent.side, quantity=Decimal(qty), order_type="MARKET")
+
+
+def test_apply_fill_of_unknown_client_order_id_is_logged_as_an_error_with_the_trade(order, caplog):
+    # A trade the books do not hold is an error for a person to see, not a warning.
+    with caplog.at_level(logging.WARNING, logger="orders.services.venue_events"):
+        order_apply_venue_event(event=fill("OLnope", "T9", "0.01", "40000"))
+        order_apply_venue_event(event=ev(K.ACCEPTED, "OLnope"))
+
+    (filled, accepted) = [r for r in caplog.records if "unknown client_order_id" in r.getMessage()]
+    assert filled.levelname == "ERROR" and "trade T9: 0.01 @ 40000" in filled.getMessage()
+    assert accepted.levelname == "WARNING"
+
+
+def test_apply_fill_of_unknown_client_order_id_with_its_listing_is_an_external_fill_finding_once(order):
+    # Arrange: a fill from the node of an order the OMS holds no record of (e.g. a child whose CHILD_CREATED
+    # was lost), carrying its listing and side as the bridge sends them.
+    lost = fill("OLnope-E1", "T10", "0.01", "40000", instrument_key=SPOT, side="SELL")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=lost), order_apply_venue_event(event=lost)]
+
+    # Assert: not booked, but recorded once for a person to see.
+    assert [r.applied for r in results] == [False, False]
+    (finding,) = ReconciliationFinding.objects.all()
+    assert (finding.kind, finding.venue, finding.instrument_key, finding.side, finding.quantity, finding.trade_id,
+            finding.client_order_id) == ("EXTERNAL_FILL", "BINANCE-SPOT", SPOT, "SELL", Decimal("0.01"), "T10",
+                                         "OLnope-E1")
+    assert "unknown client_order_id" in finding.detail
+    assert not Fill.objects.exists() and not Position.objects.exists()
+
+
+def test_apply_external_fill_of_an_order_the_oms_holds_is_booked_as_its_fill_not_a_finding(order):
+    # Arrange: the node took one of our orders for EXTERNAL (its record lost in a restart without a persisted
+    # cache, the venue then reported a late fill of it): the OMS knows the order, so the trade is ours.
+    late = ev(K.EXTERNAL_FILL, order, seconds=1, trade_id="T11", last_qty=Decimal("0.004"),
+              last_px=Decimal("40000"), side=order.side, instrument_key=order.routed_instrument_key,
+              reason="order of strategy EXTERNAL on the trading node, not of the OMS")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=late), order_apply_venue_event(event=late)]
+
+    # Assert: one fill of the order, its position booked; no finding.
+    assert [r.applied for r in results] == [True, False]
+    order.refresh_from_db()
+    assert order.status == S.PARTIALLY_FILLED and order.filled_quantity == Decimal("0.004")
+    assert list(Fill.objects.filter(order=order).values_list("venue_trade_id", flat=True)) == ["T11"]
+    assert Position.objects.get(strategy=order.strategy).quantity == Decimal("0.004")
+    assert not ReconciliationFinding.objects.exists()
 
 
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
