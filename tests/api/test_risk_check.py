@@ -61,7 +61,7 @@ def test_risk_check_passive_buy_limit_denied_by_the_position_valued_at_the_mid(t
     # Assert: 11 BTC at the 40000.5 mid, not at 10 USDT (110 USD would pass)
     assert data["passed"] is False and data["status"] == "DENIED"
     assert data["rejection_reason"] == (
-        "position_limit: observed 440005.5, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
+        "position_limit: observed 440005.5 USD, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
         "orders 0 + this order 1 = 11 BTC; projected position valued at the fresh mid 40000.5 USDT, above this "
         "order's limit price 10 (a position is worth the market, whatever a bid says)")
 
@@ -124,7 +124,7 @@ def test_risk_check_twap_slice_above_the_listing_max_quantity_is_denied_as_the_s
     # Assert: the what-if and the submit give the same denial, naming the slice
     assert checked["passed"] is False and checked["status"] == "DENIED"
     assert checked["rejection_reason"].startswith(
-        "max_quantity: observed 0.025, limit 0.01 BTC — TWAP slice 0.025 BTC > listing max_quantity 0.01 BTC")
+        "max_quantity: observed 0.025 BTC, limit 0.01 BTC — TWAP slice 0.025 BTC > listing max_quantity 0.01 BTC")
     assert submitted["status"] == "DENIED"
     assert submitted["rejection_reason"] == checked["rejection_reason"]
 

@@ -39,7 +39,7 @@ def test_twap_slice_above_the_listing_max_quantity_is_denied_naming_the_slice(en
     assert (check.passed, check.limit, check.observed) == (False, "100 BTC", "250")
     assert check.scope == f"LISTING:{BTC_USDT}"
     assert "TWAP slice 250 BTC > listing max_quantity 100 BTC" in check.detail
-    assert result.reason.startswith("max_quantity: observed 250, limit 100 BTC — TWAP slice 250 BTC")
+    assert result.reason.startswith("max_quantity: observed 250 BTC, limit 100 BTC — TWAP slice 250 BTC")
 
 
 def test_twap_parent_above_the_listing_max_quantity_passes_when_every_slice_fits(engine, small_max, fresh_quote):
