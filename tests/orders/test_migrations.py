@@ -14,6 +14,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from orders.models import Fill
 from tests.orders.factories import OrderFactory, StrategyFactory
+from tests.helpers import migrate_to
 
 BEFORE = ("orders", "0001_initial")
 AFTER = ("orders", "0002_fill_listing_identity")
@@ -25,22 +26,6 @@ T0 = datetime(2026, 12, 1, tzinfo=UTC)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _migrate(target):
-    """Migrate the orders app to ``target``; return the historical models at that state."""
-    executor = MigrationExecutor(connection)
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
-
-
-@pytest.fixture
-def at_latest():
-    """Put every app back on its latest migration after the test, whatever happened (going back here also
-    unapplies the other apps' migrations that depend on it)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 def _fill(model, order, trade_id, **fields):
     return model.objects.create(order_id=order.pk, venue="BINANCE-SPOT", venue_trade_id=trade_id,
                                 price=Decimal("40000"), quantity=Decimal("0.001"), fee=Decimal("0"),
@@ -49,7 +34,7 @@ def _fill(model, order, trade_id, **fields):
 
 def test_fill_listing_migration_backfills_each_fill_from_its_order(at_latest):
     # Arrange: fills stored before the migration, on two listings (the orders table is unchanged by it)
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate_to(BEFORE)
     strategy = StrategyFactory(id="alpha")
     btc = OrderFactory(strategy=strategy, status="FILLED")
     eth = OrderFactory(strategy=strategy, status="FILLED", instrument_key=ETH, routed_instrument_key=ETH)
@@ -57,7 +42,7 @@ def test_fill_listing_migration_backfills_each_fill_from_its_order(at_latest):
     stored = {_fill(old_fill, btc, "1").pk: BTC, _fill(old_fill, btc, "2").pk: BTC, _fill(old_fill, eth, "3").pk: ETH}
 
     # Act
-    new_fill = _migrate(AFTER).get_model("orders", "Fill")
+    new_fill = migrate_to(AFTER).get_model("orders", "Fill")
 
     # Assert: each fill has its order's listing; a trade id is unique per listing, not per venue
     assert dict(new_fill.objects.values_list("id", "instrument_key")) == stored
@@ -70,7 +55,7 @@ def test_fill_listing_migration_backfills_each_fill_from_its_order(at_latest):
 
 def test_fill_listing_migration_backwards_refuses_a_trade_id_two_listings_share(at_latest):
     # Arrange: trade id 1 on BTC-USDT and on ETH-USDT of one venue (Binance numbers trades per symbol)
-    fill_0002 = _migrate(AFTER).get_model("orders", "Fill")
+    fill_0002 = migrate_to(AFTER).get_model("orders", "Fill")
     strategy = StrategyFactory(id="alpha")
     btc = OrderFactory(strategy=strategy, status="FILLED")
     eth = OrderFactory(strategy=strategy, status="FILLED", instrument_key=ETH, routed_instrument_key=ETH)
@@ -79,13 +64,13 @@ def test_fill_listing_migration_backwards_refuses_a_trade_id_two_listings_share(
 
     # Act / Assert: backwards stops, naming the trade id, and leaves the migration applied
     with pytest.raises(RuntimeError, match=r"venue trade ids \[\('BINANCE-SPOT', '1'\)\]"):
-        _migrate(BEFORE)
+        migrate_to(BEFORE)
     assert AFTER in MigrationExecutor(connection).loader.applied_migrations
     assert fill_0002.objects.count() == 2
 
     # Act / Assert: without the shared trade id it goes back, the old rule with it
     shared.delete()
-    old_fill = _migrate(BEFORE).get_model("orders", "Fill")
+    old_fill = migrate_to(BEFORE).get_model("orders", "Fill")
     assert AFTER not in MigrationExecutor(connection).loader.applied_migrations
     with pytest.raises(IntegrityError), transaction.atomic():
         _fill(old_fill, eth, "1")
@@ -93,7 +78,7 @@ def test_fill_listing_migration_backwards_refuses_a_trade_id_two_listings_share(
 
 def test_fill_side_migration_backfills_each_fill_from_its_orders_side(at_latest):
     # Arrange: fills stored before the migration, of a BUY, a SELL and a SUPPLY (buy-like) order
-    old_fill = _migrate(AFTER).get_model("orders", "Fill")
+    old_fill = migrate_to(AFTER).get_model("orders", "Fill")
     strategy = StrategyFactory(id="alpha")
     buy = OrderFactory(strategy=strategy, status="FILLED")
     sell = OrderFactory(strategy=strategy, status="FILLED", side="SELL")
@@ -103,7 +88,7 @@ def test_fill_side_migration_backfills_each_fill_from_its_orders_side(at_latest)
               _fill(old_fill, supply, "3", instrument_key=BTC).pk: "BUY"}
 
     # Act
-    _migrate(LATEST)
+    migrate_to(LATEST)
 
     # Assert: each fill has its side; a trade id is unique per listing and side (a self-trade has both)
     assert dict(Fill.objects.values_list("id", "side")) == stored
@@ -124,13 +109,13 @@ def test_fill_side_migration_backwards_refuses_a_self_trade(at_latest):
 
     # Act / Assert: backwards stops, naming the trade, and leaves the migration applied
     with pytest.raises(RuntimeError, match=r"trades \[\('BINANCE-SPOT', 'BINANCE-SPOT:SPOT_PAIR:BTC-USDT', '1'\)\]"):
-        _migrate(AFTER)
+        migrate_to(AFTER)
     assert LATEST in MigrationExecutor(connection).loader.applied_migrations
     assert Fill.objects.count() == 2
 
     # Act / Assert: without the self-trade it goes back, the per-listing rule with it
     seller.delete()
-    old_fill = _migrate(AFTER).get_model("orders", "Fill")
+    old_fill = migrate_to(AFTER).get_model("orders", "Fill")
     assert LATEST not in MigrationExecutor(connection).loader.applied_migrations
     with pytest.raises(IntegrityError), transaction.atomic():
         _fill(old_fill, sell, "1", instrument_key=BTC)

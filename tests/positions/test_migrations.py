@@ -15,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from positions.models import Position
 from tests.orders.factories import FillFactory, OrderFactory, StrategyFactory
 from tests.venues.factories import listing_of
+from tests.helpers import migrate_to
 
 BEFORE = ("positions", "0005_reconciliation_finding_external_fill")
 AFTER = ("positions", "0006_position_other_fees")
@@ -24,22 +25,6 @@ UNLISTED = "OKX:PERPETUAL:ETH-USDT@LIN"
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _migrate(target):
-    """Migrate the positions app to ``target``; return the historical models at that state."""
-    executor = MigrationExecutor(connection)
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
-
-
-@pytest.fixture
-def at_latest():
-    """Put every app back on its latest migration after the test, whatever happened (going back here also
-    unapplies the other apps' migrations that depend on it)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def _booked(old_apps, strategy, key, *fees):
@@ -58,7 +43,7 @@ def _booked(old_apps, strategy, key, *fees):
 def test_other_fees_migration_keeps_each_positions_third_currency_fees_apart(at_latest):
     # Arrange: positions stored before the migration, their fills paying in the PnL currency, the pair's
     # other currency (converted at the fill price: not apart) and third currencies
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate_to(BEFORE)
     alpha, beta = StrategyFactory(id="alpha"), StrategyFactory(id="beta")
     listing_of(SPOT)
     listing_of(INV, contract_multiplier=Decimal("10"))
@@ -69,7 +54,7 @@ def test_other_fees_migration_keeps_each_positions_third_currency_fees_apart(at_
     unlisted = _booked(old_apps, alpha, UNLISTED, ("0.4", "USDT"), ("0.001", "ETH"), ("0.5", "BNB"))
 
     # Act
-    _migrate(AFTER)
+    migrate_to(AFTER)
 
     # Assert: per position, in its own currency; USDT on the BTC-USD inverse perpetual is a third currency;
     # a listing that is gone is read by its key (quote USDT, base ETH)
@@ -79,7 +64,7 @@ def test_other_fees_migration_keeps_each_positions_third_currency_fees_apart(at_
 
 def test_other_fees_migration_stops_on_a_fill_without_position_and_changes_nothing(at_latest):
     # Arrange: a BNB fill whose order's position row is missing
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate_to(BEFORE)
     strategy = StrategyFactory(id="alpha")
     listing_of(SPOT)
     _booked(old_apps, strategy, SPOT, ("0.01", "BNB"))
@@ -88,12 +73,12 @@ def test_other_fees_migration_stops_on_a_fill_without_position_and_changes_nothi
 
     # Act / Assert: stopped, naming the fill; the migration is not applied
     with pytest.raises(RuntimeError, match=rf"fills \[{orphan.pk}\] have no position"):
-        _migrate(AFTER)
+        migrate_to(AFTER)
     assert AFTER not in MigrationExecutor(connection).loader.applied_migrations
 
     # Act / Assert: backwards from the latest state drops the column
     old_apps.get_model("orders", "Fill").objects.filter(pk=orphan.pk).delete()
-    _migrate(AFTER)
-    old_position = _migrate(BEFORE).get_model("positions", "Position")
+    migrate_to(AFTER)
+    old_position = migrate_to(BEFORE).get_model("positions", "Position")
     assert "other_fees" not in {f.name for f in old_position._meta.get_fields()}
     assert old_position.objects.count() == 1
