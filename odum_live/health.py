@@ -676,7 +676,9 @@ def reconciliation_status_item(*, now: datetime) -> StatusItem:
     """Grade the open reconciliation findings: none → green, any → amber (listed, for review).
 
     Findings are differences recorded for a person to resolve (``positions.ReconciliationFinding``);
-    trading goes on, so they are amber, not red.
+    trading goes on, so they are amber, not red. Each is listed with the listing's position break
+    (OMS vs venue); an external fill (kind EXTERNAL_FILL) also with its side, quantity @ price,
+    trade id, the venue's client order id and time.
     """
     from positions.models import ReconciliationFinding
 
@@ -684,7 +686,9 @@ def reconciliation_status_item(*, now: datetime) -> StatusItem:
     if not findings:
         return StatusItem("reconciliation", "reconciliation", GREEN, "no open findings", now)
     listed = "; ".join(f"{f.venue} {f.instrument_key}: OMS {f.oms_quantity.normalize():f} vs venue "
-                       f"{f.venue_quantity.normalize():f} since {f.found_at:%Y-%m-%d %H:%M:%S}Z" for f in findings)
+                       f"{f.venue_quantity.normalize():f} since {f.found_at:%Y-%m-%d %H:%M:%S}Z"
+                       + (f" ({f.external_fill_text()})" if f.kind == ReconciliationFinding.Kind.EXTERNAL_FILL else "")
+                       for f in findings)
     return StatusItem("reconciliation", "reconciliation", AMBER, f"{len(findings)} open finding(s): {listed}", now)
 
 

@@ -60,6 +60,8 @@ _PAIR_TYPES = ("SPOT_PAIR", "PERPETUAL", "FUTURE", "OPTION")
 
 # Patterns are applied with ``fullmatch``: ``re.match`` with ``$`` would accept a trailing newline.
 _VENUE_RE = re.compile(r"[A-Z0-9]+(?:[-_][A-Z0-9]+)*")
+#: The same rule for a database ``CHECK`` (``venues.models.Venue``), anchored: SQL regex search is not ``fullmatch``.
+VENUE_CODE_SQL_PATTERN = r"^[A-Z0-9]+([-_][A-Z0-9]+)*$"
 _CURRENCY_RE = re.compile(r"[A-Z0-9]{2,16}")
 _EQUITY_RE = re.compile(r"[A-Z0-9]{1,12}(?:\.[A-Z0-9]{1,4})?")
 _TOKEN_PAYLOAD_RE = re.compile(r"[A-Z0-9]+(?:[-_.][A-Z0-9]+)*")
@@ -70,6 +72,20 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 _MONTH_CODES = "FGHJKMNQUVXZ"
 #: Venue symbols write expiries with two-digit years, so keys are limited to one century.
 EXPIRY_YEARS = (2000, 2099)
+
+
+def venue_code_error(code: str) -> str | None:
+    """Return why ``code`` cannot be a venue's code, or ``None`` when it can.
+
+    A venue code is the ``VENUE`` part of every canonical key of its listings, so it follows that
+    part's rule (upper-case letters/digits joined by '-' or '_'), and it is not ``ANY``, which in a
+    key means "the router chooses".
+    """
+    if not _VENUE_RE.fullmatch(code):
+        return "must be upper-case letters/digits joined by '-' or '_' (the VENUE part of an instrument key)"
+    if code == ANY_VENUE:
+        return f"{ANY_VENUE!r} is reserved: in an instrument key it means the router chooses the venue"
+    return None
 
 
 class InstrumentKeyError(ValueError):

@@ -38,6 +38,13 @@ class OrderIntent:
     display_qty : Decimal | None
         An ICEBERG's visible quantity (``exec_algorithm_params``), base units: each clip is an order
         of this size at the limit price, under the listing's rules; None for other algorithms.
+    slice_weights : tuple of Decimal, optional
+        A TWAP's or VWAP's planned slices, one weight per interval, when known at submit
+        (``orders.algorithms.slice_weights``): TWAP ``horizon_secs // interval_secs`` equal
+        weights, VWAP its ``volume_profile``. The node cuts the quantity in the same proportions
+        (``odum_live.slicing.apportion``), so pre-trade risk holds each slice, not the parent, to
+        the listing's ``max_quantity``. None for other orders and for a VWAP whose profile the node
+        derives from market volume.
     """
 
     strategy_id: str
@@ -50,6 +57,7 @@ class OrderIntent:
     exec_algorithm: str = "NORMAL"
     operation: str = "trade"
     display_qty: Decimal | None = None
+    slice_weights: tuple[Decimal, ...] | None = None
 
     @property
     def signed_quantity(self) -> Decimal:

@@ -32,7 +32,12 @@ out, is deactivated or deleted, or their groups, permissions or strategies chang
 ``orders.services.access``) it reads the session again as stored now (:func:`session_user`) and
 calls every topic's ``groups`` again with that user: a session that no longer authenticates the
 user closes with **4401**, a topic now refused with **4403** (each after the page's notice);
-otherwise the connection goes on with the new groups and renders for the user as they are now.
+otherwise the connection goes on with the new groups and renders for the user as they are now. The
+same check runs every hour (``settings.ODUM["WS_RENEW_SECS"]``, :mod:`odum_live.ws_renewal`, as on
+``/ws/orders/``) for what no change announces: the session's age passing (``SESSION_COOKIE_AGE``,
+``set_expiry``), the session deleted from its store, a lost push. Every check runs in the
+connection's turn (Channels hands it one message at a time): a push queued behind it is rendered for
+the user as the check left them, or not at all after a close — never for the access withdrawn.
 
 Contract for a topic (the page's fragment and the reloaded page must agree)
 ---------------------------------------------------------------------------
@@ -70,6 +75,7 @@ Registered topics: ``orders``, ``order:<order id>`` and ``ticket:<order id>`` (:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
@@ -89,6 +95,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from odum_live.groups import ACCESS_CHANGED, user_group
+from odum_live.ws_renewal import renew_periodically
 
 logger = logging.getLogger(__name__)
 
@@ -293,12 +300,15 @@ def refusal_notice(code: int, reason: str) -> str:
 class LiveFragmentConsumer(AsyncWebsocketConsumer):
     """``/ws/live/``: join the groups of the requested topics, send each topic's rendered HTML.
 
-    Interface only (CONVENTIONS.md): which groups and what HTML are the topics' business.
+    Interface only (CONVENTIONS.md): which groups and what HTML are the topics' business. Access is
+    checked again on ``access.changed`` and periodically (:mod:`odum_live.ws_renewal`): see the module
+    docstring.
     """
 
     async def connect(self):
         self.subscriptions: list[_Subscription] = []
         self.joined: frozenset[str] = frozenset()
+        self._renewer: asyncio.Task | None = None
         await self.accept()  # before any close, so the browser sees the close code
         user = self.scope.get("user")
         try:
@@ -315,8 +325,11 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self._join(frozenset().union(*(s.groups for s in self.subscriptions)))
         await self._fan_out(dict(CONNECTED))
+        self._renewer = asyncio.create_task(renew_periodically(self, renew=self._renew_groups))
 
     async def disconnect(self, code):
+        if getattr(self, "_renewer", None) is not None:
+            self._renewer.cancel()
         await self._join(frozenset())
         if getattr(self, "user_group", None):
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
@@ -330,8 +343,15 @@ class LiveFragmentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = groups
 
+    async def _renew_groups(self) -> None:
+        # odum_live.ws_renewal, before its periodic access.changed (handled in this consumer's turn).
+        if self.subscriptions:
+            for group in sorted(self.joined | {self.user_group}):
+                await self.channel_layer.group_add(group, self.channel_name)
+
     async def _access_changed(self, message: dict) -> None:
-        # The user's access changed (orders.services.access): the session and every topic again.
+        # The user's access changed (orders.services.access), or the periodic check (odum_live.ws_renewal):
+        # the session and every topic again.
         if not self.subscriptions:
             return
         requested = [(s.topic, s.argument) for s in self.subscriptions]

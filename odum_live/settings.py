@@ -268,7 +268,8 @@ SPECTACULAR_SETTINGS = {
     # The order, what-if and cancel bodies refuse unknown fields: the schema says so.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "orders.api.schema.refuse_unknown_fields",
-                             "orders.api.schema.refuse_nul_in_text_parameters"],
+                             "orders.api.schema.refuse_nul_in_text_parameters",
+                             "orders.api.schema.document_not_acceptable"],
 }
 
 # --- Production hardening (manage.py check --deploy clean when DEBUG is off) ----------------
@@ -330,6 +331,9 @@ ODUM = {
     # Entries kept per order stream (orders.services.publish) for WebSocket resumes (?since=<seq>);
     # a subscriber further behind is told to take a fresh snapshot.
     "ORDER_STREAM_MAXLEN": env.int("ORDER_STREAM_MAXLEN", default=10000),
+    # Seconds between a WebSocket connection's (/ws/orders/, /ws/live/) renewals of its group memberships
+    # and checks of its credentials and scope that no access.changed prompts (odum_live/ws_renewal.py).
+    "WS_RENEW_SECS": env.float("WS_RENEW_SECS", default=3600.0),
     # Register the benchmark-only floor endpoint (bench/api_submit.py); never in production.
     "BENCH_ENDPOINTS": env.bool("ODUM_BENCH_ENDPOINTS", default=False),
     # Where the TradingNode runs (venues/node/host.py): "embedded" = inside this web process (the

@@ -260,8 +260,9 @@ class FillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "ts_event",
         "venue",
-        "instrument_key",  # a trade id is unique per listing, not per venue (orders.models.Fill)
+        "instrument_key",  # a trade id is unique per listing and side, not per venue (orders.models.Fill)
         "venue_trade_id",
+        "side",  # a self-trade's two fills share the trade id
         "order_link",
         decimal_column("quantity"),
         decimal_column("price"),
@@ -269,7 +270,7 @@ class FillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "fee_currency",
         "liquidity",
     ]
-    list_filter = ["venue", "liquidity", "order__strategy"]
+    list_filter = ["venue", "side", "liquidity", "order__strategy"]
     search_fields = ["=venue_trade_id", "=order__client_order_id", "=order__operation_id"]
     date_hierarchy = "ts_event"
     list_select_related = ["order"]

@@ -9,16 +9,20 @@ TWAP       ``horizon_secs`` (int, s) and ``interval_secs`` (int, s), interval â‰
            (the params of NautilusTrader's ``TWAPExecAlgorithm``; ours is venues/algorithms/twap.py).
            MARKET orders slice into MARKET children; LIMIT orders into LIMIT children at the
            order's price, which must rest (GTC/GTD, not IOC/FOK). The same holds for VWAP.
+           Pre-trade risk holds each planned slice, not the parent, to the routed listing's
+           maximum quantity (:func:`slice_weights`, risk/engine.py ``max_quantity``).
 VWAP       ``horizon_secs``, ``interval_secs`` as TWAP, plus ``max_participation``: the largest
            fraction of the market volume traded per interval, a decimal in (0, 1]; optional
            ``volume_profile``: one non-negative decimal weight per interval (a JSON list of
            ``horizon_secs // interval_secs`` decimal strings, not all zero) giving the slice sizes'
            shape; without it the node derives the shape from recent market volume or slices
-           evenly (venues/algorithms/vwap.py).
+           evenly (venues/algorithms/vwap.py), and pre-trade risk holds the parent itself to the
+           listing's maximum quantity.
 ICEBERG    ``display_qty``: the visible quantity in base units, 0 < display_qty < quantity;
            LIMIT orders only (an iceberg rests on the book). Each clip is an order of
            ``display_qty`` at the limit price: pre-trade risk holds it to the routed listing's lot
-           size, minimum quantity and minimum notional (risk/engine.py, DENIED naming it).
+           size, minimum and maximum quantity and minimum notional (risk/engine.py, DENIED naming
+           it); the parent itself is not held to the maximum.
 =========  ==================================================================================
 
 Numbers follow the API's rule (no JSON floats): integers as JSON integers; decimals (``max_participation``,
@@ -226,3 +230,34 @@ def validate_exec_algorithm_params(
     if errors:
         raise AlgorithmParamsError(errors)
     return out
+
+
+def slice_weights(*, algorithm: str, params: dict) -> tuple[Decimal, ...] | None:
+    """Return the weights of a TWAP's or VWAP's planned slices, one per interval, when known at submit.
+
+    The node's TWAP cuts the quantity into ``horizon_secs // interval_secs`` equal slices, its VWAP
+    along ``volume_profile`` when one is given (venues/algorithms/twap.py, vwap.py), both with
+    ``odum_live.slicing.apportion``; pre-trade risk applies the same split to hold each slice to the
+    listing's rules (risk/engine.py ``max_quantity``).
+
+    Parameters
+    ----------
+    algorithm : str
+        ``NORMAL``, ``TWAP``, ``VWAP`` or ``ICEBERG``.
+    params : dict
+        The order's validated ``exec_algorithm_params`` (:func:`validate_exec_algorithm_params`).
+
+    Returns
+    -------
+    tuple of Decimal or None
+        TWAP: N weights of 1; VWAP with ``volume_profile``: its weights; None otherwise (NORMAL,
+        ICEBERG, or a VWAP whose profile the node derives from market volume).
+    """
+    if algorithm == "TWAP":
+        horizon, interval = params.get("horizon_secs"), params.get("interval_secs")
+        if not (isinstance(horizon, int) and isinstance(interval, int) and 0 < interval <= horizon):
+            return None  # not validated params: risk then holds the parent itself to the listing
+        return (Decimal(1),) * (horizon // interval)
+    if algorithm == "VWAP" and params.get("volume_profile") is not None:
+        return tuple(Decimal(weight) for weight in params["volume_profile"])
+    return None

@@ -30,8 +30,10 @@ groups, permissions or strategies changed (:mod:`orders.services.access` sends `
 after commit) — the connection authenticates again (the same token, or the session as stored now)
 and takes its subscription again with the scope as it is now: ``error`` then close **4401** when
 the credentials no longer hold, **4403** when the subscription is now outside the scope;
-otherwise it goes on, in the new scope. The same check runs every hour (``GROUP_RENEW_SECS``)
-for what no change announces: a token's expiry or the session's age passing.
+otherwise it goes on, in the new scope. The same check runs every hour (``WS_RENEW_SECS``,
+:mod:`odum_live.ws_renewal`) for what no change announces: a token's expiry or the session's age
+passing, a session deleted from its store, a lost push. It runs in the connection's turn, as an
+announced change does: no delta read for the old scope is sent after the close or the narrowing.
 
 Subscribing
 -----------
@@ -113,9 +115,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from rest_framework.exceptions import AuthenticationFailed
 
-from odum_live.groups import ACCESS_CHANGED, ORDERS_UPDATED, user_group
+from odum_live.groups import ORDERS_UPDATED, user_group
 from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from odum_live.live import session_user
+from odum_live.ws_renewal import renew_periodically
 from orders.api.authentication import BearerTokenAuthentication
 from orders.api.serializers import (
     FillOutputSerializer,
@@ -140,10 +143,6 @@ logger = logging.getLogger(__name__)
 
 #: Largest client message accepted, in characters.
 MAX_MESSAGE_CHARS = 4096
-#: Seconds between renewals of the group membership (channels_redis' list-based layer forgets members
-#: after a day; its pub/sub layer, the production one, takes a repeated join as a no-op) — and between
-#: checks of the connection's credentials and scope that no ``access.changed`` prompts (an expiry passing).
-GROUP_RENEW_SECS = 3600
 #: Subscribers the hub sends a change to before it lets the event loop run (daphne writes the
 #: frames to the sockets only then): the first subscribers need not wait for the last.
 FAN_OUT_BATCH = 50
@@ -449,7 +448,7 @@ class _StreamHub:
                 self._task = self._channel = None
 
     async def renew(self, stream: str) -> None:
-        """Renew the hub's membership of ``stream``'s group (see :data:`GROUP_RENEW_SECS`)."""
+        """Renew the hub's membership of ``stream``'s group (:mod:`odum_live.ws_renewal`)."""
         async with self._lock:
             if self._members.get(stream) and self._channel is not None:
                 await self._layer.group_add(stream, self._channel)
@@ -611,7 +610,7 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
         self.user_pk, self.user_group = user.pk, user_group(user.pk)
         await self.channel_layer.group_add(self.user_group, self.channel_name)  # access.changed
         await self._guard(self._start(subscription, since=request.since, stream=request.stream))
-        self._renewer = asyncio.create_task(self._renew_membership())
+        self._renewer = asyncio.create_task(renew_periodically(self, renew=self._renew_groups))
 
     async def dispatch(self, message):
         # Channels' own dispatch first hops to the database thread (close_old_connections) for every
@@ -804,24 +803,11 @@ class OrderStreamConsumer(AsyncWebsocketConsumer):
             await self._error("server_error", "the order stream is unavailable; reconnect with ?since=<seq>")
             await self.close(code=1011)
 
-    async def _renew_membership(self) -> None:
-        while True:
-            await asyncio.sleep(GROUP_RENEW_SECS)
-            if self.subscription is not None:
-                try:
-                    await self.channel_layer.group_add(self.user_group, self.channel_name)
-                    await _hub(self.channel_layer).renew(self.subscription.stream)
-                except Exception:  # noqa: BLE001 - try again at the next renewal
-                    logger.exception("order stream: renewal of the group membership failed")
-            if self.subscription is not None:
-                # What no access.changed announces: a token's expiry passing, a session expiring, a lost push.
-                self._busy += 1
-                try:
-                    await self.access_changed({"type": ACCESS_CHANGED})
-                except Exception:  # noqa: BLE001 - the database failed: try again at the next renewal
-                    logger.exception("order stream: periodic access check failed")
-                finally:
-                    self._busy -= 1
+    async def _renew_groups(self) -> None:
+        # odum_live.ws_renewal, before its periodic access.changed (handled in this consumer's turn).
+        if self.subscription is not None:
+            await self.channel_layer.group_add(self.user_group, self.channel_name)
+            await _hub(self.channel_layer).renew(self.subscription.stream)
 
     async def _send(self, body: dict) -> None:
         await self.send(text_data=_encode(body))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from odum_live.fields import DECIMAL_PLACES
+from odum_live.intent import BUY_LIKE_SIDES
+from positions.maths import SELL_LIKE_SIDES
 
 _ZERO = Decimal("0")
 _QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)  # NUMERIC(36,18)
@@ -80,3 +82,26 @@ def fee_totals(rows: Iterable[tuple[Decimal, str]]) -> tuple[FeeTotal, ...]:
         for fee, currency in rows:
             totals[currency] = totals.get(currency, _ZERO) + fee
     return tuple(FeeTotal(currency=currency, amount=amount) for currency, amount in totals.items())
+
+
+def trade_side(order_side: str) -> str:
+    """Return the side of the trade a fill of an order of ``order_side`` is: ``BUY`` or ``SELL``.
+
+    Part of a fill's identity (``orders.models.Fill``: a trade has one buyer and one seller).
+
+    Parameters
+    ----------
+    order_side : str
+        ``orders.models.Order.Side``: the buy-like sides (``odum_live.intent.BUY_LIKE_SIDES``) are
+        ``BUY``, the sell-like ones (``positions.maths.SELL_LIKE_SIDES``) ``SELL``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``side`` when it is neither.
+    """
+    if order_side in BUY_LIKE_SIDES:
+        return "BUY"
+    if order_side in SELL_LIKE_SIDES:
+        return "SELL"
+    raise ValueError(f"side: unknown order side {order_side!r}")

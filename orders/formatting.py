@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from orders.algorithms import format_decimal
+from orders.selectors import order_reason
 
 #: Columns of ``orders list`` (and their widths): the Orders page's columns.
 LIST_COLUMNS = (("ORDER ID", 36), ("OPERATION ID", 20), ("INSTRUMENT", 32), ("SIDE", 4), ("QTY", 12),
@@ -78,7 +79,8 @@ def fmt_fees(totals: Iterable) -> str:
 
 
 def order_status_line(order) -> str:
-    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees.
+    """Return one line on where ``order`` stands: status, filled / quantity, average price, fees, and the
+    reason (:func:`orders.selectors.order_reason`: a denial's, a rejection's, a cancel's) or else the error.
 
     Fees are totalled per fee currency (:func:`fmt_fees`) from ``order.family_fills`` — set it with
     :func:`orders.selectors.order_with_family_fills` (or read the order with ``order_get_detail``);
@@ -88,14 +90,15 @@ def order_status_line(order) -> str:
     fees = fmt_decimal(order.fees) if family is None else fmt_fees(family.fee_totals)
     line = (f"{order.status} filled {fmt_decimal(order.filled_quantity)}/{fmt_decimal(order.quantity)}"
             f" avg {fmt_decimal(order.avg_fill_price)} fees {fees}")
-    if order.rejection_reason:
-        line += f" reason: {order.rejection_reason}"
+    reason = order_reason(order=order)
+    if reason:
+        line += f" reason: {reason}"
     elif order.error_message:
         line += f" error: {order.error_message}"
     return line
 
 
-def order_block(order, *, created: bool | None = None) -> str:
+def order_block(order, *, created: bool | None = None, with_status: bool = True) -> str:
     """Return the short view of one order (``orders submit`` / ``cancel`` output, the ticket's result).
 
     Parameters
@@ -103,6 +106,9 @@ def order_block(order, *, created: bool | None = None) -> str:
     order : Order
     created : bool | None
         From a submit: True for a new order, False for a replayed operation id (nothing re-sent).
+    with_status : bool
+        False leaves out the status line (:func:`order_status_line`), for a view that shows the live status
+        beside the block (the Execute page's result): a status fixed at submission (ROUTED) would go stale there.
     """
     head = f"order {order.id}"
     if created is not None:
@@ -116,7 +122,7 @@ def order_block(order, *, created: bool | None = None) -> str:
         f"  operation id  {order.operation_id}    strategy {order.strategy_id}    by {order.created_by or '-'}",
         f"  order         {order.side} {fmt_decimal(order.quantity)} {order.instrument_key} {order.order_type}{price}"
         f" {order.time_in_force} {algorithm}",
-        f"  status        {order_status_line(order)}",
+        *([f"  status        {order_status_line(order)}"] if with_status else []),
         f"  venue         {order.venue or '-'} {order.routed_instrument_key or ''}".rstrip(),
         f"  ids           client {order.client_order_id}    venue {order.venue_order_id or '-'}",
         f"  created       {fmt_time(order.created_at)}",
@@ -136,11 +142,30 @@ def risk_lines(risk_result: Mapping) -> list[str]:
     lines = [f"risk          {verdict}"]
     for check in risk_result.get("checks", []):
         mark = "PASS" if check.get("passed") else "FAIL"
-        figures = f"observed {fmt_figure(check.get('observed'))} limit {fmt_figure(check.get('limit'))}"
+        figures = f"observed {fmt_observed(check)} limit {fmt_figure(check.get('limit'))}"
         scope = f" [{check['scope']}]" if check.get("scope") else ""
         detail = f" {check['detail']}" if check.get("detail") else ""
         lines.append(f"  {mark} {check.get('check', '?'):<22} {figures}{scope}{detail}")
     return lines
+
+
+#: Units of the checks whose observed figure always has the same one (risk.engine), for results stored
+#: before each check recorded its ``unit``.
+_FIXED_UNITS = {"price_collar": "bps", "velocity": "orders", "repeated_order": "orders"}
+
+
+def fmt_observed(check: Mapping) -> str:
+    """Return a risk check's observed figure with its unit (``12.5 bps``, ``0.05 BTC``, ``1200 USDT``).
+
+    ``check`` is one entry of ``Order.risk_result["checks"]`` (:meth:`risk.engine.CheckResult.to_json`): its
+    ``unit``, or for a result stored without one the unit its check always has (``price_collar``: bps).
+    ``-`` when nothing was observed; a word (``HALTED``) as it is.
+    """
+    figure = fmt_figure(check.get("observed"))
+    if figure == "-":
+        return figure
+    unit = check["unit"] if "unit" in check else _FIXED_UNITS.get(check.get("check"), "")
+    return f"{figure} {unit}".rstrip() if unit else figure
 
 
 def fmt_figure(value) -> str:

@@ -198,7 +198,7 @@ class Order(models.Model):
 
 
 class Fill(models.Model):
-    """An execution (FIX ExecutionReport with a trade): unique on (venue, listing, venue trade id).
+    """An execution (FIX ExecutionReport with a trade): unique on (venue, listing, venue trade id, side).
 
     ``instrument_key`` is the listing the fill was traded on: its order's ``routed_instrument_key``
     (an algorithm's child has its parent's). It belongs to a fill's identity because venues number
@@ -214,7 +214,18 @@ class Fill(models.Model):
     (``adapters/bybit/execution.py``: ``TradeId(execution.execId)``) and the paper venues' trade
     ids are random UUIDs: the listing changes nothing for them. NautilusTrader itself refuses a
     repeated trade id only within one order (``model/orders/base.pyx``, ``Order.apply``).
+
+    ``side`` is the side of the trade the fill is (:func:`orders.fills.trade_side` of its order's
+    side: BUY for the buy-like sides, SELL for the sell-like ones). It belongs to the identity because a
+    trade has exactly one buyer and one seller, and when two of our orders trade with each other (a
+    self-trade: a BUY of one strategy against a SELL of another on the same listing) Binance and OKX
+    report the same trade id to both orders (Binance ``executionReport`` ``t`` / ``myTrades`` ``id``
+    with ``isBuyer``; OKX ``tradeId`` with ``side``): two fills, one per side.
     """
+
+    class TradeSide(models.TextChoices):
+        BUY = "BUY"
+        SELL = "SELL"
 
     class Liquidity(models.TextChoices):
         MAKER = "MAKER"
@@ -224,7 +235,9 @@ class Fill(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
     venue = models.CharField(max_length=32)
     instrument_key = models.CharField(max_length=128, help_text="Listing the fill was traded on (canonical key).")
-    venue_trade_id = models.CharField(max_length=128, help_text="The venue's trade id: unique per listing.")
+    venue_trade_id = models.CharField(max_length=128, help_text="The venue's trade id: unique per listing and side.")
+    side = models.CharField(max_length=4, choices=TradeSide.choices,
+                            help_text="Side of the trade: BUY (buy-like order sides) or SELL (sell-like ones).")
     price = DecimalField(help_text="Execution price in quote currency.")
     quantity = DecimalField(help_text="Executed quantity in base units.")
     fee = DecimalField(default=Decimal("0"))
@@ -236,9 +249,10 @@ class Fill(models.Model):
     class Meta:
         ordering = ["ts_event", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["venue", "instrument_key", "venue_trade_id"],
-                                    name="fill_unique_venue_listing_trade"),
+            models.UniqueConstraint(fields=["venue", "instrument_key", "venue_trade_id", "side"],
+                                    name="fill_unique_venue_listing_trade_side"),
             models.CheckConstraint(condition=~models.Q(instrument_key=""), name="fill_instrument_key_set"),
+            models.CheckConstraint(condition=models.Q(side__in=["BUY", "SELL"]), name="fill_side_buy_or_sell"),
         ]
 
     def __str__(self) -> str:

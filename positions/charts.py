@@ -27,7 +27,12 @@ class ChartLine:
 
 @dataclass(frozen=True)
 class LineChart:
-    """An SVG chart of one currency's series, in a ``width`` × ``height`` viewBox (user units)."""
+    """An SVG chart of one currency's series, in a ``width`` × ``height`` viewBox (user units).
+
+    ``as_of`` is the time of the series' last point (a snapshot, UTC): the lines' ``last`` values are as of
+    then, not now — the curve is drawn flat from there to ``now``, while the positions table beside it shows
+    the latest marks. The legend says so.
+    """
 
     currency: str
     width: int
@@ -40,6 +45,7 @@ class LineChart:
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     x_ticks: list[tuple[float, str, str]] = field(default_factory=list)
     zero_y: float | None = None
+    as_of: datetime | None = None
 
 
 def _fmt(value: float, places: int = 2) -> str:
@@ -65,6 +71,7 @@ def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200,
     Returns
     -------
     LineChart
+        With ``as_of`` the last point's time (before the flat extension to ``now``).
 
     Raises
     ------
@@ -73,6 +80,7 @@ def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200,
     """
     if not points:
         raise ValueError("points: at least one point is needed to draw a chart")
+    as_of = points[-1].ts
     if now is not None and now > points[-1].ts:
         points = [*points, EquityPoint(ts=now, realized_pnl=points[-1].realized_pnl,
                                        unrealized_pnl=points[-1].unrealized_pnl)]
@@ -106,4 +114,4 @@ def equity_chart(*, currency: str, points: list[EquityPoint], width: int = 1200,
     return LineChart(currency=currency, width=width, height=height, plot_left=left, plot_right=right,
                      plot_top=top, plot_bottom=bottom,
                      lines=[line("equity", "equity", "equity"), line("realized", "realized", "realized_pnl")],
-                     y_ticks=y_ticks, x_ticks=x_ticks, zero_y=y(0.0))
+                     y_ticks=y_ticks, x_ticks=x_ticks, zero_y=y(0.0), as_of=as_of)

@@ -41,12 +41,14 @@ Conventions
   commission, as NautilusTrader's ``OrderFilled.commission`` does). Converting a fee charged in
   another currency is the caller's job: the journal (``orders.services.venue_events``) converts a
   fee in the pair's other currency at the fill price (a linear fill's base-currency fee × price,
-  an inverse fill's quote-currency fee ÷ price) and leaves a fee in a third currency (e.g. BNB)
-  out — the ``Fill`` keeps it with its currency and the fill's order event says so; a third
-  currency is never subtracted as if it were the PnL currency (NautilusTrader's ``Position``
-  likewise counts only a commission in its settlement currency). A fee reduces ``realized_pnl``
-  (a rebate raises it) and accumulates in ``fees`` (net fees paid), so ``realized_pnl`` is net of
-  the fees in the PnL currency.
+  an inverse fill's quote-currency fee ÷ price: the fill's own rate) and keeps a fee in a third
+  currency (e.g. BNB, for which no rate is known) apart, in its own currency, with
+  :func:`add_other_fee` (the position's ``other_fees``; the fill's order event says so); a third
+  currency is never subtracted as if it were the PnL currency, nor converted at a guessed rate
+  (NautilusTrader's ``Position`` likewise counts only a commission in its settlement currency). A
+  fee reduces ``realized_pnl`` (a rebate raises it) and accumulates in ``fees`` (net fees paid),
+  so ``realized_pnl`` is net of the fees in the PnL currency and of those converted at their fill
+  price, and not of ``other_fees``.
 
 Precision
 ---------
@@ -67,9 +69,11 @@ differs from PostgreSQL's in the last places (e.g. 2E-12 USDT after a four-fill 
 from __future__ import annotations
 
 import decimal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from odum_live.decimals import plain_decimal
 from odum_live.intent import BUY_LIKE_SIDES
 
 #: Sides that add to a short position / reduce a long one (the complement of BUY_LIKE_SIDES
@@ -267,6 +271,49 @@ def apply_fill(
         )
 
 
+def add_other_fee(other_fees: Mapping[str, str], *, currency: str, fee: Decimal) -> dict[str, str]:
+    """Return a position's fees in other currencies with one more fee added to its currency's total.
+
+    For a fee in neither the PnL currency nor the pair's other currency (see "Fees" above): no rate
+    converts it, so it is kept in its own currency, outside ``realized_pnl`` and ``fees``.
+
+    Parameters
+    ----------
+    other_fees : Mapping[str, str]
+        Currency code → net fees paid in it, as plain decimal text (``Position.other_fees``).
+    currency : str
+        The fee's currency (``BNB``), non-empty.
+    fee : Decimal
+        The fee in ``currency``, signed (negative: a rebate), at most 18 decimal places.
+
+    Returns
+    -------
+    dict[str, str]
+        A new mapping, keys sorted, the currency's total exact (18 decimal places at most) as plain
+        decimal text (``"0.0125"``); a total that nets to zero stays, as ``"0"``.
+
+    Raises
+    ------
+    PositionMathsError
+        Field ``fee_currency`` for an empty or non-string currency; ``fee`` as :func:`validate_fill`
+        says; ``other_fees`` for a stored total that is not a decimal number, or a new total that
+        does not fit NUMERIC(36,18).
+    """
+    if not isinstance(currency, str) or not currency:
+        raise PositionMathsError("fee_currency", f"must be a non-empty currency code, got {currency!r}")
+    _require_amount("fee", fee, positive=False)
+    stored = other_fees.get(currency, "0")
+    try:
+        held = Decimal(stored) if isinstance(stored, str) else None
+    except decimal.InvalidOperation:
+        held = None
+    if held is None or not held.is_finite():
+        raise PositionMathsError("other_fees", f"{currency}: {stored!r} is not a decimal number as text")
+    with decimal.localcontext(_CONTEXT):
+        total = _quantize("other_fees", held + fee)
+    return dict(sorted({**other_fees, currency: plain_decimal(total)}.items()))
+
+
 def unrealized_pnl(state: PositionState, *, mark: Decimal, multiplier: Decimal = ONE, inverse: bool = False) -> Decimal:
     """Return the unrealized PnL of ``state`` at the mark price.
 
@@ -322,6 +369,43 @@ def pnl_currency(*, inverse: bool, base: str, quote: str, settlement: str = "") 
         else the base currency (coin-settled). "" when unknown.
     """
     return (settlement or base) if inverse else quote
+
+
+def fee_in_pnl_currency(*, fee: Decimal, fee_currency: str, price: Decimal, inverse: bool, base: str, quote: str,
+                        settlement: str = "") -> Decimal | None:
+    """Return a fill's fee in the listing's PnL currency, or None when no rate converts it (see "Fees").
+
+    The one rule of the journal (``orders.services.venue_events``) and of the ``other_fees``
+    backfill (``positions/migrations/0005``).
+
+    Parameters
+    ----------
+    fee : Decimal
+        The fill's fee in ``fee_currency``, signed (negative: a rebate).
+    fee_currency : str
+        Its currency; "" when the venue named none (taken as the PnL currency).
+    price : Decimal
+        The fill price, quote currency, > 0: the rate a fee in the pair's other currency is converted at.
+    inverse, base, quote, settlement : str
+        The listing's terms, as :func:`pnl_currency` takes them.
+
+    Returns
+    -------
+    Decimal | None
+        ``fee`` when it is zero or in the PnL currency; a linear listing's base-currency fee × price
+        and an inverse listing's quote-currency fee ÷ price, quantized to 18 places half-even;
+        None for a fee in any other currency (a third currency, e.g. BNB, or any currency when the
+        PnL currency is unknown): :func:`add_other_fee` keeps it apart.
+    """
+    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=settlement)
+    if fee == 0 or not fee_currency or fee_currency == currency:
+        return fee
+    with decimal.localcontext(_CONTEXT):
+        if not inverse and fee_currency == base:
+            return _quantize("fee", fee * price)
+        if inverse and fee_currency == quote:
+            return _quantize("fee", fee / price)
+    return None
 
 
 def _pnl(signed_closed: Decimal, avg: Decimal, price: Decimal, multiplier: Decimal, *, inverse: bool) -> Decimal:

@@ -9,7 +9,8 @@ the settlement currency for an inverse listing), which the key does not pin: an 
 listed inverse and BTC-settled on one venue, linear and USD-settled on another. So an
 instrument's PnL total exists only when its listings share one PnL currency
 (:attr:`InstrumentPosition.pnl_currency`); amounts of different currencies are never added (no FX
-source exists in the service).
+source exists in the service). Fees paid in a third currency (``Position.other_fees``, e.g. BNB: no
+rate converts them) are summed per currency beside them (``other_fees``), never into ``fees``.
 
 Arithmetic is exact: each read (:func:`position_aggregates`, :func:`position_book`,
 :func:`equity_curve`) runs in one local decimal context of ``positions.maths.PRECISION`` (120)
@@ -58,7 +59,11 @@ class VenuePosition:
     mark_price : Decimal | None
         Latest mark, quote currency.
     realized_pnl, unrealized_pnl, fees : Decimal
-        In ``pnl_currency``.
+        In ``pnl_currency``; ``realized_pnl`` is net of ``fees`` (those paid in the PnL currency, and
+        in the pair's other currency converted at their fill price), not of ``other_fees``.
+    other_fees : dict[str, Decimal]
+        Fees paid in a third currency (BNB), currency → Σ over the strategies, keys sorted; in
+        neither ``fees`` nor ``realized_pnl`` (no rate converts them). Empty when none.
     strategies : list[str]
     updated_at, marked_at : datetime | None
     notional : Decimal | None
@@ -79,6 +84,7 @@ class VenuePosition:
     realized_pnl: Decimal = ZERO
     unrealized_pnl: Decimal = ZERO
     fees: Decimal = ZERO
+    other_fees: dict[str, Decimal] = field(default_factory=dict)
     strategies: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
     marked_at: datetime | None = None
@@ -116,6 +122,8 @@ class InstrumentPosition:
     realized_pnl, unrealized_pnl, fees : Decimal | None
         Sums over the venues, in ``pnl_currency``; None when the venues' PnL currencies differ
         (amounts of different currencies are never added: each venue line keeps its own).
+    other_fees : dict[str, Decimal]
+        The venues' ``other_fees`` summed per currency (one currency's amounts only: always known).
     pnl_currency : str
         The one PnL currency of every venue line; ``""`` when they differ (see ``pnl_currencies``).
     pnl_currencies : list[str]
@@ -139,6 +147,7 @@ class InstrumentPosition:
     realized_pnl: Decimal | None = ZERO
     unrealized_pnl: Decimal | None = ZERO
     fees: Decimal | None = ZERO
+    other_fees: dict[str, Decimal] = field(default_factory=dict)
     venues: list[VenuePosition] = field(default_factory=list)
     updated_at: datetime | None = None
     notional: Decimal | None = None
@@ -250,12 +259,12 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
         qs = qs.filter(venue=venue)
     rows = qs.order_by("equivalence_key", "venue", "instrument_key", "strategy_id").values_list(
         "equivalence_key", "venue", "instrument_key", "strategy_id", "quantity", "avg_entry_price", "mark_price",
-        "realized_pnl", "unrealized_pnl", "fees", "updated_at", "marked_at",
+        "realized_pnl", "unrealized_pnl", "fees", "other_fees", "updated_at", "marked_at",
     )
     instruments: dict[str, InstrumentPosition] = {}
     venue_index: dict[tuple[str, str, str], VenuePosition] = {}
     venue_rows: dict[tuple[str, str, str], list] = {}
-    for eq, venue, key, strategy, qty, entry, mark, rpnl, upnl, fees, updated, marked in rows:
+    for eq, venue, key, strategy, qty, entry, mark, rpnl, upnl, fees, other_fees, updated, marked in rows:
         agg = instruments.get(eq)
         if agg is None:
             # Keyed by what it covers: one listing when narrowed to it, else the instrument on every venue.
@@ -271,6 +280,7 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
         vp.realized_pnl += rpnl
         vp.unrealized_pnl += upnl
         vp.fees += fees
+        _add_fees(vp.other_fees, {ccy: Decimal(amount) for ccy, amount in other_fees.items()})
         vp.strategies.append(strategy)
         if mark is not None and (vp.marked_at is None or (marked is not None and marked >= vp.marked_at)):
             vp.mark_price, vp.marked_at = mark, marked
@@ -303,6 +313,7 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
             agg.realized_pnl += vp.realized_pnl
             agg.unrealized_pnl += vp.unrealized_pnl
             agg.fees += vp.fees
+            _add_fees(agg.other_fees, vp.other_fees)
             agg.updated_at = _latest(agg.updated_at, vp.updated_at)
         agg.quantity_problem = "; ".join(problems)
         agg.pnl_currencies = sorted({vp.pnl_currency for vp in agg.venues})
@@ -317,7 +328,17 @@ def _aggregates(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, 
         else:
             agg.avg_entry_price = (_avg_entry(legs, inverse=settlements.pop())
                                    if len(settlements) == 1 and sizes_known else None)
+    for agg in instruments.values():
+        agg.other_fees = dict(sorted(agg.other_fees.items()))
+        for vp in agg.venues:
+            vp.other_fees = dict(sorted(vp.other_fees.items()))
     return list(instruments.values()), terms
+
+
+def _add_fees(into: dict[str, Decimal], fees: dict[str, Decimal]) -> None:
+    # Sum per currency (inside the caller's PRECISION context): amounts of one currency only.
+    for currency, amount in fees.items():
+        into[currency] = into.get(currency, ZERO) + amount
 
 
 def _base_units(vp: VenuePosition, terms: _Terms) -> tuple[Decimal | None, str]:
@@ -347,7 +368,7 @@ class CurrencyTotal:
     ----------
     currency : str
     realized_pnl, unrealized_pnl, fees : Decimal
-        PnL of the instruments whose PnL currency this is.
+        PnL of the instruments whose PnL currency this is (``realized_pnl`` net of ``fees``).
     notional : Decimal
         Gross exposure of the instruments quoted in this currency (Σ known notionals).
     equity : Decimal
@@ -376,6 +397,9 @@ class PositionBook:
     totals : list[CurrencyTotal]
         One per currency, by currency code. Amounts of different currencies are never added: no
         FX source exists in the service.
+    other_fees : dict[str, Decimal]
+        Fees paid in a third currency over the visible positions (Σ of their ``other_fees`` per
+        currency, keys sorted): in no total's ``fees`` or ``realized_pnl``.
     unpriced : list[str]
         Listings whose notional is unknown (never marked, no entry price, or no listing for an
         inverse contract's face value), left out of the notional totals.
@@ -384,6 +408,7 @@ class PositionBook:
     instruments: list[InstrumentPosition]
     totals: list[CurrencyTotal]
     unpriced: list[str]
+    other_fees: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -492,7 +517,9 @@ def _book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, venue:
                                      instrument_key=None, venue=venue)
     totals: dict[str, CurrencyTotal] = {}
     unpriced = []
+    other_fees: dict[str, Decimal] = {}
     for agg in instruments:
+        _add_fees(other_fees, agg.other_fees)
         agg.notional = ZERO
         for vp in agg.venues:
             t = terms[vp.instrument_key]
@@ -509,7 +536,8 @@ def _book(*, strategy_ids: Iterable[str] | None, strategy_id: str | None, venue:
             totals.setdefault(t.quote_currency, CurrencyTotal(t.quote_currency)).notional += vp.notional
             if agg.notional is not None:
                 agg.notional += vp.notional
-    return PositionBook(instruments=instruments, totals=[totals[c] for c in sorted(totals)], unpriced=unpriced)
+    return PositionBook(instruments=instruments, totals=[totals[c] for c in sorted(totals)], unpriced=unpriced,
+                        other_fees=dict(sorted(other_fees.items())))
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,21 @@ from decimal import Decimal
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from odum_live.channel_send import run_on_layer
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.sql import CompiledQuery, SentRows, pipeline, send_insert, send_update
-from positions.maths import PositionMathsError, PositionState, apply_fill, unrealized_pnl, validate_fill
+from positions.maths import (
+    PositionMathsError,
+    PositionState,
+    add_other_fee,
+    apply_fill,
+    unrealized_pnl,
+    validate_fill,
+)
 from odum_live.groups import POSITIONS_GROUP, POSITIONS_UPDATED
 from orders.selectors import order_column
 from positions.models import Position, PositionSnapshot, ReconciliationFinding
@@ -41,6 +48,7 @@ from venues.models import Instrument
 logger = logging.getLogger(__name__)
 
 ONE = Decimal(1)
+ZERO = Decimal(0)
 
 
 def _with_last_snapshot_ts(positions):
@@ -73,6 +81,8 @@ def position_apply_fill(
     fee: Decimal,
     multiplier: Decimal = ONE,
     inverse: bool = False,
+    other_fee: Decimal = ZERO,
+    other_fee_currency: str = "",
     ts: datetime,
     locked: SentRows | None = None,
 ) -> Position:
@@ -107,6 +117,11 @@ def position_apply_fill(
     inverse : bool
         ``venues.Instrument.is_inverse``; must agree with the key's ``@LIN``/``@INV`` suffix when
         the key has one.
+    other_fee, other_fee_currency : Decimal, str
+        A fee of the fill that no rate converts to the PnL currency (a third currency, e.g. BNB:
+        :func:`positions.maths.fee_in_pnl_currency` gave None), in its own currency, signed: added to
+        the position's ``other_fees`` (:func:`positions.maths.add_other_fee`), not to ``fees`` or
+        ``realized_pnl``. The currency is required when the fee is not zero; "" with a zero fee: none.
     ts : datetime
         Event time of the fill, timezone-aware. Logged with the change; ``Position`` has no
         event-time column (``updated_at`` is the write time). The fill's snapshot (the equity
@@ -130,7 +145,8 @@ def position_apply_fill(
         When called outside ``transaction.atomic()``: the position change must commit with the
         fill that caused it.
     PositionMathsError (a ValueError)
-        For invalid fill inputs, naming the field (see :func:`positions.maths.validate_fill`).
+        For invalid fill inputs, naming the field (see :func:`positions.maths.validate_fill`;
+        ``fee_currency`` for an ``other_fee`` without currency, see :func:`positions.maths.add_other_fee`).
     ValueError
         For a malformed or ``ANY`` key (``InstrumentKeyError``), a ``venue`` that differs from the
         key's, ``inverse`` contradicting the key's settlement suffix, an unknown strategy, or a
@@ -140,6 +156,8 @@ def position_apply_fill(
     key = _listing_key(instrument_key=instrument_key, venue=venue)
     _require_aware("ts", ts)
     validate_fill(side=side, quantity=quantity, price=price, fee=fee, multiplier=multiplier)
+    if other_fee_currency or other_fee != 0:  # checked before the lock: a bad fee changes nothing
+        add_other_fee({}, currency=other_fee_currency, fee=other_fee)
     _check_settlement(key=key, inverse=inverse)
 
     locked = locked or position_lock_send(strategy_id=strategy_id, venue=venue, instrument_key=instrument_key)
@@ -160,20 +178,24 @@ def position_apply_fill(
     position.avg_entry_price = after.avg_entry_price
     position.realized_pnl = after.realized_pnl
     position.fees = after.fees
+    fields = ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key", "unrealized_pnl", "updated_at"]
+    if other_fee_currency:
+        position.other_fees = add_other_fee(position.other_fees, currency=other_fee_currency, fee=other_fee)
+        fields.append("other_fees")
     position.equivalence_key = key.equivalence_key
     position.unrealized_pnl = (
         unrealized_pnl(after, mark=position.mark_price, multiplier=multiplier, inverse=inverse)
         if position.mark_price is not None else Decimal(0)
     )
     # The row is locked above: written without a row-count read, so it may travel in a pipeline.
-    send_update(position, ["quantity", "avg_entry_price", "realized_pnl", "fees", "equivalence_key",
-                           "unrealized_pnl", "updated_at"])
+    send_update(position, fields)
     position_snapshot_record(positions=[position], ts=_fill_snapshot_ts(position, ts, created=created),
                             source=SNAPSHOT_FILL)
     logger.info(
         "position fill applied",
         extra={"strategy_id": strategy_id, "instrument_key": instrument_key, "side": side,
-               "quantity": str(quantity), "price": str(price), "fee": str(fee), "ts": ts.isoformat(),
+               "quantity": str(quantity), "price": str(price), "fee": str(fee),
+               "other_fee": f"{other_fee} {other_fee_currency}" if other_fee_currency else "", "ts": ts.isoformat(),
                "position_quantity": str(after.quantity), "realized_pnl": str(after.realized_pnl)},
     )
     return position
@@ -514,3 +536,112 @@ def _fill_snapshot_ts(position: Position, ts: datetime, *, created: bool) -> dat
 def _strategy_exists(strategy_id: str) -> bool:
     strategy_model = Position._meta.get_field("strategy").related_model
     return strategy_model.objects.filter(pk=strategy_id).exists()
+
+
+def reconciliation_record_external_fill(
+        *, venue: str, instrument_key: str, side: str, quantity: Decimal, price: Decimal, trade_id: str,
+        client_order_id: str, filled_at: datetime, venue_order_id: str = "", venue_quantity: Decimal | None = None,
+        detail: str = "", ts: datetime | None = None) -> tuple[ReconciliationFinding, bool]:
+    """Record a fill of an order the OMS did not originate as an EXTERNAL_FILL finding, once per side of a trade.
+
+    A fill's identity is its venue, listing, trade id and side, as ``orders.models.Fill``'s: the two
+    sides of one trade between two external orders are two findings, a re-delivery of either none.
+
+    The venue's position moved (a liquidation / ADL / settlement or delivery auto-close, an order
+    placed by hand on the account) and no strategy of ours placed the order, so nothing is booked:
+    no ``Fill``, no position change (issue #3 §6: differences are recorded, never "fixed" by
+    invented fills). The finding is logged at ERROR and stays open (health amber) until a person
+    resolves it (:func:`reconciliation_findings_resolve`). See ``ReconciliationFinding`` for what the
+    operator sees and does.
+
+    Parameters
+    ----------
+    venue, instrument_key : str
+        Our venue code and instrument key of the listing filled.
+    side : str
+        ``BUY`` or ``SELL`` (the external order's side).
+    quantity : Decimal
+        The fill's quantity, base units (contracts for derivatives), > 0.
+    price : Decimal
+        The fill's price, quote currency, > 0.
+    trade_id : str
+        The venue's trade id: with venue and listing, the fill's identity (``orders.models.Fill``).
+    client_order_id, venue_order_id : str
+        The venue's ids of the order filled (``venue_order_id`` "" when unknown).
+    filled_at : datetime
+        The venue's fill time, timezone-aware (UTC).
+    venue_quantity : Decimal | None
+        The venue's net position in the listing right after the fill, signed, base units, as the
+        trading node holds it; None when unknown: then the OMS's position plus this fill (as if the
+        two agreed before it), said so in ``detail``.
+    detail : str
+        Context (e.g. which strategy of the node owned the order: ``EXTERNAL``).
+    ts : datetime | None
+        When it was found (UTC); default now.
+
+    Returns
+    -------
+    tuple[ReconciliationFinding, bool]
+        The finding, and whether it was new (False: this trade was recorded before; nothing changed).
+
+    Raises
+    ------
+    ValueError
+        Naming the field: an empty venue / instrument key / trade id / client order id, a side
+        other than BUY / SELL, a quantity or price that is not a positive finite Decimal, a naive
+        ``filled_at``.
+    """
+    for name, value in (("venue", venue), ("instrument_key", instrument_key), ("trade_id", trade_id),
+                        ("client_order_id", client_order_id)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name}: must be a non-empty string")
+    if side not in ("BUY", "SELL"):
+        raise ValueError(f"side: must be BUY or SELL, got {side!r}")
+    for name, value in (("quantity", quantity), ("price", price)):
+        if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+            raise ValueError(f"{name}: must be a positive finite Decimal, got {value!r}")
+    if not isinstance(filled_at, datetime) or timezone.is_naive(filled_at):
+        raise ValueError(f"filled_at: must be a timezone-aware datetime, got {filled_at!r}")
+    key = dict(kind=ReconciliationFinding.Kind.EXTERNAL_FILL, venue=venue, instrument_key=instrument_key,
+               trade_id=trade_id, side=side)
+    existing = ReconciliationFinding.objects.filter(**key).first()
+    if existing is not None:
+        logger.info("external fill %s %s trade %s already recorded (finding %s)", venue, instrument_key, trade_id,
+                    existing.pk)
+        return existing, False
+    oms = sum(Position.objects.filter(venue=venue, instrument_key=instrument_key).values_list("quantity", flat=True),
+              Decimal(0))
+    if venue_quantity is None:
+        venue_quantity = oms + (quantity if side == "BUY" else -quantity)
+        detail = f"{detail}; venue position not known: the OMS's plus this fill".lstrip("; ")
+    finding = ReconciliationFinding(**key, quantity=quantity, price=price, client_order_id=client_order_id,
+                                    venue_order_id=venue_order_id, filled_at=filled_at, oms_quantity=oms,
+                                    venue_quantity=venue_quantity, detail=detail, found_at=ts or timezone.now())
+    try:
+        with transaction.atomic():  # a savepoint inside the journal's batch: a lost race leaves the batch intact
+            finding.save()
+    except IntegrityError:
+        existing = ReconciliationFinding.objects.get(**key)  # recorded meanwhile by another writer
+        return existing, False
+    logger.error("reconciliation: %s %s: %s not originated by the OMS, not booked to any strategy; the OMS's "
+                 "position %s, the venue's %s (finding %s)", venue, instrument_key, finding.external_fill_text(),
+                 oms, venue_quantity, finding.pk)
+    return finding, True
+
+
+def reconciliation_findings_resolve(*, finding_ids: Sequence[int], ts: datetime | None = None) -> int:
+    """Mark open findings resolved (a person has dealt with them); return how many were open.
+
+    Already resolved findings keep their time. Used by the admin's "mark resolved" action.
+
+    Parameters
+    ----------
+    finding_ids : Sequence[int]
+        ``ReconciliationFinding`` ids.
+    ts : datetime | None
+        The resolution time (UTC); default now.
+    """
+    resolved = ReconciliationFinding.objects.filter(pk__in=list(finding_ids), resolved_at__isnull=True).update(
+        resolved_at=ts or timezone.now())
+    logger.info("reconciliation: %d finding(s) marked resolved", resolved)
+    return resolved

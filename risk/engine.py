@@ -28,7 +28,17 @@ Checks, in the order results are listed (the first failure gives the reason):
 ``tick_size``,       ``NOTIONAL`` filters): quantity a multiple of the lot size, limit price
 ``min_quantity``,    a multiple of the tick size, min/max quantity, min notional. An ICEBERG's
 ``max_quantity``,    ``display_qty`` too: each clip is an order of that size at the limit
-``min_notional``     price (a whole number of lots, ≥ min quantity, ≥ min notional).
+``min_notional``     price (a whole number of lots, ≥ min quantity, ≤ max quantity, ≥ min
+                     notional). ``max_quantity`` holds what reaches the venue as one order:
+                     a NORMAL order; an ICEBERG's clip; a TWAP's largest slice (its quantity
+                     split into horizon_secs // interval_secs at the lot size exactly as the
+                     node splits it, ``odum_live.slicing.apportion``), a VWAP's with a
+                     ``volume_profile`` likewise. Such a parent is never sent whole, so it may
+                     exceed the maximum when every slice fits ("TWAP slice 250 BTC > listing
+                     max_quantity 100 BTC" denies). A VWAP without a profile is sliced on the
+                     node from market volume: its parent, which bounds every slice, is held
+                     to the maximum (fails closed). The node splits a slice that still
+                     exceeds it (venues/algorithms/base.py "Maximum slice").
 ``reference_price``  A MARKET order, or a LIMIT order under a price collar, needs a fresh
                      mid (``settings.ODUM["MARKET_DATA_MAX_AGE_SECS"]``) from
                      ``venues.marketdata``; missing, stale, or unreachable market data denies.
@@ -124,6 +134,7 @@ from django.utils import timezone
 from odum_live.fields import NUMERIC_BOUND
 from odum_live.instruments import InstrumentKey, parse_instrument_key
 from odum_live.intent import BUY_LIKE_SIDES, OrderIntent
+from odum_live.slicing import apportion
 from positions.maths import PRECISION
 from risk import locks
 from risk.exposure import OpenOrderSource, default_open_order_source
@@ -212,6 +223,9 @@ class CheckResult:
         ``GLOBAL``, ``STRATEGY:demo``, ``INSTRUMENT:ANY:SPOT_PAIR:BTC-USDT``, ``LISTING:<key>``, …
     detail : str
         How the observed value was made up, or why the check could not be evaluated.
+    unit : str
+        Unit of ``observed`` (the limit text names its own): ``"bps"``, ``"orders"``, a base unit (``"BTC"``,
+        ``"contracts"``), a currency (``"USDT"``); ``""`` when ``observed`` is a word (``"HALTED"``, a key).
     """
 
     check: str
@@ -220,6 +234,7 @@ class CheckResult:
     observed: str | None
     scope: str = ""
     detail: str = ""
+    unit: str = ""
 
     def to_json(self) -> dict:
         """Return a JSON-ready dict (decimals stay strings)."""
@@ -230,6 +245,7 @@ class CheckResult:
             "observed": self.observed,
             "scope": self.scope,
             "detail": self.detail,
+            "unit": self.unit,
         }
 
 
@@ -264,14 +280,15 @@ class RiskResult:
     def reason(self) -> str:
         """The denial reason: the first failed check with its limit and observed value; ``""`` if passed.
 
-        E.g. ``"velocity: observed 11, limit 10 orders/s (STRATEGY:demo) — 11 orders including
+        E.g. ``"velocity: observed 11 orders, limit 10 orders/s (STRATEGY:demo) — 11 orders including
         this one in the 1 s window from 2026-01-05T12:00:01+00:00 (+1 more failed check)"``.
         """
         failures = self.failures
         if not failures:
             return ""
         first = failures[0]
-        text = f"{first.check}: observed {first.observed if first.observed is not None else 'n/a'}"
+        observed = "n/a" if first.observed is None else f"{first.observed} {first.unit}".rstrip()
+        text = f"{first.check}: observed {observed}"
         if first.limit:
             text += f", limit {first.limit}"
         if first.detail:
@@ -694,23 +711,18 @@ class PreTradeRiskEngine:
             return  # no listing, no listing rules: instrument_listed already denies
         scope = f"LISTING:{listing.instrument_key}"
         qty = intent.quantity
-        unit = order.unit
         PreTradeRiskEngine._size_rules(order, listing, scope, results, size=qty, notional=notional,
                                        notional_problem=notional_problem)
+        PreTradeRiskEngine._max_quantity(order, listing, scope, results)
         if intent.order_type == "LIMIT" or intent.price is not None:
             price = intent.price
             results[CHECK_TICK_SIZE].append(CheckResult(
                 check=CHECK_TICK_SIZE,
                 passed=price is not None and price > 0 and _is_multiple(price, listing.tick_size),
                 limit=f"multiple of {_dec(listing.tick_size)} {order.quote}", observed=_dec(price), scope=scope,
+                unit=order.quote,
                 detail="limit price must be a positive whole number of ticks" if price is not None
                 else "a LIMIT order needs a price",
-            ))
-        if listing.max_quantity is not None:
-            results[CHECK_MAX_QUANTITY].append(CheckResult(
-                check=CHECK_MAX_QUANTITY, passed=qty <= listing.max_quantity,
-                limit=f"{_dec(listing.max_quantity)} {unit}", observed=_dec(qty), scope=scope,
-                detail="quantity above the listing's maximum" if qty > listing.max_quantity else "",
             ))
         if intent.display_qty is not None:
             # An ICEBERG shows display_qty at a time: each clip is an order of that size at the limit price,
@@ -721,6 +733,43 @@ class PreTradeRiskEngine:
                                            clip="display_qty (the size of each iceberg clip)")
 
     @staticmethod
+    def _max_quantity(order: _Order, listing, scope: str, results) -> None:
+        # The listing's max_quantity holds each order that reaches the venue: a NORMAL order itself; an
+        # algorithm's parent never goes whole, only its slices (TWAP, VWAP with a volume_profile: the
+        # largest of the node's split, odum_live.slicing.apportion at the lot size) or its clips (ICEBERG
+        # display_qty). A VWAP whose profile the node derives has slices unknown here: its parent, which
+        # bounds them, is held to it (fails closed). venues/algorithms/base.py "Maximum slice" is the
+        # node's backstop.
+        intent, maximum = order.intent, listing.max_quantity
+        if maximum is None:
+            return
+        unit = order.unit
+        limit = f"{_dec(maximum)} {unit}"
+        if intent.display_qty is not None:
+            size, passed = intent.display_qty, intent.display_qty <= maximum
+            detail = "display_qty (the size of each iceberg clip)" + ("" if passed else " above the listing's maximum")
+        elif intent.slice_weights:
+            count = len(intent.slice_weights)
+            lots = int(intent.quantity // listing.lot_size)  # off the lot grid: lot_size denies
+            size = max(apportion(lots, intent.slice_weights)) * listing.lot_size
+            passed = size <= maximum
+            plan = ("horizon_secs // interval_secs" if intent.exec_algorithm == "TWAP" else "volume_profile")
+            detail = (f"{intent.exec_algorithm} slice {_dec(size)} {unit} {'<=' if passed else '>'} listing "
+                      f"max_quantity {limit}: the largest of {count} planned ({_dec(intent.quantity)} {unit} "
+                      f"split by {plan}); the parent is never sent whole")
+        else:
+            size, passed = intent.quantity, intent.quantity <= maximum
+            detail = "" if passed else "quantity above the listing's maximum"
+            if not passed and intent.exec_algorithm == "VWAP":
+                detail += (" (a VWAP without volume_profile is sliced on the node from market volume: only a "
+                           "parent within the maximum is known to fit; give a volume_profile to have each "
+                           "slice checked instead)")
+        results[CHECK_MAX_QUANTITY].append(CheckResult(
+            check=CHECK_MAX_QUANTITY, passed=passed, limit=limit, observed=_dec(size), scope=scope, detail=detail,
+            unit=unit,
+        ))
+
+    @staticmethod
     def _size_rules(order: _Order, listing, scope: str, results, *, size: Decimal, notional: Decimal | None,
                     notional_problem: str = "", clip: str = "") -> None:
         # The listing's lot size, minimum quantity and minimum notional for one order size: the order's
@@ -728,13 +777,13 @@ class PreTradeRiskEngine:
         unit, noun = order.unit, clip or "quantity"
         results[CHECK_LOT_SIZE].append(CheckResult(
             check=CHECK_LOT_SIZE, passed=_is_multiple(size, listing.lot_size),
-            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(size), scope=scope,
+            limit=f"multiple of {_dec(listing.lot_size)} {unit}", observed=_dec(size), scope=scope, unit=unit,
             detail=f"{noun} must be a whole number of lots",
         ))
         if listing.min_quantity is not None:
             results[CHECK_MIN_QUANTITY].append(CheckResult(
                 check=CHECK_MIN_QUANTITY, passed=size >= listing.min_quantity,
-                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(size), scope=scope,
+                limit=f"{_dec(listing.min_quantity)} {unit}", observed=_dec(size), scope=scope, unit=unit,
                 detail=f"{noun} below the listing's minimum" if size < listing.min_quantity else clip,
             ))
         if listing.min_notional is not None:
@@ -748,6 +797,7 @@ class PreTradeRiskEngine:
             results[CHECK_MIN_NOTIONAL].append(CheckResult(
                 check=CHECK_MIN_NOTIONAL, passed=notional is not None and notional >= listing.min_notional,
                 limit=f"{_dec(listing.min_notional)} {order.quote}", observed=_dec(notional), scope=scope,
+                unit=order.quote,
                 detail=detail,
             ))
 
@@ -810,7 +860,7 @@ class PreTradeRiskEngine:
         scope = f"LISTING:{order.listing_key}" if order.listing_key else f"INSTRUMENT:{order.intent.instrument}"
         results[CHECK_REFERENCE_PRICE].append(CheckResult(
             check=CHECK_REFERENCE_PRICE, passed=reference.mid is not None,
-            limit=f"fresh mid within {max_age} s", observed=_dec(reference.mid), scope=scope,
+            limit=f"fresh mid within {max_age} s", observed=_dec(reference.mid), scope=scope, unit=order.quote,
             detail=reference.problem or f"mid {_dec(reference.mid)} {order.quote}, {reference.age_secs:.3f} s old",
         ))
 
@@ -824,6 +874,7 @@ class PreTradeRiskEngine:
             if reference.mid is None:
                 results[CHECK_PRICE_COLLAR].append(CheckResult(
                     check=CHECK_PRICE_COLLAR, passed=False, limit=label, observed=None, scope=limit.scope_label,
+                    unit="bps",
                     detail=f"no reference mid: {reference.problem}",
                 ))
                 continue
@@ -833,7 +884,7 @@ class PreTradeRiskEngine:
             shown = deviation.quantize(Decimal("0.0001"))
             results[CHECK_PRICE_COLLAR].append(CheckResult(
                 check=CHECK_PRICE_COLLAR, passed=deviation <= limit.value, limit=label,
-                observed=_dec(shown), scope=limit.scope_label,
+                observed=_dec(shown), scope=limit.scope_label, unit="bps",
                 detail=f"limit price {_dec(price)} vs mid {_dec(reference.mid)} {order.quote}",
             ))
 
@@ -847,7 +898,7 @@ class PreTradeRiskEngine:
             results[CHECK_MAX_ORDER_NOTIONAL].append(CheckResult(
                 check=CHECK_MAX_ORDER_NOTIONAL, passed=False,
                 limit=f"below {_dec(NUMERIC_BOUND)} {order.quote} ({NOTIONAL_BOUND_SCOPE})", observed=_dec(notional),
-                scope=NOTIONAL_BOUND_SCOPE,
+                scope=NOTIONAL_BOUND_SCOPE, unit=order.quote,
                 detail="notional (quantity × price × contract multiplier; a MARKET order at the reference mid) "
                        "does not fit NUMERIC(36,18), at most 18 integer digits",
             ))
@@ -855,7 +906,7 @@ class PreTradeRiskEngine:
             results[CHECK_MAX_ORDER_QUANTITY].append(CheckResult(
                 check=CHECK_MAX_ORDER_QUANTITY, passed=qty <= limit.value,
                 limit=f"{_dec(limit.value)} {order.unit} ({limit.scope_label})", observed=_dec(qty),
-                scope=limit.scope_label,
+                scope=limit.scope_label, unit=order.unit,
             ))
         for limit in controls.of_kind(K.MAX_ORDER_NOTIONAL):
             amount, ccy, problem = in_limit_currency(amount=valued, quote=order.quote, limit=limit,
@@ -863,7 +914,8 @@ class PreTradeRiskEngine:
             results[CHECK_MAX_ORDER_NOTIONAL].append(CheckResult(
                 check=CHECK_MAX_ORDER_NOTIONAL, passed=amount is not None and amount <= limit.value,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(amount),
-                scope=limit.scope_label, detail="; ".join(p for p in (valuation.of_quantity(order), problem) if p),
+                scope=limit.scope_label, unit=ccy,
+                detail="; ".join(p for p in (valuation.of_quantity(order), problem) if p),
             ))
 
     # -- stateful checks ------------------------------------------------------------------------------
@@ -893,7 +945,7 @@ class PreTradeRiskEngine:
             return
         total, name, unit, current_value, delta = max(over, key=lambda o: o[0])
         out.append(CheckResult(
-            check=CHECK_OPEN_EXPOSURE, passed=False, observed=_dec(total), scope=NOTIONAL_BOUND_SCOPE,
+            check=CHECK_OPEN_EXPOSURE, passed=False, observed=_dec(total), scope=NOTIONAL_BOUND_SCOPE, unit=unit,
             limit=f"below {_dec(NUMERIC_BOUND)} {unit} ({NOTIONAL_BOUND_SCOPE})",
             detail=f"{where}: {name} {_dec(current_value)} + this order {_dec(delta)} does not fit NUMERIC(36,18), "
                    f"at most 18 integer digits",
@@ -920,6 +972,7 @@ class PreTradeRiskEngine:
                 limit=f"{_dec(w.limit.value)} {'orders/s' if w.seconds == 1 else 'orders/min'} ({w.limit.scope_label})",
                 observed=str(observed),
                 scope=w.limit.scope_label,
+                unit="orders",
                 detail=f"{observed} orders including this one in the {w.seconds} s window from "
                        f"{w.window_start.isoformat()}",
             ))
@@ -974,10 +1027,10 @@ class PreTradeRiskEngine:
             population = "strategy_venue" if _scope_is_one_venue(st.scope, st.scope_key) else "strategy"
             if population not in judged:
                 judged[population] = PreTradeRiskEngine._reduce_only(order, book, population, conversion)
-            reduces, projected, made_of = judged[population]
+            reduces, projected, unit, made_of = judged[population]
             results[CHECK_KILL_SWITCH].append(CheckResult(
                 check=CHECK_KILL_SWITCH, passed=reduces, limit=f"REDUCING ({st.scope_label}): reduce-only",
-                observed=_dec(projected), scope=st.scope_label,
+                observed=_dec(projected), scope=st.scope_label, unit=unit,
                 detail=(f"{made_of}: "
                         + ("reduces the position without flipping it" if reduces
                            else "does not reduce the position, or would flip it")
@@ -986,8 +1039,8 @@ class PreTradeRiskEngine:
 
     @staticmethod
     def _reduce_only(order: _Order, book: ExposureBook, population: str,
-                     conversion: ReferencePrice) -> tuple[bool, Decimal | None, str]:
-        # (reduces without flipping, projected position, how it was made up) of the strategy's position
+                     conversion: ReferencePrice) -> tuple[bool, Decimal | None, str, str]:
+        # (reduces without flipping, projected position, its unit, how it was made up) of the strategy's position
         # in the instrument: across venues ("strategy") or on the order's venue ("strategy_venue").
         position, open_same = book.position(population), book.open_same_side(population)
         where = f" on {order.venue_code}" if population == "strategy_venue" else ""
@@ -996,13 +1049,13 @@ class PreTradeRiskEngine:
             why = unlisted_reason([position, open_same]) or (
                 f"linear and inverse listings held and no price to convert inverse contracts to base units "
                 f"({conversion.problem})")
-            return False, None, f"{why}: cannot tell"
+            return False, None, "", f"{why}: cannot tell"
         (position_v, open_v, mine), kind = common
         reduces = position_v != 0 and (position_v > 0) != order.buy_like and open_v + mine <= abs(position_v)
         projected = position_v + order.sign * (open_v + mine)
         made_of = (f"position{where} {_dec(position_v)} {order.unit_of(kind)}, open {order.intent.side} orders"
                    f"{where} {_dec(open_v)}, this order {_dec(order.sign * mine)}")
-        return reduces, projected, made_of
+        return reduces, projected, order.unit_of(kind), made_of
 
     def _repeated_start(self, order: _Order, controls: RiskControls, now: datetime):
         # (limit, since, count reader) of the repeated-order check; None when it does not apply.
@@ -1031,12 +1084,14 @@ class PreTradeRiskEngine:
         if read_count is None:
             results[CHECK_REPEATED_ORDER].append(CheckResult(
                 check=CHECK_REPEATED_ORDER, passed=True, limit=label, observed="0", scope=limit.scope_label,
+                unit="orders",
                 detail="window is 0 s: throttle off",
             ))
             return
         count = read_count()
         results[CHECK_REPEATED_ORDER].append(CheckResult(
             check=CHECK_REPEATED_ORDER, passed=count == 0, limit=label, observed=str(count), scope=limit.scope_label,
+            unit="orders",
             detail=f"{count} order(s) with the same strategy, listing, side {order.intent.side} and quantity "
                    f"{_dec(order.intent.quantity)} since {since.isoformat()}",
         ))
@@ -1092,7 +1147,7 @@ class PreTradeRiskEngine:
             results[CHECK_POSITION_LIMIT].append(CheckResult(
                 check=CHECK_POSITION_LIMIT, passed=within or reduces,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),
-                scope=limit.scope_label, detail=detail,
+                scope=limit.scope_label, detail=detail, unit=ccy,
             ))
 
     @staticmethod
@@ -1142,5 +1197,5 @@ class PreTradeRiskEngine:
             results[CHECK_GROSS_EXPOSURE].append(CheckResult(
                 check=CHECK_GROSS_EXPOSURE, passed=within or reduces,
                 limit=f"{_dec(limit.value)} {ccy} ({limit.scope_label})", observed=_dec(observed),
-                scope=limit.scope_label, detail=detail,
+                scope=limit.scope_label, detail=detail, unit=ccy,
             ))

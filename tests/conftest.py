@@ -45,3 +45,15 @@ def redis_client():
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     client.ping()  # an unreachable Redis fails the test loudly
     return client
+
+
+@pytest.fixture
+def at_latest():
+    """Put every app back on its latest migration after the test, whatever happened (a migration test that
+    takes one app back also unapplies the other apps' migrations that depend on it)."""
+    yield
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())

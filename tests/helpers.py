@@ -193,3 +193,17 @@ def forget_trading_node_heartbeats() -> None:
 
     workers = cache.get(TRADING_NODE_WORKERS_KEY) or ()
     cache.delete_many([TRADING_NODE_WORKERS_KEY, *(trading_worker_heartbeat_key(w) for w in workers)])
+
+
+def migrate_to(target: tuple[str, str]):
+    """Migrate ``target``'s app to ``target`` (app label, migration name); return the historical apps at that state.
+
+    For migration tests (``pytest.mark.django_db(transaction=True)``: SQLite alters tables only outside a
+    transaction); the ``at_latest`` fixture (tests/conftest.py) puts every app back afterwards.
+    """
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps

@@ -13,6 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIRequestFactory
 
 from orders.models import Fill, Order, OrderEvent
+from positions.models import ReconciliationFinding
 from risk.models import OpenOrderExposure, RiskLimit, Scope, TradingState
 from tests.orders.factories import OrderFactory, StrategyFactory, UserFactory, algorithm_family
 from tests.orders.web_fixtures import role_group
@@ -52,6 +53,7 @@ def data(db):
         venue="BINANCE-SPOT",
         instrument_key=order.routed_instrument_key,
         venue_trade_id="T-1",
+        side="BUY",
         price=Decimal("40000.01"),
         quantity=Decimal("0.004"),
         fee=Decimal("0.16"),
@@ -66,6 +68,10 @@ def data(db):
     limit = RiskLimitFactory(kind=RiskLimit.Kind.MAX_ORDER_QUANTITY, value=Decimal("10"))
     switch = TradingStateFactory(scope=Scope.STRATEGY, scope_key="demo", reason="seeded")
     token, _ = AuthToken.objects.create(user=strategy.service_account)
+    finding = ReconciliationFinding.objects.create(
+        kind="EXTERNAL_FILL", venue=venue.code, instrument_key=instrument.instrument_key, oms_quantity=Decimal("0"),
+        venue_quantity=Decimal("-0.25"), side="SELL", quantity=Decimal("0.25"), price=Decimal("41000.5"),
+        trade_id="T-77", client_order_id="hand-placed-1", filled_at=timezone.now(), found_at=timezone.now())
     exposure = OpenOrderExposure.objects.create(
         strategy_id="demo", instrument_key=instrument.instrument_key, side="BUY", venue=venue.code,
         equivalence_key=instrument.equivalence_key, leaves_quantity=Decimal("0.01"),
@@ -82,6 +88,7 @@ def data(db):
         "risk.tradingstate": switch,
         "knox.authtoken": token,
         "risk.openorderexposure": exposure,
+        "positions.reconciliationfinding": finding,
     }
 
 
@@ -105,6 +112,7 @@ def admin_url(label: str, view: str, *args) -> str:
         "risk.risklimit",
         "risk.tradingstate",
         "risk.openorderexposure",
+        "positions.reconciliationfinding",
         "knox.authtoken",
     ],
 )

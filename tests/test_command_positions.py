@@ -81,6 +81,24 @@ def test_positions_unknown_strategy_is_an_error_naming_the_option(db):
         positions("--strategy", "ghost")
 
 
+def test_positions_fees_in_a_third_currency_follow_the_fees_and_are_totalled_apart(book):
+    # Arrange: alpha's spot fills also paid 0.0125 BNB (a BNB fee discount)
+    with transaction.atomic():
+        position_apply_fill(strategy_id="alpha", venue="BINANCE-SPOT", instrument_key=SPOT, side="BUY",
+                            quantity=D(1), price=D(40000), fee=D(0), other_fee=D("0.0125"), other_fee_currency="BNB",
+                            ts=T0)
+
+    # Act
+    lines = positions().splitlines()
+
+    # Assert: the USDT fees unchanged, the BNB named beside them and on a line of its own
+    spot_line = next(line for line in lines if line.strip().startswith(SPOT))
+    assert spot_line.split()[6:9] == ["1.25", "+", "0.0125"] and "BNB" in spot_line
+    total = next(line for line in lines if line.startswith("TOTAL USDT"))
+    assert total.split()[4] == "2.50"
+    assert lines[-1] == "fees in other currencies, in no PnL (no rate converts them): 0.0125 BNB"
+
+
 def test_positions_empty_says_so(db):
     assert "no positions" in positions()
 

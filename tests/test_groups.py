@@ -39,11 +39,12 @@ EXPECTED = {
         "venues.view_venue",
     },
     "risk manager": VIEW_ALL
-    | {"risk.view_openorderexposure"}
+    | {"risk.view_openorderexposure", "positions.view_reconciliationfinding",
+       "positions.change_reconciliationfinding"}
     | RISK_MODELS_FULL
     | {"venues.change_venue", "orders.trade_any_strategy", "orders.change_order", "knox.view_authtoken",
        "knox.delete_authtoken"},
-    "viewer": VIEW_ALL | {"risk.view_openorderexposure"},
+    "viewer": VIEW_ALL | {"risk.view_openorderexposure", "positions.view_reconciliationfinding"},
     "strategy service": {"orders.add_order", "orders.view_order", "positions.view_position"},
 }
 

@@ -32,6 +32,9 @@ class VenueEventKind(StrEnum):
     EXPIRED = "EXPIRED"
     #: An execution algorithm spawned a child order (``exec_spawn_id`` = the parent's id).
     CHILD_CREATED = "CHILD_CREATED"
+    #: A fill on the node's account of an order the OMS did not originate (a venue liquidation / ADL /
+    #: settlement auto-close, an order placed by hand): recorded as a reconciliation finding, never booked.
+    EXTERNAL_FILL = "EXTERNAL_FILL"
 
 
 class Liquidity(StrEnum):
@@ -43,8 +46,9 @@ class Liquidity(StrEnum):
 
 
 _FILL_FIELDS = ("trade_id", "last_qty", "last_px")
+_EXTERNAL_FILL_FIELDS = (*_FILL_FIELDS, "side", "instrument_key")
 _CHILD_FIELDS = ("parent_client_order_id", "side", "quantity", "order_type")
-_CHILD_SIDES = frozenset({"BUY", "SELL"})
+_SIDES = frozenset({"BUY", "SELL"})
 _CHILD_TYPES = frozenset({"MARKET", "LIMIT"})
 
 
@@ -58,7 +62,8 @@ class VenueEvent:
         What happened.
     client_order_id : str
         Our client_order_id of the order concerned (for CHILD_CREATED: the child's, e.g.
-        ``<parent>-E1`` as NautilusTrader derives it).
+        ``<parent>-E1`` as NautilusTrader derives it; for EXTERNAL_FILL: the node's id of the order
+        that is not ours, the venue's own client order id such as ``autoclose-…`` when it had one).
     venue : str
         Venue code (``BINANCE-SPOT``), the order's routed venue.
     ts_event : datetime
@@ -68,12 +73,13 @@ class VenueEvent:
     reason : str
         Rejection / cancel-rejection / expiry reason text from the venue ("" when none).
     trade_id : str
-        FILLED: the venue's trade (execution) id; unique per listing of the venue (Binance and OKX
-        number trades per symbol: ``orders.models.Fill``).
+        FILLED, EXTERNAL_FILL: the venue's trade (execution) id; unique per listing of the venue and side
+        (Binance and OKX number trades per symbol, and report a self-trade's one id to both our orders:
+        ``orders.models.Fill``).
     last_qty : Decimal
-        FILLED: quantity of this fill, base units, > 0.
+        FILLED, EXTERNAL_FILL: quantity of this fill, base units, > 0.
     last_px : Decimal
-        FILLED: price of this fill, quote currency, > 0.
+        FILLED, EXTERNAL_FILL: price of this fill, quote currency, > 0.
     fee : Decimal
         FILLED: fee for this fill in ``fee_currency``, signed: positive when paid, negative for a
         maker rebate (``positions.maths`` books it so); never a reason to drop the trade.
@@ -84,20 +90,27 @@ class VenueEvent:
     parent_client_order_id : str
         CHILD_CREATED: client_order_id of the parent (NautilusTrader's ``exec_spawn_id``).
     side : str
-        CHILD_CREATED: ``BUY`` or ``SELL``.
+        CHILD_CREATED, EXTERNAL_FILL: ``BUY`` or ``SELL``; FILLED: the same, or "" when not sent.
     quantity : Decimal
         CHILD_CREATED: the child's quantity, base units, > 0.
     order_type : str
         CHILD_CREATED: ``MARKET`` or ``LIMIT``.
     price : Decimal | None
         CHILD_CREATED: limit price in quote currency (LIMIT only, > 0); None for MARKET.
+    instrument_key : str
+        EXTERNAL_FILL (and FILLED, optional: "" when not sent): our instrument key of the listing
+        filled (an order the OMS does not know has no listing of ours to look up).
+    venue_position : Decimal | None
+        EXTERNAL_FILL: the venue's net position in the listing right after the fill as the node
+        holds it, signed, base units (None when not known).
 
     Raises
     ------
     ValueError
         From construction, naming the field: a naive or non-datetime ``ts_event``, an empty
         ``client_order_id`` / ``venue``, a non-Decimal or non-positive quantity or price, a
-        non-Decimal or non-finite fee, or a field required by ``kind`` missing.
+        non-Decimal or non-finite fee, a side other than BUY / SELL, or a field required by ``kind``
+        missing.
     """
 
     kind: VenueEventKind
@@ -117,6 +130,8 @@ class VenueEvent:
     quantity: Decimal | None = None
     order_type: str = ""
     price: Decimal | None = None
+    instrument_key: str = ""
+    venue_position: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", VenueEventKind(self.kind))
@@ -133,17 +148,29 @@ class VenueEvent:
             self._require_present(_FILL_FIELDS)
             _require_decimal("last_qty", self.last_qty, positive=True)
             _require_decimal("last_px", self.last_px, positive=True)
+            if self.side:
+                self._require_side()
+        elif self.kind == VenueEventKind.EXTERNAL_FILL:
+            self._require_present(_EXTERNAL_FILL_FIELDS)
+            _require_decimal("last_qty", self.last_qty, positive=True)
+            _require_decimal("last_px", self.last_px, positive=True)
+            self._require_side()
+            if self.venue_position is not None:
+                _require_decimal("venue_position", self.venue_position, positive=False)
         elif self.kind == VenueEventKind.CHILD_CREATED:
             self._require_present(_CHILD_FIELDS)
             _require_decimal("quantity", self.quantity, positive=True)
-            if self.side not in _CHILD_SIDES:
-                raise ValueError(f"side: must be one of {sorted(_CHILD_SIDES)}, got {self.side!r}")
+            self._require_side()
             if self.order_type not in _CHILD_TYPES:
                 raise ValueError(f"order_type: must be one of {sorted(_CHILD_TYPES)}, got {self.order_type!r}")
             if self.order_type == "LIMIT":
                 _require_decimal("price", self.price, positive=True)
             elif self.price is not None:
                 raise ValueError("price: a MARKET child has no price")
+
+    def _require_side(self) -> None:
+        if self.side not in _SIDES:
+            raise ValueError(f"side: must be one of {sorted(_SIDES)}, got {self.side!r}")
 
     def _require_present(self, names: tuple[str, ...]) -> None:
         for name in names:

@@ -27,7 +27,7 @@ Failure policy:
   lock timeout, serialization failure) is retried with exponential backoff, up to
   ``max_attempts`` tries (in a batch it ends the batch's transaction, which is rolled back whole;
   its events are then applied one by one, each with its retries); the event is idempotent (fills are
-  unique on venue, listing and trade id, a repeated status event is a recorded no-op), so a retry
+  unique on venue, listing, trade id and side, a repeated status event is a recorded no-op), so a retry
   after an unknown outcome is safe;
 - any other error (or retries exhausted) is logged with its traceback, counted in
   ``stats().failed`` and kept as ``last_error``; the writer goes on with the next event. The

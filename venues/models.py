@@ -7,7 +7,20 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from odum_live.fields import DecimalField
-from odum_live.instruments import InstrumentKeyError, parse_instrument_key
+from odum_live.instruments import (
+    ANY_VENUE,
+    VENUE_CODE_SQL_PATTERN,
+    InstrumentKeyError,
+    parse_instrument_key,
+    venue_code_error,
+)
+
+
+def validate_venue_code(code: str) -> None:
+    """Raise ``ValidationError`` naming the rule when ``code`` cannot be a venue code (``venue_code_error``)."""
+    reason = venue_code_error(code)
+    if reason is not None:
+        raise ValidationError(f"venue code {code!r}: {reason}", code="invalid")
 
 
 class Venue(models.Model):
@@ -27,7 +40,9 @@ class Venue(models.Model):
         TESTNET = "testnet", "Testnet"
         PAPER = "paper", "Paper (simulated matching)"
 
-    code = models.CharField(max_length=32, primary_key=True, help_text="Venue code, e.g. BINANCE-SPOT.")
+    code = models.CharField(max_length=32, primary_key=True, validators=[validate_venue_code],
+                            help_text="Venue code, e.g. BINANCE-SPOT: upper-case letters/digits joined by '-' or "
+                                      "'_' (the VENUE part of its listings' instrument keys); not ANY.")
     name = models.CharField(max_length=100, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     adapter = models.CharField(max_length=64, help_text="Adapter name, e.g. binance_spot, deribit.")
@@ -43,6 +58,12 @@ class Venue(models.Model):
 
     class Meta:
         ordering = ["code"]
+        # The admin's validator (validate_venue_code) holds for every writer, the ORM and SQL included: a code
+        # no instrument key can name ("" or lower case) or ANY would make listings no order can reach.
+        constraints = [models.CheckConstraint(
+            condition=models.Q(code__regex=VENUE_CODE_SQL_PATTERN) & ~models.Q(code=ANY_VENUE),
+            name="venue_code_is_a_key_venue", violation_error_message="venue code must be upper-case letters/digits "
+                                                                      "joined by '-' or '_', and not ANY")]
 
     def __str__(self) -> str:
         return f"{self.code} ({self.mode})"

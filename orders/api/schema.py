@@ -65,6 +65,25 @@ def refuse_nul_in_text_parameters(result: dict, generator, request, public) -> d
     return result
 
 
+def document_not_acceptable(result: dict, generator, request, public) -> dict:
+    """Give every operation its ``406``: an ``Accept`` header naming no media type the API serves.
+
+    DRF answers it before authentication, for every view of the API (``not_acceptable``, an
+    ``ErrorOutput`` body in JSON; the API serves ``application/json`` only, the docs UI is
+    ``/api/docs/``), so no view's ``extend_schema`` lists it. A postprocessing hook
+    (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``); arguments and return as :func:`refuse_unknown_fields`.
+    """
+    response = {
+        "description": "The `Accept` header names no media type the API serves (`not_acceptable`): it answers "
+                       "`application/json` only; send `Accept: application/json` or `*/*`, or leave it out.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOutput"}}},
+    }
+    for path, item in result["paths"].items():
+        for operation in item.values():
+            operation["responses"].setdefault("406", response)
+    return result
+
+
 #: Where the OpenAPI schema is served (odum_live/urls.py).
 SCHEMA_PATH = "/api/schema/"
 

@@ -482,7 +482,8 @@ class FillOutputSerializer(serializers.Serializer):
     venue = serializers.CharField(help_text="Venue code.")
     venue_trade_id = serializers.CharField(
         help_text="The venue's trade id: unique per listing of the venue (the order's routed_instrument_key), "
-                  "as Binance and OKX number trades per symbol.")
+                  "as Binance and OKX number trades per symbol, and side (a self-trade between two of our "
+                  "orders is one trade id for both).")
     price = StrictDecimalField(help_text="Execution price in quote currency.")
     quantity = StrictDecimalField(help_text="Executed quantity in base units.")
     fee = StrictDecimalField(help_text="Fee, in fee_currency.")
@@ -731,6 +732,18 @@ class RiskCheckOutputSerializer(serializers.Serializer):
     routing_decision = JsonObjectField(help_text="Full routing decision: candidates, costs, chosen venue, reason.")
 
 
+def _other_fees_field() -> serializers.DictField:
+    # A position's fees in a third currency (positions.models.Position.other_fees), summed per currency.
+    return serializers.DictField(child=StrictDecimalField(), help_text=(
+        "Fees paid in a currency that is neither pnl_currency nor the pair's other currency (e.g. BNB on Binance), "
+        "currency → amount (decimal string), summed per currency; {} when none. No rate converts them, so they "
+        "are in neither fees nor realized_pnl."))
+
+
+def _decimal_map(amounts):
+    return {currency: _dec(amount) for currency, amount in amounts.items()}
+
+
 class VenuePositionOutputSerializer(serializers.Serializer):
     """The position on one venue listing."""
 
@@ -741,9 +754,14 @@ class VenuePositionOutputSerializer(serializers.Serializer):
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when strategies hold opposite sides.")
     mark_price = StrictDecimalField(allow_null=True, help_text="Latest mark price in quote currency.")
-    realized_pnl = StrictDecimalField(help_text="Realized PnL in pnl_currency, net of fees.")
+    realized_pnl = StrictDecimalField(help_text=(
+        "Realized PnL in pnl_currency, net of fees (the fees paid in pnl_currency and in the pair's other currency, "
+        "converted at their fill price); not net of other_fees."))
     unrealized_pnl = StrictDecimalField(help_text="Unrealized PnL at mark, in pnl_currency.")
-    fees = StrictDecimalField(help_text="Fees paid, in pnl_currency.")
+    fees = StrictDecimalField(help_text=(
+        "Fees paid, in pnl_currency: those paid in it and those paid in the pair's other currency (a Binance spot "
+        "buy's BTC), converted at their fill price. Fees in any other currency are in other_fees."))
+    other_fees = _other_fees_field()
     pnl_currency = serializers.CharField(help_text=(
         "Currency of realized_pnl, unrealized_pnl and fees: the listing's quote currency; for an inverse listing "
         "its settlement currency (BTC for a Deribit BTC option), else its base currency."))
@@ -755,7 +773,8 @@ class VenuePositionOutputSerializer(serializers.Serializer):
         return {"venue": vp.venue, "instrument_key": vp.instrument_key, "quantity": _dec(vp.quantity),
                 "avg_entry_price": _dec(vp.avg_entry_price), "mark_price": _dec(vp.mark_price),
                 "realized_pnl": _dec(vp.realized_pnl), "unrealized_pnl": _dec(vp.unrealized_pnl),
-                "fees": _dec(vp.fees), "pnl_currency": vp.pnl_currency, "strategies": list(vp.strategies),
+                "fees": _dec(vp.fees), "other_fees": _decimal_map(vp.other_fees), "pnl_currency": vp.pnl_currency,
+                "strategies": list(vp.strategies),
                 "marked_at": _dt(vp.marked_at),
                 "updated_at": _dt(vp.updated_at)}
 
@@ -783,13 +802,15 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
     avg_entry_price = StrictDecimalField(allow_null=True, help_text="Average entry price in quote currency; null "
                                          "when flat or when venues hold opposite sides.")
     realized_pnl = StrictDecimalField(allow_null=True, help_text=(
-        "Realized PnL summed over the venues, in pnl_currency; null when the venues' PnL currencies differ (e.g. an "
-        "inverse BTC-settled and a linear USD-settled listing of one option): amounts of different currencies are "
-        "never added, there is no FX source. Each venue keeps its own, with its pnl_currency."))
+        "Realized PnL summed over the venues, in pnl_currency, net of fees (not of other_fees); null when the "
+        "venues' PnL currencies differ (e.g. an inverse BTC-settled and a linear USD-settled listing of one "
+        "option): amounts of different currencies are never added, there is no FX source. Each venue keeps its "
+        "own, with its pnl_currency."))
     unrealized_pnl = StrictDecimalField(allow_null=True, help_text="Unrealized PnL summed over the venues, in "
                                         "pnl_currency; null likewise.")
     fees = StrictDecimalField(allow_null=True, help_text="Fees summed over the venues, in pnl_currency; null "
-                              "likewise.")
+                              "likewise. Fees in any other currency are in other_fees.")
+    other_fees = _other_fees_field()
     pnl_currency = serializers.CharField(allow_null=True, help_text=(
         "The one currency of realized_pnl, unrealized_pnl and fees, shared by every venue; null when the venues' "
         "PnL currencies differ (the three totals are then null)."))
@@ -803,6 +824,7 @@ class InstrumentPositionOutputSerializer(serializers.Serializer):
                 "base_unit": agg.base_unit, "avg_entry_price": _dec(agg.avg_entry_price),
                 "realized_pnl": _dec(agg.realized_pnl),
                 "unrealized_pnl": _dec(agg.unrealized_pnl), "fees": _dec(agg.fees),
+                "other_fees": _decimal_map(agg.other_fees),
                 "pnl_currency": agg.pnl_currency or None, "updated_at": _dt(agg.updated_at),
                 "venues": [VenuePositionOutputSerializer().to_representation(v) for v in agg.venues]}
 

@@ -47,7 +47,7 @@ def access_changed_publish(*, user_ids: Iterable[int | None], ended_session_key:
         close even when they check before Django has flushed it.
 
     Never raises: the change is committed, only the push can be lost (logged); a connection
-    then keeps its old scope until its next check (``/ws/orders/``: hourly) or reconnection.
+    then keeps its old scope until its next check (hourly: :mod:`odum_live.ws_renewal`) or reconnection.
     """
     ids = sorted({int(pk) for pk in user_ids if pk is not None})
     extra = {"ended_session": session_fingerprint(ended_session_key)} if ended_session_key else {}

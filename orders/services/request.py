@@ -21,7 +21,7 @@ from django.utils import timezone as dj_timezone
 from odum_live.fields import MAX_DIGITS, NUMERIC_BOUND, DecimalInputError, decimal_input
 from odum_live.instruments import InstrumentKey, InstrumentKeyError
 from odum_live.intent import OrderIntent
-from orders.algorithms import AlgorithmParamsError, format_decimal, validate_exec_algorithm_params
+from orders.algorithms import AlgorithmParamsError, format_decimal, slice_weights, validate_exec_algorithm_params
 from orders.models import Order
 
 #: Sides each operation accepts (None: any side except the betting ones).
@@ -194,6 +194,7 @@ class OrderRequest:
             exec_algorithm=self.exec_algorithm,
             operation=self.operation,
             display_qty=self.display_qty,
+            slice_weights=slice_weights(algorithm=self.exec_algorithm, params=self.exec_algorithm_params),
         )
 
     @property

@@ -207,8 +207,8 @@ def routed_listing(decision: RoutingDecision) -> tuple[Instrument | None, Venue 
 
     Pre-trade risk is given exactly what the order will be routed to, so it never passes (nor, in a
     submit, records velocity usage and open exposure for) an order recorded DENIED for want of a
-    venue: a listing chosen without a venue code (a ``venues.Venue`` row whose code is ``""``) is no
-    route, and ``instrument_listed`` denies it.
+    venue: a decision that names no venue code is no route, and ``instrument_listed`` denies it (the
+    database refuses a venue whose code is ``""`` since ``venues`` 0003; the predicate stays the router's word).
     """
     if _names_venue(decision):
         return decision.listing, decision.venue_obj

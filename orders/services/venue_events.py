@@ -3,7 +3,7 @@
 :func:`order_apply_venue_event` is the one place venue facts reach the database. In one
 transaction it locks the order, moves its status through the state machine (``Order.transition_to``
 — a late or duplicate event never moves an order backwards: it is recorded as an IGNORED
-``OrderEvent``), inserts a fill once (unique on venue, listing and trade id: ``orders.models.Fill``),
+``OrderEvent``), inserts a fill once (unique on venue, listing, trade id and side: ``orders.models.Fill``),
 applies the position change (``positions.services.position_apply_fill``), re-computes the parent
 of an algorithm's child from its children, keeps pre-trade risk's open-order totals true
 (``orders.exposure``), appends the ``OrderEvent`` and, on commit, publishes the changed orders to
@@ -21,14 +21,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
 
 from odum_live.decimals import plain_decimal
-from odum_live.fields import DECIMAL_PLACES
 from odum_live.instruments import parse_instrument_key
 from odum_live.sql import (
     CompiledQuery,
@@ -42,14 +41,18 @@ from odum_live.sql import (
     send_update,
 )
 from orders.exposure import order_exposure_changed, orders_for_state_change
-from orders.fills import FeeTotal, fee_totals, fill_totals
+from orders.fills import FeeTotal, fee_totals, fill_totals, trade_side
 from orders.models import Fill, Order, OrderEvent
 from orders.selectors import order_column
 from orders.services.one_statement import transition_in_one_statement
 from orders.services.publish import publish_orders_updated  # callers also import it from here
 from orders.state import PROGRESS_RANK, TERMINAL_STATUSES, IllegalTransition, OrderStatus, check_transition
-from positions.maths import pnl_currency
-from positions.services import position_apply_fill, position_lock_send_of_order
+from positions.maths import fee_in_pnl_currency, pnl_currency
+from positions.services import (
+    position_apply_fill,
+    position_lock_send_of_order,
+    reconciliation_record_external_fill,
+)
 from venues.events import VenueEvent, VenueEventKind
 from venues.models import Instrument
 
@@ -58,7 +61,6 @@ logger = logging.getLogger(__name__)
 S = OrderStatus
 K = VenueEventKind
 _ZERO = Decimal("0")
-_QUANTUM = Decimal(1).scaleb(-DECIMAL_PLACES)  # NUMERIC(36,18)
 
 #: Status a non-fill event asks for (CANCEL_REJECTED depends on the fills, see below).
 _TARGET = {K.SUBMITTED: S.SUBMITTED, K.ACCEPTED: S.ACCEPTED, K.REJECTED: S.REJECTED, K.CANCELED: S.CANCELED,
@@ -73,7 +75,7 @@ class VenueEventError(Exception):
 
     Raised inside the transaction, so nothing of the event is kept; the journal writer logs it and
     counts it as failed. A replay of the event after the data is fixed applies it (fills are
-    idempotent on venue, listing and trade id).
+    idempotent on venue, listing, trade id and side).
     """
 
 
@@ -150,11 +152,13 @@ _LOCKED_PARENT_FOR_FILL = CompiledQuery(
 
 
 #: A fill's reads, once per FILLED event: compiled once (odum_live/sql.py).
-# The stored fill of the same (venue, listing, trade id), if any — a fill's identity (orders.models.Fill:
-# Binance and OKX number trades per symbol). The listing is the event's order's, through a sub-select
-# on its client_order_id, so that the check goes in the fill's one round trip.
-_FILL_BY_TRADE = CompiledQuery(
-    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only("id", "order_id", "quantity", "price").filter(
+# The stored fills of the same (venue, listing, trade id): at most one per side. A fill's identity adds
+# the side (orders.models.Fill: Binance and OKX number trades per symbol; a self-trade is one trade id for
+# both sides), chosen in Python from the order's side once read (_same_side). The listing is the event's
+# order's, through a sub-select on its client_order_id, so that the check goes in the fill's one round trip.
+_FILLS_BY_TRADE = CompiledQuery(
+    lambda venue, client_order_id, trade_id: Fill.objects.order_by().only(
+        "id", "order_id", "side", "quantity", "price").filter(
         venue=venue, instrument_key=order_column(client_order_id=client_order_id, column="routed_instrument_key"),
         venue_trade_id=trade_id),
     markers=("<venue marker>", "<client_order_id marker>", "<trade_id marker>"),
@@ -203,8 +207,18 @@ def order_apply_venue_event(*, event: VenueEvent,
                             publish: Callable[[dict[uuid.UUID, str]], None] | None = None) -> AppliedEvent:
     """Apply one venue event in one transaction; publish the changed orders after commit.
 
-    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing is written; a
-      log line, ``applied=False``.
+    - **Unknown client_order_id** (or unknown parent of a CHILD_CREATED): nothing of the order is
+      written; a log line, ``applied=False``. A fill is a trade the books do not hold: logged at
+      ERROR, and when the event carries its listing and side (the node's bridge sends them) it is
+      recorded as an EXTERNAL_FILL finding as below, after the event's transaction.
+    - **EXTERNAL_FILL** (a fill of an order the OMS did not originate: a venue liquidation / ADL /
+      auto-close, an order placed by hand): recorded as a ``ReconciliationFinding`` of kind
+      EXTERNAL_FILL, once per (venue, listing, trade id), and logged at ERROR
+      (:func:`positions.services.reconciliation_record_external_fill`); no order, fill or position
+      changes. ``applied`` is True when the finding is new, False for a re-delivered trade. When the
+      OMS does hold an order of that client_order_id on that venue (the node lost its record of one
+      of ours, e.g. a restart without a persisted cache, and took the venue's report of it for an
+      external order), the event is that order's fill and is applied as a FILLED event.
     - **SUBMITTED / ACCEPTED / REJECTED / CANCELED / EXPIRED**: the status moves through
       ``Order.transition_to``; ``submitted_at`` / ``accepted_at`` / ``closed_at`` take the event
       time, ``venue_order_id`` the venue's id, ``rejection_reason`` the reason. A SUBMITTED or
@@ -221,20 +235,25 @@ def order_apply_venue_event(*, event: VenueEvent,
     - **REJECTED after fills** (PARTIALLY_FILLED or PENDING_CANCEL with a filled quantity — e.g. an
       algorithm's primary denied when sent as its last slice): the order becomes CANCELED with the
       venue's reason in ``rejection_reason``; its fills stand.
-    - **FILLED**: a fill whose (venue, listing, trade id) is already stored is a no-op: silent for
-      its own order (a replay), logged as an error for another order of the listing; for its own
+    - **FILLED**: a fill whose (venue, listing, trade id, side) is already stored is a no-op: silent
+      for its own order (a replay), logged as an error for another order of the listing; for its own
       order with another quantity or price (a venue's trade correction) it is not applied either, but
       logged as an error and recorded as IGNORED naming both figures: the stored fill stands. The listing
       is the order's ``routed_instrument_key``: Binance and OKX number trades per symbol, so the
-      same trade id on another listing of the venue is another fill (``orders.models.Fill``). Otherwise
+      same trade id on another listing of the venue is another fill (``orders.models.Fill``). The side
+      is the order's (``orders.fills.trade_side``): when two of our orders trade with each other (a
+      self-trade) the venue reports one trade id to both, the BUY's fill and the SELL's. Otherwise
       the ``Fill`` is inserted, the order's ``filled_quantity`` / ``avg_fill_price``
       (quantity-weighted) / ``fees`` are re-computed from its fills (and its children's), the
       status becomes PARTIALLY_FILLED or FILLED by the leaves (SUBMITTED → FILLED without ACCEPTED
       is legal; a ROUTED order passes through SUBMITTED; a partial fill while PENDING_CANCEL keeps
       the pending cancel; a fill on a CANCELED / EXPIRED / REJECTED order is kept — the trade
       happened — with the status unchanged), and the position takes the fill with the listing's
-      multiplier and inverse flag. A fill that would take the order (or its parent) beyond its
-      quantity is an over-fill: logged as an error, recorded as IGNORED, not applied.
+      multiplier and inverse flag, and its fee in the PnL currency (converted at the fill price from
+      the pair's other currency) or, paid in a third currency (BNB), apart in that currency in the
+      position's ``other_fees``, the entry's ``detail`` saying so (``positions.maths.fee_in_pnl_currency``).
+      A fill that would take the order (or its parent) beyond its quantity is an over-fill: logged as an
+      error, recorded as IGNORED, not applied.
     - **Children of algorithms** (CHILD_CREATED): a child ``Order`` (status ROUTED) with
       ``parent`` set, the parent's strategy / listing / venue / side, and the event's
       client_order_id. Each child fill re-computes the parent: filled quantity = Σ fills of the
@@ -289,6 +308,14 @@ def order_apply_venue_event(*, event: VenueEvent,
         Database unavailable or a lock / serialization failure; nothing is written (the caller
         may retry: the event is idempotent).
     """
+    if event.kind == K.EXTERNAL_FILL:
+        if not Order.objects.filter(client_order_id=event.client_order_id, venue=event.venue).exists():
+            return _record_external_fill(event)
+        # The node took an order of ours for external (its record lost in a restart, the venue then
+        # reporting it): the OMS holds the order, so the trade is its fill.
+        logger.warning("order %s: fill %s:%s reported as external (%s); the OMS holds the order: applied as its fill",
+                       event.client_order_id, event.venue, event.trade_id, event.reason)
+        event = replace(event, kind=K.FILLED, venue_position=None)
     touched = _Touched()
     one_statement = event.kind == K.ACCEPTED  # still to try
     if one_statement and not transaction.get_connection().in_atomic_block:
@@ -321,6 +348,8 @@ def order_apply_venue_event(*, event: VenueEvent,
         _publish_on_commit(touched, publish, after_commit)
     for check in touched.checks:
         check()
+    if event.kind == K.FILLED and result.order_id is None and event.instrument_key and event.side:
+        _record_external_fill(event, detail=f"{result.reason}: the OMS holds no record of the order")
     return result
 
 
@@ -463,7 +492,7 @@ def _misrouted(order: Order | None, event: VenueEvent, touched: _Touched) -> App
 class _FillReads:
     # What a fill reads, sent together (odum_live.sql: one round trip in a pipeline).
     order: SentRows
-    duplicate: SentRows
+    same_trade: SentRows
     terms: SentRows
     own_fills: SentRows
     children_fills: SentRows
@@ -482,14 +511,22 @@ def _apply_fill_event(event: VenueEvent, touched: _Touched) -> AppliedEvent:
     # locks both a position and an order).
     coid = event.client_order_id
     reads = _FillReads(
-        order=_LOCKED_FOR_FILL.send(coid), duplicate=_FILL_BY_TRADE.send(event.venue, coid, event.trade_id),
+        order=_LOCKED_FOR_FILL.send(coid), same_trade=_FILLS_BY_TRADE.send(event.venue, coid, event.trade_id),
         terms=_LISTING_TERMS_OF_ORDER.send(coid), own_fills=_FILLS_OF_ORDER.send(coid),
         children_fills=_FILLS_OF_CHILDREN.send(coid), fill_id=next_id(Fill) if in_pipeline() else None,
         position=position_lock_send_of_order(client_order_id=coid),
     )
     order = reads.order.one()
-    duplicate = reads.duplicate.one()
-    return _misrouted(order, event, touched) or _apply_fill(order, event, touched, duplicate=duplicate, reads=reads)
+    same_trade = reads.same_trade.all()
+    return _misrouted(order, event, touched) or _apply_fill(
+        order, event, touched, duplicate=_same_side(order, same_trade), reads=reads)
+
+
+def _same_side(order: Order, same_trade: list[Fill]) -> Fill | None:
+    # The stored fill of the event's trade on the order's side, if any: the other side's is the other
+    # order's fill of a self-trade, not a duplicate.
+    side = trade_side(order.side)
+    return next((f for f in same_trade if f.side == side), None)
 
 
 def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate: Fill | None,
@@ -519,7 +556,7 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
     if parent is not None and parent.filled_quantity + qty > parent.quantity:
         return _over_fill(order, event, touched, parent)
     family = _fill_figures(reads.own_fills.all()) + _fill_figures(reads.children_fills.all())
-    multiplier, inverse, fee_for_position, fee_note = _position_terms(order, event, reads.terms.one())
+    terms = _position_terms(order, event, reads.terms.one())
     this_fill = [(qty, event.last_px, event.fee)]
     family_fills = family + this_fill
     parent_fills = parent_fees = None
@@ -530,15 +567,17 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
 
     before, before_filled = order.status, order.filled_quantity
     fields = {"status", "filled_quantity", "avg_fill_price", "fees", "updated_at"}
-    notes = [fee_note] if fee_note else []
+    notes = [terms.note] if terms.note else []
     _imply_submitted(order, event=event, fields=fields, notes=notes)
     # No savepoint around the INSERT: every writer of this order's fills holds its row lock (taken
     # above), so the duplicate check made under it cannot be overtaken. A unique violation here is a
-    # trade id the venue gave to another order of the listing: the event fails whole, logged by the journal.
+    # trade id and side the venue gave to another order of the listing: the event fails whole, logged by the
+    # journal.
     # Writes from here on are sent, not read (odum_live.sql): in a pipeline they go with the COMMIT.
     fill = Fill(
         id=reads.fill_id.fetchall()[0][0] if reads.fill_id is not None else None, order=order, venue=event.venue,
-        instrument_key=order.routed_instrument_key, venue_trade_id=event.trade_id, price=event.last_px, quantity=qty,
+        instrument_key=order.routed_instrument_key, venue_trade_id=event.trade_id, side=trade_side(order.side),
+        price=event.last_px, quantity=qty,
         fee=event.fee, fee_currency=event.fee_currency, liquidity=event.liquidity, ts_event=event.ts_event,
     )
     read_fill_id = send_insert([fill])
@@ -558,13 +597,16 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
                            checks=touched.checks)
     position = position_apply_fill(
         strategy_id=order.strategy_id, venue=order.venue, instrument_key=order.routed_instrument_key,
-        side=order.side, quantity=qty, price=event.last_px, fee=fee_for_position, multiplier=multiplier,
-        inverse=inverse, ts=event.ts_event, locked=reads.position,
+        side=order.side, quantity=qty, price=event.last_px, fee=terms.fee, multiplier=terms.multiplier,
+        inverse=terms.inverse, other_fee=terms.other_fee, other_fee_currency=terms.other_fee_currency,
+        ts=event.ts_event, locked=reads.position,
     )
     payload = _base_payload(event) | _trade_payload(event) | _fill_payload(order) | {
         "fill_id": fill.pk, "position_quantity": str(position.quantity),
-        "position_realized_pnl": str(position.realized_pnl), "position_fee": str(fee_for_position),
+        "position_realized_pnl": str(position.realized_pnl), "position_fee": str(terms.fee),
     }
+    if terms.other_fee_currency:
+        payload["position_other_fees"] = dict(position.other_fees)
     if notes:
         payload["detail"] = "; ".join(notes)
     _record(order, event, _fill_event_type(order), before, payload)
@@ -581,6 +623,17 @@ def _apply_fill(order: Order, event: VenueEvent, touched: _Touched, *, duplicate
                         reason="; ".join(notes), order_id=order.pk, status_before=before,
                         status_after=order.status, fill_id=fill.pk,
                         parent_order_id=parent.pk if parent is not None else None)
+
+
+def _record_external_fill(event: VenueEvent, *, detail: str = "") -> AppliedEvent:
+    finding, created = reconciliation_record_external_fill(
+        venue=event.venue, instrument_key=event.instrument_key, side=event.side, quantity=event.last_qty,
+        price=event.last_px, trade_id=event.trade_id, client_order_id=event.client_order_id,
+        venue_order_id=event.venue_order_id, filled_at=event.ts_event, venue_quantity=event.venue_position,
+        detail=detail or event.reason)
+    return AppliedEvent(applied=created, kind=event.kind, client_order_id=event.client_order_id,
+                        reason=f"recorded as reconciliation finding {finding.pk}" if created
+                        else f"already recorded as reconciliation finding {finding.pk}")
 
 
 def _apply_child_created(event: VenueEvent, touched: _Touched) -> AppliedEvent:
@@ -750,10 +803,21 @@ def _fill_figures(fills: list[Fill]) -> list[tuple[Decimal, Decimal, Decimal]]:
     return [(f.quantity, f.price, f.fee) for f in fills]
 
 
-def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> tuple[Decimal, bool, Decimal, str]:
-    # Multiplier, inverse flag and the fee in the PnL currency (positions.maths: quote for linear,
-    # settlement/base for inverse), plus a note when the fee could not be converted; ``found``: the
-    # order's listing as _LISTING_TERMS_OF_ORDER reads it.
+@dataclass(frozen=True, slots=True)
+class _PositionTerms:
+    # What a fill's position change needs of its listing: the contract multiplier, the inverse flag, the
+    # fee in the PnL currency (positions.maths.fee_in_pnl_currency), and a fee no rate converts, kept in
+    # its own currency (currency "" when none), with the note that says so.
+    multiplier: Decimal
+    inverse: bool
+    fee: Decimal
+    other_fee: Decimal = _ZERO
+    other_fee_currency: str = ""
+    note: str = ""
+
+
+def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -> _PositionTerms:
+    # ``found``: the order's listing as _LISTING_TERMS_OF_ORDER reads it.
     listing = None if found is None else {name: getattr(found, name) for name in _LISTING_TERM_FIELDS}
     if listing is None:
         raise VenueEventError(
@@ -766,31 +830,28 @@ def _position_terms(order: Order, event: VenueEvent, found: Instrument | None) -
         raise VenueEventError(f"listing {order.routed_instrument_key!r}: is_inverse={inverse} contradicts the key")
     # The listing's currencies, completed from its key where left blank, as positions.selectors reads them.
     base, quote = listing["base_currency"] or key.base or "", listing["quote_currency"] or key.quote or ""
-    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=listing["settlement_currency"])
-    fee, ccy, px = event.fee, event.fee_currency, event.last_px
-    note = ""
-    if fee == 0 or not ccy or ccy == currency:
-        converted = fee
-    elif not inverse and ccy == base:
-        converted = (fee * px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    elif inverse and ccy == quote:
-        converted = (fee / px).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    else:
-        converted = _ZERO
-        note = f"fee {fee} {ccy} not convertible to the PnL currency {currency or '(unknown)'}: not in realized PnL"
-        logger.warning("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
-    return listing["contract_multiplier"], inverse, converted, note
+    settlement = listing["settlement_currency"]
+    multiplier = listing["contract_multiplier"]
+    converted = fee_in_pnl_currency(fee=event.fee, fee_currency=event.fee_currency, price=event.last_px,
+                                    inverse=inverse, base=base, quote=quote, settlement=settlement)
+    if converted is not None:
+        return _PositionTerms(multiplier, inverse, converted)
+    currency = pnl_currency(inverse=inverse, base=base, quote=quote, settlement=settlement)
+    note = (f"fee {plain_decimal(event.fee)} {event.fee_currency} not convertible to the PnL currency "
+            f"{currency or '(unknown)'} (no rate): kept apart in the position's other_fees, not in realized PnL")
+    logger.info("order %s fill %s: %s", order.client_order_id, event.trade_id, note)
+    return _PositionTerms(multiplier, inverse, _ZERO, event.fee, event.fee_currency, note)
 
 
 def _duplicate_fill(order: Order, event: VenueEvent, owner_id) -> AppliedEvent:
-    listing = order.routed_instrument_key
+    listing, side = order.routed_instrument_key, trade_side(order.side)
     if owner_id != order.pk:
-        logger.error("fill %s:%s on %s replayed for order %s but stored for order %s", event.venue, event.trade_id,
-                     listing, order.client_order_id, owner_id)
+        logger.error("fill %s:%s %s on %s replayed for order %s but stored for order %s", event.venue,
+                     event.trade_id, side, listing, order.client_order_id, owner_id)
     else:
-        logger.info("fill %s:%s on %s already stored: replay ignored", event.venue, event.trade_id, listing)
+        logger.info("fill %s:%s %s on %s already stored: replay ignored", event.venue, event.trade_id, side, listing)
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id,
-                        reason=f"duplicate fill {event.venue}:{event.trade_id} on {listing}", order_id=order.pk,
+                        reason=f"duplicate fill {event.venue}:{event.trade_id} {side} on {listing}", order_id=order.pk,
                         status_before=order.status, status_after=order.status)
 
 
@@ -830,7 +891,10 @@ def _ignore(order: Order, event: VenueEvent, touched: _Touched, *, reason: str, 
 
 def _unknown(event: VenueEvent, client_order_id: str) -> AppliedEvent:
     reason = f"unknown client_order_id {client_order_id!r}"
-    logger.warning("venue event %s from %s ignored: %s", event.kind, event.venue, reason)
+    # A fill of an order the OMS does not hold is a trade its books lack: an error, not a warning.
+    log = logger.error if event.kind == K.FILLED else logger.warning
+    log("venue event %s from %s ignored: %s%s", event.kind, event.venue, reason,
+        f" (trade {event.trade_id}: {event.last_qty} @ {event.last_px})" if event.kind == K.FILLED else "")
     return AppliedEvent(applied=False, kind=event.kind, client_order_id=event.client_order_id, reason=reason)
 
 

@@ -11,6 +11,7 @@ from django import template
 
 from orders import formatting
 from orders.models import OrderEvent
+from orders.selectors import order_reason
 from orders.selectors_logs import event_detail
 from orders.state import TERMINAL_STATUSES, cancel_accepted
 
@@ -19,6 +20,7 @@ register = template.Library()
 register.filter("dec", formatting.fmt_decimal)
 register.filter("utc", formatting.fmt_time)
 register.filter("figure", formatting.fmt_figure)
+register.filter("observed", formatting.fmt_observed)
 register.filter("event_detail", event_detail)
 register.filter("status_line", formatting.order_status_line)
 register.filter("fees", formatting.fmt_fees)
@@ -42,7 +44,7 @@ class Step:
 
     name: str
     ts: datetime | None
-    state: str  # "done", "failed", "ended" (canceled / expired) or "" (not reached)
+    state: str  # "done", "failed", "ended" (canceled / expired), "skipped" (passed over) or "" (not reached)
 
 
 # Timeline steps (issue 4 §2: received → risk → routed → submitted → accepted → fills → done) and
@@ -65,6 +67,9 @@ def order_steps(order) -> list[Step]:
     steps = []
     for name, types in _STEPS:
         event = next((e for e in events if e.type in types), None)
+        if name == "accepted" and event is None and filled_on_submit(order) is not None:
+            steps.append(Step("accepted: none, filled on submit", None, "skipped"))
+            continue
         if name == "fills" and event is None:
             first_fill = next(iter(order.fills.all()), None)
             ts = first_fill.ts_event if first_fill is not None else None
@@ -78,6 +83,22 @@ def order_steps(order) -> list[Step]:
     else:
         steps.append(Step("done", None, ""))
     return steps
+
+
+@register.filter
+def filled_on_submit(order):
+    """``order|filled_on_submit``: the order's first fill when it filled with no acceptance reported
+    (``accepted_at`` empty: a paper venue's MARKET order goes SUBMITTED → FILLED and never rests,
+    NAUTILUS_NOTES.md), else None. Reads ``order.fills`` (prefetched oldest first by ``order_get``)."""
+    if order.accepted_at is not None:
+        return None
+    return next(iter(order.fills.all()), None)
+
+
+@register.filter
+def reason(order) -> str:
+    """``order|reason``: why it was DENIED, REJECTED or CANCELED (:func:`orders.selectors.order_reason`)."""
+    return order_reason(order=order)
 
 
 @register.filter

@@ -28,7 +28,7 @@ from orders.selectors import (
     order_access_for,
     order_get_detail,
     order_get_visible,
-    order_list,
+    order_rows,
     order_with_family_fills,
 )
 
@@ -59,7 +59,7 @@ def orders_render(message: dict, user) -> str | None:
     if message.get("type") != ORDERS_UPDATED:
         return None
     access = order_access_for(user=user)
-    order = order_list(access=access).filter(pk=message.get("order_id")).first()
+    order = order_rows(access=access).filter(pk=message.get("order_id")).first()
     if order is None:
         return None
     return render_to_string("orders/_row.html", {"order": order, "oob": True,

@@ -33,7 +33,7 @@ from orders.selectors import (
     order_access_for,
     order_get_detail,
     order_get_visible,
-    order_list,
+    order_rows,
     order_with_family_fills,
 )
 from orders.services import OrderNotCancelable, order_cancel
@@ -164,11 +164,12 @@ def execute(request):
 
     def submitted(ticket, result):
         # A new ticket for the next order (same fields, fresh operation id): a resubmit of this one
-        # would replay the stored order; the result below keeps following this order live.
+        # would replay the stored order; the result below keeps following this order live. Its status is
+        # the live line's alone (orders/_ticket_status.html): the submit's (ROUTED) would go stale above it.
         following = Ticket(values={**ticket.values, "operation_id": new_operation_id()}, params=ticket.params)
+        order_with_family_fills(order=result.order)  # the live line's first render: fees per currency
         context = _ticket_context(request, following, result=result,
-                                  result_text=order_block(order_with_family_fills(order=result.order),
-                                                          created=result.created))
+                                  result_text=order_block(result.order, created=result.created, with_status=False))
         return _render_ticket(request, context, status=201 if result.created else 200)
 
     return _ticket_action(request, ticket_submit, submitted)
@@ -209,7 +210,7 @@ def execute_instruments(request):
 def orders_page(request):
     """``/live/orders``: the visible orders, newest first, filtered, searched, paginated, live."""
     access = order_access_for(user=request.user)
-    filterset = OrderFilter(request.GET, queryset=order_list(access=access))
+    filterset = OrderFilter(request.GET, queryset=order_rows(access=access))
     if filterset.is_valid():
         queryset, errors = filterset.qs, {}
     else:
@@ -330,7 +331,7 @@ def _cancel_answer(request, access, order: Order, *, error: str, status: int) ->
         order = order_get_detail(access=access, order_id=order.pk)
         template = "orders/_detail.html"
     else:
-        order = order_list(access=access).get(pk=order.pk)
+        order = order_rows(access=access).get(pk=order.pk)
         template = "orders/_row.html"
     context = {"order": order, "error": error, "can_cancel": access.may("cancel", order.strategy_id)}
     return render(request, template, context, status=status)

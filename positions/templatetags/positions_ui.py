@@ -46,6 +46,21 @@ def money(value, places: int | str = 2) -> str:
         return f"{Decimal(value).quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
 
 
+def fee_amounts(amounts) -> str:
+    """Return fees per currency as one exact text, never one sum: ``"0.0125 BNB + 2 USDT"``; ``""`` for none.
+
+    For ``Position.other_fees`` (``positions.selectors``: currency → amount): every digit kept
+    (:func:`plain_decimal`), currencies in the mapping's order.
+    """
+    return " + ".join(f"{plain_decimal(amount)} {currency}" for currency, amount in (amounts or {}).items())
+
+
+@register.filter(name="fee_amounts")
+def fee_amounts_filter(amounts) -> str:
+    """``{{ vp.other_fees|fee_amounts }}``: :func:`fee_amounts`."""
+    return fee_amounts(amounts)
+
+
 @register.filter(name="dec")
 def dec_filter(value) -> str:
     """``{{ value|dec }}``: :func:`plain_decimal`."""

@@ -640,7 +640,7 @@ def test_post_order_market_value_beyond_storage_bound_is_recorded_denied(listing
     body = response.json()
     assert body["status"] == "DENIED"
     assert body["rejection_reason"].startswith(
-        "max_order_notional: observed 9000000000000000000, limit below 1000000000000000000 USDT (SYSTEM)")
+        "max_order_notional: observed 9000000000000000000 USDT, limit below 1000000000000000000 USDT (SYSTEM)")
     assert Order.objects.get().status == "DENIED"
 
 

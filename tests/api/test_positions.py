@@ -173,6 +173,29 @@ def test_get_position_pnl_total_states_its_single_currency(svc_client, book):
 
 
 
+def test_positions_fees_in_a_third_currency_are_listed_apart_per_currency_in_list_and_detail(svc_client, book,
+                                                                                             strategy):
+    # Arrange: alpha's Binance futures position paid 0.01 BNB besides its 1.2 USDT, its Bybit one 2 OKB
+    from positions.models import Position
+
+    Position.objects.filter(venue="BINANCE-FUTURES").update(other_fees={"BNB": "0.01"})
+    Position.objects.filter(venue="BYBIT", strategy=strategy).update(other_fees={"OKB": "2"})
+
+    # Act
+    listed = next(p for p in svc_client.get("/api/positions").json()["results"] if p["equivalence_key"] == PERP)
+    detail = svc_client.get(f"/api/positions/ANY:{PERP}").json()
+    listing = svc_client.get(f"/api/positions/BINANCE-FUTURES:{PERP}").json()
+
+    # Assert: the USDT fees stay USDT; the others are named with their currency, never added to them
+    for body in (listed, detail):
+        assert body["fees"] == "1.2" and body["pnl_currency"] == "USDT"
+        assert body["other_fees"] == {"BNB": "0.01", "OKB": "2"}
+        assert [v["other_fees"] for v in body["venues"]] == [{"BNB": "0.01"}, {"OKB": "2"}]
+    assert listing["other_fees"] == {"BNB": "0.01"}
+    spot = next(p for p in svc_client.get("/api/positions").json()["results"] if p["equivalence_key"] != PERP)
+    assert spot["other_fees"] == {} and spot["venues"][0]["other_fees"] == {}
+
+
 def test_get_position_figures_are_exact_beyond_28_digits(strategy, other_strategy):
     # Arrange: alpha 10000000000 and beta 0.000000000000000001 contracts of 0.01 BTC, read by a risk manager
     # (the sums need 29 and 31 significant digits)

@@ -61,7 +61,7 @@ def test_risk_check_passive_buy_limit_denied_by_the_position_valued_at_the_mid(t
     # Assert: 11 BTC at the 40000.5 mid, not at 10 USDT (110 USD would pass)
     assert data["passed"] is False and data["status"] == "DENIED"
     assert data["rejection_reason"] == (
-        "position_limit: observed 440005.5, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
+        "position_limit: observed 440005.5 USD, limit 100000 USD (STRATEGY:alpha) — strategy position 10 + open BUY "
         "orders 0 + this order 1 = 11 BTC; projected position valued at the fresh mid 40000.5 USDT, above this "
         "order's limit price 10 (a position is worth the market, whatever a bid says)")
 
@@ -107,3 +107,39 @@ def test_risk_check_listed_person_without_add_order_is_403_naming_the_permission
     response = client_for(person).post(URL, order_body(strategy_id="alpha"), format="json")
     # Assert
     assert response.status_code == 403 and "orders.add_order" in response.json()["detail"]
+
+
+def test_risk_check_twap_slice_above_the_listing_max_quantity_is_denied_as_the_submit_denies_it(
+        tradable, svc_client):
+    # Arrange: a maximum order size of 0.01 BTC; 0.05 BTC over 2 slices plans 0.025 BTC children
+    tradable.max_quantity = Decimal("0.01")
+    tradable.save()
+    body = order_body(quantity="0.05", exec_algorithm="TWAP",
+                      exec_algorithm_params={"horizon_secs": 20, "interval_secs": 10})
+
+    # Act
+    checked = svc_client.post(URL, body, format="json").json()
+    submitted = svc_client.post("/api/orders", body, format="json").json()
+
+    # Assert: the what-if and the submit give the same denial, naming the slice
+    assert checked["passed"] is False and checked["status"] == "DENIED"
+    assert checked["rejection_reason"].startswith(
+        "max_quantity: observed 0.025 BTC, limit 0.01 BTC — TWAP slice 0.025 BTC > listing max_quantity 0.01 BTC")
+    assert submitted["status"] == "DENIED"
+    assert submitted["rejection_reason"] == checked["rejection_reason"]
+
+
+def test_risk_check_twap_parent_above_the_listing_max_quantity_passes_when_every_slice_fits(tradable, svc_client):
+    # Arrange: 0.05 BTC over 5 slices of 0.01 BTC, the listing's maximum
+    tradable.max_quantity = Decimal("0.01")
+    tradable.save()
+    body = order_body(quantity="0.05", exec_algorithm="TWAP",
+                      exec_algorithm_params={"horizon_secs": 50, "interval_secs": 10})
+
+    # Act
+    data = svc_client.post(URL, body, format="json").json()
+
+    # Assert
+    assert data["passed"] is True, data["rejection_reason"]
+    (check,) = [c for c in data["risk_result"]["checks"] if c["check"] == "max_quantity"]
+    assert (check["passed"], check["observed"]) == (True, "0.01")

@@ -70,6 +70,23 @@ def test_schema_documents_every_error_an_operation_gives_for_bad_input(schema):
             assert "413" in op["responses"], f"{method.upper()} {path}"
 
 
+@pytest.mark.django_db
+def test_schema_documents_the_406_every_operation_answers_to_an_unserved_accept(schema, client):
+    # Arrange: an Accept naming only HTML, which the API does not serve
+    operations = [(path, method) for path, item in schema["paths"].items() for method in item
+                  if "{" not in path and method in ("get", "post")]
+    # Act
+    answers = {(path, method): getattr(client, method)(path, HTTP_ACCEPT="text/html", HTTP_HOST="127.0.0.1")
+               for path, method in operations}
+    # Assert: each such operation answers a JSON 406 not_acceptable, and the schema documents it with ErrorOutput
+    for (path, method), response in answers.items():
+        assert response.status_code == 406 and response.json()["error"] == "not_acceptable", f"{method} {path}"
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            ref = op["responses"].get("406", {}).get("content", {}).get("application/json", {}).get("schema")
+            assert ref == {"$ref": "#/components/schemas/ErrorOutput"}, f"{method.upper()} {path}"
+
+
 def test_schema_throttled_operations_document_the_503_of_an_unreachable_throttle(schema):
     # Arrange: every operation that answers 429 is throttled, and the throttle answers 503
     # throttle_unavailable when Redis does not (orders.api.throttling)

@@ -252,6 +252,7 @@ def test_trader_submits_market_order_and_watches_it_fill_live(server, shots):
             order_id = re.search(r"order ([0-9a-f-]{36})", result.inner_text()).group(1)
             expect(ticket.get_by_test_id("ticket-status")).to_have_attribute("data-status", "FILLED")
             expect(ticket.get_by_test_id("ticket-status")).to_contain_text("filled 0.05/0.05")
+            expect(result).not_to_contain_text("ROUTED")  # one status on the card: the live line's
             shots(ticket, "execute-filled")
 
             # The Orders page got the row and saw it reach FILLED, never reloaded.
@@ -274,6 +275,8 @@ def test_trader_submits_market_order_and_watches_it_fill_live(server, shots):
             expect(orders.locator("#order-detail")).to_have_attribute("data-status", "FILLED")
             expect(orders.locator("tr.fill-row")).to_have_count(1)
             expect(orders.locator(".timeline li.done", has_text="fills")).to_be_visible()
+            # A paper MARKET order fills on submit, never ACCEPTED: said so, not "accepted: -"
+            expect(orders.locator("#order-detail")).to_contain_text("— (filled on submit, never resting; first fill ")
             shots(orders, "order-detail")
         finally:
             browser.close()

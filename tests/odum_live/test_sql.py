@@ -165,18 +165,18 @@ def test_pipeline_statements_run_in_order_and_a_read_sees_the_writes_sent_before
 
 
 def _order_with_a_taken_trade_id() -> tuple[Order, Fill]:
-    # A SUBMITTED order with a stored fill T1, and an unsaved second fill with the same (venue, listing, trade id).
+    # A SUBMITTED order with a stored fill T1, and an unsaved second fill of the same (venue, listing, trade id, side).
     order = OrderFactory(status="SUBMITTED")
     FillFactory(order=order, venue="BINANCE-SPOT", venue_trade_id="T1")
     duplicate = Fill(order=order, venue="BINANCE-SPOT", instrument_key=order.routed_instrument_key, venue_trade_id="T1",
-                     price=Decimal("1"), quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT",
+                     side="BUY", price=Decimal("1"), quantity=Decimal("0.001"), fee=Decimal("0"), fee_currency="USDT",
                      liquidity="TAKER", ts_event=order.created_at)
     return order, duplicate
 
 
 @pytest.mark.postgres
 def test_pipeline_error_of_a_sent_statement_surfaces_at_its_end_and_nothing_is_kept():
-    # Arrange: a fill whose (venue, listing, trade id) is taken, sent after a status change of the order
+    # Arrange: a fill whose (venue, listing, trade id, side) is taken, sent after a status change of the order
     order, duplicate = _order_with_a_taken_trade_id()
 
     # Act
@@ -301,7 +301,7 @@ def test_pipelined_transaction_commits_with_its_writes_then_runs_its_callbacks()
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_pipelined_transaction_error_at_its_commit_keeps_nothing_and_runs_no_callbacks():
-    # Arrange: a fill whose (venue, listing, trade id) is taken, sent after a change of the order
+    # Arrange: a fill whose (venue, listing, trade id, side) is taken, sent after a change of the order
     order, duplicate = _order_with_a_taken_trade_id()
     ran: list[str] = []
 

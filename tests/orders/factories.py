@@ -3,6 +3,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 
+from orders.fills import trade_side
 from orders.models import Order, Strategy
 
 
@@ -71,6 +72,7 @@ class FillFactory(factory.django.DjangoModelFactory):
     venue = factory.LazyAttribute(lambda o: o.order.venue or "BINANCE-SPOT")
     instrument_key = factory.LazyAttribute(lambda o: o.order.routed_instrument_key)  # as the journal writer
     venue_trade_id = factory.Sequence(lambda n: f"T{n}")
+    side = factory.LazyAttribute(lambda o: trade_side(o.order.side))  # as the journal writer
     price = Decimal("40000")
     quantity = Decimal("0.005")
     fee = Decimal("0.2")

@@ -1053,12 +1053,12 @@ def test_trader_taken_off_a_strategy_while_subscribed_to_it_is_closed_4403(alpha
     assert code == 4403 and "alpha" in error["detail"]
 
 
-def test_token_expiring_while_connected_ends_the_connection_at_the_next_renewal_4401(alpha, monkeypatch):
+def test_token_expiring_while_connected_ends_the_connection_at_the_next_renewal_4401(alpha, settings):
     # Arrange: a token with an expiry; nothing is deleted or saved when it passes (no access.changed), so
     # only the connection's periodic renewal can notice. Renewals every 50 ms instead of every hour.
     from knox.models import AuthToken
 
-    monkeypatch.setattr(consumers, "GROUP_RENEW_SECS", 0.05)
+    settings.ODUM = {**settings.ODUM, "WS_RENEW_SECS": 0.05}
     token = make_token(alpha.service_account)
 
     async def scenario():
@@ -1075,3 +1075,38 @@ def test_token_expiring_while_connected_ends_the_connection_at_the_next_renewal_
 
     # Assert
     assert closing == {"type": "websocket.close", "code": 4401} and error["error"] == "unauthenticated"
+
+
+def test_delta_arriving_while_the_periodic_check_narrows_the_scope_is_not_sent_for_the_old_scope(alpha, beta,
+                                                                                                   viewer, settings):
+    # Arrange: a person holding orders.view_order who also trades alpha follows every order. The permission is then
+    # taken away unannounced (rows deleted from the link table: no signal, as a lost push), so only the periodic
+    # check can narrow the connection to alpha. Renewals every 50 ms instead of every hour.
+    settings.ODUM = {**settings.ODUM, "WS_RENEW_SECS": 0.05}
+    alpha.traders.add(viewer)
+    hidden = OrderFactory(strategy=beta, operation_id="beta-now-hidden")
+    headers = session_headers(viewer)
+    gate = threading.Event()
+
+    async def scenario():
+        communicator = ws(headers=headers)
+        await opened(communicator)
+        await db(lambda: viewer.user_permissions.through.objects.filter(user_id=viewer.pk).delete())
+        # Act: the database thread is held, so the periodic check that falls due meanwhile waits for its reads; a
+        # change of beta's is published while it waits; then the database thread goes on, and alpha changes
+        held = asyncio.ensure_future(db(gate.wait))
+        await asyncio.sleep(0.5)  # sequencing only: ten renewal intervals, for the check to fall due
+        await sync_to_async(publish_orders_updated, thread_sensitive=False)(
+            {hidden.pk: "beta"}, new_rows={hidden.pk: ((), ())})
+        await asyncio.sleep(0.1)  # sequencing only: the change reaches the connection while the check waits
+        gate.set()
+        await held
+        await db(order_submit, strategy=alpha, actor="x", data=typed_request(operation_id="alpha-visible"))
+        first = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return first
+
+    first = run(scenario)
+
+    # Assert: the first delta after the narrowing is alpha's; beta's change was not sent for the old scope
+    assert first["type"] == "delta" and first["order"]["strategy_id"] == "alpha", first

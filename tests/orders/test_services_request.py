@@ -197,3 +197,25 @@ def test_legacy_fingerprint_of_an_integral_float_is_the_one_stored_before():
     # Act / Assert
     assert request.legacy_fingerprint() == "bd13034160647a97701ca1b12a2d838283eea793d5838516207dd79ef5c48182"
     assert request.fingerprint() == order_request_build(**BASE, metadata={"size": 1}).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "params", "weights"),
+    [
+        ("TWAP", {"horizon_secs": 35, "interval_secs": 10}, (Decimal(1),) * 3),  # 35 // 10 slices, as the node
+        ("VWAP", {"horizon_secs": 20, "interval_secs": 10, "max_participation": "0.5",
+                  "volume_profile": ["1", "2.5"]}, (Decimal(1), Decimal("2.5"))),
+        ("VWAP", {"horizon_secs": 20, "interval_secs": 10, "max_participation": "0.5"}, None),  # sized on the node
+        ("ICEBERG", {"display_qty": "0.001"}, None),
+        ("NORMAL", {}, None),
+    ],
+)
+def test_intent_carries_the_planned_slice_weights_known_at_submit(algorithm, params, weights):
+    # Arrange
+    request = order_request_build(**BASE, exec_algorithm=algorithm, exec_algorithm_params=params)
+
+    # Act
+    intent = request.to_intent(strategy_id="alpha")
+
+    # Assert
+    assert intent.slice_weights == weights

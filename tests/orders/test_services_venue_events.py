@@ -13,11 +13,11 @@ from odum_live.groups import ORDERS_GROUP, strategy_group
 from orders.models import Fill, Order, OrderEvent
 from orders.services import order_apply_venue_event
 from orders.services.venue_events import VenueEventError
-from positions.models import Position
+from positions.models import Position, ReconciliationFinding
 from risk.models import OpenOrderExposure
 from risk.services import open_exposure_adjust
 from tests.helpers import ChannelListener
-from tests.orders.factories import OrderFactory
+from tests.orders.factories import OrderFactory, StrategyFactory
 from tests.venues.factories import listing_of
 from venues.events import VenueEvent, VenueEventKind
 
@@ -449,6 +449,54 @@ def _child_created(parent, n, qty="0.01"):
               side=parent.side, quantity=Decimal(qty), order_type="MARKET")
 
 
+def test_apply_fill_of_unknown_client_order_id_is_logged_as_an_error_with_the_trade(order, caplog):
+    # A trade the books do not hold is an error for a person to see, not a warning.
+    with caplog.at_level(logging.WARNING, logger="orders.services.venue_events"):
+        order_apply_venue_event(event=fill("OLnope", "T9", "0.01", "40000"))
+        order_apply_venue_event(event=ev(K.ACCEPTED, "OLnope"))
+
+    (filled, accepted) = [r for r in caplog.records if "unknown client_order_id" in r.getMessage()]
+    assert filled.levelname == "ERROR" and "trade T9: 0.01 @ 40000" in filled.getMessage()
+    assert accepted.levelname == "WARNING"
+
+
+def test_apply_fill_of_unknown_client_order_id_with_its_listing_is_an_external_fill_finding_once(order):
+    # Arrange: a fill from the node of an order the OMS holds no record of (e.g. a child whose CHILD_CREATED
+    # was lost), carrying its listing and side as the bridge sends them.
+    lost = fill("OLnope-E1", "T10", "0.01", "40000", instrument_key=SPOT, side="SELL")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=lost), order_apply_venue_event(event=lost)]
+
+    # Assert: not booked, but recorded once for a person to see.
+    assert [r.applied for r in results] == [False, False]
+    (finding,) = ReconciliationFinding.objects.all()
+    assert (finding.kind, finding.venue, finding.instrument_key, finding.side, finding.quantity, finding.trade_id,
+            finding.client_order_id) == ("EXTERNAL_FILL", "BINANCE-SPOT", SPOT, "SELL", Decimal("0.01"), "T10",
+                                         "OLnope-E1")
+    assert "unknown client_order_id" in finding.detail
+    assert not Fill.objects.exists() and not Position.objects.exists()
+
+
+def test_apply_external_fill_of_an_order_the_oms_holds_is_booked_as_its_fill_not_a_finding(order):
+    # Arrange: the node took one of our orders for EXTERNAL (its record lost in a restart without a persisted
+    # cache, the venue then reported a late fill of it): the OMS knows the order, so the trade is ours.
+    late = ev(K.EXTERNAL_FILL, order, seconds=1, trade_id="T11", last_qty=Decimal("0.004"),
+              last_px=Decimal("40000"), side=order.side, instrument_key=order.routed_instrument_key,
+              reason="order of strategy EXTERNAL on the trading node, not of the OMS")
+
+    # Act: delivered twice
+    results = [order_apply_venue_event(event=late), order_apply_venue_event(event=late)]
+
+    # Assert: one fill of the order, its position booked; no finding.
+    assert [r.applied for r in results] == [True, False]
+    order.refresh_from_db()
+    assert order.status == S.PARTIALLY_FILLED and order.filled_quantity == Decimal("0.004")
+    assert list(Fill.objects.filter(order=order).values_list("venue_trade_id", flat=True)) == ["T11"]
+    assert Position.objects.get(strategy=order.strategy).quantity == Decimal("0.004")
+    assert not ReconciliationFinding.objects.exists()
+
+
 def test_apply_unknown_client_order_id_writes_nothing(order, django_capture_on_commit_callbacks):
     # Arrange
     counts = (Order.objects.count(), OrderEvent.objects.count(), Fill.objects.count(), Position.objects.count())
@@ -590,6 +638,94 @@ def test_apply_fill_trade_id_of_another_order_fails_whole(listing, strategy, cap
     assert f"replayed for order {second.client_order_id} but stored for order {first.pk}" in caplog.text
     assert second.filled_quantity == 0 and second.status == S.ACCEPTED and not second.fills.exists()
     assert Fill.objects.count() == 1 and Position.objects.get().quantity == Decimal("0.004")
+
+
+def _self_trade(strategy):
+    # A BUY of ``strategy`` and a SELL of another strategy, both resting on BTC-USDT: they may trade with each other.
+    other = StrategyFactory()
+    buy = OrderFactory(strategy=strategy, status=S.ACCEPTED)
+    sell = OrderFactory(strategy=other, status=S.ACCEPTED, side="SELL")
+    return buy, sell
+
+
+def test_apply_self_trade_books_both_sides_of_one_trade_id(listing, strategy, caplog):
+    # Arrange: our BUY and our SELL traded with each other; Binance reports the same trade id to both.
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000", fee="0.16"))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", fee="0.16", seconds=2))
+
+    # Assert: two fills of one trade, one per side; both orders and both positions moved; no error
+    buy.refresh_from_db()
+    sell.refresh_from_db()
+    assert result.applied and result.fill_id is not None
+    assert sorted(Fill.objects.filter(venue_trade_id="T7").values_list("order_id", "side")) == sorted(
+        [(buy.pk, "BUY"), (sell.pk, "SELL")])
+    assert (buy.status, buy.filled_quantity) == (S.PARTIALLY_FILLED, Decimal("0.004"))
+    assert (sell.status, sell.filled_quantity) == (S.PARTIALLY_FILLED, Decimal("0.004"))
+    assert dict(Position.objects.values_list("strategy_id", "quantity")) == {
+        buy.strategy_id: Decimal("0.004"), sell.strategy_id: Decimal("-0.004")}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_apply_replay_of_either_side_of_a_self_trade_is_ignored(listing, strategy):
+    # Arrange: both sides of trade T7 booked
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+    before = sorted(Position.objects.values_list("strategy_id", "quantity", "realized_pnl"))
+
+    # Act: node-start reconciliation replays both
+    replays = [order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000")),
+               order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))]
+
+    # Assert: each replay is a no-op for its own order
+    assert [(r.applied, r.order_id) for r in replays] == [(False, buy.pk), (False, sell.pk)]
+    assert all("duplicate fill" in r.reason for r in replays)
+    assert Fill.objects.count() == 2
+    assert sorted(Position.objects.values_list("strategy_id", "quantity", "realized_pnl")) == before
+    for order in (buy, sell):
+        order.refresh_from_db()
+        assert order.filled_quantity == Decimal("0.004")
+
+
+def test_apply_self_trade_side_with_other_figures_is_a_trade_correction_not_applied(listing, strategy, caplog):
+    # Arrange: both sides of T7 booked; then the SELL side's report comes again with another quantity
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        corrected = order_apply_venue_event(event=fill(sell, "T7", "0.003", "40000", seconds=3))
+
+    # Assert: the SELL's stored fill stands and the difference is on its timeline, not the BUY's
+    assert not corrected.applied and corrected.order_id == sell.pk
+    assert "0.004 @ 40000" in corrected.reason and "0.003 @ 40000" in corrected.reason
+    assert sell.events.filter(type=OrderEvent.Type.IGNORED).count() == 1
+    assert not buy.events.filter(type=OrderEvent.Type.IGNORED).exists()
+    assert Fill.objects.count() == 2
+
+
+def test_apply_same_trade_id_and_side_on_another_order_is_a_logged_duplicate(listing, strategy, caplog):
+    # Arrange: both sides of T7 booked; a third order (a SELL) is then reported with T7 as well
+    buy, sell = _self_trade(strategy)
+    order_apply_venue_event(event=fill(buy, "T7", "0.004", "40000"))
+    order_apply_venue_event(event=fill(sell, "T7", "0.004", "40000", seconds=2))
+    third = OrderFactory(strategy=strategy, status=S.ACCEPTED, side="SELL")
+
+    # Act
+    with caplog.at_level(logging.ERROR, logger="orders.services.venue_events"):
+        result = order_apply_venue_event(event=fill(third, "T7", "0.004", "40000", seconds=3))
+
+    # Assert: a trade has one seller: refused, logged as an error naming the SELL that holds it
+    third.refresh_from_db()
+    assert not result.applied and "duplicate fill" in result.reason
+    assert f"replayed for order {third.client_order_id} but stored for order {sell.pk}" in caplog.text
+    assert third.filled_quantity == 0 and not third.fills.exists()
+    assert Fill.objects.count() == 2
 
 
 def _btc_and_eth_orders(strategy):
@@ -998,7 +1134,7 @@ def test_apply_replayed_primary_fill_closes_a_family_left_open_short(listing, st
     e1 = _resting_child(parent, 1)
     Order.objects.filter(pk=e1.pk).update(status=S.CANCELED)
     Order.objects.filter(pk=parent.pk).update(status=S.PARTIALLY_FILLED)
-    Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=SPOT, venue_trade_id="T2",
+    Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=SPOT, venue_trade_id="T2", side="BUY",
                         price=Decimal("40000"), quantity=Decimal("0.02"), fee=Decimal("0"), fee_currency="USDT",
                         ts_event=T0)
     Order.objects.filter(pk=parent.pk).update(filled_quantity=Decimal("0.02"), avg_fill_price=Decimal("40000"))

@@ -11,10 +11,12 @@ from django.utils import timezone
 
 from odum_live.live import CONNECTED
 from orders.models import Order
+from risk.models import RiskLimit
 from orders.web import live
 from tests.orders.conftest import SPOT_KEY, client_for
 from tests.orders import web_fixtures
-from tests.orders.factories import FillFactory
+from tests.orders.factories import FillFactory, OrderFactory
+from tests.risk.factories import RiskLimitFactory
 
 pytestmark = pytest.mark.django_db
 trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
@@ -351,3 +353,64 @@ def test_execute_ticket_offers_a_venue_that_cannot_trade_in_this_release_only_as
                      r"\(EXTERNAL_SDK\) is not available in this release</option>", body)
     assert re.search(r'<option value="BINANCE-SPOT" selected\s+>BINANCE-SPOT</option>', body)  # one that trades
     assert f'<option value="{SPOT_KEY}" selected>' in body
+
+
+def _collar_and_quantity_limits():
+    # A price collar of 100 bps and at most 1 BTC per order (GLOBAL).
+    RiskLimitFactory(kind=RiskLimit.Kind.PRICE_COLLAR_BPS, value=Decimal("100"))
+    RiskLimitFactory(kind=RiskLimit.Kind.MAX_ORDER_QUANTITY, value=Decimal("1"))
+
+
+def test_what_if_risk_figures_carry_their_units(trader_client, tradable):
+    # Arrange: a LIMIT BUY at 41000 against the 40000.5 mid: about 250 bps off
+    _collar_and_quantity_limits()
+
+    # Act
+    response = trader_client.post("/live/execute/what-if", ticket(order_type="LIMIT", price="41000", operation_id=""))
+
+    # Assert: the collar's deviation in bps, the quantity in base units, in the checks and in the reason
+    body = html.unescape(response.content.decode())
+    assert re.search(r"FAIL price_collar +observed [0-9.]+ bps limit 100 bps from mid \(GLOBAL\)", body)
+    assert re.search(r"PASS max_order_quantity +observed 0\.05 BTC limit 1 BTC \(GLOBAL\)", body)
+    assert re.search(r"price_collar: observed [0-9.]+ bps, limit 100 bps from mid", body)
+
+
+def test_order_detail_risk_figures_carry_their_units(trader_client, tradable):
+    # Arrange: an order through the ticket, a LIMIT BUY 0.05 BTC at 40001 (within the collar)
+    _collar_and_quantity_limits()
+    trader_client.post("/live/execute", ticket(order_type="LIMIT", price="40001"))
+    order = Order.objects.get(operation_id="web-test-1")
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert: each figure with its unit in the risk table
+    collar = re.search(r"<td>price_collar</td>.*?</tr>", body, re.S).group(0)
+    assert re.search(r'<td class="num">[0-9.]+ bps</td><td class="num">100 bps from mid \(GLOBAL\)</td>', collar)
+    quantity = re.search(r"<td>max_order_quantity</td>.*?</tr>", body, re.S).group(0)
+    assert '<td class="num">0.05 BTC</td><td class="num">1 BTC (GLOBAL)</td>' in quantity
+
+
+def test_order_detail_price_collar_recorded_without_a_unit_is_shown_in_bps(trader_client, strategy):
+    # Arrange: a risk result stored before checks recorded their unit
+    order = OrderFactory(strategy=strategy, status="DENIED", risk_result={
+        "passed": False, "reason": "price_collar: observed 125, limit 100 bps from mid (GLOBAL)",
+        "checks": [{"check": "price_collar", "passed": False, "limit": "100 bps from mid (GLOBAL)",
+                    "observed": "125.0000", "scope": "GLOBAL", "detail": "limit price 40500 vs mid 40000 USDT"}]})
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert
+    assert '<td class="num">125 bps</td>' in body
+
+
+def test_execute_result_shows_the_status_once_in_its_live_line(trader_client, tradable):
+    # Act: submitted, the order is ROUTED; it will move on (FILLED) while the result stays on the page
+    response = trader_client.post("/live/execute", ticket(), HTTP_HX_REQUEST="true")
+
+    # Assert: the static block has no status of its own to go stale above the live one
+    body = html.unescape(response.content.decode())
+    result = re.search(r'<pre class="cli" id="ticket-result">(.*?)</pre>', body, re.S).group(1)
+    assert "order " in result and "ROUTED" not in result and "status" not in result
+    assert re.search(r'data-testid="ticket-status" data-status="ROUTED">status ROUTED filled 0/0.05', body)

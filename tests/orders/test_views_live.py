@@ -7,11 +7,14 @@ commits (``transaction=True``), as in tests/orders/test_consumers.py.
 """
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 from django.test.html import parse_html
+from django.utils import timezone
 from django.utils.html import strip_tags
 
 from odum_live import live
@@ -269,3 +272,107 @@ def test_live_page_closed_4401_is_sent_a_visible_notice_saying_why_first(alpha, 
     assert words.startswith("Live updates stopped: your session ended: log in again. This page no longer updates")
     assert words.endswith("Reload the page to log in again.")
 
+
+def _session_key(headers) -> str:
+    cookie = dict(headers)[b"cookie"].decode()
+    return cookie.partition("sessionid=")[2]
+
+
+@pytest.mark.parametrize("ends", ["expires", "is deleted from the store"])
+def test_live_page_is_closed_4401_at_the_next_renewal_when_its_session_ends_unannounced(alpha, alice, settings, ends):
+    # Arrange: nothing announces a session's age passing (SESSION_COOKIE_AGE, set_expiry) or a row deleted from
+    # the session store (no access.changed), so only the connection's periodic check can notice. Renewals every
+    # 50 ms instead of every hour.
+    from django.contrib.sessions.models import Session
+
+    settings.ODUM = {**settings.ODUM, "WS_RENEW_SECS": 0.05}
+    headers = session_headers(alice)
+    sessions = Session.objects.filter(session_key=_session_key(headers))
+
+    def end_session():
+        if ends == "expires":
+            sessions.update(expire_date=timezone.now() - timedelta(seconds=1))
+        else:
+            sessions.delete()
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # Act
+        await db(end_session)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        return text, closing
+
+    text, closing = run(scenario)
+
+    # Assert: the page's notice saying why (shown by htmx out of band; static/js/live.js keeps it), then 4401
+    assert closing == {"type": "websocket.close", "code": 4401}
+    assert dict(parse_html(text).attributes)["data-close-code"] == "4401"
+    assert " ".join(strip_tags(text).split()).startswith("Live updates stopped: your session ended: log in again.")
+
+
+def test_live_page_push_queued_behind_its_closing_access_change_is_not_sent(alpha):
+    # Arrange: a viewer follows one of alpha's orders on its page; in one transaction they are removed from the
+    # viewer group and the order is canceled: access.changed, then the order's orders.updated, queue on the
+    # connection's channel in that order (on-commit order).
+    person = person_in("viewer")
+    order = OrderFactory(strategy=alpha)
+    headers = session_headers(person)
+
+    def withdraw_then_change():
+        with transaction.atomic():
+            person.groups.clear()
+            order_cancel(order=order, actor="risk")
+
+    async def scenario():
+        communicator = live_ws(f"order:{order.pk}", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        await communicator.receive_from(timeout=TIMEOUT)  # the detail as it is now (live.connected)
+        # Act
+        await db(withdraw_then_change)
+        text = await communicator.receive_from(timeout=TIMEOUT)
+        closing = await communicator.receive_output(timeout=TIMEOUT)
+        after = await communicator.receive_nothing(timeout=0.5)
+        return text, closing, after
+
+    text, closing, after = run(scenario)
+
+    # Assert: the notice and the close, never the canceled order's detail (before or after them)
+    assert 'id="live-notice"' in text and "order-detail" not in text
+    assert closing == {"type": "websocket.close", "code": 4403}
+    assert after is True
+
+
+def test_live_page_push_queued_behind_its_narrowing_access_change_is_rendered_in_the_new_scope(alpha):
+    # Arrange: a viewer (every strategy) who also trades alpha follows the Orders page; in one transaction they are
+    # removed from the viewer group (now alpha only: the connection goes on, narrowed) and an order of beta changes:
+    # access.changed, then beta's orders.updated, queue on the connection's channel in that order.
+    beta = StrategyFactory(id="beta")
+    person = person_in("viewer")
+    alpha.traders.add(person)
+    hidden = OrderFactory(strategy=beta, operation_id="beta-now-hidden")
+    headers = session_headers(person)
+
+    def withdraw_then_change():
+        with transaction.atomic():
+            person.groups.clear()
+            order_cancel(order=hidden, actor="risk")
+
+    async def scenario():
+        communicator = live_ws("orders", headers)
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        # Act: then a change of alpha's, which the narrowed connection still sends
+        await db(withdraw_then_change)
+        await db(order_submit, strategy=alpha, actor="x", data=typed_request(operation_id="alpha-visible"))
+        html = await communicator.receive_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return html
+
+    html = run(scenario)
+
+    # Assert: the first row sent is alpha's; beta's row was never rendered for the narrowed scope
+    assert ">alpha-visible</td>" in html and "beta-now-hidden" not in html

@@ -9,11 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders.formatting import fmt_time
+from odum_live.groups import ORDERS_UPDATED
+from orders.formatting import fmt_time, order_status_line
 from orders.models import Order, OrderEvent
-from orders.web import views
+from orders.services import order_apply_venue_event, order_cancel
+from orders.services.kill_switch import orders_cancel_in_halted_scope
+from orders.web import live, views
 from tests.orders import web_fixtures
 from tests.orders.factories import FillFactory, OrderEventFactory, OrderFactory, StrategyFactory, algorithm_family
+from venues.events import VenueEvent, VenueEventKind
 
 pytestmark = pytest.mark.django_db
 trader, trader_client, viewer_client = web_fixtures.trader, web_fixtures.trader_client, web_fixtures.viewer_client
@@ -605,3 +609,153 @@ def test_detail_query_count_does_not_grow_with_fills_and_slices(trader_client, s
     # Act / Assert
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert trader_client.get(f"/live/orders/{parent.id}").status_code == 200
+
+
+# -- why a CANCELED order was canceled ---------------------------------------------------------------
+def _venue_event(kind, order, **fields):
+    return VenueEvent(kind=kind, client_order_id=order.client_order_id, venue=order.venue, ts_event=timezone.now(),
+                      **fields)
+
+
+def _canceled_at_the_venue_by(strategy, reason: str) -> Order:
+    # An ACCEPTED order canceled through the service with ``reason``; the venue's CANCELED carries none.
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+    order_cancel(order=order, actor="alice", reason=reason)
+    order_apply_venue_event(event=_venue_event(VenueEventKind.CANCELED, order))
+    return order
+
+
+def _canceled_by_the_kill_switch(strategy) -> Order:
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+    orders_cancel_in_halted_scope(scope="GLOBAL", scope_key="", set_by="risk", reason="desk halt")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.CANCELED, order))
+    return order
+
+
+def _canceled_before_hand_off(strategy) -> Order:
+    order = OrderFactory(strategy=strategy, status="ROUTED")
+    order_cancel(order=order, actor="alice", reason="wrong instrument")
+    return order
+
+
+def _canceled_by_reconciliation(strategy) -> Order:
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.CANCELED, order,
+                                               reason="reconciliation: not open at the venue"))
+    return order
+
+
+CANCELED_WAYS = [
+    (lambda s: _canceled_at_the_venue_by(s, "fat finger"), "fat finger"),
+    (_canceled_by_the_kill_switch, "kill switch GLOBAL HALTED by risk: desk halt"),
+    (_canceled_before_hand_off, "wrong instrument"),
+    (_canceled_by_reconciliation, "reconciliation: not open at the venue"),
+]
+
+
+@pytest.mark.parametrize(("cancel", "shown"), CANCELED_WAYS)
+def test_orders_row_of_a_canceled_order_says_why(trader_client, strategy, cancel, shown):
+    # Arrange
+    order = cancel(strategy)
+    assert Order.objects.get(pk=order.pk).status == "CANCELED"
+
+    # Act
+    body = trader_client.get("/live/orders").content.decode()
+
+    # Assert: as a refused order's reason
+    row = re.search(rf'<tr id="order-{order.id}".*?</tr>', body, re.S).group(0)
+    assert f'<span class="muted why" data-testid="why" title="{shown}">{shown}</span>' in row
+
+
+def test_orders_live_row_of_a_canceled_order_says_why(trader, strategy):
+    # Arrange
+    order = _canceled_by_the_kill_switch(strategy)
+
+    # Act: the row the live topic "orders" sends
+    row = live.orders_render({"type": ORDERS_UPDATED, "order_id": str(order.id)}, trader)
+
+    # Assert
+    assert 'data-testid="why" title="kill switch GLOBAL HALTED by risk: desk halt"' in row
+
+
+@pytest.mark.parametrize(("cancel", "shown"), CANCELED_WAYS)
+def test_order_detail_and_status_line_of_a_canceled_order_say_why(trader_client, strategy, cancel, shown):
+    # Arrange
+    order = cancel(strategy)
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+    line = order_status_line(Order.objects.get(pk=order.pk))
+
+    # Assert
+    assert f'<dt>reason</dt><dd class="error">{shown}</dd>' in body
+    assert line.endswith(f"reason: {shown}")
+
+
+def test_orders_row_of_an_order_canceled_by_the_venue_after_a_refused_cancel_gives_no_stale_reason(
+        trader_client, strategy):
+    # Arrange: a cancel asked "fat finger", refused by the venue; later the venue cancels it on its own
+    order = OrderFactory(strategy=strategy, status="ACCEPTED")
+    order_cancel(order=order, actor="alice", reason="fat finger")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.CANCEL_REJECTED, order, reason="too late"))
+    order_apply_venue_event(event=_venue_event(VenueEventKind.CANCELED, order))
+
+    # Act
+    body = trader_client.get("/live/orders").content.decode()
+
+    # Assert
+    row = re.search(rf'<tr id="order-{order.id}".*?</tr>', body, re.S).group(0)
+    assert "fat finger" not in row
+
+
+def test_orders_page_query_count_does_not_grow_with_canceled_orders(trader_client, strategy,
+                                                                     django_assert_max_num_queries):
+    # Arrange: the query count with one canceled order is the bound for four
+    _canceled_at_the_venue_by(strategy, "one")
+    with CaptureQueriesContext(connection) as small:
+        trader_client.get("/live/orders")
+    for n in range(3):
+        _canceled_at_the_venue_by(strategy, f"more {n}")
+
+    # Act / Assert
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert "more 2" in trader_client.get("/live/orders").content.decode()
+
+
+# -- accepted, for an order that filled on submit ---------------------------------------------------------
+def test_detail_of_an_order_filled_on_submit_says_it_never_rested_instead_of_an_empty_accepted(
+        trader_client, strategy, listing):
+    # Arrange: a paper venue's MARKET order goes SUBMITTED → FILLED with no ACCEPTED (NAUTILUS_NOTES.md)
+    order = OrderFactory(strategy=strategy, status="ROUTED", order_type="MARKET", price=None)
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, order, venue_order_id="V1"))
+    order_apply_venue_event(event=_venue_event(
+        VenueEventKind.FILLED, order, trade_id="T1", last_qty=Decimal("0.01"), last_px=Decimal("40001.5"),
+        fee=Decimal("0.4"), fee_currency="USDT", liquidity="TAKER"))
+    first_fill = order.fills.get()
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+
+    # Assert: what is true, the first fill's time labeled as such; nothing invented in the database
+    assert (f"<dt>accepted</dt><dd>— (filled on submit, never resting; first fill "
+            f"{fmt_time(first_fill.ts_event)})</dd>") in body
+    assert '<li class="skipped">accepted: none, filled on submit' in body
+    assert Order.objects.get(pk=order.pk).accepted_at is None
+
+
+def test_detail_of_an_accepted_order_shows_when_and_of_an_unfilled_unaccepted_order_a_dash(trader_client, strategy):
+    # Arrange
+    accepted = OrderFactory(strategy=strategy, status="ROUTED")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, accepted, venue_order_id="V2"))
+    order_apply_venue_event(event=_venue_event(VenueEventKind.ACCEPTED, accepted, venue_order_id="V2"))
+    submitted = OrderFactory(strategy=strategy, status="ROUTED")
+    order_apply_venue_event(event=_venue_event(VenueEventKind.SUBMITTED, submitted, venue_order_id="V3"))
+
+    # Act
+    accepted_body = trader_client.get(f"/live/orders/{accepted.id}").content.decode()
+    submitted_body = trader_client.get(f"/live/orders/{submitted.id}").content.decode()
+
+    # Assert
+    at = Order.objects.get(pk=accepted.pk).accepted_at
+    assert f"<dt>accepted</dt><dd>{fmt_time(at)}</dd>" in accepted_body
+    assert "<dt>accepted</dt><dd>-</dd>" in submitted_body

@@ -11,7 +11,8 @@ from tests.orders.factories import UserFactory
 
 
 #: The odum_live migrations that grant one more permission to some role groups (after 0001).
-LATER_GRANTS = ("0002_open_order_exposure_permissions", "0003_risk_manager_change_order")
+LATER_GRANTS = ("0002_open_order_exposure_permissions", "0003_risk_manager_change_order",
+                "0004_view_reconciliation_finding", "0005_risk_manager_resolve_reconciliation_finding")
 
 
 def role_group(name: str) -> Group:

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.orders.factories import StrategyFactory, UserFactory
 from tests.orders.web_fixtures import role_group
@@ -56,3 +57,54 @@ def test_position_admin_page_of_an_inverse_position_names_btc(rm_client, positio
     content = response.content.decode()
     assert response.status_code == 200
     assert "PnL currency" in content and ">BTC<" in content
+
+
+@pytest.fixture
+def external_fill(db):
+    from positions.services import reconciliation_record_external_fill
+
+    finding, _ = reconciliation_record_external_fill(
+        venue="BINANCE-SPOT", instrument_key=SPOT, side="SELL", quantity=Decimal("0.25"), price=Decimal("41000.5"),
+        trade_id="T-77", client_order_id="hand-placed-1", filled_at=timezone.now())
+    return finding
+
+
+def test_finding_admin_lists_the_external_fill_and_a_risk_manager_marks_it_resolved(rm_client, external_fill):
+    url = reverse("admin:positions_reconciliationfinding_changelist")
+
+    page = rm_client.get(url).content.decode()
+    response = rm_client.post(url, {"action": "mark_resolved", "_selected_action": [external_fill.pk]})
+
+    assert "hand-placed-1" in page and "T-77" in page and "41000.5" in page
+    assert response.status_code == 302
+    external_fill.refresh_from_db()
+    assert external_fill.resolved_at is not None
+
+
+def test_finding_admin_viewer_sees_findings_but_cannot_resolve_them(client, external_fill):
+    user = UserFactory(username="v", is_staff=True)
+    user.groups.add(role_group("viewer"))
+    client.force_login(user)
+    url = reverse("admin:positions_reconciliationfinding_changelist")
+
+    page = client.get(url)
+    client.post(url, {"action": "mark_resolved", "_selected_action": [external_fill.pk]})
+
+    assert page.status_code == 200 and "mark_resolved" not in page.content.decode()
+    external_fill.refresh_from_db()
+    assert external_fill.resolved_at is None
+
+
+def test_position_admin_shows_fees_in_a_third_currency_with_their_currency(rm_client, positions):
+    # Arrange: the spot position also paid BNB and OKB
+    from positions.models import Position
+
+    Position.objects.filter(pk=positions[SPOT].pk).update(other_fees={"BNB": "0.0125", "OKB": "2"})
+
+    # Act
+    listed = rm_client.get(reverse("admin:positions_position_changelist")).content.decode()
+    page = rm_client.get(reverse("admin:positions_position_change", args=[positions[SPOT].pk])).content.decode()
+
+    # Assert
+    assert '<td class="field-other_fees_">0.0125 BNB + 2 OKB</td>' in listed
+    assert '<div class="readonly">0.0125 BNB + 2 OKB</div>' in page

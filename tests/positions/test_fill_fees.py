@@ -1,6 +1,7 @@
 """A fill's fee on its way from the journal (``orders.services.venue_events``) into the position: in the
 position's PnL currency (quote for linear listings, settlement/base for inverse ones), converted at the
-fill price from the other currency of the pair, left out when it is in a third currency (BNB)."""
+fill price from the other currency of the pair; a fee in a third currency (BNB) is kept apart, in its own
+currency, on the position's ``other_fees`` (never converted at a guessed rate)."""
 
 import itertools
 from datetime import timedelta
@@ -53,15 +54,45 @@ def test_fill_fee_in_quote_currency_of_an_inverse_listing_is_converted_to_its_ba
     assert (position.fees, position.realized_pnl) == (D("0.00005"), D("-0.00005"))
 
 
-def test_fill_fee_in_a_third_currency_is_left_out_of_the_position():
+def test_fill_fee_in_a_third_currency_is_kept_apart_on_the_position_in_its_currency():
     # Arrange
     listing_of(PERP)
 
-    # Act: Binance's BNB fee discount: the fee is neither USDT nor BTC
+    # Act: Binance's BNB fee discount: the fee is neither USDT nor BTC; then a USDT fee and a second BNB fee
+    _fill(PERP, qty="0.5", fee="0.01", fee_currency="BNB", trade_id="T1")
+    _fill(PERP, qty="0.5", fee="0.4", fee_currency="USDT", trade_id="T2", seconds=1)
+    position = _fill(PERP, qty="0.5", fee="0.0025", fee_currency="BNB", trade_id="T3", seconds=2)
+
+    # Assert: never subtracted from a USDT PnL as if it were USDT, never dropped: kept in BNB, exactly
+    assert (position.quantity, position.fees, position.realized_pnl) == (D("1.5"), D("0.4"), D("-0.4"))
+    assert position.other_fees == {"BNB": "0.0125"}
+    [aggregate] = position_aggregates(strategy_ids=None)
+    assert aggregate.other_fees == aggregate.venues[0].other_fees == {"BNB": D("0.0125")}
+
+
+def test_fill_fee_in_a_third_currency_says_on_the_fill_entry_where_it_went():
+    # Arrange
+    listing_of(PERP)
+
+    # Act
     position = _fill(PERP, qty="0.5", fee="0.01", fee_currency="BNB")
 
-    # Assert: never subtracted from a USDT PnL as if it were USDT
-    assert (position.quantity, position.fees, position.realized_pnl) == (D("0.5"), D(0), D(0))
+    # Assert: the order's timeline entry names the fee and where the position keeps it
+    entry = Order.objects.get().events.get(type="FILLED")
+    assert entry.payload["position_fee"] == "0" and entry.payload["position_other_fees"] == {"BNB": "0.01"}
+    assert "fee 0.01 BNB" in entry.payload["detail"] and "other_fees" in entry.payload["detail"]
+    assert position.other_fees == {"BNB": "0.01"}
+
+
+def test_fill_fee_in_usdt_on_an_inverse_btc_usd_listing_is_kept_apart():
+    # Arrange: Deribit BTC perpetual (PnL in BTC, quoted in USD): USDT is a third currency there
+    listing_of(INV, contract_multiplier=D("10"))
+
+    # Act
+    position = _fill(INV, fee="2", fee_currency="USDT")
+
+    # Assert: not divided by the price as if it were USD
+    assert (position.fees, position.realized_pnl, position.other_fees) == (D(0), D(0), {"USDT": "2"})
 
 
 def test_fill_fee_of_a_listing_without_quote_currency_is_in_the_pnl_currency_its_key_names():

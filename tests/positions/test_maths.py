@@ -13,7 +13,9 @@ from positions.maths import (
     QUANTUM,
     PositionMathsError,
     PositionState,
+    add_other_fee,
     apply_fill,
+    fee_in_pnl_currency,
     unrealized_pnl,
 )
 
@@ -399,3 +401,51 @@ def test_apply_fill_fees_change_only_by_the_fill_fee(sequence, multiplier, inver
         adds = before.quantity == 0 or (before.quantity > 0) == (side in BUY_LIKE_SIDES)
         if adds:  # nothing closed: the fee is the only change to realized PnL
             assert state.realized_pnl == before.realized_pnl - fee
+
+
+# --- fees in another currency ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fee, currency, inverse, expected", [
+    ("0.4", "USDT", False, "0.4"),  # the PnL currency: as it is
+    ("0.4", "", False, "0.4"),  # no currency named: taken as the PnL currency
+    ("0.00001", "BTC", False, "0.4"),  # a linear pair's base currency: × the fill price
+    ("2", "USD", True, "0.00005"),  # an inverse pair's quote currency: ÷ the fill price
+    ("0.00001", "BTC", True, "0.00001"),  # inverse: the PnL currency is the base (settlement) coin
+    ("0.01", "BNB", False, None),  # a third currency: no rate
+    ("2", "USDT", True, None),  # USDT on a BTC-USD inverse pair: a third currency
+    ("0", "BNB", False, "0"),  # nothing paid: nothing to keep apart
+])
+def test_fee_in_pnl_currency_converts_the_pairs_currencies_at_the_fill_price_only(fee, currency, inverse, expected):
+    result = fee_in_pnl_currency(fee=D(fee), fee_currency=currency, price=D("40000"), inverse=inverse, base="BTC",
+                                 quote="USD" if inverse else "USDT")
+    assert result == (None if expected is None else D(expected))
+
+
+def test_add_other_fee_sums_per_currency_exactly_and_keeps_the_others():
+    # Act: a BNB fee, a rebate in BNB, a fee in another currency
+    fees = add_other_fee({}, currency="BNB", fee=D("0.000000000000000001"))
+    fees = add_other_fee(fees, currency="BNB", fee=D("0.01"))
+    fees = add_other_fee(fees, currency="OKB", fee=D("2"))
+    fees = add_other_fee(fees, currency="BNB", fee=D("-0.005"))
+
+    # Assert: exact text per currency, sorted; the input mapping is not changed
+    assert fees == {"BNB": "0.005000000000000001", "OKB": "2"}
+    stored = {"BNB": "1"}
+    add_other_fee(stored, currency="BNB", fee=D("1"))
+    assert stored == {"BNB": "1"}
+
+
+@pytest.mark.parametrize("stored, currency, fee, field", [
+    ({}, "", D("0.01"), "fee_currency"),
+    ({}, None, D("0.01"), "fee_currency"),
+    ({}, "BNB", 0.01, "fee"),
+    ({}, "BNB", D("0.0000000000000000001"), "fee"),
+    ({"BNB": "abc"}, "BNB", D("0.01"), "other_fees"),
+    ({"BNB": 1.5}, "BNB", D("0.01"), "other_fees"),
+    ({"BNB": "NaN"}, "BNB", D("0.01"), "other_fees"),
+    ({"BNB": "999999999999999999"}, "BNB", D("1"), "other_fees"),
+])
+def test_add_other_fee_refuses_bad_input_naming_the_field(stored, currency, fee, field):
+    with pytest.raises(PositionMathsError) as caught:
+        add_other_fee(stored, currency=currency, fee=fee)
+    assert caught.value.field == field

@@ -316,3 +316,34 @@ def test_position_aggregates_listed_quantity_has_no_problem():
 
     # Assert
     assert (agg.quantity, agg.quantity_problem) == (D("1"), "")
+
+
+@pytest.mark.django_db
+def test_position_aggregates_and_book_sum_other_fees_per_currency_never_into_fees():
+    # Arrange: BNB and OKB fees on two venues of one instrument, two strategies on one of them
+    alpha, beta = StrategyFactory(id="s-a"), StrategyFactory(id="s-b")
+    for venue in ("BINANCE-FUTURES", "OKX"):
+        _perp(venue, LIN, "1")
+    PositionFactory(strategy=alpha, venue="BINANCE-FUTURES", instrument_key=f"BINANCE-FUTURES:{LIN}",
+                    equivalence_key=LIN, quantity=D(1), avg_entry_price=D(40000), fees=D("0.4"),
+                    other_fees={"BNB": "0.001"})
+    PositionFactory(strategy=beta, venue="BINANCE-FUTURES", instrument_key=f"BINANCE-FUTURES:{LIN}",
+                    equivalence_key=LIN, quantity=D(1), avg_entry_price=D(40000),
+                    other_fees={"BNB": "0.000000000000000002"})
+    PositionFactory(strategy=alpha, venue="OKX", instrument_key=f"OKX:{LIN}", equivalence_key=LIN, quantity=D(1),
+                    avg_entry_price=D(40000), fees=D("0.1"), other_fees={"OKB": "0.5", "BNB": "1"})
+
+    # Act
+    (agg,) = position_aggregates(strategy_ids=None)
+    book = position_book(strategy_ids=None)
+    (alpha_agg,) = position_aggregates(strategy_ids=["s-a"])
+
+    # Assert: per currency, exact; the PnL currency's fees unchanged
+    binance, okx = agg.venues
+    assert binance.other_fees == {"BNB": D("0.001000000000000002")}
+    assert okx.other_fees == {"BNB": D(1), "OKB": D("0.5")}
+    assert agg.other_fees == {"BNB": D("1.001000000000000002"), "OKB": D("0.5")}
+    assert agg.fees == D("0.5")
+    assert book.other_fees == agg.other_fees
+    assert [t.fees for t in book.totals] == [D("0.5")]
+    assert alpha_agg.other_fees == {"BNB": D("1.001"), "OKB": D("0.5")}

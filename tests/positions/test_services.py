@@ -155,6 +155,29 @@ def test_position_apply_fill_invalid_input_raises_naming_field_and_writes_nothin
 
 
 @pytest.mark.django_db
+def test_position_apply_fill_other_fee_is_kept_in_its_currency_apart_from_fees_and_pnl(strategy):
+    # Act: a fill paying 0.4 USDT, then two paying BNB
+    with transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100", "0.4")
+        apply(strategy.id, "BUY", "1", "100", other_fee=D("0.001"), other_fee_currency="BNB")
+        apply(strategy.id, "SELL", "1", "110", other_fee=D("0.0015"), other_fee_currency="BNB")
+
+    # Assert: realized 10 − 0.4 USDT; the BNB is neither subtracted nor lost
+    row = Position.objects.get()
+    assert (row.quantity, row.realized_pnl, row.fees) == (D(1), D("9.6"), D("0.4"))
+    assert row.other_fees == {"BNB": "0.0025"}
+
+
+@pytest.mark.django_db
+def test_position_apply_fill_other_fee_without_currency_raises_and_writes_nothing(strategy):
+    # Act / Assert
+    with pytest.raises(PositionMathsError) as caught, transaction.atomic():
+        apply(strategy.id, "BUY", "1", "100", other_fee=D("0.001"))
+    assert caught.value.field == "fee_currency"
+    assert not Position.objects.exists()
+
+
+@pytest.mark.django_db
 def test_position_apply_fill_unknown_strategy_raises_naming_strategy(db):
     # Act / Assert
     with pytest.raises(ValueError, match="^strategy_id: unknown strategy 'nope'"), transaction.atomic():

@@ -1,5 +1,6 @@
 """The positions page (/live/positions), its chart partial and its live topic ``positions`` on /ws/live/."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -126,6 +127,35 @@ def test_positions_inverse_contract_pnl_in_coin_shows_satoshis_not_cents(alpha, 
 
 
 @pytest.mark.django_db
+def test_positions_fees_in_a_third_currency_are_shown_apart_with_their_currency(alpha, trader):
+    # Arrange: alpha's BTC-USDT fills paid 0.5 USDT (fill()) and 0.0125 BNB, a BNB fee discount
+    with transaction.atomic():
+        position_apply_fill(strategy_id=alpha.id, venue="BINANCE-SPOT", instrument_key=SPOT, side="BUY",
+                            quantity=D(1), price=D(100), fee=D(0), other_fee=D("0.0125"), other_fee_currency="BNB",
+                            ts=T0)
+    fill(alpha.id, "BUY", "1", "100")
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: the USDT fees as before, the BNB beside them on the instrument and listing lines, and a total
+    assert body.count("+ 0.0125 BNB</span>") == 2
+    assert '<td class="num">0.50 USDT<br><span class="other-fees"' in body
+    other = body.split('data-testid="other-fees"', 1)[1].split("</tr>", 1)[0]
+    assert "Fees in other currencies, in no PnL" in other and '<th class="num">0.0125 BNB</th>' in other
+    assert "-0.50" in body  # realized: the USDT fee only
+
+
+@pytest.mark.django_db
+def test_positions_without_fees_in_other_currencies_show_no_such_line(alpha, trader):
+    fill(alpha.id, "BUY", "1", "100")
+
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    assert 'class="other-fees"' not in body and 'data-testid="other-fees"' not in body
+
+
+@pytest.mark.django_db
 def test_positions_chart_time_axis_says_utc(alpha, trader):
     fill(alpha.id, "BUY", "1", "100", ts=T0)
 
@@ -237,3 +267,23 @@ def test_positions_linear_contracts_without_listing_show_no_instrument_quantity_
     assert "<strong>101</strong>" not in body and "<strong>—</strong> BTC" in body
     assert '<td class="num">100</td>' in body
     assert f"Quantity unknown for ANY:{lin}: {reason}." in body
+
+
+@pytest.mark.django_db
+def test_positions_chart_legend_and_table_each_say_as_of_when(alpha, trader):
+    # Arrange: long 2 @ 100 (a snapshot at the fill), marked at 110 a minute later (a snapshot), then at 120 a
+    # second after that: within EQUITY_SNAPSHOT_SECS, so no snapshot; the table shows the latest mark's figures
+    fill(alpha.id, "BUY", "2", "100")
+    snapshot_at = T0 + timedelta(minutes=1)
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(110), ts=snapshot_at)
+    position_mark(instrument_key=SPOT, venue="BINANCE-SPOT", mark_price=D(120), ts=snapshot_at + timedelta(seconds=1))
+
+    # Act
+    body = logged_in(trader).get("/live/positions").content.decode()
+
+    # Assert: the table's equity (−0.5 + 40) at the page's time, the legend's (−0.5 + 20) at its snapshot's
+    assert "equity 39.50" in body
+    assert re.search(r"As of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, at each listing's latest mark", body)
+    legend = re.search(r'<p class="muted"><span style="color: #1f5fbf">.*?</p>', body, re.S).group(0)
+    assert "equity (USDT) 19.50" in legend and " now " not in legend
+    assert f"— as of {snapshot_at:%Y-%m-%d %H:%M:%S} UTC (last snapshot;" in legend

@@ -70,7 +70,7 @@ def test_evaluate_several_failures_reports_all_and_reason_names_the_first(engine
     assert not result.passed
     assert [c.check for c in result.failures] == ["lot_size", "price_collar", "max_order_quantity"]
     assert result.reason == (
-        "lot_size: observed 2.0000005, limit multiple of 0.000001 BTC — quantity must be a whole number of lots "
+        "lot_size: observed 2.0000005 BTC, limit multiple of 0.000001 BTC — quantity must be a whole number of lots "
         "(+2 more failed checks)"
     )
     assert result.recorded is False
@@ -86,10 +86,10 @@ def test_evaluate_result_to_json_round_trips_every_field(engine, listing, fresh_
     # Assert
     assert data["passed"] is False
     assert data["recorded"] is False
-    assert data["reason"].startswith("max_order_quantity: observed 0.01, limit 0.001 BTC (GLOBAL)")
+    assert data["reason"].startswith("max_order_quantity: observed 0.01 BTC, limit 0.001 BTC (GLOBAL)")
     failed = [c for c in data["checks"] if not c["passed"]]
     assert failed == [{"check": "max_order_quantity", "passed": False, "limit": "0.001 BTC (GLOBAL)",
-                       "observed": "0.01", "scope": "GLOBAL", "detail": ""}]
+                       "observed": "0.01", "scope": "GLOBAL", "detail": "", "unit": "BTC"}]
 
 
 # --- instrument listed -----------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_max_order_notional_market_order_at_the_storage_bound_denies_without_any
     check = only_check(result, "max_order_notional")
     assert (check.scope, check.observed) == ("SYSTEM", "9000000000000000000")
     assert check.limit == "below 1000000000000000000 USDT (SYSTEM)"
-    assert result.reason.startswith("max_order_notional: observed 9000000000000000000, "
+    assert result.reason.startswith("max_order_notional: observed 9000000000000000000 USDT, "
                                     "limit below 1000000000000000000 USDT (SYSTEM)")
     assert not OpenOrderExposure.objects.exists()
 
@@ -559,8 +559,9 @@ def test_price_collar_outside_bps_denies(engine, listing, fresh_quote):
     # Assert
     check = only_check(result, "price_collar")
     assert not check.passed
-    assert (check.limit, check.observed) == (f"100 bps from mid (INSTRUMENT:{BTC_USDT})", "125")
+    assert (check.limit, check.observed, check.unit) == (f"100 bps from mid (INSTRUMENT:{BTC_USDT})", "125", "bps")
     assert check.detail == "limit price 40500 vs mid 40000 USDT"
+    assert result.reason.startswith(f"price_collar: observed 125 bps, limit 100 bps from mid (INSTRUMENT:{BTC_USDT})")
 
 
 def test_price_collar_fat_finger_price_far_from_a_tiny_mid_denies_instead_of_raising(engine, store, clock, strategy):

@@ -112,6 +112,7 @@ def test_reducing_sell_against_long_position_passes(engine, listing, strategy):
     assert result.passed, result.reason
     (check,) = checks_named(result, "kill_switch")
     assert (check.passed, check.observed, check.limit) == (True, "0.5", "REDUCING (STRATEGY:demo): reduce-only")
+    assert check.unit == "BTC"  # the projected position, in base units
 
 
 def test_reducing_buy_adding_to_long_position_denies(engine, listing, strategy):

@@ -36,7 +36,7 @@ def test_open_exposure_total_reaching_the_storage_bound_denies_naming_the_check(
     check = only_check(result, "open_exposure")
     assert (check.passed, check.scope) == (False, "SYSTEM")
     assert check.observed == "1199999999999988000"
-    assert result.reason.startswith("open_exposure: observed 1199999999999988000, limit below "
+    assert result.reason.startswith("open_exposure: observed 1199999999999988000 USDT, limit below "
                                     "1000000000000000000 USDT (SYSTEM)")
     assert not result.recorded
     row = OpenOrderExposure.objects.get()

@@ -31,7 +31,7 @@ def test_velocity_per_second_strategy_limit_denies_the_order_over_it(engine, lis
     assert [r.passed for r in results] == [True, True, False]
     check = only_check(results[2], "velocity")
     assert (check.limit, check.observed, check.scope) == ("2 orders/s (STRATEGY:demo)", "3", "STRATEGY:demo")
-    assert results[2].reason.startswith("velocity: observed 3, limit 2 orders/s (STRATEGY:demo) — 3 orders including")
+    assert results[2].reason.startswith("velocity: observed 3 orders, limit 2 orders/s (STRATEGY:demo) — 3 orders including")
     assert VelocityBucket.objects.get().count == 2  # the denied order is not counted
 
 

@@ -242,3 +242,20 @@ def test_iceberg_clips_leave_no_rest_below_the_venue_min_notional():
     assert [o.quantity.as_decimal() for _, o in slices] == [Decimal("0.0005"), Decimal("0.00035"), Decimal("0.00025")]
     assert all(o.status == OrderStatus.FILLED for _, o in slices)
     assert run.orders[pid].status == OrderStatus.FILLED
+
+
+def test_iceberg_display_qty_above_the_venue_max_quantity_is_denied_naming_it():
+    # Arrange: Binance's LOT_SIZE maxQty, here 0.01 BTC; a clip of 0.02 BTC would be denied by the node's
+    # RiskEngine (QUANTITY_EXCEEDS_MAXIMUM) and end the iceberg CANCELED, its reason on the clip only.
+    instrument = btcusdt_binance_spot(max_quantity="0.01")
+    primary = _iceberg("0.02", "0.05")
+
+    # Act
+    run = _run(_market(5), [primary], instrument=instrument)
+
+    # Assert: the primary itself is DENIED, its reason naming display_qty and the maximum.
+    pid = run.primary_ids[0]
+    assert run.orders[pid].status == OrderStatus.DENIED
+    (denied,) = [e for _, e in run.events if type(e).__name__ == "OrderDenied"]
+    assert "display_qty" in denied.reason and "max_quantity" in denied.reason
+    assert run.children(pid) == []

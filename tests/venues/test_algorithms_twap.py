@@ -125,3 +125,47 @@ def test_twap_slices_below_the_venue_min_notional_are_carried_and_the_parent_fil
     assert sum(o.filled_qty.as_decimal() for _, o in slices) == Decimal("0.002")
     assert run.orders[pid].status == OrderStatus.FILLED
     assert run.timers_left == []
+
+
+def test_twap_slice_above_the_venue_max_quantity_is_split_into_children_within_it():
+    # Arrange: Binance's LOT_SIZE / MARKET_LOT_SIZE maxQty, here 0.01 BTC; 0.05 BTC over 2 slices plans
+    # 0.025 BTC each, which the node's RiskEngine denies (QUANTITY_EXCEEDS_MAXIMUM) — the first slice
+    # used to abort the TWAP with nothing filled.
+    instrument = btcusdt_binance_spot(max_quantity="0.01")
+    primary = _twap({"horizon_secs": 20, "interval_secs": 10}, "0.05", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(40), primaries=[primary], instrument=instrument)
+
+    # Assert: no order above 0.01 BTC, none denied; each interval still sends its planned 0.025 BTC
+    # (as several children at once), the primary itself last, and the parent fills completely.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [e for _, e in run.events if type(e).__name__ == "OrderDenied"] == []
+    assert all(o.quantity.as_decimal() <= Decimal("0.01") for _, o in slices)
+    per_interval: dict[int, Decimal] = {}
+    for t, o in slices:
+        per_interval[(t - T0) // S] = per_interval.get((t - T0) // S, Decimal(0)) + o.quantity.as_decimal()
+    assert per_interval == {1: Decimal("0.025"), 11: Decimal("0.025")}
+    assert slices[-1][1].client_order_id.value == pid
+    assert all(o.status == OrderStatus.FILLED for _, o in slices)
+    assert run.orders[pid].status == OrderStatus.FILLED
+    assert run.timers_left == []
+
+
+def test_twap_split_slice_whose_first_child_is_denied_sends_no_more_children():
+    # Arrange: 0.5 BTC slices split into three of ~0.166667 BTC (max_quantity 0.2), each ~6 667 USDT,
+    # above the node's per-order notional limit of 5 000 USDT: the first child is denied.
+    instrument = btcusdt_binance_spot(max_quantity="0.2")
+    primary = _twap({"horizon_secs": 20, "interval_secs": 10}, "1", submit_at_ns=T0 + S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(40), primaries=[primary], instrument=instrument,
+                                 max_notional_per_order={"BTCUSDT.BINANCE": 5_000})
+
+    # Assert: the denial aborts the sequence before the rest of the split is spawned.
+    pid = run.primary_ids[0]
+    (child,) = run.children(pid)
+    assert child.status == OrderStatus.DENIED
+    assert run.orders[pid].status == OrderStatus.CANCELED
+    assert run.timers_left == []

@@ -403,3 +403,26 @@ def test_vwap_and_iceberg_run_side_by_side_on_separate_ids():
     assert run.orders[vwap_id].status == OrderStatus.FILLED
     assert run.orders[iceberg_id].status == OrderStatus.FILLED
 
+
+
+def test_vwap_profile_slice_above_the_venue_max_quantity_is_split_into_children_within_it():
+    # Arrange: a profile derived on the node (bars of 1, 3, 6 BTC: slices 0.1, 0.3, 0.6 of 1 BTC), which
+    # pre-trade risk cannot see at submit; the venue's maximum order size is 0.25 BTC.
+    instrument = btcusdt_binance_spot(max_quantity="0.25")
+    bars = _minute_bars({60: "1", 120: "3", 180: "6"})
+    primary = _vwap({"horizon_secs": 180, "interval_secs": 60}, "1", submit_at_ns=T0 + 181 * S)
+
+    # Act
+    run = run_algorithm_backtest(data=_quotes(400) + bars, primaries=[primary], instrument=instrument)
+
+    # Assert: every order within 0.25 BTC, none denied; the profile's 0.1 / 0.3 / 0.6 per interval is kept.
+    pid = run.primary_ids[0]
+    slices = run.slices(pid)
+    assert [e for _, e in run.events if type(e).__name__ == "OrderDenied"] == []
+    assert all(o.quantity.as_decimal() <= Decimal("0.25") for _, o in slices)
+    per_interval: dict[int, Decimal] = {}
+    for t, o in slices:
+        per_interval[(t - T0) // S] = per_interval.get((t - T0) // S, Decimal(0)) + o.quantity.as_decimal()
+    assert list(per_interval.values()) == [Decimal("0.1"), Decimal("0.3"), Decimal("0.6")]
+    assert run.orders[pid].status == OrderStatus.FILLED
+    assert _filled(run, pid) == Decimal("1")

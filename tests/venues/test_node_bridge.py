@@ -48,6 +48,8 @@ def test_bridge_maker_fill_with_a_rebate_is_forwarded_with_a_negative_fee():
     (event,) = sink
     assert (event.kind, event.last_qty, event.last_px) == (VenueEventKind.FILLED, Decimal("0.010"), Decimal("40000.0"))
     assert (event.fee, event.fee_currency) == (Decimal("-0.02"), "USDT")
+    # with the listing and side, so that a fill of an order the OMS does not know can still be recorded
+    assert (event.instrument_key, event.side) == (KEY, "BUY")
     assert bridge.events_untranslatable == 0
 
 

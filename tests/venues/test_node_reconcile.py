@@ -140,7 +140,7 @@ def test_reconcile_parent_whose_family_ended_short_in_the_cache_ends_canceled_wi
     child = _order(status=child_recorded, order_type="LIMIT", price=Decimal("40000"), quantity=Decimal("0.001"),
                    parent=parent, strategy=parent.strategy, client_order_id=f"{parent.client_order_id}-E1")
     Fill.objects.create(order=parent, venue="BINANCE-SPOT", instrument_key=parent.routed_instrument_key,
-                        venue_trade_id="T-PRIMARY", price=Decimal("40000"), quantity=Decimal("0.001"), fee=Decimal("0"),
+                        venue_trade_id="T-PRIMARY", side="BUY", price=Decimal("40000"), quantity=Decimal("0.001"), fee=Decimal("0"),
                         fee_currency="USDT", ts_event=timezone.now())
     instrument = TestInstrumentProvider.btcusdt_binance()
     primary_id, strategy_id = ClientOrderId(parent.client_order_id), StrategyId("BridgeStrategy-BRIDGE")

@@ -48,7 +48,9 @@ BINANCE = Venue("BINANCE")
 BTCUSDT = InstrumentId(Symbol("BTCUSDT"), BINANCE)
 
 
-def btcusdt_binance_spot(*, min_quantity: str | None = None, min_notional: str | None = None) -> CurrencyPair:
+def btcusdt_binance_spot(
+    *, min_quantity: str | None = None, min_notional: str | None = None, max_quantity: str | None = None
+) -> CurrencyPair:
     """Return Binance spot BTCUSDT as in ``shared/data/market/binance_spot_btcusdt_instrument.txt``.
 
     Price in USDT (tick 0.01), size in BTC (increment 0.000001), no min/max quantity or notional,
@@ -61,6 +63,9 @@ def btcusdt_binance_spot(*, min_quantity: str | None = None, min_notional: str |
     min_notional : str, optional
         A venue minimum order notional in USDT (Binance's ``NOTIONAL`` filter; the seeded paper
         listing has 10), for what-if runs.
+    max_quantity : str, optional
+        A venue maximum order size in BTC (Binance's ``LOT_SIZE`` / ``MARKET_LOT_SIZE`` ``maxQty``),
+        for what-if runs.
     """
     return CurrencyPair(
         instrument_id=BTCUSDT,
@@ -72,7 +77,7 @@ def btcusdt_binance_spot(*, min_quantity: str | None = None, min_notional: str |
         price_increment=Price.from_str("0.01"),
         size_increment=Quantity.from_str("0.000001"),
         lot_size=None,
-        max_quantity=None,
+        max_quantity=Quantity.from_str(f"{Decimal(max_quantity):.6f}") if max_quantity else None,
         min_quantity=Quantity.from_str(f"{Decimal(min_quantity):.6f}") if min_quantity else None,
         max_notional=None,
         min_notional=Money(Decimal(min_notional), USDT) if min_notional else None,

@@ -45,6 +45,16 @@ filled. Limit: a MARKET rest sized to exactly the minimum at one slice's touch c
 the market moves against it before the last slice (that slice is then denied and the parent ends
 CANCELED with its fills, the reason on the slice).
 
+Maximum slice. No child is sent above the instrument's ``max_quantity`` (Binance's ``LOT_SIZE`` /
+``MARKET_LOT_SIZE`` ``maxQty``), which the node's RiskEngine denies (``QUANTITY_EXCEEDS_MAXIMUM``) and
+which would abort the sequence at its first slice. TWAP / VWAP send a slice above it as several
+near-equal children at once, each within it (``split_units``; the primary itself is the last part
+of the last slice), so every interval still sends what its schedule planned; ICEBERG denies a
+``display_qty`` above it (a clip is what the book shows). Pre-trade risk already denies, at submit,
+a TWAP or VWAP whose planned slices it can compute and that exceed the maximum
+(risk/engine.py ``max_quantity``); the split is the backstop for what it cannot see (a VWAP profile
+derived on the node, quantity carried from earlier intervals, a listing changed since).
+
 Quantities are whole multiples of the instrument's size increment ("units") and are computed with
 integers / ``Fraction``; ``Quantity`` objects are built from exact decimal strings, because
 ``Instrument.make_qty`` goes through ``float`` (nautilus_trader/model/instruments/base.pyx).
@@ -56,7 +66,7 @@ import asyncio
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -70,6 +80,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.model.orders import Order
+
+from odum_live.slicing import apportion  # re-exported: the algorithms import it from here
 
 
 class ParamError(ValueError):
@@ -125,6 +137,46 @@ def min_units(instrument: Instrument) -> int:
     if instrument.min_quantity is None:
         return 1
     return max(1, math.ceil(Fraction(instrument.min_quantity.as_decimal()) / Fraction(size_increment(instrument))))
+
+
+def max_units(instrument: Instrument) -> int | None:
+    """Return the largest sendable child size in units: the venue's ``max_quantity`` (None: no maximum).
+
+    NautilusTrader's RiskEngine denies an order above the instrument's ``max_quantity``
+    (``QUANTITY_EXCEEDS_MAXIMUM``, nautilus_trader/risk/engine.pyx; the node's instruments carry the
+    listing's, Binance's ``LOT_SIZE`` / ``MARKET_LOT_SIZE`` ``maxQty``: venues/node/instruments.py).
+    Rounded DOWN to whole size increments, never below one.
+    """
+    if instrument.max_quantity is None:
+        return None
+    return max(1, floor_units(instrument.max_quantity.as_decimal(), instrument))
+
+
+def split_units(send: int, most: int | None) -> list[int]:
+    """Return the slice ``send`` as the fewest near-equal parts of at most ``most`` units each.
+
+    A slice above the venue's maximum order size (:func:`max_units`) is sent as
+    ceil(send / most) child orders at once, split by :func:`apportion` (larger parts first), so the
+    interval still sends what its schedule planned. Each part is at least floor(send / parts), i.e.
+    more than half of ``most`` when there are several: above the minimum unless the venue's maximum
+    is less than twice its minimum (then the RiskEngine denies the small part and the sequence
+    aborts, base.py's policy).
+
+    Parameters
+    ----------
+    send : int
+        The slice, size-increment units (> 0).
+    most : int or None
+        The largest order allowed, units; None means no maximum.
+
+    Returns
+    -------
+    list[int]
+        Parts summing exactly to ``send``: ``[send]`` when it fits.
+    """
+    if most is None or send <= most:
+        return [send]
+    return apportion(send, [1] * math.ceil(send / most))
 
 
 def min_notional_units(instrument: Instrument, price: Price | None) -> int:
@@ -206,45 +258,6 @@ def fit_to_minimum(send: int, remaining: int, minimum: int, *, most: int | None 
     if most is None or most >= remaining:
         options.append(remaining)
     return min(options, key=lambda units: (abs(units - send), units))
-
-
-def apportion(total_units: int, weights: Sequence[Decimal | Fraction]) -> list[int]:
-    """Split ``total_units`` in proportion to ``weights``; the parts sum exactly to ``total_units``.
-
-    Each part is first rounded down; the units left over (fewer than ``len(weights)``) go one each
-    to the parts with the largest rounded-off remainders, earliest first on ties (the largest
-    remainder / Hamilton method), so every part is within one unit of its exact share.
-
-    Parameters
-    ----------
-    total_units : int
-        Quantity to split, in size increments (>= 0).
-    weights : sequence of Decimal or Fraction
-        Non-negative weights, at least one positive.
-
-    Returns
-    -------
-    list[int]
-        One part per weight, in units; a zero weight always gets zero.
-
-    Raises
-    ------
-    ValueError
-        If a weight is negative or all weights are zero.
-    """
-    fractions = [Fraction(w) for w in weights]
-    if any(w < 0 for w in fractions):
-        raise ValueError("weights must be non-negative")
-    total_weight = sum(fractions, Fraction(0))
-    if total_weight == 0:
-        raise ValueError("weights must not all be zero")
-    exact = [total_units * w / total_weight for w in fractions]
-    parts = [math.floor(x) for x in exact]
-    leftover = total_units - sum(parts)
-    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for i in by_remainder[:leftover]:
-        parts[i] += 1
-    return parts
 
 
 # -- Parameter parsing (values arrive as int or str; venues/algorithms/__init__.py) ------------------

@@ -2,7 +2,8 @@
 
 Parameters: ``display_qty`` (decimal string, base units, > 0), rounded DOWN to the instrument's
 size increment (a value that rounds to zero, below the instrument's ``min_quantity``, or whose
-notional at the primary's price is below its ``min_notional``, is DENIED: base.py "Minimum slice").
+notional at the primary's price is below its ``min_notional``, is DENIED: base.py "Minimum slice";
+so is one above its ``max_quantity``: base.py "Maximum slice").
 The primary must be a LIMIT order with a resting time in force (GTC, GTD or DAY).
 
 Behaviour
@@ -53,6 +54,7 @@ from venues.algorithms.base import (
     ParamError,
     SlicingExecAlgorithm,
     floor_units,
+    max_units,
     param_decimal,
     to_units,
     units_to_qty,
@@ -123,6 +125,13 @@ class IcebergExecAlgorithm(SlicingExecAlgorithm):
                     f"instrument's minimum size (increment {instrument.size_increment}, "
                     f"min_quantity {instrument.min_quantity}, min_notional {instrument.min_notional} "
                     f"at the price {order.price})",
+                )
+            most = max_units(instrument)
+            if most is not None and display_units > most:
+                raise ParamError(
+                    "display_qty",
+                    f"{units_to_qty(display_units, instrument)} is above the instrument's max_quantity "
+                    f"{instrument.max_quantity}: every clip would be denied",
                 )
         except ParamError as exc:
             self._deny_primary(order, str(exc))

@@ -5,11 +5,13 @@ Parameters (``exec_algorithm_params`` on the primary): ``horizon_secs`` (int, s)
 primary arrives, then one every ``interval_secs`` — the grid, and the params, of NautilusTrader's
 ``nautilus_trader.examples.algorithms.twap.TWAPExecAlgorithm``. The primary's quantity is split
 into N equal parts in size-increment units; the increments that do not divide evenly go one each to
-the earliest slices (largest-remainder method, venues/algorithms/base.py ``apportion``), so the
+the earliest slices (largest-remainder method, odum_live/slicing.py ``apportion``), so the
 slices sum exactly to the quantity; a slice below the instrument's minimum (``min_quantity``, and
 ``min_notional`` at the price the slice is valued at: base.py "Minimum slice") is carried to the
 next one, and a slice that would leave a rest below it is resized (VWAP's rule, vwap.py "Slice sizes");
-the last slice is the primary itself with whatever is left.
+a slice above the instrument's ``max_quantity`` is sent as several children within it at once (base.py
+"Maximum slice"; pre-trade risk denies at submit a TWAP whose slices exceed it); the last slice is
+the primary itself with whatever is left.
 
 Why not NautilusTrader's own TWAP (it was used until the node ran a TWAP storm):
 

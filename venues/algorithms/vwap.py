@@ -41,7 +41,9 @@ leaving exactly the minimum; or carry it all when that would itself be below the
 (venues/algorithms/base.py ``fit_to_minimum``). Example: 0.021 BTC over 3 intervals, minimum 0.01:
 planned 0.007 × 3 → sent 0, 0.011 (0.014 would leave 0.007), then the primary with 0.010. With a
 minimum notional of 10 USDT at 40 000, 0.002 BTC over 10 intervals plans 0.0002 (8 USDT) each →
-sent 0, 0.0004, 0, 0.0004, … and the primary with the last 0.0004.
+sent 0, 0.0004, 0, 0.0004, … and the primary with the last 0.0004. A slice above the instrument's
+``max_quantity`` is sent as the fewest near-equal children within it, all at once (base.py "Maximum
+slice"): with a maximum of 0.25 BTC, a 0.6 BTC slice goes out as three of 0.2.
 
 Participation cap. With ``max_participation`` = p, the slice sent at each interval is at most
 p × V rounded down to the size increment, V = the instrument's traded volume in the previous
@@ -92,8 +94,10 @@ from venues.algorithms.base import (
     apportion,
     fit_to_minimum,
     floor_units,
+    max_units,
     param_decimal,
     param_seconds,
+    split_units,
     to_units,
     units_to_qty,
 )
@@ -335,12 +339,8 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
             f"{self.id} {primary_id} {phase}interval {seq.index}: planned {planned}, carry {seq.carry}, "
             f"market volume {previous}, cap {cap}, sending {send} of {remaining} units"
         )
-        if send == remaining:
-            self.submit_order(primary)  # the last slice is the primary itself
-            self._finish(primary_id, f"primary sent as the last slice ({primary.quantity})")
-            return
-        if send > 0:
-            self.submit_order(self._spawn(primary, units_to_qty(send, instrument)))
+        if not self._send_slice(primary, instrument, send, remaining):
+            return  # the primary was sent as the last slice, or a child's denial ended the sequence
         seq.carry = desired - send
         seq.index += 1
         if seq.index >= n + seq.overtime_max:
@@ -349,6 +349,27 @@ class VWAPExecAlgorithm(SlicingExecAlgorithm):
                 primary_id,
                 f"participation cap left {unsent} unsent {seq.overtime_max} intervals after the horizon",
             )
+
+    def _send_slice(self, primary: Order, instrument: Instrument, send: int, remaining: int) -> bool:
+        # Send `send` units as children within the venue's max_quantity (several at once when it is
+        # above it: module docstring, "Slice sizes"); the last part is the primary itself when
+        # `send` is all that is left. False when the sequence has ended (primary sent, or aborted).
+        primary_id = primary.client_order_id
+        parts = split_units(send, max_units(instrument)) if send > 0 else []
+        if len(parts) > 1:
+            self.log.info(f"{self.id} {primary_id}: slice of {send} units above max_quantity "
+                          f"{instrument.max_quantity}, sent as {parts}")
+        for i, part in enumerate(parts):
+            refusal = self._slice_refusal(primary) if i else None
+            if refusal:  # an earlier part was denied or rejected at once and aborted the sequence
+                self.log.warning(f"{self.id} {primary_id}: rest of the split slice not sent, {refusal}")
+                return False
+            if send == remaining and i == len(parts) - 1:
+                self.submit_order(primary)  # the last slice is the primary itself
+                self._finish(primary_id, f"primary sent as the last slice ({primary.quantity})")
+                return False
+            self.submit_order(self._spawn(primary, units_to_qty(part, instrument)))
+        return primary_id in self._sequences
 
     def _spawn(self, primary: Order, quantity):
         if primary.order_type == OrderType.MARKET:

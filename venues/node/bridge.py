@@ -19,6 +19,21 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
 - :meth:`BridgeStrategy.on_order_event` translates each order event with
   :func:`venue_event_from_nautilus` and hands it to the journal writer's ``submit`` — also while
   the node stops (:meth:`BridgeStrategy.handle_event`): a venue's answer is never dropped.
+- :meth:`BridgeStrategy.on_external_fill` sees every fill the node's execution engine handles
+  (message bus topic ``events.fills.<instrument id>``, published for every order's fill,
+  nautilus_trader/execution/engine.pyx ``_handle_order_fill``) and forwards those of orders that
+  are not ours — NautilusTrader's EXTERNAL orders: a venue liquidation / ADL / settlement or
+  delivery auto-close, an order placed by hand on the account (nautilus_trader/live/
+  execution_engine.py ``_generate_order``), or any other strategy's — as an EXTERNAL_FILL
+  :class:`VenueEvent` with the venue's net position right after it (:func:`external_fill_event`).
+  Ours are the bridge's strategy id: its orders and its algorithms' children (spawned with the
+  primary's strategy id), which arrive through :meth:`BridgeStrategy.on_order_event`. The bridge
+  claims no external orders (``external_order_claims``), so none of them is taken for ours. One of
+  ours the node lost its record of (a restart without a persisted cache) comes back from the venue
+  as an EXTERNAL order with our client_order_id: the journal, which can look that id up, books it as
+  the order's fill (``orders.services.venue_events``). Fills
+  the node's own start-up reconciliation generates come before the bridge starts: those show as the
+  listing's POSITION_MISMATCH of venues/node/reconcile.py.
 - Quotes (and bars) go to the market-data sink, which the host publishes at a bounded rate.
 
 Events translated (NautilusTrader → ``VenueEventKind``): OrderInitialized of an algorithm's child
@@ -41,7 +56,7 @@ from decimal import Decimal
 
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, QuoteTick
-from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderType, PositionSide, TimeInForce
 from nautilus_trader.model.enums import OrderStatus as NtStatus
 from nautilus_trader.model.events import (
     OrderAccepted,
@@ -132,7 +147,7 @@ def _unconfirmed(reason: str = "") -> str:
             f"working: check the order at the venue")
 
 
-def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEvent | None:
+def venue_event_from_nautilus(event, *, venue: str, is_child: bool, instrument_key: str = "") -> VenueEvent | None:
     """Translate one NautilusTrader order event into our :class:`VenueEvent` (None: not tracked).
 
     Parameters
@@ -143,6 +158,10 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
         Our venue code of the order's listing.
     is_child : bool
         Whether the order is an execution algorithm's child (its OrderSubmitted is forwarded).
+    instrument_key : str
+        Our instrument key of the order's listing, sent with a fill (with its side) so that a fill of
+        an order the OMS holds no record of is still recorded (``orders.services.venue_events``);
+        "" when the caller does not know it.
 
     Returns
     -------
@@ -200,8 +219,61 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool) -> VenueEven
             fee=commission.as_decimal() if commission is not None else Decimal(0),
             fee_currency=commission.currency.code if commission is not None else "",
             liquidity=_LIQUIDITY.get(event.liquidity_side, Liquidity.UNKNOWN),
+            side="BUY" if event.order_side == OrderSide.BUY else "SELL", instrument_key=instrument_key,
         )
     return None
+
+
+def net_position(cache, instrument_id: InstrumentId) -> Decimal:
+    """Return the node's net position in one instrument: signed (short negative), base units, 0 when flat.
+
+    Summed over the open positions of every strategy, EXTERNAL included (run on the loop thread).
+    """
+    total = Decimal(0)
+    for position in cache.positions_open(instrument_id=instrument_id):
+        size = position.quantity.as_decimal()
+        total += -size if position.side == PositionSide.SHORT else size
+    return total
+
+
+def external_fill_event(fill: OrderFilled, *, venue: str, instrument_key: str,
+                        venue_position: Decimal | None) -> VenueEvent:
+    """Translate a NautilusTrader fill of an order that is not ours into an EXTERNAL_FILL :class:`VenueEvent`.
+
+    Parameters
+    ----------
+    fill : OrderFilled
+        The fill (any strategy's but the bridge's: ``EXTERNAL`` for NautilusTrader's external orders).
+    venue, instrument_key : str
+        Our venue code and instrument key of the listing filled.
+    venue_position : Decimal | None
+        The node's net position in the instrument right after the fill (:func:`net_position`).
+
+    Returns
+    -------
+    VenueEvent
+        ``client_order_id``: the node's id of the order (the venue's own client order id, e.g.
+        Binance's ``autoclose-…``, when it had one); ``reason``: the owning strategy and the fee.
+
+    Raises
+    ------
+    ValueError
+        From :class:`VenueEvent` for figures it refuses.
+    """
+    commission = fill.commission
+    fee = f"{commission.as_decimal()} {commission.currency.code}" if commission is not None else "none reported"
+    return VenueEvent(
+        kind=VenueEventKind.EXTERNAL_FILL, client_order_id=fill.client_order_id.value, venue=venue,
+        ts_event=nanos_to_datetime(fill.ts_event),
+        venue_order_id=fill.venue_order_id.value if fill.venue_order_id is not None else "",
+        trade_id=fill.trade_id.value, last_qty=fill.last_qty.as_decimal(), last_px=fill.last_px.as_decimal(),
+        fee=commission.as_decimal() if commission is not None else Decimal(0),
+        fee_currency=commission.currency.code if commission is not None else "",
+        liquidity=_LIQUIDITY.get(fill.liquidity_side, Liquidity.UNKNOWN),
+        side="BUY" if fill.order_side == OrderSide.BUY else "SELL", instrument_key=instrument_key,
+        venue_position=venue_position,
+        reason=f"order of strategy {fill.strategy_id} on the trading node, not of the OMS; fee {fee}",
+    )
 
 
 class BridgeConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -232,10 +304,15 @@ class BridgeStrategy(Strategy):
         self._instrument_ids = {key: iid for iid, _venue, key, *_rest in config.listings}
         self.events_forwarded = 0
         self.events_untranslatable = 0
+        self.external_fills_forwarded = 0
+        self._watching_fills = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        if not self._watching_fills:  # kept through a stop: a fill while the node stops is still reported
+            self.msgbus.subscribe(topic="events.fills.*", handler=self.on_external_fill)
+            self._watching_fills = True
         for iid_text, (_venue, _key, _exec_id, data_id, feeds) in self._listings.items():
             if not data_id:
                 continue
@@ -399,7 +476,8 @@ class BridgeStrategy(Strategy):
             is_child = order is not None and order.exec_spawn_id is not None and \
                 order.exec_spawn_id != order.client_order_id
         try:
-            translated = venue_event_from_nautilus(event, venue=listing[0], is_child=is_child)
+            translated = venue_event_from_nautilus(event, venue=listing[0], is_child=is_child,
+                                                   instrument_key=listing[1])
         except ValueError as exc:
             # Never a silent drop: logged with the event; reconciliation re-reads the venue's fills.
             logger.error("order event not journaled (%s): %r", exc, event)
@@ -408,6 +486,36 @@ class BridgeStrategy(Strategy):
         if translated is not None:
             self._event_sink(translated)
             self.events_forwarded += 1
+
+    def on_external_fill(self, fill) -> None:
+        """Forward a fill of an order that is not ours as an EXTERNAL_FILL event (see the module docstring).
+
+        Called by the message bus for every fill on the node (``events.fills.*``); the bridge's own
+        fills (its strategy id) are left to :meth:`on_order_event`. A fill in an instrument the node
+        has no listing of is still forwarded, under NautilusTrader's venue and instrument id, and
+        logged at ERROR. Never raises into the execution engine: a fill that cannot be translated is
+        logged at ERROR and counted (``events_untranslatable``).
+        """
+        if not isinstance(fill, OrderFilled) or fill.strategy_id == self.id:
+            return
+        iid = fill.instrument_id
+        listing = self._listings.get(iid.value)
+        if listing is None:
+            logger.error("external fill in %s, an instrument this node has no listing of: %r", iid, fill)
+            venue, key = iid.venue.value, iid.value
+        else:
+            venue, key = listing[0], listing[1]
+        try:
+            event = external_fill_event(fill, venue=venue, instrument_key=key,
+                                        venue_position=net_position(self.cache, iid))
+        except Exception as exc:  # noqa: BLE001 - never into the engine's fill handling
+            logger.error("external fill not journaled (%s: %s): %r", type(exc).__name__, exc, fill)
+            self.events_untranslatable += 1
+            return
+        logger.error("fill of an order the OMS did not originate (strategy %s): %s %s %s @ %s, trade %s",
+                     fill.strategy_id, key, event.side, event.last_qty, event.last_px, event.trade_id)
+        self._event_sink(event)
+        self.external_fills_forwarded += 1
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
         if self._quote_sink is not None:

@@ -43,7 +43,7 @@ Depth model (L1, the recorded top of book)
 - Times: commands move the simulated exchange's clock to the node's clock first, so accepted /
   filled / canceled events carry the time they happened (the sandbox's own clock is the last tick's).
 - Ids: venue order ids and trade ids are random UUIDs (``use_random_ids``), so trade ids stay unique
-  across restarts of the node (fills are unique on venue, listing and trade id in the OMS).
+  across restarts of the node (fills are unique on venue, listing, trade id and side in the OMS).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ node's cache is "the venue" here. Rules (issue #3 §6):
 
 1. For each order the OMS holds open (SUBMITTED, ACCEPTED, PARTIALLY_FILLED, PENDING_CANCEL) on the
    node's venues, every fill the node's cache has for it is sent to the journal again; fills are
-   unique on (venue, listing, trade id), so a fill the OMS already has is a no-op and a missing one is
+   unique on (venue, listing, trade id, side), so a fill the OMS already has is a no-op and a missing one is
    applied once. An algorithm's parent whose family ended short (its primary filled as the last
    slice, every child ended) is closed CANCELED by the journal on these events — a child's
    resolution, a missing fill, or the replay of the primary's fill when the OMS already had it all
@@ -30,7 +30,8 @@ node's cache is "the venue" here. Rules (issue #3 §6):
    closed parent. Open children whose parent is already closed are reconciled on their own.
 6. Positions: the OMS's net quantity per listing is compared with the node's net position; each
    difference is a :class:`positions.models.ReconciliationFinding` — recorded and shown in health,
-   never "fixed" with invented fills.
+   never "fixed" with invented fills. (While the node runs, each fill of an order that is not ours
+   becomes an EXTERNAL_FILL finding of its own: :meth:`venues.node.bridge.BridgeStrategy.on_external_fill`.)
 
 The cache is read on the node's loop thread (:func:`reconcile_orders_on_node`,
 :func:`net_positions_on_node`); the database is read and written on the caller's thread.
@@ -45,12 +46,11 @@ from decimal import Decimal
 
 from django.utils import timezone
 from nautilus_trader.model.enums import OrderStatus as NtStatus
-from nautilus_trader.model.enums import PositionSide
 from nautilus_trader.model.events import OrderFilled, OrderInitialized
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 
 from venues.events import VenueEvent, VenueEventKind
-from venues.node.bridge import venue_event_from_nautilus
+from venues.node.bridge import net_position, venue_event_from_nautilus
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +241,4 @@ def net_positions_on_node(cache, listings: dict[str, tuple[str, str]]) -> dict[t
     dict[tuple[str, str], Decimal]
         (venue code, instrument key) → signed net quantity, base units (0 when flat).
     """
-    out: dict[tuple[str, str], Decimal] = {}
-    for iid, (venue, key) in listings.items():
-        total = Decimal(0)
-        for position in cache.positions_open(instrument_id=InstrumentId.from_str(iid)):
-            size = position.quantity.as_decimal()
-            total += -size if position.side == PositionSide.SHORT else size
-        out[(venue, key)] = total
-    return out
+    return {(venue, key): net_position(cache, InstrumentId.from_str(iid)) for iid, (venue, key) in listings.items()}

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orders.models import Strategy
 from positions.selectors import PositionBook, position_book
-from positions.templatetags.positions_ui import money, plain_decimal
+from positions.templatetags.positions_ui import fee_amounts, money, plain_decimal
 
 COLUMNS = ("instrument / listing", "quantity", "avg entry", "mark", "unrealized PnL", "realized PnL", "fees",
            "notional", "strategies")
@@ -21,7 +21,9 @@ def format_book(book: PositionBook) -> str:
     the PnL currency (named on the instrument line and the totals; an instrument whose listings
     settle in different currencies has no PnL total, and a note says so); the formats of the
     positions page. An instrument whose quantity cannot be summed in base units shows ``—`` and a note
-    names the listing and why (``positions.selectors.InstrumentPosition.quantity_problem``).
+    names the listing and why (``positions.selectors.InstrumentPosition.quantity_problem``). Fees paid in
+    a third currency (``other_fees``, e.g. BNB: in no PnL) follow the fees as ``+ 0.01 BNB``, and a last
+    line totals them per currency.
     """
     rows: list[tuple[str, ...]] = []
     for agg in book.instruments:
@@ -30,11 +32,12 @@ def format_book(book: PositionBook) -> str:
         rows.append((agg.instrument_key, quantity, plain_decimal(agg.avg_entry_price), "",
                      f"{money(agg.unrealized_pnl, pnl)} {pnl}".rstrip(),
                      f"{money(agg.realized_pnl, pnl)} {pnl}".rstrip(),
-                     money(agg.fees, pnl), f"{money(agg.notional, quote)} {quote}", ""))
+                     _fees(money(agg.fees, pnl), agg.other_fees), f"{money(agg.notional, quote)} {quote}", ""))
         for vp in agg.venues:
             rows.append((f"  {vp.instrument_key}", plain_decimal(vp.quantity), plain_decimal(vp.avg_entry_price),
                          plain_decimal(vp.mark_price), money(vp.unrealized_pnl, vp.pnl_currency),
-                         money(vp.realized_pnl, vp.pnl_currency), money(vp.fees, vp.pnl_currency),
+                         money(vp.realized_pnl, vp.pnl_currency),
+                         _fees(money(vp.fees, vp.pnl_currency), vp.other_fees),
                          money(vp.notional, quote), ",".join(vp.strategies)))
     for total in book.totals:
         ccy = total.currency
@@ -59,7 +62,14 @@ def format_book(book: PositionBook) -> str:
                        f"{' and '.join(agg.pnl_currencies)}, and amounts of different currencies are not added")
     if book.unpriced:
         out.append(f"notional unknown (no mark or entry price, or no listing): {', '.join(book.unpriced)}")
+    if book.other_fees:
+        out.append(f"fees in other currencies, in no PnL (no rate converts them): {fee_amounts(book.other_fees)}")
     return "\n".join(out)
+
+
+def _fees(fees: str, other_fees: dict) -> str:
+    # The fees in the PnL currency, then those in a third currency (never added to them).
+    return f"{fees} + {fee_amounts(other_fees)}" if other_fees else fees
 
 
 class Command(BaseCommand):
