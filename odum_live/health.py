@@ -8,7 +8,10 @@ reported (``down`` turns the overall status to ``degraded``) but does not make t
 unhealthy — pulling every web instance because the trading worker is away would only add an outage.
 Likewise the venue adapters (:func:`check_venue_adapters`): an enabled venue that cannot trade in
 this release (an ``EXTERNAL_SDK`` venue: no such adapter ships yet, :mod:`venues.availability`) is
-reported ``down`` by name (``degraded``), never silently left out.
+reported ``down`` by name (``degraded``), never silently left out. And orders that wait too long
+on a hand-off or a venue's answer (:func:`check_stuck_orders`: ROUTED, SUBMITTED unanswered or
+PENDING_CANCEL past ``ODUM['ORDER_STUCK_AFTER_SECS']``) are reported ``down`` with their age and
+the action to take (``degraded``): the trading is what is unwell there, not the web process.
 
 Trading node heartbeat contract
 -------------------------------
@@ -22,7 +25,10 @@ id into the registry :data:`TRADING_NODE_WORKERS_KEY`. Each registered worker is
 (:func:`trading_worker_beats`):
 
 * a beat older than ``ODUM['NODE_HEARTBEAT_MAX_AGE_SECS']`` is **down** (stale), and so is a worker
-  whose node is not ready; the whole trading-node check is then down (health ``degraded``);
+  whose node is not ready; the whole trading-node check is then down (health ``degraded``). So is
+  the check when a running worker's journal writer gave up on a venue event (the OMS may miss a fill
+  or a status change until a restart's reconciliation re-delivers it: :func:`journal_lost`), though
+  that worker still hosts its venues;
 * a worker's final beat on a clean stop says ``stopped``: it is reported **stopped**, not failing,
   for ``ODUM['NODE_STOPPED_SHOWN_SECS']`` (default 300 s), then forgotten (its entry expires). The
   check is down only when no worker runs (a lone worker that stopped: the node is gone);
@@ -36,11 +42,11 @@ a short ``cache.add`` lock; workers whose beat has expired are dropped from it t
 Operator status
 ---------------
 :func:`status_report` is the operator's view behind ``/status`` and ``manage.py status``: the
-checks above plus web, Redis, Celery workers, each venue (mode, connected, market-data age; a venue
-that cannot trade in this release says why), open reconciliation findings and result-export
-storage, each graded green / amber / red (:data:`GREEN`, :data:`AMBER`, :data:`RED`): green works,
-amber works but needs a look (stale market data, a disabled venue, open findings, a missing
-optional part), red does not work.
+checks above plus web, Redis, Celery workers, the stuck orders by id, each venue (mode, connected,
+market-data age; a venue that cannot trade in this release says why), open reconciliation findings
+and result-export storage, each graded green / amber / red (:data:`GREEN`, :data:`AMBER`,
+:data:`RED`): green works, amber works but needs a look (stale market data, a disabled venue, open
+findings, a missing optional part), red does not work.
 """
 
 from __future__ import annotations
@@ -200,8 +206,24 @@ def _judge_beat(worker: str, beat, now: datetime) -> WorkerBeat:
     elif status and not status.get("ready", True):
         state, detail = DOWN, f"not ready on {worker}: {status.get('error') or 'starting'}{suffix}"
     else:
-        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{suffix}"
+        lost = f", but {lost}" if (lost := journal_lost(status)) else ""
+        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{lost}{suffix}"
     return WorkerBeat(worker, host, state, detail, round(age, 1), status)
+
+
+def journal_lost(status: dict) -> str:
+    """Return what a trading worker's journal writer gave up on, from its heartbeat ``status`` ("" when nothing).
+
+    From ``status["journal"]`` (:meth:`venues.journal.JournalWriter.stats`: ``failed``, ``last_error``):
+    the count, the last error, and the remedy.
+    """
+    journal = status.get("journal") or {}
+    failed = journal.get("failed") or 0
+    if not failed:
+        return ""
+    return (f"{failed} venue event{'' if failed == 1 else 's'} not written by the journal (last: "
+            f"{journal.get('last_error') or '?'}): the OMS may miss fills or status changes; restart the trading "
+            "worker (its start-up reconciliation re-delivers them from the venue)")
 
 
 def trading_node_status(now: datetime | None = None) -> dict:
@@ -332,7 +354,8 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
     """Judge every trading worker's heartbeat (:func:`trading_worker_beats`); ``workers`` lists each.
 
     Ok when every worker still beating is up (stopped ones aside) and at least one is; down when
-    one is stale or not ready, or none runs (only stopped ones, or no heartbeat at all); unknown
+    one is stale or not ready, or its journal lost venue events (:func:`journal_lost`), or none runs
+    (only stopped ones, or no heartbeat at all); unknown
     when the cache is unreachable or a beat unreadable. One worker: its own detail line.
     """
     try:
@@ -342,13 +365,14 @@ def check_trading_node(now: datetime | None = None) -> CheckResult:
                            error=f"{type(exc).__name__}: {exc}")
     if not beats:
         return CheckResult("trading_node", DOWN, "no heartbeat yet", False)
+    lost = any(b.state == OK and journal_lost(b.status) for b in beats)
     if len(beats) == 1:
         (beat,) = beats
-        return CheckResult("trading_node", DOWN if beat.state == STOPPED else beat.state, beat.detail, False,
+        return CheckResult("trading_node", DOWN if beat.state == STOPPED or lost else beat.state, beat.detail, False,
                            workers=beats)
     running = [b for b in beats if b.state != STOPPED]
     states = {b.state for b in running}
-    status = DOWN if not running or DOWN in states else UNKNOWN if UNKNOWN in states else OK
+    status = DOWN if not running or DOWN in states or lost else UNKNOWN if UNKNOWN in states else OK
     up = sum(1 for b in running if b.state == OK)
     detail = f"{up} of {len(beats)} trading workers up: " + "; ".join(b.detail for b in beats)
     return CheckResult("trading_node", status, detail, False, workers=beats)
@@ -379,6 +403,49 @@ def check_venue_adapters() -> CheckResult:
                        False)
 
 
+#: What an operator does about an order stuck in each status (:func:`check_stuck_orders`).
+STUCK_ORDER_ACTIONS = {
+    "ROUTED": "never handed to the trading worker, and the outbox sweeper has not rejected it: check that celery "
+              "beat runs orders.tasks.redispatch_stale_orders and a worker consumes queue default",
+    "SUBMITTED": "no venue acknowledgement: look the order up in the trading node's log and at the venue; "
+                 "restarting the trading worker reconciles it with the venue",
+    "PENDING_CANCEL": "the venue has not answered the cancel (re-sent every DISPATCH_RETRY_AFTER_SECS): look the "
+                      "order up at the venue; restarting the trading worker reconciles it with the venue",
+}
+
+
+def _stuck_orders_check(now: datetime):
+    # (the check, the stuck orders or None when they could not be read): check_stuck_orders and the status row.
+    from orders.selectors import orders_stuck
+
+    after = settings.ODUM["ORDER_STUCK_AFTER_SECS"]
+    try:
+        stuck = orders_stuck(now=now, older_than_secs=after)
+    except Exception as exc:  # noqa: BLE001 - reported as unknown; the database check says why
+        return CheckResult("stuck_orders", UNKNOWN, "could not read the orders", False,
+                           error=f"{type(exc).__name__}: {exc}"), None
+    total = sum(stuck.counts.values())
+    if not total:
+        return CheckResult("stuck_orders", OK, f"no order stuck for more than {after} s", False), stuck
+    parts = [f"{stuck.counts[status]} {status} (oldest {(now - stuck.oldest[status]).total_seconds():.0f} s: "
+             f"{action})" for status, action in STUCK_ORDER_ACTIONS.items() if status in stuck.counts]
+    detail = f"{total} order{'' if total == 1 else 's'} stuck for more than {after} s: {'; '.join(parts)}"
+    return CheckResult("stuck_orders", DOWN, detail, False), stuck
+
+
+def check_stuck_orders(now: datetime | None = None) -> CheckResult:
+    """Report orders waiting too long on a hand-off or a venue's answer (:func:`orders.selectors.orders_stuck`).
+
+    Down (health ``degraded``; not critical: the web process itself is fine) when an order has been
+    ROUTED, SUBMITTED without a venue answer, or PENDING_CANCEL for more than
+    ``ODUM['ORDER_STUCK_AFTER_SECS']`` seconds: the detail gives the count per status, the age of the
+    oldest, and the action to take (:data:`STUCK_ORDER_ACTIONS`), never an order's id (the check is
+    public); the status page lists them (:func:`stuck_orders_status_item`). Unknown when the orders
+    cannot be read. Two queries.
+    """
+    return _stuck_orders_check(now or datetime.now(timezone.utc))[0]
+
+
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     """All checks; ``healthy`` when every critical one is ok; ``status`` ok / degraded / down."""
@@ -399,7 +466,8 @@ class HealthReport:
 
 def health_report() -> HealthReport:
     """Run every check (each bounded by :data:`CHECK_TIMEOUT_SECS` or the broker timeout)."""
-    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node(), check_venue_adapters())
+    checks = (check_database(), check_broker(), check_channel_layer(), check_trading_node(), check_venue_adapters(),
+              check_stuck_orders())
     return HealthReport(checks=checks, ts=datetime.now(timezone.utc))
 
 
@@ -624,6 +692,21 @@ def reconciliation_status_item(*, now: datetime) -> StatusItem:
     return StatusItem("reconciliation", "reconciliation", AMBER, f"{len(findings)} open finding(s): {listed}", now)
 
 
+def stuck_orders_status_item(*, now: datetime) -> StatusItem:
+    """Grade the stuck orders (:func:`check_stuck_orders`): none → green, any → red, each listed.
+
+    The detail is the check's summary (count, oldest age and action per status), then the
+    longest-waiting orders (at most 20) by client_order_id with their status and seconds waiting
+    (the page is for logged-in operators).
+    """
+    check, stuck = _stuck_orders_check(now)
+    item = _item(check, component="stuck orders", ts=now)
+    if stuck is None or not stuck.orders:
+        return item
+    listed = ", ".join(f"{cid} {status} {(now - since).total_seconds():.0f} s" for cid, status, since in stuck.orders)
+    return StatusItem(item.section, item.component, item.level, f"{item.detail} — orders: {listed}", now, item.error)
+
+
 def status_report() -> StatusReport:
     """Run every check for the operator (see "Operator status" above); bounded by the checks' timeouts.
 
@@ -632,7 +715,7 @@ def status_report() -> StatusReport:
     StatusReport
         Sections ``service`` (web, database, redis, broker, channel layer, Celery workers,
         trading node, and with several trading workers one ``trading node <worker>`` row each: a
-        stopped one green, shown until it is forgotten), ``venues`` (one row per venue),
+        stopped one green, shown until it is forgotten; stuck orders), ``venues`` (one row per venue),
         ``reconciliation`` and ``storage``.
     """
     now = datetime.now(timezone.utc)
@@ -643,13 +726,15 @@ def status_report() -> StatusReport:
     items = [_item(check, component=name, ts=now) for name, check in checks]
     if len(node_check.workers) > 1:
         items.extend(StatusItem("service", f"trading node {beat.worker}", GREEN if beat.state == STOPPED
-                                else _LEVEL_OF.get(beat.state, AMBER), beat.detail, now)
+                                else RED if journal_lost(beat.status) else _LEVEL_OF.get(beat.state, AMBER),
+                                beat.detail, now)
                      for beat in node_check.workers)
     try:
+        items.append(stuck_orders_status_item(now=now))
         items.extend(venue_status_items(now=now, node_status=trading_node_status(now)))
         items.append(reconciliation_status_item(now=now))
     except Exception as exc:  # noqa: BLE001 - the database check above already says why
-        items.append(StatusItem("venues", "venues", RED, "could not read venues and findings", now,
+        items.append(StatusItem("venues", "venues", RED, "could not read stuck orders, venues and findings", now,
                                 f"{type(exc).__name__}: {exc}"))
     storage = check_storage()
     items.append(StatusItem("storage", "storage", _LEVEL_OF[storage.status], storage.detail, now, storage.error))

@@ -305,6 +305,10 @@ ODUM = {
     # Seconds after acceptance past which an order never received by the trading worker is
     # REJECTED instead of sent (it would reach the market late, at a price chosen for another time).
     "DISPATCH_MAX_AGE_SECS": env.int("DISPATCH_MAX_AGE_SECS", default=120),
+    # Seconds an order may wait ROUTED, SUBMITTED (no venue answer) or PENDING_CANCEL before health
+    # reports it stuck (odum_live/health.py, check_stuck_orders): past DISPATCH_MAX_AGE_SECS, and past
+    # NautilusTrader's own in-flight resolution (~5 queries 5 s apart, LiveExecEngineConfig defaults).
+    "ORDER_STUCK_AFTER_SECS": env.int("ORDER_STUCK_AFTER_SECS", default=300),
     # Basis points added to a venue's cost per millisecond of estimated latency (router).
     "ROUTER_LATENCY_PENALTY_BPS_PER_MS": env.str("ROUTER_LATENCY_PENALTY_BPS_PER_MS", default="0.01"),
     # Seconds the trading node heartbeat may age before health reports it down.

@@ -19,9 +19,11 @@ other strategies' orders cannot be probed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Case, Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce
 
 from orders.fills import FeeTotal, fee_totals, fill_totals
 from orders.models import Fill, Order, OrderEvent, Strategy
@@ -387,3 +389,68 @@ def order_column(*, client_order_id: str, column: str) -> Subquery:
     run before the order's row has been read (e.g. in the same pipeline round trip).
     """
     return Subquery(Order.objects.order_by().filter(client_order_id=client_order_id).values(column))
+
+
+@dataclass(frozen=True, slots=True)
+class StuckOrders:
+    """Orders waiting in a non-terminal status for longer than a given age (:func:`orders_stuck`).
+
+    Attributes
+    ----------
+    counts : dict[str, int]
+        Status → number of stuck orders in it.
+    oldest : dict[str, datetime]
+        Status → since when its longest-waiting order has waited (UTC).
+    orders : list[tuple[str, str, datetime]]
+        (client_order_id, status, waiting since), longest-waiting first, at most ``limit``.
+    """
+
+    counts: dict[str, int]
+    oldest: dict[str, datetime]
+    orders: list[tuple[str, str, datetime]]
+
+
+def orders_stuck(*, now: datetime, older_than_secs: float, limit: int = 20) -> StuckOrders:
+    """Return the orders waiting, for more than ``older_than_secs`` seconds, on a hand-off or a venue's answer.
+
+    - ROUTED since ``created_at``: the outbox sweeper sends it again, and rejects it once
+      ``DISPATCH_MAX_AGE_SECS`` old (orders.services.dispatch); older than that, the sweeper is not
+      running.
+    - SUBMITTED since ``submitted_at`` (its last change when unset), with no venue answer; except an
+      execution algorithm's parent, which stays SUBMITTED while its slices work until one fills (its
+      slices are judged themselves).
+    - PENDING_CANCEL since its last change (``updated_at``: the cancel request, or a fill meanwhile).
+
+    ACCEPTED and PARTIALLY_FILLED orders are working at the venue (a GTC order may rest for days):
+    never stuck here.
+
+    Parameters
+    ----------
+    now : datetime
+        Reference time (UTC).
+    older_than_secs : float
+        Seconds an order may wait before it counts as stuck.
+    limit : int
+        Most orders listed in ``orders`` (the counts cover them all).
+
+    Returns
+    -------
+    StuckOrders
+        Two queries: the counts and oldest times per status, and the longest-waiting orders.
+    """
+    S = Order.Status
+    cutoff = now - timedelta(seconds=older_than_secs)
+    since = Case(When(status=S.ROUTED, then=F("created_at")),
+                 When(status=S.SUBMITTED, then=Coalesce("submitted_at", "updated_at")),
+                 default=F("updated_at"))
+    algorithm_parent = Q(parent__isnull=True) & ~Q(exec_algorithm=Order.ExecAlgorithm.NORMAL)
+    waiting = (Order.objects.order_by()
+               .filter(Q(status__in=[S.ROUTED, S.PENDING_CANCEL]) | Q(status=S.SUBMITTED) & ~algorithm_parent)
+               .annotate(waiting_since=since).filter(waiting_since__lt=cutoff))
+    per_status = waiting.values("status").annotate(count=Count("id"), oldest=Min("waiting_since"))
+    return StuckOrders(
+        counts={row["status"]: row["count"] for row in per_status},
+        oldest={row["status"]: row["oldest"] for row in per_status},
+        orders=list(waiting.order_by("waiting_since", "id")
+                    .values_list("client_order_id", "status", "waiting_since")[:limit]),
+    )

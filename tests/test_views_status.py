@@ -40,6 +40,10 @@ def levels(items) -> dict[str, str]:
     return {item.component: item.level for item in items}
 
 
+def items_by_component(report) -> dict:
+    return {item.component: item for item in report.items}
+
+
 # --- public and logged-in pages -------------------------------------------------------------------
 
 def test_status_anonymous_sees_only_up(client):
@@ -70,7 +74,7 @@ def test_status_logged_in_shows_every_component_with_level_and_time(venues):
     body = response.content.decode()
     assert response.status_code == 200
     for component in ("web", "database", "redis", "broker", "channel layer", "celery workers", "trading node",
-                      "BINANCE-SPOT", "BINANCE-FUTURES", "reconciliation", "storage"):
+                      "stuck orders", "BINANCE-SPOT", "BINANCE-FUTURES", "reconciliation", "storage"):
         assert f'<tr data-component="{component}">' in body, component
     assert 'hx-trigger="every 5s"' in body
     assert re.search(r"connected; market data \d+\.\d s old", body) and "no market data yet" in body
@@ -187,6 +191,46 @@ def test_status_report_open_reconciliation_finding_is_amber_and_listed(venues):
     item = status_report().section("reconciliation")[0]
 
     assert item.level == AMBER and "1 open finding" in item.detail and "OMS 1.5 vs venue 1" in item.detail
+
+
+def test_status_report_stuck_orders_are_red_and_listed_longest_waiting_first(venues, settings):
+    # Arrange: a cancel unanswered for 20 minutes, an order unacknowledged for 10, a fresh one
+    from orders.models import Order
+    from tests.orders.factories import OrderFactory
+
+    settings.ODUM = {**settings.ODUM, "ORDER_STUCK_AFTER_SECS": 300}
+    now = dj_timezone.now()
+    for client_order_id, status, age in (("O-ACK", "SUBMITTED", 600), ("O-CXL", "PENDING_CANCEL", 1200),
+                                         ("O-NEW", "SUBMITTED", 10)):
+        order = OrderFactory(client_order_id=client_order_id, status=status)
+        Order.objects.filter(pk=order.pk).update(submitted_at=now - timedelta(seconds=age),
+                                                 updated_at=now - timedelta(seconds=age))
+    # Act
+    item = items_by_component(status_report())["stuck orders"]
+    # Assert: red, with the check's summary, then each stuck order (never the fresh one)
+    assert item.level == RED and item.section == "service"
+    assert item.detail.startswith("2 orders stuck for more than 300 s: 1 SUBMITTED (oldest 6")
+    assert re.search(r"orders: O-CXL PENDING_CANCEL \d+ s, O-ACK SUBMITTED \d+ s$", item.detail), item.detail
+    assert "O-NEW" not in item.detail
+
+
+def test_status_report_worker_whose_journal_lost_events_is_red_while_its_venues_stay_connected(venues):
+    # Arrange: a live worker hosting both venues with fresh data, whose journal gave up on one venue event
+    status = {**node_status(), "journal": {"failed": 1, "last_error": "OperationalError: connection lost"}}
+    record_trading_node_heartbeat(hostname="worker-1", status=status)
+    # Act
+    by_name = items_by_component(status_report())
+    # Assert: the trading node is red, saying what was lost and what to do; the venue is still connected
+    node = by_name["trading node"]
+    assert node.level == RED and "1 venue event not written by the journal" in node.detail
+    assert "restart the trading worker" in node.detail
+    assert by_name["BINANCE-SPOT"].level == GREEN
+
+
+def test_status_report_without_stuck_orders_is_green(venues):
+    item = items_by_component(status_report())["stuck orders"]
+
+    assert item.level == GREEN and item.detail.startswith("no order stuck for more than")
 
 
 def test_check_storage_not_configured_is_amber_configured_is_green(settings, tmp_path):

@@ -869,7 +869,10 @@ class HealthOutputSerializer(serializers.Serializer):
     ts = serializers.DateTimeField(help_text="Time of the checks (UTC).")
     checks = serializers.DictField(child=HealthCheckOutputSerializer(),
                                    help_text="database, broker, channel_layer, trading_node, venue_adapters (every "
-                                             "enabled venue that cannot trade in this release, by name).")
+                                             "enabled venue that cannot trade in this release, by name), "
+                                             "stuck_orders (orders ROUTED, SUBMITTED without a venue answer or "
+                                             "PENDING_CANCEL for more than ORDER_STUCK_AFTER_SECS: count, oldest "
+                                             "age and action per status).")
 
 
 class ErrorOutputSerializer(serializers.Serializer):

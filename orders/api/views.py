@@ -424,8 +424,10 @@ class HealthApi(APIView):
     @extend_schema(
         operation_id="health",
         summary="Service health",
-        description="Database, broker, channel layer (critical), trading node heartbeat and venue adapters (an "
-                    "enabled venue that cannot trade in this release, named; reported, not critical). `200` when "
+        description="Database, broker, channel layer (critical), trading node heartbeat, venue adapters (an "
+                    "enabled venue that cannot trade in this release, named) and stuck orders (waiting on a hand-off "
+                    "or a venue's answer too long: counts, ages, action); the last three reported, not critical. "
+                    "`200` when "
                     "every critical part is ok, else `503`. Readable without "
                     "authentication (load balancers, probes); exception texts (`error`) are shown only to "
                     "authenticated callers.",

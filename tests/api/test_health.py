@@ -1,8 +1,11 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.utils import timezone as dj_timezone
 
 from odum_live.health import record_trading_node_heartbeat, trading_worker_heartbeat_key, trading_worker_id
+from orders.models import Order
+from tests.orders.factories import OrderFactory
 from tests.orders.test_services_dispatch import _Broker
 from tests.venues.factories import VenueFactory
 from venues.models import Venue
@@ -25,7 +28,8 @@ def test_health_anonymous_gets_every_check_without_heartbeat_yet(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "degraded"
-    assert set(body["checks"]) == {"database", "broker", "channel_layer", "trading_node", "venue_adapters"}
+    assert set(body["checks"]) == {"database", "broker", "channel_layer", "trading_node", "venue_adapters",
+                                   "stuck_orders"}
     for name in ("database", "broker", "channel_layer"):
         assert body["checks"][name]["status"] == "ok" and body["checks"][name]["critical"] is True
     assert body["checks"]["trading_node"] == {**body["checks"]["trading_node"], "status": "down",
@@ -158,3 +162,72 @@ def test_health_stopped_worker_is_forgotten_after_node_stopped_shown_secs(client
     # Act / Assert
     eventually(lambda: set(_workers(client.get(URL).json())) == {"trading-1@h1"}, timeout=10,
                message="the stopped worker forgotten")
+
+
+# -- orders stuck in a non-terminal status (no change for ORDER_STUCK_AFTER_SECS) ---------------------------------
+
+def _order_aged(status: str, *, age_secs: float, **fields) -> Order:
+    # An order ``status`` whose time in that status (created / submitted / last change) is ``age_secs`` old.
+    order = OrderFactory(status=status, **fields)
+    then = dj_timezone.now() - timedelta(seconds=age_secs)
+    Order.objects.filter(pk=order.pk).update(created_at=then, updated_at=then,
+                                             submitted_at=None if status == "ROUTED" else then)
+    return order
+
+
+@pytest.mark.parametrize(("status", "action"), [
+    ("ROUTED", "orders.tasks.redispatch_stale_orders"),
+    ("SUBMITTED", "no venue acknowledgement"),
+    ("PENDING_CANCEL", "the venue has not answered the cancel"),
+])
+def test_health_order_stuck_past_the_stuck_age_is_down_with_its_age_and_the_action(client, settings, status, action):
+    # Arrange: the node beats; one order has sat in ``status`` for 10 minutes
+    record_trading_node_heartbeat(hostname="trader-1")
+    settings.ODUM = {**settings.ODUM, "ORDER_STUCK_AFTER_SECS": 300}
+    _order_aged(status, age_secs=600)
+    # Act
+    response = client.get(URL)
+    # Assert: reported (degraded), not critical, with the status, the age and what to do; no order id
+    assert response.status_code == 200
+    body = response.json()
+    check = body["checks"]["stuck_orders"]
+    assert body["status"] == "degraded"
+    assert check["status"] == "down" and check["critical"] is False
+    assert check["detail"].startswith(f"1 order stuck for more than 300 s: 1 {status} (oldest 60")
+    assert action in check["detail"]
+
+
+def test_health_orders_recent_or_working_are_not_stuck(client, settings):
+    # Arrange: a SUBMITTED order a minute old, a resting GTC order ACCEPTED an hour ago, a FILLED one
+    record_trading_node_heartbeat(hostname="trader-1")
+    settings.ODUM = {**settings.ODUM, "ORDER_STUCK_AFTER_SECS": 300}
+    _order_aged("SUBMITTED", age_secs=60)
+    _order_aged("ACCEPTED", age_secs=3600)
+    _order_aged("FILLED", age_secs=3600)
+    # Act
+    check = client.get(URL).json()["checks"]["stuck_orders"]
+    # Assert
+    assert check["status"] == "ok" and check["detail"] == "no order stuck for more than 300 s"
+
+
+def test_health_algorithm_parent_submitted_while_its_slices_work_is_not_stuck(client, settings):
+    # An algorithm's parent stays SUBMITTED while its slices work over the horizon; its slices are checked.
+    record_trading_node_heartbeat(hostname="trader-1")
+    settings.ODUM = {**settings.ODUM, "ORDER_STUCK_AFTER_SECS": 300}
+    _order_aged("SUBMITTED", age_secs=600, exec_algorithm="TWAP")
+
+    assert client.get(URL).json()["checks"]["stuck_orders"]["status"] == "ok"
+
+
+def test_health_worker_whose_journal_lost_venue_events_is_down_saying_what_to_do(client):
+    # Arrange: a running, ready worker whose journal writer gave up on two venue events (a fill, a cancel …)
+    record_trading_node_heartbeat(hostname="trader-1", status={
+        "ready": True, "journal": {"applied": 10, "ignored": 0, "failed": 2, "queue_depth": 0,
+                                   "last_error": "OperationalError: server closed the connection"}})
+    # Act
+    check = client.get(URL).json()["checks"]["trading_node"]
+    # Assert: the OMS may be missing what the venue did: reported, with the cause and the remedy
+    assert check["status"] == "down"
+    assert "2 venue events not written by the journal (last: OperationalError: server closed the connection)" \
+        in check["detail"]
+    assert "restart the trading worker" in check["detail"]

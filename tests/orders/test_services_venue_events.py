@@ -363,6 +363,24 @@ def test_apply_submitted_while_a_cancel_is_pending_keeps_the_cancel_pending(orde
     assert order.status == S.PENDING_CANCEL and order.submitted_at == T0 + timedelta(seconds=1)
 
 
+def test_apply_fill_completing_the_order_while_a_cancel_is_pending_fills_it_and_the_late_cancel_answer_is_ignored(
+        order):
+    # Arrange: a cancel is pending when the venue fills the whole order (the cancel lost the race)
+    Order.objects.filter(pk=order.pk).update(status=S.PENDING_CANCEL)
+
+    # Act: the fill, then the venue's answer to the cancel (too late: nothing left to cancel)
+    filled = order_apply_venue_event(event=fill(order, "T1", "0.01", "40000", seconds=1))
+    late = order_apply_venue_event(event=ev(K.CANCEL_REJECTED, order, seconds=2, reason="too late to cancel"))
+
+    # Assert: FILLED and closed, not left PENDING_CANCEL; the late answer is on record and changes nothing
+    order.refresh_from_db()
+    assert filled.applied and order.status == S.FILLED and order.closed_at == T0 + timedelta(seconds=1)
+    assert (late.status_before, late.status_after) == (S.FILLED, S.FILLED)
+    assert order.status == S.FILLED and order.leaves_quantity == 0
+    last = order.events.order_by("ts", "id").last()
+    assert (last.type, last.payload["reason"]) == (OrderEvent.Type.CANCEL_REJECTED, "too late to cancel")
+
+
 def test_apply_fill_after_canceled_is_kept_and_status_stays_canceled(order):
     # Arrange: the cancel was confirmed, but a trade executed at the venue just before it.
     order_apply_venue_event(event=ev(K.CANCELED, order, seconds=1))

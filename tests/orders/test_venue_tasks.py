@@ -259,3 +259,27 @@ def test_submit_task_with_a_node_that_is_not_ready_rejects_with_the_reason(setti
     assert OrderEvent.objects.filter(order=order, type="SUBMITTED", actor=f"worker:{socket.gethostname()}").exists()
     # the claim's publication went to the node's journal publisher, not the task's own thread
     assert published == [{order.pk: order.strategy_id}]
+
+
+def test_submit_task_when_the_embedded_node_cannot_be_built_rejects_each_order_with_the_cause(settings):
+    # Arrange: the embedded default builds its node on the first command; its configuration is broken
+    from venues.node.host import set_trading_node_host, stop_trading_node
+
+    settings.ODUM = {**settings.ODUM, "TRADING_NODE": "embedded", "NODE_MAX_ORDER_SUBMIT_RATE": "fast"}
+    InstrumentFactory()
+    first, second = OrderFactory(status="ROUTED"), OrderFactory(status="ROUTED")
+    previous = set_trading_node_host(None)
+    try:
+        # Act: two orders, each claimed (SUBMITTED) before the node is asked for
+        submit_order.apply(args=[str(first.pk)])
+        submit_order.apply(args=[str(second.pk)])
+    finally:
+        stop_trading_node()
+        set_trading_node_host(previous)
+
+    # Assert: neither is left SUBMITTED (never sent, nobody told); each is rejected naming the cause
+    for order in (first, second):
+        order.refresh_from_db()
+        assert order.status == "REJECTED", order.status
+        assert "not sent to the venue: trading node is not ready" in order.rejection_reason
+        assert "NODE_MAX_ORDER_SUBMIT_RATE must look like" in order.rejection_reason

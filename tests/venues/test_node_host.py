@@ -8,6 +8,7 @@ publisher work on their own threads and connections.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -51,9 +52,13 @@ class _Recording:
 
         self.apply_one = order_apply_venue_event
         self.events: list[VenueEvent] = []
+        self.lose: set[VenueEventKind] = set()  # kinds whose next event is lost (a write that failed)
 
     def __call__(self, *, event):
         self.events.append(event)
+        if event.kind in self.lose:
+            self.lose.discard(event.kind)
+            raise RuntimeError(f"{event.kind} not written (test: the journal lost it)")
         return self.apply_one(event=event)
 
 
@@ -417,3 +422,98 @@ def test_node_status_with_its_loop_blocked_reports_not_ready(node):
     assert status["ready"] is False, status
     assert "unresponsive" in status["error"]
     assert "did not take the command" in status["clients"]["error"]
+
+
+def test_node_gtd_limit_order_resting_past_its_expire_time_expires(node, listing, recorded_quotes):
+    # Arrange: a GTD LIMIT far below the market (it rests), expiring shortly
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    expire = timezone.now() + timedelta(seconds=2)
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"),
+                   time_in_force="GTD", expire_time=expire)
+
+    # Act
+    submit_order.apply(args=[str(order.pk)])
+
+    # Assert: accepted, then EXPIRED by the paper venue once its clock passes the expire_time
+    eventually(lambda: _status(order, "EXPIRED"), timeout=15, message="GTD order expired")
+    order.refresh_from_db()
+    assert order.closed_at is not None
+    events = list(OrderEvent.objects.filter(order=order).values_list("type", flat=True))
+    assert OrderEvent.Type.ACCEPTED in events and events[-1] == OrderEvent.Type.EXPIRED, events
+
+
+def _worker_takes_cancel(order: Order) -> None:
+    # The trading worker takes the order's cancel: run here with a broker; in the embedded default
+    # (eager Celery) the task already ran on the cancel's commit.
+    from celery_app import app
+
+    if not app.conf.task_always_eager:
+        cancel_order.apply(args=[str(order.pk)])
+
+
+def test_node_cancel_resent_for_an_order_the_node_closed_redelivers_the_lost_answer(node, listing, recorded_quotes):
+    # Arrange: a resting LIMIT order canceled at the venue, whose CANCELED the journal failed to write:
+    # the OMS holds it PENDING_CANCEL, the node holds it CANCELED
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    node.recording.lose.add(VenueEventKind.CANCELED)
+    order_cancel(order=order, actor="test", reason="test cancel")
+    _worker_takes_cancel(order)
+    eventually(lambda: VenueEventKind.CANCELED not in node.recording.lose and node.journal.wait_handled(timeout=5),
+               message="the venue's CANCELED lost by the journal")
+    assert _status(order, "PENDING_CANCEL")
+
+    # Act: the cancel sent again (the sweeper's re-send of a stale cancel), taken by the trading worker
+    cancel_order.apply(args=[str(order.pk)])
+
+    # Assert: the node answers the repeated cancel with the order's closing event: CANCELED in the OMS
+    eventually(lambda: _status(order, "CANCELED"), message="the lost CANCELED redelivered")
+    assert not Fill.objects.filter(order=order).exists()
+
+
+def test_node_cancel_the_venue_never_answers_is_closed_by_the_node_saying_the_venue_did_not_confirm(
+        node, listing, recorded_quotes, monkeypatch):
+    # Arrange: a resting LIMIT order; from now on the venue takes cancels and never answers them
+    from venues.node.paper import PaperExecutionClient
+
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+    submit_order.apply(args=[str(order.pk)])
+    eventually(lambda: _status(order, "ACCEPTED"), message="limit order accepted")
+    monkeypatch.setattr(PaperExecutionClient, "cancel_order", lambda self, command: None)
+
+    # Act
+    order_cancel(order=order, actor="test", reason="test cancel")
+    _worker_takes_cancel(order)
+
+    # Assert: NautilusTrader's in-flight check gives up after its retries (~40 s with LiveExecEngineConfig's
+    # defaults) and closes the order CANCELED itself; the timeline says the venue never confirmed it
+    eventually(lambda: _status(order, "CANCELED"), timeout=120, message="pending cancel resolved by the node")
+    canceled = OrderEvent.objects.get(order=order, type=OrderEvent.Type.CANCELED)
+    assert canceled.payload["reason"].startswith("not confirmed by the venue")
+
+
+def test_node_order_the_venue_never_acknowledges_is_rejected_by_the_node_saying_the_venue_did_not_confirm(
+        node, listing, recorded_quotes, monkeypatch):
+    # Arrange: the venue takes orders (the node records them SUBMITTED, as an adapter does on sending)
+    # and never answers them
+    from venues.node.paper import PaperExecutionClient
+
+    def swallow(self, command):
+        self._client.generate_order_submitted(command.strategy_id, command.instrument_id,
+                                              command.order.client_order_id, self._clock.timestamp_ns())
+
+    monkeypatch.setattr(PaperExecutionClient, "submit_order", swallow)
+    far_below = (min(q.bid for q in recorded_quotes) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = _order(order_type="LIMIT", price=far_below, side="BUY", quantity=Decimal("0.01"))
+
+    # Act
+    submit_order.apply(args=[str(order.pk)])
+
+    # Assert: the node's in-flight check gives up after its retries and rejects it, saying the venue confirmed
+    # nothing (it may have reached the venue)
+    eventually(lambda: _status(order, "REJECTED"), timeout=120, message="unacknowledged order resolved by the node")
+    order.refresh_from_db()
+    assert order.rejection_reason.startswith("not confirmed by the venue") and "(UNKNOWN)" in order.rejection_reason

@@ -8,7 +8,9 @@ host hands commands in with ``loop.call_soon_threadsafe``); nothing here touches
   ``exec_algorithm_id`` + params for TWAP / VWAP / ICEBERG) and submits it with the listing's
   execution client id.
 - :meth:`BridgeStrategy.cancel` cancels the order and, for an algorithm's parent, every open child
-  (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``).
+  (those the OMS knows and those only the node knows yet: ``cache.orders_for_exec_spawn``). A cancel
+  for an order the node has already closed sends its fills and closing event to the journal again:
+  the OMS still waiting on that cancel missed them.
 - :meth:`BridgeStrategy.query` answers the node's state of one order (FIX OrderStatusRequest:
   status, venue order id, filled / leaves quantity, exact average fill price, known children) and,
   when asked, sends NautilusTrader's ``QueryOrder`` so the venue reports its own. For an algorithm's
@@ -38,8 +40,11 @@ Events translated (NautilusTrader → ``VenueEventKind``): OrderInitialized of a
 (``exec_spawn_id`` ≠ own id) → CHILD_CREATED; OrderSubmitted of a child → SUBMITTED (a parent was
 already moved to SUBMITTED by the trading worker before the hand-off); OrderAccepted → ACCEPTED;
 OrderRejected / OrderDenied → REJECTED; OrderFilled → FILLED; OrderCanceled → CANCELED;
-OrderExpired → EXPIRED; OrderCancelRejected → CANCEL_REJECTED. Other events (pending cancel /
-update, updated, triggered, emulated, released) change nothing the OMS tracks and are not sent.
+OrderExpired → EXPIRED; OrderCancelRejected → CANCEL_REJECTED. A CANCELED or REJECTED that
+NautilusTrader's reconciliation made without a venue report (its in-flight check giving up on a
+venue that never answered) says so in its reason: the venue confirmed nothing. Other events
+(pending cancel / update, updated, triggered, emulated, released) change nothing the OMS tracks and
+are not sent.
 """
 
 from __future__ import annotations
@@ -128,6 +133,20 @@ def nanos_to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
 
 
+def _closed_without_venue_report(event) -> bool:
+    # Made by NautilusTrader's reconciliation with no venue report behind it (``reconciliation`` set, and
+    # ts_event = ts_init instead of the report's time: nautilus_trader/live/reconciliation.py).
+    return bool(getattr(event, "reconciliation", False)) and event.ts_event == event.ts_init
+
+
+def _unconfirmed(reason: str = "") -> str:
+    # The reason of a CANCELED / REJECTED the node made up (venue_event_from_nautilus).
+    why = f" ({reason})" if reason else ""
+    return (f"not confirmed by the venue: the trading node's reconciliation closed the order without a venue "
+            f"report{why}, e.g. no answer to it or to its cancel after its in-flight checks; it may still be "
+            f"working: check the order at the venue")
+
+
 def venue_event_from_nautilus(event, *, venue: str, is_child: bool, instrument_key: str = "") -> VenueEvent | None:
     """Translate one NautilusTrader order event into our :class:`VenueEvent` (None: not tracked).
 
@@ -147,6 +166,11 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool, instrument_k
     Returns
     -------
     VenueEvent | None
+        An OrderCanceled / OrderRejected that NautilusTrader's own reconciliation made without a
+        venue report — its in-flight check giving up on a venue that never answered an order
+        (→ REJECTED, reason UNKNOWN) or its cancel (→ CANCELED), an order missing from the venue's
+        open orders — carries a ``reason`` saying the venue confirmed nothing and the order may
+        still be working there (:func:`_unconfirmed`).
 
     Raises
     ------
@@ -174,12 +198,15 @@ def venue_event_from_nautilus(event, *, venue: str, is_child: bool, instrument_k
     if isinstance(event, OrderAccepted):
         return VenueEvent(kind=VenueEventKind.ACCEPTED, **common)
     if isinstance(event, OrderRejected):
-        return VenueEvent(kind=VenueEventKind.REJECTED, **common, reason=str(event.reason))
+        reason = str(event.reason)
+        return VenueEvent(kind=VenueEventKind.REJECTED, **common,
+                          reason=_unconfirmed(reason) if _closed_without_venue_report(event) else reason)
     if isinstance(event, OrderDenied):
         return VenueEvent(kind=VenueEventKind.REJECTED, **common,
                           reason=f"denied by the trading node: {event.reason}")
     if isinstance(event, OrderCanceled):
-        return VenueEvent(kind=VenueEventKind.CANCELED, **common)
+        return VenueEvent(kind=VenueEventKind.CANCELED, **common,
+                          reason=_unconfirmed() if _closed_without_venue_report(event) else "")
     if isinstance(event, OrderExpired):
         return VenueEvent(kind=VenueEventKind.EXPIRED, **common)
     if isinstance(event, OrderCancelRejected):
@@ -338,6 +365,14 @@ class BridgeStrategy(Strategy):
     def cancel(self, command: CancelOrderCommand) -> None:
         """Cancel the order and its open children.
 
+        The OMS sends a cancel only for an order it holds PENDING_CANCEL (and the sweeper sends it
+        again while no answer is recorded: orders.services.dispatch). If the node has closed the
+        order already (canceled, filled, expired, rejected), the journal missed its answer — a
+        write that failed (venues/journal.py) — and no venue will send it again while the node
+        runs: its fills and its closing event are handed to the journal again (idempotent there:
+        fills are unique on trade id, a repeated status is a recorded no-op), so the OMS's pending
+        cancel ends instead of being re-sent for ever.
+
         Raises
         ------
         VenueCommandError
@@ -348,6 +383,8 @@ class BridgeStrategy(Strategy):
         order = self.cache.order(cid)
         if order is None:
             raise VenueCommandError(f"order {command.client_order_id} is not known to the trading node")
+        if order.is_closed:
+            self._redeliver_closed(order)
         # The order, its children the node knows (spawned but maybe not yet in the OMS), and those the OMS named.
         named = (self.cache.order(ClientOrderId(child_id)) for child_id in command.child_client_order_ids)
         targets = {o.client_order_id: o for o in (order, *self.cache.orders_for_exec_spawn(cid), *named)
@@ -357,6 +394,14 @@ class BridgeStrategy(Strategy):
                 continue
             listing = self._listings.get(target.instrument_id.value)
             self.cancel_order(target, client_id=ClientId(listing[2]) if listing else None)
+
+    def _redeliver_closed(self, order) -> None:
+        # BridgeStrategy.cancel: a closed order's fills and closing event, to the journal again.
+        logger.warning("cancel for order %s, which the trading node holds %s: its fills and closing event are "
+                       "sent to the journal again", order.client_order_id.value, order.status_string())
+        closing = order.last_event
+        for event in (*(e for e in order.events if isinstance(e, OrderFilled) and e is not closing), closing):
+            self.on_order_event(event)
 
     def query(self, query: OrderStatusQuery) -> NodeOrderStatus | None:
         """Return the node's state of one order, or None when the node does not know it.

@@ -140,30 +140,16 @@ class TradingNodeHost:
         Raises
         ------
         NodeStartError
-            Not ready within ``timeout`` seconds, or the node thread died; the node is stopped.
+            Not ready within ``timeout`` seconds, the node thread died, or the node could not be built
+            (e.g. a malformed setting: the error names it); the node is stopped and ``error`` says why.
         """
-        self.loop = asyncio.new_event_loop()
-        config = trading_node_config(self.plan, trader_id=self.trader_id, log_level=self._log_level,
-                                     cache_redis_url=self._cache_redis_url)
-        with _without_signal_handlers():
-            self.node = TradingNode(config=config, loop=self.loop)
-        for name, factory in self.plan.data_factories.items():
-            self.node.add_data_client_factory(name, factory)
-        for name, factory in self.plan.exec_factories.items():
-            self.node.add_exec_client_factory(name, factory)
-        self.bridge = BridgeStrategy(
-            BridgeConfig(order_id_tag="BRIDGE", listings=tuple(
-                (lp.nautilus_instrument_id, lp.venue, lp.instrument_key, lp.exec_client_id, lp.data_client_id, lp.feeds)
-                for lp in self.plan.listings)),
-            event_sink=self._event_sink(), quote_sink=self.publisher.on_quote, bar_sink=self.publisher.on_bar,
-        )
-        self.node.trader.add_strategy(self.bridge)
-        self.node.build()
-        for instrument in self.plan.instruments:
-            self.node.kernel.cache.add_instrument(instrument)
-        if not self.journal.is_running:
-            self.journal.start()
-        self.publisher.start()
+        try:
+            self._build()
+        except Exception as exc:  # noqa: BLE001 - a host that never started must say why, not look "starting"
+            self.error = f"trading node could not be built: {type(exc).__name__}: {exc}"
+            logger.exception("trading node %s could not be built", self.trader_id)
+            self.stop()
+            raise NodeStartError(self.error) from exc
         self._thread = threading.Thread(target=self._run, name="odum-trading-node", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -191,6 +177,32 @@ class TradingNodeHost:
         logger.info("trading node %s ready: %d listing(s) on %s", self.trader_id, len(self.plan.listings),
                     ", ".join(f"{v.code} ({v.mode})" for v in self.plan.venues) or "no venue")
         return self
+
+    def _build(self) -> None:
+        # start(): the loop, the node with its client factories and the bridge, the instruments; the
+        # journal writer and the market-data publisher started.
+        self.loop = asyncio.new_event_loop()
+        config = trading_node_config(self.plan, trader_id=self.trader_id, log_level=self._log_level,
+                                     cache_redis_url=self._cache_redis_url)
+        with _without_signal_handlers():
+            self.node = TradingNode(config=config, loop=self.loop)
+        for name, factory in self.plan.data_factories.items():
+            self.node.add_data_client_factory(name, factory)
+        for name, factory in self.plan.exec_factories.items():
+            self.node.add_exec_client_factory(name, factory)
+        self.bridge = BridgeStrategy(
+            BridgeConfig(order_id_tag="BRIDGE", listings=tuple(
+                (lp.nautilus_instrument_id, lp.venue, lp.instrument_key, lp.exec_client_id, lp.data_client_id, lp.feeds)
+                for lp in self.plan.listings)),
+            event_sink=self._event_sink(), quote_sink=self.publisher.on_quote, bar_sink=self.publisher.on_bar,
+        )
+        self.node.trader.add_strategy(self.bridge)
+        self.node.build()
+        for instrument in self.plan.instruments:
+            self.node.kernel.cache.add_instrument(instrument)
+        if not self.journal.is_running:
+            self.journal.start()
+        self.publisher.start()
 
     def _reconcile(self) -> dict[str, Any]:
         # venues/node/reconcile.py: orders through the journal, then positions compared and recorded.
