@@ -13,7 +13,8 @@ still *at least once* (an earlier message may reach the worker after the re-send
 trading worker must treat a command for an order that has moved on as a no-op
 (:mod:`orders.services.venue_commands`).
 
-Once the worker has recorded receipt of a command (VENUE_RECEIVED), redelivery is Celery's job
+Once the worker has recorded receipt of a command (a submit's claim: the order SUBMITTED; a cancel's
+VENUE_RECEIVED), redelivery is Celery's job
 (``acks_late`` + ``task_reject_on_worker_lost``) and the sweeper leaves the order alone — except a
 cancel still pending ``DISPATCH_RETRY_AFTER_SECS`` after its receipt, which is sent again. Those
 re-sends and their receipts are folded into one timeline entry each per cancel request
@@ -290,8 +291,8 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
     """Return the orders whose last hand-off is older than ``ODUM['DISPATCH_RETRY_AFTER_SECS']``.
 
     ROUTED orders (not children of an algorithm: the node sends those): no ROUTED / DISPATCHED /
-    DISPATCH_FAILED event since the cutoff and no receipt of a submit command by the trading
-    worker. PENDING_CANCEL orders: no CANCEL_REQUESTED / DISPATCHED / DISPATCH_FAILED event and no
+    DISPATCH_FAILED event since the cutoff (the trading worker's claim of a submit moves the order
+    to SUBMITTED in the same statement, so a ROUTED order was never received). PENDING_CANCEL orders: no CANCEL_REQUESTED / DISPATCHED / DISPATCH_FAILED event and no
     receipt of a cancel command (VENUE_RECEIVED) since the cutoff — a cancel still pending that
     long after the worker took it is sent again: the worker may have died before handing it to
     the node (the broker redelivers an unacknowledged task only after its visibility timeout), or
@@ -305,7 +306,6 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
         ts__gte=cutoff,
         type__in=[OrderEvent.Type.ROUTED, OrderEvent.Type.DISPATCHED, OrderEvent.Type.DISPATCH_FAILED],
     )
-    submit_received = events.filter(type=OrderEvent.Type.VENUE_RECEIVED, payload__command=SUBMIT)
     recent_cancel_attempt = events.filter(
         ts__gte=cutoff,
         type__in=[OrderEvent.Type.CANCEL_REQUESTED, OrderEvent.Type.DISPATCHED, OrderEvent.Type.DISPATCH_FAILED],
@@ -318,7 +318,6 @@ def stale_dispatch_queryset(*, now: datetime | None = None):
             # the OMS never dispatches a child's submit.
             Q(status=OrderStatus.ROUTED, created_at__lt=cutoff, parent__isnull=True)
             & ~Q(Exists(recent_submit_attempt))
-            & ~Q(Exists(submit_received))
             | Q(status=OrderStatus.PENDING_CANCEL)
             & ~Q(Exists(recent_cancel_attempt))
             & ~Q(Exists(recent_cancel_received))
@@ -345,7 +344,8 @@ def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500)
 
     An order accepted while the broker was down must not reach the market minutes later at a price
     nobody chose for that moment. Past ``settings.ODUM["DISPATCH_MAX_AGE_SECS"]`` seconds after
-    acceptance with no receipt of its submit command (VENUE_RECEIVED), the order moves ROUTED →
+    acceptance still ROUTED (the trading worker's claim moves an order to SUBMITTED in the same
+    statement: a ROUTED order was never received), the order moves ROUTED →
     REJECTED under its row lock, with a REJECTED event and a ``rejection_reason`` saying it was
     never sent; its open quantity is released from pre-trade risk's totals. A command for it still
     in the queue is dropped by the worker (terminal order: a recorded no-op).
@@ -366,12 +366,9 @@ def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500)
 
     now = now or timezone.now()
     max_age = settings.ODUM["DISPATCH_MAX_AGE_SECS"]
-    received = OrderEvent.objects.filter(order=OuterRef("pk"), type=OrderEvent.Type.VENUE_RECEIVED,
-                                         payload__command=SUBMIT)
     candidates = list(
         Order.objects.filter(status=OrderStatus.ROUTED, created_at__lt=now - timedelta(seconds=max_age),
                              parent__isnull=True)  # children: the node sends them (stale_dispatch_queryset)
-        .filter(~Q(Exists(received)))
         .order_by("created_at", "id")
         .values_list("id", flat=True)[:limit]
     )
@@ -379,10 +376,8 @@ def orders_reject_undispatched(*, now: datetime | None = None, limit: int = 500)
     for order_id in candidates:
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=order_id)
-            if order.status != OrderStatus.ROUTED or OrderEvent.objects.filter(
-                order_id=order_id, type=OrderEvent.Type.VENUE_RECEIVED, payload__command=SUBMIT
-            ).exists():
-                continue  # moved on, or received, since the candidate query
+            if order.status != OrderStatus.ROUTED:
+                continue  # moved on (claimed by the worker, canceled) since the candidate query
             reason = (f"not handed to a venue within {max_age} s of acceptance (broker unreachable): "
                       "never sent, so it cannot reach the market late")
             order.transition_to(OrderStatus.REJECTED)

@@ -245,16 +245,20 @@ def test_sweeper_leaves_recent_orders_alone():
     assert orders_redispatch_stale().submits == []
 
 
-def test_sweeper_leaves_orders_the_worker_received_alone():
-    # Arrange: routed 60 s ago, dispatched, and received by the trading worker
-    order = OrderFactory(status="ROUTED")
-    old = timezone.now() - timedelta(seconds=60)
-    OrderEventFactory(order=order, type="ROUTED", ts=old)
-    OrderEventFactory(order=order, type="DISPATCHED", ts=old, payload={"command": "submit"})
-    OrderEventFactory(order=order, type="VENUE_RECEIVED", ts=old, payload={"command": "submit", "worker": "w1"})
-    Order.objects.filter(pk=order.pk).update(created_at=old)
-    # Act / Assert
-    assert orders_redispatch_stale().submits == []
+def test_sweeper_neither_resends_nor_rejects_an_order_the_worker_claimed(tradable, strategy, settings):
+    # Arrange: an order dispatched long ago (past the retry and the max age) and claimed by the trading
+    # worker: the claim is its receipt, moving it to SUBMITTED in the same statement
+    from orders.services.venue_commands import order_venue_submit_claim
+
+    settings.ODUM = {**settings.ODUM, "DISPATCH_MAX_AGE_SECS": 60}
+    order = order_submit(strategy=strategy, actor="alice", data=typed_request()).order
+    assert order_venue_submit_claim(order_id=str(order.pk), worker="w1", publish=lambda _: None) is not None
+    _age_events(order, 600)
+    # Act
+    report = orders_redispatch_stale()
+    # Assert
+    order.refresh_from_db()
+    assert (report.submits, report.rejected, order.status) == ([], [], "SUBMITTED")
 
 
 def test_sweeper_redispatches_a_stale_dispatched_order_without_receipt():
@@ -379,19 +383,6 @@ def test_sweeper_rejects_a_routed_order_never_received_past_the_max_age(
     assert _types(order)[-1] == "REJECTED"
     assert open_before == order.quantity
     assert sum(OpenOrderExposure.objects.values_list("leaves_quantity", flat=True)) == 0
-
-
-def test_sweeper_keeps_a_routed_order_the_worker_received(tradable, strategy, settings):
-    # Arrange: old, but the trading worker recorded receipt of its submit command
-    settings.ODUM = {**settings.ODUM, "DISPATCH_MAX_AGE_SECS": 60}
-    order = OrderFactory(status="ROUTED")
-    OrderEventFactory(order=order, type="VENUE_RECEIVED", payload={"command": "submit"})
-    _age_events(order, 600)
-    # Act
-    report = orders_redispatch_stale()
-    # Assert
-    order.refresh_from_db()
-    assert report.rejected == [] and order.status == "ROUTED"
 
 
 def test_sweeper_never_resends_nor_rejects_an_algorithm_child(settings):
