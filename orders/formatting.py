@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from odum_live.instruments import InstrumentKeyError, parse_instrument_key
 from orders.algorithms import format_decimal
 from orders.selectors import order_reason
 
@@ -181,6 +182,24 @@ def fmt_figure(value) -> str:
         return str(value)
 
 
+def fmt_candidate_price(candidate: Mapping) -> str:
+    """Return a routing candidate's expected price with its listing's quote currency (``39440.35 USDT``).
+
+    The currency is the quote of the candidate's ``instrument_key`` (candidates may be listings in
+    different quote currencies: BTC-USDT, BTC-USDC, BTC-USD@INV); the bare figure when the key names
+    none (``-`` when no price).
+    """
+    price = candidate.get("expected_price")
+    figure = fmt_figure(price)
+    if price in (None, ""):
+        return figure
+    try:
+        quote = parse_instrument_key(candidate.get("instrument_key") or "").quote
+    except InstrumentKeyError:
+        quote = None
+    return f"{figure} {quote}" if quote else figure
+
+
 def routing_lines(decision: Mapping) -> list[str]:
     """Return the routing decision: the chosen venue and reason, then every candidate with its cost (bps)."""
     if not decision:
@@ -193,7 +212,7 @@ def routing_lines(decision: Mapping) -> list[str]:
             f"  {mark} {c.get('venue', '?'):<16} total {fmt_figure(c.get('total_bps'))} bps"
             f" = fee {fmt_figure(c.get('fee_bps'))}"
             f" + slippage {fmt_figure(c.get('slippage_bps'))} + latency {fmt_figure(c.get('latency_bps'))}"
-            f"  expected price {fmt_figure(c.get('expected_price'))}"
+            f"  expected price {fmt_candidate_price(c)}"
             + (f"  ({c['reason']})" if c.get("reason") else "")
         )
     return lines

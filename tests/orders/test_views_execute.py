@@ -391,6 +391,30 @@ def test_order_detail_risk_figures_carry_their_units(trader_client, tradable):
     assert '<td class="num">0.05 BTC</td><td class="num">1 BTC (GLOBAL)</td>' in quantity
 
 
+def test_order_detail_and_cli_routing_expected_prices_carry_each_listings_quote_currency(trader_client, strategy):
+    # Arrange: two candidates quoted in different currencies, one with no book (no expected price)
+    from orders.formatting import routing_lines
+
+    decision = {"routed": True, "venue": "BINANCE-SPOT", "reason": "lowest expected cost", "candidates": [
+        {"venue": "BINANCE-SPOT", "instrument_key": "BINANCE-SPOT:SPOT_PAIR:BTC-USDT", "eligible": True,
+         "total_bps": "10.5", "fee_bps": "10", "slippage_bps": "0.5", "latency_bps": "0", "expected_price": "40002.5"},
+        {"venue": "DERIBIT", "instrument_key": "DERIBIT:PERPETUAL:BTC-USD@INV", "eligible": True,
+         "total_bps": "11", "fee_bps": "5", "slippage_bps": "6", "latency_bps": "0", "expected_price": "40010"},
+        {"venue": "OKX", "instrument_key": "OKX:SPOT_PAIR:BTC-USDC", "eligible": False, "reason": "no book",
+         "total_bps": None, "fee_bps": "8", "slippage_bps": None, "latency_bps": "0", "expected_price": None}]}
+    order = OrderFactory(strategy=strategy, status="ROUTED", routing_decision=decision)
+
+    # Act
+    body = trader_client.get(f"/live/orders/{order.id}").content.decode()
+    lines = "\n".join(routing_lines(decision))
+
+    # Assert: each price in its own listing's quote currency; none invented for a missing price
+    assert '<td class="num">40002.5 USDT</td>' in body and '<td class="num">40010 USD</td>' in body
+    assert re.search(r"<td>OKX</td>.*?<td class=\"num\">-</td><td>no book</td>", body, re.S)
+    assert "expected price 40002.5 USDT" in lines and "expected price 40010 USD" in lines
+    assert "expected price -" in lines
+
+
 def test_order_detail_price_collar_recorded_without_a_unit_is_shown_in_bps(trader_client, strategy):
     # Arrange: a risk result stored before checks recorded their unit
     order = OrderFactory(strategy=strategy, status="DENIED", risk_result={
