@@ -163,6 +163,11 @@ class OrderCursorPagination(CursorPagination):
     of the last order shown, and the next page is the orders strictly after that pair. DRF's own
     cursor positions on ``created_at`` alone plus an offset among equal timestamps, which skips
     orders when paging back (``previous``) across orders sharing a ``created_at``.
+
+    A snapshot walk, not a feed: ``created_at`` is taken inside the submit transaction, so an order
+    committed just after a page was read may sort before that page's cursor and not appear on a later
+    page (nor on ``previous``). Clients that follow new orders use the order stream or poll
+    ``created_after`` with an overlap (README, "List orders").
     """
 
     ordering = ("-created_at", "-id")

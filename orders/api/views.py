@@ -172,7 +172,9 @@ class OrderCollectionApi(GenericAPIView):
     @extend_schema(
         operation_id="orders_list",
         summary="List orders",
-        description="Orders visible to the caller, newest first (`-created_at, -id`), cursor-paginated. A strategy "
+        description="Orders visible to the caller, newest first (`-created_at, -id`), cursor-paginated: a snapshot "
+                    "walk, not a feed (an order committed just after a page was read may sort before its cursor; "
+                    "follow new orders on /ws/orders/ or poll `created_after` with an overlap). A strategy "
                     "service token sees its own strategy's orders only; people with `orders.view_order` see all; "
                     "other people see the strategies they trade. A query parameter that is neither a filter nor "
                     "`cursor` / `page_size` is a 400 naming it.",
