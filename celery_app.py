@@ -9,7 +9,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, task_prerun, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "odum_live.settings")
 
@@ -72,6 +72,52 @@ def drop_unusable_database_connections(sender=None, **kwargs):
     close_old_connections()
 
 
+def _needs_node_lease() -> bool:
+    from django.conf import settings
+
+    return settings.ODUM["TRADING_NODE"] == "worker" and bool(settings.REDIS_URL)
+
+
+@celeryd_after_setup.connect
+def acquire_node_lease_in_worker(sender=None, instance=None, **kwargs):
+    """Take the trader id's node lease (venues/node/lease.py) before a worker consuming ``venues`` consumes.
+
+    ``celeryd_after_setup`` is sent from the worker's ``on_start``, which its blueprint runs before
+    starting any step (pool, consumer: celery/bootsteps.py ``Blueprint.start``), so a worker refused
+    here never takes a venue task. Waits up to ``NODE_LEASE_WAIT_SECS`` for another holder (e.g. a
+    crashed predecessor's lease expiring), then logs CRITICAL and raises ``WorkerShutdown``: a
+    ``SystemExit``, which Celery's signal dispatch does not swallow (it catches ``Exception``) and
+    ``WorkController.start`` turns into a stop with that exit code (``EX_UNAVAILABLE``, 69).
+    Only in the ``worker`` TRADING_NODE mode with ``REDIS_URL``.
+    """
+    from django.conf import settings
+
+    if instance is None or "venues" not in instance.app.amqp.queues.consume_from or not _needs_node_lease():
+        return
+    import redis
+    from celery.exceptions import WorkerShutdown
+    from celery.platforms import EX_UNAVAILABLE
+
+    from venues.node.lease import NodeLeaseRefused, acquire_node_lease, lease_key
+
+    odum = settings.ODUM
+    trader_id = odum["NODE_TRADER_ID"]
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        acquire_node_lease(client=client, trader_id=trader_id, name=str(sender), ttl_secs=odum["NODE_LEASE_TTL_SECS"],
+                           wait_secs=odum["NODE_LEASE_WAIT_SECS"])
+    except NodeLeaseRefused as exc:
+        logger.critical("trading worker %s NOT started: %s. Another trading worker runs trader %s's node (token "
+                        "%s); run one trading worker per NODE_TRADER_ID: stop that worker first, or give this one "
+                        "its own NODE_TRADER_ID. This worker exits without consuming queue venues.",
+                        sender, exc, trader_id, exc.holder)
+        raise WorkerShutdown(EX_UNAVAILABLE) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis unreachable: never trade without the lease
+        logger.critical("trading worker %s NOT started: node lease %s could not be taken (%s: %s); this worker "
+                        "exits without consuming queue venues", sender, lease_key(trader_id), type(exc).__name__, exc)
+        raise WorkerShutdown(EX_UNAVAILABLE) from exc
+
+
 @worker_ready.connect
 def start_trading_node_in_worker(sender=None, **kwargs):
     """Start the TradingNode in a worker consuming queue ``venues`` (``ODUM['TRADING_NODE']``: worker)."""
@@ -86,7 +132,12 @@ def start_trading_node_in_worker(sender=None, **kwargs):
                         "worker with -P solo (one node per process); venue commands will be rejected", pool)
         return
     from venues.node.host import NodeStartError, start_trading_node
+    from venues.node.lease import node_lease
 
+    if _needs_node_lease() and node_lease() is None:
+        logger.critical("trading node NOT started: this worker holds no node lease (celeryd_after_setup did not "
+                        "take it); venue commands will be rejected")
+        return
     try:
         start_trading_node(hostname=sender.hostname)
     except NodeStartError as exc:
@@ -95,7 +146,13 @@ def start_trading_node_in_worker(sender=None, **kwargs):
 
 @worker_shutdown.connect
 def stop_trading_node_in_worker(sender=None, **kwargs):
-    """Stop the node (drain the journal) on worker shutdown (SIGTERM: warm shutdown)."""
-    from venues.node.host import stop_trading_node
+    """Stop the node (drain the journal) on worker shutdown (SIGTERM: warm shutdown); then release the node lease.
 
-    stop_trading_node()
+    The lease is released (compare-and-delete: only if still this worker's) after a clean stop only: a
+    node that may still run keeps it until it expires (``NODE_LEASE_TTL_SECS``).
+    """
+    from venues.node.host import stop_trading_node
+    from venues.node.lease import release_node_lease
+
+    if stop_trading_node():
+        release_node_lease()

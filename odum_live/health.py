@@ -207,7 +207,10 @@ def _judge_beat(worker: str, beat, now: datetime) -> WorkerBeat:
         state, detail = DOWN, f"not ready on {worker}: {status.get('error') or 'starting'}{suffix}"
     else:
         lost = f", but {lost}" if (lost := journal_lost(status)) else ""
-        state, detail = OK, f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago{lost}{suffix}"
+        lease = status.get("lease") or {}
+        lease = f", node lease {lease.get('key')} held by {lease.get('token')}" if lease.get("held") else ""
+        state, detail = OK, (f"{beat.get('detail', 'running')} on {worker}, heartbeat {age:.1f} s ago"
+                             f"{lease}{lost}{suffix}")
     return WorkerBeat(worker, host, state, detail, round(age, 1), status)
 
 

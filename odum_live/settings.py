@@ -342,6 +342,12 @@ ODUM = {
     "TRADING_NODE": env.str("TRADING_NODE", default="worker" if REDIS_URL else "embedded"),
     # NautilusTrader trader id of the node; a restart with the same id resumes its Redis cache.
     "NODE_TRADER_ID": env.str("NODE_TRADER_ID", default="ODUM-001"),
+    # The node-ownership lease (venues/node/lease.py): one running node per trader id across trading
+    # workers. Seconds the lease lives without renewal (renewed every quarter of it), and seconds a
+    # starting trading worker waits for another holder's lease before it exits (longer than the TTL,
+    # so a crashed predecessor's lease expires first).
+    "NODE_LEASE_TTL_SECS": env.float("NODE_LEASE_TTL_SECS", default=15.0),
+    "NODE_LEASE_WAIT_SECS": env.float("NODE_LEASE_WAIT_SECS", default=30.0),
     # NautilusTrader log level of the node (process-global: the first node's wins).
     "NODE_LOG_LEVEL": env.str("NODE_LOG_LEVEL", default="INFO"),
     # Seconds the node may take to become ready (bridge strategy running) before start fails.

@@ -18,6 +18,10 @@ order events come out through the bridge strategy into the journal writer's queu
   with its status (ready, clients connected, last market data per listing, venue problems,
   journal counters) under its own worker id (``worker_id``: the Celery node name, else host:pid),
   and a final "stopped" beat on a clean stop.
+- **Lease** (worker mode): the process's node-ownership lease (venues/node/lease.py) is renewed by
+  its own keeper thread from before the worker consumes ``venues`` — the node's start can outlast its
+  TTL, so the heartbeat, which starts once the node is ready, cannot be the one renewing it. When it is
+  lost the host refuses every command at once and stops its node; the heartbeat shows the lease.
 
 :func:`start_trading_node` / :func:`trading_node_host` / :func:`stop_trading_node` keep the one
 host of the process.
@@ -52,6 +56,7 @@ from venues.events import VenueEvent
 from venues.journal import JournalWriter
 from venues.node.bridge import BridgeConfig, BridgeStrategy
 from venues.node.config import NodePlan, node_plan, trading_node_config
+from venues.node.lease import NodeLease, node_lease
 from venues.node.publisher import MarketDataPublisher
 
 logger = logging.getLogger(__name__)
@@ -102,13 +107,16 @@ class TradingNodeHost:
         Longest the node's thread waits, after handing a venue event to an idle journal writer,
         for the writer to record it (:meth:`~venues.journal.JournalWriter.submit_and_wait`);
         0 never waits.
+    lease : NodeLease | None
+        The process's node-ownership lease (venues/node/lease.py), None in the embedded mode. When it
+        is lost the host stops taking commands and stops its node (:meth:`_on_lease_lost`).
     """
 
     def __init__(self, *, plan: NodePlan, trader_id: str, hostname: str | None = None,
                  journal: JournalWriter | None = None, log_level: str = "WARNING",
                  cache_redis_url: str | None = None, heartbeat_secs: float = 2.0,
                  md_interval_secs: float = 0.25, mark_interval_secs: float = 1.0,
-                 journal_wait_secs: float = 0.0) -> None:
+                 journal_wait_secs: float = 0.0, lease: NodeLease | None = None) -> None:
         self.plan = plan
         self.trader_id = trader_id
         self.hostname = hostname or socket.gethostname()
@@ -131,6 +139,9 @@ class TradingNodeHost:
         self.reconciliation: dict[str, Any] | None = None  # the start-up summary; None until it is done
         self.error = ""
         self.stopped = False
+        self.lease = lease
+        if lease is not None:
+            lease.on_lost(self._on_lease_lost)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -143,6 +154,8 @@ class TradingNodeHost:
             Not ready within ``timeout`` seconds, the node thread died, or the node could not be built
             (e.g. a malformed setting: the error names it); the node is stopped and ``error`` says why.
         """
+        if self._lease_lost() or self.stopped:
+            raise NodeStartError(self.error or "trading node host already stopped")
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - a host that never started must say why, not look "starting"
@@ -154,6 +167,9 @@ class TradingNodeHost:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._bridge_running():
+            if self._lease_lost():
+                self.stop()
+                raise NodeStartError(self.error)
             if not self._thread.is_alive():
                 self.stop()
                 raise NodeStartError(f"trading node thread exited during start: {self.error or 'see the node log'}")
@@ -243,7 +259,21 @@ class TradingNodeHost:
         Commands wait for reconciliation (venues/tasks.py waits ``NODE_READY_WAIT_SECS``): a cancel
         or submit racing the re-application of the fills the node holds would see a stale order.
         """
-        return self.reconciliation is not None and self._bridge_running()
+        return self.reconciliation is not None and self._bridge_running() and not self._lease_lost()
+
+    def _lease_lost(self) -> bool:
+        return self.lease is not None and bool(self.lease.lost)
+
+    def _on_lease_lost(self, reason: str) -> None:
+        # Never keep trading without the lease: another worker may run this trader id's node now.
+        # is_ready() and call() refuse at once (lease.lost is set before this runs); stop the node off
+        # the caller's thread (the lease keeper), leaving the host installed with its error for tasks
+        # and health. A host still starting (started_at unset) is stopped by start() itself: its wait
+        # loop and its reconciliation (call() refuses) both see the lost lease.
+        self.error = f"{reason}: venue commands refused, trading node stopped"
+        logger.critical("trading node %s: %s", self.trader_id, self.error)
+        if self.started_at is not None:
+            threading.Thread(target=self.stop, name="odum-node-lease-lost-stop", daemon=True).start()
 
     def stop(self, *, timeout: float = 30.0) -> bool:
         """Stop the node, then drain the publisher and the journal writer; return True when clean.
@@ -296,7 +326,8 @@ class TradingNodeHost:
             The node is not running, or its loop did not start ``fn`` within ``timeout`` seconds
             (``fn`` then never runs). Once ``fn`` has started, the call waits for its outcome.
         """
-        if self.loop is None or self._thread is None or not self._thread.is_alive() or self.stopped:
+        if (self.loop is None or self._thread is None or not self._thread.is_alive() or self.stopped
+                or self._lease_lost()):
             raise VenueCommandError(f"trading node is not running{': ' + self.error if self.error else ''}")
         future: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -381,6 +412,7 @@ class TradingNodeHost:
             "venues": {v.code: {"mode": v.mode, "problems": list(v.problems), "notes": list(v.notes)}
                        for v in self.plan.venues},
             "reconciliation": self.reconciliation,
+            "lease": self.lease.describe() if self.lease is not None else None,
             "journal": {"applied": journal.applied, "ignored": journal.ignored, "failed": journal.failed,
                         "queue_depth": journal.queue_depth, "last_error": journal.last_error},
         }
@@ -453,7 +485,7 @@ def start_trading_node(*, hostname: str | None = None, venue_codes: list[str] | 
                                 log_level=odum["NODE_LOG_LEVEL"], cache_redis_url=redis_url or None,
                                 md_interval_secs=odum["MARKET_DATA_PUBLISH_SECS"],
                                 mark_interval_secs=odum["POSITION_MARK_SECS"],
-                                journal_wait_secs=odum["NODE_JOURNAL_WAIT_SECS"])
+                                journal_wait_secs=odum["NODE_JOURNAL_WAIT_SECS"], lease=node_lease())
         host = _host
     host.start(timeout=timeout or odum["NODE_START_TIMEOUT_SECS"])
     # The process now holds its long-lived heap (NautilusTrader's node, its cache and instruments):
