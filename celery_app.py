@@ -7,6 +7,7 @@ everything else (sweepers, exports). Settings come from Django settings with the
 
 import logging
 import os
+import signal
 
 from celery import Celery
 from celery.signals import celeryd_after_setup, task_prerun, worker_ready, worker_shutdown
@@ -88,7 +89,9 @@ def acquire_node_lease_in_worker(sender=None, instance=None, **kwargs):
     crashed predecessor's lease expiring), then logs CRITICAL and raises ``WorkerShutdown``: a
     ``SystemExit``, which Celery's signal dispatch does not swallow (it catches ``Exception``) and
     ``WorkController.start`` turns into a stop with that exit code (``EX_UNAVAILABLE``, 69).
-    Only in the ``worker`` TRADING_NODE mode with ``REDIS_URL``.
+    Only in the ``worker`` TRADING_NODE mode with ``REDIS_URL``. A lease lost later (taken by another
+    worker, or not renewed for ``NODE_LEASE_TTL_SECS``) stops the node (the host) and this worker (a
+    warm shutdown: it takes no more venue tasks).
     """
     from django.conf import settings
 
@@ -104,8 +107,8 @@ def acquire_node_lease_in_worker(sender=None, instance=None, **kwargs):
     trader_id = odum["NODE_TRADER_ID"]
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        acquire_node_lease(client=client, trader_id=trader_id, name=str(sender), ttl_secs=odum["NODE_LEASE_TTL_SECS"],
-                           wait_secs=odum["NODE_LEASE_WAIT_SECS"])
+        lease = acquire_node_lease(client=client, trader_id=trader_id, name=str(sender),
+                                   ttl_secs=odum["NODE_LEASE_TTL_SECS"], wait_secs=odum["NODE_LEASE_WAIT_SECS"])
     except NodeLeaseRefused as exc:
         logger.critical("trading worker %s NOT started: %s. Another trading worker runs trader %s's node (token "
                         "%s); run one trading worker per NODE_TRADER_ID: stop that worker first, or give this one "
@@ -116,6 +119,16 @@ def acquire_node_lease_in_worker(sender=None, instance=None, **kwargs):
         logger.critical("trading worker %s NOT started: node lease %s could not be taken (%s: %s); this worker "
                         "exits without consuming queue venues", sender, lease_key(trader_id), type(exc).__name__, exc)
         raise WorkerShutdown(EX_UNAVAILABLE) from exc
+    lease.on_lost(_stop_worker_for_lost_lease)
+
+
+def _stop_worker_for_lost_lease(reason: str) -> None:
+    # The host stops the node when its lease is lost (venues/node/host.py); the worker must stop consuming
+    # queue venues too, or each venue task it takes waits NODE_READY_WAIT_SECS and is rejected while the
+    # lease's holder could have sent it. SIGTERM to this process is Celery's warm shutdown: the task in hand
+    # ends, the rest stay queued for the holder (acks_late); the lease is left to its holder.
+    logger.critical("trading worker stops consuming queue venues: %s", reason)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @worker_ready.connect

@@ -539,3 +539,29 @@ def test_trading_worker_sigterm_with_the_journal_behind_stops_the_node_drains_th
     assert len(oms_ids) == len(set(oms_ids)) and set(oms_ids) == node_ids, (sorted(node_ids), sorted(oms_ids))
     parent = Order.objects.get(pk=parent_id)
     assert parent.filled_quantity == sum((f.quantity for f in twap_fills), Decimal(0)) > 0
+
+
+def test_trading_worker_whose_node_lease_is_taken_stops_its_node_and_stops_consuming(topology, redis_client):
+    # Arrange: a ready trading worker holding its trader id's node lease (venues/node/lease.py)
+    from venues.node.lease import lease_key
+
+    worker = topology.start_worker()
+    topology.wait_ready(worker)
+    key = lease_key(topology.trader_id)
+    assert redis_client.get(key).decode().startswith(worker.name + "@")
+
+    # Act: another worker's token takes the lease (its expiry while Redis was out of reach, then a second
+    # worker's start, comes to the same)
+    redis_client.set(key, "intruder@elsewhere:1:deadbeef", px=60_000)
+
+    # Assert: the worker says so, stops its node and shuts down (Celery's warm shutdown), so it takes no
+    # more venue task; the lease stays with the new holder
+    try:
+        exit_code = worker.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"trading worker still running 90 s after losing its node lease:\n{worker.tail()}")
+    log = worker.log_path.read_text(errors="replace")
+    assert "taken by intruder@elsewhere:1:deadbeef" in log, worker.tail()
+    assert "trading worker stops consuming queue venues" in log and "Warm shutdown" in log, worker.tail()
+    assert exit_code == 0, worker.tail()
+    assert redis_client.get(key) == b"intruder@elsewhere:1:deadbeef"
