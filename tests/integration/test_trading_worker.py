@@ -563,5 +563,7 @@ def test_trading_worker_whose_node_lease_is_taken_stops_its_node_and_stops_consu
     log = worker.log_path.read_text(errors="replace")
     assert "taken by intruder@elsewhere:1:deadbeef" in log, worker.tail()
     assert "trading worker stops consuming queue venues" in log and "Warm shutdown" in log, worker.tail()
+    # One stop, waited for by the shutdown: the node stopped and the journal drained before the process ended
+    assert log.count(f"trading node {topology.trader_id} stopped (clean)") == 1, worker.tail()
     assert exit_code == 0, worker.tail()
     assert redis_client.get(key) == b"intruder@elsewhere:1:deadbeef"

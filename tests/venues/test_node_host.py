@@ -119,6 +119,47 @@ def _twap_filled(**twap) -> Order:
     return parent
 
 
+def test_host_stop_called_while_another_stop_drains_waits_for_it_and_returns_its_outcome(transactional_db):
+    # Arrange: a host (never started) whose journal is still writing an event when it is told to stop,
+    # as when a lost node lease stops the host on one thread and the worker's shutdown on another
+    import threading
+
+    _listing()
+    gate, written = threading.Event(), []
+
+    def apply(*, event):
+        gate.wait(30)
+        written.append(event)
+        return type("Applied", (), {"applied": True})()
+
+    writer = JournalWriter(apply=apply).start()
+    host = TradingNodeHost(plan=node_plan(), trader_id="TESTNODE-STOP", journal=writer, heartbeat_secs=0)
+    event = VenueEvent(kind=VenueEventKind.ACCEPTED, client_order_id="OL-drain", venue="BINANCE-SPOT",
+                       ts_event=timezone.now())
+    writer.submit(event)
+    outcomes: dict[str, tuple[bool, list]] = {}
+
+    def stop(name):
+        clean = host.stop(timeout=30)
+        outcomes[name] = (clean, list(written))
+
+    first = threading.Thread(target=stop, args=("first",))
+    first.start()
+    eventually(lambda: host.stopped, message="the first stop under way")
+
+    # Act: a second stop while the first drains the journal
+    second = threading.Thread(target=stop, args=("second",))
+    second.start()
+    second.join(1.0)  # a chance to return early, which it must not take
+    gate.set()
+    first.join(30)
+    second.join(30)
+
+    # Assert: the second caller got the first's outcome only once the journal had written the event
+    assert outcomes["first"] == (True, [event])
+    assert outcomes["second"] == (True, [event])
+
+
 def test_host_hands_venue_events_to_its_journal_waiting_for_an_idle_writer_only_when_configured(transactional_db):
     # Arrange: two hosts on one writer (neither started: only their event sink is used).
     _listing()

@@ -139,6 +139,8 @@ class TradingNodeHost:
         self.reconciliation: dict[str, Any] | None = None  # the start-up summary; None until it is done
         self.error = ""
         self.stopped = False
+        self._stop_lock = threading.Lock()  # one stop at a time; a concurrent caller waits for its outcome
+        self._stop_clean: bool | None = None
         self.lease = lease
         if lease is not None:
             lease.on_lost(self._on_lease_lost)
@@ -278,11 +280,17 @@ class TradingNodeHost:
     def stop(self, *, timeout: float = 30.0) -> bool:
         """Stop the node, then drain the publisher and the journal writer; return True when clean.
 
-        Idempotent. Never raises: a stop that times out is logged and returns False.
+        Idempotent and safe from several threads: a caller while a stop runs (a lost lease's stop and the
+        worker's shutdown) waits for it and gets its outcome, so nobody takes a stop still draining for
+        done. Never raises: a stop that times out is logged and returns False.
         """
-        if self.stopped:
-            return True
-        self.stopped = True
+        self.stopped = True  # refuse commands at once (call()), before waiting for a stop already running
+        with self._stop_lock:
+            if self._stop_clean is None:
+                self._stop_clean = self._stop(timeout)
+            return self._stop_clean
+
+    def _stop(self, timeout: float) -> bool:
         clean = True
         self._heartbeat_stop.set()
         if self._heartbeat is not None:
