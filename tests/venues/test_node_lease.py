@@ -91,8 +91,9 @@ def test_lease_taken_by_another_token_is_lost_and_reported_once(redis_client, tr
     # Act: another worker overwrote it (e.g. it expired during a Redis stall and was taken)
     redis_client.set(lease_key(trader_id), "intruder@host:9:abcd")
 
-    # Assert: lost, named, the callback called once; the intruder's lease untouched
-    eventually(lambda: holder.lost, message="lease lost")
+    # Assert: lost, named, the callback called once; the intruder's lease untouched. (``lost`` is set before
+    # the callbacks run, on the keeper's thread: wait for the callback, not for the flag.)
+    eventually(lambda: reasons, message="lease loss reported")
     assert reasons == [holder.lost] and "intruder@host:9:abcd" in holder.lost
     assert holder.release() is False
     assert redis_client.get(lease_key(trader_id)).decode() == "intruder@host:9:abcd"
